@@ -1,0 +1,192 @@
+"""Tracing a program's own coroutines without edits: an import hook and a script runner.
+
+Problem: ``asynctrace run script.py`` must give a ``coroutine`` span to every ``async def`` of
+the program (nested functions and methods included) but not to the standard library or
+installed packages, and the program must not notice: same line numbers, tracebacks,
+``__name__``, ``sys.argv``, exit status.
+
+Solution: source files under the program's directory are compiled with one more decorator on
+each ``async def`` (the innermost one, with the ``def``'s own line, so ``co_firstlineno`` and
+every line number stay as they were).  A meta path finder does this for imported modules, and
+:func:`run_script` / :func:`run_module` for ``__main__``.  Transformed code is never written to
+``__pycache__``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib.abc
+import importlib.machinery
+import os
+import runpy
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+from ._decorator import TracedFunction, trace
+
+_HOOK_MODULE = __name__
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def auto(fn: Any) -> Any:
+    """The decorator the import hook adds to each ``async def``; never raises."""
+    try:
+        return trace(fn)
+    except Exception:  # anything unusual stays untraced rather than breaking the program
+        return fn
+
+
+def _is_async_generator(node: ast.AsyncFunctionDef) -> bool:
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        child = stack.pop()
+        if isinstance(child, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        stack.extend(ast.iter_child_nodes(child))
+    return False
+
+
+class _AddTrace(ast.NodeTransformer):
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
+        self.generic_visit(node)
+        if _is_async_generator(node):
+            return node
+        decorator = ast.parse(
+            f"__import__({_HOOK_MODULE!r}, fromlist=['auto']).auto", mode="eval"
+        ).body
+        for sub in ast.walk(decorator):
+            ast.copy_location(sub, node)
+            sub.end_lineno, sub.end_col_offset = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        node.decorator_list.append(decorator)
+        return node
+
+
+def compile_traced(source: bytes | str, path: str) -> types.CodeType:
+    """Compile a module's source with every ``async def`` traced (raises SyntaxError as-is)."""
+    tree = ast.parse(source, filename=path)
+    tree = _AddTrace().visit(tree)
+    return compile(tree, path, "exec", dont_inherit=True)
+
+
+class _TracingLoader(importlib.machinery.SourceFileLoader):
+    """Loads a program module through :func:`compile_traced`, bypassing the bytecode cache."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        return compile_traced(self.get_data(path), path)
+
+
+class ProgramFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of the program (files under ``roots``) and loads them traced."""
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        self.roots = [os.path.join(os.path.abspath(r), "") for r in roots]
+        self._excluded = [
+            os.path.join(os.path.abspath(p), "")
+            for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}
+        ] + [_PACKAGE_DIR]
+
+    def is_program_file(self, path: str) -> bool:
+        """True for a ``.py`` file under a root and not in an environment or asynctrace."""
+        path = os.path.abspath(path)
+        return (
+            path.endswith(".py")
+            and any(path.startswith(r) for r in self.roots)
+            and not any(path.startswith(e) for e in self._excluded)
+            and "site-packages" not in path
+            and "dist-packages" not in path
+        )
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        search = list(self.roots) if path is None else [
+            p for p in path if any(os.path.join(os.path.abspath(p), "").startswith(r) for r in self.roots)
+        ]
+        if not search:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, search, target)
+        if (
+            spec is None
+            or not isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+            or spec.origin is None
+            or not self.is_program_file(spec.origin)
+        ):
+            return None
+        spec.loader = _TracingLoader(fullname, spec.origin)
+        return spec
+
+
+def install_finder(roots: Sequence[str]) -> ProgramFinder:
+    """Put a :class:`ProgramFinder` in front of the path finder."""
+    finder = ProgramFinder(roots)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def remove_finder(finder: ProgramFinder) -> None:
+    """Take ``finder`` out of ``sys.meta_path`` (no error when already gone)."""
+    if finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+
+
+def trace_module(module: types.ModuleType) -> int:
+    """Trace the ``async def`` functions and methods of an already imported module.
+
+    For code imported before tracing started (such as a test module); returns how many
+    functions were wrapped.
+    """
+    count = 0
+    namespace = vars(module)
+    for name, value in list(namespace.items()):
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            for attr, member in list(vars(value).items()):
+                if _wrappable(member):
+                    setattr(value, attr, auto(member))
+                    count += 1
+        elif _wrappable(value) and getattr(value, "__module__", None) == module.__name__:
+            namespace[name] = auto(value)
+            count += 1
+    return count
+
+
+def _wrappable(obj: object) -> bool:
+    import inspect
+
+    return (
+        inspect.isfunction(obj)
+        and inspect.iscoroutinefunction(obj)
+        and not isinstance(obj, TracedFunction)
+    )
+
+
+def run_script(path: str, args: Sequence[str]) -> None:
+    """Run ``path`` as ``__main__`` the way ``python path args...`` does, traced."""
+    abspath = os.path.abspath(path)
+    with open(abspath, "rb") as file:
+        source = file.read()
+    code = compile_traced(source, abspath)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=abspath,
+        __cached__=None,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", abspath),
+        __spec__=None,
+    )
+    sys.modules["__main__"] = main
+    sys.argv[:] = [path, *args]
+    sys.path[0] = os.path.dirname(abspath)
+    exec(code, main.__dict__)
+
+
+def run_module(module: str, args: Sequence[str]) -> None:
+    """Run ``module`` as ``__main__`` the way ``python -m module args...`` does, traced."""
+    sys.argv[:] = [module, *args]
+    sys.path[0] = os.getcwd()
+    runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -1,0 +1,206 @@
+"""From the recorder's tuples to a :class:`Trace`: names, lines and attributes, at export time.
+
+Problem: the hot path stores code objects, float delays and span ids, not names.
+
+Solution: :func:`build_trace` resolves each record once, with caches per code object and per
+(code, offset), links awaits on a gather into that gather, and closes the spans still open
+(tasks still pending, the await each of them is in) at the build time as ``unfinished``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import CodeType
+from typing import Any
+
+from . import _coro, _instrument
+from ._coro import K_AWAIT, K_BLOCKED, K_CORO, K_GATHER, K_RUN, K_TASK, K_THREAD, FnInfo, Rec
+from ._record import Recorder
+from ._spans import KINDS, Span, Trace
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+
+
+class _Names:
+    """Caches for what code objects and code offsets mean."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[CodeType, int], int] = {}
+
+    def line(self, code: CodeType, lasti: int) -> int:
+        key = (code, lasti)
+        line = self._lines.get(key)
+        if line is None:
+            line = code.co_firstlineno
+            for start, end, number in code.co_lines():
+                if start <= lasti < end and number is not None:
+                    line = number
+                    break
+            self._lines[key] = line
+        return line
+
+
+def qualname(code: CodeType) -> str:
+    """The qualified name of a code object (``co_qualname`` from Python 3.11)."""
+    return str(getattr(code, "co_qualname", code.co_name))
+
+
+def awaited_code_name(code: CodeType) -> str:
+    """What awaiting a coroutine of this code waits on: ``asyncio.sleep(0)``, ``Queue.get``."""
+    if code is _coro._SLEEP_CODE:
+        return "asyncio.sleep(0)"
+    name = qualname(code)
+    if code.co_filename.startswith(_ASYNCIO_DIR) and "." not in name:
+        return f"asyncio.{name}"
+    return name
+
+
+def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
+    if isinstance(what, FnInfo):
+        attrs: dict[str, object] = {
+            "code.function.name": qualname(what.code),
+            "code.file.path": what.code.co_filename,
+            "code.line.number": what.code.co_firstlineno,
+        }
+        if what.attributes:
+            attrs.update(what.attributes)
+        return what.name, attrs
+    if isinstance(what, CodeType):
+        return qualname(what), {
+            "code.function.name": qualname(what),
+            "code.file.path": what.co_filename,
+            "code.line.number": what.co_firstlineno,
+        }
+    return str(what), {}
+
+
+def _status(status: Any) -> tuple[Any, str | None, dict[str, object]]:
+    if status is None:
+        return "ok", None, {}
+    kind, exc_type, message = status
+    error = f"{exc_type}: {message}" if message else exc_type
+    return kind, error, {"exception.type": exc_type, "exception.message": message}
+
+
+def _open_records(recorder: Recorder, now: float) -> list[Rec]:
+    """Records for what is still open: pending tasks, their coroutine chain and await, gathers."""
+    records: list[Rec] = []
+    unfinished = ("unfinished", "", "")
+    for root in list(recorder.roots):
+        if root._task_name is None:
+            continue
+        proxy = root._top
+        while proxy is not root:
+            records.append((K_CORO, proxy._sid, proxy._parent, root._sid, proxy._start, now,
+                            recorder.next_seq(),
+                            proxy._info, None, 0, unfinished, None))
+            proxy = proxy._outer
+        if root._aw_t is not None:
+            what = root._aw_what
+            if what.__class__ is not CodeType and what.__class__ is not float:
+                what = _coro._reduce_awaited(what)
+            records.append((K_AWAIT, root._aw_sid, root._aw_parent, root._sid, root._aw_t, now,
+                            recorder.next_seq(),
+                            what, root._aw_code, root._aw_lasti, unfinished, None))
+        records.append((K_TASK, root._sid, root._parent, root._sid, root._start, now,
+                        recorder.next_seq(),
+                        root._info, None, 0, unfinished, root._task_name()))
+    for sid, rec in list(_instrument.open_gathers.items()):
+        if sid > recorder.run_sid:
+            records.append(rec[:5] + (now, recorder.next_seq()) + rec[7:10] + (unfinished, None))
+    return records
+
+
+def build_trace(recorder: Recorder) -> Trace:
+    """Build the span tree of everything ``recorder`` holds, open spans included."""
+    now = recorder.end if recorder.end is not None else recorder.clock()
+    records = list(recorder.records)
+    records += _open_records(recorder, now)
+    records.append(recorder.run_record())
+    origin = recorder.origin
+    names = _Names()
+    spans: dict[int, Span] = {}
+    awaits: list[tuple[Span, Any]] = []
+    gathers: list[tuple[Span, Any]] = []
+    for rec in records:
+        kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
+        state, error, attrs = _status(status)
+        if kind == K_TASK or kind == K_CORO:
+            name, fn_attrs = _fn_attributes(what)
+            attrs.update(fn_attrs)
+            if kind == K_TASK:
+                attrs["asynctrace.task.name"] = extra
+        elif kind == K_THREAD:
+            name = what
+            attrs["code.function.name"] = what
+            attrs["asynctrace.thread.name"] = extra
+        elif kind == K_RUN:
+            name = what
+        else:
+            name = "blocked" if kind == K_BLOCKED else ""
+            if code is not None:
+                attrs["code.file.path"] = code.co_filename
+                attrs["code.line.number"] = names.line(code, lasti)
+        span = Span(
+            span_id=sid,
+            parent_id=parent,
+            kind=KINDS[kind],
+            name=name,
+            start=start - origin,
+            end=end - origin,
+            track=track,
+            status=state,
+            error=error,
+            attributes=attrs,
+            start_seq=sid,
+            end_seq=end_seq,
+        )
+        spans[sid] = span
+        if kind == K_AWAIT:
+            awaits.append((span, what))
+        elif kind == K_GATHER:
+            gathers.append((span, what))
+    for span, children in gathers:
+        span.name = "gather(" + _summarize(spans[c].name for c in children if c in spans) + ")"
+    for span, what in awaits:
+        _name_await(span, what, spans)
+    return Trace(list(spans.values()), clock=recorder.clock_name,
+                 epoch_ns=recorder.epoch_ns, dropped=recorder.dropped)
+
+
+def _name_await(span: Span, what: Any, spans: dict[int, Span]) -> None:
+    if isinstance(what, float):
+        name = f"asyncio.sleep({what:g})"
+    elif isinstance(what, CodeType):
+        name = awaited_code_name(what)
+    elif isinstance(what, tuple):
+        target = spans.get(what[1])
+        if target is None:
+            name = what[0]
+        elif what[0] == "gather":
+            name = target.name
+            if target.track == span.track:
+                # The await on a gather is part of it: nest it, and let the gather last until
+                # its result is taken, so the pair stays strictly nested on the track.
+                span.parent_id = target.span_id
+                target.end = max(target.end, span.end)
+                target.end_seq = max(target.end_seq, span.end_seq)
+        else:
+            task_name = target.attributes.get("asynctrace.task.name", "")
+            name = f"{task_name} ({target.name})" if task_name else target.name
+    else:
+        name = str(what)
+    span.name = name
+    span.attributes["asynctrace.awaited"] = name
+
+
+def _summarize(names: Any) -> str:
+    """``task1, task2`` or ``worker × 2000``: the names of a gather's children, in order."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    parts = [name if n == 1 else f"{name} × {n}" for name, n in counts.items()]
+    if len(parts) > 4:
+        parts = parts[:4] + [f"… {len(parts) - 4} more"]
+    return ", ".join(parts)

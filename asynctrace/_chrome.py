@@ -1,0 +1,470 @@
+"""The JSON timeline: Chrome Trace Event Format, for Perfetto, and reading it back.
+
+Problem: a :class:`~asynctrace._spans.Trace` has to open in Perfetto (https://ui.perfetto.dev, or
+offline with VizTracer's ``vizviewer``) as one row per task with its awaits nested inside, and
+the same file has to load back into a ``Trace`` for ``asynctrace view``.  Perfetto's JSON importer
+drops or misdraws slices that are not strictly nested on a thread, ignores ``id()``-sized tids
+badly, and the format has no sub-lanes.
+
+Solution: one synthetic thread (``tid`` 1, 2, 3 ... in creation order) per run, task and thread
+job; every span is one complete ``"X"`` event whose times are whole nanoseconds written as
+microseconds.  Children are clamped into the slice that encloses them on the same row, so
+nesting holds after rounding; a span that overlaps a sibling without nesting in it (the recorder
+CANNOT normally produce one, but a hand-built or merged trace can) is cut at the enclosing
+slice's end and keeps its true end in ``args.unclamped_end``.  Flow arrows use tiny 1 ns marker
+slices so that Perfetto, which draws an arrow from the *end* of its source slice to the *start*
+of its target slice, draws them forward in time.  Every span's identity, status and attributes
+ride in ``args``, which is what :func:`read_chrome_json` reads back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._spans import KINDS, STATUSES, Span, Trace
+
+__all__ = ["activity", "row_label", "read_chrome_json", "to_chrome", "write_chrome_json"]
+
+PID = 1
+COUNTER_TID = 0
+MAX_COUNTER_POINTS = 2000
+MARKER_CAT = "asynctrace.flow"
+_RESERVED = frozenset(
+    ("span_id", "parent_id", "kind", "status", "name", "track", "start_seq", "end_seq", "error")
+)
+_RESERVED_PREFIX = "attribute."
+_UNCLAMPED = "unclamped_end"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("asynctrace")
+    except Exception:  # not installed: a source checkout
+        return "0+unknown"
+
+
+def row_label(span: Span) -> str:
+    """The name of the timeline row a run, task or thread job owns: ``Task-2 task1()``."""
+    if span.kind == "task":
+        task_name = span.attributes.get("asynctrace.task.name") or "Task"
+        return f"{task_name} {span.name}()"
+    if span.kind == "thread":
+        thread_name = span.attributes.get("asynctrace.thread.name") or "thread"
+        return f"{thread_name} {span.name}()"
+    if span.kind == "run":
+        return f"run {span.name}"
+    return display_name(span)
+
+
+def display_name(span: Span) -> str:
+    """The slice name: ``await asyncio.sleep(3)``, ``task1()``, ``blocked 3.000 s``."""
+    kind = span.kind
+    if kind == "await":
+        return f"await {span.name}"
+    if kind in ("task", "coroutine", "thread"):
+        name = f"{span.name}()"
+    elif kind == "blocked":
+        name = f"blocked {span.duration:.3f} s"
+    else:
+        name = span.name
+    if span.status != "ok":
+        name = f"{name} [{span.status}]"
+    return name
+
+
+def _join_names(trace: Trace) -> set[str]:
+    """What an await on a task is named: ``Task-2 (task1)`` (see architecture.md)."""
+    names = set()
+    for span in trace.spans:
+        if span.kind == "task":
+            task_name = span.attributes.get("asynctrace.task.name")
+            if task_name:
+                names.add(f"{task_name} ({span.name})")
+    return names
+
+
+def is_join(span: Span, join_names: set[str]) -> bool:
+    """True if this await waits on other tasks (a task, a gather): a join, not an operation."""
+    if span.kind != "await":
+        return False
+    if span.parent is not None and span.parent.kind == "gather":
+        return True
+    awaited = span.attributes.get("asynctrace.awaited", span.name)
+    name = awaited if isinstance(awaited, str) else span.name
+    return name.startswith("gather(") or name in join_names or span.name in join_names
+
+
+def activity(trace: Trace) -> list[tuple[float, int, int]]:
+    """How many tasks run and wait over time, as ``(time, running, waiting)`` change points.
+
+    A task is *waiting* while it awaits other tasks (a gather, a task: a join, whose time is
+    already drawn on the children's rows) and *running* while it is alive otherwise, including
+    while it awaits a sleep, a socket or a queue.  Why not count every await as waiting: only one
+    task executes Python at a time, so "running" in that sense could never exceed one and the
+    overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
+    """
+    join_names = _join_names(trace)
+    tasks = {s.span_id: s for s in trace.spans if s.kind == "task"}
+    deltas: dict[float, list[int]] = {}
+
+    def add(t: float, running: int, waiting: int) -> None:
+        d = deltas.setdefault(t, [0, 0])
+        d[0] += running
+        d[1] += waiting
+
+    waits: dict[int, list[tuple[float, float]]] = {}
+    for span in trace.spans:
+        if span.track in tasks and is_join(span, join_names):
+            waits.setdefault(span.track, []).append((span.start, span.end))
+    for task in tasks.values():
+        add(task.start, 1, 0)
+        add(task.end, -1, 0)
+        for a, b in _merge(waits.get(task.span_id, ()), task.start, task.end):
+            add(a, -1, 1)
+            add(b, 1, -1)
+    points: list[tuple[float, int, int]] = []
+    running = waiting = 0
+    for t in sorted(deltas):
+        running += deltas[t][0]
+        waiting += deltas[t][1]
+        if not points or points[-1][1:] != (running, waiting):
+            points.append((t, running, waiting))
+    return points
+
+
+def _merge(
+    intervals: Iterable[tuple[float, float]], lo: float, hi: float
+) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(intervals):
+        a, b = max(a, lo), min(b, hi)
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _us(ns: int) -> int | float:
+    """Nanoseconds as microseconds, an int when whole (shorter, and exact in every reader)."""
+    return ns // 1000 if ns % 1000 == 0 else ns / 1000
+
+
+def _args(span: Span) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "kind": span.kind,
+        "status": span.status,
+        "name": span.name,
+        "track": span.track,
+        "start_seq": span.start_seq,
+        "end_seq": span.end_seq,
+    }
+    if span.error is not None:
+        args["error"] = span.error
+    for key, value in span.attributes.items():
+        args[_RESERVED_PREFIX + key if key in _RESERVED else key] = value
+    return args
+
+
+class _Item:
+    """One slice to place on a row: a span or a flow marker, in whole nanoseconds."""
+
+    __slots__ = ("after", "end", "event", "order", "start")
+
+    def __init__(self, start: int, end: int, order: tuple[int, int], event: dict[str, Any]):
+        self.start = start
+        self.end = max(end, start)
+        self.order = order
+        self.event = event
+        self.after: list[dict[str, Any]] = []  # flow events bound to this slice
+
+
+def _place(items: list[_Item]) -> list[dict[str, Any]]:
+    """Nest one row's slices strictly, clamping each into the slice that encloses it."""
+    items.sort(key=lambda it: (it.start, -it.end, it.order))
+    stack: list[_Item] = []
+    out: list[dict[str, Any]] = []
+    for it in items:
+        while stack and stack[-1].end <= it.start:  # half-open: [a, b) is over at b
+            stack.pop()
+        if stack and it.end > stack[-1].end:
+            ev = it.event
+            if "span_id" in ev["args"]:
+                ev["args"][_UNCLAMPED] = _us(it.end)
+            it.end = stack[-1].end
+        it.event["ts"] = _us(it.start)
+        it.event["dur"] = _us(it.end - it.start)
+        stack.append(it)
+        out.append(it.event)
+        out.extend(it.after)
+    return out
+
+
+def to_chrome(trace: Trace) -> dict[str, Any]:
+    """The trace as a Chrome Trace Event Format document (a dict ready for ``json.dump``).
+
+    Runs on the caller's thread, off the event loop; it never mutates ``trace``.
+    """
+    owners = trace.tracks
+    track_ids = [s.span_id for s in owners]
+    known = set(track_ids)
+    track_ids += sorted({s.track for s in trace.spans} - known)  # rows whose owner was dropped
+    tids = {track: i + 1 for i, track in enumerate(track_ids)}
+    run = next((s for s in trace.spans if s.kind == "run"), None)
+    process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
+    events: list[dict[str, Any]] = [
+        {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
+    ]
+    for track in track_ids:
+        owner = trace.by_id.get(track)
+        label = row_label(owner) if owner is not None else f"track {track}"
+        tid = tids[track]
+        events.append(
+            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": label}}
+        )
+        events.append(
+            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}
+        )
+
+    rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
+    items: dict[int, _Item] = {}
+    for span in trace.spans:
+        tid = tids[span.track]
+        event = {"ph": "X", "pid": PID, "tid": tid, "name": display_name(span), "cat": span.kind}
+        event["args"] = _args(span)
+        item = _Item(round(span.start * 1e9), round(span.end * 1e9), (span.start_seq, 0), event)
+        rows[span.track].append(item)
+        items[span.span_id] = item
+    tail = _flows(trace, tids, rows, items)
+    for track in track_ids:
+        events.extend(_place(rows[track]))
+    events.extend(tail)
+    events.extend(_counter(trace))
+    other = {
+        "asynctrace": _version(),
+        "clock": trace.clock,
+        "epoch_ns": trace.epoch_ns,
+        "dropped": trace.dropped,
+        "spans": len(trace.spans),
+    }
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
+
+
+def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
+    event = {"ph": "X", "pid": PID, "tid": tid, "name": name, "cat": MARKER_CAT, "args": {}}
+    return _Item(ns, ns + 1, (seq, 1), event)
+
+
+def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str) -> dict[str, Any]:
+    event = {"ph": ph, "pid": PID, "tid": tid, "ts": _us(ns), "id": flow_id, "cat": cat}
+    event["name"] = cat
+    if ph == "f":
+        event["bp"] = "e"
+    return event
+
+
+def _flows(
+    trace: Trace, tids: dict[int, int], rows: dict[int, list[_Item]], items: dict[int, _Item]
+) -> list[dict[str, Any]]:
+    """Add spawn and join arrows; returns events that must come after every slice.
+
+    spawn: a 1 ns marker on the creator's row where each task started -> the task's slice.
+    join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
+    """
+    tail: list[dict[str, Any]] = []
+    flow_id = 0
+    spawn_markers: dict[tuple[int, int], _Item] = {}
+    join_names = _join_names(trace)
+    joins: dict[int, list[Span]] = {}
+    for span in trace.spans:  # in start order, and a task awaits one thing at a time
+        if is_join(span, join_names):
+            joins.setdefault(span.track, []).append(span)
+    join_starts = {track: [w.start for w in ws] for track, ws in joins.items()}
+    join_markers: dict[int, _Item] = {}
+    for span in trace.spans:
+        parent = span.parent
+        if span.kind not in ("task", "thread") or parent is None or parent.track == span.track:
+            continue
+        flow_id += 1
+        item = items[span.span_id]
+        pitem = items[parent.span_id]
+        at = min(max(item.start, pitem.start), max(pitem.end - 1, pitem.start))
+        marker = spawn_markers.get((parent.track, at))
+        if marker is None:
+            marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
+            spawn_markers[(parent.track, at)] = marker
+            rows[parent.track].append(marker)
+        else:
+            marker.event["name"] = "start tasks"
+        marker.after.append(_flow("s", marker.event["tid"], at, flow_id, "spawn"))
+        item.after.append(_flow("f", tids[span.track], item.start, flow_id, "spawn"))
+        waiter = _waiter(span, joins.get(parent.track, []), join_starts.get(parent.track, []))
+        if waiter is None:
+            continue
+        witem = items[waiter.span_id]
+        jm = join_markers.get(waiter.span_id)
+        if jm is None:
+            at_end = max(witem.end - 1, witem.start)
+            jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
+            join_markers[waiter.span_id] = jm
+            rows[waiter.track].append(jm)
+        flow_id += 1
+        tail.append(_flow("s", tids[span.track], max(item.end - 1, item.start), flow_id, "join"))
+        jm.after.append(_flow("f", jm.event["tid"], jm.start, flow_id, "join"))
+    return tail
+
+
+def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:
+    """The await on the creator's row that waited for this child, if it did."""
+    i = bisect.bisect_right(starts, child.end) - 1
+    if i < 0 or joins[i].end < child.end:
+        return None
+    waiter = joins[i]
+    parent = child.parent
+    if parent is not None and parent.kind == "gather":
+        if waiter.parent is parent or waiter.name == parent.name:
+            return waiter
+        return None
+    task_name = child.attributes.get("asynctrace.task.name")
+    wanted = f"{task_name} ({child.name})"
+    return waiter if wanted in (waiter.name, waiter.attributes.get("asynctrace.awaited")) else None
+
+
+def _counter(trace: Trace) -> list[dict[str, Any]]:
+    """The ``tasks`` counter; more than MAX_COUNTER_POINTS changes keep each bucket's peaks."""
+    points = activity(trace)
+    if len(points) > MAX_COUNTER_POINTS:
+        t0, t1 = points[0][0], points[-1][0]
+        step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
+        buckets: dict[int, tuple[float, int, int]] = {}
+        for t, running, waiting in points:
+            b = min(int((t - t0) / step), MAX_COUNTER_POINTS - 1)
+            old = buckets.get(b)
+            if old is None:
+                buckets[b] = (t0 + b * step, running, waiting)
+            else:
+                buckets[b] = (old[0], max(old[1], running), max(old[2], waiting))
+        points = [buckets[b] for b in sorted(buckets)]
+        points[-1] = (t1, *points[-1][1:])
+    return [
+        {
+            "ph": "C",
+            "pid": PID,
+            "tid": COUNTER_TID,
+            "ts": _us(round(t * 1e9)),
+            "name": "tasks",
+            "args": {"running": running, "waiting": waiting},
+        }
+        for t, running, waiting in points
+    ]
+
+
+def write_chrome_json(trace: Trace, path: str | os.PathLike[str]) -> None:
+    """Write the trace as a compact Chrome Trace Event JSON file that Perfetto opens."""
+    doc = to_chrome(trace)
+    try:
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a name: escape everything instead
+        data = json.dumps(doc, separators=(",", ":"), default=str).encode("ascii")
+    Path(path).write_bytes(data)
+
+
+def _bad(path: Path, what: str) -> ValueError:
+    return ValueError(
+        f"{path} {what}; pass a JSON timeline written by asynctrace"
+        " (`asynctrace run --json trace.json ...` or write_chrome_json)"
+    )
+
+
+def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
+    """Rebuild the :class:`Trace` from a file written by :func:`write_chrome_json`.
+
+    Raises:
+        ValueError: the file is missing, not JSON, not a Chrome trace, or not written by
+            asynctrace; the message names the file and the fix.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise _bad(p, "does not exist") from None
+    except IsADirectoryError:
+        raise _bad(p, "is a directory, not a file") from None
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _bad(p, f"is not JSON ({exc})") from None
+    del raw
+    events = doc.get("traceEvents") if isinstance(doc, dict) else doc
+    if not isinstance(events, list):
+        raise _bad(p, "is JSON but not a Chrome trace (no traceEvents list)")
+    other = doc.get("otherData") if isinstance(doc, dict) else None
+    other = other if isinstance(other, dict) else {}
+    spans: list[Span] = []
+    foreign = 0
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict) or ev.get("ph") != "X":
+            continue
+        args = ev.get("args")
+        if not isinstance(args, dict) or "span_id" not in args:
+            foreign += ev.get("cat") != MARKER_CAT
+            continue
+        try:
+            spans.append(_span(ev, args))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad(p, f"has a malformed span in event {i} ({exc!r})") from None
+    if not spans and (foreign or "asynctrace" not in other):
+        raise _bad(p, "is a trace, but not one written by asynctrace (no event carries a span_id)")
+    return Trace(
+        spans,
+        clock=str(other.get("clock", "monotonic")),
+        epoch_ns=int(other.get("epoch_ns", 0)),
+        dropped=int(other.get("dropped", 0)),
+    )
+
+
+def _span(ev: dict[str, Any], args: dict[str, Any]) -> Span:
+    kind, status = args["kind"], args["status"]
+    if kind not in KINDS or status not in STATUSES:
+        msg = f"kind={kind!r} status={status!r}"
+        raise ValueError(msg)
+    ts, dur = float(ev["ts"]), float(ev["dur"])
+    if not (math.isfinite(ts) and math.isfinite(dur)):
+        msg = f"ts={ts} dur={dur}"
+        raise ValueError(msg)
+    end_us = float(args[_UNCLAMPED]) if _UNCLAMPED in args else ts + dur
+    attributes = {}
+    for key, value in args.items():
+        if key in _RESERVED or key == _UNCLAMPED:
+            continue
+        if key.startswith(_RESERVED_PREFIX) and key[len(_RESERVED_PREFIX) :] in _RESERVED:
+            key = key[len(_RESERVED_PREFIX) :]
+        attributes[key] = value
+    parent_id = args["parent_id"]
+    return Span(
+        span_id=int(args["span_id"]),
+        parent_id=None if parent_id is None else int(parent_id),
+        kind=kind,
+        name=str(args["name"]),
+        start=ts / 1e6,
+        end=end_us / 1e6,
+        track=int(args["track"]),
+        status=status,
+        error=args.get("error"),
+        attributes=attributes,
+        start_seq=int(args["start_seq"]),
+        end_seq=int(args["end_seq"]),
+    )

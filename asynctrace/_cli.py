@@ -1,0 +1,237 @@
+"""``asynctrace run`` and ``asynctrace view``: the command line front door.
+
+``run`` executes a program as ``python`` would (same ``sys.argv``, ``__main__``, stdin, stdout,
+tracebacks and exit status) with tracing on, then writes the timelines.  A user mistake in our
+own arguments is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import NoReturn
+
+from . import __version__, _autotrace
+from ._tracing import Tracing, report
+
+USAGE_ERROR = 2
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# `run` options that take a value as the next word (everything else is a flag).
+_VALUE_OPTIONS = {"--json", "--blocked-threshold", "--html", "--width", "--max-spans"}
+
+
+class UsageError(Exception):
+    """A mistake in asynctrace's own command line: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asynctrace run",
+        description="Run a Python program with every task, gather and await traced.",
+        usage="asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]",
+    )
+    parser.add_argument("--json", metavar="PATH",
+                        help="Chrome Trace Event JSON timeline (default: SCRIPT.trace.json)")
+    parser.add_argument("--no-json", action="store_true", help="do not write a JSON timeline")
+    parser.add_argument("--virtual-time", action="store_true",
+                        help="virtual clock: sleeps take no real time, durations stay exact")
+    parser.add_argument("--blocked-threshold", type=float, default=0.1, metavar="SECONDS",
+                        help="a loop step longer than this is a blocked span (default 0.1)")
+    parser.add_argument("--max-spans", type=int, default=5_000_000, metavar="N",
+                        help="keep at most N spans, count the rest as dropped")
+    parser.add_argument("--no-timeline", action="store_true",
+                        help="do not print the timeline on stderr")
+    parser.add_argument("--width", type=int, metavar="COLUMNS",
+                        help="width of the terminal timeline (default: the terminal's)")
+    return parser
+
+
+def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | None, list[str]]:
+    """(our options, script, module, program args): everything after the program is its own."""
+    ours: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m":
+            if i + 1 >= len(argv):
+                raise UsageError("-m needs a module name, e.g. `asynctrace run -m package.app`")
+            return ours, None, argv[i + 1], list(argv[i + 2 :])
+        if arg.startswith("-") and arg != "-":
+            ours.append(arg)
+            if arg in _VALUE_OPTIONS and i + 1 < len(argv):
+                ours.append(argv[i + 1])
+                i += 1
+            i += 1
+            continue
+        return ours, arg, None, list(argv[i + 1 :])
+    return ours, None, None, []
+
+
+def _check_writable(path: str, option: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a directory; give a file path such as "
+                         f"{os.path.join(path, 'trace.json')!r}")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path!r}: directory {directory!r} does not exist; "
+                         "create it or choose another path")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path!r} is not writable; choose a path you can write to")
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """What ``python`` exits with for an uncaught ``SystemExit``."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _program_traceback(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback without asynctrace's own frames at the top (as plain python shows it)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb
+
+
+def run(argv: Sequence[str]) -> int:
+    """``asynctrace run``: returns the program's exit status."""
+    ours, script, module, program_args = _split_run_args(argv)
+    options = _run_parser().parse_args(ours)
+    if script is None and module is None:
+        raise UsageError("no program given; use `asynctrace run SCRIPT [ARGS...]` "
+                         "or `asynctrace run -m MODULE [ARGS...]`")
+    if script is not None and not os.path.isfile(script):
+        raise UsageError(f"script {script!r} not found; check the path "
+                         "(use -m for a module name)")
+    if options.blocked_threshold <= 0:
+        raise UsageError(f"--blocked-threshold {options.blocked_threshold!r} must be a positive "
+                         "number of seconds, e.g. --blocked-threshold 0.05")
+    if options.max_spans < 1:
+        raise UsageError(f"--max-spans {options.max_spans!r} must be at least 1")
+    target = script if script is not None else str(module)
+    stem = os.path.splitext(os.path.basename(target))[0] if script else target
+    json_path = None if options.no_json else (options.json or f"{stem}.trace.json")
+    if json_path is not None:
+        _check_writable(json_path, "--json")
+
+    tracing = Tracing(
+        name=os.path.basename(target),
+        json=json_path,
+        virtual_time=options.virtual_time,
+        blocked_threshold=options.blocked_threshold,
+        max_spans=options.max_spans,
+    )
+    finder = _autotrace.install_finder(
+        [os.path.dirname(os.path.abspath(script))] if script else [os.getcwd()]
+    )
+    status = 0
+    interrupted = False
+    tracing.start()
+    try:
+        if script is not None:
+            _autotrace.run_script(script, program_args)
+        else:
+            _autotrace.run_module(str(module), program_args)
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    except SyntaxError as exc:
+        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
+        status = 1
+    except KeyboardInterrupt as exc:
+        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
+        interrupted = True
+    except BaseException as exc:
+        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
+        status = 1
+    finally:
+        _autotrace.remove_finder(finder)
+        _flush_stdout()
+        trace = tracing.stop()
+        _show(trace, options, json_path)
+    if interrupted:
+        # As python does: die of SIGINT so the parent sees the interrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    return status
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _show(trace: object, options: argparse.Namespace, json_path: str | None) -> None:
+    from ._spans import Trace
+
+    assert isinstance(trace, Trace)
+    if not options.no_timeline:
+        try:
+            from ._terminal import render_timeline
+
+            width = options.width or shutil.get_terminal_size((100, 24)).columns
+            color = bool(getattr(sys.stderr, "isatty", lambda: False)())
+            sys.stderr.write(render_timeline(trace, width=width, color=color) + "\n")
+        except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
+            report(f"could not draw the terminal timeline: {exc}")
+    if json_path is not None and os.path.exists(json_path):
+        report(f"JSON timeline: {json_path} (open it in https://ui.perfetto.dev)")
+
+
+def view(argv: Sequence[str]) -> int:
+    """``asynctrace view TRACE.json``: print the terminal timeline of a saved JSON timeline."""
+    parser = _Parser(prog="asynctrace view",
+                     description="Show a JSON timeline written by asynctrace.")
+    parser.add_argument("trace", metavar="TRACE.json")
+    parser.add_argument("--width", type=int, metavar="COLUMNS")
+    options = parser.parse_args(argv)
+    from ._chrome import read_chrome_json
+    from ._terminal import render_timeline
+
+    try:
+        trace = read_chrome_json(options.trace)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    width = options.width or shutil.get_terminal_size((100, 24)).columns
+    print(render_timeline(trace, width=width, color=sys.stdout.isatty()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``asynctrace`` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args[0] in ("-h", "--help"):
+            print("usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
+                  "       asynctrace view TRACE.json\n"
+                  "       asynctrace --version\n\n"
+                  "`asynctrace run --help` lists the options.")
+            sys.exit(0 if args else USAGE_ERROR)
+        if args[0] == "--version":
+            print(f"asynctrace {__version__}")
+            sys.exit(0)
+        command, rest = args[0], args[1:]
+        if command == "run":
+            sys.exit(run(rest))
+        if command == "view":
+            sys.exit(view(rest))
+        raise UsageError(f"unknown command {command!r}; use `asynctrace run` or `asynctrace view`")
+    except UsageError as exc:
+        print(f"asynctrace: error: {exc}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+

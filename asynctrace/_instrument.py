@@ -1,0 +1,215 @@
+"""Switching asyncio's instrumentation on and off: tasks, gather and executors.
+
+Problem: tasks are made in many ways (``create_task``, ``ensure_future``, ``gather``,
+``TaskGroup``, ``wait_for``, ``shield``, ``as_completed`` ...) and names imported early
+(``from asyncio import gather``) escape module-level patches.
+
+Solution: every asyncio task is created by a loop's ``create_task``: patch it on
+``BaseEventLoop`` (every asyncio loop, however and whenever made) and install a task factory
+on other loops (uvloop) when the default policy makes them.  Gather spans come from wrapping
+``asyncio.gather`` (as ``asyncio.gather`` and ``asyncio.tasks.gather``); thread jobs from
+wrapping ``BaseEventLoop.run_in_executor``, which ``asyncio.to_thread`` uses.
+
+Patches are installed once per process and stay as thin pass-throughs while no recorder is
+active (``_coro.active``), so uninstrumenting never races with a loop in another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import asyncio.events
+import asyncio.tasks
+import contextvars
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import _coro
+from ._coro import K_GATHER, K_THREAD, TaskRoot, current_parent, status_of, wrap_task_coro
+
+_BaseEventLoop = asyncio.base_events.BaseEventLoop
+_orig_create_task = _BaseEventLoop.create_task
+_orig_run_in_executor = _BaseEventLoop.run_in_executor
+_orig_gather = asyncio.tasks.gather
+_orig_new_event_loop = asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop
+_installed = False
+# asyncio.run's own housekeeping tasks: not the program's, left out of the trace.
+_HOUSEKEEPING = frozenset((_BaseEventLoop.shutdown_asyncgens.__code__,
+                           _BaseEventLoop.shutdown_default_executor.__code__))
+# Open gather spans by id -> record prefix, for spans still open when the trace is built.
+open_gathers: dict[int, tuple[Any, ...]] = {}
+
+
+def _start_task(coro: Any, create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
+                context: contextvars.Context | None) -> asyncio.Task[Any]:
+    parent, _track = current_parent()
+    root = wrap_task_coro(coro, parent)
+    _coro.track_root(root)
+    if context is None:
+        # The Task copies the current context: let the copy carry this task's root.
+        token = _coro.current_root.set(root)
+        try:
+            task = create(root, None)
+        finally:
+            _coro.current_root.reset(token)
+    else:
+        # MUST run in the given context (Runner shares one across runs); set the root in it.
+        context.run(_coro.current_root.set, root)
+        task = create(root, context)
+    root._task_name = task.get_name
+    return task
+
+
+def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    if (not _coro.active or coro.__class__ is TaskRoot or not asyncio.iscoroutine(coro)
+            or getattr(coro, "cr_code", None) in _HOUSEKEEPING):
+        return _orig_create_task(self, coro, **kwargs)  # type: ignore[arg-type]
+    context = kwargs.pop("context", None)
+
+    def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
+        if ctx is not None:
+            kwargs["context"] = ctx
+        return _orig_create_task(self, root, **kwargs)  # type: ignore[arg-type]
+
+    return _start_task(coro, create, context)
+
+
+def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    """The task factory installed on loops that are not asyncio's own (uvloop)."""
+    if not _coro.active or coro.__class__ is TaskRoot:
+        return asyncio.Task(coro, loop=loop, **kwargs)
+    context = kwargs.pop("context", None)
+
+    def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
+        if ctx is not None:
+            kwargs["context"] = ctx
+        return asyncio.Task(root, loop=loop, **kwargs)
+
+    return _start_task(coro, create, context)
+
+
+def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Make sure tasks of ``loop`` are seen (a task factory where create_task is not patched)."""
+    if not isinstance(loop, _BaseEventLoop) and loop.get_task_factory() is None:
+        loop.set_task_factory(_task_factory)
+
+
+def _new_event_loop(self: asyncio.events.BaseDefaultEventLoopPolicy) -> asyncio.AbstractEventLoop:
+    loop = _orig_new_event_loop(self)
+    watch_loop(loop)
+    return loop
+
+
+def _gather(*aws: Any, return_exceptions: bool = False) -> asyncio.Future[Any]:
+    if not _coro.active:
+        return _orig_gather(*aws, return_exceptions=return_exceptions)
+    parent, track = current_parent()
+    sid = _coro.next_id()
+    start = _coro.clock()
+    caller = sys._getframe(1)
+    token = _coro.current_gather.set(sid)
+    try:
+        future = _orig_gather(*aws, return_exceptions=return_exceptions)
+    finally:
+        _coro.current_gather.reset(token)
+    children = tuple(
+        getattr(child.get_coro(), "_sid", 0)
+        for child in getattr(future, "_children", ())
+        if hasattr(child, "get_coro")
+    )
+    prefix = (K_GATHER, sid, parent, track, start)
+    suffix = (children, caller.f_code, caller.f_lasti)
+    try:
+        future._asynctrace_gather = sid  # type: ignore[attr-defined]
+    except AttributeError:  # gather() of nothing returns a plain Future
+        pass
+    open_gathers[sid] = prefix + (None, None) + suffix
+    future.add_done_callback(functools.partial(_gather_done, prefix, suffix))
+    return future
+
+
+def _gather_done(prefix: tuple[Any, ...], suffix: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+    """Close a gather span; called on the loop thread when the gather's future is done."""
+    open_gathers.pop(prefix[1], None)
+    if future.cancelled():
+        status: tuple[str, str, str] | None = ("cancelled", "CancelledError", "")
+    else:
+        exc = future.exception()
+        status = None if exc is None else status_of(exc)
+    _coro.append(prefix + (_coro.clock(), _coro.next_id()) + suffix + (status, None))
+
+
+class _ThreadJob:
+    """A function sent to an executor, recorded as a ``thread`` span on its own track.
+
+    Called in the worker thread; appends its record there (list.append is atomic).
+    """
+
+    __slots__ = ("_fn", "_name", "_parent")
+
+    def __init__(self, fn: Callable[..., Any], parent: int) -> None:
+        self._fn = fn
+        self._parent = parent
+        self._name = callable_name(fn)
+
+    def __call__(self, *args: Any) -> Any:
+        sid = _coro.next_id()
+        start = _coro.clock()
+        status = None
+        try:
+            return self._fn(*args)
+        except BaseException as exc:
+            status = status_of(exc)
+            raise
+        finally:
+            _coro.append((K_THREAD, sid, self._parent, sid, start, _coro.clock(), _coro.next_id(),
+                          self._name, None, 0, status, threading.current_thread().name))
+
+
+def callable_name(fn: Any) -> str:
+    """The qualified name of a function, seen through partials and ``Context.run``."""
+    while isinstance(fn, functools.partial):
+        if isinstance(getattr(fn.func, "__self__", None), contextvars.Context) and fn.args:
+            fn = fn.args[0]  # asyncio.to_thread: partial(context.run, func, *args)
+        else:
+            fn = fn.func
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
+
+
+def _run_in_executor(self: asyncio.AbstractEventLoop, executor: Any, func: Callable[..., Any],
+                     *args: Any) -> asyncio.Future[Any]:
+    if _coro.active:
+        func = _ThreadJob(func, current_parent()[0])
+    return _orig_run_in_executor(self, executor, func, *args)  # type: ignore[arg-type]
+
+
+def install() -> None:
+    """Install the pass-through patches (idempotent); they record only while a recorder is active."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign,assignment]
+    _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
+    asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _new_event_loop  # type: ignore[method-assign]
+    functools.update_wrapper(_gather, _orig_gather)
+    asyncio.gather = asyncio.tasks.gather = _gather  # type: ignore[assignment]
+    try:
+        watch_loop(asyncio.get_running_loop())
+    except RuntimeError:  # no running loop: loops made later are watched when made
+        pass
+
+
+def uninstall() -> None:
+    """Put asyncio back as it was."""
+    global _installed
+    if not _installed:
+        return
+    _installed = False
+    _BaseEventLoop.create_task = _orig_create_task  # type: ignore[method-assign]
+    _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
+    asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _orig_new_event_loop  # type: ignore[method-assign]
+    asyncio.gather = asyncio.tasks.gather = _orig_gather

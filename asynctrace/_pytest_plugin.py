@@ -1,0 +1,1 @@
+"""The asynctrace pytest plugin (placeholder until the plugin lands)."""

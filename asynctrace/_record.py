@@ -1,0 +1,107 @@
+"""The recorder: one clock and a list of small tuples.
+
+Problem: spans must be recorded on the event loop thread at a cost far below the program's own,
+and from worker threads too, without locks held across user code.
+
+Solution: a :class:`Recorder` owns a list that the hot path (``_coro.py``) appends tuples to
+(``list.append`` is atomic under the GIL), an id counter shared by starts and ends (so ties on
+the clock are decided by the order of events) and one injectable clock.  Activating a recorder
+binds these to module globals of ``_coro`` so that each record costs one lookup.  The recorder
+imports nothing from OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import weakref
+from collections.abc import Callable
+
+from . import _coro
+from ._coro import K_RUN, Rec
+
+DEFAULT_BLOCKED_THRESHOLD = 0.1
+DEFAULT_MAX_SPANS = 5_000_000
+
+
+class Recorder:
+    """Collects the records of one traced run.
+
+    Args:
+        name: the name of the run span (script, module or test id).
+        clock: seconds on a monotonic clock; the virtual-time loop's ``time`` under virtual time.
+        blocked_threshold: a loop step longer than this many seconds is a ``blocked`` span.
+        record_awaits: False records tasks, coroutines and gathers but no await spans.
+        max_spans: records kept at most; later ones are counted in ``dropped`` and discarded.
+    """
+
+    def __init__(
+        self,
+        name: str = "asynctrace",
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
+        record_awaits: bool = True,
+        max_spans: int = DEFAULT_MAX_SPANS,
+    ) -> None:
+        if blocked_threshold <= 0:
+            msg = f"blocked_threshold={blocked_threshold!r} must be a positive number of seconds"
+            raise ValueError(msg)
+        if max_spans < 1:
+            msg = f"max_spans={max_spans!r} must be at least 1"
+            raise ValueError(msg)
+        self.name = name
+        self.clock = clock
+        self.blocked_threshold = blocked_threshold
+        self.record_awaits = record_awaits
+        self.max_spans = max_spans
+        self.records: list[Rec] = []
+        self.dropped = 0
+        self.clock_name = "monotonic"
+        self.next_seq = itertools.count(1).__next__
+        self.run_sid = self.next_seq()
+        self.origin = clock()
+        self.epoch_ns = time.time_ns()
+        self.end: float | None = None
+        # Tasks started while recording, to find the spans still open when the trace is built.
+        self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
+
+    def append(self, record: Rec) -> None:
+        """Keep ``record`` unless the cap is reached (bound in place of ``list.append``)."""
+        if len(self.records) < self.max_spans:
+            self.records.append(record)
+        else:
+            self.dropped += 1
+
+    def activate(self) -> None:
+        """Make this the recorder that the hot path writes to."""
+        _coro.append = self.records.append if self.max_spans >= DEFAULT_MAX_SPANS else self.append
+        _coro.clock = self.clock
+        _coro.next_id = self.next_seq
+        _coro.blocked_threshold = self.blocked_threshold
+        _coro.record_awaits = self.record_awaits
+        _coro.run_sid = self.run_sid
+        _coro.track_root = self.roots.add
+        _coro.active = True
+
+    def use_clock(self, clock: Callable[[], float], name: str) -> None:
+        """Switch to another clock (the virtual loop's), which MUST continue from ``self.clock()``.
+
+        Called on the loop thread when a virtual-time loop starts.
+        """
+        self.clock = clock
+        self.clock_name = name
+        _coro.clock = clock
+
+    def deactivate(self) -> None:
+        """Stop recording: the hot path writes nowhere until another recorder is activated."""
+        if self.end is None:
+            self.end = self.clock()
+        _coro.append = _coro._unbound_append
+        _coro.active = False
+
+    def run_record(self) -> Rec:
+        """The record of the run span, from activation to now (or to deactivation)."""
+        end = self.end if self.end is not None else self.clock()
+        return (K_RUN, self.run_sid, None, self.run_sid, self.origin, end, self.next_seq(),
+                self.name, None, 0, None, None)

@@ -1,0 +1,753 @@
+"""Assertions over a recorded trace: overlap, order, concurrency, containment, duration, tree.
+
+Problem: tests that check "these tasks really ran concurrently" compare wall-clock thresholds
+that flake, or hand-written interval checks that get ties and half-open ends wrong, and a typo in
+a span name silently passes.
+
+Solution: pure functions over a :class:`~asynctrace.Trace`.  Intervals are half-open
+``[start, end)``; equal times are ordered by the recorder's ``start_seq``/``end_seq`` (one
+counter for starts and ends), never by clock resolution.  A name or glob that matches nothing is
+a failure that lists the spans that do exist.  Every failure is a :class:`TraceAssertionError`
+whose text states the relation that broke with the exact numbers, then a text timeline of the
+spans involved and the clock used.  The pytest ``atrace`` fixture delegates to these functions
+and fills :attr:`TraceAssertionError.timeline_path`.  Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias
+
+from ._spans import KINDS, Span, Trace
+
+__all__ = [
+    "HasTrace",
+    "SpanRef",
+    "TraceAssertionError",
+    "TraceSource",
+    "assert_duration",
+    "assert_max_concurrency",
+    "assert_min_concurrency",
+    "assert_order",
+    "assert_overlap",
+    "assert_sequential",
+    "assert_tree",
+    "assert_within",
+    "find_span",
+    "find_spans",
+]
+
+SpanRef: TypeAlias = str | Span
+"""A span given by exact name, by glob (``*``, ``?``, ``[seq]``), or as a :class:`Span`."""
+
+
+class HasTrace(Protocol):
+    """Has a ``trace`` property: the object of ``asynctrace.tracing()``, the ``atrace`` fixture."""
+
+    @property
+    def trace(self) -> Trace: ...
+
+
+TraceSource: TypeAlias = Trace | HasTrace
+"""A :class:`Trace`, or an object whose ``trace`` property gives one (read once per assertion)."""
+
+_VIRTUAL_TOLERANCE = 1e-9
+_GLOB_CHARS = frozenset("*?[")
+_LIST_LIMIT = 12
+_TIMELINE_LIMIT = 20
+_TIMELINE_WIDTH = 40
+_MISSING = object()
+
+
+class TraceAssertionError(AssertionError):
+    """An assertion about a trace failed; the text explains the relation that broke.
+
+    Attributes:
+        trace: the trace the assertion looked at.
+        spans: the spans involved (may be empty, e.g. for an unknown name).
+        message: the explanation without the timeline path.
+        timeline_path: path of a JSON timeline written for the failed test, or ``None``; the
+            pytest fixture sets it after writing the file and it is appended to ``str(error)``.
+    """
+
+    def __init__(self, message: str, trace: Trace | None = None, spans: Sequence[Span] = ()):
+        super().__init__(message)
+        self.message = message
+        self.trace = trace
+        self.spans: tuple[Span, ...] = tuple(spans)
+        self.timeline_path: str | None = None
+
+    def __str__(self) -> str:
+        if self.timeline_path is None:
+            return self.message
+        return f"{self.message}\nJSON timeline: {self.timeline_path}"
+
+
+# ---------------------------------------------------------------- selection
+
+
+def _matches(name: str, pattern: str) -> bool:
+    # A name matches itself even when it holds glob characters (`[`), so exact names always work.
+    return name == pattern or (
+        not _GLOB_CHARS.isdisjoint(pattern) and fnmatch.fnmatchcase(name, pattern)
+    )
+
+
+def _as_trace(source: TraceSource) -> Trace:
+    if isinstance(source, Trace):
+        return source
+    trace = getattr(source, "trace", None)
+    if not isinstance(trace, Trace):
+        msg = (
+            f"trace={source!r} is neither a Trace nor has a .trace property giving one; pass the"
+            " Trace, or the object from `with asynctrace.tracing() as t:`"
+        )
+        raise TypeError(msg)
+    return trace
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        msg = f"kind={kind!r} is not a span kind; use one of {', '.join(KINDS)}"
+        raise ValueError(msg)
+
+
+def find_spans(
+    trace: TraceSource, name_glob: str | None = None, kind: str | None = None, **attributes: object
+) -> list[Span]:
+    """The spans whose name equals or matches ``name_glob``, of ``kind``, with these attributes.
+
+    A query, not an assertion: no match gives an empty list.  Spans come in start order.
+
+    Raises:
+        ValueError: ``kind`` is not one of the span kinds.
+    """
+    _check_kind(kind)
+    trace = _as_trace(trace)
+    return [
+        s
+        for s in trace.spans
+        if (name_glob is None or _matches(s.name, name_glob))
+        and (kind is None or s.kind == kind)
+        and all(s.attributes.get(k, _MISSING) == v for k, v in attributes.items())
+    ]
+
+
+def find_span(trace: TraceSource, name: str, kind: str | None = None) -> Span:
+    """The one span whose name equals or matches ``name`` (and of ``kind``, if given).
+
+    Raises:
+        TraceAssertionError: no span or several spans match; the message lists what exists.
+    """
+    __tracebackhide__ = True  # pytest shows the caller's line, not this one
+    trace = _as_trace(trace)
+    found = find_spans(trace, name, kind)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise _unknown(trace, name, kind)
+    raise _ambiguous(trace, name, kind, found)
+
+
+def _resolve_one(trace: Trace, ref: SpanRef) -> Span:
+    if isinstance(ref, Span):
+        return ref
+    if not isinstance(ref, str):
+        msg = f"span {ref!r} is a {type(ref).__name__}; pass a name, a glob or a Span"
+        raise TypeError(msg)
+    return find_span(trace, ref)
+
+
+def _resolve_set(
+    trace: Trace, selector: SpanRef | Iterable[SpanRef], kind: str | None
+) -> list[Span]:
+    _check_kind(kind)
+    refs: list[SpanRef] = [selector] if isinstance(selector, (str, Span)) else list(selector)
+    seen: dict[int, Span] = {}
+    for ref in refs:
+        if isinstance(ref, Span):
+            seen.setdefault(id(ref), ref)
+            continue
+        found = find_spans(trace, ref, kind)
+        if not found:
+            raise _unknown(trace, ref, kind)
+        for span in found:
+            seen.setdefault(id(span), span)
+    return sorted(seen.values(), key=lambda s: (s.start, s.start_seq))
+
+
+def _name_list(spans: Iterable[Span], limit: int = _LIST_LIMIT) -> str:
+    """Names in first-seen order, deduplicated with a count, truncated after ``limit``."""
+    counts: dict[str, int] = {}
+    for s in spans:
+        counts[s.name] = counts.get(s.name, 0) + 1
+    shown = [n if c == 1 else f"{n} (x{c})" for n, c in list(counts.items())[:limit]]
+    more = len(counts) - len(shown)
+    return ", ".join(shown) + (f", ... ({more} more)" if more else "")
+
+
+def _unknown(trace: Trace, pattern: str, kind: str | None) -> TraceAssertionError:
+    what = (
+        f"no span matches {pattern!r}"
+        if kind is None
+        else (f"no span of kind {kind!r} matches {pattern!r}")
+    )
+    if not trace.spans:
+        return TraceAssertionError(f"{what}: the trace has no spans", trace)
+    other_kinds = dict.fromkeys(s.kind for s in trace.spans if _matches(s.name, pattern))
+    close = difflib.get_close_matches(pattern, sorted({s.name for s in trace.spans}), n=3)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    if other_kinds:
+        hint = f" (it matches spans of kind {', '.join(other_kinds)})"
+    lines = [f"{what}{hint}; the trace has {len(trace.spans)} spans:"]
+    for k in KINDS:
+        of_kind = [s for s in trace.spans if s.kind == k]
+        if of_kind:
+            lines.append(f"  {k}: {_name_list(of_kind)}")
+    return TraceAssertionError("\n".join(lines), trace)
+
+
+def _ambiguous(
+    trace: Trace, pattern: str, kind: str | None, found: Sequence[Span]
+) -> TraceAssertionError:
+    of_kind = "" if kind is None else f" of kind {kind!r}"
+    lines = [
+        f"{pattern!r} matches {len(found)} spans{of_kind}; pass one of them as a Span"
+        " (from find_spans) or a narrower glob:"
+    ]
+    lines += [f"  {s.name} ({s.kind}) {_interval(s, 3)}" for s in found[:_LIST_LIMIT]]
+    if len(found) > _LIST_LIMIT:
+        lines.append(f"  ... ({len(found) - _LIST_LIMIT} more)")
+    return TraceAssertionError("\n".join(lines), trace, found)
+
+
+# ---------------------------------------------------------------- time and text
+
+
+def _before(t1: float, q1: int, t2: float, q2: int) -> bool:
+    """Whether event (t1, q1) happened strictly before (t2, q2): time first, then sequence."""
+    return t1 < t2 or (t1 == t2 and q1 < q2)
+
+
+def _nonempty(span: Span) -> bool:
+    return _before(span.start, span.start_seq, span.end, span.end_seq)
+
+
+def _precision(*values: float) -> int:
+    """Digits after the point so that values that differ also print differently (3, 6 or 9)."""
+    for digits in (3, 6, 9):
+        shown: dict[str, float] = {}
+        if all(shown.setdefault(f"{v:.{digits}f}", v) == v for v in values):
+            return digits
+    return 12
+
+
+def _t(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _interval(span: Span, digits: int) -> str:
+    return f"[{_t(span.start, digits)}, {_t(span.end, digits)})"
+
+
+def _tie(
+    first: tuple[float, int, str], second: tuple[float, int, str], *, touch_note: str = ""
+) -> str:
+    """Explain how the recorder ordered two events at exactly the same time ('' if times differ)."""
+    (t1, q1, e1), (t2, q2, e2) = first, second
+    if t1 != t2:
+        return ""
+    if q1 == q2:
+        return f"; equal times and equal seq {q1}{touch_note}"
+    if q2 < q1:
+        (q1, e1), (q2, e2) = (q2, e2), (q1, e1)
+    return f"; equal times, the recorder saw {e1} (seq {q1}) before {e2} (seq {q2})"
+
+
+def _labels(spans: Sequence[Span]) -> list[str]:
+    names = [s.name if len(s.name) <= 32 else s.name[:29] + "..." for s in spans]
+    dup = {n for n in names if names.count(n) > 1}
+    return [f"{n} #{s.span_id}" if n in dup else n for n, s in zip(names, spans, strict=True)]
+
+
+def _render_involved(trace: Trace, spans: Sequence[Span], mark: float | None = None) -> str:
+    """A compact text timeline: one line per span, an ASCII bar on an axis shared by the spans."""
+    unique = list({id(s): s for s in spans}.values())
+    if not unique:
+        return f"clock: {trace.clock}"
+    lo = min(s.start for s in unique)
+    hi = max(s.end for s in unique)
+    if mark is not None:
+        lo, hi = min(lo, mark), max(hi, mark)
+    scale = (hi - lo) / _TIMELINE_WIDTH or 1.0
+    digits = _precision(lo, hi)
+    shown = unique[:_TIMELINE_LIMIT]
+    labels = _labels(shown)
+    intervals = [_interval(s, _precision(s.start, s.end, lo, hi)) for s in shown]
+    lw, iw = max(map(len, labels)), max(map(len, intervals))
+    lines = [
+        f"timeline ({trace.clock} clock, {_t(lo, digits)} s to {_t(hi, digits)} s,"
+        f" one column = {scale:.3g} s):"
+    ]
+    for span, label, iv in zip(shown, labels, intervals, strict=True):
+        c0 = min(_TIMELINE_WIDTH - 1, max(0, math.floor((span.start - lo) / scale + 1e-9)))
+        c1 = min(_TIMELINE_WIDTH, max(c0 + 1, math.ceil((span.end - lo) / scale - 1e-9)))
+        bar = "." * c0 + "#" * (c1 - c0) + "." * (_TIMELINE_WIDTH - c1)
+        status = "" if span.status == "ok" else f" {span.status}"
+        lines.append(f"  {label:<{lw}}  {iv:<{iw}}  |{bar}|{status}")
+    if len(unique) > len(shown):
+        lines.append(f"  ... ({len(unique) - len(shown)} more spans)")
+    if mark is not None:
+        col = min(_TIMELINE_WIDTH - 1, max(0, math.floor((mark - lo) / scale + 1e-9)))
+        lines.append(f"  {'':<{lw}}  {'':<{iw}}   {' ' * col}^ {_t(mark, _precision(mark))} s")
+    return "\n".join(lines)
+
+
+def _fail(
+    trace: Trace, relations: Sequence[str], spans: Sequence[Span], mark: float | None = None
+) -> TraceAssertionError:
+    parts = ["\n".join(relations), "", _render_involved(trace, spans, mark)]
+    if trace.dropped:
+        parts.append(f"note: the recorder dropped {trace.dropped} spans; the trace is incomplete")
+    return TraceAssertionError("\n".join(parts), trace, spans)
+
+
+def _pair_text(a: Span, ev_a: str, b: Span, ev_b: str, verdict: str, tie: str) -> str:
+    ta = a.end if ev_a == "ends" else a.start
+    tb = b.end if ev_b == "ends" else b.start
+    d = _precision(a.start, a.end, b.start, b.end)
+    return (
+        f"{a.name} {ev_a} at {_t(ta, d)} s, {b.name} {ev_b} at {_t(tb, d)} s: {verdict}"
+        f" ({a.name} {_interval(a, d)} and {b.name} {_interval(b, d)}){tie}"
+    )
+
+
+def _spans_word(n: int) -> str:
+    return f"{n} span" if n == 1 else f"{n} spans"
+
+
+def _need(spans: Sequence[object], count: int, func: str) -> None:
+    if len(spans) < count:
+        msg = f"{func}() got {len(spans)} spans; pass at least {count} names, globs or Spans"
+        raise TypeError(msg)
+
+
+# ---------------------------------------------------------------- pairwise relations
+
+
+def assert_overlap(trace: TraceSource, *spans: SpanRef) -> None:
+    """Assert that every pair of the spans overlaps in time (each name/glob: exactly one span).
+
+    ``a`` and ``b`` overlap when ``a`` starts before ``b`` ends and ``b`` starts before ``a``
+    ends; at equal times the recorder's sequence decides, and intervals that only touch
+    (``a.end == b.start`` with ``a`` ending first) do not overlap.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    _need(spans, 2, "assert_overlap")
+    resolved = [_resolve_one(trace, ref) for ref in spans]
+    broken = []
+    for i, x in enumerate(resolved):
+        for y in resolved[i + 1 :]:
+            # Explain from the one that starts first.
+            a, b = (y, x) if _before(y.start, y.start_seq, x.start, x.start_seq) else (x, y)
+            if not _before(b.start, b.start_seq, a.end, a.end_seq):
+                tie = _tie(
+                    (a.end, a.end_seq, f"{a.name} end"),
+                    (b.start, b.start_seq, f"{b.name} start"),
+                    touch_note=": half-open intervals that touch do not overlap",
+                )
+                broken.append(_pair_text(a, "ends", b, "starts", "no overlap", tie))
+            elif not (_nonempty(a) and _nonempty(b)):
+                empty = a if not _nonempty(a) else b
+                d = _precision(empty.start, empty.end)
+                broken.append(
+                    f"{empty.name} is empty {_interval(empty, d)}: an empty span overlaps nothing"
+                )
+    if broken:
+        raise _fail(trace, broken, resolved)
+
+
+def assert_sequential(trace: TraceSource, *spans: SpanRef) -> None:
+    """Assert that each span ends before, or exactly when, the next one starts, in this order.
+
+    Each name/glob must match exactly one span.  At equal times the recorder's sequence decides:
+    the earlier one must have ended before the next one started.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    _need(spans, 2, "assert_sequential")
+    resolved = [_resolve_one(trace, ref) for ref in spans]
+    broken = []
+    for a, b in itertools.pairwise(resolved):
+        if _before(b.start, b.start_seq, a.end, a.end_seq):
+            tie = _tie(
+                (a.end, a.end_seq, f"{a.name} end"), (b.start, b.start_seq, f"{b.name} start")
+            )
+            verdict = f"not sequential, {b.name} starts before {a.name} ends"
+            broken.append(_pair_text(a, "ends", b, "starts", verdict, tie))
+    if broken:
+        raise _fail(trace, broken, resolved)
+
+
+def assert_order(trace: TraceSource, *spans: SpanRef, by: str = "start") -> None:
+    """Assert that the spans start (``by="start"``) or end (``by="end"``) in the given order.
+
+    Each name/glob must match exactly one span; equal times are ordered by the recorder's
+    sequence; equal times with equal sequence numbers count as in order.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    if by not in ("start", "end"):
+        msg = f"by={by!r} is not a span event; use by='start' or by='end'"
+        raise ValueError(msg)
+    _need(spans, 2, "assert_order")
+    resolved = [_resolve_one(trace, ref) for ref in spans]
+    ev = "starts" if by == "start" else "ends"
+    broken = []
+    for a, b in itertools.pairwise(resolved):
+        ka = (a.start, a.start_seq) if by == "start" else (a.end, a.end_seq)
+        kb = (b.start, b.start_seq) if by == "start" else (b.end, b.end_seq)
+        if _before(kb[0], kb[1], ka[0], ka[1]):
+            tie = _tie((*ka, f"{a.name} {by}"), (*kb, f"{b.name} {by}"))
+            verdict = f"out of order by {by}, {b.name} {ev} first"
+            broken.append(_pair_text(a, ev, b, ev, verdict, tie))
+    if broken:
+        raise _fail(trace, broken, resolved)
+
+
+def assert_within(trace: TraceSource, child: SpanRef, parent: SpanRef) -> None:
+    """Assert that ``child``'s interval lies inside ``parent``'s (time, not tree, containment).
+
+    ``child`` must not start before ``parent`` starts nor end after ``parent`` ends; equal times
+    are ordered by the recorder's sequence.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    c, p = _resolve_one(trace, child), _resolve_one(trace, parent)
+    broken = []
+    if _before(c.start, c.start_seq, p.start, p.start_seq):
+        tie = _tie(
+            (c.start, c.start_seq, f"{c.name} start"), (p.start, p.start_seq, f"{p.name} start")
+        )
+        verdict = f"not within, {c.name} starts before {p.name}"
+        broken.append(_pair_text(c, "starts", p, "starts", verdict, tie))
+    if _before(p.end, p.end_seq, c.end, c.end_seq):
+        tie = _tie((p.end, p.end_seq, f"{p.name} end"), (c.end, c.end_seq, f"{c.name} end"))
+        verdict = f"not within, {c.name} ends after {p.name}"
+        broken.append(_pair_text(c, "ends", p, "ends", verdict, tie))
+    if broken:
+        raise _fail(trace, broken, [p, c])
+
+
+def assert_duration(
+    trace: TraceSource, span: SpanRef, seconds: float, tolerance: float | None = None
+) -> None:
+    """Assert that the span lasted ``seconds``, give or take ``tolerance`` seconds.
+
+    The default tolerance is 1e-9 s under the virtual clock (loop time is exact) and
+    ``0.05 + 0.1 * seconds`` otherwise (scheduler jitter on a busy CI machine).
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    if seconds < 0:
+        msg = f"seconds={seconds!r} is negative; pass the expected duration in seconds, >= 0"
+        raise ValueError(msg)
+    if tolerance is None:
+        tolerance = _VIRTUAL_TOLERANCE if trace.clock == "virtual" else 0.05 + 0.1 * seconds
+    elif tolerance < 0:
+        msg = f"tolerance={tolerance!r} is negative; pass seconds >= 0, or None for the default"
+        raise ValueError(msg)
+    s = _resolve_one(trace, span)
+    off = s.duration - seconds
+    if abs(off) <= tolerance:
+        return
+    d = _precision(s.start, s.end, s.duration, seconds)
+    status = f"; the span is {s.status}" if s.status != "ok" else ""
+    text = (
+        f"{s.name} lasted {_t(s.duration, d)} s {_interval(s, d)}, expected {_t(seconds, d)} s"
+        f" +- {tolerance:g} s ({trace.clock} clock): off by {off:+.{d}f} s{status}"
+    )
+    raise _fail(trace, [text], [s])
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def _describe(selector: SpanRef | Iterable[SpanRef], kind: str | None) -> str:
+    if isinstance(selector, str):
+        text = repr(selector)
+    elif isinstance(selector, Span):
+        text = repr(selector.name)
+    else:
+        text = ", ".join(repr(r if isinstance(r, str) else r.name) for r in selector)
+    return text if kind is None else f"{text} (kind {kind})"
+
+
+def _sweep(spans: Sequence[Span]) -> list[tuple[float, Span, list[Span]]]:
+    """Each moment a span starts: (time, the span, the spans alive just after it started)."""
+    events = []
+    for s in spans:
+        if _nonempty(s):
+            # At equal (time, seq), which only hand-built traces have, ends go first: half-open.
+            events.append((s.start, s.start_seq, 1, s))
+            events.append((s.end, s.end_seq, 0, s))
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    alive: list[Span] = []
+    moments = []
+    for time, _seq, is_start, span in events:
+        if is_start:
+            alive.append(span)
+            moments.append((time, span, list(alive)))
+        else:
+            alive.remove(span)
+    return moments
+
+
+def _alive_text(alive: Sequence[Span]) -> str:
+    return ", ".join(f"{lb} {_interval(s, 3)}" for lb, s in zip(_labels(alive), alive, strict=True))
+
+
+def _check_n(n: int, lowest: int, func: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < lowest:
+        msg = f"{func}() got n={n!r}; pass a whole number of spans >= {lowest}"
+        raise ValueError(msg)
+
+
+def assert_max_concurrency(
+    trace: TraceSource, pattern: SpanRef | Iterable[SpanRef], n: int, *, kind: str | None = None
+) -> None:
+    """Assert that at no moment more than ``n`` of the matching spans are alive at once.
+
+    ``pattern`` (a name, a glob, a Span, or an iterable of them) is a set: all its matches
+    count; matching nothing is a failure.  Spans are alive on ``[start, end)``; at equal times
+    the recorder's sequence decides.  The failure names the first moment the limit was exceeded
+    and the spans alive then.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    _check_n(n, 0, "assert_max_concurrency")
+    spans = _resolve_set(trace, pattern, kind)
+    moments = _sweep(spans)
+    over = next((m for m in moments if len(m[2]) > n), None)
+    if over is None:
+        return
+    time, started, alive = over
+    peak = max(moments, key=lambda m: len(m[2]))
+    text = (
+        f"at most {_spans_word(n)} matching {_describe(pattern, kind)} may be alive at once, but"
+        f" {len(alive)} were at {_t(time, _precision(time))} s, when {started.name} started:"
+        f" {_alive_text(alive)}; peak {len(peak[2])} at {_t(peak[0], _precision(peak[0]))} s"
+    )
+    raise _fail(trace, [text], spans, mark=time)
+
+
+def assert_min_concurrency(
+    trace: TraceSource, pattern: SpanRef | Iterable[SpanRef], n: int, *, kind: str | None = None
+) -> None:
+    """Assert that at some moment at least ``n`` of the matching spans are alive at once.
+
+    Same selection and interval rules as :func:`assert_max_concurrency`; the failure names the
+    peak that was reached, when it was first reached, and the spans alive then.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    _check_n(n, 1, "assert_min_concurrency")
+    spans = _resolve_set(trace, pattern, kind)
+    moments = _sweep(spans)
+    if any(len(m[2]) >= n for m in moments):
+        return
+    head = f"at least {_spans_word(n)} matching {_describe(pattern, kind)} should be alive"
+    if not moments:
+        text = f"{head} at once, but the {len(spans)} matching spans are all empty"
+        raise _fail(trace, [text], spans)
+    time, _started, alive = max(moments, key=lambda m: len(m[2]))
+    text = (
+        f"{head} at once, but the peak was {len(alive)}, first reached at"
+        f" {_t(time, _precision(time))} s: {_alive_text(alive)}"
+    )
+    raise _fail(trace, [text], spans, mark=time)
+
+
+# ---------------------------------------------------------------- tree
+
+
+@dataclass
+class _Node:
+    """One outline line: a name or glob, its indentation and the lines indented under it."""
+
+    pattern: str
+    indent: int
+    children: list[_Node] = field(default_factory=list)
+
+
+@dataclass
+class _Row:
+    """One line of the tree diff: ' ' matched, '-' listed but missing, '+' present, unlisted."""
+
+    mark: str
+    depth: int
+    text: str
+    note: str = ""
+    span: Span | None = None
+
+
+def _parse_outline(outline: str) -> list[_Node]:
+    roots: list[_Node] = []
+    stack: list[_Node] = []
+    for lineno, raw in enumerate(outline.splitlines(), 1):
+        line = raw.expandtabs(4).rstrip()
+        if not line:
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        node = _Node(line.strip(), indent)
+        while stack and stack[-1].indent >= indent:
+            stack.pop()
+        siblings = stack[-1].children if stack else roots
+        if siblings and siblings[0].indent != indent:
+            msg = (
+                f"outline line {lineno} ({node.pattern!r}) is indented by {indent} spaces but its"
+                f" siblings by {siblings[0].indent}; indent each child deeper than its parent"
+                " and siblings equally"
+            )
+            raise ValueError(msg)
+        siblings.append(node)
+        stack.append(node)
+    if not roots:
+        msg = "outline is empty; pass one span name or glob per line, children indented"
+        raise ValueError(msg)
+    return roots
+
+
+def _size(node: _Node) -> int:
+    return 1 + sum(_size(c) for c in node.children)
+
+
+_Score = tuple[int, int]  # (outline lines matched, minus the unlisted children under exact=True)
+
+
+class _TreeMatcher:
+    """Aligns outline children with span children like a diff, keeping the best-scoring match."""
+
+    def __init__(self, trace: Trace, exact: bool, matches: Callable[[str, str], bool]) -> None:
+        self.trace, self.exact, self.matches = trace, exact, matches
+        self.memo: dict[tuple[int, int], tuple[_Score, list[_Row]]] = {}
+
+    def match(self, node: _Node, span: Span, depth: int) -> tuple[_Score, list[_Row]]:
+        key = (id(node), id(span))
+        if key not in self.memo:
+            self.memo[key] = self._match(node, span, depth)
+        return self.memo[key]
+
+    def _match(self, node: _Node, span: Span, depth: int) -> tuple[_Score, list[_Row]]:
+        outs, kids = node.children, span.children
+        k, m = len(outs), len(kids)
+        penalty = 1 if self.exact else 0
+        # best[i][j]: best score aligning outs[i:] with kids[j:]; step[i][j]: the move taken.
+        best = [[(0, 0)] * (m + 1) for _ in range(k + 1)]
+        step = [[""] * (m + 1) for _ in range(k + 1)]
+        for i in range(k, -1, -1):
+            for j in range(m, -1, -1):
+                options: list[tuple[_Score, str]] = []
+                if i < k and j < m and self.matches(kids[j].name, outs[i].pattern):
+                    sub = self.match(outs[i], kids[j], depth + 1)[0]
+                    nxt = best[i + 1][j + 1]
+                    options.append(((nxt[0] + sub[0], nxt[1] + sub[1]), "pair"))
+                if j < m:
+                    options.append(((best[i][j + 1][0], best[i][j + 1][1] - penalty), "extra"))
+                if i < k:
+                    options.append((best[i + 1][j], "missing"))
+                if options:
+                    # max() keeps the first of equal scores: pairing the earliest child wins.
+                    best[i][j], step[i][j] = max(options, key=lambda o: o[0])
+        label = node.pattern if node.pattern == span.name else f"{node.pattern}  ({span.name})"
+        rows = [_Row(" ", depth, label, span=span)]
+        i = j = 0
+        while i < k or j < m:
+            move = step[i][j]
+            if move == "pair":
+                rows += self.match(outs[i], kids[j], depth + 1)[1]
+                i, j = i + 1, j + 1
+            elif move == "extra":
+                if self.exact:
+                    rows.append(_Row("+", depth + 1, kids[j].name, "not in the outline", kids[j]))
+                j += 1
+            else:
+                rows += self.missing(outs[i], span, depth + 1)
+                i += 1
+        return (best[0][0][0] + 1, best[0][0][1]), rows
+
+    def missing(self, node: _Node, parent: Span | None, depth: int) -> list[_Row]:
+        elsewhere = [s for s in self.trace.spans if self.matches(s.name, node.pattern)]
+        if parent is None:
+            parts = ["no span matches"]
+        elif parent.children:
+            parts = [f"not among the children of {parent.name}: {_name_list(parent.children, 8)}"]
+        else:
+            parts = [f"{parent.name} has no children"]
+        if elsewhere and parent is not None:
+            where = [f"a child of {s.parent.name}" if s.parent else "a root" for s in elsewhere]
+            parts.append(f"{elsewhere[0].name} is {', '.join(dict.fromkeys(where))}")
+        elif not elsewhere:
+            if parent is not None:
+                parts.append("no span in the trace matches it")
+            close = difflib.get_close_matches(node.pattern, sorted({s.name for s in self.trace}))
+            if close:
+                parts.append(f"did you mean {close[0]!r}?")
+        note = "; ".join(parts)
+        rows = [_Row("-", depth, node.pattern, note, parent)]
+
+        def walk(n: _Node, d: int) -> None:
+            for c in n.children:
+                rows.append(_Row("-", d, c.pattern))
+                walk(c, d + 1)
+
+        walk(node, depth + 1)
+        return rows
+
+
+def assert_tree(trace: TraceSource, outline: str, *, exact: bool = False) -> None:
+    """Assert that the span tree contains the indented outline of names.
+
+    Each line is a name or glob; a line indented under another names a direct child of the span
+    matched by that line; listed siblings must appear in start order.  Top-level lines may match
+    any span (the outline is a subtree, anchored anywhere).  With ``exact=False`` spans that are
+    not listed are allowed; with ``exact=True`` the children of every listed span must all be
+    listed.
+
+    Raises:
+        ValueError: the outline is empty or its indentation is inconsistent.
+        TraceAssertionError: the outline does not match; the message is a diff of the outline
+            (``-`` listed but not found, ``+`` found but not listed).
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    roots = _parse_outline(outline)
+    matcher = _TreeMatcher(trace, exact, _matches)
+    rows: list[_Row] = []
+    matched, extras, total = 0, 0, sum(_size(r) for r in roots)
+    for root in roots:
+        candidates = [s for s in trace.spans if _matches(s.name, root.pattern)]
+        if not candidates:
+            rows += matcher.missing(root, None, 0)
+            continue
+        results = [matcher.match(root, s, 0) for s in candidates]
+        score, best_rows = max(results, key=lambda r: r[0])
+        matched, extras = matched + score[0], extras - score[1]
+        rows += best_rows
+    if matched == total and extras == 0:
+        return
+    summary = f"{total - matched} of {total} outline lines not found"
+    if extras:
+        summary += f", {_spans_word(extras)} not listed (exact=True)"
+    lines = [f"the span tree does not match the outline: {summary}"]
+    lines += [
+        f"{r.mark} {'  ' * r.depth}{r.text}" + (f"  <- {r.note}" if r.note else "") for r in rows
+    ]
+    spans = [r.span for r in rows if r.span is not None]
+    raise _fail(trace, lines, spans)

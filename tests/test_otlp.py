@@ -1,0 +1,541 @@
+"""OTLP export: settings, span conversion, real gRPC/HTTP receivers, OTLP/JSON, a real Jaeger."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asynctrace._otlp import (
+    OtlpExport,
+    new_span_id_base,
+    new_trace_id,
+    otel_span_id,
+    otlp_json_dict,
+    to_readable_spans,
+    write_otlp_json,
+)
+from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
+from asynctrace._spans import Span, Trace
+
+sys.path.insert(0, str(Path(__file__).parent))
+import otlp_receiver  # noqa: E402
+
+EPOCH_NS = 1_764_000_000_123_456_789
+SECRET = "Bearer s3cr3t-t0ken-XYZ"
+
+
+def blog_trace(epoch_ns: int = EPOCH_NS) -> Trace:
+    """The blog's gather example, by hand: task1 and task2 gathered, then task3."""
+    f = "/src/examples/gather.py"
+
+    def code(name: str, line: int) -> dict[str, object]:
+        return {"code.function.name": name, "code.file.path": f, "code.line.number": line}
+
+    def wait(n: int, line: int) -> dict[str, object]:
+        awaited = f"asyncio.sleep({n})"
+        return {"asynctrace.awaited": awaited, "code.file.path": f, "code.line.number": line}
+
+    spans = [
+        Span(1, None, "run", "gather.py", 0.0, 5.0, 1, start_seq=0, end_seq=99),
+        Span(2, 1, "task", "main", 0.0, 5.0, 2, attributes={
+            **code("main", 14), "asynctrace.task.name": "Task-1"}, start_seq=1, end_seq=98),
+        Span(3, 2, "gather", "gather(task1, task2)", 0.0, 2.0, 2, start_seq=2, end_seq=20),
+        Span(4, 3, "task", "task1", 0.0, 2.0, 4, attributes={
+            **code("task1", 4), "asynctrace.task.name": "Task-2"}, start_seq=3, end_seq=19),
+        Span(5, 4, "await", "asyncio.sleep(2)", 0.0, 2.0, 4, attributes=wait(2, 5),
+             start_seq=4, end_seq=18),
+        Span(6, 3, "task", "task2", 0.0, 1.0, 6, attributes={
+            **code("task2", 8), "asynctrace.task.name": "Task-3"}, start_seq=5, end_seq=11),
+        Span(7, 6, "await", "asyncio.sleep(1)", 0.0, 1.0, 6, attributes=wait(1, 9),
+             start_seq=6, end_seq=10),
+        Span(8, 2, "coroutine", "task3", 2.0, 5.0, 2, attributes=code("task3", 11),
+             start_seq=21, end_seq=97),
+        Span(9, 8, "await", "asyncio.sleep(3)", 2.0, 5.0, 2, attributes=wait(3, 12),
+             start_seq=22, end_seq=96),
+    ]  # fmt: skip
+    return Trace(spans, clock="virtual", epoch_ns=epoch_ns)
+
+
+def status_trace(epoch_ns: int = EPOCH_NS) -> Trace:
+    """One span of each failure status under a run."""
+    spans = [
+        Span(1, None, "run", "statuses.py", 0.0, 3.0, 1),
+        Span(2, 1, "task", "fails", 0.0, 1.0, 2, status="error", error="ValueError: boom",
+             attributes={"exception.type": "ValueError", "exception.message": "boom"}),
+        Span(3, 1, "await", "asyncio.sleep(10)", 0.0, 0.5, 1, status="timeout",
+             error="TimeoutError"),
+        Span(4, 1, "task", "waiter", 0.0, 2.0, 4, status="cancelled"),
+        Span(5, 1, "await", "Event.wait", 1.0, 1.5, 1, status="unfinished"),
+    ]  # fmt: skip
+    return Trace(spans, epoch_ns=epoch_ns)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OTLP variable from the machine; proxies MUST NOT divert loopback traffic."""
+    for key in list(os.environ):
+        if key.startswith(("OTEL_", "GRPC_")) or key.lower().endswith("_proxy"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A real OTLP receiver on 127.0.0.1, for each protocol."""
+    yield from otlp_receiver.running(request.param)
+
+
+def dead_endpoint() -> str:
+    """A loopback port that was bound, then closed: connections are refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def send(settings: Any, trace: Trace, **kw: Any) -> tuple[Any, str, int, int]:
+    """Export; return (report, stderr text, trace id, span id base)."""
+    err = io.StringIO()
+    trace_id, base = new_trace_id(), new_span_id_base()
+    report = OtlpExport(settings, stream=err, **kw).export(
+        trace, trace_id=trace_id, span_id_base=base
+    )
+    return report, err.getvalue(), trace_id, base
+
+
+# --- ids and the lazy import ----------------------------------------------------------------
+
+
+def test_otel_span_id_is_unique_nonzero_and_64_bit() -> None:
+    for _ in range(20):
+        base = new_span_id_base()
+        ids = [otel_span_id(base, sid) for sid in range(5000)]
+        assert len(set(ids)) == 5000
+        assert all(0 < i < 2**64 for i in ids)
+    assert otel_span_id(0, 0) != 0  # the fallback for a base that maps a sid to 0
+
+
+def test_import_asynctrace_does_not_import_opentelemetry() -> None:
+    code = "import sys, asynctrace, asynctrace._otlp; print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_defaults_grpc_on_4317_and_named_after_the_script() -> None:
+    s = otlp_settings(default_service="gather", environ={})
+    assert (s.endpoint, s.protocol, s.service_name) == ("http://localhost:4317", "grpc", "gather")
+    assert (s.timeout, s.insecure, s.compression, s.headers) == (DEFAULT_TIMEOUT, True, "none", ())
+    h = otlp_settings(protocol="http/protobuf", environ={})
+    assert h.endpoint == "http://localhost:4318/v1/traces"
+    assert otlp_settings(environ={}).resource().attributes["service.name"] == "asynctrace"
+
+
+def test_endpoint_precedence_flag_over_traces_var_over_generic() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://generic:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    assert otlp_settings(environ=env).endpoint == "http://generic:4318/v1/traces"
+    env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = "http://traces:4318/custom"
+    assert otlp_settings(environ=env).endpoint == "http://traces:4318/custom"
+    assert otlp_settings("http://flag:9999", environ=env).endpoint == "http://flag:9999/v1/traces"
+    assert otlp_settings("flag:9999", protocol="grpc", environ=env).endpoint == "http://flag:9999"
+    grpc_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4317/"}
+    s = otlp_settings(environ=grpc_env)
+    assert (s.endpoint, s.insecure) == ("https://collector.example:4317", False)
+
+
+def test_protocol_headers_timeout_compression_insecure_from_variables() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-generic=1",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "Authorization=Bearer%20abc,x-tenant=t1",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "GZIP",
+        "OTEL_EXPORTER_OTLP_INSECURE": "false",
+    }
+    s = otlp_settings(headers={"X-Extra": "2"}, environ=env)
+    assert s.protocol == "http/protobuf"
+    assert dict(s.headers) == {"authorization": "Bearer abc", "x-tenant": "t1", "x-extra": "2"}
+    assert (s.timeout, s.compression) == (2.5, "gzip")
+    assert otlp_settings(timeout=0.25, environ=env).timeout == 0.25
+    assert otlp_settings(protocol="grpc", environ=env).insecure is False
+    assert otlp_settings(protocol="grpc", insecure=True, environ=env).insecure is True
+
+
+def test_service_name_precedence() -> None:
+    env = {"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,deployment.environment=ci"}
+    s = otlp_settings(default_service="script", environ=env)
+    assert s.service_name == "from-attrs"
+    assert dict(s.resource_attributes)["deployment.environment"] == "ci"
+    env["OTEL_SERVICE_NAME"] = "from-var"
+    assert otlp_settings(default_service="script", environ=env).service_name == "from-var"
+    assert otlp_settings(service_name="flag", environ=env).service_name == "flag"
+    resource = otlp_resource(default_service="script", environ={})
+    assert resource.attributes["service.name"] == "script"
+    assert resource.attributes["telemetry.sdk.language"] == "python"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "words"),
+    [
+        ({"protocol": "http/json"}, {}, ["--otlp-protocol", "'http/json'", "grpc or http/protobuf"]),
+        ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, ["OTEL_EXPORTER_OTLP_PROTOCOL", "'thrift'"]),
+        ({"endpoint": "ftp://x"}, {}, ["--otlp", "'ftp://x'", "http://localhost:4317"]),
+        ({"endpoint": "http://host:port"}, {}, ["--otlp", "bad port"]),
+        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "'http://'"]),
+        ({}, {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, ["OTEL_EXPORTER_OTLP_TIMEOUT", "'soon'", "5000"]),
+        ({"timeout": -1.0}, {}, ["timeout", "'-1.0'", "seconds"]),
+        ({}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, ["OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"]),
+        ({}, {"OTEL_EXPORTER_OTLP_INSECURE": "yes"}, ["OTEL_EXPORTER_OTLP_INSECURE", "true or false"]),
+        ({}, {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nope.pem"}, ["'/nope.pem'", "PEM"]),
+        ({}, {"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, ["OTEL_RESOURCE_ATTRIBUTES", "'novalue'"]),
+    ],
+)
+def test_bad_values_raise_one_sentence_naming_variable_value_and_fix(
+    kwargs: dict[str, Any], env: dict[str, str], words: list[str]
+) -> None:
+    with pytest.raises(ValueError) as info:
+        otlp_settings(environ=env, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    assert ";" in message  # what is wrong; the fix
+    for word in words:
+        assert word in message
+
+
+def test_header_secrets_never_in_errors_or_repr() -> None:
+    env = {"OTEL_EXPORTER_OTLP_HEADERS": f"authorization={SECRET},{SECRET}"}
+    with pytest.raises(ValueError) as info:
+        otlp_settings(environ=env)
+    assert "OTEL_EXPORTER_OTLP_HEADERS entry 2" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+    s = otlp_settings(headers=f"authorization={SECRET}", environ={})
+    assert "s3cr3t" not in repr(s)
+    s2 = otlp_settings("http://user:pw-s3cr3t@host:4317", environ={})
+    assert "s3cr3t" not in s2.display_endpoint
+
+
+# --- spans ----------------------------------------------------------------------------------
+
+
+def test_readable_spans_have_exact_ids_parents_times_and_attributes() -> None:
+    trace_id, base = new_trace_id(), new_span_id_base()
+    resource = otlp_resource(default_service="gather", environ={})
+    spans = to_readable_spans(blog_trace(), resource=resource, trace_id=trace_id, span_id_base=base)
+    by_name = {s.name: s for s in spans}
+    assert len(spans) == 9
+    for s in spans:
+        assert s.context is not None and s.context.trace_id == trace_id
+        assert s.instrumentation_scope is not None
+        assert s.instrumentation_scope.name == "asynctrace"
+    assert by_name["gather.py"].parent is None
+    assert by_name["task1"].parent is not None
+    assert by_name["task1"].parent.span_id == otel_span_id(base, 3)
+    assert by_name["task1"].context.span_id == otel_span_id(base, 4)
+    assert by_name["task3"].start_time == EPOCH_NS + 2_000_000_000
+    assert by_name["task3"].end_time == EPOCH_NS + 5_000_000_000
+    assert by_name["task1"].attributes is not None
+    assert dict(by_name["task1"].attributes) == {
+        "code.function.name": "task1",
+        "code.file.path": "/src/examples/gather.py",
+        "code.line.number": 4,
+        "asynctrace.task.name": "Task-2",
+        "asynctrace.kind": "task",
+    }
+    assert by_name["gather.py"].attributes is not None
+    assert by_name["gather.py"].attributes["asynctrace.clock"] == "virtual"
+
+
+def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
+
+    parent = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
+    spans = to_readable_spans(
+        status_trace(),
+        resource=otlp_resource(environ={}),
+        trace_id=0xABC,
+        span_id_base=new_span_id_base(),
+        parent_context=parent,
+    )
+    by_name = {s.name: s for s in spans}
+    assert by_name["statuses.py"].parent == parent
+    fails = by_name["fails"]
+    assert fails.status.status_code is StatusCode.ERROR
+    assert fails.status.description == "ValueError: boom"
+    assert [(e.name, dict(e.attributes or {})) for e in fails.events] == [
+        ("exception", {"exception.type": "ValueError", "exception.message": "boom"})
+    ]
+    timeout = by_name["asyncio.sleep(10)"]
+    assert timeout.status.status_code is StatusCode.ERROR
+    assert timeout.events[0].attributes == {"exception.type": "TimeoutError", "exception.message": ""}
+    cancelled = by_name["waiter"]
+    assert cancelled.status.status_code is StatusCode.UNSET
+    assert cancelled.attributes is not None
+    assert cancelled.attributes["asynctrace.status"] == "cancelled"
+    assert [e.name for e in cancelled.events] == ["cancelled"]
+    unfinished = by_name["Event.wait"]
+    assert unfinished.end_time == EPOCH_NS + 3_000_000_000  # the trace's end
+    assert unfinished.attributes is not None
+    assert unfinished.attributes["asynctrace.status"] == "unfinished"
+    with pytest.raises(ValueError, match="parent context's trace id"):
+        to_readable_spans(
+            status_trace(),
+            resource=otlp_resource(environ={}),
+            trace_id=1,
+            span_id_base=1,
+            parent_context=NonRecordingSpan(parent).get_span_context(),
+        )
+
+
+# --- real receivers -------------------------------------------------------------------------
+
+
+def test_blog_trace_arrives_exact(receiver: Any) -> None:
+    settings = otlp_settings(
+        receiver.endpoint, receiver.protocol, service_name="gather", environ={}
+    )
+    report, err, trace_id, base = send(settings, blog_trace())
+    assert (report.total, report.sent, report.not_sent, err) == (9, 9, 0, "")
+    got = {s.name: s for s in receiver.spans}
+    assert len(got) == 9
+    assert {s.trace_id for s in got.values()} == {trace_id}
+    assert {s.resource["service.name"] for s in got.values()} == {"gather"}
+    assert {s.scope for s in got.values()} == {"asynctrace"}
+    expected_parent = {
+        "gather.py": None, "main": 1, "gather(task1, task2)": 2, "task1": 3,
+        "asyncio.sleep(2)": 4, "task2": 3, "asyncio.sleep(1)": 6, "task3": 2,
+        "asyncio.sleep(3)": 8,
+    }  # fmt: skip
+    for name, parent in expected_parent.items():
+        want = None if parent is None else otel_span_id(base, parent)
+        assert got[name].parent_id == want, name
+    t1, t2, t3 = got["task1"].span, got["task2"].span, got["task3"].span
+    assert t1.start_time_unix_nano == t2.start_time_unix_nano == EPOCH_NS
+    assert t1.end_time_unix_nano == EPOCH_NS + 2_000_000_000
+    assert t2.end_time_unix_nano == EPOCH_NS + 1_000_000_000
+    assert t3.start_time_unix_nano == t1.end_time_unix_nano  # task3 after the gather
+    assert got["asyncio.sleep(1)"].attributes == {
+        "asynctrace.awaited": "asyncio.sleep(1)",
+        "code.file.path": "/src/examples/gather.py",
+        "code.line.number": 9,
+        "asynctrace.kind": "await",
+    }
+    assert all(s.span.status.code == 0 for s in got.values())  # UNSET: nothing failed
+
+
+def test_statuses_and_exception_events_arrive(receiver: Any) -> None:
+    settings = otlp_settings(receiver.endpoint, receiver.protocol, environ={})
+    report, _, _, _ = send(settings, status_trace())
+    assert report.sent == 5
+    got = {s.name: s for s in receiver.spans}
+    fails = got["fails"].span
+    assert (fails.status.code, fails.status.message) == (2, "ValueError: boom")
+    assert [e.name for e in fails.events] == ["exception"]
+    assert got["asyncio.sleep(10)"].attributes["exception.type"] == "TimeoutError"
+    assert got["waiter"].span.status.code == 0
+    assert [e.name for e in got["waiter"].span.events] == ["cancelled"]
+    assert got["Event.wait"].attributes["asynctrace.status"] == "unfinished"
+
+
+def test_headers_arrive_but_never_in_logs(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization={SECRET},x-tenant=acme")
+    caplog.set_level(logging.DEBUG)
+    settings = otlp_settings(receiver.endpoint, receiver.protocol)
+    report, err, _, _ = send(settings, blog_trace())
+    assert report.sent == 9
+    assert receiver.headers[0]["authorization"] == SECRET
+    assert receiver.headers[0]["x-tenant"] == "acme"
+    assert "s3cr3t" not in err + caplog.text
+    # And when it fails: the warning names the endpoint, never the headers.
+    dead = otlp_settings(dead_endpoint(), receiver.protocol, timeout=0.5)
+    report, err, _, _ = send(dead, blog_trace())
+    assert report.sent == 0 and err.startswith("asynctrace: OTLP export to")
+    assert "s3cr3t" not in err + caplog.text
+
+
+def test_gzip_compression(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    settings = otlp_settings(receiver.endpoint, receiver.protocol)
+    assert settings.compression == "gzip"
+    report, _, _, _ = send(settings, blog_trace())
+    assert report.sent == 9 and len(receiver.spans) == 9
+    if receiver.protocol == "http/protobuf":
+        assert receiver.headers[0]["content-encoding"] == "gzip"
+    else:  # gRPC hides grpc-encoding from the server's metadata: check the channel's setting
+        import grpc
+
+        from asynctrace._otlp import _make_exporter
+
+        exporter = _make_exporter(settings)
+        assert exporter._compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
+        exporter.shutdown()
+
+
+def test_endpoint_from_variables_reaches_the_receiver(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = receiver.endpoint.removesuffix("/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", receiver.protocol)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    report, _, _, _ = send(otlp_settings(default_service="ignored"), blog_trace())
+    assert report.sent == 9
+    assert receiver.spans[0].resource["service.name"] == "from-env"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_dead_endpoint_one_warning_and_returns(
+    protocol: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    endpoint = dead_endpoint()
+    settings = otlp_settings(endpoint, protocol, timeout=1.0)
+    report, err, _, _ = send(settings, blog_trace())
+    assert (report.total, report.sent, report.reason) == (9, 0, "connection refused")
+    assert err.count("\n") == 1
+    assert err.startswith(f"asynctrace: OTLP export to {endpoint}")
+    assert err.endswith("failed: connection refused; 9 of 9 spans not sent\n")
+    assert not [r for r in caplog.records if r.name.startswith(("opentelemetry", "grpc"))]
+    assert capfd.readouterr().err == ""  # nothing else on the real stderr either
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mode", "reason"),
+    [
+        ("grpc", "unavailable", "gRPC UNAVAILABLE: receiver told to refuse"),
+        ("http/protobuf", "500", "HTTP 500 Internal Server Error"),
+        ("http/protobuf", "503", "Service Unavailable"),
+    ],
+)
+def test_receiver_errors_count_as_not_sent(protocol: str, mode: str, reason: str) -> None:
+    r = otlp_receiver.receiver(protocol, mode)
+    try:
+        report, err, _, _ = send(otlp_settings(r.endpoint, protocol, timeout=1.0), blog_trace())
+    finally:
+        r.stop()
+    assert r.attempts >= 1 and r.requests == []
+    assert (report.sent, report.not_sent, report.reason) == (0, 9, reason)
+    assert err.count("\n") == 1 and reason in err
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_stalling_receiver_bounded_wait(protocol: str) -> None:
+    r = otlp_receiver.receiver(protocol, "stall")
+    try:
+        t0 = time.monotonic()
+        report, err, _, _ = send(otlp_settings(r.endpoint, protocol, timeout=0.5), blog_trace())
+        elapsed = time.monotonic() - t0
+    finally:
+        r.stop()
+    assert report.sent == 0 and "no answer within" in err
+    assert elapsed < 0.5 + 1.0 + 2.0  # timeout + grace, plus slack for a loaded machine
+
+
+def test_batches_are_counted_separately() -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    class HalfBroken:
+        """A fake exporter: confirms the first batch, fails the rest."""
+
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.calls.append(len(spans))
+            return SpanExportResult.SUCCESS if len(self.calls) == 1 else SpanExportResult.FAILURE
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True  # like the real ones: says nothing about delivery
+
+    fake = HalfBroken()
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, blog_trace(), batch_size=4, exporter=fake)  # type: ignore[arg-type]
+    assert fake.calls == [4, 4]  # stops after the first failed batch
+    assert (report.sent, report.not_sent) == (4, 5)
+    assert "5 of 9 spans not sent" in err
+
+
+def test_exporter_that_raises_never_reaches_the_caller() -> None:
+    class Raising:
+        def export(self, spans: Any) -> Any:
+            raise RuntimeError("exporter bug")
+
+        def shutdown(self) -> None:
+            pass
+
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, blog_trace(), exporter=Raising())  # type: ignore[arg-type]
+    assert report.sent == 0
+    assert err == (
+        "asynctrace: OTLP export to http://127.0.0.1:9 failed: RuntimeError: exporter bug;"
+        " 9 of 9 spans not sent\n"
+    )
+
+
+# --- OTLP/JSON ------------------------------------------------------------------------------
+
+
+def test_otlp_json_file_round_trips_through_the_proto(tmp_path: Path) -> None:
+    from google.protobuf import json_format
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    trace_id, base = new_trace_id(), new_span_id_base()
+    resource = otlp_resource(default_service="gather", environ={})
+    path = tmp_path / "trace.otlp.json"
+    assert write_otlp_json(status_trace(), path, resource=resource, trace_id=trace_id,
+                           span_id_base=base) == 5  # fmt: skip
+    text = path.read_text()
+    assert text.count("\n") == 1  # one object per line, like the collector's file exporter
+    data = json.loads(text)
+    spans = data["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert data["resourceSpans"][0]["scopeSpans"][0]["scope"]["name"] == "asynctrace"
+    run = next(s for s in spans if s["name"] == "statuses.py")
+    fails = next(s for s in spans if s["name"] == "fails")
+    assert run["traceId"] == f"{trace_id:032x}"
+    assert run["spanId"] == f"{otel_span_id(base, 1):016x}"
+    assert "parentSpanId" not in run
+    assert fails["parentSpanId"] == run["spanId"]
+    assert fails["startTimeUnixNano"] == str(EPOCH_NS)  # uint64 as a string
+    assert fails["kind"] == 1  # SPAN_KIND_INTERNAL, as an integer
+    assert fails["status"] == {"code": 2, "message": "ValueError: boom"}
+    assert {"key": "asynctrace.kind", "value": {"stringValue": "task"}} in fails["attributes"]
+
+    # Back through the protobuf JSON mapping (which wants base64 ids) to the same message.
+    for span in spans:
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if key in span:
+                span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    parsed = json_format.ParseDict(data, ExportTraceServiceRequest())
+    readable = to_readable_spans(status_trace(), resource=resource, trace_id=trace_id,
+                                 span_id_base=base)  # fmt: skip
+    assert parsed == encode_spans(readable)
+    again = otlp_json_dict(status_trace(), resource=resource, trace_id=trace_id, span_id_base=base)
+    assert again["resourceSpans"][0]["resource"]["attributes"][-1] == {
+        "key": "service.name", "value": {"stringValue": "gather"}
+    }  # fmt: skip

@@ -1,0 +1,455 @@
+"""Tests for the virtual-time event loop (asynctrace/_virtual.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+from asynctrace._virtual import (
+    VirtualTimeDeadlock,
+    VirtualTimeLoop,
+    VirtualTimePolicy,
+    virtual_time,
+)
+
+T = TypeVar("T")
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    with virtual_time():
+        return asyncio.run(main())
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+# -- the clock -------------------------------------------------------------------------------
+
+
+def test_time_starts_at_zero() -> None:
+    loop = VirtualTimeLoop()
+    try:
+        assert loop.time() == 0.0
+    finally:
+        loop.close()
+
+
+def test_blog_gather_example_runs_on_exact_virtual_time() -> None:
+    out: list[tuple[str, float]] = []
+
+    async def task1() -> None:
+        out.append(("task1 start", now()))
+        await asyncio.sleep(2)
+        out.append(("task1 end", now()))
+
+    async def task2() -> None:
+        out.append(("task2 start", now()))
+        await asyncio.sleep(1)
+        out.append(("task2 end", now()))
+
+    async def task3() -> None:
+        out.append(("task3 start", now()))
+        await asyncio.sleep(3)
+        out.append(("task3 end", now()))
+
+    async def main() -> float:
+        await asyncio.gather(task1(), task2())
+        await task3()
+        return now()
+
+    started = time.perf_counter()
+    end = run(main)
+    real = time.perf_counter() - started
+
+    assert end == 5.0
+    assert out == [
+        ("task1 start", 0.0),
+        ("task2 start", 0.0),
+        ("task2 end", 1.0),
+        ("task1 end", 2.0),
+        ("task3 start", 2.0),
+        ("task3 end", 5.0),
+    ]
+    assert real < 2.0
+
+
+def test_wait_for_expires_at_exact_virtual_time() -> None:
+    async def main() -> float:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.Event().wait(), 2.5)
+        return now()
+
+    assert run(main) == 2.5
+
+
+def test_asyncio_timeout_expires_at_exact_virtual_time() -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("asyncio.timeout is new in Python 3.11")
+
+    async def main() -> float:
+        await asyncio.sleep(0.5)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                await asyncio.sleep(10)
+        return now()
+
+    assert run(main) == 2.0
+
+
+def test_call_later_and_call_at_fire_at_their_virtual_times() -> None:
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        fired: list[tuple[str, float]] = []
+        done = loop.create_future()
+        loop.call_later(0.25, lambda: fired.append(("later", loop.time())))
+        loop.call_at(7.0, lambda: fired.append(("at", loop.time())))
+        loop.call_at(7.5, done.set_result, None)
+        await done
+        return fired
+
+    assert run(main) == [("later", 0.25), ("at", 7.0)]
+
+
+def test_timer_beyond_asyncio_select_cap_lands_exactly() -> None:
+    three_days = 3 * 24 * 3600.0
+
+    async def main() -> float:
+        await asyncio.sleep(three_days)
+        return now()
+
+    assert run(main) == three_days
+
+
+def test_taskgroup_queue_lock_and_event_work_on_virtual_time() -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("TaskGroup is new in Python 3.11")
+
+    async def main() -> list[tuple[str, float]]:
+        log: list[tuple[str, float]] = []
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        lock = asyncio.Lock()
+        finished = asyncio.Event()
+
+        async def producer() -> None:
+            for i in range(3):
+                await asyncio.sleep(1)
+                await queue.put(i)
+            await finished.wait()
+
+        async def consumer() -> None:
+            for _ in range(3):
+                item = await queue.get()
+                async with lock:
+                    await asyncio.sleep(0.5)
+                    log.append((f"got {item}", now()))
+            finished.set()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(producer())
+            group.create_task(consumer())
+        log.append(("end", now()))
+        return log
+
+    assert run(main) == [("got 0", 1.5), ("got 1", 2.5), ("got 2", 3.5), ("end", 3.5)]
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+def test_to_thread_inside_wait_for_does_not_time_out() -> None:
+    def blocking() -> str:
+        time.sleep(0.05)
+        return "done"
+
+    async def main() -> tuple[str, float]:
+        result = await asyncio.wait_for(asyncio.to_thread(blocking), 1)
+        return result, now()
+
+    result, at = run(main)
+    assert result == "done"
+    # The loop waited for the thread in real time and advanced its clock by what it waited.
+    assert 0.04 <= at < 1.0
+
+
+def test_clock_runs_in_real_time_while_a_thread_job_runs() -> None:
+    async def main() -> tuple[float, float, float, float]:
+        loop = asyncio.get_running_loop()
+        before = now()
+
+        def job() -> tuple[float, float]:
+            start = loop.time()
+            time.sleep(0.05)
+            return start, loop.time()
+
+        start, end = await loop.run_in_executor(None, job)
+        return before, start, end, now()
+
+    before, start, end, after = run(main)
+    assert before <= start < end <= after
+    assert end - start >= 0.04
+
+
+def test_idle_executor_workers_do_not_stop_fast_forward() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            assert await loop.run_in_executor(pool, sum, [1, 2]) == 3
+            await asyncio.to_thread(int, "4")
+            started = now()
+            await asyncio.sleep(100)
+            return now() - started
+
+    started = time.perf_counter()
+    assert run(main) == 100.0
+    assert time.perf_counter() - started < 2.0
+
+
+def test_call_soon_threadsafe_from_a_thread_wakes_the_loop() -> None:
+    async def main() -> tuple[int, int, float]:
+        loop = asyncio.get_running_loop()
+        plain = loop.create_future()
+        timed = loop.create_future()
+
+        def worker() -> None:
+            time.sleep(0.02)
+            loop.call_soon_threadsafe(plain.set_result, 1)
+            time.sleep(0.02)
+            loop.call_soon_threadsafe(timed.set_result, 2)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        first = await plain  # no timer at all: must not be taken for a deadlock
+        second = await asyncio.wait_for(timed, 5)  # must not jump to the 5 s deadline
+        at = now()
+        thread.join()
+        return first, second, at
+
+    first, second, at = run(main)
+    assert (first, second) == (1, 2)
+    assert 0.03 <= at < 5.0
+
+
+def test_ended_thread_no_longer_stops_fast_forward() -> None:
+    async def main() -> float:
+        thread = threading.Thread(target=time.sleep, args=(0.02,))
+        thread.start()
+        await asyncio.sleep(0.001)  # in real time: the thread could still call back
+        thread.join()
+        started = now()
+        await asyncio.sleep(1000)
+        return now() - started
+
+    started = time.perf_counter()
+    assert run(main) == 1000.0
+    assert time.perf_counter() - started < 2.0
+
+
+# -- deadlock --------------------------------------------------------------------------------
+
+
+def test_never_set_event_raises_deadlock_fast() -> None:
+    async def waiter(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def main() -> None:
+        event = asyncio.Event()
+        task = asyncio.create_task(waiter(event), name="the-waiter")
+        await asyncio.sleep(3)
+        await task
+
+    started = time.perf_counter()
+    with pytest.raises(VirtualTimeDeadlock) as caught:
+        run(main)
+    assert time.perf_counter() - started < 2.0
+    message = str(caught.value)
+    assert message.startswith(
+        "asynctrace virtual time: deadlock at t=3.000 s: no task can run, no timer is scheduled"
+        " and no thread work is pending; waiting: "
+    )
+    assert (
+        "the-waiter (test_never_set_event_raises_deadlock_fast.<locals>.waiter) on Event.wait"
+        in message
+    )
+    assert "(test_never_set_event_raises_deadlock_fast.<locals>.main) on the-waiter (" in message
+    assert "asyncio.timeout()" in message
+    assert isinstance(caught.value, RuntimeError)
+
+
+def test_deadlock_names_queue_lock_and_gather_waits() -> None:
+    async def getter(queue: asyncio.Queue[int]) -> None:
+        await queue.get()
+
+    async def locker(lock: asyncio.Lock) -> None:
+        async with lock:
+            pass
+
+    async def main() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        lock = asyncio.Lock()
+        await lock.acquire()
+        await asyncio.gather(
+            asyncio.create_task(getter(queue), name="g"),
+            asyncio.create_task(locker(lock), name="l"),
+        )
+
+    with pytest.raises(VirtualTimeDeadlock) as caught:
+        run(main)
+    message = str(caught.value)
+    assert "deadlock at t=0.000 s" in message
+    assert "g (test_deadlock_names_queue_lock_and_gather_waits.<locals>.getter) on Queue.get" in (
+        message
+    )
+    assert (
+        "l (test_deadlock_names_queue_lock_and_gather_waits.<locals>.locker) on Lock.acquire"
+        in (message)
+    )
+    assert ".<locals>.main) on gather" in message
+
+
+def test_loop_can_run_again_after_a_deadlock() -> None:
+    loop = VirtualTimeLoop()
+    try:
+        with pytest.raises(VirtualTimeDeadlock):
+            loop.run_until_complete(loop.create_future())
+        loop.run_until_complete(asyncio.sleep(4))
+        assert loop.time() == 4.0
+    finally:
+        loop.close()
+
+
+# -- real I/O --------------------------------------------------------------------------------
+
+
+def test_socket_echo_over_loopback_still_works() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> tuple[bytes, float]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping\n")
+            # A pending 5 s deadline MUST NOT be jumped to while the reply is on its way.
+            reply = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            await writer.wait_closed()
+        started = now()
+        await asyncio.sleep(50)  # sockets closed: fast-forward again
+        return reply, now() - started
+
+    started = time.perf_counter()
+    assert run(main) == (b"ping\n", 50.0)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_subprocess_pipes_work() -> None:
+    async def main() -> tuple[bytes, int | None, float]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print('hello')", stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.sleep(0.05)  # let the child watcher's thread end
+        started = now()
+        await asyncio.sleep(500)
+        return out, proc.returncode, now() - started
+
+    started = time.perf_counter()
+    out, returncode, slept = run(main)
+    assert (out.strip(), returncode, slept) == (b"hello", 0, 500.0)
+    assert time.perf_counter() - started < 10.0
+
+
+# -- policy ----------------------------------------------------------------------------------
+
+
+class _MarkerPolicy(asyncio.DefaultEventLoopPolicy):
+    pass
+
+
+def test_policy_makes_virtual_time_loops() -> None:
+    loop = VirtualTimePolicy().new_event_loop()
+    try:
+        assert isinstance(loop, VirtualTimeLoop)
+    finally:
+        loop.close()
+
+
+def test_virtual_time_restores_the_previous_policy() -> None:
+    previous = asyncio.get_event_loop_policy()
+    marker = _MarkerPolicy()
+    asyncio.set_event_loop_policy(marker)
+    try:
+        with virtual_time() as policy:
+            assert asyncio.get_event_loop_policy() is policy
+            assert isinstance(policy, VirtualTimePolicy)
+        assert asyncio.get_event_loop_policy() is marker
+
+        with pytest.raises(ZeroDivisionError), virtual_time():
+            1 / 0  # noqa: B018 - the point is the exception
+        assert asyncio.get_event_loop_policy() is marker
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
+# -- pytest-asyncio --------------------------------------------------------------------------
+
+_ASYNC_TESTS = """
+import asyncio
+import pytest
+
+@pytest.mark.asyncio
+async def test_sleeps_an_hour():
+    loop = asyncio.get_running_loop()
+    assert type(loop).__name__ == "VirtualTimeLoop"
+    await asyncio.sleep(3600)
+    assert loop.time() == 3600.0
+
+@pytest.mark.asyncio
+async def test_waits_forever():
+    await asyncio.Event().wait()
+"""
+
+
+@pytest.mark.parametrize("how", ["loop_factories_hook", "event_loop_policy_fixture"])
+def test_pytest_asyncio_runs_on_virtual_time(pytester: pytest.Pytester, how: str) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    if how == "loop_factories_hook":
+        conftest = """
+from asynctrace._virtual import VirtualTimeLoop
+
+def pytest_asyncio_loop_factories(config, item):
+    return {"virtual": VirtualTimeLoop}
+"""
+    else:
+        conftest = """
+import pytest
+from asynctrace._virtual import VirtualTimePolicy
+
+@pytest.fixture(scope="session")
+def event_loop_policy():
+    return VirtualTimePolicy()
+"""
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(_ASYNC_TESTS)
+    started = time.perf_counter()
+    result = pytester.runpytest_subprocess("-W", "ignore::DeprecationWarning")
+    assert time.perf_counter() - started < 30.0
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*VirtualTimeDeadlock: asynctrace virtual time: deadlock at t=0.000 s*Event.wait*"]
+    )
