@@ -25,7 +25,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from ._decorator import TracedFunction, trace
+from ._decorator import is_traced, trace
 
 _HOOK_MODULE = __name__
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -161,7 +161,7 @@ def _wrappable(obj: object) -> bool:
     return (
         inspect.isfunction(obj)
         and inspect.iscoroutinefunction(obj)
-        and not isinstance(obj, TracedFunction)
+        and not is_traced(obj)
     )
 
 

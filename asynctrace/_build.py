@@ -90,19 +90,19 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
     for root in list(recorder.roots):
         if root._task_name is None:
             continue
-        proxy = root._top
-        while proxy is not root:
-            records.append((K_CORO, proxy._sid, proxy._parent, root._sid, proxy._start, now,
-                            recorder.next_seq(),
-                            proxy._info, None, 0, unfinished, None))
-            proxy = proxy._outer
-        if root._aw_t is not None:
-            what = root._aw_what
+        call = root._top
+        while call is not root:
+            if call._sid != root._sid:  # a call merged into its task has no span of its own
+                records.append((K_CORO, call._sid, call._parent, root._sid, call._start, now,
+                                recorder.next_seq(), call._info, None, 0, unfinished, None))
+            call = call._outer
+        pending = root._pending
+        if pending is not None:
+            what = pending[7]
             if what.__class__ is not CodeType and what.__class__ is not float:
                 what = _coro._reduce_awaited(what)
-            records.append((K_AWAIT, root._aw_sid, root._aw_parent, root._sid, root._aw_t, now,
-                            recorder.next_seq(),
-                            what, root._aw_code, root._aw_lasti, unfinished, None))
+            records.append(tuple(pending[:5]) + (now, recorder.next_seq(), what)
+                           + tuple(pending[8:10]) + (unfinished, None))
         records.append((K_TASK, root._sid, root._parent, root._sid, root._start, now,
                         recorder.next_seq(),
                         root._info, None, 0, unfinished, root._task_name()))

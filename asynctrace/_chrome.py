@@ -20,6 +20,7 @@ ride in ``args``, which is what :func:`read_chrome_json` reads back.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 from ._spans import KINDS, STATUSES, Span, Trace
 
-__all__ = ["activity", "row_label", "read_chrome_json", "to_chrome", "write_chrome_json"]
+__all__ = ["activity", "joins", "read_chrome_json", "row_label", "to_chrome", "write_chrome_json"]
 
 PID = 1
 COUNTER_TID = 0
@@ -40,6 +41,11 @@ _RESERVED = frozenset(
 )
 _RESERVED_PREFIX = "attribute."
 _UNCLAMPED = "unclamped_end"
+_AWAITED = "asynctrace.awaited"
+_FUNCTION = "code.function.name"
+_FILE = "code.file.path"
+_DEFAULTS = {"await": _AWAITED, "task": _FUNCTION, "coroutine": _FUNCTION, "thread": _FUNCTION}
+_MISSING = object()
 
 
 def _version() -> str:
@@ -80,29 +86,32 @@ def display_name(span: Span) -> str:
     return name
 
 
-def _join_names(trace: Trace) -> set[str]:
-    """What an await on a task is named: ``Task-2 (task1)`` (see architecture.md)."""
+def joins(trace: Trace) -> list[Span]:
+    """The awaits that wait on other tasks (a task, a gather): joins, not operations, in order.
+
+    An await on a task is named like ``Task-2 (task1)`` (see architecture.md); an await on a
+    gather is the gather span's child or is named ``gather(...)``.
+    """
     names = set()
     for span in trace.spans:
         if span.kind == "task":
             task_name = span.attributes.get("asynctrace.task.name")
             if task_name:
                 names.add(f"{task_name} ({span.name})")
-    return names
+    found = []
+    for span in trace.spans:
+        if span.kind != "await":
+            continue
+        parent = span.parent
+        on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
+            "gather("
+        )
+        if on_gather or span.name in names or span.attributes.get(_AWAITED) in names:
+            found.append(span)
+    return found
 
 
-def is_join(span: Span, join_names: set[str]) -> bool:
-    """True if this await waits on other tasks (a task, a gather): a join, not an operation."""
-    if span.kind != "await":
-        return False
-    if span.parent is not None and span.parent.kind == "gather":
-        return True
-    awaited = span.attributes.get("asynctrace.awaited", span.name)
-    name = awaited if isinstance(awaited, str) else span.name
-    return name.startswith("gather(") or name in join_names or span.name in join_names
-
-
-def activity(trace: Trace) -> list[tuple[float, int, int]]:
+def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[float, int, int]]:
     """How many tasks run and wait over time, as ``(time, running, waiting)`` change points.
 
     A task is *waiting* while it awaits other tasks (a gather, a task: a join, whose time is
@@ -111,7 +120,6 @@ def activity(trace: Trace) -> list[tuple[float, int, int]]:
     task executes Python at a time, so "running" in that sense could never exceed one and the
     overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
     """
-    join_names = _join_names(trace)
     tasks = {s.span_id: s for s in trace.spans if s.kind == "task"}
     deltas: dict[float, list[int]] = {}
 
@@ -121,8 +129,8 @@ def activity(trace: Trace) -> list[tuple[float, int, int]]:
         d[1] += waiting
 
     waits: dict[int, list[tuple[float, float]]] = {}
-    for span in trace.spans:
-        if span.track in tasks and is_join(span, join_names):
+    for span in joins(trace) if join_spans is None else join_spans:
+        if span.track in tasks:
             waits.setdefault(span.track, []).append((span.start, span.end))
     for task in tasks.values():
         add(task.start, 1, 0)
@@ -160,21 +168,60 @@ def _us(ns: int) -> int | float:
     return ns // 1000 if ns % 1000 == 0 else ns / 1000
 
 
-def _args(span: Span) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "span_id": span.span_id,
-        "parent_id": span.parent_id,
-        "kind": span.kind,
-        "status": span.status,
-        "name": span.name,
-        "track": span.track,
-        "start_seq": span.start_seq,
-        "end_seq": span.end_seq,
-    }
+def _raw_name(display: str, kind: str, status: str) -> str:
+    """Undo :func:`display_name` (not for ``blocked``, whose display name carries a duration)."""
+    if status != "ok" and display.endswith(f" [{status}]"):
+        display = display[: -len(status) - 3]
+    if kind == "await" and display.startswith("await "):
+        return display[6:]
+    if kind in ("task", "coroutine", "thread") and display.endswith("()"):
+        return display[:-2]
+    return display
+
+
+def _args(span: Span, display: str, full: bool) -> dict[str, Any]:
+    """The span's identity and attributes; compact unless ``full``.
+
+    Compact leaves out only what the reader rebuilds exactly: ``kind`` (the event's ``cat``),
+    ``track`` (the row's, in its ``thread_name`` metadata), ``status`` when ``ok``, ``name``
+    when the slice name gives it back, and ``asynctrace.awaited`` (awaits) or
+    ``code.function.name`` (tasks, coroutines, thread jobs) when it equals the name, and
+    ``code.file.path`` when it equals the parent span's.
+    """
+    args: dict[str, Any] = {"span_id": span.span_id, "parent_id": span.parent_id}
+    if full:
+        args["kind"] = span.kind
+        args["track"] = span.track
+    if full or span.status != "ok":
+        args["status"] = span.status
+    if full or span.kind == "blocked" or _raw_name(display, span.kind, span.status) != span.name:
+        args["name"] = span.name
+    args["start_seq"] = span.start_seq
+    args["end_seq"] = span.end_seq
     if span.error is not None:
         args["error"] = span.error
-    for key, value in span.attributes.items():
-        args[_RESERVED_PREFIX + key if key in _RESERVED else key] = value
+    attributes = span.attributes
+    if _RESERVED.isdisjoint(attributes):
+        args.update(attributes)
+    else:
+        for key, value in attributes.items():
+            args[_RESERVED_PREFIX + key if key in _RESERVED else key] = value
+    default = _DEFAULTS.get(span.kind)
+    if default is not None:
+        # an attribute that repeats the name is left out; None says "absent", not "same"
+        value = attributes.get(default, _MISSING)
+        if value is _MISSING:
+            args[default] = None
+        elif not full and value == span.name:
+            del args[default]
+    parent = span.parent
+    if parent is not None and _FILE in parent.attributes:
+        # an await's or a call's file is nearly always its parent's: say it once per row
+        value = attributes.get(_FILE, _MISSING)
+        if value is _MISSING:
+            args[_FILE] = None
+        elif not full and value == parent.attributes[_FILE]:
+            del args[_FILE]
     return args
 
 
@@ -212,15 +259,28 @@ def _place(items: list[_Item]) -> list[dict[str, Any]]:
     return out
 
 
-def to_chrome(trace: Trace) -> dict[str, Any]:
+def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     """The trace as a Chrome Trace Event Format document (a dict ready for ``json.dump``).
 
-    Runs on the caller's thread, off the event loop; it never mutates ``trace``.
+    Args:
+        trace: the trace; it is not mutated.
+        full_args: repeat ``kind``, ``track``, ``status`` and the raw ``name`` in every slice's
+            args even where the event already says it (about 30% bigger files).
+
+    Runs on the caller's thread, off the event loop.
     """
-    owners = trace.tracks
-    track_ids = [s.span_id for s in owners]
-    known = set(track_ids)
-    track_ids += sorted({s.track for s in trace.spans} - known)  # rows whose owner was dropped
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # tens of thousands of small dicts: collections would triple the time
+    try:
+        return _document(trace, full_args)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
+    track_ids = [s.span_id for s in trace.tracks]
+    track_ids += sorted({s.track for s in trace.spans} - set(track_ids))  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
     run = next((s for s in trace.spans if s.kind == "run"), None)
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
@@ -231,27 +291,28 @@ def to_chrome(trace: Trace) -> dict[str, Any]:
         owner = trace.by_id.get(track)
         label = row_label(owner) if owner is not None else f"track {track}"
         tid = tids[track]
+        meta = {"name": label, "track": track}
+        events.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        sort = {"sort_index": tid}
         events.append(
-            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": label}}
-        )
-        events.append(
-            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}
+            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
         )
 
     rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
     items: dict[int, _Item] = {}
     for span in trace.spans:
-        tid = tids[span.track]
-        event = {"ph": "X", "pid": PID, "tid": tid, "name": display_name(span), "cat": span.kind}
-        event["args"] = _args(span)
+        name = display_name(span)
+        event = {"ph": "X", "pid": PID, "tid": tids[span.track], "name": name, "cat": span.kind}
+        event["args"] = _args(span, name, full_args)
         item = _Item(round(span.start * 1e9), round(span.end * 1e9), (span.start_seq, 0), event)
         rows[span.track].append(item)
         items[span.span_id] = item
-    tail = _flows(trace, tids, rows, items)
+    join_spans = joins(trace)
+    tail = _flows(trace, tids, rows, items, join_spans)
     for track in track_ids:
         events.extend(_place(rows[track]))
     events.extend(tail)
-    events.extend(_counter(trace))
+    events.extend(_counter(trace, join_spans))
     other = {
         "asynctrace": _version(),
         "clock": trace.clock,
@@ -268,15 +329,19 @@ def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
 
 
 def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str) -> dict[str, Any]:
+    # no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself
     event = {"ph": ph, "pid": PID, "tid": tid, "ts": _us(ns), "id": flow_id, "cat": cat}
-    event["name"] = cat
     if ph == "f":
         event["bp"] = "e"
     return event
 
 
 def _flows(
-    trace: Trace, tids: dict[int, int], rows: dict[int, list[_Item]], items: dict[int, _Item]
+    trace: Trace,
+    tids: dict[int, int],
+    rows: dict[int, list[_Item]],
+    items: dict[int, _Item],
+    join_spans: list[Span],
 ) -> list[dict[str, Any]]:
     """Add spawn and join arrows; returns events that must come after every slice.
 
@@ -285,13 +350,11 @@ def _flows(
     """
     tail: list[dict[str, Any]] = []
     flow_id = 0
-    spawn_markers: dict[tuple[int, int], _Item] = {}
-    join_names = _join_names(trace)
-    joins: dict[int, list[Span]] = {}
-    for span in trace.spans:  # in start order, and a task awaits one thing at a time
-        if is_join(span, join_names):
-            joins.setdefault(span.track, []).append(span)
-    join_starts = {track: [w.start for w in ws] for track, ws in joins.items()}
+    spawn_markers: dict[int, _Item] = {}  # one per creating span, at its first child's start
+    by_track: dict[int, list[Span]] = {}
+    for span in join_spans:  # in start order, and a task awaits one thing at a time
+        by_track.setdefault(span.track, []).append(span)
+    join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
     join_markers: dict[int, _Item] = {}
     for span in trace.spans:
         parent = span.parent
@@ -300,17 +363,17 @@ def _flows(
         flow_id += 1
         item = items[span.span_id]
         pitem = items[parent.span_id]
-        at = min(max(item.start, pitem.start), max(pitem.end - 1, pitem.start))
-        marker = spawn_markers.get((parent.track, at))
+        marker = spawn_markers.get(parent.span_id)
         if marker is None:
+            at = min(max(item.start, pitem.start), max(pitem.end - 1, pitem.start))
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
-            spawn_markers[(parent.track, at)] = marker
+            spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)
         else:
-            marker.event["name"] = "start tasks"
-        marker.after.append(_flow("s", marker.event["tid"], at, flow_id, "spawn"))
+            marker.event["name"] = f"start {len(marker.after) + 1} tasks"
+        marker.after.append(_flow("s", marker.event["tid"], marker.start, flow_id, "spawn"))
         item.after.append(_flow("f", tids[span.track], item.start, flow_id, "spawn"))
-        waiter = _waiter(span, joins.get(parent.track, []), join_starts.get(parent.track, []))
+        waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
         witem = items[waiter.span_id]
@@ -342,9 +405,9 @@ def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:
     return waiter if wanted in (waiter.name, waiter.attributes.get("asynctrace.awaited")) else None
 
 
-def _counter(trace: Trace) -> list[dict[str, Any]]:
+def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
     """The ``tasks`` counter; more than MAX_COUNTER_POINTS changes keep each bucket's peaks."""
-    points = activity(trace)
+    points = activity(trace, join_spans)
     if len(points) > MAX_COUNTER_POINTS:
         t0, t1 = points[0][0], points[-1][0]
         step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
@@ -371,9 +434,14 @@ def _counter(trace: Trace) -> list[dict[str, Any]]:
     ]
 
 
-def write_chrome_json(trace: Trace, path: str | os.PathLike[str]) -> None:
-    """Write the trace as a compact Chrome Trace Event JSON file that Perfetto opens."""
-    doc = to_chrome(trace)
+def write_chrome_json(
+    trace: Trace, path: str | os.PathLike[str], *, full_args: bool = False
+) -> None:
+    """Write the trace as a compact Chrome Trace Event JSON file that Perfetto opens.
+
+    ``full_args`` is passed to :func:`to_chrome`.  Runs on the caller's thread, off the loop.
+    """
+    doc = to_chrome(trace, full_args=full_args)
     try:
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
         data = text.encode("utf-8")
@@ -413,6 +481,12 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
         raise _bad(p, "is JSON but not a Chrome trace (no traceEvents list)")
     other = doc.get("otherData") if isinstance(doc, dict) else None
     other = other if isinstance(other, dict) else {}
+    tracks: dict[object, int] = {}  # tid -> track span id, from thread_name metadata
+    for ev in events:
+        if isinstance(ev, dict) and ev.get("ph") == "M" and ev.get("name") == "thread_name":
+            meta = ev.get("args")
+            if isinstance(meta, dict) and isinstance(meta.get("track"), int):
+                tracks[ev.get("tid")] = meta["track"]
     spans: list[Span] = []
     foreign = 0
     for i, ev in enumerate(events):
@@ -423,9 +497,18 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
             foreign += ev.get("cat") != MARKER_CAT
             continue
         try:
-            spans.append(_span(ev, args))
+            spans.append(_span(ev, args, tracks))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(p, f"has a malformed span in event {i} ({exc!r})") from None
+    by_id = {span.span_id: span for span in spans}
+    for span in sorted(spans, key=lambda s: (s.start, s.start_seq)):  # parents first
+        if _FILE in span.attributes:
+            if span.attributes[_FILE] is None:
+                del span.attributes[_FILE]
+            continue
+        parent = by_id.get(span.parent_id) if span.parent_id is not None else None
+        if parent is not None and _FILE in parent.attributes:
+            span.attributes[_FILE] = parent.attributes[_FILE]
     if not spans and (foreign or "asynctrace" not in other):
         raise _bad(p, "is a trace, but not one written by asynctrace (no event carries a span_id)")
     return Trace(
@@ -436,8 +519,9 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
     )
 
 
-def _span(ev: dict[str, Any], args: dict[str, Any]) -> Span:
-    kind, status = args["kind"], args["status"]
+def _span(ev: dict[str, Any], args: dict[str, Any], tracks: dict[object, int]) -> Span:
+    kind = args.get("kind", ev.get("cat"))
+    status = args.get("status", "ok")
     if kind not in KINDS or status not in STATUSES:
         msg = f"kind={kind!r} status={status!r}"
         raise ValueError(msg)
@@ -446,24 +530,31 @@ def _span(ev: dict[str, Any], args: dict[str, Any]) -> Span:
         msg = f"ts={ts} dur={dur}"
         raise ValueError(msg)
     end_us = float(args[_UNCLAMPED]) if _UNCLAMPED in args else ts + dur
-    attributes = {}
+    name = args["name"] if "name" in args else _raw_name(str(ev["name"]), kind, status)
+    attributes: dict[str, object] = {}
+    default = _DEFAULTS.get(kind)
+    if default is not None:
+        attributes[default] = name  # written only when it differs from the name
     for key, value in args.items():
         if key in _RESERVED or key == _UNCLAMPED:
             continue
         if key.startswith(_RESERVED_PREFIX) and key[len(_RESERVED_PREFIX) :] in _RESERVED:
             key = key[len(_RESERVED_PREFIX) :]
         attributes[key] = value
+    if default is not None and attributes[default] is None:
+        del attributes[default]
     parent_id = args["parent_id"]
+    error = args.get("error")
     return Span(
         span_id=int(args["span_id"]),
         parent_id=None if parent_id is None else int(parent_id),
         kind=kind,
-        name=str(args["name"]),
+        name=str(name),
         start=ts / 1e6,
         end=end_us / 1e6,
-        track=int(args["track"]),
+        track=int(args["track"]) if "track" in args else tracks[ev["tid"]],
         status=status,
-        error=args.get("error"),
+        error=None if error is None else str(error),
         attributes=attributes,
         start_seq=int(args["start_seq"]),
         end_seq=int(args["end_seq"]),

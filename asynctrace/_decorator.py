@@ -1,53 +1,76 @@
 """``@asynctrace.trace``: a coroutine function whose calls are ``coroutine`` spans.
 
-Problem: a wrapper function that returns a proxy is not a coroutine function to
-``inspect.iscoroutinefunction`` on Python < 3.12, and frameworks (pytest-asyncio, web
-frameworks) decide how to call a function by asking exactly that.
+Problem: the span of a call must open when the coroutine starts and close when it returns or
+raises, at a cost far below the call itself, and the function must stay a coroutine function
+for frameworks that ask ``inspect.iscoroutinefunction``.
 
-Solution: :class:`TracedFunction` is a callable object that carries the wrapped function's
-``__code__``, defaults and annotations, so ``inspect`` sees a coroutine function on every
-supported Python; binding as a method goes through ``__get__``.  While no recorder is active a
-call costs one attribute check and returns the plain coroutine.
+Solution: the decorated function is a native ``async def`` that awaits the original coroutine,
+so every ``send`` passes through it in C and its return needs no exception.  While it runs, its
+:class:`~asynctrace._coro.CallSpan` is the innermost traced call of its task (the root's
+``_top``).  While no recorder is active a call costs one flag check and one extra coroutine.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
-from types import MethodType
 from typing import Any, TypeVar, overload
 
 from . import _coro
-from ._coro import CoroSpan, FnInfo
+from ._coro import K_CORO, CallSpan, FnInfo, hide_frame, status_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class TracedFunction:
-    """A traced ``async def`` function or method (what ``@trace`` returns)."""
-
-    def __init__(self, fn: Callable[..., Any], info: FnInfo) -> None:
-        functools.update_wrapper(self, fn)
-        self.__code__ = fn.__code__
-        self.__defaults__ = fn.__defaults__  # type: ignore[attr-defined]
-        self.__kwdefaults__ = fn.__kwdefaults__  # type: ignore[attr-defined]
-        self._fn = fn
-        self._info = info
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        coro = self._fn(*args, **kwargs)
+def _wrap(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        coro = fn(*args, **kwargs)
         if not _coro.active:
-            return coro
-        return CoroSpan(coro, self._info)
+            return await coro
+        root = _coro.current_root.get()
+        span = CallSpan()
+        span._coro = coro
+        span._info = info
+        if root is None:
+            span._sid = _coro.next_id()
+            span._parent = _coro.current_gather.get() or _coro.run_sid
+            span._track = _coro.run_sid
+        else:
+            outer = root._top
+            span._outer = outer
+            span._track = root._track
+            if outer is root and root._coro.cr_frame is sys._getframe(0):
+                # This call is the task's own coroutine: the task span takes its name.
+                span._sid = root._sid
+                root._info = info
+            else:
+                span._sid = _coro.next_id()
+                span._parent = outer._sid
+            root._top = span
+        span._start = _coro.clock()
+        try:
+            result = await coro
+        except BaseException as exc:
+            hide_frame(exc)
+            _end(span, root, status_of(exc))
+            raise
+        _end(span, root, None)
+        return result
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        return MethodType(self, instance)
+    traced.__asynctrace_info__ = info  # type: ignore[attr-defined]
+    return traced
 
-    def __repr__(self) -> str:
-        return f"<traced {self._fn!r}>"
+
+def _end(span: CallSpan, root: Any, status: tuple[str, str, str] | None) -> None:
+    if root is not None:
+        root._top = span._outer
+        if span._sid == root._sid:
+            return
+    _coro.append((K_CORO, span._sid, span._parent, span._track, span._start, _coro.clock(),
+                  _coro.next_id(), span._info, None, 0, status, None))
 
 
 def _check(fn: object) -> None:
@@ -62,9 +85,14 @@ def _check(fn: object) -> None:
                "are not traced yet: trace the coroutines that consume it instead")
     else:
         msg = (f"@asynctrace.trace got {name!r}, which is not an async def function; "
-               "trace coroutine functions only (for threads, use asyncio.to_thread, which is "
-               "traced automatically)")
+               "trace coroutine functions only (work sent to threads with asyncio.to_thread "
+               "is traced automatically)")
     raise TypeError(msg)
+
+
+def is_traced(fn: object) -> bool:
+    """True for a function that ``@trace`` already wrapped."""
+    return hasattr(fn, "__asynctrace_info__")
 
 
 @overload
@@ -86,7 +114,8 @@ def trace(
 
     Use bare (``@trace``) or with options (``@trace(name="fetch", attributes={"db": "main"})``).
     The span is named ``name`` or the function's qualified name and nests under the coroutine
-    or task that awaits it.  Outside tracing the function behaves as if undecorated.
+    or task that awaits it; a call that a task runs directly names the task's span instead.
+    Outside tracing the function behaves as if undecorated.
 
     Raises:
         TypeError: ``fn`` is not an ``async def`` function.
@@ -94,13 +123,16 @@ def trace(
 
     def decorate(func: Callable[..., Any]) -> Any:
         _check(func)
-        if isinstance(func, TracedFunction):
+        if is_traced(func):
             return func
         code = func.__code__
         info = FnInfo(name or getattr(code, "co_qualname", func.__qualname__), code,
                       dict(attributes) if attributes else None)
-        return TracedFunction(func, info)
+        return _wrap(func, info)
 
     if fn is None:
         return decorate
     return decorate(fn)
+
+
+_coro.hidden_codes.add(_wrap(lambda: None, FnInfo("", _wrap.__code__, None)).__code__)

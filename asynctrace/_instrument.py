@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _coro
-from ._coro import K_GATHER, K_THREAD, TaskRoot, current_parent, status_of, wrap_task_coro
+from ._coro import K_GATHER, K_THREAD, TaskRoot, current_parent, status_of
 
 _BaseEventLoop = asyncio.base_events.BaseEventLoop
 _orig_create_task = _BaseEventLoop.create_task
@@ -46,7 +46,7 @@ open_gathers: dict[int, tuple[Any, ...]] = {}
 def _start_task(coro: Any, create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
                 context: contextvars.Context | None) -> asyncio.Task[Any]:
     parent, _track = current_parent()
-    root = wrap_task_coro(coro, parent)
+    root = TaskRoot(coro, parent)
     _coro.track_root(root)
     if context is None:
         # The Task copies the current context: let the copy carry this task's root.

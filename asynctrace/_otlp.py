@@ -17,6 +17,7 @@ only inside functions: ``import asynctrace`` MUST NOT import it (about 110 ms).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -223,7 +224,9 @@ def otlp_json_dict(
     Protobuf's JSON mapping of ``ExportTraceServiceRequest`` with the two changes the OTLP/JSON
     specification makes: ids are lower-case hex, not base64, and enums are integers.
     """
-    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.json_format import (  # type: ignore[import-untyped,unused-ignore]
+        MessageToDict,
+    )
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     spans = to_readable_spans(
@@ -233,7 +236,7 @@ def otlp_json_dict(
         span_id_base=span_id_base,
         parent_context=parent_context,
     )
-    data = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    data: dict[str, Any] = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
     for resource_spans in data.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
             for span in scope_spans.get("spans", []):
@@ -408,7 +411,9 @@ class OtlpExport:
         parent_context: SpanContext | None = None,
     ) -> ExportReport:
         """:meth:`submit` then :meth:`close`: send one trace, waiting a bounded time."""
-        self.submit(trace, trace_id=trace_id, span_id_base=span_id_base, parent_context=parent_context)
+        self.submit(
+            trace, trace_id=trace_id, span_id_base=span_id_base, parent_context=parent_context
+        )
         return self.close()
 
     # The rest runs on the worker thread.
@@ -418,20 +423,24 @@ class OtlpExport:
         capture.install()
         exporter: SpanExporter | None = None
         try:
-            exporter = self._exporter or _make_exporter(self.settings)
+            if self._exporter is None:
+                exporter = _make_exporter(self.settings)
+                _watch_http_errors(exporter, capture)
+            else:
+                exporter = self._exporter
             while True:
                 job = self._queue.get()
                 if job is _STOP:
                     break
                 assert isinstance(job, _Job)
                 self._send(exporter, job, capture)
-        except Exception as error:  # noqa: BLE001 - MUST NOT reach the program; it is reported
+        except Exception as error:  # MUST NOT reach the program: it is reported
             self._fail(f"{type(error).__name__}: {error}")
         finally:
             try:
                 if exporter is not None:
                     exporter.shutdown()
-            except Exception:  # noqa: BLE001 - shutting down a failed exporter: nothing to add
+            except Exception:  # shutting down a failed exporter: nothing to add
                 pass
             capture.remove()
             self._done.set()
@@ -475,7 +484,7 @@ class OtlpExport:
 
 def _make_exporter(settings: OtlpSettings) -> SpanExporter:
     if settings.protocol == "grpc":
-        import grpc
+        import grpc  # type: ignore[import-untyped,unused-ignore]
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
@@ -521,6 +530,26 @@ def _make_exporter(settings: OtlpSettings) -> SpanExporter:
     )
 
 
+def _watch_http_errors(exporter: SpanExporter, capture: _LogCapture) -> None:
+    """Keep the HTTP client's last error for the warning: the exporter logs only "due to
+    timeout" when it gives up after one refused connection.  Private API, so best effort.
+    """
+    client = getattr(exporter, "_client", None)
+    inner = getattr(client, "export", None)
+    if client is None or inner is None:
+        return
+
+    def export(data: bytes) -> Any:
+        result = inner(data)
+        error = getattr(result, "error", None)
+        if error is not None:
+            capture.messages.append(f"{type(error).__name__}: {error}")
+        return result
+
+    with contextlib.suppress(AttributeError):  # a client with slots: no reason, no harm
+        client.export = export
+
+
 def _read(path: str | None) -> bytes | None:
     if path is None:
         return None
@@ -545,15 +574,13 @@ class _LogCapture(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.thread != self.thread_id:
             return True
-        try:
+        with contextlib.suppress(Exception):  # a bad log call in a library: drop it
             self.messages.append(record.getMessage())
-        except Exception:  # noqa: BLE001 - a bad log call in a library: drop the message
-            pass
         return False
 
     def install(self) -> None:
         # Loggers exist once the exporter modules are imported; import them first.
-        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter  # noqa: F401
+        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
         import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
 
         names = [n for n in logging.root.manager.loggerDict if n.startswith(self._PREFIXES)]
@@ -597,4 +624,3 @@ def _summarize(messages: Sequence[str], timeout: float) -> str:
 def _short(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-

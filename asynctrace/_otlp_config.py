@@ -149,7 +149,7 @@ def otlp_settings(
         if raw.strip().lower() not in _COMPRESSIONS:
             msg = f"{name}={raw!r} is not a supported compression; use gzip, deflate or none"
             raise ValueError(msg)
-        comp = _COMPRESSIONS[_COMPRESSIONS.index(raw.strip().lower())]  # type: ignore[arg-type]
+        comp = _COMPRESSIONS[_COMPRESSIONS.index(raw.strip().lower())]
 
     scheme = urlsplit(url).scheme
     secure_flag: bool

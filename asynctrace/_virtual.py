@@ -27,7 +27,8 @@ What counts as "nothing else can make progress" (checked only when the loop woul
   listening server sleeps in real time.  The fast-forward resumes as soon as they are closed.
 - Otherwise, with a timer pending: jump to it.  With no timer either: the program is deadlocked
   (it would hang forever on a normal loop), and the loop raises :class:`VirtualTimeDeadlock`
-  naming the tasks that wait and what they wait on.
+  naming the tasks that wait and what they wait on; unless a handler was installed with
+  ``loop.add_signal_handler``: then it waits in real time for a signal, as a normal loop would.
 
 The clock MUST only move forward, and MUST land exactly on a timer's deadline when it jumps (so
 ``sleep(2)`` started at ``0.0`` ends at ``2.0``, not ``1.9999999999999998``).
@@ -45,7 +46,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVarTuple, Unpack
@@ -54,7 +55,14 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-__all__ = ["VirtualTimeDeadlock", "VirtualTimeLoop", "VirtualTimePolicy", "virtual_time"]
+__all__ = [
+    "VirtualTimeDeadlock",
+    "VirtualTimeLoop",
+    "VirtualTimePolicy",
+    "install_virtual_time",
+    "use_loop_clock",
+    "virtual_time",
+]
 
 # While only foreign threads justify a real wait, poll this often (real seconds) so that the loop
 # notices a thread that ended without calling back, and resumes fast-forwarding.
@@ -151,10 +159,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._vt_foreign_threads():
             limit = _THREAD_POLL if timeout is None else min(timeout, _THREAD_POLL)
             return self._vt_wait_real(select, timeout, limit)
-        if timeout is None:
-            raise VirtualTimeDeadlock(self._vt_deadlock_message())
-        self._vt_jump(timeout)
-        return []
+        if timeout is not None:
+            self._vt_jump(timeout)
+            return []
+        if getattr(self, "_signal_handlers", None):
+            # loop.add_signal_handler(): a signal from outside can still end the wait.
+            return self._vt_wait_real(select, None, None)
+        raise VirtualTimeDeadlock(self._vt_deadlock_message())
 
     def _vt_wait_real(
         self,
@@ -174,7 +185,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             else:
                 self._vt_now += waited
             self._vt_real = None  # after _vt_now moved: readers never see the clock go back
-        return events  # type: ignore[return-value]  # None only if select raised
+        return events
 
     def _vt_jump(self, timeout: float) -> None:
         target = self._vt_now + timeout
@@ -262,10 +273,65 @@ class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):
     """An event loop policy whose new loops are :class:`VirtualTimeLoop`.
 
     For ``asyncio.run(main())`` on Python 3.10 and 3.11, which have no ``loop_factory``.
+
+    Args:
+        on_new_loop: called with each loop it makes, on the thread that makes it.
     """
 
+    def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None] | None = None) -> None:
+        super().__init__()
+        self._on_new_loop = on_new_loop
+
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        return VirtualTimeLoop()
+        loop = VirtualTimeLoop()
+        if self._on_new_loop is not None:
+            self._on_new_loop(loop)
+        return loop
+
+
+class _Recorder(Protocol):
+    """What :func:`use_loop_clock` needs of ``_record.Recorder``."""
+
+    clock: Callable[[], float]
+
+    def use_clock(self, clock: Callable[[], float], name: str) -> None: ...
+
+
+def use_loop_clock(recorder: _Recorder, loop: VirtualTimeLoop) -> None:
+    """Make ``recorder`` read ``loop``'s virtual clock, continuing from its current reading.
+
+    Call it on the loop's thread before the loop runs.  Intervals stay exact to about 1e-12 s
+    (the offset adds rounding at the scale of the monotonic clock's reading).
+    """
+    offset = recorder.clock() - loop.time()
+    recorder.use_clock(lambda: loop.time() + offset, "virtual")
+
+
+class VirtualTimeInstall:
+    """What :func:`install_virtual_time` did, undone by :meth:`restore`."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.policy = VirtualTimePolicy(on_new_loop=lambda loop: use_loop_clock(recorder, loop))
+        with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._previous = asyncio.get_event_loop_policy()
+            asyncio.set_event_loop_policy(self.policy)
+
+    def restore(self) -> None:
+        """Put back the policy that was installed before; idempotent."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if asyncio.get_event_loop_policy() is self.policy:
+                asyncio.set_event_loop_policy(self._previous)
+
+
+def install_virtual_time(recorder: _Recorder) -> VirtualTimeInstall:
+    """Run loops made from now on (``asyncio.run``) on virtual time, recorded on their clock.
+
+    Each new loop switches ``recorder`` to that loop's clock (see :func:`use_loop_clock`).  Call
+    ``.restore()`` on the result to put the previous event loop policy back.
+    """
+    return VirtualTimeInstall(recorder)
 
 
 @contextlib.contextmanager

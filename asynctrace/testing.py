@@ -11,10 +11,15 @@ a failure that lists the spans that do exist.  Every failure is a :class:`TraceA
 whose text states the relation that broke with the exact numbers, then a text timeline of the
 spans involved and the clock used.  The pytest ``atrace`` fixture delegates to these functions
 and fills :attr:`TraceAssertionError.timeline_path`.  Nothing here imports pytest.
+
+Past 700 lines on purpose: this is the one public testing module and holds the assertions, their
+text timeline and the outline matcher; the matcher (``_TreeMatcher``) could move to a private
+module without changing the API.
 """
 
 from __future__ import annotations
 
+import collections
 import difflib
 import fnmatch
 import itertools
@@ -141,12 +146,20 @@ def find_spans(
 def find_span(trace: TraceSource, name: str, kind: str | None = None) -> Span:
     """The one span whose name equals or matches ``name`` (and of ``kind``, if given).
 
+    Without ``kind``, when the name matches several spans of which exactly one is not an
+    ``await`` span, that one is returned (awaits are named after what they wait on).
+
     Raises:
         TraceAssertionError: no span or several spans match; the message lists what exists.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this one
     trace = _as_trace(trace)
     found = find_spans(trace, name, kind)
+    if len(found) > 1 and kind is None:
+        # An await span is named after what it waits on: `gather(task1, task2)` is both the
+        # gather and main's await of it.  The one span that is not an await is the one meant.
+        not_awaits = [s for s in found if s.kind != "await"]
+        found = not_awaits if len(not_awaits) == 1 else found
     if len(found) == 1:
         return found[0]
     if not found:
@@ -163,11 +176,11 @@ def _resolve_one(trace: Trace, ref: SpanRef) -> Span:
     return find_span(trace, ref)
 
 
-def _resolve_set(
-    trace: Trace, selector: SpanRef | Iterable[SpanRef], kind: str | None
-) -> list[Span]:
+def _resolve_set(trace: Trace, refs: Sequence[SpanRef], kind: str | None) -> list[Span]:
     _check_kind(kind)
-    refs: list[SpanRef] = [selector] if isinstance(selector, (str, Span)) else list(selector)
+    if not refs:
+        msg = "pattern=[] selects no spans; pass a name, a glob, a Span, or a list of them"
+        raise ValueError(msg)
     seen: dict[int, Span] = {}
     for ref in refs:
         if isinstance(ref, Span):
@@ -271,7 +284,7 @@ def _tie(
 
 def _labels(spans: Sequence[Span]) -> list[str]:
     names = [s.name if len(s.name) <= 32 else s.name[:29] + "..." for s in spans]
-    dup = {n for n in names if names.count(n) > 1}
+    dup = {n for n, c in collections.Counter(names).items() if c > 1}
     return [f"{n} #{s.span_id}" if n in dup else n for n, s in zip(names, spans, strict=True)]
 
 
@@ -479,18 +492,23 @@ def assert_duration(
 # ---------------------------------------------------------------- concurrency
 
 
-def _describe(selector: SpanRef | Iterable[SpanRef], kind: str | None) -> str:
-    if isinstance(selector, str):
-        text = repr(selector)
-    elif isinstance(selector, Span):
-        text = repr(selector.name)
-    else:
-        text = ", ".join(repr(r if isinstance(r, str) else r.name) for r in selector)
+def _refs(pattern: SpanRef | Iterable[SpanRef]) -> list[SpanRef]:
+    return [pattern] if isinstance(pattern, (str, Span)) else list(pattern)
+
+
+def _describe(refs: Sequence[SpanRef], kind: str | None) -> str:
+    text = ", ".join(repr(r if isinstance(r, str) else r.name) for r in refs)
     return text if kind is None else f"{text} (kind {kind})"
 
 
-def _sweep(spans: Sequence[Span]) -> list[tuple[float, Span, list[Span]]]:
-    """Each moment a span starts: (time, the span, the spans alive just after it started)."""
+def _sweep(
+    spans: Sequence[Span], until: int | None = None
+) -> tuple[list[tuple[float, Span, int]], list[Span]]:
+    """Each moment a span starts: (time, that span, how many are alive just after it started).
+
+    With ``until`` (an index into those moments) it stops there and also returns the spans alive
+    at that moment; counting first and listing once keeps big traces linear.
+    """
     events = []
     for s in spans:
         if _nonempty(s):
@@ -498,19 +516,23 @@ def _sweep(spans: Sequence[Span]) -> list[tuple[float, Span, list[Span]]]:
             events.append((s.start, s.start_seq, 1, s))
             events.append((s.end, s.end_seq, 0, s))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    alive: list[Span] = []
+    alive: dict[int, Span] = {}
     moments = []
     for time, _seq, is_start, span in events:
-        if is_start:
-            alive.append(span)
-            moments.append((time, span, list(alive)))
-        else:
-            alive.remove(span)
-    return moments
+        if not is_start:
+            del alive[id(span)]
+            continue
+        alive[id(span)] = span
+        moments.append((time, span, len(alive)))
+        if until is not None and len(moments) > until:
+            return moments, list(alive.values())
+    return moments, []
 
 
 def _alive_text(alive: Sequence[Span]) -> str:
-    return ", ".join(f"{lb} {_interval(s, 3)}" for lb, s in zip(_labels(alive), alive, strict=True))
+    shown = alive[:_LIST_LIMIT]
+    text = ", ".join(f"{lb} {_interval(s, 3)}" for lb, s in zip(_labels(shown), shown, strict=True))
+    return text + (f", ... ({len(alive) - len(shown)} more)" if len(alive) > len(shown) else "")
 
 
 def _check_n(n: int, lowest: int, func: str) -> None:
@@ -532,17 +554,19 @@ def assert_max_concurrency(
     __tracebackhide__ = True
     trace = _as_trace(trace)
     _check_n(n, 0, "assert_max_concurrency")
-    spans = _resolve_set(trace, pattern, kind)
-    moments = _sweep(spans)
-    over = next((m for m in moments if len(m[2]) > n), None)
+    refs = _refs(pattern)
+    spans = _resolve_set(trace, refs, kind)
+    moments, _ = _sweep(spans)
+    over = next((i for i, m in enumerate(moments) if m[2] > n), None)
     if over is None:
         return
-    time, started, alive = over
-    peak = max(moments, key=lambda m: len(m[2]))
+    time, started, count = moments[over]
+    alive = _sweep(spans, over)[1]
+    peak_time, _, peak = max(moments, key=lambda m: m[2])
     text = (
-        f"at most {_spans_word(n)} matching {_describe(pattern, kind)} may be alive at once, but"
-        f" {len(alive)} were at {_t(time, _precision(time))} s, when {started.name} started:"
-        f" {_alive_text(alive)}; peak {len(peak[2])} at {_t(peak[0], _precision(peak[0]))} s"
+        f"at most {_spans_word(n)} matching {_describe(refs, kind)} may be alive at once, but"
+        f" {count} were at {_t(time, _precision(time))} s, when {started.name} started:"
+        f" {_alive_text(alive)}; peak {peak} at {_t(peak_time, _precision(peak_time))} s"
     )
     raise _fail(trace, [text], spans, mark=time)
 
@@ -558,18 +582,20 @@ def assert_min_concurrency(
     __tracebackhide__ = True
     trace = _as_trace(trace)
     _check_n(n, 1, "assert_min_concurrency")
-    spans = _resolve_set(trace, pattern, kind)
-    moments = _sweep(spans)
-    if any(len(m[2]) >= n for m in moments):
+    refs = _refs(pattern)
+    spans = _resolve_set(trace, refs, kind)
+    moments, _ = _sweep(spans)
+    if any(m[2] >= n for m in moments):
         return
-    head = f"at least {_spans_word(n)} matching {_describe(pattern, kind)} should be alive"
+    head = f"at least {_spans_word(n)} matching {_describe(refs, kind)} should be alive"
     if not moments:
         text = f"{head} at once, but the {len(spans)} matching spans are all empty"
         raise _fail(trace, [text], spans)
-    time, _started, alive = max(moments, key=lambda m: len(m[2]))
+    peak = max(range(len(moments)), key=lambda i: moments[i][2])
+    time, _, count = moments[peak]
     text = (
-        f"{head} at once, but the peak was {len(alive)}, first reached at"
-        f" {_t(time, _precision(time))} s: {_alive_text(alive)}"
+        f"{head} at once, but the peak was {count}, first reached at"
+        f" {_t(time, _precision(time))} s: {_alive_text(_sweep(spans, peak)[1])}"
     )
     raise _fail(trace, [text], spans, mark=time)
 

@@ -9,6 +9,7 @@ page would pass CI unseen.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,17 @@ class Page:
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def wait(self, expression: str, timeout: float = 10.0) -> None:
+        """Wait until the JavaScript ``expression`` is truthy.
+
+        Playwright's ``wait_for_function`` evaluates its predicate with ``eval`` inside the
+        page, which the page's Content-Security-Policy forbids; this polls from outside.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.page.evaluate(expression):
+            assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+            self.page.wait_for_timeout(20)
 
     def box(self, selector: str) -> dict[str, float]:
         """The bounding box of the one element that ``selector`` matches."""

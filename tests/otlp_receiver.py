@@ -115,7 +115,7 @@ class GrpcReceiver(_Receiver):
         receiver = self
 
         class Service(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+            def Export(self, request: Any, context: Any) -> Any:
                 receiver._count_attempt()
                 if receiver.mode == "stall":
                     receiver._stop.wait(receiver.stall_for)
@@ -148,7 +148,7 @@ class HttpReceiver(_Receiver):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server name
+            def do_POST(self) -> None:
                 receiver._count_attempt()
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 encoding = self.headers.get("Content-Encoding", "")
@@ -181,13 +181,15 @@ class HttpReceiver(_Receiver):
                 except OSError:
                     pass  # the client gave up (stall tests)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property

@@ -30,7 +30,7 @@ from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_setting
 from asynctrace._spans import Span, Trace
 
 sys.path.insert(0, str(Path(__file__).parent))
-import otlp_receiver  # noqa: E402
+import otlp_receiver
 
 EPOCH_NS = 1_764_000_000_123_456_789
 SECRET = "Bearer s3cr3t-t0ken-XYZ"
@@ -129,7 +129,10 @@ def test_otel_span_id_is_unique_nonzero_and_64_bit() -> None:
 
 
 def test_import_asynctrace_does_not_import_opentelemetry() -> None:
-    code = "import sys, asynctrace, asynctrace._otlp; print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    code = (
+        "import sys, asynctrace, asynctrace._otlp, asynctrace._otlp_config;"
+        " print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -196,15 +199,39 @@ def test_service_name_precedence() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "env", "words"),
     [
-        ({"protocol": "http/json"}, {}, ["--otlp-protocol", "'http/json'", "grpc or http/protobuf"]),
-        ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, ["OTEL_EXPORTER_OTLP_PROTOCOL", "'thrift'"]),
+        (
+            {"protocol": "http/json"},
+            {},
+            ["--otlp-protocol", "'http/json'", "grpc or http/protobuf"],
+        ),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"},
+            ["OTEL_EXPORTER_OTLP_PROTOCOL", "'thrift'"],
+        ),
         ({"endpoint": "ftp://x"}, {}, ["--otlp", "'ftp://x'", "http://localhost:4317"]),
         ({"endpoint": "http://host:port"}, {}, ["--otlp", "bad port"]),
-        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://"}, ["OTEL_EXPORTER_OTLP_ENDPOINT", "'http://'"]),
-        ({}, {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, ["OTEL_EXPORTER_OTLP_TIMEOUT", "'soon'", "5000"]),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://"},
+            ["OTEL_EXPORTER_OTLP_ENDPOINT", "'http://'"],
+        ),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"},
+            ["OTEL_EXPORTER_OTLP_TIMEOUT", "'soon'", "5000"],
+        ),
         ({"timeout": -1.0}, {}, ["timeout", "'-1.0'", "seconds"]),
-        ({}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, ["OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"]),
-        ({}, {"OTEL_EXPORTER_OTLP_INSECURE": "yes"}, ["OTEL_EXPORTER_OTLP_INSECURE", "true or false"]),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"},
+            ["OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"],
+        ),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_INSECURE": "yes"},
+            ["OTEL_EXPORTER_OTLP_INSECURE", "true or false"],
+        ),
         ({}, {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nope.pem"}, ["'/nope.pem'", "PEM"]),
         ({}, {"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, ["OTEL_RESOURCE_ATTRIBUTES", "'novalue'"]),
     ],
@@ -285,7 +312,10 @@ def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
     ]
     timeout = by_name["asyncio.sleep(10)"]
     assert timeout.status.status_code is StatusCode.ERROR
-    assert timeout.events[0].attributes == {"exception.type": "TimeoutError", "exception.message": ""}
+    assert timeout.events[0].attributes == {
+        "exception.type": "TimeoutError",
+        "exception.message": "",
+    }
     cancelled = by_name["waiter"]
     assert cancelled.status.status_code is StatusCode.UNSET
     assert cancelled.attributes is not None
@@ -366,6 +396,7 @@ def test_headers_arrive_but_never_in_logs(
     assert receiver.headers[0]["authorization"] == SECRET
     assert receiver.headers[0]["x-tenant"] == "acme"
     assert "s3cr3t" not in err + caplog.text
+    assert not [s for s in receiver.spans if "s3cr3t" in str(s.attributes) + str(s.resource)]
     # And when it fails: the warning names the endpoint, never the headers.
     dead = otlp_settings(dead_endpoint(), receiver.protocol, timeout=0.5)
     report, err, _, _ = send(dead, blog_trace())
@@ -417,6 +448,32 @@ def test_dead_endpoint_one_warning_and_returns(
     assert err.endswith("failed: connection refused; 9 of 9 spans not sent\n")
     assert not [r for r in caplog.records if r.name.startswith(("opentelemetry", "grpc"))]
     assert capfd.readouterr().err == ""  # nothing else on the real stderr either
+
+
+def test_process_exits_normally_with_a_stalling_receiver() -> None:
+    """The program's output and exit code stay the same; the export adds one line."""
+    r = otlp_receiver.receiver("grpc", "stall")
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_otlp import blog_trace
+from asynctrace._otlp import OtlpExport, new_span_id_base, new_trace_id
+from asynctrace._otlp_config import otlp_settings
+export = OtlpExport(otlp_settings({r.endpoint!r}, "grpc", timeout=0.5))
+export.submit(blog_trace(), trace_id=new_trace_id(), span_id_base=new_span_id_base())
+print("program output")
+export.close()
+sys.exit(3)
+"""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        r.stop()
+    assert (out.returncode, out.stdout) == (3, "program output\n")
+    assert out.stderr.endswith("no answer within 0.5 s; 9 of 9 spans not sent\n")
+    assert out.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -539,3 +596,124 @@ def test_otlp_json_file_round_trips_through_the_proto(tmp_path: Path) -> None:
     assert again["resourceSpans"][0]["resource"]["attributes"][-1] == {
         "key": "service.name", "value": {"stringValue": "gather"}
     }  # fmt: skip
+
+
+# --- a real Jaeger --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Jaeger v2 on loopback (binary from .ci/install-jaeger.sh)."""
+    import jaeger as jaeger_helper
+
+    binary = jaeger_helper.find_binary()
+    if binary is None:
+        msg = "no Jaeger binary: run `bash .ci/install-jaeger.sh` (or set ASYNCTRACE_JAEGER_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # CI installs it: a missing binary is a broken CI, not a skip
+        pytest.skip(msg)
+    running = jaeger_helper.start(binary, tmp_path_factory.mktemp("jaeger"))
+    yield running
+    running.stop()
+
+
+def _jaeger_traces(jaeger: Any, service: str, epoch_ns: int, want_spans: int) -> list[Any]:
+    """Poll Jaeger's query API until the service's traces have the spans (batching delay)."""
+    params = {
+        "service": service,
+        "start": epoch_ns // 1000 - 60_000_000,
+        "end": time.time_ns() // 1000 + 60_000_000,
+        "limit": 20,
+    }
+    deadline = time.monotonic() + 15
+    traces: list[Any] = []
+    while time.monotonic() < deadline:
+        traces = jaeger.get("/api/traces", **params)["data"] or []
+        if traces and sum(len(t["spans"]) for t in traces) >= want_spans:
+            break
+        time.sleep(0.1)
+    return traces
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_jaeger_shows_the_blog_trace(jaeger: Any, protocol: str) -> None:
+    service = f"gather-{protocol.replace('/', '-')}-{os.getpid()}"
+    endpoint = jaeger.otlp_grpc if protocol == "grpc" else jaeger.otlp_http
+    epoch = time.time_ns() - 10_000_000_000
+    report, err, trace_id, _ = send(
+        otlp_settings(endpoint, protocol, service_name=service, environ={}), blog_trace(epoch)
+    )
+    assert (report.sent, err) == (9, "")
+    assert service in jaeger.get("/api/services")["data"]
+    traces = _jaeger_traces(jaeger, service, epoch, 9)
+    assert len(traces) == 1
+    (trace,) = traces
+    assert trace["traceID"] == f"{trace_id:032x}"
+    assert {p["serviceName"] for p in trace["processes"].values()} == {service}
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    assert len(spans) == 9
+
+    def parent(name: str) -> str | None:
+        refs = spans[name]["references"]
+        assert all(r["refType"] == "CHILD_OF" for r in refs)
+        return next((n for n, s in spans.items() for r in refs if r["spanID"] == s["spanID"]), None)
+
+    assert parent("gather.py") is None
+    assert parent("main") == "gather.py"
+    assert parent("gather(task1, task2)") == "main"
+    assert parent("task1") == parent("task2") == "gather(task1, task2)"
+    assert parent("asyncio.sleep(2)") == "task1"
+    assert parent("task3") == "main"
+    assert parent("asyncio.sleep(3)") == "task3"
+    t1, t2, t3 = spans["task1"], spans["task2"], spans["task3"]
+    assert t1["startTime"] == t2["startTime"] == epoch // 1000  # microseconds in Jaeger
+    assert t2["startTime"] + t2["duration"] <= t1["startTime"] + t1["duration"]  # overlap
+    assert t3["startTime"] == t1["startTime"] + t1["duration"]  # task3 follows
+    by_id = jaeger.get(f"/api/traces/{trace_id:032x}")["data"]
+    assert len(by_id) == 1 and len(by_id[0]["spans"]) == 9
+
+
+def test_jaeger_marks_errors_and_cancellations(jaeger: Any) -> None:
+    service = f"statuses-{os.getpid()}"
+    epoch = time.time_ns() - 10_000_000_000
+    report, _, _, _ = send(
+        otlp_settings(jaeger.otlp_grpc, "grpc", service_name=service, environ={}),
+        status_trace(epoch),
+    )
+    assert report.sent == 5
+    (trace,) = _jaeger_traces(jaeger, service, epoch, 5)
+    spans = {s["operationName"]: s for s in trace["spans"]}
+
+    def tags(name: str) -> dict[str, Any]:
+        return {t["key"]: t["value"] for t in spans[name]["tags"]}
+
+    assert tags("fails")["error"] is True
+    assert tags("fails")["otel.status_description"] == "ValueError: boom"
+    log_fields = {f["key"]: f["value"] for f in spans["fails"]["logs"][0]["fields"]}
+    assert log_fields["exception.type"] == "ValueError"
+    assert tags("asyncio.sleep(10)")["error"] is True
+    assert "error" not in tags("waiter")
+    assert tags("waiter")["asynctrace.status"] == "cancelled"
+    assert tags("Event.wait")["asynctrace.status"] == "unfinished"
+
+
+def test_jaeger_reads_the_otlp_json_file(jaeger: Any, tmp_path: Path) -> None:
+    """Jaeger UI's "JSON File" upload posts an OTLP file to /api/transform: the same here."""
+    trace_id, base = new_trace_id(), new_span_id_base()
+    path = tmp_path / "gather.otlp.json"
+    resource = otlp_resource(default_service="gather", environ={})
+    write_otlp_json(blog_trace(), path, resource=resource, trace_id=trace_id, span_id_base=base)
+    (trace,) = jaeger.post("/api/transform", path.read_bytes())["data"]
+    assert trace["traceID"] == f"{trace_id:032x}"
+    assert {p["serviceName"] for p in trace["processes"].values()} == {"gather"}
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    assert len(spans) == 9
+    task1_refs = spans["task1"]["references"]
+    assert task1_refs == [
+        {
+            "refType": "CHILD_OF",
+            "traceID": f"{trace_id:032x}",
+            "spanID": f"{otel_span_id(base, 3):016x}",
+        }
+    ]
+    assert spans["task3"]["startTime"] == (EPOCH_NS + 2_000_000_000) // 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import asynctrace.testing as at
@@ -31,7 +33,7 @@ def mk(
     start_seq: int,
     end_seq: int,
     track: int | None = None,
-    **attributes: object,
+    attributes: dict[str, object] | None = None,
 ) -> Span:
     return Span(
         span_id=sid,
@@ -43,7 +45,7 @@ def mk(
         track=sid if track is None else track,
         start_seq=start_seq,
         end_seq=end_seq,
-        attributes=dict(attributes),
+        attributes=dict(attributes or {}),
     )
 
 
@@ -56,10 +58,20 @@ def blog_trace(*, task3_first: bool = False, clock: str = "virtual") -> Trace:
     t1_end, t3_start = (13, 11) if task3_first else (11, 13)
     spans = [
         mk(1, None, "run", "gather.py", 0.0, 5.0, 1, 18),
-        mk(2, 1, "task", "main", 0.0, 5.0, 2, 17, **{"asynctrace.task.name": "Task-1"}),
+        mk(2, 1, "task", "main", 0.0, 5.0, 2, 17, attributes={"asynctrace.task.name": "Task-1"}),
         mk(3, 2, "gather", "gather(task1, task2)", 0.0, 2.0, 3, 12, track=2),
-        mk(4, 3, "task", "task1", 0.0, 2.0, 4, t1_end, **{"asynctrace.task.name": "Task-2"}),
-        mk(5, 3, "task", "task2", 0.0, 1.0, 5, 9, **{"asynctrace.task.name": "Task-3"}),
+        mk(
+            4,
+            3,
+            "task",
+            "task1",
+            0.0,
+            2.0,
+            4,
+            t1_end,
+            attributes={"asynctrace.task.name": "Task-2"},
+        ),
+        mk(5, 3, "task", "task2", 0.0, 1.0, 5, 9, attributes={"asynctrace.task.name": "Task-3"}),
         mk(6, 4, "await", "asyncio.sleep(2)", 0.0, 2.0, 6, 10, track=4),
         mk(7, 5, "await", "asyncio.sleep(1)", 0.0, 1.0, 7, 8, track=5),
         mk(8, 2, "coroutine", "task3", 2.0, 5.0, t3_start, 16, track=2),
@@ -249,6 +261,25 @@ def test_a_plain_name_matching_several_spans_is_ambiguous_for_pairwise_assertion
     assert str(err).startswith("'worker' matches 2 spans; pass one of them as a Span")
     first, second = find_spans(trace, "worker")
     assert_overlap(trace, first, second)
+
+
+def test_a_name_shared_with_await_spans_selects_the_one_that_is_not_an_await() -> None:
+    spans = [
+        *blog_trace().spans,
+        mk(10, 2, "await", "gather(task1, task2)", 0.0, 2.0, 3, 12, track=2),
+        mk(11, 2, "await", "Task-2 (task1)", 0.0, 2.0, 4, 12, track=2),
+        mk(12, 2, "await", "Task-2 (task1)", 0.0, 2.0, 5, 12, track=2),
+    ]
+    trace = Trace(spans, clock="virtual")
+    assert find_span(trace, "gather(task1, task2)").kind == "gather"
+    assert find_span(trace, "gather(task1, task2)", kind="await").span_id == 10
+    assert_within(trace, "task1", "gather(task1, task2)")
+    err = fail(find_span, trace, "Task-2 (task1)")
+    assert str(err).startswith("'Task-2 (task1)' matches 2 spans; pass one of them as a Span")
+    err = fail(find_span, trace, "gather(*", kind="thread")
+    assert str(err).startswith(
+        "no span of kind 'thread' matches 'gather(*' (it matches spans of kind gather, await);"
+    )
 
 
 def test_a_wrong_argument_type_is_a_type_error() -> None:
@@ -646,3 +677,70 @@ def test_dropped_spans_are_noted() -> None:
     trace = Trace(blog_trace().spans, clock="virtual", dropped=7)
     err = fail(assert_overlap, trace, "task1", "task3")
     assert str(err).endswith("note: the recorder dropped 7 spans; the trace is incomplete")
+
+
+# ---------------------------------------------------------------- docs and a real trace
+
+DOCS = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text("utf-8")
+
+
+def test_the_failure_messages_shown_in_the_docs_are_the_real_ones() -> None:
+    trace = blog_trace()
+    shown = [
+        str(fail(find_span, trace, "tsk1")),
+        str(fail(find_span, trace, "task?")),
+        str(fail(assert_overlap, trace, "task1", "task3")),
+        str(fail(assert_sequential, trace, "task2", "task1")).splitlines()[0],
+        str(fail(assert_duration, trace, "task3", 2.0)).splitlines()[0],
+        str(fail(assert_max_concurrency, workers_trace(w3_first=True), "worker-*", 2)),
+        str(
+            fail(
+                assert_tree,
+                trace,
+                "main\n  gather(task1, task2)\n    task1\n      asyncio.sleep(3)\n"
+                "    task2\n    task3\n",
+            )
+        ).split("\n\n")[0],
+    ]
+    for message in shown:
+        assert message in DOCS
+
+
+def test_assertions_on_a_real_trace_of_the_blog_example(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+    import runpy
+
+    import asynctrace
+
+    blog = runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "gather.py"))
+    with asynctrace.tracing(name="gather.py", virtual_time=True) as t:
+        asyncio.run(blog["main"]())
+    assert "Task 3 complete" in capsys.readouterr().out
+    assert_overlap(t, "task1", "task2")
+    assert_sequential(t, "task1", "task3")
+    assert_max_concurrency(t, "task*", 2)
+    assert_min_concurrency(t, "task*", 2)
+    assert_duration(t, "task1", 2.0)
+    assert_within(t, "task1", "gather(task1, task2)")
+    assert_tree(t, "main\n  gather(task1, task2)\n    task1\n    task2\n  task3\n")
+    err = fail(assert_overlap, t, "task1", "task3")
+    assert "no overlap" in str(err) and "(virtual clock," in str(err)
+
+
+def test_concurrency_accepts_a_generator_and_rejects_an_empty_list() -> None:
+    trace = workers_trace()
+    err = fail(assert_max_concurrency, trace, (f"worker-{i}" for i in (1, 2)), 1)
+    assert str(err).startswith("at most 1 span matching 'worker-1', 'worker-2' may be alive")
+    with pytest.raises(ValueError, match=r"pattern=\[\] selects no spans"):
+        assert_min_concurrency(trace, [], 1)
+
+
+def test_concurrency_sweep_is_fast_on_a_fanout_of_2000_tasks() -> None:
+    spans = [mk(0, None, "run", "fanout", 0.0, 1.0, 0, 10_000)]
+    spans += [mk(i, 0, "task", f"t{i}", 0.0, 0.5, i, 5000 + i) for i in range(1, 2001)]
+    trace = Trace(spans, clock="virtual")
+    assert_min_concurrency(trace, "t*", 2000)
+    err = fail(assert_max_concurrency, trace, "t*", 1999)
+    assert "but 2000 were at 0.000 s, when t2000 started" in str(err)
+    assert str(err).count("\n") < 40  # the timeline is truncated, not 2000 lines
+    assert "t12 [0.000, 0.500), ... (1988 more); peak 2000" in str(err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import socket
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from asynctrace._virtual import (
     VirtualTimeDeadlock,
     VirtualTimeLoop,
     VirtualTimePolicy,
+    install_virtual_time,
     virtual_time,
 )
 
@@ -119,6 +121,18 @@ def test_call_later_and_call_at_fire_at_their_virtual_times() -> None:
         return fired
 
     assert run(main) == [("later", 0.25), ("at", 7.0)]
+
+
+def test_jump_lands_exactly_on_the_deadline() -> None:
+    # 0.1 + (0.41 - 0.1) == 0.4099999999999999: adding the wait to the clock is not enough.
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.1)
+        fired = loop.create_future()
+        loop.call_at(0.41, lambda: fired.set_result(loop.time()))
+        return await fired, now()
+
+    assert run(main) == (0.41, 0.41)
 
 
 def test_timer_beyond_asyncio_select_cap_lands_exactly() -> None:
@@ -317,6 +331,33 @@ def test_deadlock_names_queue_lock_and_gather_waits() -> None:
     assert ".<locals>.main) on gather" in message
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="loop.add_signal_handler is Unix only")
+def test_signal_handler_waits_for_a_signal_instead_of_deadlock() -> None:
+    import signal
+
+    # Started before the loop exists, so the loop does not count it as the program's thread work.
+    sender = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))
+    sender.start()
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, got.set_result, "SIGUSR1")
+        try:
+            return await got
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
+
+    try:
+        assert run(main) == "SIGUSR1"
+    finally:
+        # If the loop failed early, the signal MUST NOT kill the test run with its default action.
+        previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        sender.cancel()
+        sender.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_loop_can_run_again_after_a_deadlock() -> None:
     loop = VirtualTimeLoop()
     try:
@@ -355,6 +396,40 @@ def test_socket_echo_over_loopback_still_works() -> None:
     started = time.perf_counter()
     assert run(main) == (b"ping\n", 50.0)
     assert time.perf_counter() - started < 2.0
+
+
+def test_socket_reply_slower_than_a_jump_is_waited_for() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = conn.recv(100)
+            time.sleep(0.05)  # the reply is late: a loop that jumped would time out first
+            conn.sendall(data)
+
+    # Started before the loop exists, so only the registered socket makes the loop wait.
+    server = threading.Thread(target=serve)
+    server.start()
+
+    async def main() -> tuple[bytes, float]:
+        host, port = listener.getsockname()[:2]
+        reader, writer = await asyncio.open_connection(host, port)
+        started = now()
+        writer.write(b"ping\n")
+        reply = await asyncio.wait_for(reader.readline(), 5)
+        waited = now() - started
+        writer.close()
+        await writer.wait_closed()
+        return reply, waited
+
+    try:
+        reply, waited = run(main)
+    finally:
+        listener.close()
+        server.join()
+    assert reply == b"ping\n"
+    assert 0.04 <= waited < 5.0
 
 
 def test_subprocess_pipes_work() -> None:
@@ -406,6 +481,37 @@ def test_virtual_time_restores_the_previous_policy() -> None:
         asyncio.set_event_loop_policy(previous)
 
 
+class _FakeRecorder:
+    def __init__(self, reading: float) -> None:
+        self.clock: Callable[[], float] = lambda: reading
+        self.clock_names: list[str] = []
+
+    def use_clock(self, clock: Callable[[], float], name: str) -> None:
+        self.clock = clock
+        self.clock_names.append(name)
+
+
+def test_install_virtual_time_switches_the_recorder_to_the_loop_clock() -> None:
+    recorder = _FakeRecorder(reading=10.0)
+    previous = asyncio.get_event_loop_policy()
+    installed = install_virtual_time(recorder)
+    try:
+        assert isinstance(asyncio.get_event_loop_policy(), VirtualTimePolicy)
+
+        async def main() -> float:
+            assert recorder.clock() == 10.0  # continues from the reading before the switch
+            await asyncio.sleep(2)
+            return recorder.clock()
+
+        assert asyncio.run(main()) == 12.0
+        assert recorder.clock_names == ["virtual"]
+    finally:
+        installed.restore()
+    assert asyncio.get_event_loop_policy() is previous
+    installed.restore()  # idempotent
+    assert asyncio.get_event_loop_policy() is previous
+
+
 # -- pytest-asyncio --------------------------------------------------------------------------
 
 _ASYNC_TESTS = """
@@ -447,7 +553,7 @@ def event_loop_policy():
     pytester.makeconftest(conftest)
     pytester.makepyfile(_ASYNC_TESTS)
     started = time.perf_counter()
-    result = pytester.runpytest_subprocess("-W", "ignore::DeprecationWarning")
+    result = pytester.runpytest("-W", "ignore::DeprecationWarning")
     assert time.perf_counter() - started < 30.0
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(

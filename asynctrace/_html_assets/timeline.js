@@ -59,11 +59,9 @@
     return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
   }
   function tickText(t, step) {
-    var digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-    if (step >= 1) return t.toFixed(0) + " s";
-    if (step >= 1e-3) return (t * 1e3).toFixed(Math.max(0, digits - 3)) + " ms";
-    if (step >= 1e-6) return (t * 1e6).toFixed(Math.max(0, digits - 6)) + " \u00b5s";
-    return (t * 1e9).toFixed(0) + " ns";
+    var u = step >= 0.1 ? [1, " s"] : step >= 1e-4 ? [1e-3, " ms"] : step >= 1e-7 ? [1e-6, " \u00b5s"] : [1e-9, " ns"];
+    var digits = Math.max(0, Math.ceil(-Math.log10(step / u[0]) - 1e-9));
+    return (t / u[0]).toFixed(digits) + u[1];
   }
   function num(n) { return n.toLocaleString("en-US"); }
   function loc(s) {
@@ -74,10 +72,14 @@
   function base(path) { var p = String(path); var i = Math.max(p.lastIndexOf("/"), p.lastIndexOf("\\")); return p.slice(i + 1); }
   function awaited(s) {
     if (s.kind === "await") return s.attrs["asynctrace.awaited"] || s.name;
-    var counts = new Map();
-    (kids.get(s.id) || []).forEach(function (c) {
+    // the awaits of this span's own lane below it: what this task or coroutine waited on
+    var counts = new Map(), stack = (kids.get(s.id) || []).slice(), seen = 0;
+    while (stack.length && seen++ < 20000) {
+      var c = stack.pop();
+      if (c.lane !== s.lane) continue;
       if (c.kind === "await") counts.set(c.name, (counts.get(c.name) || 0) + 1);
-    });
+      else (kids.get(c.id) || []).forEach(function (g) { stack.push(g); });
+    }
     if (!counts.size) return null;
     var out = [];
     counts.forEach(function (n, name) { out.push(n > 1 ? name + " \u00d7" + n : name); });
@@ -140,14 +142,12 @@
   header.appendChild(summary);
   var legend = el("div", "legend");
   D.kinds.forEach(function (k) {
-    var item = el("span"), sw = el("i", "bar k-" + k);
-    sw.style.position = "static";
+    var item = el("span"), sw = el("i", "k-" + k);
     item.append(sw, document.createTextNode(k));
     legend.appendChild(item);
   });
   [["s-error", "error"], ["s-cancelled", "cancelled / timeout"], ["agg", "grouped tiny spans"]].forEach(function (p) {
-    var item = el("span"), sw = el("i", "bar k-task " + p[0]);
-    sw.style.position = "static";
+    var item = el("span"), sw = el("i", "k-task " + p[0]);
     item.append(sw, document.createTextNode(p[1]));
     legend.appendChild(item);
   });

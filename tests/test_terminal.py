@@ -1,0 +1,132 @@
+"""The terminal timeline: readable rows on one time axis, never wider than asked, folded, safe."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_chrome import blog_trace
+
+from asynctrace._spans import Span, Trace
+from asynctrace._terminal import BLOCK, RUN, WAIT, render_timeline, sanitize, text_width
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def bar_of(text: str, label: str) -> str:
+    """The bar cells of the row whose label starts with ``label`` (numbers cut off)."""
+    line = next(line for line in text.splitlines() if line.lstrip().startswith(label))
+    cells = line[28 + 1 :]  # label column is 28 wide at width 100
+    return cells[: 100 - 28 - 1 - 18]
+
+
+def test_blog_rendering_rows_header_and_axis() -> None:
+    text = render_timeline(blog_trace(), width=100)
+    print("\n" + text)
+    lines = text.splitlines()
+    assert lines[0] == "asynctrace · gather.py · virtual clock"
+    assert lines[1] == "wall 5.000 s · overlap 1.000 s (20%) · 3 tasks · 10 spans"
+    labels = [line[:28].rstrip() for line in lines[3:8]]
+    assert labels == [
+        "Task-1 main()",
+        "  gather(task1, task2)",
+        "  task3()",
+        "Task-2 task1()",
+        "Task-3 task2()",
+    ]
+    assert lines[5].split()[-2:] == ["2.000", "3.000"]  # task3 starts at 2 s, lasts 3 s
+    assert "┴" in lines[-2] and lines[-1].rstrip().endswith("s")
+
+
+def test_blog_bar_positions() -> None:
+    text = render_timeline(blog_trace(), width=100)
+    task1, task2, task3 = (bar_of(text, k) for k in ("Task-2", "Task-3", "task3()"))
+    end1 = len(task1.rstrip())
+    end2 = len(task2.rstrip())
+    start3 = len(task3) - len(task3.lstrip())
+    assert end2 == pytest.approx(end1 / 2, abs=1)  # task2 ends at about half of task1
+    assert start3 >= end1 > end2  # task3 starts after both
+    assert set(task1.strip()) == {WAIT}  # task1 only sleeps
+    main = bar_of(text, "Task-1")
+    assert len(main.rstrip()) == len(main)  # main is alive to the end
+    assert set(main) == {WAIT}  # waiting on the gather, then on sleep(3)
+
+
+def test_running_and_blocked_cells() -> None:
+    spans = [
+        Span(1, None, "task", "t", 0.0, 10.0, 1, attributes={"asynctrace.task.name": "Task-1"}),
+        Span(2, 1, "await", "Queue.get", 0.0, 2.0, 1),
+        Span(3, 1, "blocked", "blocked", 4.0, 6.0, 1),
+    ]
+    text = render_timeline(Trace(spans), width=80)
+    row = next(line for line in text.splitlines() if line.startswith("Task-1"))
+    assert WAIT in row and RUN in row and BLOCK in row
+    assert row.index(WAIT) < row.index(RUN) < row.index(BLOCK)
+
+
+@pytest.mark.parametrize("width", [24, 40, 49, 50, 80, 100, 200])
+def test_width_is_never_exceeded(width: int) -> None:
+    trace = blog_trace()
+    trace.by_id[5].attributes["asynctrace.task.name"] = "日本語のとても長いタスクの名前" * 3
+    text = render_timeline(trace, width=width)
+    for line in text.splitlines():
+        assert text_width(line) <= width, line
+    folded = render_timeline(many_tasks(5000), width=width, max_rows=10)
+    for line in folded.splitlines():
+        assert text_width(line) <= width, line
+
+
+def many_tasks(n: int) -> Trace:
+    spans = [Span(1, None, "run", "many.py", 0.0, 10.0, 1)]
+    for i in range(n):
+        a, b = i / n, i / n + 1 + (i % 7)
+        sid = 2 + 2 * i
+        attrs = {"asynctrace.task.name": f"Task-{i + 1}"}
+        spans.append(Span(sid, 1, "task", "job", a, b, sid, attributes=attrs, start_seq=i))
+        spans.append(Span(sid + 1, sid, "await", "asyncio.sleep(1)", a, b, sid))
+    return Trace(spans)
+
+
+def test_folding_with_5000_tasks() -> None:
+    text = render_timeline(many_tasks(5000), width=100, max_rows=40)
+    lines = text.splitlines()
+    rows = [line for line in lines if line.startswith("Task-")]
+    assert len(rows) == 39
+    summary = next(line for line in lines if line.startswith("…"))
+    assert "4,961 more tasks" in summary
+    assert "min 1.000 / median 4.000 / max 7.000 s" in summary
+    assert "peak concurrency" in text
+    assert len(lines) <= 40 + 7  # rows, header lines, summary, axis
+
+
+def test_no_escape_codes_without_color_and_colors_by_status() -> None:
+    trace = blog_trace()
+    trace.by_id[5].status = "error"
+    trace.by_id[7].status = "cancelled"
+    plain = render_timeline(trace)
+    assert "\x1b" not in plain
+    colored = render_timeline(trace, color=True)
+    task1 = next(line for line in colored.splitlines() if "Task-2" in line)
+    task2 = next(line for line in colored.splitlines() if "Task-3" in line)
+    assert task1.startswith("\x1b[31m") and task2.startswith("\x1b[33m")
+    assert ANSI.sub("", colored) == plain  # colour changes nothing else
+
+
+def test_control_characters_cannot_reach_the_terminal() -> None:
+    trace = blog_trace()
+    trace.by_id[5].attributes["asynctrace.task.name"] = "evil\x1b[2J\x1b]0;pwned\x07\r\n\u202e"
+    trace.by_id[1].name = "run\x1b[31m"
+    text = render_timeline(trace, width=120)
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "\u202e" not in text
+    assert "evil\\x1b[2J" in text
+    assert len(text.splitlines()) == len(render_timeline(blog_trace(), width=120).splitlines())
+    assert sanitize("ok name") == "ok name"
+
+
+def test_empty_trace_and_bad_arguments() -> None:
+    assert "no spans recorded" in render_timeline(Trace([]))
+    with pytest.raises(ValueError, match="width=10"):
+        render_timeline(blog_trace(), width=10)
+    with pytest.raises(ValueError, match="max_rows=0"):
+        render_timeline(blog_trace(), max_rows=0)
