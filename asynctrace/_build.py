@@ -29,6 +29,7 @@ class _Names:
         self._lines: dict[tuple[CodeType, int], int] = {}
 
     def line(self, code: CodeType, lasti: int) -> int:
+        """The line at byte offset ``lasti`` of ``code``; its first line for an unknown offset."""
         key = (code, lasti)
         line = self._lines.get(key)
         if line is None:
@@ -97,7 +98,7 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
                                 recorder.next_seq(), call._info, None, 0, unfinished, None))
             call = call._outer
         pending = root._pending
-        if pending is not None:
+        if pending is not None and pending is not _coro._NOT_STARTED:
             what = pending[7]
             if what.__class__ is not CodeType and what.__class__ is not float:
                 what = _coro._reduce_awaited(what)
@@ -120,6 +121,14 @@ def build_trace(recorder: Recorder) -> Trace:
     records.append(recorder.run_record())
     origin = recorder.origin
     names = _Names()
+    # Awaits and blocked steps store an offset in their parent span's code: find that code.
+    codes: dict[int, CodeType] = {}
+    for rec in records:
+        if rec[0] == K_TASK or rec[0] == K_CORO:
+            what = rec[7]
+            code_of = what.code if isinstance(what, FnInfo) else what
+            if isinstance(code_of, CodeType):
+                codes[rec[1]] = code_of
     spans: dict[int, Span] = {}
     awaits: list[tuple[Span, Any]] = []
     gathers: list[tuple[Span, Any]] = []
@@ -139,6 +148,8 @@ def build_trace(recorder: Recorder) -> Trace:
             name = what
         else:
             name = "blocked" if kind == K_BLOCKED else ""
+            if code is None:
+                code = codes.get(parent)
             if code is not None:
                 attrs["code.file.path"] = code.co_filename
                 attrs["code.line.number"] = names.line(code, lasti)

@@ -131,6 +131,10 @@ _FORWARDED = frozenset(
 )
 
 
+# A TaskRoot's pending await before its first step: the step will set the task's start.
+_NOT_STARTED: list[Any] = []
+
+
 class CallSpan:
     """An open ``coroutine`` span: one running call of a traced coroutine function.
 
@@ -184,7 +188,10 @@ class TaskRoot:
     _task_name: Callable[[], str] | None
 
     def __init__(self, coro: Any, parent: int) -> None:
-        """Open the task span now (task creation time), under ``parent``."""
+        """Open the task span under ``parent``; it starts at the task's first step.
+
+        (A task that is cancelled before it ever runs starts at its creation.)
+        """
         self._coro = coro
         self._native = native = coro.__class__ is CoroutineType
         self._info = coro.cr_code if native else type(coro).__qualname__
@@ -193,7 +200,7 @@ class TaskRoot:
         self._track = sid
         self._start = clock()
         self._top = self
-        self._pending = None
+        self._pending = _NOT_STARTED
         self._task_name = None
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -206,12 +213,15 @@ class TaskRoot:
         t0 = clock()
         pending = self._pending
         if pending is not None:
-            pending[5] = t0
-            pending[6] = next_id()
-            what = pending[7]
-            if what.__class__ is not CodeType and what.__class__ is not float:
-                pending[7] = _reduce_awaited(what)
-            append(pending)
+            if pending is _NOT_STARTED:
+                self._start = t0
+            else:
+                pending[5] = t0
+                pending[6] = next_id()
+                what = pending[7]
+                if what.__class__ is not CodeType and what.__class__ is not float:
+                    pending[7] = _reduce_awaited(what)
+                append(pending)
         try:
             result = self._coro.send(value)
         except BaseException as exc:
@@ -254,7 +264,9 @@ class TaskRoot:
     ) -> Any:
         t0 = clock()
         pending = self._pending
-        if pending is not None:
+        if pending is _NOT_STARTED:
+            self._start = t0
+        elif pending is not None:
             thrown = typ if isinstance(typ, BaseException) else val
             pending[5] = t0
             pending[6] = next_id()

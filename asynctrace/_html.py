@@ -201,6 +201,10 @@ def _pack(spans: list[Span]) -> tuple[dict[int, int], int]:
     return depth, max(len(row_end), 1)
 
 
+def _first(event: tuple[float, int, int]) -> float:
+    return event[0]
+
+
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     merged: list[tuple[float, float]] = []
     for start, end in sorted(intervals):
@@ -220,25 +224,36 @@ def _in_flight(
     flight from its start to its end.  Also returns the time with two or more in flight and
     the maximum.
     """
-    delta: dict[float, list[int]] = defaultdict(lambda: [0, 0])
+    events: list[tuple[float, int, int]] = []
     for s in owners:
-        delta[s.start][0] += 1
-        delta[s.end][0] -= 1
+        events.append((s.start, 1, 0))
+        events.append((s.end, -1, 0))
         for start, end in _merge(waits.get(s.span_id, [])):
-            delta[max(start, s.start)][1] += 1
-            delta[min(end, s.end)][1] -= 1
-    times, flying, waiting = [], [], []
+            events.append((max(start, s.start), 0, 1))
+            events.append((min(end, s.end), 0, -1))
+    events.sort(key=_first)
+    times: list[float] = []
+    flying: list[int] = []
+    waiting: list[int] = []
     n = w = top = 0
     overlap = 0.0
-    for i, t in enumerate(sorted(delta)):
-        if i and n >= 2:
-            overlap += t - times[-1]
-        n += delta[t][0]
-        w += delta[t][1]
+    for t, dn, dw in events:
+        if times and t == times[-1]:  # a tie: one step for all the changes at this time
+            n += dn
+            w += dw
+            flying[-1] = n
+            waiting[-1] = w
+        else:
+            if times and flying[-1] >= 2:
+                overlap += t - times[-1]
+            n += dn
+            w += dw
+            times.append(t)
+            flying.append(n)
+            waiting.append(w)
         top = max(top, n)
-        times.append(_num(t))
-        flying.append(n)
-        waiting.append(min(max(w, 0), n))
+    waiting = [min(max(x, 0), y) for x, y in zip(waiting, flying)]
+    times = [_num(t) for t in times]
     return {"t": times, "n": flying, "w": waiting, "overlap": _num(overlap), "max": top}
 
 

@@ -16,10 +16,10 @@ only inside functions: ``import asynctrace`` MUST NOT import it (about 110 ms).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -208,8 +208,6 @@ def _asynctrace_version() -> str:
 
 # --- OTLP/JSON file -------------------------------------------------------------------------
 
-_ID_KEYS = ("traceId", "spanId", "parentSpanId")
-
 
 def otlp_json_dict(
     trace: Trace,
@@ -221,14 +219,11 @@ def otlp_json_dict(
 ) -> dict[str, Any]:
     """The OTLP/JSON encoding (``{"resourceSpans": [...]}``) of the trace.
 
-    Protobuf's JSON mapping of ``ExportTraceServiceRequest`` with the two changes the OTLP/JSON
-    specification makes: ids are lower-case hex, not base64, and enums are integers.
+    Protobuf's JSON mapping of ``ExportTraceServiceRequest`` (lowerCamelCase keys, 64-bit
+    integers as strings, default values left out) with the OTLP/JSON changes: ids are hex, not
+    base64, and enums are integers.  Built directly, not through ``MessageToDict``, which takes
+    over a millisecond per span.
     """
-    from google.protobuf.json_format import (  # type: ignore[import-untyped,unused-ignore]
-        MessageToDict,
-    )
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
     spans = to_readable_spans(
         trace,
         resource=resource,
@@ -236,14 +231,74 @@ def otlp_json_dict(
         span_id_base=span_id_base,
         parent_context=parent_context,
     )
-    data: dict[str, Any] = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
-    for resource_spans in data.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                _hex_ids(span)
-                for link in span.get("links", []):
-                    _hex_ids(link)
-    return data
+    scope: dict[str, Any] = {"name": "asynctrace", "version": _asynctrace_version()}
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": _json_attributes(resource.attributes)},
+                "scopeSpans": [{"scope": scope, "spans": [_json_span(s) for s in spans]}],
+            }
+        ]
+    }
+
+
+def _json_span(span: ReadableSpan) -> dict[str, Any]:
+    context = span.get_span_context()
+    assert context is not None
+    out: dict[str, Any] = {
+        "traceId": f"{context.trace_id:032x}",
+        "spanId": f"{context.span_id:016x}",
+    }
+    if span.parent is not None:
+        out["parentSpanId"] = f"{span.parent.span_id:016x}"
+    # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, and IS_REMOTE for a remote parent (as the SDK encodes).
+    out["flags"] = 0x100 | (0x200 if span.parent is not None and span.parent.is_remote else 0)
+    out["name"] = span.name
+    out["kind"] = span.kind.value + 1  # SDK INTERNAL=0 .. CONSUMER=4; OTLP INTERNAL=1 ..
+    out["startTimeUnixNano"] = str(span.start_time)
+    out["endTimeUnixNano"] = str(span.end_time)
+    if span.attributes:
+        out["attributes"] = _json_attributes(span.attributes)
+    if span.events:
+        events = []
+        for event in span.events:
+            item: dict[str, Any] = {"timeUnixNano": str(event.timestamp), "name": event.name}
+            if event.attributes:
+                item["attributes"] = _json_attributes(event.attributes)
+            events.append(item)
+        out["events"] = events
+    status: dict[str, Any] = {}
+    if span.status.status_code.value:
+        status["code"] = span.status.status_code.value  # UNSET=0, OK=1, ERROR=2 in both
+    if span.status.description:
+        status["message"] = span.status.description
+    out["status"] = status
+    return out
+
+
+def _json_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": _json_value(v)} for k, v in attributes.items()]
+
+
+def _json_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return {"doubleValue": value}
+        return {
+            "doubleValue": "NaN"
+            if math.isnan(value)
+            else ("Infinity" if value > 0 else "-Infinity")
+        }
+    if isinstance(value, (list, tuple)):
+        items = [_json_value(v) for v in value]
+        return {"arrayValue": {"values": items} if items else {}}
+    return {"stringValue": str(value)}
 
 
 def write_otlp_json(
@@ -274,12 +329,6 @@ def write_otlp_json(
         f.write("\n")
     os.replace(tmp, target)
     return len(trace.spans)
-
-
-def _hex_ids(obj: dict[str, Any]) -> None:
-    for key in _ID_KEYS:
-        if key in obj:
-            obj[key] = base64.b64decode(obj[key]).hex()
 
 
 # --- sending --------------------------------------------------------------------------------

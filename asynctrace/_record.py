@@ -87,8 +87,11 @@ class Recorder:
     def use_clock(self, clock: Callable[[], float], name: str) -> None:
         """Switch to another clock (the virtual loop's), which MUST continue from ``self.clock()``.
 
-        Called on the loop thread when a virtual-time loop starts.
+        Called on the loop thread when a virtual-time loop starts.  When nothing was recorded
+        yet, the trace starts here, so that virtual times read from 0.0.
         """
+        if not self.records and not self.roots:
+            self.origin = clock()
         self.clock = clock
         self.clock_name = name
         _coro.clock = clock

@@ -61,7 +61,7 @@ class Page:
         self.page.on("dialog", self._dialog)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(path.resolve().as_uri())
-        self.page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        self.page.wait_for_selector("body[data-ready='1']", state="attached", timeout=30_000)
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)

@@ -428,7 +428,12 @@ def test_tiny_bars_are_grouped_and_the_page_says_so(browser: Any, tmp_path: Path
 
 @pytest.mark.parametrize(
     ("name", "make", "height"),
-    [("gather", gather_trace, 440), ("sync", sync_trace, 400), ("statuses", statuses_trace, 430)],
+    [
+        ("gather", gather_trace, 440),
+        ("sync", sync_trace, 400),
+        ("statuses", statuses_trace, 430),
+        ("fanout", lambda: fanout_trace(2000, 10), 560),
+    ],
 )
 def test_screenshot(browser: Any, tmp_path: Path, name: str, make: Any, height: int) -> None:
     trace = make()

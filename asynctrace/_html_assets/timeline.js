@@ -224,21 +224,26 @@
     g.clearRect(0, 0, w, h);
     if (!series || !series.t.length || max <= 0) return;
     var T = series.t, top = 4, yOf = function (n) { return h - 2 - (h - 2 - top) * n / max; };
-    var t1 = view.t0 + w / view.scale, i;
+    // The largest value in each pixel column: the path stays at most 2 * w points however many
+    // steps the series has (a path of 10^5 vertices makes software rasterizing take seconds).
+    var cols = Math.ceil(w), maxN = new Float64Array(cols), maxR = new Float64Array(cols);
     var lo = 0, hi = T.length;
     while (lo < hi) { var mid = (lo + hi) >> 1; if (T[mid] < view.t0) lo = mid + 1; else hi = mid; }
-    i = Math.max(0, lo - 1);
-    [["n", "#a9cbeb"], ["r", "#2e7d32"]].forEach(function (layer) {
-      g.beginPath(); g.moveTo(0, h - 2);
-      var x = 0;
-      for (var j = i; j < T.length && T[j] <= t1; j++) {
-        var v = layer[0] === "n" ? series.n[j] : series.n[j] - series.w[j];
-        x = Math.max(0, (T[j] - view.t0) * view.scale);
-        var prev = j > 0 ? (layer[0] === "n" ? series.n[j - 1] : series.n[j - 1] - series.w[j - 1]) : 0;
-        g.lineTo(x, yOf(prev)); g.lineTo(x, yOf(v));
+    for (var j = Math.max(0, lo - 1); j < T.length; j++) {
+      var xa = (T[j] - view.t0) * view.scale;
+      if (xa >= cols) break;
+      var xb = j + 1 < T.length ? (T[j + 1] - view.t0) * view.scale : xa;
+      var n = series.n[j], r = n - series.w[j];
+      for (var c = Math.max(0, Math.floor(xa)); c < Math.min(cols, Math.max(Math.ceil(xb), Math.floor(xa) + 1)); c++) {
+        if (n > maxN[c]) maxN[c] = n;
+        if (r > maxR[c]) maxR[c] = r;
       }
-      var last = j > 0 ? (layer[0] === "n" ? series.n[j - 1] : series.n[j - 1] - series.w[j - 1]) : 0;
-      g.lineTo(w, yOf(last)); g.lineTo(w, h - 2); g.closePath();
+    }
+    [[maxN, "#a9cbeb"], [maxR, "#2e7d32"]].forEach(function (layer) {
+      var v = layer[0];
+      g.beginPath(); g.moveTo(0, h - 2);
+      for (var c = 0; c < cols; c++) { g.lineTo(c, yOf(v[c])); g.lineTo(c + 1, yOf(v[c])); }
+      g.lineTo(cols, h - 2); g.closePath();
       g.fillStyle = layer[1]; g.fill();
     });
     g.fillStyle = "#5f6368"; g.font = "10px sans-serif"; g.fillText(String(max), 3, 11);

@@ -1,0 +1,125 @@
+"""The reference workloads of ``shared/PEERS.md`` plus a scale workload.
+
+Each workload is built by a factory taking ``wrap`` (applied to every coroutine function of the
+workload, as ``asynctrace run`` does) and ``top`` (applied to the top-level coroutine function
+only, as a user's single ``@trace`` would).  The coroutine functions get fixed names so that
+opentelemetry-instrumentation-asyncio can be told which ones to trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+Main = Callable[[], Coroutine[Any, Any, Any]]
+Wrap = Callable[[Any], Any]
+
+
+def _same(fn: Any) -> Any:
+    return fn
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named workload: ``build(wrap, top)`` returns the coroutine function to run.
+
+    Args:
+        name: the table's name (``fanout``).
+        label: the size, for the table (``2000x10``).
+        build: the factory.
+        coroutine_names: the names of its coroutine functions (for OTel's asyncio instrumentor).
+        awaits: how many awaits one run makes.
+    """
+
+    name: str
+    label: str
+    build: Callable[[Wrap, Wrap], Main]
+    coroutine_names: tuple[str, ...]
+    awaits: int
+
+
+def fanout(n: int, k: int) -> Workload:
+    """``asyncio.gather`` of ``n`` tasks, each ``await asyncio.sleep(0)`` ``k`` times."""
+
+    def build(wrap: Wrap = _same, top: Wrap = _same) -> Main:
+        @wrap
+        async def worker() -> None:
+            for _ in range(k):
+                await asyncio.sleep(0)
+
+        @top
+        @wrap
+        async def fanout_main() -> None:
+            await asyncio.gather(*(worker() for _ in range(n)))
+
+        return fanout_main  # type: ignore[no-any-return]
+
+    return Workload("fanout", f"{n}x{k}", build, ("worker", "fanout_main"), n * k)
+
+
+def deep(n: int, k: int) -> Workload:
+    """``n`` times a chain of ``k`` nested ``await child()`` calls ending in ``sleep(0)``."""
+
+    def build(wrap: Wrap = _same, top: Wrap = _same) -> Main:
+        @wrap
+        async def child(depth: int) -> None:
+            if depth:
+                await child(depth - 1)
+            else:
+                await asyncio.sleep(0)
+
+        @top
+        @wrap
+        async def deep_main() -> None:
+            for _ in range(n):
+                await child(k - 1)
+
+        return deep_main  # type: ignore[no-any-return]
+
+    # k coroutine awaits per chain, plus the sleep, plus the chain's await in main
+    return Workload("deep", f"{n}x{k}", build, ("child", "deep_main"), n * (k + 1))
+
+
+def blog(s1: float = 0.02, s2: float = 0.01, s3: float = 0.03) -> Workload:
+    """The blog's gather example: task1 and task2 gathered, then task3 (short sleeps)."""
+
+    def build(wrap: Wrap = _same, top: Wrap = _same) -> Main:
+        @wrap
+        async def task1() -> None:
+            await asyncio.sleep(s1)
+
+        @wrap
+        async def task2() -> None:
+            await asyncio.sleep(s2)
+
+        @wrap
+        async def task3() -> None:
+            await asyncio.sleep(s3)
+
+        @top
+        @wrap
+        async def blog_main() -> None:
+            await asyncio.gather(task1(), task2())
+            await task3()
+
+        return blog_main  # type: ignore[no-any-return]
+
+    label = f"{s1:g}/{s2:g}/{s3:g}s"
+    return Workload("blog", label, build, ("task1", "task2", "task3", "blog_main"), 5)
+
+
+def scale(n: int, k: int) -> Workload:
+    """The fanout shape at scale: ``n`` tasks x ``k`` awaits, for the memory cap."""
+    base = fanout(n, k)
+    return Workload("scale", f"{n}x{k}", base.build, base.coroutine_names, n * k)
+
+
+def workloads(quick: bool = False) -> dict[str, Workload]:
+    """The four workloads, full size or (``quick``) tiny for the smoke test."""
+    if quick:
+        items = [fanout(50, 3), deep(20, 5), blog(0.002, 0.001, 0.003), scale(500, 3)]
+    else:
+        items = [fanout(2000, 10), deep(2000, 10), blog(), scale(100_000, 10)]
+    return {w.name: w for w in items}

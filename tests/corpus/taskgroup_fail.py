@@ -1,0 +1,46 @@
+"""A failing TaskGroup: siblings are cancelled, the ExceptionGroup is uncaught."""
+
+import asyncio
+
+
+async def worker(n):
+    try:
+        await asyncio.sleep(n * 0.01)
+        if n == 2:
+            raise KeyError(f"worker {n}")
+        print("worker", n, "done")
+        return n
+    except asyncio.CancelledError:
+        print("worker", n, "cancelled")
+        raise
+
+
+async def caught():
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for n in (1, 2):
+                tg.create_task(worker(n))
+            tg.create_task(worker(5))
+    except* KeyError as group:
+        print("except* caught", [repr(e) for e in group.exceptions])
+
+
+async def uncaught():
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(worker(1))
+        tg.create_task(worker(2))
+        tg.create_task(worker(7))
+        tg.create_task(bad_type())
+
+
+async def bad_type():
+    await asyncio.sleep(0.015)
+    raise TypeError("bad type in group")
+
+
+async def main():
+    await caught()
+    await uncaught()
+
+
+asyncio.run(main())
