@@ -47,11 +47,16 @@ def qualname(code: CodeType) -> str:
     return str(getattr(code, "co_qualname", code.co_name))
 
 
+def short_name(qualified: str) -> str:
+    """A span name: the qualified name after its last ``<locals>.`` (``main``, ``Cls.run``)."""
+    return qualified.rsplit("<locals>.", 1)[-1]
+
+
 def awaited_code_name(code: CodeType) -> str:
     """What awaiting a coroutine of this code waits on: ``asyncio.sleep(0)``, ``Queue.get``."""
     if code is _coro._SLEEP_CODE:
         return "asyncio.sleep(0)"
-    name = qualname(code)
+    name = short_name(qualname(code))
     if code.co_filename.startswith(_ASYNCIO_DIR) and "." not in name:
         return f"asyncio.{name}"
     return name
@@ -68,7 +73,7 @@ def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
             attrs.update(what.attributes)
         return what.name, attrs
     if isinstance(what, CodeType):
-        return qualname(what), {
+        return short_name(qualname(what)), {
             "code.function.name": qualname(what),
             "code.file.path": what.co_filename,
             "code.line.number": what.co_firstlineno,
@@ -176,6 +181,7 @@ def build_trace(recorder: Recorder) -> Trace:
         span.name = "gather(" + _summarize(spans[c].name for c in children if c in spans) + ")"
     for span, what in awaits:
         _name_await(span, what, spans)
+    _merge_wait_for_timeouts([span for span, _ in awaits], spans)
     return Trace(list(spans.values()), clock=recorder.clock_name,
                  epoch_ns=recorder.epoch_ns, dropped=recorder.dropped)
 
@@ -204,6 +210,32 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span]) -> None:
         name = str(what)
     span.name = name
     span.attributes["asynctrace.awaited"] = name
+
+
+def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None:
+    """Mark ``wait_for`` expiries of Python < 3.12 as timeouts.
+
+    There, an expired ``wait_for`` is resumed normally, then suspends once more at the same
+    place while it cancels what it waited for; no other path suspends twice in a row.  The
+    two awaits are one timed-out wait: the first is extended over the second, which goes.
+    """
+    previous: dict[int | None, Span] = {}
+    for span in sorted(awaits, key=lambda s: s.start_seq):
+        before = previous.get(span.parent_id)
+        previous[span.parent_id] = span
+        if (
+            before is not None
+            and span.name == before.name == "asyncio.wait_for"
+            and before.status == "ok"
+            and before.end == span.start
+            and before.attributes.get("code.line.number") == span.attributes.get("code.line.number")
+        ):
+            before.end, before.end_seq = span.end, span.end_seq
+            before.status, before.error = "timeout", "TimeoutError: the timeout expired"
+            before.attributes.update({"exception.type": "TimeoutError",
+                                      "exception.message": "the timeout expired"})
+            del spans[span.span_id]
+            previous[span.parent_id] = before
 
 
 def _summarize(names: Any) -> str:

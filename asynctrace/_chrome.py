@@ -328,10 +328,10 @@ def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
     return _Item(ns, ns + 1, (seq, 1), event)
 
 
-def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str) -> dict[str, Any]:
+def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str, bp: bool = True) -> dict[str, Any]:
     # no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself
     event = {"ph": ph, "pid": PID, "tid": tid, "ts": _us(ns), "id": flow_id, "cat": cat}
-    if ph == "f":
+    if bp and ph == "f":
         event["bp"] = "e"
     return event
 
@@ -345,8 +345,13 @@ def _flows(
 ) -> list[dict[str, Any]]:
     """Add spawn and join arrows; returns events that must come after every slice.
 
-    spawn: a 1 ns marker on the creator's row where each task started -> the task's slice.
+    spawn: a 1 ns marker on the creator's row where its first task started -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
+
+    What Perfetto does, and so what MUST hold: at equal times it reads "X" events before flow
+    events; an "s" (and an "f" with ``"bp": "e"``) binds to the deepest slice open on its row at
+    its time; an "f" without ``bp`` binds to the next slice that begins on its row; an arrow is
+    drawn from the end of its source slice to the start of its target slice.
     """
     tail: list[dict[str, Any]] = []
     flow_id = 0
@@ -372,7 +377,9 @@ def _flows(
         else:
             marker.event["name"] = f"start {len(marker.after) + 1} tasks"
         marker.after.append(_flow("s", marker.event["tid"], marker.start, flow_id, "spawn"))
-        item.after.append(_flow("f", tids[span.track], item.start, flow_id, "spawn"))
+        # without "bp" an "f" binds to the next slice to begin on its row: the task's own
+        # (an "f" inside the task would bind to the deepest slice there, its first await)
+        item.after.append(_flow("f", tids[span.track], item.start - 1, flow_id, "spawn", False))
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
@@ -384,7 +391,8 @@ def _flows(
             join_markers[waiter.span_id] = jm
             rows[waiter.track].append(jm)
         flow_id += 1
-        tail.append(_flow("s", tids[span.track], max(item.end - 1, item.start), flow_id, "join"))
+        # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
+        tail.append(_flow("s", tids[span.track], max(item.end - 2, item.start), flow_id, "join"))
         jm.after.append(_flow("f", jm.event["tid"], jm.start, flow_id, "join"))
     return tail
 

@@ -270,8 +270,11 @@ class TaskRoot:
             thrown = typ if isinstance(typ, BaseException) else val
             pending[5] = t0
             pending[6] = next_id()
-            pending[7] = _reduce_awaited(pending[7])
-            pending[10] = thrown_status(type(thrown) if thrown else typ, thrown)  # type: ignore[arg-type]
+            what = pending[7]
+            if what.__class__ is not CodeType and what.__class__ is not float:
+                pending[7] = _reduce_awaited(what)
+            if pending[10] is None:  # not already marked, e.g. as a timeout's expiry
+                pending[10] = thrown_status(type(thrown) if thrown else typ, thrown)  # type: ignore[arg-type]
             append(pending)
         try:
             if val is None and tb is None:
@@ -364,6 +367,18 @@ class TaskRoot:
 # Frames of asynctrace's own wrappers, left out of the program's tracebacks.
 hidden_codes = {getattr(TaskRoot, name).__code__ for name in ("send", "throw", "close")}
 collections.abc.Coroutine.register(TaskRoot)
+
+
+TIMEOUT_EXPIRY = ("timeout", "TimeoutError", "the timeout expired")
+
+
+def mark_timeout(task: Any) -> None:
+    """Mark the await that ``task`` is in as ended by a timeout (before it is cancelled)."""
+    root = task.get_coro()
+    if root.__class__ is TaskRoot:
+        pending = root._pending
+        if pending is not None and pending is not _NOT_STARTED:
+            pending[10] = TIMEOUT_EXPIRY
 
 
 def _reduce_awaited(obj: Any) -> Any:

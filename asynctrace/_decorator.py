@@ -126,7 +126,8 @@ def trace(
         if is_traced(func):
             return func
         code = func.__code__
-        info = FnInfo(name or getattr(code, "co_qualname", func.__qualname__), code,
+        qualified = getattr(code, "co_qualname", func.__qualname__)
+        info = FnInfo(name or qualified.rsplit("<locals>.", 1)[-1], code,
                       dict(attributes) if attributes else None)
         return _wrap(func, info)
 

@@ -24,6 +24,7 @@ import html
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from functools import cache
 from importlib import resources
@@ -201,7 +202,7 @@ def _pack(spans: list[Span]) -> tuple[dict[int, int], int]:
     return depth, max(len(row_end), 1)
 
 
-def _first(event: tuple[float, int, int]) -> float:
+def _first(event: tuple[float, int, int, int]) -> float:
     return event[0]
 
 
@@ -215,46 +216,71 @@ def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
+def _joins(span: Span, trace: Trace) -> bool:
+    """Whether an await waits for other tasks (a gather, a task) rather than for I/O or time."""
+    parent = trace.by_id.get(span.parent_id) if span.parent_id is not None else None
+    awaited = str(span.attributes.get("asynctrace.awaited", span.name))
+    return (parent is not None and parent.kind == "gather") or bool(_JOIN.match(awaited))
+
+
+_JOIN = re.compile(r"gather\(|Task-\d+ \(|TaskGroup")
+
+
 def _in_flight(
-    owners: list[Span], waits: dict[int, list[tuple[float, float]]]
+    owners: list[Span],
+    waits: dict[int, list[tuple[float, float]]],
+    joins: dict[int, list[tuple[float, float]]],
 ) -> dict[str, object]:
     """The step series of how many ``owners`` were in flight and how many of those waited.
 
-    A task waits while it is inside one of its own await spans (``waits`` by track); it is in
-    flight from its start to its end.  Also returns the time with two or more in flight and
-    the maximum.
+    A task is in flight from its start to its end, and waits while it is inside one of its
+    own await spans (``waits`` by track).  The overlap, the time with two or more in flight,
+    leaves out a task while it waits for other tasks (``joins``): a ``main`` that gathers two
+    tasks that never overlap does not make them concurrent.
     """
-    events: list[tuple[float, int, int]] = []
+    events: list[tuple[float, int, int, int]] = []
     for s in owners:
-        events.append((s.start, 1, 0))
-        events.append((s.end, -1, 0))
+        events.append((s.start, 1, 0, 0))
+        events.append((s.end, -1, 0, 0))
         for start, end in _merge(waits.get(s.span_id, [])):
-            events.append((max(start, s.start), 0, 1))
-            events.append((min(end, s.end), 0, -1))
+            events.append((max(start, s.start), 0, 1, 0))
+            events.append((min(end, s.end), 0, -1, 0))
+        for start, end in _merge(joins.get(s.span_id, [])):
+            events.append((max(start, s.start), 0, 0, 1))
+            events.append((min(end, s.end), 0, 0, -1))
     events.sort(key=_first)
     times: list[float] = []
     flying: list[int] = []
     waiting: list[int] = []
-    n = w = top = 0
+    n = w = j = top = 0
     overlap = 0.0
-    for t, dn, dw in events:
-        if times and t == times[-1]:  # a tie: one step for all the changes at this time
-            n += dn
-            w += dw
-            flying[-1] = n
-            waiting[-1] = w
-        else:
-            if times and flying[-1] >= 2:
+    busy = 0  # in flight and not joining, after the last step
+    for t, dn, dw, dj in events:
+        if times and t != times[-1]:
+            if busy >= 2:
                 overlap += t - times[-1]
-            n += dn
-            w += dw
             times.append(t)
             flying.append(n)
             waiting.append(w)
+        elif not times:
+            times.append(t)
+            flying.append(n)
+            waiting.append(w)
+        n += dn
+        w += dw
+        j += dj
+        flying[-1] = n  # every change at the same time is one step
+        waiting[-1] = w
+        busy = n - j
         top = max(top, n)
-    waiting = [min(max(x, 0), y) for x, y in zip(waiting, flying)]
-    times = [_num(t) for t in times]
-    return {"t": times, "n": flying, "w": waiting, "overlap": _num(overlap), "max": top}
+    waiting = [min(max(x, 0), y) for x, y in zip(waiting, flying, strict=True)]
+    return {
+        "t": [_num(t) for t in times],
+        "n": flying,
+        "w": waiting,
+        "overlap": _num(overlap),
+        "max": top,
+    }
 
 
 def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
@@ -290,9 +316,12 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
             )
 
     waits: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    joins: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for s in trace.spans:
         if s.kind == "await":
             waits[s.track].append((s.start, s.end))
+            if _joins(s, trace):
+                joins[s.track].append((s.start, s.end))
     owners = [s for s in trace.spans if s.kind in _OWNER_KINDS]
     hidden_owners = [o for _, o in hidden if o is not None]
     start = min((s.start for s in trace.spans), default=0.0)
@@ -305,11 +334,11 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
         "end": _num(max(trace.end, start)),
         "lanes": lane_rows,
         "spans": rows,
-        "concurrency": _in_flight(owners, waits),
+        "concurrency": _in_flight(owners, waits, joins),
         "hidden": {
             "lanes": len(hidden),
             "spans": sum(1 for s in trace.spans if s.track not in lane_index),
-            "series": _in_flight(hidden_owners, waits) if hidden_owners else None,
+            "series": _in_flight(hidden_owners, waits, joins) if hidden_owners else None,
         },
         "summary": {
             "spans": len(trace.spans),

@@ -35,6 +35,8 @@ _orig_create_task = _BaseEventLoop.create_task
 _orig_run_in_executor = _BaseEventLoop.run_in_executor
 _orig_gather = asyncio.tasks.gather
 _orig_new_event_loop = asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop
+_Timeout: Any = getattr(getattr(asyncio, "timeouts", None), "Timeout", None)  # Python 3.11+
+_orig_on_timeout = _Timeout._on_timeout if _Timeout is not None else None
 _installed = False
 # asyncio.run's own housekeeping tasks: not the program's, left out of the trace.
 _HOUSEKEEPING = frozenset((_BaseEventLoop.shutdown_asyncgens.__code__,
@@ -179,6 +181,13 @@ def callable_name(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
 
 
+def _on_timeout(self: Any) -> None:
+    """``asyncio.timeout`` (and ``wait_for`` from 3.12) expired: its await ends in a timeout."""
+    if _coro.active and getattr(self, "_task", None) is not None:
+        _coro.mark_timeout(self._task)
+    _orig_on_timeout(self)
+
+
 def _run_in_executor(self: asyncio.AbstractEventLoop, executor: Any, func: Callable[..., Any],
                      *args: Any) -> asyncio.Future[Any]:
     if _coro.active:
@@ -197,6 +206,8 @@ def install() -> None:
     asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _new_event_loop  # type: ignore[method-assign]
     functools.update_wrapper(_gather, _orig_gather)
     asyncio.gather = asyncio.tasks.gather = _gather  # type: ignore[assignment]
+    if _Timeout is not None:
+        _Timeout._on_timeout = _on_timeout
     try:
         watch_loop(asyncio.get_running_loop())
     except RuntimeError:  # no running loop: loops made later are watched when made
@@ -213,3 +224,5 @@ def uninstall() -> None:
     _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
     asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _orig_new_event_loop  # type: ignore[method-assign]
     asyncio.gather = asyncio.tasks.gather = _orig_gather
+    if _Timeout is not None:
+        _Timeout._on_timeout = _orig_on_timeout

@@ -67,7 +67,9 @@ __all__ = [
 # While only foreign threads justify a real wait, poll this often (real seconds) so that the loop
 # notices a thread that ended without calling back, and resumes fast-forwarding.
 _THREAD_POLL = 0.01
-# A timer further away than this was capped by asyncio (MAXIMUM_SELECT_TIMEOUT, one day).
+# The head timer counts as the deadline waited for if it is at most this far past now + timeout;
+# further away, asyncio capped the timeout (MAXIMUM_SELECT_TIMEOUT, one day) and the loop only
+# moves by the capped amount.
 _SLACK = 1e-6
 _MAX_LISTED_TASKS = 10
 

@@ -185,10 +185,17 @@ def test_lanes_rows_and_concurrency_are_computed_once() -> None:
     depth = {row[0]: row[7] for row in data["spans"]}
     assert depth == {1: 0, 2: 0, 3: 1, 4: 2, 5: 0, 6: 1, 7: 0, 8: 1, 9: 1, 10: 2}
     conc = data["concurrency"]
-    assert (conc["overlap"], conc["max"]) == (2.0, 3)
+    assert (conc["overlap"], conc["max"]) == (1.0, 3)  # task1 with task2; main only joins them
     assert conc["t"] == [0.0, 1.0, 2.0, 5.0]
     assert conc["n"] == [3, 2, 1, 0]
     assert conc["w"] == [3, 2, 1, 0]  # every task is inside an await the whole time
+
+
+def test_tasks_run_one_after_the_other_do_not_overlap() -> None:
+    conc = json.loads(data_block(render_html(sync_trace(), title="s")))["concurrency"]
+    assert (conc["overlap"], conc["max"]) == (0.0, 2)
+    assert conc["n"] == [2, 2, 0]
+    assert conc["w"] == [1, 1, 0]  # main waits on the gather, task1 then task2 block the loop
 
 
 def test_overlapping_siblings_get_their_own_rows() -> None:
@@ -287,8 +294,9 @@ def test_bars_are_placed_on_one_time_axis(blog: Page) -> None:
 
 def test_gather_links_to_the_tasks_it_started(blog: Page) -> None:
     links = blog.page.eval_on_selector_all(
-        "svg.links path[data-from]", "ps => ps.map(p => [p.dataset.from, p.dataset.to, p.classList.contains('gather')])"
-    )  # fmt: skip
+        "svg.links path[data-from]",
+        "ps => ps.map(p => [p.dataset.from, p.dataset.to, p.classList.contains('gather')])",
+    )
     assert ["3", "5", True] in links
     assert ["3", "7", True] in links
     blog.page.hover('[data-span-id="3"]')
@@ -429,7 +437,7 @@ def test_tiny_bars_are_grouped_and_the_page_says_so(browser: Any, tmp_path: Path
 @pytest.mark.parametrize(
     ("name", "make", "height"),
     [
-        ("gather", gather_trace, 440),
+        ("gather", gather_trace, 600),
         ("sync", sync_trace, 400),
         ("statuses", statuses_trace, 430),
         ("fanout", lambda: fanout_trace(2000, 10), 560),

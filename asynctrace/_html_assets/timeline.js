@@ -136,9 +136,10 @@
   part(" \u00b7 tasks ", num(S.tasks));
   if (S.threads) part(" \u00b7 thread jobs ", num(S.threads));
   part(" \u00b7 spans ", num(S.spans));
-  part(" \u00b7 2+ tasks in flight for ", fmt(C.overlap) + (wall > 0 ? " (" + Math.round(100 * C.overlap / wall) + "%)" : ""));
+  part(" \u00b7 2+ tasks overlapping for ", fmt(C.overlap) + (wall > 0 ? " (" + Math.round(100 * C.overlap / wall) + "%)" : ""));
   part(" \u00b7 at most ", num(C.max) + " at once");
   part(" \u00b7 clock ", D.clock);
+  summary.setAttribute("title", "overlap: time with two or more tasks in flight, not counting a task while it waits for a gather or another task");
   header.appendChild(summary);
   var legend = el("div", "legend");
   D.kinds.forEach(function (k) {

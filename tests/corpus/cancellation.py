@@ -60,8 +60,8 @@ async def main():
     except asyncio.CancelledError:
         print("main cancelled itself; cancelling() =", current.cancelling())
         print("uncancel ->", current.uncancel())
-    await inner
-    print("inner done", inner.done())
+    print("inner cancelled with it:", inner.cancelled())
+    return "main survived"
 
 
-asyncio.run(main())
+print(asyncio.run(main()))

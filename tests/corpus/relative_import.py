@@ -8,7 +8,7 @@ from ._helper import double
 
 
 async def main():
-    print("argv:", sys.argv[1:], "argv0 basename:", sys.argv[0].rsplit("/", 1)[-1])
+    print("argv:", sys.argv)
     print("__name__:", __name__, "__package__:", __package__)
     print("__spec__.name:", __spec__.name)
     print(_helper.describe())

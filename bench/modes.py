@@ -1,0 +1,349 @@
+"""The ways a workload is run: untraced, asynctrace's modes, and the peers.
+
+Each :class:`Mode` builds the workload's coroutine function once (``build``), then per round
+``start()`` switches its tracer on, the runner times ``run_until_complete``, and ``finish()``
+switches it off, exports what it recorded and returns its measurements (``stop_s``, the time
+to stop and build; ``export_s``; ``spans``; ``file_bytes``; ...).  asyncio is left exactly as it
+was between modes: asynctrace's patches are uninstalled after each asynctrace round, so the
+untraced mode and the peers run on plain asyncio.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from bench.workloads import Main, Workload
+
+Metrics = dict[str, Any]
+
+
+def _same(fn: Any) -> Any:
+    return fn
+
+
+class Mode:
+    """Untraced: the workload as written."""
+
+    key = "untraced"
+    title = "untraced"
+    scale = True  # also run on the scale workload
+
+    def available(self) -> str | None:
+        """None when this mode can run here, else why not."""
+        return None
+
+    def build(self, workload: Workload) -> Main:
+        return workload.build(_same, _same)
+
+    def preload(self) -> None:
+        """Import what ``start`` and ``finish`` will need (before a memory baseline)."""
+
+    def start(self, workload: Workload) -> None:
+        pass
+
+    def finish(self) -> Metrics:
+        return {}
+
+    def close(self) -> None:
+        """Release what the mode holds (files, receivers) at the end of the bench."""
+
+
+class Decorators(Mode):
+    """asynctrace with only the top coroutine decorated and no await spans."""
+
+    key = "decorators"
+    title = "asynctrace decorators only"
+    record_awaits = False
+    max_spans: int | None = None
+
+    def __init__(self) -> None:
+        self.tracing: Any = None
+
+    def build(self, workload: Workload) -> Main:
+        import asynctrace
+
+        return workload.build(_same, asynctrace.trace)
+
+    def start(self, workload: Workload) -> None:
+        import asynctrace
+
+        options: dict[str, Any] = {"name": workload.name, "record_awaits": self.record_awaits}
+        if self.max_spans is not None:
+            options["max_spans"] = self.max_spans
+        self.tracing = asynctrace.Tracing(**options).start()
+
+    def finish(self) -> Metrics:
+        from asynctrace import _instrument
+
+        t0 = time.perf_counter()
+        trace = self.tracing.stop()
+        stop_s = time.perf_counter() - t0
+        _instrument.uninstall()
+        records = self.tracing.recorder.records
+        metrics: Metrics = {"stop_s": stop_s, "spans": len(trace.spans), "dropped": trace.dropped,
+                            "records": len(records)}
+        if self.measure_bytes:
+            metrics["record_bytes"] = record_bytes(records)
+            self.measure_bytes = False
+        metrics.update(self.export(trace))
+        # Keep nothing: a trace held across rounds would slow the garbage collector in later ones.
+        self.tracing = None
+        return metrics
+
+    measure_bytes = False  # set by the runner: measure the records' size once
+
+    def export(self, trace: Any) -> Metrics:
+        return {}
+
+
+def record_bytes(records: list[Any]) -> int:
+    """The memory the recorder's records hold: the list's slots, each record and the floats and
+    large ints it owns (code objects, names and small ints are shared and not counted)."""
+    total = sys.getsizeof(records)
+    for record in records:
+        total += sys.getsizeof(record)
+        for field in record:
+            if field.__class__ is float or (field.__class__ is int and not -5 <= field <= 256):
+                total += sys.getsizeof(field)
+            elif field.__class__ is tuple:
+                total += sys.getsizeof(field)
+    return total
+
+
+class Auto(Decorators):
+    """asynctrace as ``asynctrace run`` does it: every coroutine function wrapped, every await."""
+
+    key = "auto"
+    title = "asynctrace auto + every await"
+    record_awaits = True
+
+    def build(self, workload: Workload) -> Main:
+        from asynctrace._autotrace import auto
+
+        return workload.build(auto, _same)
+
+
+class AutoCapped(Auto):
+    """Auto, with the recorder capped at ``max_spans`` (the scale workload's memory bound)."""
+
+    key = "auto-cap"
+    title = "asynctrace auto, max_spans=100000"
+    max_spans = 100_000
+
+
+class AutoJson(Auto):
+    """Auto, then the Chrome Trace Event JSON timeline written (timed as ``export_s``)."""
+
+    key = "json"
+    title = "asynctrace auto + JSON export"
+    scale = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        fd, self.path = tempfile.mkstemp(prefix="asynctrace-bench-", suffix=".json")
+        os.close(fd)
+
+    def preload(self) -> None:
+        import asynctrace._chrome  # noqa: F401
+
+    def export(self, trace: Any) -> Metrics:
+        from asynctrace._chrome import write_chrome_json
+
+        t0 = time.perf_counter()
+        write_chrome_json(trace, self.path)
+        return {"export_s": time.perf_counter() - t0, "file_bytes": os.path.getsize(self.path)}
+
+    def close(self) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class _ThreadCheck:
+    """A span exporter that notes the threads ``export`` runs on and forwards to the real one."""
+
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+        self.threads: set[int] = set()
+
+    def export(self, spans: Any) -> Any:
+        self.threads.add(threading.get_ident())
+        return self._exporter.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self._exporter.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+
+class AutoOtlp(Auto):
+    """Auto, then OTLP/HTTP export to a local receiver started by the bench.
+
+    ``export_s`` is the time the loop thread spends handing the trace over (``submit``);
+    ``deliver_s`` the wait until the receiver has confirmed every span (``close``), which a
+    program pays only at exit.  ``on_loop_thread`` says whether any ``export()`` ran on the
+    thread that runs the event loop.
+    """
+
+    key = "otlp"
+    title = "asynctrace auto + OTLP export"
+    scale = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receiver: Any = None
+
+    def available(self) -> str | None:
+        try:
+            from asynctrace import _otlp, _otlp_config
+
+            _otlp.OtlpExport, _otlp._make_exporter, _otlp_config.otlp_settings  # noqa: B018
+            import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # noqa: F401
+        except (ImportError, AttributeError) as exc:
+            return f"asynctrace OTLP export not importable: {exc}"
+        return None
+
+    def preload(self) -> None:
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.sdk.trace  # noqa: F401
+
+        from bench.receiver import Receiver
+
+        if self.receiver is None:
+            self.receiver = Receiver()
+
+    def export(self, trace: Any) -> Metrics:
+        from asynctrace import _otlp
+        from asynctrace._otlp_config import otlp_settings
+
+        from bench.receiver import Receiver
+
+        if self.receiver is None:
+            self.receiver = Receiver()
+        self.receiver.reset()
+        settings = otlp_settings(self.receiver.endpoint, "http/protobuf", environ={})
+        check = _ThreadCheck(_otlp._make_exporter(settings))
+        export = _otlp.OtlpExport(settings, exporter=check)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        export.submit(trace, trace_id=_otlp.new_trace_id(), span_id_base=_otlp.new_span_id_base())
+        submit_s = time.perf_counter() - t0
+        report = export.close(timeout=120)
+        deliver_s = time.perf_counter() - t0
+        return {
+            "export_s": submit_s,
+            "deliver_s": deliver_s,
+            "otlp_sent": report.sent,
+            "otlp_received": self.receiver.spans,
+            "otlp_bytes": self.receiver.bytes,
+            "on_loop_thread": threading.get_ident() in check.threads,
+        }
+
+    def close(self) -> None:
+        if self.receiver is not None:
+            self.receiver.stop()
+            self.receiver = None
+
+
+class OtelAsyncio(Mode):
+    """opentelemetry-instrumentation-asyncio tracing the workload's coroutines by name.
+
+    The SDK's TracerProvider with a SimpleSpanProcessor into an InMemorySpanExporter; its
+    metrics go to the no-op global meter (the cheaper setting for it).
+    """
+
+    key = "otel-asyncio"
+    title = "opentelemetry-instrumentation-asyncio"
+    scale = False
+
+    def __init__(self) -> None:
+        self._setup: Any = None
+
+    def available(self) -> str | None:
+        if importlib.util.find_spec("opentelemetry.instrumentation.asyncio") is None:
+            return "not installed (pip install 'asynctrace[bench]')"
+        return None
+
+    def start(self, workload: Workload) -> None:
+        from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor
+
+        if self._setup is None:
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+                InMemorySpanExporter,
+            )
+
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            self._setup = (provider, exporter, AsyncioInstrumentor())
+        provider, _, instrumentor = self._setup
+        os.environ["OTEL_PYTHON_ASYNCIO_COROUTINE_NAMES_TO_TRACE"] = ",".join(
+            workload.coroutine_names
+        )
+        instrumentor.instrument(tracer_provider=provider)
+
+    def finish(self) -> Metrics:
+        _, exporter, instrumentor = self._setup
+        instrumentor.uninstrument()
+        spans = len(exporter.get_finished_spans())
+        exporter.clear()
+        return {"spans": spans}
+
+
+class Viz(Mode):
+    """VizTracer with ``log_async=True``, saved to a JSON file (timed as ``export_s``)."""
+
+    key = "viztracer"
+    title = "VizTracer log_async"
+    scale = False
+
+    def __init__(self) -> None:
+        self._tracer: Any = None
+        fd, self.path = tempfile.mkstemp(prefix="viztracer-bench-", suffix=".json")
+        os.close(fd)
+
+    def available(self) -> str | None:
+        if importlib.util.find_spec("viztracer") is None:
+            return "not installed (pip install 'asynctrace[bench]')"
+        return None
+
+    def start(self, workload: Workload) -> None:
+        if self._tracer is None:
+            from viztracer import VizTracer
+
+            self._tracer = VizTracer(log_async=True, verbose=0, output_file=self.path)
+        self._tracer.start()
+
+    def finish(self) -> Metrics:
+        t0 = time.perf_counter()
+        self._tracer.stop()
+        stop_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._tracer.save(self.path, verbose=0)
+        export_s = time.perf_counter() - t0
+        self._tracer.clear()
+        return {"stop_s": stop_s, "export_s": export_s, "file_bytes": os.path.getsize(self.path)}
+
+    def close(self) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+MODES: tuple[type[Mode], ...] = (Mode, Decorators, Auto, AutoJson, AutoOtlp, OtelAsyncio, Viz)
+SCALE_MODES: tuple[type[Mode], ...] = (Mode, Decorators, Auto, AutoCapped)
+
+
+def make_modes(scale: bool = False) -> list[Mode]:
+    """Fresh instances of the modes, in table order."""
+    return [cls() for cls in (SCALE_MODES if scale else MODES)]
+
+
+def stderr_note(text: str) -> None:
+    sys.stderr.write(f"bench: {text}\n")

@@ -1,0 +1,195 @@
+"""Await spans: what each await waited on, where, for how long, and with which status."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import asynctrace
+from asynctrace import testing
+from asynctrace._spans import Span, Trace
+
+
+def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
+    """Run ``main`` with asyncio.run on virtual time while tracing; its trace."""
+    options.setdefault("virtual_time", True)
+    with asynctrace.tracing(**options) as tracing:
+        asyncio.run(main())
+    return tracing.trace
+
+
+def awaits_in(trace: Trace, parent: str) -> list[Span]:
+    span = testing.find_span(trace, parent)
+    return [c for c in span.children if c.kind == "await"]
+
+
+def line_of(marker: str, fn: Callable[..., Any]) -> int:
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, text in enumerate(lines) if marker in text)
+
+
+@asynctrace.trace
+async def sync_primitives() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    lock = asyncio.Lock()
+    event = asyncio.Event()
+    semaphore = asyncio.Semaphore(0)
+
+    async def feeder() -> None:
+        await asyncio.sleep(1)
+        queue.put_nowait(1)
+        await asyncio.sleep(1)
+        event.set()
+        await asyncio.sleep(1)
+        semaphore.release()
+        await asyncio.sleep(1)
+        lock.release()
+        await asyncio.sleep(1)
+
+    await lock.acquire()
+    feed = asyncio.create_task(feeder(), name="feeder")
+    await queue.get()
+    await event.wait()
+    await semaphore.acquire()
+    async with lock:
+        pass
+    await feed
+
+
+def test_awaits_are_named_for_what_they_wait_on() -> None:
+    trace = traced_run(sync_primitives)
+    names = [a.name for a in awaits_in(trace, "sync_primitives")]
+    assert names == ["Queue.get", "Event.wait", "Semaphore.acquire", "Lock.acquire",
+                     "feeder (feeder)"]
+    durations = [round(a.duration, 9) for a in awaits_in(trace, "sync_primitives")]
+    assert durations == [1.0, 1.0, 1.0, 1.0, 1.0]
+    feeder_awaits = [s for s in trace if s.kind == "await" and s.parent and
+                     s.parent.name == "feeder"]
+    assert [a.name for a in feeder_awaits] == ["asyncio.sleep(1)"] * 5
+
+
+def test_await_span_carries_the_file_and_line_of_the_await() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0.5)  # the await
+
+    trace = traced_run(main)
+    (sleep,) = trace.spans_matching("asyncio.sleep(0.5)")
+    assert sleep.attributes["code.file.path"] == __file__
+    assert sleep.attributes["code.line.number"] == line_of("# the await", main)
+    assert sleep.attributes["asynctrace.awaited"] == "asyncio.sleep(0.5)"
+    assert sleep.duration == 0.5
+
+
+def test_sleep_zero_and_futures_and_gathers_are_named() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        loop.call_later(1, future.set_result, None)
+        await future
+        await asyncio.sleep(0)
+        await asyncio.gather(asyncio.sleep(1), asyncio.sleep(2))
+
+    trace = traced_run(main)
+    names = [a.name for a in awaits_in(trace, "main")]
+    assert names == ["Future", "asyncio.sleep(0)"]
+    gather = testing.find_span(trace, "gather(sleep × 2)", kind="gather")
+    assert gather.duration == 2.0
+    assert [c.kind for c in gather.children] == ["task", "task", "await"]
+
+
+def test_a_blocking_call_is_a_blocked_span_in_its_coroutine() -> None:
+    import time
+
+    async def main() -> None:
+        time.sleep(0.03)
+        await asyncio.sleep(0)
+
+    trace = traced_run(main, virtual_time=False, blocked_threshold=0.01)
+    (blocked,) = trace.spans_matching(kind="blocked")
+    assert blocked.parent is testing.find_span(trace, "main", kind="task")
+    assert blocked.duration >= 0.03
+    assert blocked.attributes["code.file.path"] == __file__
+
+
+def test_statuses_error_cancelled_timeout() -> None:
+    @asynctrace.trace
+    async def fails() -> None:
+        await asyncio.sleep(1)
+        raise ValueError("boom")
+
+    @asynctrace.trace
+    async def sleeper() -> None:
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        with pytest.raises(ValueError):
+            await fails()
+        task = asyncio.create_task(sleeper(), name="victim")
+        await asyncio.sleep(1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sleeper(), 2)
+        if sys.version_info >= (3, 11):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1):
+                    await asyncio.sleep(5)
+
+    trace = traced_run(main)
+    fail = testing.find_span(trace, "fails")
+    assert (fail.status, fail.error) == ("error", "ValueError: boom")
+    assert fail.attributes["exception.type"] == "ValueError"
+    victim = trace.spans_matching("sleeper", asynctrace_task_name="victim") or [
+        s for s in trace if s.attributes.get("asynctrace.task.name") == "victim"]
+    assert [s.status for s in victim] == ["cancelled"]
+    sleeps = [s for s in trace if s.name == "asyncio.sleep(10)"]
+    assert [s.status for s in sleeps] == ["cancelled", "cancelled"]
+    main_awaits = awaits_in(trace, "main")
+    waited = [a for a in main_awaits if a.name == "asyncio.wait_for"]
+    assert [(a.duration, a.status) for a in waited] == [(2.0, "timeout")]
+    if sys.version_info >= (3, 11):
+        expired = [a for a in main_awaits if a.name == "asyncio.sleep(5)"]
+        assert [(a.duration, a.status) for a in expired] == [(1.0, "timeout")]
+
+
+def test_spans_still_open_are_unfinished_in_a_snapshot() -> None:
+    seen: list[Trace] = []
+
+    async def main() -> None:
+        async def waiter() -> None:
+            await asyncio.sleep(5)
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(1)
+        seen.append(tracing.trace)
+        task.cancel()
+
+    with asynctrace.tracing(virtual_time=True) as tracing:
+        asyncio.run(main())
+    snapshot = seen[0]
+    waiter = [s for s in snapshot if s.name.endswith("waiter") and s.kind == "task"]
+    assert [s.status for s in waiter] == ["unfinished"]
+    (pending,) = [c for c in waiter[0].children if c.kind == "await"]
+    assert (pending.name, pending.status) == ("asyncio.sleep(5)", "unfinished")
+    final = [s for s in tracing.trace if s.name.endswith("waiter") and s.kind == "task"]
+    assert [s.status for s in final] == ["cancelled"]
+
+
+def test_a_task_tracebacks_show_no_asynctrace_frame() -> None:
+    async def inner() -> None:
+        await asyncio.sleep(0)
+        raise KeyError("k")
+
+    async def main() -> None:
+        await asyncio.create_task(inner())
+
+    with asynctrace.tracing(), pytest.raises(KeyError) as info:
+        asyncio.run(main())
+    files = [entry.path for entry in info.traceback]
+    assert not [f for f in files if "asynctrace" in str(f) and "tests" not in str(f)]

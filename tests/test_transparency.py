@@ -1,0 +1,400 @@
+"""The traced program must not notice the tracer (issue 2, point 7).
+
+Problem: ``asynctrace run`` wraps every task's coroutine, every program ``async def`` and
+``asyncio.gather``; any of these could change what the program prints, returns, raises, or
+how it exits.
+
+Solution: every program in ``tests/corpus/`` is run with plain ``python`` and with
+``asynctrace run --no-timeline --json PATH`` (on the real and on the virtual clock).  Stdout
+MUST be byte-identical, the exit status identical, and stderr identical once asynctrace's own
+``asynctrace:`` lines are taken out: tracebacks included, so asynctrace's frames MUST NOT show.
+Then the JSON timeline of each traced run is read back and its spans' statuses and names are
+checked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from asynctrace import Span, Trace
+from asynctrace._chrome import read_chrome_json
+
+TESTS = Path(__file__).resolve().parent
+CORPUS = TESTS / "corpus"
+TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus program and how to run it."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    stdin: bytes = b""
+    module: bool = False  # run as ``-m corpus.NAME`` from tests/ (relative imports)
+
+    def command(self) -> list[str]:
+        if self.module:
+            return ["-m", f"corpus.{self.name}", *self.args]
+        return [f"{self.name}.py", *self.args]
+
+    @property
+    def cwd(self) -> Path:
+        return TESTS if self.module else CORPUS
+
+
+CASES = [
+    Case("gather_errors"),
+    Case("taskgroup_fail"),
+    Case("cancellation"),
+    Case("timeouts"),
+    Case("asyncgen"),
+    Case("sys_exit"),
+    Case("uncaught"),
+    Case("syntax_error"),
+    Case("keyboard_interrupt"),
+    Case("uvloop_install"),
+    Case("uvloop_run"),
+    Case("return_values"),
+    Case("introspection"),
+    Case("program_env", args=("one", "--json", "x", "-m", "two words"), stdin=b"first\nsecond\n"),
+    Case("relative_import", args=("a", "--no-json"), module=True),
+    Case("primitives"),
+    Case("methods"),
+    Case("waiting"),
+    Case("stack_and_warnings"),
+]
+CLOCKS = ("real", "virtual")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("PYTHONWARNINGS", "PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "PYTHONSTARTUP"):
+        env.pop(key, None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def _run(argv: list[str], case: Case) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, *argv],
+        input=case.stdin,
+        capture_output=True,
+        cwd=case.cwd,
+        env=_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+@dataclass
+class Pair:
+    plain: subprocess.CompletedProcess[bytes]
+    traced: subprocess.CompletedProcess[bytes]
+    json_path: Path
+
+    def trace(self) -> Trace:
+        assert self.json_path.is_file(), (
+            f"no JSON timeline written; stderr:\n{self.traced.stderr.decode()}"
+        )
+        return read_chrome_json(self.json_path)
+
+
+class Runs:
+    """Runs each (case, clock) once per session: the transparency and span tests share it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.plain: dict[str, subprocess.CompletedProcess[bytes]] = {}
+        self.pairs: dict[tuple[str, str], Pair] = {}
+
+    def get(self, case: Case, clock: str) -> Pair:
+        if case.name not in self.plain:
+            self.plain[case.name] = _run(case.command(), case)
+        key = (case.name, clock)
+        if key not in self.pairs:
+            json_path = self.tmp / f"{case.name}-{clock}.trace.json"
+            options = ["--no-timeline", "--json", str(json_path)]
+            if clock == "virtual":
+                options.append("--virtual-time")
+            traced = _run(["-m", "asynctrace", "run", *options, *case.command()], case)
+            self.pairs[key] = Pair(self.plain[case.name], traced, json_path)
+        return self.pairs[key]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    return Runs(tmp_path_factory.mktemp("transparency"))
+
+
+def _case(name: str) -> Case:
+    return next(c for c in CASES if c.name == name)
+
+
+def _split_stderr(stderr: bytes) -> tuple[str, list[str]]:
+    """(the program's stderr, asynctrace's own lines)."""
+    program, ours = [], []
+    for line in stderr.decode("utf-8", "replace").splitlines(keepends=True):
+        (ours if line.startswith("asynctrace:") else program).append(line)
+    return "".join(program), [line.rstrip("\n") for line in ours]
+
+
+# -- the program does not notice ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_same_stdout_stderr_and_exit_status(runs: Runs, case: Case, clock: str) -> None:
+    pair = runs.get(case, clock)
+    program_err, ours = _split_stderr(pair.traced.stderr)
+    assert pair.traced.stdout.decode() == pair.plain.stdout.decode()
+    assert pair.traced.stdout == pair.plain.stdout
+    assert program_err == pair.plain.stderr.decode()
+    assert pair.traced.returncode == pair.plain.returncode
+    # asynctrace says one thing only: where the JSON timeline is (no internal failure reports).
+    assert len(ours) == 1, ours
+    assert ours[0].startswith(f"asynctrace: JSON timeline: {pair.json_path}"), ours
+
+
+def test_corpus_is_not_trivial(runs: Runs) -> None:
+    """The plain runs exit as each program means to: the comparison above compares something."""
+    expected = {
+        "sys_exit": 3,
+        "uncaught": 1,
+        "syntax_error": 1,
+        "taskgroup_fail": 1,
+        "uvloop_run": 1,
+        "keyboard_interrupt": -2,
+    }
+    for case in CASES:
+        plain = runs.get(case, "real").plain
+        assert plain.returncode == expected.get(case.name, 0), (case.name, plain.stderr.decode())
+        assert plain.stdout or case.name == "syntax_error", case.name
+    assert b"ExceptionGroup" in runs.get(_case("taskgroup_fail"), "real").plain.stderr
+    assert b"SyntaxError" in runs.get(_case("syntax_error"), "real").plain.stderr
+    assert b"DeprecationWarning" in runs.get(_case("stack_and_warnings"), "real").plain.stderr
+
+
+# -- the spans carry the right status and names ----------------------------------------------
+
+
+def _spans(trace: Trace, kind: str, name: str) -> list[Span]:
+    found = trace.spans_matching(name, kind=kind)
+    assert found, f"no {kind} span named {name!r}; have {sorted({s.name for s in trace})}"
+    return found
+
+
+def _statuses(spans: list[Span]) -> list[str]:
+    return [s.status for s in spans]
+
+
+def _in_task(trace: Trace, span: Span) -> Span:
+    """The task (or run) span whose row ``span`` is on."""
+    return trace.by_id[span.track]
+
+
+def _check_gather_errors(trace: Trace) -> None:
+    gathers = trace.spans_matching("gather(*", kind="gather")
+    assert len(gathers) >= 3, gathers
+    assert [g.status for g in gathers[:3]] == ["error", "ok", "cancelled"], gathers
+    assert gathers[0].error == "ValueError: boom 2"
+    assert gathers[0].attributes.get("exception.type") == "ValueError"
+    booms = _spans(trace, "task", "boom")
+    assert _statuses(booms) == ["error", "error"]
+    assert all(b.error == "ValueError: boom 2" for b in booms)
+    assert all(b.attributes.get("exception.type") == "ValueError" for b in booms)
+    oks = _spans(trace, "task", "ok")
+    assert _statuses(oks) == ["ok"] * 4 + ["cancelled"] * 2
+    # The gather's tasks are its children.
+    assert {c.name for c in gathers[0].children if c.kind == "task"} >= {"ok", "boom"}
+    assert _spans(trace, "task", "main")[0].status == "ok"
+    sleeps = _spans(trace, "await", "asyncio.sleep(0.01)")
+    assert all(_in_task(trace, s).name in ("ok", "boom", "main") for s in sleeps)
+
+
+def _check_taskgroup_fail(trace: Trace) -> None:
+    workers = {s.error or s.status: s for s in _spans(trace, "task", "worker")}
+    assert "KeyError: 'worker 2'" in workers
+    assert workers["KeyError: 'worker 2'"].attributes.get("exception.type") == "KeyError"
+    assert "cancelled" in workers
+    bad = _spans(trace, "task", "bad_type")
+    assert _statuses(bad) == ["error"]
+    assert bad[0].error == "TypeError: bad type in group"
+    main = _spans(trace, "task", "main")[0]
+    assert main.status == "error"
+    assert main.attributes.get("exception.type") in ("ExceptionGroup", "BaseExceptionGroup")
+    assert _spans(trace, "coroutine", "uncaught")[0].status == "error"
+    assert _spans(trace, "coroutine", "caught")[0].status == "ok"
+
+
+def _check_cancellation(trace: Trace) -> None:
+    sleepers = _spans(trace, "task", "sleeper")
+    assert _statuses(sleepers) == ["cancelled"] * 3
+    assert sleepers[0].attributes.get("asynctrace.task.name") == "victim"
+    assert _statuses(_spans(trace, "task", "stubborn")) == ["ok"]
+    cancelled_sleeps = [s for s in _spans(trace, "await", "asyncio.sleep(10)")]
+    assert _statuses(cancelled_sleeps) == ["cancelled"] * 4
+    main = _spans(trace, "task", "main")[0]
+    assert main.status == "ok"
+    victim_await = [s for s in main.children if s.kind == "await" and "victim" in s.name]
+    assert victim_await, [s.name for s in main.children]
+    assert victim_await[0].name == "victim (sleeper)"
+
+
+def _check_timeouts(trace: Trace) -> None:
+    slows = _spans(trace, "coroutine", "slow") + trace.spans_matching("slow", kind="task")
+    by_status = sorted(s.status for s in slows)
+    # wait_for(slow(5)) expiry, asyncio.timeout() expiry around slow(5): both timeouts.
+    assert by_status.count("timeout") >= 2, [(s.kind, s.status, s.error) for s in slows]
+    assert by_status.count("ok") >= 2
+    assert all(s.status != "error" for s in trace)
+    timeouts = [s for s in trace if s.status == "timeout"]
+    assert all(s.attributes.get("exception.type") in ("TimeoutError", "CancelledError")
+               for s in timeouts), timeouts
+    # The 5 s sleeps were cut short.
+    assert all(s.duration < 1 for s in trace.spans_matching("asyncio.sleep(5)", kind="await"))
+    assert _statuses(_spans(trace, "task", "main")) == ["ok"]
+
+
+def _check_uncaught(trace: Trace) -> None:
+    assert _statuses(_spans(trace, "task", "load")) == ["ok"]
+    assert _spans(trace, "task", "load")[0].attributes.get("asynctrace.task.name") == "loader"
+    loads = _spans(trace, "coroutine", "load")
+    assert _statuses(loads) == ["error"]
+    assert loads[0].error == "RuntimeError: cannot load 'not a number'"
+    parses = _spans(trace, "coroutine", "parse")
+    assert sorted(_statuses(parses)) == ["error", "ok"]
+    main = _spans(trace, "task", "main")[0]
+    assert (main.status, main.attributes.get("exception.type")) == ("error", "RuntimeError")
+
+
+def _check_sys_exit(trace: Trace) -> None:
+    inner = _spans(trace, "coroutine", "inner")[0]
+    assert inner.status == "error"
+    assert inner.attributes.get("exception.type") == "SystemExit"
+
+
+def _check_keyboard_interrupt(trace: Trace) -> None:
+    main = _spans(trace, "task", "main")[0]
+    assert main.attributes.get("exception.type") == "KeyboardInterrupt"
+    assert _spans(trace, "await", "asyncio.sleep(0.001)")
+
+
+def _check_uvloop(trace: Trace) -> None:
+    assert _spans(trace, "task", "main")
+    children = _spans(trace, "task", "child")
+    assert len(children) >= 2
+    assert _spans(trace, "gather", "gather(*")
+    assert any(s.name.startswith("asyncio.sleep(") for s in trace.spans_matching(kind="await"))
+
+
+def _check_uvloop_install(trace: Trace) -> None:
+    _check_uvloop(trace)
+    statuses = sorted(_statuses(_spans(trace, "task", "child")))
+    assert statuses.count("error") == 1 and statuses.count("cancelled") >= 1, statuses
+    assert _spans(trace, "thread", "sum")
+
+
+def _check_uvloop_run(trace: Trace) -> None:
+    _check_uvloop(trace)
+    names = {s.attributes.get("asynctrace.task.name") for s in _spans(trace, "task", "child")}
+    assert {"tg-0", "tg-1", "tg-2"} <= names
+    main = _spans(trace, "task", "main")[0]
+    assert (main.status, main.error) == ("error", "LookupError: uvloop failure")
+
+
+def _check_return_values(trace: Trace) -> None:
+    assert _statuses(_spans(trace, "task", "make")) == ["ok"] * 6
+    threads = _spans(trace, "thread", "blocking")
+    assert len(threads) == 4
+    assert all(t.status == "ok" for t in threads)
+
+
+def _check_primitives(trace: Trace) -> None:
+    for name in ("Queue.get", "Lock.acquire", "Event.wait", "Semaphore.acquire"):
+        assert _spans(trace, "await", name)
+    assert _spans(trace, "await", "Condition.wait*")
+    assert all(s.status == "ok" for s in trace if s.kind != "run")
+    for name in ("producer", "consumer", "locked", "limited", "waiter", "cond_waiter"):
+        assert _statuses(_spans(trace, "task", name)) == ["ok"] * len(
+            trace.spans_matching(name, kind="task")
+        )
+
+
+def _check_methods(trace: Trace) -> None:
+    for name in ("Store.fetch", "Store.static", "Store.build", "Store.decorated",
+                 "Store.flaky", "Store.__call__", "outer.<locals>.inner",
+                 "outer.<locals>.inner.<locals>.innermost", "Base.twice"):
+        assert _spans(trace, "coroutine", name)
+    flaky = _spans(trace, "coroutine", "Store.flaky")
+    assert _statuses(flaky) == ["error"] * 4 + ["ok"], flaky
+
+
+def _check_waiting(trace: Trace) -> None:
+    jobs = {s.attributes.get("asynctrace.task.name"): s for s in _spans(trace, "task", "job")}
+    assert jobs["shielded-job"].status == "ok"
+    assert "x" not in jobs or True  # x and y are unnamed Task-N
+    statuses = _statuses(_spans(trace, "task", "job"))
+    assert statuses.count("error") == 1, statuses
+    never = [s for s in _spans(trace, "task", "job") if s.duration >= 0 and s.status != "ok"]
+    assert never
+    assert _spans(trace, "await", "shielded-job (job)") or _spans(trace, "await", "*shield*")
+
+
+def _check_program_env(trace: Trace) -> None:
+    double = _spans(trace, "coroutine", "double")
+    assert double[0].attributes.get("code.file.path", "").endswith("_helper.py")
+    assert _spans(trace, "thread", "*read*")
+
+
+def _check_relative_import(trace: Trace) -> None:
+    assert len(_spans(trace, "coroutine", "double")) == 2
+
+
+def _check_asyncgen(trace: Trace) -> None:
+    assert _statuses(_spans(trace, "task", "main")) == ["ok"]
+    assert _spans(trace, "coroutine", "Connection.__aenter__")
+    assert _spans(trace, "coroutine", "Connection.__aexit__")
+
+
+CHECKS: dict[str, Callable[[Trace], None]] = {
+    "gather_errors": _check_gather_errors,
+    "taskgroup_fail": _check_taskgroup_fail,
+    "cancellation": _check_cancellation,
+    "timeouts": _check_timeouts,
+    "uncaught": _check_uncaught,
+    "sys_exit": _check_sys_exit,
+    "keyboard_interrupt": _check_keyboard_interrupt,
+    "uvloop_install": _check_uvloop_install,
+    "uvloop_run": _check_uvloop_run,
+    "return_values": _check_return_values,
+    "primitives": _check_primitives,
+    "methods": _check_methods,
+    "waiting": _check_waiting,
+    "program_env": _check_program_env,
+    "relative_import": _check_relative_import,
+    "asyncgen": _check_asyncgen,
+}
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_spans_status_and_names(runs: Runs, name: str, clock: str) -> None:
+    trace = runs.get(_case(name), clock).trace()
+    CHECKS[name](trace)
+    unfinished = [s for s in trace if s.status == "unfinished"]
+    assert not unfinished, unfinished
+
+
+def test_syntax_error_still_writes_a_timeline(runs: Runs) -> None:
+    """Nothing ran, but the run is recorded and the file is a valid timeline."""
+    trace = runs.get(_case("syntax_error"), "real").trace()
+    assert [s.kind for s in trace] == ["run"]
