@@ -345,7 +345,7 @@ def _flows(
 ) -> list[dict[str, Any]]:
     """Add spawn and join arrows; returns events that must come after every slice.
 
-    spawn: a 1 ns marker on the creator's row where its first task started -> each task's slice.
+    spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
 
     What Perfetto does, and so what MUST hold: at equal times it reads "X" events before flow
@@ -367,10 +367,11 @@ def _flows(
             continue
         flow_id += 1
         item = items[span.span_id]
-        pitem = items[parent.span_id]
         marker = spawn_markers.get(parent.span_id)
         if marker is None:
-            at = min(max(item.start, pitem.start), max(pitem.end - 1, pitem.start))
+            # 2 ns before the first child: the "s" on it must be read before the task's slice
+            # begins, and the creator's slice itself may begin at the same time (virtual clock)
+            at = item.start - 2
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
             spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)

@@ -194,7 +194,9 @@ class TaskRoot:
         """
         self._coro = coro
         self._native = native = coro.__class__ is CoroutineType
-        self._info = coro.cr_code if native else type(coro).__qualname__
+        self._info = coro.cr_code if native else str(
+            getattr(coro, "__qualname__", None) or type(coro).__qualname__
+        )
         self._sid = sid = next_id()
         self._parent = parent
         self._track = sid

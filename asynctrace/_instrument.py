@@ -6,7 +6,8 @@ Problem: tasks are made in many ways (``create_task``, ``ensure_future``, ``gath
 
 Solution: every asyncio task is created by a loop's ``create_task``: patch it on
 ``BaseEventLoop`` (every asyncio loop, however and whenever made) and install a task factory
-on other loops (uvloop) when the default policy makes them.  Gather spans come from wrapping
+on other loops (uvloop) when ``asyncio.new_event_loop`` or an ``asyncio.Runner`` (so
+``asyncio.run`` and ``uvloop.run``) makes them.  Gather spans come from wrapping
 ``asyncio.gather`` (as ``asyncio.gather`` and ``asyncio.tasks.gather``); thread jobs from
 wrapping ``BaseEventLoop.run_in_executor``, which ``asyncio.to_thread`` uses.
 
@@ -34,13 +35,14 @@ _BaseEventLoop = asyncio.base_events.BaseEventLoop
 _orig_create_task = _BaseEventLoop.create_task
 _orig_run_in_executor = _BaseEventLoop.run_in_executor
 _orig_gather = asyncio.tasks.gather
-_orig_new_event_loop = asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop
+_orig_new_event_loop = asyncio.events.new_event_loop
+_Runner: Any = getattr(asyncio, "Runner", None)  # Python 3.11+
+_orig_lazy_init = _Runner._lazy_init if _Runner is not None else None
 _Timeout: Any = getattr(getattr(asyncio, "timeouts", None), "Timeout", None)  # Python 3.11+
 _orig_on_timeout = _Timeout._on_timeout if _Timeout is not None else None
 _installed = False
-# asyncio.run's own housekeeping tasks: not the program's, left out of the trace.
-_HOUSEKEEPING = frozenset((_BaseEventLoop.shutdown_asyncgens.__code__,
-                           _BaseEventLoop.shutdown_default_executor.__code__))
+# The event loops' own housekeeping at the end of asyncio.run: not the program's tasks.
+_HOUSEKEEPING = frozenset(("shutdown_asyncgens", "shutdown_default_executor"))
 # Open gather spans by id -> record prefix, for spans still open when the trace is built.
 open_gathers: dict[int, tuple[Any, ...]] = {}
 
@@ -65,9 +67,13 @@ def _start_task(coro: Any, create: Callable[[Any, contextvars.Context | None], a
     return task
 
 
+def _unwatched(coro: Any) -> bool:
+    """True for what gets no task span: already wrapped, or the loop's own housekeeping."""
+    return coro.__class__ is TaskRoot or getattr(coro, "__name__", None) in _HOUSEKEEPING
+
+
 def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-    if (not _coro.active or coro.__class__ is TaskRoot or not asyncio.iscoroutine(coro)
-            or getattr(coro, "cr_code", None) in _HOUSEKEEPING):
+    if not _coro.active or not asyncio.iscoroutine(coro) or _unwatched(coro):
         return _orig_create_task(self, coro, **kwargs)  # type: ignore[arg-type]
     context = kwargs.pop("context", None)
 
@@ -81,7 +87,7 @@ def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> a
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
     """The task factory installed on loops that are not asyncio's own (uvloop)."""
-    if not _coro.active or coro.__class__ is TaskRoot:
+    if not _coro.active or _unwatched(coro):
         return asyncio.Task(coro, loop=loop, **kwargs)
     context = kwargs.pop("context", None)
 
@@ -99,10 +105,16 @@ def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.set_task_factory(_task_factory)
 
 
-def _new_event_loop(self: asyncio.events.BaseDefaultEventLoopPolicy) -> asyncio.AbstractEventLoop:
-    loop = _orig_new_event_loop(self)
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    loop = _orig_new_event_loop()
     watch_loop(loop)
     return loop
+
+
+def _lazy_init(self: Any) -> None:
+    """``asyncio.Runner`` made its loop (with a ``loop_factory`` too, as ``uvloop.run`` does)."""
+    _orig_lazy_init(self)
+    watch_loop(self._loop)
 
 
 def _gather(*aws: Any, return_exceptions: bool = False) -> asyncio.Future[Any]:
@@ -203,7 +215,9 @@ def install() -> None:
     _installed = True
     _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign,assignment]
     _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
-    asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _new_event_loop  # type: ignore[method-assign]
+    asyncio.events.new_event_loop = asyncio.new_event_loop = _new_event_loop
+    if _Runner is not None:
+        _Runner._lazy_init = _lazy_init
     functools.update_wrapper(_gather, _orig_gather)
     asyncio.gather = asyncio.tasks.gather = _gather  # type: ignore[assignment]
     if _Timeout is not None:
@@ -222,7 +236,9 @@ def uninstall() -> None:
     _installed = False
     _BaseEventLoop.create_task = _orig_create_task  # type: ignore[method-assign]
     _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
-    asyncio.events.BaseDefaultEventLoopPolicy.new_event_loop = _orig_new_event_loop  # type: ignore[method-assign]
+    asyncio.events.new_event_loop = asyncio.new_event_loop = _orig_new_event_loop
+    if _Runner is not None:
+        _Runner._lazy_init = _orig_lazy_init
     asyncio.gather = asyncio.tasks.gather = _orig_gather
     if _Timeout is not None:
         _Timeout._on_timeout = _orig_on_timeout

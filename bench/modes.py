@@ -133,8 +133,11 @@ class AutoCapped(Auto):
     """Auto, with the recorder capped at ``max_spans`` (the scale workload's memory bound)."""
 
     key = "auto-cap"
-    title = "asynctrace auto, max_spans=100000"
-    max_spans = 100_000
+    title = "asynctrace auto + max_spans cap"
+
+    def start(self, workload: Workload) -> None:
+        self.max_spans = workload.cap
+        super().start(workload)
 
 
 class AutoJson(Auto):

@@ -38,6 +38,7 @@ class Workload:
     build: Callable[[Wrap, Wrap], Main]
     coroutine_names: tuple[str, ...]
     awaits: int
+    cap: int = 0  # the scale workload's max_spans for the capped mode
 
 
 def fanout(n: int, k: int) -> Workload:
@@ -110,16 +111,16 @@ def blog(s1: float = 0.02, s2: float = 0.01, s3: float = 0.03) -> Workload:
     return Workload("blog", label, build, ("task1", "task2", "task3", "blog_main"), 5)
 
 
-def scale(n: int, k: int) -> Workload:
-    """The fanout shape at scale: ``n`` tasks x ``k`` awaits, for the memory cap."""
+def scale(n: int, k: int, cap: int) -> Workload:
+    """The fanout shape at scale: ``n`` tasks x ``k`` awaits; ``cap`` spans kept when capped."""
     base = fanout(n, k)
-    return Workload("scale", f"{n}x{k}", base.build, base.coroutine_names, n * k)
+    return Workload("scale", f"{n}x{k}", base.build, base.coroutine_names, n * k, cap)
 
 
 def workloads(quick: bool = False) -> dict[str, Workload]:
     """The four workloads, full size or (``quick``) tiny for the smoke test."""
     if quick:
-        items = [fanout(50, 3), deep(20, 5), blog(0.002, 0.001, 0.003), scale(500, 3)]
+        items = [fanout(50, 3), deep(20, 5), blog(0.002, 0.001, 0.003), scale(500, 3, 1000)]
     else:
-        items = [fanout(2000, 10), deep(2000, 10), blog(), scale(100_000, 10)]
+        items = [fanout(2000, 10), deep(2000, 10), blog(), scale(100_000, 10, 100_000)]
     return {w.name: w for w in items}

@@ -462,3 +462,28 @@ def test_screenshot(browser: Any, tmp_path: Path, name: str, make: Any, height: 
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         page.close()
+
+
+def test_empty_trace_and_thread_jobs_render(browser: Any, tmp_path: Path) -> None:
+    page = open_trace(browser, tmp_path, Trace([]), title="empty.py")
+    try:
+        assert page.errors == [] and page.page.locator(".lane").count() == 0
+        assert "spans 0" in page.page.locator("#summary").inner_text()
+    finally:
+        page.close()
+    trace = Trace(
+        [
+            span(1, None, "run", "threads.py", 0, 2, 1, 0),
+            span(2, 1, "thread", "fetch", 0.5, 1.5, 2, 1, **{"asynctrace.thread.name": "pool-0"}),
+            span(3, 1, "coroutine", "unfinished", 1, 2, 9, 2),  # its track's owner is missing
+        ]
+    )
+    _mark(trace, 3, "unfinished")
+    page = open_trace(browser, tmp_path, trace, title="threads.py")
+    try:
+        labels = page.page.locator(".lane .label").all_inner_texts()
+        assert labels == ["threads.py", "pool-0 fetch()", "track 9"]
+        assert "thread jobs 1" in page.page.locator("#summary").inner_text()
+        assert page.errors == []
+    finally:
+        page.close()

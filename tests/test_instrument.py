@@ -1,0 +1,199 @@
+"""Tasks made in every way are seen, thread jobs get tracks of their own, patches come off."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import asynctrace
+from asynctrace import _instrument, testing
+from asynctrace._spans import Trace
+
+
+def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
+    options.setdefault("virtual_time", True)
+    with asynctrace.tracing(**options) as tracing:
+        asyncio.run(main())
+    return tracing.trace
+
+
+@asynctrace.trace
+async def work(n: float) -> float:
+    await asyncio.sleep(n)
+    return n
+
+
+def task_spans(trace: Trace) -> list[str]:
+    return sorted(s.name for s in trace if s.kind == "task")
+
+
+def test_tasks_made_in_every_way_are_seen_with_their_parent() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.create_task(work(1))
+        await asyncio.ensure_future(work(1))
+        await loop.create_task(work(1))
+        await asyncio.wait([asyncio.ensure_future(work(1))])
+        for next_done in asyncio.as_completed([work(1)]):
+            await next_done
+        await asyncio.wait_for(work(1), 5)
+        await asyncio.shield(work(1))
+        if sys.version_info >= (3, 11):
+            async with asyncio.TaskGroup() as group:
+                group.create_task(work(1))
+
+    trace = traced_run(main)
+    works = [s for s in trace if s.name == "work"]
+    expected = 8 if sys.version_info >= (3, 11) else 7
+    assert len(works) == expected
+    assert all(s.kind == "task" for s in works)
+    main_span = testing.find_span(trace, "main", kind="task")
+    assert all(s.parent is main_span for s in works)
+    assert all(s.duration == 1.0 and s.status == "ok" for s in works)
+
+
+def test_return_values_pass_through_unchanged() -> None:
+    results: list[Any] = []
+
+    async def main() -> None:
+        results.append(await asyncio.gather(work(1), work(2)))
+        results.append(await asyncio.create_task(work(3)))
+        results.append(await asyncio.to_thread(lambda: "threaded"))
+
+    traced_run(main)
+    assert results == [[1, 2], 3, "threaded"]
+
+
+def test_thread_jobs_are_spans_on_their_own_track_under_their_caller() -> None:
+    def blocking(x: int) -> int:
+        return x * 2
+
+    @asynctrace.trace
+    async def caller() -> int:
+        loop = asyncio.get_running_loop()
+        a = await asyncio.to_thread(blocking, 1)
+        b = await loop.run_in_executor(None, blocking, 2)
+        return a + b
+
+    async def main() -> None:
+        assert await caller() == 6
+
+    trace = traced_run(main)
+    jobs = trace.spans_matching(kind="thread")
+    caller_span = testing.find_span(trace, "caller")
+    assert [j.name for j in jobs] == [
+        "test_thread_jobs_are_spans_on_their_own_track_under_their_caller.<locals>.blocking"
+    ] * 2
+    assert all(j.parent is caller_span and j.track == j.span_id for j in jobs)
+    assert all(j.attributes["asynctrace.thread.name"] != threading.current_thread().name
+               for j in jobs)
+    awaits = [c.name for c in caller_span.children if c.kind == "await"]
+    assert awaits[0] == "asyncio.to_thread"
+
+
+def test_a_failing_thread_job_is_an_error_span() -> None:
+    def broken() -> None:
+        raise OSError("disk")
+
+    async def main() -> None:
+        with pytest.raises(OSError):
+            await asyncio.to_thread(broken)
+
+    trace = traced_run(main)
+    (job,) = trace.spans_matching(kind="thread")
+    assert (job.status, job.error) == ("error", "OSError: disk")
+
+
+def test_uvloop_tasks_are_seen_through_the_task_factory() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        await asyncio.gather(work(0.01), work(0.02))
+
+    with asynctrace.tracing() as tracing:
+        runner_loop = uvloop.new_event_loop()
+        _instrument.watch_loop(runner_loop)
+        try:
+            runner_loop.run_until_complete(main())
+        finally:
+            runner_loop.close()
+    trace = tracing.trace
+    assert task_spans(trace) == ["main", "work", "work"]
+    testing.assert_overlap(trace, *[s for s in trace if s.name == "work"])
+
+
+def test_uvloop_policy_loops_are_watched() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        async def main() -> None:
+            await work(0.01)
+
+        with asynctrace.tracing() as tracing:
+            asyncio.run(main())
+    finally:
+        asyncio.set_event_loop_policy(previous)
+    assert task_spans(tracing.trace) == ["main"]
+    assert [s.name for s in tracing.trace if s.kind == "coroutine"] == ["work"]
+
+
+def test_nothing_is_recorded_outside_tracing_and_asyncio_is_restored() -> None:
+    with asynctrace.tracing(virtual_time=True) as tracing:
+        asyncio.run(work(1))
+    asyncio.run(work(0))
+    assert [s.kind for s in tracing.trace] == ["run", "task", "await"]
+    _instrument.uninstall()
+    try:
+        assert asyncio.gather is _instrument._orig_gather
+        assert asyncio.base_events.BaseEventLoop.create_task is _instrument._orig_create_task
+    finally:
+        _instrument.install()
+
+
+def test_tracing_twice_at_once_is_a_clear_error() -> None:
+    with asynctrace.tracing(name="outer"), pytest.raises(RuntimeError, match="already tracing"):
+        asynctrace.instrument()
+
+
+def test_instrument_and_uninstrument_return_the_trace() -> None:
+    asynctrace.instrument(virtual_time=True)
+    try:
+        asyncio.run(work(2))
+    finally:
+        trace = asynctrace.uninstrument()
+    assert trace is not None
+    assert testing.find_span(trace, "work", kind="task").duration == 2.0
+    assert asynctrace.uninstrument() is None
+
+
+def test_a_failing_output_is_reported_once_and_others_still_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    seen: list[int] = []
+
+    def broken(trace: Trace) -> None:
+        raise RuntimeError("exporter down")
+
+    with asynctrace.tracing(json=str(tmp_path / "missing" / "t.json"),
+                            outputs=(broken, lambda trace: seen.append(len(trace)))):
+        asyncio.run(work(0))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("asynctrace: could not write the JSON timeline")
+    assert "exporter down" in err[1]
+    assert seen and seen[0] >= 2
+
+
+def test_max_spans_caps_memory_and_counts_the_dropped() -> None:
+    async def main() -> None:
+        await asyncio.gather(*(work(0) for _ in range(50)))
+
+    trace = traced_run(main, max_spans=20)
+    assert len(trace) <= 22  # the cap, plus the run span and what was still open
+    assert trace.dropped > 0
