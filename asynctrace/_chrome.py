@@ -35,6 +35,9 @@ __all__ = ["activity", "joins", "read_chrome_json", "row_label", "to_chrome", "w
 PID = 1
 COUNTER_TID = 0
 MAX_COUNTER_POINTS = 2000
+# trace time 0 is written as ts 1 us: flow markers sit a few ns before a task that may start
+# at 0, and Perfetto drops events with negative timestamps
+ORIGIN_NS = 1000
 MARKER_CAT = "asynctrace.flow"
 _RESERVED = frozenset(
     ("span_id", "parent_id", "kind", "status", "name", "track", "start_seq", "end_seq", "error")
@@ -304,7 +307,8 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
         name = display_name(span)
         event = {"ph": "X", "pid": PID, "tid": tids[span.track], "name": name, "cat": span.kind}
         event["args"] = _args(span, name, full_args)
-        item = _Item(round(span.start * 1e9), round(span.end * 1e9), (span.start_seq, 0), event)
+        start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
+        item = _Item(start, end, (span.start_seq, 0), event)
         rows[span.track].append(item)
         items[span.span_id] = item
     join_spans = joins(trace)
@@ -319,6 +323,7 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
         "epoch_ns": trace.epoch_ns,
         "dropped": trace.dropped,
         "spans": len(trace.spans),
+        "origin_us": ORIGIN_NS // 1000,
     }
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
 
@@ -435,7 +440,7 @@ def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
             "ph": "C",
             "pid": PID,
             "tid": COUNTER_TID,
-            "ts": _us(round(t * 1e9)),
+            "ts": _us(round(t * 1e9) + ORIGIN_NS),
             "name": "tasks",
             "args": {"running": running, "waiting": waiting},
         }
@@ -496,6 +501,7 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
             meta = ev.get("args")
             if isinstance(meta, dict) and isinstance(meta.get("track"), int):
                 tracks[ev.get("tid")] = meta["track"]
+    origin = float(other.get("origin_us", 0))
     spans: list[Span] = []
     foreign = 0
     for i, ev in enumerate(events):
@@ -506,7 +512,7 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
             foreign += ev.get("cat") != MARKER_CAT
             continue
         try:
-            spans.append(_span(ev, args, tracks))
+            spans.append(_span(ev, args, tracks, origin))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(p, f"has a malformed span in event {i} ({exc!r})") from None
     by_id = {span.span_id: span for span in spans}
@@ -528,7 +534,9 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
     )
 
 
-def _span(ev: dict[str, Any], args: dict[str, Any], tracks: dict[object, int]) -> Span:
+def _span(
+    ev: dict[str, Any], args: dict[str, Any], tracks: dict[object, int], origin: float
+) -> Span:
     kind = args.get("kind", ev.get("cat"))
     status = args.get("status", "ok")
     if kind not in KINDS or status not in STATUSES:
@@ -559,8 +567,8 @@ def _span(ev: dict[str, Any], args: dict[str, Any], tracks: dict[object, int]) -
         parent_id=None if parent_id is None else int(parent_id),
         kind=kind,
         name=str(name),
-        start=ts / 1e6,
-        end=end_us / 1e6,
+        start=(ts - origin) / 1e6,
+        end=(end_us - origin) / 1e6,
         track=int(args["track"]) if "track" in args else tracks[ev["tid"]],
         status=status,
         error=None if error is None else str(error),

@@ -230,7 +230,9 @@ class AutoOtlp(Auto):
         if self.receiver is None:
             self.receiver = Receiver()
         self.receiver.reset()
-        settings = otlp_settings(self.receiver.endpoint, "http/protobuf", environ={})
+        # A generous total timeout: on a loaded 2-core machine 22,000 spans take seconds to
+        # encode and send, longer than the default deadline for a whole trace.
+        settings = otlp_settings(self.receiver.endpoint, "http/protobuf", timeout=60, environ={})
         check = _ThreadCheck(_otlp._make_exporter(settings))
         export = _otlp.OtlpExport(settings, exporter=check)  # type: ignore[arg-type]
         t0 = time.perf_counter()

@@ -186,7 +186,8 @@ def test_slices_names_times_and_args() -> None:
     assert ev[10]["name"] == "await asyncio.sleep(3)"
     assert ev[5]["name"] == "task1()" and ev[9]["name"] == "task3()"
     assert ev[3]["name"] == "gather(task1, task2)"
-    assert (ev[10]["ts"], ev[10]["dur"], ev[10]["tid"]) == (2_000_000, 3_000_000, 2)
+    # trace time 0 is ts 1 us (otherData.origin_us): Perfetto drops negative timestamps
+    assert (ev[10]["ts"], ev[10]["dur"], ev[10]["tid"]) == (2_000_001, 3_000_000, 2)
     assert ev[5]["tid"] == 3 and ev[7]["tid"] == 4
     assert ev[6]["cat"] == "await"
     # compact: what the event already says (cat, row, slice name, status ok) is not repeated
@@ -240,7 +241,7 @@ def test_nesting_holds_after_rounding_and_clamps_overlaps(tmp_path: Path) -> Non
     assert check_nesting(doc) == 4
     ev = span_events(doc)
     assert ev[3]["ts"] + ev[3]["dur"] <= ev[2]["ts"] + ev[2]["dur"]
-    assert ev[3]["args"]["unclamped_end"] == 2000
+    assert ev[3]["args"]["unclamped_end"] == 2001
     path = tmp_path / "t.json"
     write_chrome_json(Trace(spans), path)
     back = read_chrome_json(path)
@@ -288,15 +289,16 @@ def test_flows_reference_existing_slices() -> None:
     spawns = [fl["f", i] for i in ids if fl["f", i]["cat"] == "spawn"]
     assert sorted(f["tid"] for f in spawns) == [2, 3, 4]
     for f in spawns:  # binds to the next slice to begin on the row: the task's own
-        assert "bp" not in f and f["ts"] == -0.001
+        assert "bp" not in f and f["ts"] == 0.999 and f["ts"] > 0
         first = min((e for e in x_events(doc) if e["tid"] == f["tid"]), key=lambda e: e["ts"])
-        assert first["cat"] == "task" and first["ts"] == 0
+        assert first["cat"] == "task" and first["ts"] == 1
     joins = [fl["f", i] for i in ids if fl["f", i]["cat"] == "join"]
     assert [f["tid"] for f in joins] == [2, 2]
-    assert all(f["ts"] == pytest.approx(2_000_000, abs=0.01) for f in joins)  # where main resumes
+    assert all(f["ts"] == pytest.approx(2_000_001, abs=0.01) for f in joins)  # where main resumes
     assert all(f["bp"] == "e" for f in joins)
     starts = sorted(fl["s", i]["ts"] for i in ids if fl["s", i]["cat"] == "join")
-    assert starts == pytest.approx([1_000_000, 2_000_000], abs=0.01)  # where each task ended
+    assert starts == pytest.approx([1_000_001, 2_000_001], abs=0.01)  # where each task ended
+    assert all(e["ts"] >= 0 for e in doc["traceEvents"] if "ts" in e)
     # ten spans, a spawn marker on the run's row and on main's (for both tasks), one resume
     assert check_nesting(doc) == 10 + 3
 
@@ -313,10 +315,10 @@ def counter_at(doc: dict[str, Any], t_us: float) -> dict[str, int]:
 
 def test_counter_for_the_gather_example() -> None:
     doc = to_chrome(blog_trace())
-    assert counter_at(doc, 500_000) == {"running": 2, "waiting": 1}  # task1, task2; main joins
-    assert counter_at(doc, 1_500_000) == {"running": 1, "waiting": 1}
-    assert counter_at(doc, 3_000_000) == {"running": 1, "waiting": 0}  # main in sleep(3)
-    assert counter_at(doc, 5_000_000) == {"running": 0, "waiting": 0}
+    assert counter_at(doc, 500_001) == {"running": 2, "waiting": 1}  # task1, task2; main joins
+    assert counter_at(doc, 1_500_001) == {"running": 1, "waiting": 1}
+    assert counter_at(doc, 3_000_001) == {"running": 1, "waiting": 0}  # main in sleep(3)
+    assert counter_at(doc, 5_000_001) == {"running": 0, "waiting": 0}
     assert activity(blog_trace())[0] == (0.0, 2, 1)
 
 

@@ -1,0 +1,104 @@
+"""The bench's smoke mode: ``python -m bench --quick`` runs and prints the whole table.
+
+No timing is asserted: the machine running the tests may be loaded.  The test checks the shape:
+every workload with every mode (or an ``n/a (reason)`` row), numbers that parse, and the extra
+sections (exports, memory, import time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = ("fanout", "deep", "blog", "scale")
+MODES = (
+    "untraced",
+    "asynctrace decorators only",
+    "asynctrace auto + every await",
+    "asynctrace auto + JSON export",
+    "asynctrace auto + OTLP export",
+    "opentelemetry-instrumentation-asyncio",
+    "VizTracer log_async",
+)
+SCALE_MODES = (
+    "untraced",
+    "asynctrace decorators only",
+    "asynctrace auto + every await",
+    "asynctrace auto + max_spans cap",
+)
+MS = re.compile(r"^\d+\.\d \[\d+\.\d-\d+\.\d\]$")
+RATIO = re.compile(r"^\d+\.\d\dx$")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, object]]:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def _rows(stdout: str) -> dict[tuple[str, str], list[str]]:
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 9 and cells[0].split(" ")[0] in WORKLOADS:
+            rows[(cells[0].split(" ")[0], cells[1])] = cells
+    return rows
+
+
+def test_every_workload_has_every_mode(quick_run: tuple[str, dict[str, object]]) -> None:
+    rows = _rows(quick_run[0])
+    expected = {(w, m) for w in WORKLOADS for m in (SCALE_MODES if w == "scale" else MODES)}
+    assert set(rows) == expected
+
+
+def test_numbers_parse(quick_run: tuple[str, dict[str, object]]) -> None:
+    for (workload, mode), cells in _rows(quick_run[0]).items():
+        if cells[2].startswith("n/a ("):
+            assert mode not in ("untraced", "asynctrace auto + every await"), cells
+            continue
+        assert MS.match(cells[2]) and MS.match(cells[4]), cells
+        assert RATIO.match(cells[3]) and RATIO.match(cells[5]), cells
+        float(cells[6])
+        if mode.startswith("asynctrace"):
+            assert int(cells[7].replace(",", "")) > 0, cells
+        if mode == "untraced":
+            assert cells[3] == cells[5] == "1.00x", cells
+
+
+def test_targets_are_marked(quick_run: tuple[str, dict[str, object]]) -> None:
+    rows = _rows(quick_run[0])
+    for key in [("fanout", MODES[2]), ("deep", MODES[2]), ("blog", MODES[2]),
+                ("fanout", MODES[3]), ("fanout", MODES[4]), ("scale", SCALE_MODES[3])]:
+        assert re.search(r": (MET|MISSED)", rows[key][8]), rows[key]
+    # the OTLP export MUST happen off the loop thread, whatever the machine's speed
+    assert "export off the loop thread: MET" in rows[("fanout", MODES[4])][8]
+
+
+def test_cap_drops_spans_at_scale(quick_run: tuple[str, dict[str, object]]) -> None:
+    data = quick_run[1]
+    capped = [r for r in data["rows"] if r["workload"] == "scale" and r["mode"] == "auto-cap"]  # type: ignore[index]
+    metrics = capped[0]["metrics"][0]
+    assert metrics["dropped"] > 0
+    assert metrics["records"] <= 1000
+
+
+def test_extra_sections(quick_run: tuple[str, dict[str, object]]) -> None:
+    stdout = quick_run[0]
+    assert re.search(r"fanout: JSON timeline \d+\.\d\d MB \(\d+ B/span\)", stdout)
+    assert re.search(r"fanout: recorded \d+ bytes per span", stdout)
+    assert re.search(r"\| asynctrace auto \+ every await \| \d+ \| \d+\.\d\dx \|", stdout)
+    assert re.search(r"asynctrace adds -?\d+\.\d ms to Python's start", stdout)
+    assert "OpenTelemetry/gRPC/VizTracer imported: []" in stdout
