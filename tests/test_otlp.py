@@ -644,8 +644,8 @@ def test_jaeger_shows_the_blog_trace(jaeger: Any, protocol: str) -> None:
         otlp_settings(endpoint, protocol, service_name=service, environ={}), blog_trace(epoch)
     )
     assert (report.sent, err) == (9, "")
-    assert service in jaeger.get("/api/services")["data"]
     traces = _jaeger_traces(jaeger, service, epoch, 9)
+    assert service in jaeger.get("/api/services")["data"]
     assert len(traces) == 1
     (trace,) = traces
     assert trace["traceID"] == f"{trace_id:032x}"

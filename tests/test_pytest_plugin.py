@@ -485,7 +485,7 @@ async def test_fails(atrace):
 
 
 def _example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"blog_{name}", EXAMPLES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"asynctrace_example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
