@@ -12,11 +12,12 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import NoReturn
 
 from . import __version__, _autotrace
+from ._spans import Trace
 from ._tracing import Tracing, report
 
 USAGE_ERROR = 2
@@ -43,6 +44,8 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH",
                         help="Chrome Trace Event JSON timeline (default: SCRIPT.trace.json)")
     parser.add_argument("--no-json", action="store_true", help="do not write a JSON timeline")
+    parser.add_argument("--html", metavar="PATH",
+                        help="also write a self-contained HTML timeline page here")
     parser.add_argument("--virtual-time", action="store_true",
                         help="virtual clock: sleeps take no real time, durations stay exact")
     parser.add_argument("--blocked-threshold", type=float, default=0.1, metavar="SECONDS",
@@ -127,10 +130,14 @@ def run(argv: Sequence[str]) -> int:
     json_path = None if options.no_json else (options.json or f"{stem}.trace.json")
     if json_path is not None:
         _check_writable(json_path, "--json")
+    if options.html is not None:
+        _check_writable(options.html, "--html")
+    outputs = () if options.html is None else (_html_output(options.html, target),)
 
     tracing = Tracing(
         name=os.path.basename(target),
         json=json_path,
+        outputs=outputs,
         virtual_time=options.virtual_time,
         blocked_threshold=options.blocked_threshold,
         max_spans=options.max_spans,
@@ -162,11 +169,22 @@ def run(argv: Sequence[str]) -> int:
         _flush_stdout()
         trace = tracing.stop()
         _show(trace, options, json_path)
+        if options.html is not None and os.path.exists(options.html):
+            report(f"HTML timeline: {options.html}")
     if interrupted:
         # As python does: die of SIGINT so the parent sees the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return status
+
+
+def _html_output(path: str, target: str) -> Callable[[Trace], None]:
+    def write_html_timeline(trace: Trace) -> None:
+        from ._html import write_html
+
+        write_html(trace, path, title=os.path.basename(target))
+
+    return write_html_timeline
 
 
 def _flush_stdout() -> None:
@@ -176,10 +194,7 @@ def _flush_stdout() -> None:
         pass
 
 
-def _show(trace: object, options: argparse.Namespace, json_path: str | None) -> None:
-    from ._spans import Trace
-
-    assert isinstance(trace, Trace)
+def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> None:
     if not options.no_timeline:
         try:
             from ._terminal import render_timeline
@@ -194,19 +209,34 @@ def _show(trace: object, options: argparse.Namespace, json_path: str | None) -> 
 
 
 def view(argv: Sequence[str]) -> int:
-    """``asynctrace view TRACE.json``: print the terminal timeline of a saved JSON timeline."""
+    """``asynctrace view TRACE.json [-o PAGE.html]``: show a saved JSON timeline."""
     parser = _Parser(prog="asynctrace view",
-                     description="Show a JSON timeline written by asynctrace.")
+                     description="Show a JSON timeline written by asynctrace: print it as a "
+                                 "terminal timeline, or write it as an HTML page with -o.")
     parser.add_argument("trace", metavar="TRACE.json")
+    parser.add_argument("-o", "--output", metavar="PAGE.html",
+                        help="write a self-contained HTML timeline page instead of printing")
     parser.add_argument("--width", type=int, metavar="COLUMNS")
     options = parser.parse_args(argv)
     from ._chrome import read_chrome_json
     from ._terminal import render_timeline
 
+    if options.output is not None:
+        _check_writable(options.output, "-o")
     try:
         trace = read_chrome_json(options.trace)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if options.output is not None:
+        from ._html import write_html
+
+        try:
+            write_html(trace, options.output, title=os.path.basename(options.trace))
+        except OSError as exc:
+            raise UsageError(f"-o {options.output!r} could not be written: {exc.strerror}; "
+                             "choose a path you can write to") from None
+        report(f"HTML timeline: {options.output}")
+        return 0
     width = options.width or shutil.get_terminal_size((100, 24)).columns
     print(render_timeline(trace, width=width, color=sys.stdout.isatty()))
     return 0
@@ -218,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         if not args or args[0] in ("-h", "--help"):
             print("usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
-                  "       asynctrace view TRACE.json\n"
+                  "       asynctrace view TRACE.json [-o PAGE.html]\n"
                   "       asynctrace --version\n\n"
                   "`asynctrace run --help` lists the options.")
             sys.exit(0 if args else USAGE_ERROR)

@@ -441,7 +441,12 @@ class OtlpExport:
         with self._lock:
             reason = self._reason
             if not self._done.is_set() and self._thread is not None:
-                reason = f"no answer within {wait:g} s"
+                reason = (
+                    f"still sending after {wait:g} s (a large trace: raise"
+                    f" OTEL_EXPORTER_OTLP_TIMEOUT)"
+                    if self._sent
+                    else f"no answer within {wait:g} s"
+                )
             report = ExportReport(self._total, self._sent, reason)
         self._report = report
         if report.not_sent:

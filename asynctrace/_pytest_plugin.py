@@ -75,8 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="which tests get a JSON timeline: failed (default) or all")
     group.addoption("--asynctrace-otlp", metavar="ENDPOINT", nargs="?", const="", default=None,
                     help="export each atrace test as one trace (root span: the test id) over "
-                         "OTLP; ENDPOINT as for `asynctrace run --otlp`, default from "
-                         "OTEL_EXPORTER_OTLP_* or localhost:4317; write --asynctrace-otlp=URL")
+                         "OTLP; ENDPOINT default from OTEL_EXPORTER_OTLP_* or gRPC on "
+                         "localhost:4317, a URL ending in /v1/traces means OTLP/HTTP; "
+                         "write --asynctrace-otlp=ENDPOINT")
     group.addoption("--no-asynctrace", action="store_true", default=False,
                     help="record nothing: tests that use atrace are skipped, the asynctrace "
                          "marker is ignored")
@@ -123,8 +124,13 @@ def _otlp_settings(endpoint: str) -> Any:
         raise pytest.UsageError(msg)
     from ._otlp_config import otlp_settings
 
+    protocol = None
+    if endpoint.rstrip("/").endswith("/v1/traces") and not any(
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{k}PROTOCOL") for k in ("", "TRACES_")
+    ):
+        protocol = "http/protobuf"  # the OTLP/HTTP path; gRPC has no path
     try:
-        return otlp_settings(endpoint or None, default_service="pytest")
+        return otlp_settings(endpoint or None, protocol, default_service="pytest")
     except ValueError as exc:
         raise pytest.UsageError(f"--asynctrace-otlp: {exc}") from None
 
@@ -246,7 +252,9 @@ def _marker_virtual(item: pytest.Item, default: bool) -> bool:
     return value
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
+# trylast: the innermost wrapper, so that other plugins' wrappers (logging) have run their
+# setup half when this one fails a test for a bad marker.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     settings = item.config.stash[_SETTINGS]
     uses_fixture = "atrace" in getattr(item, "fixturenames", ())

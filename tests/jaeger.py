@@ -41,6 +41,7 @@ extensions:
     http:
       endpoint: 127.0.0.1:{health}
   jaeger_query:
+    enable_tracing: false  # else it sends its own spans to localhost:4317, 10 s flush at exit
     storage:
       traces: memstore
     http:
@@ -152,9 +153,12 @@ def start(binary: str, workdir: Path, ready_timeout: float = 60.0) -> Jaeger:
         )
     )
     log = workdir / "jaeger.log"
+    # No OTEL_* variable of ours may reach Jaeger's own OpenTelemetry setup.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(OTEL_SDK_DISABLED="true", OTEL_TRACES_EXPORTER="none", NO_PROXY="127.0.0.1")
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [binary, "--config", str(config)], stdout=out, stderr=subprocess.STDOUT
+            [binary, "--config", str(config)], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     jaeger = Jaeger(
         process,

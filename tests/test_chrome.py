@@ -290,7 +290,8 @@ def test_flows_reference_existing_slices() -> None:
     assert sorted(f["tid"] for f in spawns) == [2, 3, 4]
     for f in spawns:  # binds to the next slice to begin on the row: the task's own
         assert "bp" not in f and f["ts"] == 0.999 and f["ts"] > 0
-        first = min((e for e in x_events(doc) if e["tid"] == f["tid"]), key=lambda e: e["ts"])
+        after = [e for e in x_events(doc) if e["tid"] == f["tid"] and e["ts"] > f["ts"]]
+        first = min(after, key=lambda e: (e["ts"], -e["dur"]))
         assert first["cat"] == "task" and first["ts"] == 1
     joins = [fl["f", i] for i in ids if fl["f", i]["cat"] == "join"]
     assert [f["tid"] for f in joins] == [2, 2]

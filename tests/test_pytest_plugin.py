@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import textwrap
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import asynctrace
+import asynctrace.testing
 from asynctrace._chrome import read_chrome_json
 from asynctrace._decorator import is_traced
 
@@ -210,7 +212,7 @@ def test_each_loop_runner_records_the_test_in_virtual_time(
     extra = "asyncio_mode = strict" if runner == "anyio-asyncio" else ""
     pytester.makeini(INI.replace("asyncio_mode = auto", extra or "asyncio_mode = auto")
                      .format(extra=ini))
-    pytester.makepyfile(blog_gather=BLOG_GATHER, test_runner=CHECK + body)
+    pytester.makepyfile(blog_gather=BLOG_GATHER, test_runner=CHECK + textwrap.dedent(body))
     if "module" in runner or "session" in runner:
         pytester.makeconftest(FACTORY_CONFTEST)
     result = pytester.runpytest_inprocess()
@@ -383,6 +385,7 @@ def test_bad_option_values_are_usage_errors_listing_the_valid_values(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*asynctrace_virtual_time = 'maybe' is not a boolean;"
                                  " use true or false*"])
+    project(pytester, test_x="def test_x(): pass")
     result = pytester.runpytest_inprocess("--asynctrace-otlp", "test_x.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--asynctrace-otlp took 'test_x.py', which is a path*"])
@@ -416,8 +419,8 @@ def test_marker_and_options_are_registered(pytester: pytest.Pytester) -> None:
 # --- OTLP and xdist (subprocesses) --------------------------------------------------------
 
 
-@pytest.fixture
-def http_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     sys.path.insert(0, str(HERE))
     try:
         import otlp_receiver
@@ -427,11 +430,11 @@ def http_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         if key.startswith("OTEL_") or key.lower().endswith("_proxy"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    yield from otlp_receiver.running("http/protobuf")
+    yield from otlp_receiver.running(request.param)
 
 
 def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
-    pytester: pytest.Pytester, http_receiver: Any
+    pytester: pytest.Pytester, receiver: Any
 ) -> None:
     project(pytester, "asynctrace_virtual_time = true", test_otlp="""
         import blog_gather
@@ -440,9 +443,9 @@ def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
         async def test_two(atrace):
             await blog_gather.main()
     """)
-    result = pytester.runpytest_subprocess(f"--asynctrace-otlp={http_receiver.endpoint}")
+    result = pytester.runpytest_subprocess(f"--asynctrace-otlp={receiver.endpoint}")
     assert outcomes(result) == {"passed": 2}
-    spans = http_receiver.spans
+    spans = receiver.spans
     roots = {s.name: s for s in spans if s.parent_id is None}
     assert set(roots) == {"test_otlp.py::test_one", "test_otlp.py::test_two"}
     assert len({s.trace_id for s in spans}) == 2
@@ -473,7 +476,7 @@ async def work(seconds, k):
 
 async def test_fails(atrace):
     await work(1, 0)
-    atrace.assert_overlap("work", "work")
+    atrace.assert_max_concurrency("work", 0)
 """)
     out = pytester.path / "tl"
     result = pytester.runpytest_subprocess("-n", "2", f"--asynctrace-json={out}")
@@ -530,7 +533,9 @@ def test_blog_coroutine_under_asyncio_run(atrace: Any) -> None:
 
     asyncio.run(coroutine_example.my_coroutine())
     atrace.assert_duration("my_coroutine", 2.0)
-    assert atrace.span("asyncio.sleep(2)").parent is atrace.span("my_coroutine")
+    trace = atrace.trace  # one snapshot: each access while recording builds a new one
+    sleep = asynctrace.testing.find_span(trace, "asyncio.sleep(2)")
+    assert sleep.parent is asynctrace.testing.find_span(trace, "my_coroutine")
 
 
 def test_fixture_objects_are_restored_after_the_blog_tests() -> None:

@@ -39,6 +39,7 @@ class Case:
     args: tuple[str, ...] = ()
     stdin: bytes = b""
     module: bool = False  # run as ``-m corpus.NAME`` from tests/ (relative imports)
+    python: tuple[int, int] = (3, 10)  # the oldest Python the program runs on
 
     def command(self) -> list[str]:
         if self.module:
@@ -52,16 +53,16 @@ class Case:
 
 CASES = [
     Case("gather_errors"),
-    Case("taskgroup_fail"),
+    Case("taskgroup_fail", python=(3, 11)),
     Case("cancellation"),
-    Case("timeouts"),
+    Case("timeouts", python=(3, 11)),
     Case("asyncgen"),
     Case("sys_exit"),
     Case("uncaught"),
     Case("syntax_error"),
     Case("keyboard_interrupt"),
     Case("uvloop_install"),
-    Case("uvloop_run"),
+    Case("uvloop_run", python=(3, 11)),
     Case("return_values"),
     Case("introspection"),
     Case("program_env", args=("one", "--json", "x", "-m", "two words"), stdin=b"first\nsecond\n"),
@@ -136,12 +137,19 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 
 def _case(name: str) -> Case:
-    return next(c for c in CASES if c.name == name)
+    return _needs(next(c for c in CASES if c.name == name))
+
+
+def _needs(case: Case) -> Case:
+    if sys.version_info < case.python:
+        pytest.skip(f"{case.name} needs Python {'.'.join(map(str, case.python))}")
+    return case
 
 
 def _split_stderr(stderr: bytes) -> tuple[str, list[str]]:
     """(the program's stderr, asynctrace's own lines)."""
-    program, ours = [], []
+    program: list[str] = []
+    ours: list[str] = []
     for line in stderr.decode("utf-8", "replace").splitlines(keepends=True):
         (ours if line.startswith("asynctrace:") else program).append(line)
     return "".join(program), [line.rstrip("\n") for line in ours]
@@ -153,6 +161,7 @@ def _split_stderr(stderr: bytes) -> tuple[str, list[str]]:
 @pytest.mark.parametrize("clock", CLOCKS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_same_stdout_stderr_and_exit_status(runs: Runs, case: Case, clock: str) -> None:
+    _needs(case)
     pair = runs.get(case, clock)
     program_err, ours = _split_stderr(pair.traced.stderr)
     assert pair.traced.stdout.decode() == pair.plain.stdout.decode()
@@ -175,10 +184,13 @@ def test_corpus_is_not_trivial(runs: Runs) -> None:
         "keyboard_interrupt": -2,
     }
     for case in CASES:
+        if sys.version_info < case.python:
+            continue
         plain = runs.get(case, "real").plain
         assert plain.returncode == expected.get(case.name, 0), (case.name, plain.stderr.decode())
         assert plain.stdout or case.name == "syntax_error", case.name
-    assert b"ExceptionGroup" in runs.get(_case("taskgroup_fail"), "real").plain.stderr
+    if sys.version_info >= (3, 11):
+        assert b"ExceptionGroup" in runs.get(_case("taskgroup_fail"), "real").plain.stderr
     assert b"SyntaxError" in runs.get(_case("syntax_error"), "real").plain.stderr
     assert b"DeprecationWarning" in runs.get(_case("stack_and_warnings"), "real").plain.stderr
 
@@ -221,8 +233,9 @@ def _check_gather_errors(trace: Trace) -> None:
 
 
 def _check_taskgroup_fail(trace: Trace) -> None:
-    workers = {s.error if s.status == "error" else s.status: s
-               for s in _spans(trace, "task", "worker")}
+    workers = {
+        s.error if s.status == "error" else s.status: s for s in _spans(trace, "task", "worker")
+    }
     assert "KeyError: 'worker 2'" in workers
     assert workers["KeyError: 'worker 2'"].attributes.get("exception.type") == "KeyError"
     assert "cancelled" in workers
@@ -298,7 +311,9 @@ def _check_keyboard_interrupt(trace: Trace) -> None:
 
 
 def _check_uvloop(trace: Trace) -> None:
-    assert trace.spans_matching("main", kind="task") or trace.spans_matching("main", kind="coroutine")
+    assert trace.spans_matching("main", kind="task") or trace.spans_matching(
+        "main", kind="coroutine"
+    )
     children = _spans(trace, "task", "child")
     assert len(children) >= 2
     assert _spans(trace, "gather", "gather(*")
@@ -340,8 +355,17 @@ def _check_primitives(trace: Trace) -> None:
 
 
 def _check_methods(trace: Trace) -> None:
-    for name in ("Store.fetch", "Store.static", "Store.build", "Store.decorated",
-                 "Store.flaky", "Store.__call__", "inner", "innermost", "Base.twice"):
+    for name in (
+        "Store.fetch",
+        "Store.static",
+        "Store.build",
+        "Store.decorated",
+        "Store.flaky",
+        "Store.__call__",
+        "inner",
+        "innermost",
+        "Base.twice",
+    ):
         assert _spans(trace, "coroutine", name)
     inner = _spans(trace, "coroutine", "innermost")[0]
     assert inner.attributes["code.function.name"] == "outer.<locals>.inner.<locals>.innermost"
@@ -357,17 +381,16 @@ def _check_methods(trace: Trace) -> None:
 def _check_waiting(trace: Trace) -> None:
     jobs = {s.attributes.get("asynctrace.task.name"): s for s in _spans(trace, "task", "job")}
     assert jobs["shielded-job"].status == "ok"
-    assert "x" not in jobs or True  # x and y are unnamed Task-N
     statuses = _statuses(_spans(trace, "task", "job"))
     assert statuses.count("error") == 1, statuses
-    never = [s for s in _spans(trace, "task", "job") if s.duration >= 0 and s.status != "ok"]
-    assert never
+    # as_completed(timeout=...) leaves job("never") pending: asyncio.run cancels it at the end.
+    assert statuses.count("cancelled") == 1, statuses
     assert _spans(trace, "await", "shielded-job (job)") or _spans(trace, "await", "*shield*")
 
 
 def _check_program_env(trace: Trace) -> None:
     double = _spans(trace, "coroutine", "double")
-    assert double[0].attributes.get("code.file.path", "").endswith("_helper.py")
+    assert str(double[0].attributes.get("code.file.path")).endswith("_helper.py")
     assert _spans(trace, "thread", "*read*")
 
 

@@ -35,8 +35,12 @@ async def main():
     print("current task:", clean(repr(asyncio.current_task())))
     print("all_tasks:", sorted(t.get_name() for t in asyncio.all_tasks()))
     await other
-    print("iscoroutinefunction:", inspect.iscoroutinefunction(worker),
-          asyncio.iscoroutinefunction(worker), inspect.iscoroutinefunction(main))
+    print(
+        "iscoroutinefunction:",
+        inspect.iscoroutinefunction(worker),
+        asyncio.iscoroutinefunction(worker),
+        inspect.iscoroutinefunction(main),
+    )
     print("function names:", worker.__name__, worker.__qualname__, worker.__module__)
     print("signature:", inspect.signature(worker))
     print("has __wrapped__:", hasattr(worker, "__wrapped__"))

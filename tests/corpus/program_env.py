@@ -16,7 +16,10 @@ async def main():
     print("argv:", sys.argv)
     print("__name__:", __name__)
     print("__file__ basename:", os.path.basename(__file__), "absolute:", os.path.isabs(__file__))
-    print("sys.path[0] is the script's dir:", sys.path[0] == os.path.dirname(os.path.abspath(__file__)))
+    print(
+        "sys.path[0] is the script's dir:",
+        sys.path[0] == os.path.dirname(os.path.abspath(__file__)),
+    )
     print("main module file:", os.path.basename(sys.modules["__main__"].__file__))
     print("__spec__:", __spec__)
     print(_helper.describe(), await _helper.double(21))

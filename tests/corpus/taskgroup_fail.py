@@ -21,8 +21,8 @@ async def caught():
             for n in (1, 2):
                 tg.create_task(worker(n))
             tg.create_task(worker(5))
-    except* KeyError as group:
-        print("except* caught", [repr(e) for e in group.exceptions])
+    except ExceptionGroup as group:  # noqa: F821 (Python 3.11+ only, like TaskGroup)
+        print("caught", repr(group), [repr(e) for e in group.exceptions])
 
 
 async def uncaught():

@@ -1,0 +1,391 @@
+"""``asynctrace run`` / ``view`` / ``--version`` from the outside (issue 2, point 8).
+
+A mistake in asynctrace's own command line MUST be one line on stderr starting
+``asynctrace: error:``, naming the bad value and the fix, with exit status 2 and no traceback;
+the program MUST NOT run.  Everything after the script (or ``-m MODULE``) belongs to the program.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import asynctrace
+from asynctrace._chrome import read_chrome_json
+
+TIMEOUT = 60
+PROGRAM = """\
+import asyncio
+import sys
+
+async def child(n):
+    await asyncio.sleep(0.001)
+    return n
+
+async def main():
+    print("ran", sys.argv[1:], await asyncio.gather(child(1), child(2)))
+
+asyncio.run(main())
+"""
+
+
+def _command() -> list[str]:
+    """The installed console script when there is one, else ``python -m asynctrace``."""
+    exe = shutil.which("asynctrace", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "asynctrace"]
+
+
+def _asynctrace(*args: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+    return subprocess.run(
+        [*_command(), *args],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.fixture
+def prog(tmp_path: Path) -> Path:
+    path = tmp_path / "prog.py"
+    path.write_text(PROGRAM)
+    return path
+
+
+# -- user mistakes: one line, exit 2, no traceback, nothing run --------------------------------
+
+
+def _readonly_dir(tmp_path: Path) -> str:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("root can write to a read-only directory")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return str(ro / "t.json")
+
+
+# (id, argv after `asynctrace` ({prog} and {tmp} are filled in), what the line must mention,
+#  a pattern for the fix it must suggest)
+USAGE_ERRORS = [
+    ("missing script", ["run", "{tmp}/missing.py", "--json", "x"], "missing.py", r"path|-m"),
+    ("unknown flag", ["run", "--bogus", "{prog}"], "--bogus", r"--help"),
+    ("negative threshold", ["run", "--blocked-threshold", "-1", "{prog}"], "-1", r"e\.g\."),
+    (
+        "threshold not a number",
+        ["run", "--blocked-threshold", "soon", "{prog}"],
+        "soon",
+        r"--help|e\.g\.",
+    ),
+    ("width not a number", ["run", "--width", "wide", "{prog}"], "wide", r"--help"),
+    ("max spans zero", ["run", "--max-spans", "0", "{prog}"], "0", r"at least"),
+    (
+        "json dir missing",
+        ["run", "--json", "{tmp}/no/such/dir/t.json", "{prog}"],
+        "no/such/dir",
+        r"create it|another path",
+    ),
+    ("json is a directory", ["run", "--json", "{tmp}", "{prog}"], "{tmp}", r"file path"),
+    (
+        "json in /proc",
+        ["run", "--json", "/proc/asynctrace-t.json", "{prog}"],
+        "/proc/asynctrace-t.json",
+        r"choose|writ",
+    ),
+    ("no program", ["run"], "no program", r"asynctrace run SCRIPT"),
+    (
+        "no program after options",
+        ["run", "--virtual-time", "--no-timeline"],
+        "no program",
+        r"asynctrace run SCRIPT",
+    ),
+    ("-m without module", ["run", "-m"], "-m", r"e\.g\."),
+    ("json without path", ["run", "--json"], "--json", r"--help"),
+    ("unknown command", ["frobnicate", "{prog}"], "frobnicate", r"asynctrace run"),
+    ("view missing file", ["view", "{tmp}/nope.json"], "nope.json", r"asynctrace run --json"),
+    ("view not json", ["view", "{prog}"], "prog.py", r"asynctrace run --json"),
+    ("view nothing", ["view"], "TRACE.json", r"--help"),
+]
+
+
+def _check_usage_error(result: subprocess.CompletedProcess[str], mentions: str, fix: str) -> None:
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("asynctrace: error: "), line
+    assert mentions in line, line
+    assert re.search(fix, line), f"no fix suggested ({fix!r}) in: {line}"
+    assert result.returncode == 2, (result.returncode, line)
+    assert "ran" not in result.stdout  # the program did not run
+
+
+@pytest.mark.parametrize(
+    ("argv", "mentions", "fix"),
+    [pytest.param(a, m, f, id=i) for i, a, m, f in USAGE_ERRORS],
+)
+def test_usage_error_is_one_line_exit_2(
+    tmp_path: Path, prog: Path, argv: list[str], mentions: str, fix: str
+) -> None:
+    fill = {"prog": str(prog), "tmp": str(tmp_path)}
+    argv = [a.format(**fill) for a in argv]
+    before = set(tmp_path.iterdir())
+    result = _asynctrace(*argv, cwd=tmp_path)
+    _check_usage_error(result, mentions.format(**fill), fix)
+    assert set(tmp_path.iterdir()) == before  # no timeline written either
+    assert not Path("/proc/asynctrace-t.json").exists()
+
+
+def test_json_in_readonly_dir(tmp_path: Path, prog: Path) -> None:
+    path = _readonly_dir(tmp_path)
+    result = _asynctrace("run", "--json", path, str(prog), cwd=tmp_path)
+    _check_usage_error(result, path, r"choose|writ")
+
+
+def test_missing_module_is_a_clean_error(tmp_path: Path) -> None:
+    """``-m`` with a module that does not exist is a mistake in our command line, not a crash."""
+    result = _asynctrace("run", "-m", "no_such_module_xyz", cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("asynctrace: error:")]
+    assert len(errors) == 1 and "no_such_module_xyz" in errors[0], result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.returncode == 2
+
+
+def test_bare_command_prints_usage_and_fails(tmp_path: Path) -> None:
+    result = _asynctrace(cwd=tmp_path)
+    assert result.returncode == 2
+    assert "usage: asynctrace run" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- what works -----------------------------------------------------------------------------
+
+
+def test_version(tmp_path: Path) -> None:
+    result = _asynctrace("--version", cwd=tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, f"asynctrace {asynctrace.__version__}")
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_run_help(tmp_path: Path, flag: str) -> None:
+    result = _asynctrace("run", flag, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for option in (
+        "--json",
+        "--no-json",
+        "--virtual-time",
+        "--blocked-threshold",
+        "--max-spans",
+        "--no-timeline",
+        "--width",
+        "-m MODULE",
+    ):
+        assert option in result.stdout, option
+    assert result.stderr == ""
+
+
+def test_top_level_help(tmp_path: Path) -> None:
+    result = _asynctrace("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "asynctrace run" in result.stdout and "asynctrace view" in result.stdout
+
+
+def test_run_script_writes_default_json_and_timeline(tmp_path: Path, prog: Path) -> None:
+    result = _asynctrace("run", "--width", "80", str(prog), "a", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran ['a'] [1, 2]\n"
+    default = tmp_path / "prog.trace.json"
+    assert default.is_file()
+    assert result.stderr.splitlines()[-1].startswith("asynctrace: JSON timeline: prog.trace.json")
+    assert "could not" not in result.stderr, result.stderr
+    assert "child" in result.stderr  # the terminal timeline
+    trace = read_chrome_json(default)
+    assert [s.name for s in trace.spans_matching(kind="task")] == ["main", "child", "child"]
+
+
+def test_options_after_the_script_belong_to_the_script(tmp_path: Path, prog: Path) -> None:
+    out = tmp_path / "ours.json"
+    result = _asynctrace(
+        "run",
+        "--no-timeline",
+        "--json",
+        str(out),
+        str(prog),
+        "--json",
+        "x",
+        "--virtual-time",
+        "-m",
+        "mod",
+        "--help",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran ['--json', 'x', '--virtual-time', '-m', 'mod', '--help'] [1, 2]\n"
+    assert out.is_file()
+    assert not (tmp_path / "x").exists()
+    assert read_chrome_json(out).clock == "monotonic"  # --virtual-time went to the program
+
+
+def test_no_json(tmp_path: Path, prog: Path) -> None:
+    result = _asynctrace("run", "--no-json", "--no-timeline", str(prog), cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == "ran [] [1, 2]\n"
+    assert result.stderr == ""
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_virtual_time_skips_sleeps(tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import asyncio\n\nasync def main():\n    await asyncio.sleep(30)\n\n"
+        "asyncio.run(main())\nprint('woke')\n"
+    )
+    out = tmp_path / "t.json"
+    result = _asynctrace(
+        "run", "--virtual-time", "--no-timeline", "--json", str(out), str(script), cwd=tmp_path
+    )
+    assert (result.returncode, result.stdout) == (0, "woke\n"), result.stderr
+    trace = read_chrome_json(out)
+    assert trace.clock == "virtual"
+    (sleep,) = trace.spans_matching("asyncio.sleep(30)", kind="await")
+    assert sleep.duration == pytest.approx(30, abs=0.01)
+
+
+def test_python_dash_m_asynctrace(tmp_path: Path, prog: Path) -> None:
+    out = tmp_path / "t.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--no-timeline",
+            "--json",
+            str(out),
+            str(prog),
+            "b",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran ['b'] [1, 2]\n"
+    assert len(read_chrome_json(out).spans_matching("child", kind="task")) == 2
+
+
+def test_run_module(tmp_path: Path) -> None:
+    pkg = tmp_path / "app"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "work.py").write_text(
+        "import asyncio\n\nasync def step(n):\n    await asyncio.sleep(0)\n    return n + 1\n"
+    )
+    (pkg / "__main__.py").write_text(
+        "import asyncio, sys\nfrom .work import step\n\n"
+        "async def main():\n    print(__name__, sys.argv[1:], await step(1))\n\n"
+        "asyncio.run(main())\n"
+    )
+    out = tmp_path / "t.json"
+    plain = subprocess.run(
+        [sys.executable, "-m", "app", "x", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    result = _asynctrace(
+        "run", "--no-timeline", "--json", str(out), "-m", "app", "x", "--json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout == "__main__ ['x', '--json'] 2\n"
+    trace = read_chrome_json(out)
+    (step,) = trace.spans_matching("step", kind="coroutine")
+    assert str(step.attributes["code.file.path"]).endswith(os.path.join("app", "work.py"))
+
+
+def test_view_of_the_json_written(tmp_path: Path, prog: Path) -> None:
+    out = tmp_path / "t.json"
+    _asynctrace("run", "--no-timeline", "--json", str(out), str(prog), cwd=tmp_path)
+    result = _asynctrace("view", "--width", "90", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "main" in result.stdout and "child" in result.stdout
+    assert "gather(child \u00d7 2)" in result.stdout  # the multiplication sign
+    assert result.stderr == ""
+
+
+def test_uncaught_exception_still_writes_the_timeline(tmp_path: Path) -> None:
+    script = tmp_path / "fails.py"
+    script.write_text(
+        "import asyncio\n\nasync def before():\n    await asyncio.sleep(0)\n\n"
+        "async def main():\n    await asyncio.create_task(before())\n"
+        "    raise OSError('disk on fire')\n\nasyncio.run(main())\n"
+    )
+    out = tmp_path / "t.json"
+    result = _asynctrace("run", "--json", str(out), str(script), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "OSError: disk on fire" in result.stderr
+    assert "could not" not in result.stderr, result.stderr
+    trace = read_chrome_json(out)
+    (before,) = trace.spans_matching("before", kind="task")
+    assert before.status == "ok"
+    (main,) = trace.spans_matching("main", kind="task")
+    assert (main.status, main.error) == ("error", "OSError: disk on fire")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("sys.exit('bye')", 1),
+        ("sys.exit(None)", 0),
+        ("sys.exit(0)", 0),
+        ("sys.exit(300)", 300 % 256),
+        ("raise SystemExit(7)", 7),
+    ],
+)
+def test_exit_status_as_python(tmp_path: Path, code: str, status: int) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text(f"import sys\nprint('out')\n{code}\n")
+    plain = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    result = _asynctrace("run", "--no-json", "--no-timeline", str(script), cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        plain.returncode,
+        plain.stdout,
+        plain.stderr,
+    )
+    assert plain.returncode == status
+
+
+def test_script_without_asyncio_draws_a_timeline(tmp_path: Path) -> None:
+    """A program that never starts a loop still ends cleanly, with no internal error reported."""
+    script = tmp_path / "plain.py"
+    script.write_text("print('no asyncio here')\n")
+    result = _asynctrace("run", "--width", "80", str(script), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "no asyncio here\n")
+    assert "could not" not in result.stderr, result.stderr
+    assert (tmp_path / "plain.trace.json").is_file()
+
+
+def test_stdin_is_the_programs(tmp_path: Path) -> None:
+    script = tmp_path / "cat.py"
+    script.write_text("import sys\nprint(sys.stdin.read().upper(), end='')\n")
+    result = _asynctrace(
+        "run", "--no-json", "--no-timeline", str(script), cwd=tmp_path, stdin=b"hello\nworld\n"
+    )
+    assert (result.returncode, result.stdout) == (0, "HELLO\nWORLD\n")
