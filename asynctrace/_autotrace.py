@@ -165,12 +165,17 @@ def _wrappable(obj: object) -> bool:
     )
 
 
-def run_script(path: str, args: Sequence[str]) -> None:
-    """Run ``path`` as ``__main__`` the way ``python path args...`` does, traced."""
+def compile_script(path: str) -> types.CodeType:
+    """The traced code of the script at ``path`` (raises SyntaxError as python would)."""
     abspath = os.path.abspath(path)
     with open(abspath, "rb") as file:
         source = file.read()
-    code = compile_traced(source, abspath)
+    return compile_traced(source, abspath)
+
+
+def exec_script(code: types.CodeType, path: str, args: Sequence[str]) -> None:
+    """Run ``code`` of the script ``path`` as ``__main__``, as ``python path args...`` does."""
+    abspath = os.path.abspath(path)
     main = types.ModuleType("__main__")
     main.__dict__.update(
         __file__=abspath,
@@ -183,6 +188,11 @@ def run_script(path: str, args: Sequence[str]) -> None:
     sys.argv[:] = [path, *args]
     sys.path[0] = os.path.dirname(abspath)
     exec(code, main.__dict__)
+
+
+def run_script(path: str, args: Sequence[str]) -> None:
+    """Run ``path`` as ``__main__`` the way ``python path args...`` does, traced."""
+    exec_script(compile_script(path), path, args)
 
 
 def run_module(module: str, args: Sequence[str]) -> None:

@@ -20,6 +20,8 @@ from ._record import Recorder
 from ._spans import KINDS, Span, Trace
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+# asyncio's private coroutines, named for the public call that awaits them.
+_ASYNCIO_PUBLIC = {"_wait_for_one": "as_completed", "_wait": "wait", "_cancel_and_wait": "wait_for"}
 
 
 class _Names:
@@ -56,9 +58,11 @@ def awaited_code_name(code: CodeType) -> str:
     """What awaiting a coroutine of this code waits on: ``asyncio.sleep(0)``, ``Queue.get``."""
     if code is _coro._SLEEP_CODE:
         return "asyncio.sleep(0)"
+    if code in _instrument.PUBLIC_NAMES:
+        return _instrument.PUBLIC_NAMES[code]
     name = short_name(qualname(code))
     if code.co_filename.startswith(_ASYNCIO_DIR) and "." not in name:
-        return f"asyncio.{name}"
+        return f"asyncio.{_ASYNCIO_PUBLIC.get(name, name)}"
     return name
 
 
@@ -227,7 +231,7 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
             before is not None
             and span.name == before.name == "asyncio.wait_for"
             and before.status == "ok"
-            and before.end == span.start
+            and span.start_seq == before.end_seq + 1  # nothing happened in between
             and before.attributes.get("code.line.number") == span.attributes.get("code.line.number")
         ):
             before.end, before.end_seq = span.end, span.end_seq

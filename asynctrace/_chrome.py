@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import importlib
 import json
 import math
 import os
@@ -182,25 +183,38 @@ def _raw_name(display: str, kind: str, status: str) -> str:
     return display
 
 
-def _args(span: Span, display: str, full: bool) -> dict[str, Any]:
+def _args(span: Span, full: bool) -> dict[str, Any]:
     """The span's identity and attributes; compact unless ``full``.
 
     Compact leaves out only what the reader rebuilds exactly: ``kind`` (the event's ``cat``),
     ``track`` (the row's, in its ``thread_name`` metadata), ``status`` when ``ok``, ``name``
-    when the slice name gives it back, and ``asynctrace.awaited`` (awaits) or
+    (the slice name gives it back, except for ``blocked``), ``asynctrace.awaited`` (awaits) or
     ``code.function.name`` (tasks, coroutines, thread jobs) when it equals the name, and
     ``code.file.path`` when it equals the parent span's.
     """
-    args: dict[str, Any] = {"span_id": span.span_id, "parent_id": span.parent_id}
+    kind = span.kind
     if full:
-        args["kind"] = span.kind
-        args["track"] = span.track
-    if full or span.status != "ok":
-        args["status"] = span.status
-    if full or span.kind == "blocked" or _raw_name(display, span.kind, span.status) != span.name:
-        args["name"] = span.name
-    args["start_seq"] = span.start_seq
-    args["end_seq"] = span.end_seq
+        args: dict[str, Any] = {
+            "span_id": span.span_id,
+            "parent_id": span.parent_id,
+            "kind": kind,
+            "track": span.track,
+            "status": span.status,
+            "name": span.name,
+            "start_seq": span.start_seq,
+            "end_seq": span.end_seq,
+        }
+    else:
+        args = {
+            "span_id": span.span_id,
+            "parent_id": span.parent_id,
+            "start_seq": span.start_seq,
+            "end_seq": span.end_seq,
+        }
+        if span.status != "ok":
+            args["status"] = span.status
+        if kind == "blocked":
+            args["name"] = span.name
     if span.error is not None:
         args["error"] = span.error
     attributes = span.attributes
@@ -209,7 +223,7 @@ def _args(span: Span, display: str, full: bool) -> dict[str, Any]:
     else:
         for key, value in attributes.items():
             args[_RESERVED_PREFIX + key if key in _RESERVED else key] = value
-    default = _DEFAULTS.get(span.kind)
+    default = _DEFAULTS.get(kind)
     if default is not None:
         # an attribute that repeats the name is left out; None says "absent", not "same"
         value = attributes.get(default, _MISSING)
@@ -218,13 +232,15 @@ def _args(span: Span, display: str, full: bool) -> dict[str, Any]:
         elif not full and value == span.name:
             del args[default]
     parent = span.parent
-    if parent is not None and _FILE in parent.attributes:
-        # an await's or a call's file is nearly always its parent's: say it once per row
-        value = attributes.get(_FILE, _MISSING)
-        if value is _MISSING:
-            args[_FILE] = None
-        elif not full and value == parent.attributes[_FILE]:
-            del args[_FILE]
+    if parent is not None:
+        parent_file = parent.attributes.get(_FILE, _MISSING)
+        if parent_file is not _MISSING:
+            # an await's or a call's file is nearly always its parent's: say it once per row
+            value = attributes.get(_FILE, _MISSING)
+            if value is _MISSING:
+                args[_FILE] = None
+            elif not full and value == parent_file:
+                del args[_FILE]
     return args
 
 
@@ -304,9 +320,14 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
     rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
     items: dict[int, _Item] = {}
     for span in trace.spans:
-        name = display_name(span)
-        event = {"ph": "X", "pid": PID, "tid": tids[span.track], "name": name, "cat": span.kind}
-        event["args"] = _args(span, name, full_args)
+        event = {
+            "ph": "X",
+            "pid": PID,
+            "tid": tids[span.track],
+            "name": display_name(span),
+            "cat": span.kind,
+            "args": _args(span, full_args),
+        }
         start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
         item = _Item(start, end, (span.start_seq, 0), event)
         rows[span.track].append(item)
@@ -455,13 +476,26 @@ def write_chrome_json(
 
     ``full_args`` is passed to :func:`to_chrome`.  Runs on the caller's thread, off the loop.
     """
-    doc = to_chrome(trace, full_args=full_args)
+    Path(path).write_bytes(_encode(to_chrome(trace, full_args=full_args)))
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; with orjson installed, about ten times faster than ``json``."""
+    try:
+        orjson = importlib.import_module("orjson")
+    except ImportError:
+        pass
+    else:
+        try:
+            data: bytes = orjson.dumps(doc, default=str)
+            return data
+        except TypeError:  # a lone surrogate, an int past 64 bits: let json say it
+            pass
     try:
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
-        data = text.encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate in a name: escape everything instead
-        data = json.dumps(doc, separators=(",", ":"), default=str).encode("ascii")
-    Path(path).write_bytes(data)
+        return json.dumps(doc, separators=(",", ":"), default=str).encode("ascii")
 
 
 def _bad(path: Path, what: str) -> ValueError:

@@ -8,12 +8,13 @@ own arguments is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import runpy
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import NoReturn
 
 from . import __version__, _autotrace
@@ -81,15 +82,24 @@ def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | N
 
 
 def _check_writable(path: str, option: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    """Fail before the program runs if ``path`` cannot be written (tried for real: root and
+    special filesystems make permission bits meaningless)."""
     if os.path.isdir(path):
         raise UsageError(f"{option} {path!r} is a directory; give a file path such as "
                          f"{os.path.join(path, 'trace.json')!r}")
+    directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"{option} {path!r}: directory {directory!r} does not exist; "
                          "create it or choose another path")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"{option} {path!r} is not writable; choose a path you can write to")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path!r} is not writable ({exc.strerror}); "
+                         "choose a path you can write to") from None
+    if not existed:
+        os.remove(path)
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -103,11 +113,31 @@ def _exit_status(exc: SystemExit) -> int:
     return 1
 
 
-def _program_traceback(tb: TracebackType | None) -> TracebackType | None:
-    """The traceback without asynctrace's own frames at the top (as plain python shows it)."""
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+def _print_uncaught(exc: BaseException) -> None:
+    """Report an exception the program did not catch, as python does, through sys.excepthook.
+
+    asynctrace's own frames at the top of the traceback (and runpy's, for -m) are left out:
+    the traceback starts at the program's first frame.
+    """
+    tb = exc.__traceback__
+    while tb is not None and _is_runner_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    return tb
+    exc.__traceback__ = tb  # the default hook prints exc.__traceback__, whatever tb it gets
+    sys.excepthook(type(exc), exc, tb)
+
+
+def _is_runner_frame(filename: str) -> bool:
+    return filename.startswith(_PACKAGE_DIR) or filename == runpy.__file__
+
+
+def _check_module(module: str) -> None:
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise UsageError(f"no module named {module!r}; check the name and that its package is "
+                         "importable from the current directory")
 
 
 def run(argv: Sequence[str]) -> int:
@@ -145,24 +175,34 @@ def run(argv: Sequence[str]) -> int:
     finder = _autotrace.install_finder(
         [os.path.dirname(os.path.abspath(script))] if script else [os.getcwd()]
     )
+    if module is not None:
+        try:
+            _check_module(module)
+        except UsageError:
+            _autotrace.remove_finder(finder)
+            raise
     status = 0
     interrupted = False
     tracing.start()
     try:
         if script is not None:
-            _autotrace.run_script(script, program_args)
+            try:
+                code = _autotrace.compile_script(script)
+            except SyntaxError as exc:
+                # As python reports a script that does not compile: no traceback.
+                exc.__traceback__ = None
+                sys.excepthook(type(exc), exc, None)
+                return 1
+            _autotrace.exec_script(code, script, program_args)
         else:
-            _autotrace.run_module(str(module), program_args)
+            _autotrace.run_module(module, program_args)
     except SystemExit as exc:
         status = _exit_status(exc)
-    except SyntaxError as exc:
-        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
-        status = 1
     except KeyboardInterrupt as exc:
-        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
+        _print_uncaught(exc)
         interrupted = True
     except BaseException as exc:
-        sys.excepthook(type(exc), exc, _program_traceback(exc.__traceback__))
+        _print_uncaught(exc)
         status = 1
     finally:
         _autotrace.remove_finder(finder)
@@ -250,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             print("usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
                   "       asynctrace view TRACE.json [-o PAGE.html]\n"
                   "       asynctrace --version\n\n"
-                  "`asynctrace run --help` lists the options.")
+                  "`asynctrace run --help` lists the options.",
+                  file=sys.stdout if args else sys.stderr)
             sys.exit(0 if args else USAGE_ERROR)
         if args[0] == "--version":
             print(f"asynctrace {__version__}")

@@ -169,6 +169,7 @@ class TaskRoot:
         "_outer",
         "_parent",
         "_pending",
+        "_shown",
         "_sid",
         "_start",
         "_task_name",
@@ -185,6 +186,7 @@ class TaskRoot:
     _start: float
     _top: CallSpan | TaskRoot
     _pending: list[Any] | None
+    _shown: Any
     _task_name: Callable[[], str] | None
 
     def __init__(self, coro: Any, parent: int) -> None:
@@ -204,6 +206,7 @@ class TaskRoot:
         self._top = self
         self._pending = _NOT_STARTED
         self._task_name = None
+        self._shown = None
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self  # type: ignore[return-value]
@@ -358,12 +361,14 @@ class TaskRoot:
         # The wrapped coroutine's own attributes, for code that inspects a task's coroutine
         # (asyncio's Task repr and get_stack, debuggers, `python -m asyncio pstree`).
         if name in _FORWARDED:
-            return getattr(self._coro, name)
+            # The program's own coroutine once a traced call runs as this task's coroutine.
+            shown = self._shown
+            return getattr(self._coro if shown is None else shown, name)
         msg = f"{type(self).__name__!r} object has no attribute {name!r}"
         raise AttributeError(msg)
 
     def __repr__(self) -> str:
-        return repr(self._coro)
+        return repr(self._coro if self._shown is None else self._shown)
 
 
 # Frames of asynctrace's own wrappers, left out of the program's tracebacks.

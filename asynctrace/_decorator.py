@@ -46,6 +46,7 @@ def _wrap(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
                 # This call is the task's own coroutine: the task span takes its name.
                 span._sid = root._sid
                 root._info = info
+                root._shown = coro
             else:
                 span._sid = _coro.next_id()
                 span._parent = outer._sid

@@ -21,6 +21,7 @@ import asyncio
 import asyncio.base_events
 import asyncio.events
 import asyncio.tasks
+import asyncio.threads
 import contextvars
 import functools
 import sys
@@ -35,6 +36,7 @@ _BaseEventLoop = asyncio.base_events.BaseEventLoop
 _orig_create_task = _BaseEventLoop.create_task
 _orig_run_in_executor = _BaseEventLoop.run_in_executor
 _orig_gather = asyncio.tasks.gather
+_orig_to_thread = asyncio.threads.to_thread
 _orig_new_event_loop = asyncio.events.new_event_loop
 _Runner: Any = getattr(asyncio, "Runner", None)  # Python 3.11+
 _orig_lazy_init = _Runner._lazy_init if _Runner is not None else None
@@ -207,6 +209,17 @@ def _run_in_executor(self: asyncio.AbstractEventLoop, executor: Any, func: Calla
     return _orig_run_in_executor(self, executor, func, *args)  # type: ignore[arg-type]
 
 
+async def _to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``asyncio.to_thread`` with a thread span on loops whose run_in_executor is not patched."""
+    if _coro.active and not isinstance(asyncio.get_running_loop(), _BaseEventLoop):
+        func = _ThreadJob(func, current_parent()[0])
+    return await _orig_to_thread(func, *args, **kwargs)
+
+
+# What awaiting asynctrace's own wrappers waits on, named as the program called it.
+PUBLIC_NAMES = {_to_thread.__code__: "asyncio.to_thread"}
+
+
 def install() -> None:
     """Install the pass-through patches (idempotent); they record only while a recorder is active."""
     global _installed
@@ -220,6 +233,8 @@ def install() -> None:
         _Runner._lazy_init = _lazy_init
     functools.update_wrapper(_gather, _orig_gather)
     asyncio.gather = asyncio.tasks.gather = _gather  # type: ignore[assignment]
+    functools.update_wrapper(_to_thread, _orig_to_thread)
+    asyncio.to_thread = asyncio.threads.to_thread = _to_thread
     if _Timeout is not None:
         _Timeout._on_timeout = _on_timeout
     try:
@@ -240,5 +255,6 @@ def uninstall() -> None:
     if _Runner is not None:
         _Runner._lazy_init = _orig_lazy_init
     asyncio.gather = asyncio.tasks.gather = _orig_gather
+    asyncio.to_thread = asyncio.threads.to_thread = _orig_to_thread
     if _Timeout is not None:
         _Timeout._on_timeout = _orig_on_timeout

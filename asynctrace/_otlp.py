@@ -593,7 +593,8 @@ def _make_exporter(settings: OtlpSettings) -> SpanExporter:
 
 def _watch_http_errors(exporter: SpanExporter, capture: _LogCapture) -> None:
     """Keep the HTTP client's last error for the warning: the exporter logs only "due to
-    timeout" when it gives up after one refused connection.  Private API, so best effort.
+    timeout" when its retries run out of time (a refused connection, a 503).  Private API,
+    so best effort: without it the warning is vaguer, not wrong.
     """
     client = getattr(exporter, "_client", None)
     inner = getattr(client, "export", None)
@@ -602,9 +603,13 @@ def _watch_http_errors(exporter: SpanExporter, capture: _LogCapture) -> None:
 
     def export(data: bytes) -> Any:
         result = inner(data)
-        error = getattr(result, "error", None)
-        if error is not None:
-            capture.messages.append(f"{type(error).__name__}: {error}")
+        if not getattr(result, "success", True):
+            code = getattr(result, "status_code", None)
+            error = getattr(result, "error", None)
+            if code is not None:
+                capture.messages.append(f"code: {code}, reason: {getattr(result, 'reason', '')}")
+            elif error is not None:
+                capture.messages.append(f"{type(error).__name__}: {error}")
         return result
 
     with contextlib.suppress(AttributeError):  # a client with slots: no reason, no harm

@@ -189,14 +189,14 @@ class ATrace:
     def assert_max_concurrency(
         self, pattern: SpanRef | Iterable[SpanRef], n: int, *, kind: str | None = None
     ) -> None:
-        """At most ``n`` matches alive at once (:func:`asynctrace.testing.assert_max_concurrency`)."""
+        """At most ``n`` matches alive at once (see ``asynctrace.testing``)."""
         __tracebackhide__ = True
         testing.assert_max_concurrency(self, pattern, n, kind=kind)
 
     def assert_min_concurrency(
         self, pattern: SpanRef | Iterable[SpanRef], n: int, *, kind: str | None = None
     ) -> None:
-        """At least ``n`` alive at some moment (:func:`asynctrace.testing.assert_min_concurrency`)."""
+        """At least ``n`` matches alive at some moment (see ``asynctrace.testing``)."""
         __tracebackhide__ = True
         testing.assert_min_concurrency(self, pattern, n, kind=kind)
 

@@ -20,47 +20,53 @@ a worker thread.
 
 from __future__ import annotations
 
-import asyncio
-import asyncio.events
-import os
-import re
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from . import _instrument
-from ._pytest_atrace import ATrace, NamespacePatch, default_roots
-from ._spans import Trace
-from ._tracing import Tracing, report
-from ._virtual import VirtualTimeLoop, use_loop_clock
-from .testing import TraceAssertionError
-
-__all__ = ["ATrace"]
+# The rest of asynctrace is imported when a test uses it: a session that never does pays
+# only for this module.
+if TYPE_CHECKING:
+    from ._pytest_atrace import ATrace
+    from ._pytest_loops import RunState
+    from ._pytest_output import OtlpSink
+    from ._spans import Trace
 
 KEEP_CHOICES = ("failed", "all")
-_BOOL_VALUES = {"true": True, "yes": True, "on": True, "1": True,
-                "false": False, "no": False, "off": False, "0": False}
-_MARKER_HELP = ("asynctrace(virtual_time=True): run the test's event loops on asynctrace's "
-                "virtual clock (sleeps take no real time, durations are exact loop time)")
-_MAX_NAME = 150
+_BOOL_VALUES = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+_MARKER_HELP = (
+    "asynctrace(virtual_time=True): run the test's event loops on asynctrace's "
+    "virtual clock (sleeps take no real time, durations are exact loop time)"
+)
 
 
-@dataclass
 class _Settings:
-    disabled: bool
-    json_dir: Path | None
-    keep: str
-    virtual_default: bool
-    otlp: Any = None  # _otlp.OtlpExport, made at the first test that needs it
-    otlp_settings: Any = None
-    written: set[str] = field(default_factory=set)
+    """The session's options, read once at configure time."""
+
+    def __init__(
+        self, disabled: bool, json_dir: Path | None, keep: str, virtual_default: bool
+    ) -> None:
+        self.disabled = disabled
+        self.json_dir = json_dir
+        self.keep = keep
+        self.virtual_default = virtual_default
+        self.otlp: OtlpSink | None = None
+        self.written: set[str] = set()  # timeline paths written this session
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
-_STATE = pytest.StashKey["_TestState"]()
+_STATE = pytest.StashKey["RunState"]()
 
 
 # --- options ------------------------------------------------------------------------------
@@ -68,22 +74,43 @@ _STATE = pytest.StashKey["_TestState"]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("asynctrace", "asynctrace: trace asyncio tests as spans")
-    group.addoption("--asynctrace-json", metavar="DIR", default=None,
-                    help="write a JSON timeline (Perfetto) per failed test that uses atrace "
-                         "into DIR (default: a directory under pytest's basetemp)")
-    group.addoption("--asynctrace-keep", metavar="WHICH", default="failed", choices=KEEP_CHOICES,
-                    help="which tests get a JSON timeline: failed (default) or all")
-    group.addoption("--asynctrace-otlp", metavar="ENDPOINT", nargs="?", const="", default=None,
-                    help="export each atrace test as one trace (root span: the test id) over "
-                         "OTLP; ENDPOINT default from OTEL_EXPORTER_OTLP_* or gRPC on "
-                         "localhost:4317, a URL ending in /v1/traces means OTLP/HTTP; "
-                         "write --asynctrace-otlp=ENDPOINT")
-    group.addoption("--no-asynctrace", action="store_true", default=False,
-                    help="record nothing: tests that use atrace are skipped, the asynctrace "
-                         "marker is ignored")
-    parser.addini("asynctrace_virtual_time", default="false",
-                  help="true: tests that use atrace run on the virtual clock unless their "
-                       "asynctrace marker says virtual_time=False (default false)")
+    group.addoption(
+        "--asynctrace-json",
+        metavar="DIR",
+        default=None,
+        help="write a JSON timeline (Perfetto) per failed test that uses atrace "
+        "into DIR (default: a directory under pytest's basetemp)",
+    )
+    group.addoption(
+        "--asynctrace-keep",
+        metavar="WHICH",
+        default="failed",
+        choices=KEEP_CHOICES,
+        help="which tests get a JSON timeline: failed (default) or all",
+    )
+    group.addoption(
+        "--asynctrace-otlp",
+        metavar="ENDPOINT",
+        nargs="?",
+        const="",
+        default=None,
+        help="export each atrace test as one trace (root span: the test id) over "
+        "OTLP; ENDPOINT default from OTEL_EXPORTER_OTLP_* or gRPC on "
+        "localhost:4317, a URL ending in /v1/traces means OTLP/HTTP; "
+        "write --asynctrace-otlp=ENDPOINT",
+    )
+    group.addoption(
+        "--no-asynctrace",
+        action="store_true",
+        default=False,
+        help="record nothing: tests that use atrace are skipped, the asynctrace marker is ignored",
+    )
+    parser.addini(
+        "asynctrace_virtual_time",
+        default="false",
+        help="true: tests that use atrace run on the virtual clock unless their "
+        "asynctrace marker says virtual_time=False (default false)",
+    )
 
 
 def _bool_ini(config: pytest.Config, name: str) -> bool:
@@ -92,8 +119,10 @@ def _bool_ini(config: pytest.Config, name: str) -> bool:
         return raw
     value = _BOOL_VALUES.get(str(raw).strip().lower())
     if value is None:
-        msg = (f"ini option {name} = {raw!r} is not a boolean; use true or false "
-               f"(valid values: {', '.join(_BOOL_VALUES)})")
+        msg = (
+            f"ini option {name} = {raw!r} is not a boolean; use true or false "
+            f"(valid values: {', '.join(_BOOL_VALUES)})"
+        )
         raise pytest.UsageError(msg)
     return value
 
@@ -113,33 +142,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     otlp = config.getoption("asynctrace_otlp")
     if otlp is not None and not settings.disabled:
-        settings.otlp_settings = _otlp_settings(otlp)
+        from ._pytest_output import OtlpSink, otlp_settings_for
+
+        settings.otlp = OtlpSink(otlp_settings_for(otlp))
     config.stash[_SETTINGS] = settings
-
-
-def _otlp_settings(endpoint: str) -> Any:
-    if endpoint and "://" not in endpoint and os.path.exists(endpoint):
-        msg = (f"--asynctrace-otlp took {endpoint!r}, which is a path, as its endpoint; write "
-               "--asynctrace-otlp=ENDPOINT, or put --asynctrace-otlp after the test paths")
-        raise pytest.UsageError(msg)
-    from ._otlp_config import otlp_settings
-
-    protocol = None
-    if endpoint.rstrip("/").endswith("/v1/traces") and not any(
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{k}PROTOCOL") for k in ("", "TRACES_")
-    ):
-        protocol = "http/protobuf"  # the OTLP/HTTP path; gRPC has no path
-    try:
-        return otlp_settings(endpoint or None, protocol, default_service="pytest")
-    except ValueError as exc:
-        raise pytest.UsageError(f"--asynctrace-otlp: {exc}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     settings = config.stash.get(_SETTINGS, None)
     if settings is not None and settings.otlp is not None:
-        settings.otlp.close()  # bounded wait; warns once on stderr if spans were not sent
-        settings.otlp = None
+        settings.otlp.close()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -149,91 +161,16 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if settings.disabled:
         return "asynctrace: off (--no-asynctrace)"
     where = str(settings.json_dir) if settings.json_dir else "basetemp/asynctrace"
-    line = (f"asynctrace: timelines of {settings.keep} tests -> {where}, virtual time "
-            f"{'on' if settings.virtual_default else 'off'} by default")
-    if settings.otlp_settings is not None:
-        line += f", OTLP -> {settings.otlp_settings.display_endpoint}"
+    line = (
+        f"asynctrace: timelines of {settings.keep} tests -> {where}, virtual time "
+        f"{'on' if settings.virtual_default else 'off'} by default"
+    )
+    if settings.otlp is not None:
+        line += f", OTLP -> {settings.otlp.settings.display_endpoint}"
     return line
 
 
 # --- per test -----------------------------------------------------------------------------
-
-
-class _VirtualLoops:
-    """While installed, event loop policies make :class:`VirtualTimeLoop`\\ s.
-
-    Patches ``new_event_loop`` of asyncio's base policy class (what ``asyncio.run``,
-    ``asyncio.Runner``, pytest-asyncio's runners and anyio's runner call): those runners may
-    install their own policy instance, so swapping the current policy is not enough.
-    """
-
-    def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None]) -> None:
-        self._on_new_loop = on_new_loop
-        self._cls: Any = getattr(asyncio.events, "BaseDefaultEventLoopPolicy", None) or getattr(
-            asyncio.events, "_BaseDefaultEventLoopPolicy", None)
-        self._saved: Any = None
-        self._patch: Any = None
-
-    def install(self) -> None:
-        if self._cls is None:
-            return
-        _instrument.install()  # first, so that its own class patch cannot replace ours later
-        self._saved = self._cls.__dict__["new_event_loop"]
-        on_new_loop = self._on_new_loop
-
-        def new_event_loop(policy: Any) -> asyncio.AbstractEventLoop:
-            loop = VirtualTimeLoop()
-            on_new_loop(loop)
-            return loop
-
-        self._patch = new_event_loop
-        self._cls.new_event_loop = new_event_loop
-
-    def restore(self) -> None:
-        if self._patch is not None and self._cls.__dict__.get("new_event_loop") is self._patch:
-            self._cls.new_event_loop = self._saved
-        self._patch = None
-
-
-class _TestState:
-    """What the plugin knows of one test: its virtual loops, its tracing and its outputs."""
-
-    def __init__(self, item: pytest.Item, virtual: bool) -> None:
-        self.item = item
-        self.virtual = virtual
-        self.loops: list[VirtualTimeLoop] = []
-        self.tracing: Tracing | None = None
-        self.bound = False
-        self.patch: NamespacePatch | None = None
-        self.virtual_loops = _VirtualLoops(self._on_new_loop) if virtual else None
-        self.trace: Trace | None = None
-        self.json_path: str | None = None
-        self.json_dir: Path | None = None
-
-    def _on_new_loop(self, loop: VirtualTimeLoop) -> None:
-        self.loops.append(loop)
-        if self.tracing is not None and self.tracing.active:
-            self.bind(loop)
-
-    def bind(self, loop: VirtualTimeLoop) -> None:
-        """Record on ``loop``'s clock: exact loop time if nothing was recorded yet."""
-        assert self.tracing is not None
-        recorder = self.tracing.recorder
-        if not self.bound and not recorder.records:
-            recorder.use_clock(loop.time, "virtual")
-            recorder.origin = loop.time()
-        else:
-            use_loop_clock(recorder, loop)
-        self.bound = True
-
-    def stop(self) -> Trace | None:
-        """Stop recording (idempotent); returns the final trace."""
-        if self.tracing is not None and self.trace is None:
-            self.trace = self.tracing.stop()
-        if self.patch is not None:
-            self.patch.restore()
-            self.patch = None
-        return self.trace
 
 
 def _marker_virtual(item: pytest.Item, default: bool) -> bool:
@@ -243,12 +180,16 @@ def _marker_virtual(item: pytest.Item, default: bool) -> bool:
     unknown = set(marker.kwargs) - {"virtual_time"}
     if marker.args or unknown:
         bad = ", ".join([repr(a) for a in marker.args] + sorted(unknown))
-        pytest.fail(f"@pytest.mark.asynctrace got {bad}; it takes one keyword: "
-                    "virtual_time=True or virtual_time=False", pytrace=False)
+        pytest.fail(
+            f"@pytest.mark.asynctrace got {bad}; it takes one keyword: "
+            "virtual_time=True or virtual_time=False",
+            pytrace=False,
+        )
     value = marker.kwargs.get("virtual_time", True)
     if not isinstance(value, bool):
-        pytest.fail(f"@pytest.mark.asynctrace(virtual_time={value!r}): pass True or False",
-                    pytrace=False)
+        pytest.fail(
+            f"@pytest.mark.asynctrace(virtual_time={value!r}): pass True or False", pytrace=False
+        )
     return value
 
 
@@ -261,12 +202,14 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     marked = item.get_closest_marker("asynctrace") is not None
     if settings.disabled or not (uses_fixture or marked):
         return (yield)
+    from ._pytest_loops import RunState, asyncio_loop_scope
+
     virtual = _marker_virtual(item, settings.virtual_default if uses_fixture else False)
-    if virtual and _pytest_asyncio_scope(item) not in (None, "function"):
+    if virtual and asyncio_loop_scope(item) not in (None, "function"):
         virtual_loops = False  # the loop is shared; the fixture checks that it is virtual
     else:
         virtual_loops = virtual
-    state = _TestState(item, virtual)
+    state = RunState(item, virtual)
     if virtual_loops and state.virtual_loops is not None:
         state.virtual_loops.install()
     item.stash[_STATE] = state
@@ -285,49 +228,30 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
             del item.stash[_STATE]
 
 
-def _pytest_asyncio_scope(item: pytest.Item) -> str | None:
-    """The loop scope of a pytest-asyncio test, None for any other test."""
-    try:
-        from pytest_asyncio import is_async_test
-    except ImportError:
-        return None
-    if not is_async_test(item):
-        return None
-    return str(getattr(item, "_loop_scope", "function"))
-
-
-def _pytest_asyncio_loop(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoop | None:
-    """The loop pytest-asyncio will run this test on (made now if not yet), else None."""
-    scope = _pytest_asyncio_scope(request.node)
-    if scope is None:
-        return None
-    try:
-        runner = request.getfixturevalue(f"_{scope}_scoped_runner")
-        loop = runner.get_loop()
-    except (pytest.FixtureLookupError, AttributeError):  # another pytest-asyncio layout
-        return None
-    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
-
-
 @pytest.fixture
 def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
     """Record the spans of this test; query them and assert overlap, order and concurrency.
 
     See docs/testing.md.  Skipped with ``--no-asynctrace``.
     """
+    from ._pytest_atrace import ATrace, NamespacePatch, default_roots
+    from ._pytest_loops import RunState, asyncio_loop_scope, asyncio_test_loop
+    from ._tracing import Tracing
+    from ._virtual import VirtualTimeLoop
+
     item = request.node
     settings = request.config.stash[_SETTINGS]
     if settings.disabled:
         pytest.skip("--no-asynctrace: atrace records nothing, so its assertions cannot run")
     state = item.stash.get(_STATE, None)
     if state is None:  # requested late (getfixturevalue): no virtual time chosen in setup
-        state = _TestState(item, False)
+        state = RunState(item, False)
         item.stash[_STATE] = state
-    loop = _pytest_asyncio_loop(request)
+    loop = state.loop = asyncio_test_loop(request)
     if state.virtual and not isinstance(loop, VirtualTimeLoop) and loop is not None:
         pytest.fail(
             f"asynctrace: virtual time was asked for, but {item.nodeid} runs on "
-            f"pytest-asyncio's {_pytest_asyncio_scope(item)}-scoped loop, a "
+            f"pytest-asyncio's {asyncio_loop_scope(item)}-scoped loop, a "
             f"{type(loop).__name__} made before the test; use loop_scope='function', or make "
             "every loop virtual with the pytest_asyncio_loop_factories hook returning "
             "{'virtual': asynctrace.VirtualTimeLoop} (see docs/testing.md)",
@@ -354,20 +278,13 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
             _finish(item, settings, state, trace)
 
 
-def _finish(item: pytest.Item, settings: _Settings, state: _TestState, trace: Trace) -> None:
-    if settings.keep == "all" and state.json_path is None:
-        state.json_path = _write_json(item, settings, trace, state.json_dir)
-    if settings.otlp_settings is not None:
-        try:
-            if settings.otlp is None:
-                from ._otlp import OtlpExport
+def _finish(item: pytest.Item, settings: _Settings, state: RunState, trace: Trace) -> None:
+    from ._pytest_output import write_json
 
-                settings.otlp = OtlpExport(settings.otlp_settings)
-            from ._otlp import new_span_id_base, new_trace_id
-
-            settings.otlp.submit(trace, trace_id=new_trace_id(), span_id_base=new_span_id_base())
-        except Exception as exc:  # an exporter MUST NOT fail the test
-            report(f"OTLP export of {item.nodeid} failed: {exc}")
+    if settings.keep == "all" and state.json_path is None and state.json_dir is not None:
+        state.json_path = write_json(item.nodeid, trace, state.json_dir, settings.written)
+    if settings.otlp is not None:
+        settings.otlp.submit(item.nodeid, trace)
 
 
 def _json_dir(settings: _Settings, request: pytest.FixtureRequest) -> Path:
@@ -377,31 +294,31 @@ def _json_dir(settings: _Settings, request: pytest.FixtureRequest) -> Path:
     return Path(factory.getbasetemp()) / "asynctrace"
 
 
-def timeline_name(nodeid: str) -> str:
-    """A file name for a test's timeline: the test id with path and odd characters as ``_``."""
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", nodeid.replace("::", "."))
-    return name.strip("_.")[:_MAX_NAME] + ".trace.json"
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Under looptime, record on the loop's time while looptime has it on.
 
-
-def _write_json(item: pytest.Item, settings: _Settings, trace: Trace,
-                directory: Path | None) -> str | None:
-    if directory is None:
-        return None
+    looptime (a plugin that fakes pytest-asyncio's loop time) turns its clock on in its own
+    ``pytest_pyfunc_call`` wrapper and off after the test; this wrapper runs inside it.  The
+    recording stops with the test function, before the loop's clock turns real again.
+    """
+    state = pyfuncitem.stash.get(_STATE, None)
+    loop = state.loop if state is not None else None
+    if state is None or loop is None or not getattr(loop, "looptime_on", False):
+        return (yield)
+    if state.virtual:
+        pytest.fail(
+            f"asynctrace: {pyfuncitem.nodeid} asks for both looptime and asynctrace's "
+            "virtual time; use one: drop @pytest.mark.looptime (or --looptime), or pass "
+            "@pytest.mark.asynctrace(virtual_time=False)",
+            pytrace=False,
+        )
+    if state.tracing is not None and state.tracing.active:
+        state.bind(loop, "looptime")
     try:
-        from ._chrome import write_chrome_json
-
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / timeline_name(item.nodeid)
-        stem, n = str(path)[: -len(".trace.json")], 2
-        while str(path) in settings.written:  # two ids that clean up to the same name
-            path = Path(f"{stem}-{n}.trace.json")
-            n += 1
-        settings.written.add(str(path))
-        write_chrome_json(trace, path)
-        return str(path)
-    except Exception as exc:  # the timeline is ours: MUST NOT change the test's outcome
-        report(f"could not write the JSON timeline of {item.nodeid}: {exc}")
-        return None
+        return (yield)
+    finally:
+        state.stop()
 
 
 # --- failure report -----------------------------------------------------------------------
@@ -414,32 +331,21 @@ def pytest_runtest_makereport(
     state = item.stash.get(_STATE, None)
     if state is None or state.tracing is None or call.when != "call":
         return (yield)
+    from ._pytest_output import failure_section, write_json
+    from .testing import TraceAssertionError
+
     # Before the report is made: its text comes from str(exception), which ends with the path.
     trace = state.stop()
     failed = call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception)
     if trace is not None and failed:
         settings = item.config.stash[_SETTINGS]
-        state.json_path = _write_json(item, settings, trace, state.json_dir)
+        if state.json_dir is not None:
+            state.json_path = write_json(item.nodeid, trace, state.json_dir, settings.written)
         error = call.excinfo.value if call.excinfo is not None else None
         if isinstance(error, TraceAssertionError) and state.json_path is not None:
             error.timeline_path = state.json_path
     rep = yield
     if rep.failed and trace is not None:
-        rep.sections.append(("asynctrace", _section(state, trace, call)))
+        error = call.excinfo.value if call.excinfo is not None else None
+        rep.sections.append(("asynctrace", failure_section(trace, state.json_path, error)))
     return rep
-
-
-def _section(state: _TestState, trace: Trace, call: pytest.CallInfo[None]) -> str:
-    lines = [f"clock: {trace.clock} ({'virtual time' if trace.clock == 'virtual' else 'real'})",
-             f"JSON timeline: {state.json_path or 'not written'}"]
-    error = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(error, TraceAssertionError):
-        lines.append("the spans involved are drawn in the error above")
-    else:
-        try:
-            from ._terminal import render_timeline
-
-            lines += ["", render_timeline(trace, width=100, color=False, max_rows=30)]
-        except Exception as exc:  # a report helper MUST NOT hide the failure it describes
-            lines.append(f"(no timeline: {exc})")
-    return "\n".join(lines)

@@ -142,7 +142,7 @@ def _bar(span: Span, marks: list[Span], t0: float, step: float, cols: int) -> st
 
 def _ticks(t0: float, t1: float, cols: int) -> list[float]:
     span = t1 - t0
-    raw = span / max(1, cols // 10)
+    raw = span / max(1, cols // 7)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     first = math.ceil(t0 / step) * step
@@ -153,13 +153,13 @@ def _axis(t0: float, t1: float, cols: int, room: int, scale: float, unit: str) -
     """The axis under the bars, and its labels (which may run ``room`` columns wide)."""
     step = (t1 - t0) / cols
     line = ["─"] * cols
-    labels = [" "] * cols
+    labels = [" "] * room
     free = 0
     for t in _ticks(t0, t1, cols):
         col = min(cols - 1, round((t - t0) / step))
         line[col] = "┴"
         text = f"{t * scale:g}"
-        if col >= free and col + len(text) <= cols:
+        if col >= free and col + len(text) <= room:
             labels[col : col + len(text)] = text
             free = col + len(text) + 1
     label = "".join(labels).rstrip()
@@ -204,13 +204,15 @@ def render_timeline(
     overlap = sum(
         end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
     )
-    summary = (
-        f"wall {_num(wall, scale)} {unit} · overlap {_num(overlap, scale)} {unit}"
-        f" ({overlap / wall:.0%}) · {len(tasks):,} tasks · {len(trace.spans):,} spans"
-    )
+    parts = [
+        f"wall {_num(wall, scale)} {unit}",
+        f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})",
+        f"{len(tasks):,} tasks",
+        f"{len(trace.spans):,} spans",
+    ]
     if trace.dropped:
-        summary += f" · {trace.dropped:,} dropped"
-    lines.append(fit(summary, width).rstrip())
+        parts.append(f"{trace.dropped:,} dropped")
+    lines.extend(_wrap(parts, " · ", width))
 
     numbers = width >= 50
     label_cols = max(8, min(28, width // 3))
@@ -232,6 +234,7 @@ def render_timeline(
         line = fit(sanitize(label), label_cols) + " " + bar
         if numbers:
             line += f" {_num(span.start - t0, scale):>8} {_num(span.duration, scale):>8}"
+        line = line.rstrip()
         code = _COLORS.get(span.status) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
     if len(shown) < len(rows):
@@ -241,6 +244,17 @@ def render_timeline(
     lines.append(pad + axis)
     lines.append((pad + labels).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _wrap(parts: list[str], sep: str, width: int) -> list[str]:
+    """Join ``parts`` with ``sep`` into as few lines of at most ``width`` columns as fit."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and text_width(lines[-1] + sep + part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines.append(fit(part, width).rstrip())
+    return lines
 
 
 def _call_label(span: Span) -> str:

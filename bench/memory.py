@@ -49,8 +49,16 @@ def main(argv: list[str]) -> int:
         loop.close()
         mode.close()
     peak = _maxrss_kb()
-    print(json.dumps({"baseline_kb": baseline, "peak_kb": peak, "spans": metrics.get("spans"),
-                      "dropped": metrics.get("dropped")}))
+    print(
+        json.dumps(
+            {
+                "baseline_kb": baseline,
+                "peak_kb": peak,
+                "spans": metrics.get("spans"),
+                "dropped": metrics.get("dropped"),
+            }
+        )
+    )
     return 0
 
 

@@ -86,8 +86,12 @@ class Decorators(Mode):
         stop_s = time.perf_counter() - t0
         _instrument.uninstall()
         records = self.tracing.recorder.records
-        metrics: Metrics = {"stop_s": stop_s, "spans": len(trace.spans), "dropped": trace.dropped,
-                            "records": len(records)}
+        metrics: Metrics = {
+            "stop_s": stop_s,
+            "spans": len(trace.spans),
+            "dropped": trace.dropped,
+            "records": len(records),
+        }
         if self.measure_bytes:
             metrics["record_bytes"] = record_bytes(records)
             self.measure_bytes = False
@@ -109,9 +113,11 @@ def record_bytes(records: list[Any]) -> int:
     for record in records:
         total += sys.getsizeof(record)
         for field in record:
-            if field.__class__ is float or (field.__class__ is int and not -5 <= field <= 256):
-                total += sys.getsizeof(field)
-            elif field.__class__ is tuple:
+            if (
+                field.__class__ is float
+                or (field.__class__ is int and not -5 <= field <= 256)
+                or field.__class__ is tuple
+            ):
                 total += sys.getsizeof(field)
     return total
 
@@ -213,7 +219,7 @@ class AutoOtlp(Auto):
         return None
 
     def preload(self) -> None:
-        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter
         import opentelemetry.sdk.trace  # noqa: F401
 
         from bench.receiver import Receiver
@@ -224,7 +230,6 @@ class AutoOtlp(Auto):
     def export(self, trace: Any) -> Metrics:
         from asynctrace import _otlp
         from asynctrace._otlp_config import otlp_settings
-
         from bench.receiver import Receiver
 
         if self.receiver is None:

@@ -86,7 +86,7 @@ def bench_workload(workload: Workload, rounds: int, quick: bool) -> list[Row]:
             for row in live:
                 run_once(row.mode, workload, mains[row.mode.key])
         for r in range(rounds):
-            order = live[r % len(live):] + live[: r % len(live)]
+            order = live[r % len(live) :] + live[: r % len(live)]
             samples: dict[str, tuple[float, float]] = {}
             for row in order:
                 if r == 0 and hasattr(row.mode, "measure_bytes"):
@@ -143,7 +143,9 @@ def target(row: Row, rows: list[Row]) -> str:
         kept = row.metric("records")
         dropped = row.metric("dropped")
         cap = getattr(row.mode, "max_spans", 0)
-        return f"bounded (kept {kept:,.0f} <= {cap:,}; dropped {dropped:,.0f}): {_mark(kept <= cap)}"
+        return (
+            f"bounded (kept {kept:,.0f} <= {cap:,}; dropped {dropped:,.0f}): {_mark(kept <= cap)}"
+        )
     return ""
 
 
@@ -151,16 +153,19 @@ def target(row: Row, rows: list[Row]) -> str:
 
 
 def _ms(values: list[float]) -> str:
-    return (f"{statistics.median(values) * 1e3:.1f} "
-            f"[{min(values) * 1e3:.1f}-{max(values) * 1e3:.1f}]")
+    return (
+        f"{statistics.median(values) * 1e3:.1f} [{min(values) * 1e3:.1f}-{max(values) * 1e3:.1f}]"
+    )
 
 
 def _ratio(values: list[float]) -> str:
     return f"{statistics.median(values):.2f}x"
 
 
-HEADER = ("| workload | mode | loop wall ms, median [min-max] | wall vs untraced "
-          "| loop CPU ms, median [min-max] | CPU vs untraced | after the run ms | spans | target |")
+HEADER = (
+    "| workload | mode | loop wall ms, median [min-max] | wall vs untraced "
+    "| loop CPU ms, median [min-max] | CPU vs untraced | after the run ms | spans | target |"
+)
 
 
 def table(all_rows: list[list[Row]]) -> str:
@@ -190,14 +195,18 @@ def exports_section(rows: list[Row]) -> list[str]:
     if "json" in by_key:
         r = by_key["json"]
         spans = r.metric("spans")
-        out.append(f"- {name}: JSON timeline {r.metric('file_bytes') / 1e6:.2f} MB "
-                   f"({r.metric('file_bytes') / spans:.0f} B/span), written in "
-                   f"{r.metric('export_s') * 1e3:.0f} ms; trace built in "
-                   f"{r.metric('stop_s') * 1e3:.0f} ms")
+        out.append(
+            f"- {name}: JSON timeline {r.metric('file_bytes') / 1e6:.2f} MB "
+            f"({r.metric('file_bytes') / spans:.0f} B/span), written in "
+            f"{r.metric('export_s') * 1e3:.0f} ms; trace built in "
+            f"{r.metric('stop_s') * 1e3:.0f} ms"
+        )
     if "viztracer" in by_key:
         r = by_key["viztracer"]
-        out.append(f"- {name}: VizTracer file {r.metric('file_bytes') / 1e6:.2f} MB, saved in "
-                   f"{r.metric('export_s') * 1e3:.0f} ms")
+        out.append(
+            f"- {name}: VizTracer file {r.metric('file_bytes') / 1e6:.2f} MB, saved in "
+            f"{r.metric('export_s') * 1e3:.0f} ms"
+        )
     if "otlp" in by_key:
         r = by_key["otlp"]
         out.append(
@@ -210,8 +219,10 @@ def exports_section(rows: list[Row]) -> list[str]:
     if "auto" in by_key:
         r = by_key["auto"]
         if r.metric("record_bytes"):
-            out.append(f"- {name}: recorded {r.metric('record_bytes') / r.metric('records'):.0f} "
-                       f"bytes per span while running ({r.metric('records'):,.0f} records)")
+            out.append(
+                f"- {name}: recorded {r.metric('record_bytes') / r.metric('records'):.0f} "
+                f"bytes per span while running ({r.metric('records'):,.0f} records)"
+            )
     return out
 
 
@@ -219,8 +230,14 @@ def exports_section(rows: list[Row]) -> list[str]:
 
 
 def _python(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def memory(workload: str, keys: list[str], quick: bool) -> dict[str, dict[str, Any]]:
@@ -236,11 +253,15 @@ def memory(workload: str, keys: list[str], quick: bool) -> dict[str, dict[str, A
     return result
 
 
-def memory_section(workload: str, mem: dict[str, dict[str, Any]], titles: dict[str, str],
-                   limit: float | None) -> list[str]:
+def memory_section(
+    workload: str, mem: dict[str, dict[str, Any]], titles: dict[str, str], limit: float | None
+) -> list[str]:
     base = mem.get("untraced", {})
-    lines = [f"| {workload} mode | peak RSS MB | vs untraced | growth during run MB "
-             "| vs untraced | target |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"| {workload} mode | peak RSS MB | vs untraced | growth during run MB "
+        "| vs untraced | target |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, m in mem.items():
         if "skipped" in m:
             lines.append(f"| {titles[key]} | n/a ({m['skipped']}) | | | | |")
@@ -254,8 +275,10 @@ def memory_section(workload: str, mem: dict[str, dict[str, Any]], titles: dict[s
             mark = f"peak <= {limit:g}x untraced: {_mark(ratio <= limit)}"
         if key == "auto-cap":
             mark = f"dropped {m.get('dropped') or 0:,} spans, kept {m.get('spans') or 0:,}"
-        lines.append(f"| {titles[key]} | {peak:.0f} | {ratio:.2f}x | {growth:.0f} "
-                     f"| {growth_ratio} | {mark} |")
+        lines.append(
+            f"| {titles[key]} | {peak:.0f} | {ratio:.2f}x | {growth:.0f} "
+            f"| {growth_ratio} | {mark} |"
+        )
     return lines
 
 
@@ -277,9 +300,14 @@ def import_time(rounds: int) -> dict[str, Any]:
                 subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
                 if r:  # round 0 writes the caches
                     samples[key].append(time.perf_counter() - t0)
-    proc = _python(["-c", "import sys, asynctrace; "
-                    "print(sorted({m.split('.')[0] for m in sys.modules} & "
-                    "{'opentelemetry', 'grpc', 'google', 'viztracer'}))"])
+    proc = _python(
+        [
+            "-c",
+            "import sys, asynctrace; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'opentelemetry', 'grpc', 'google', 'viztracer'}))",
+        ]
+    )
     result: dict[str, Any] = {key: statistics.median(v) for key, v in samples.items()}
     result["heavy"] = proc.stdout.strip() or proc.stderr.strip()[-200:]
     return result
@@ -291,9 +319,14 @@ def import_time(rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 round (smoke test)")
-    parser.add_argument("--rounds", type=int, default=None, help=f"rounds (default {DEFAULT_ROUNDS})")
-    parser.add_argument("--only", choices=("fanout", "deep", "blog", "scale"),
-                        help="run one workload (and skip memory and import time)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help=f"rounds (default {DEFAULT_ROUNDS})"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("fanout", "deep", "blog", "scale"),
+        help="run one workload (and skip memory and import time)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the raw samples here")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     args = parser.parse_args(argv)
@@ -304,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [args.only] if args.only else list(chosen)
 
     load = os.getloadavg()
-    print(f"# asynctrace bench: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, {rounds} rounds")
+    print(
+        f"# asynctrace bench: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start, {rounds} rounds"
+    )
     all_rows: list[list[Row]] = []
     for name in names:
         workload = chosen[name]
@@ -330,10 +365,13 @@ def main(argv: list[str] | None = None) -> int:
             titles = {m.key: m.title for m in modes}
             mem_out[name] = memory(name, [m.key for m in modes], args.quick)
             print()
-            print(f"## Peak memory, {name} (ru_maxrss of a fresh process per mode: "
-                  "run + stop + export)")
-            for line in memory_section(name, mem_out[name], titles,
-                                       2.0 if name == "fanout" else None):
+            print(
+                f"## Peak memory, {name} (ru_maxrss of a fresh process per mode: "
+                "run + stop + export)"
+            )
+            for line in memory_section(
+                name, mem_out[name], titles, 2.0 if name == "fanout" else None
+            ):
                 print(line)
 
     imports: dict[str, Any] = {}
@@ -343,12 +381,16 @@ def main(argv: list[str] | None = None) -> int:
         over_asyncio = (imports["import"] - imports["asyncio"]) * 1e3
         print()
         print("## Import time (median of 15 fresh processes, bytecode cached)")
-        print(f"- python -c pass: {imports['pass'] * 1e3:.1f} ms; import asyncio: "
-              f"{imports['asyncio'] * 1e3:.1f} ms; import asynctrace: "
-              f"{imports['import'] * 1e3:.1f} ms")
-        print(f"- asynctrace adds {extra:.1f} ms to Python's start "
-              f"(target <= 30 ms: {_mark(extra <= 30)}), {over_asyncio:.1f} ms of it on top of "
-              f"asyncio's own import; OpenTelemetry/gRPC/VizTracer imported: {imports['heavy']}")
+        print(
+            f"- python -c pass: {imports['pass'] * 1e3:.1f} ms; import asyncio: "
+            f"{imports['asyncio'] * 1e3:.1f} ms; import asynctrace: "
+            f"{imports['import'] * 1e3:.1f} ms"
+        )
+        print(
+            f"- asynctrace adds {extra:.1f} ms to Python's start "
+            f"(target <= 30 ms: {_mark(extra <= 30)}), {over_asyncio:.1f} ms of it on top of "
+            f"asyncio's own import; OpenTelemetry/gRPC/VizTracer imported: {imports['heavy']}"
+        )
     load = os.getloadavg()
     print()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
@@ -356,10 +398,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         data = {
             "rows": [
-                {"workload": r.workload.name, "label": r.workload.label, "mode": r.mode.key,
-                 "skipped": r.skipped, "wall": r.wall, "cpu": r.cpu, "wall_ratio": r.wall_ratio,
-                 "cpu_ratio": r.cpu_ratio, "metrics": r.metrics}
-                for rows in all_rows for r in rows
+                {
+                    "workload": r.workload.name,
+                    "label": r.workload.label,
+                    "mode": r.mode.key,
+                    "skipped": r.skipped,
+                    "wall": r.wall,
+                    "cpu": r.cpu,
+                    "wall_ratio": r.wall_ratio,
+                    "cpu_ratio": r.cpu_ratio,
+                    "metrics": r.metrics,
+                }
+                for rows in all_rows
+                for r in rows
             ],
             "memory": mem_out,
             "import": imports,

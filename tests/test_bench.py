@@ -43,7 +43,12 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, json.loads(out.read_text())
@@ -65,7 +70,7 @@ def test_every_workload_has_every_mode(quick_run: tuple[str, dict[str, object]])
 
 
 def test_numbers_parse(quick_run: tuple[str, dict[str, object]]) -> None:
-    for (workload, mode), cells in _rows(quick_run[0]).items():
+    for (_workload, mode), cells in _rows(quick_run[0]).items():
         if cells[2].startswith("n/a ("):
             assert mode not in ("untraced", "asynctrace auto + every await"), cells
             continue
@@ -80,8 +85,14 @@ def test_numbers_parse(quick_run: tuple[str, dict[str, object]]) -> None:
 
 def test_targets_are_marked(quick_run: tuple[str, dict[str, object]]) -> None:
     rows = _rows(quick_run[0])
-    for key in [("fanout", MODES[2]), ("deep", MODES[2]), ("blog", MODES[2]),
-                ("fanout", MODES[3]), ("fanout", MODES[4]), ("scale", SCALE_MODES[3])]:
+    for key in [
+        ("fanout", MODES[2]),
+        ("deep", MODES[2]),
+        ("blog", MODES[2]),
+        ("fanout", MODES[3]),
+        ("fanout", MODES[4]),
+        ("scale", SCALE_MODES[3]),
+    ]:
         assert re.search(r": (MET|MISSED)", rows[key][8]), rows[key]
     # the OTLP export MUST happen off the loop thread, whatever the machine's speed
     assert "export off the loop thread: MET" in rows[("fanout", MODES[4])][8]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -435,3 +436,17 @@ def test_size_and_speed_for_22000_spans(tmp_path: Path) -> None:
     print(f"\n22,004 spans: {size:,} bytes, {size / len(trace):.0f} B/span, {cpu * 1e3:.0f} ms CPU")
     assert size < 6_200_000  # a tenth of VizTracer's 62 MB
     assert cpu < 2.0  # catches a quadratic slip; the number itself is in the report
+
+
+def test_orjson_and_json_write_the_same_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trace = blog_trace()
+    trace.by_id[6].attributes["odd"] = {1, 2}  # not JSON: written as its str()
+    write_chrome_json(trace, tmp_path / "fast.json")  # orjson when installed
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import fails: the json module
+    write_chrome_json(trace, tmp_path / "slow.json")
+    fast = json.loads((tmp_path / "fast.json").read_bytes())
+    slow = json.loads((tmp_path / "slow.json").read_bytes())
+    assert fast == slow
+    assert span_events(slow)[6]["args"]["odd"] == "{1, 2}"

@@ -481,7 +481,7 @@ sys.exit(3)
     [
         ("grpc", "unavailable", "gRPC UNAVAILABLE: receiver told to refuse"),
         ("http/protobuf", "500", "HTTP 500 Internal Server Error"),
-        ("http/protobuf", "503", "Service Unavailable"),
+        ("http/protobuf", "503", "HTTP 503 Service Unavailable"),
     ],
 )
 def test_receiver_errors_count_as_not_sent(protocol: str, mode: str, reason: str) -> None:

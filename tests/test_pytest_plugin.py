@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import textwrap
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,7 +76,9 @@ def test_issue_example_passes_in_virtual_time_with_exact_times(pytester: pytest.
 def test_failing_assertion_reports_relation_timeline_clock_and_json(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, test_fail="""
+    project(
+        pytester,
+        test_fail="""
         import pytest
         import blog_gather
 
@@ -84,23 +86,26 @@ def test_failing_assertion_reports_relation_timeline_clock_and_json(
         async def test_wrong(atrace):
             await blog_gather.main()
             atrace.assert_overlap("task1", "task3")
-    """)
+    """,
+    )
     out = pytester.path / "timelines"
     result = pytester.runpytest_inprocess(f"--asynctrace-json={out}")
     assert outcomes(result) == {"failed": 1}
     path = out / "test_fail.py.test_wrong.trace.json"
-    result.stdout.fnmatch_lines([
-        "E  * task1 ends at 2.000 s, task3 starts at 2.000 s: no overlap (task1 [0.000, 2.000)"
-        " and task3 [2.000, 5.000)); equal times, the recorder saw task1 end (seq *) before"
-        " task3 start (seq *)",
-        "E  * timeline (virtual clock, 0.000 s to 5.000 s, one column = 0.125 s):",
-        "E  *   task1  [0.000, 2.000)  |################........................|",
-        "E  *   task3  [2.000, 5.000)  |................########################|",
-        f"E  * JSON timeline: {path}",
-        "*- asynctrace -*",
-        "clock: virtual (virtual time)",
-        f"JSON timeline: {path}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E  * task1 ends at 2.000 s, task3 starts at 2.000 s: no overlap (task1 [0.000, 2.000)"
+            " and task3 [2.000, 5.000)); equal times, the recorder saw task1 end (seq *) before"
+            " task3 start (seq *)",
+            "E  * timeline (virtual clock, 0.000 s to 5.000 s, one column = 0.125 s):",
+            "E  *   task1  [0.000, 2.000)  |################........................|",
+            "E  *   task3  [2.000, 5.000)  |................########################|",
+            f"E  * JSON timeline: {path}",
+            "*- asynctrace -*",
+            "clock: virtual (asynctrace*s virtual time*",
+            f"JSON timeline: {path}",
+        ]
+    )
     saved = read_chrome_json(path)
     assert {s.name for s in saved.spans} >= {"task1", "task2", "task3", "main"}
     assert saved.clock == "virtual"
@@ -109,7 +114,10 @@ def test_failing_assertion_reports_relation_timeline_clock_and_json(
 def test_unknown_name_fails_listing_spans_and_other_errors_get_a_timeline(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_names="""
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_names="""
         import blog_gather
 
         async def test_typo(atrace):
@@ -119,34 +127,44 @@ def test_unknown_name_fails_listing_spans_and_other_errors_get_a_timeline(
         async def test_plain_assert(atrace):
             await blog_gather.main()
             assert atrace.span("task2").duration == 2.0
-    """)
+    """,
+    )
     result = pytester.runpytest_inprocess()
     assert outcomes(result) == {"failed": 2}
-    result.stdout.fnmatch_lines([
-        "E  * no span matches 'tsk1' (did you mean 'task1'*",
-        "*task: *task1, task2*",
-        "*coroutine: *task3*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E  * no span matches 'tsk1' (did you mean 'task1'*",
+            "*task: *task1, task2*",
+            "*coroutine: *task3*",
+        ]
+    )
     # A failure that is not a TraceAssertionError gets the whole timeline in the section.
-    result.stdout.fnmatch_lines([
-        "*- asynctrace -*",
-        "clock: virtual (virtual time)",
-        "JSON timeline: *test_names.py.test_plain_assert.trace.json",
-        "asynctrace * test_names.py::test_plain_assert * virtual clock",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*- asynctrace -*",
+            "clock: virtual (asynctrace*s virtual time*",
+            "JSON timeline: *test_names.py.test_plain_assert.trace.json",
+            "asynctrace * test_names.py::test_plain_assert * virtual clock",
+        ]
+    )
 
 
 # --- each loop runner ---------------------------------------------------------------------
 
 RUNNERS = {
-    "pytest-asyncio-function": ("", """
+    "pytest-asyncio-function": (
+        "",
+        """
         import pytest, blog_gather
         @pytest.mark.asynctrace(virtual_time=True)
         async def test_it(atrace):
             await blog_gather.main()
             check(atrace)
-    """),
-    "pytest-asyncio-module": ("", """
+    """,
+    ),
+    "pytest-asyncio-module": (
+        "",
+        """
         import pytest, blog_gather
         pytestmark = pytest.mark.asyncio(loop_scope="module")
         async def test_first():
@@ -155,16 +173,22 @@ RUNNERS = {
         async def test_it(atrace):
             await blog_gather.main()
             check(atrace)
-    """),
-    "pytest-asyncio-session": ("", """
+    """,
+    ),
+    "pytest-asyncio-session": (
+        "",
+        """
         import pytest, blog_gather
         @pytest.mark.asyncio(loop_scope="session")
         @pytest.mark.asynctrace(virtual_time=True)
         async def test_it(atrace):
             await blog_gather.main()
             check(atrace)
-    """),
-    "anyio-asyncio": ("", """
+    """,
+    ),
+    "anyio-asyncio": (
+        "",
+        """
         import pytest, blog_gather
         @pytest.fixture
         def anyio_backend():
@@ -174,14 +198,18 @@ RUNNERS = {
         async def test_it(atrace):
             await blog_gather.main()
             check(atrace)
-    """),
-    "asyncio-run": ("", """
+    """,
+    ),
+    "asyncio-run": (
+        "",
+        """
         import asyncio, pytest, blog_gather
         @pytest.mark.asynctrace(virtual_time=True)
         def test_it(atrace):
             asyncio.run(blog_gather.main())
             check(atrace)
-    """),
+    """,
+    ),
 }
 
 CHECK = """
@@ -210,8 +238,9 @@ def test_each_loop_runner_records_the_test_in_virtual_time(
 ) -> None:
     ini, body = RUNNERS[runner]
     extra = "asyncio_mode = strict" if runner == "anyio-asyncio" else ""
-    pytester.makeini(INI.replace("asyncio_mode = auto", extra or "asyncio_mode = auto")
-                     .format(extra=ini))
+    pytester.makeini(
+        INI.replace("asyncio_mode = auto", extra or "asyncio_mode = auto").format(extra=ini)
+    )
     pytester.makepyfile(blog_gather=BLOG_GATHER, test_runner=CHECK + textwrap.dedent(body))
     if "module" in runner or "session" in runner:
         pytester.makeconftest(FACTORY_CONFTEST)
@@ -223,25 +252,32 @@ def test_each_loop_runner_records_the_test_in_virtual_time(
 def test_module_loop_without_factory_fails_clearly_under_virtual_time(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, test_mod="""
+    project(
+        pytester,
+        test_mod="""
         import pytest, blog_gather
         pytestmark = pytest.mark.asyncio(loop_scope="module")
         @pytest.mark.asynctrace(virtual_time=True)
         async def test_it(atrace):
             await blog_gather.main()
-    """)
+    """,
+    )
     result = pytester.runpytest_inprocess()
     assert outcomes(result) == {"errors": 1}
-    result.stdout.fnmatch_lines([
-        "*asynctrace: virtual time was asked for, but test_mod.py::test_it runs on"
-        " pytest-asyncio's module-scoped loop*pytest_asyncio_loop_factories*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*asynctrace: virtual time was asked for, but test_mod.py::test_it runs on"
+            " pytest-asyncio's module-scoped loop*pytest_asyncio_loop_factories*",
+        ]
+    )
 
 
 def test_real_time_records_monotonic_clock_with_real_durations(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, test_real="""
+    project(
+        pytester,
+        test_real="""
         import asyncio
 
         async def short():
@@ -254,7 +290,8 @@ def test_real_time_records_monotonic_clock_with_real_durations(
             atrace.assert_min_concurrency("short", 2)
             for span in atrace.spans("short"):
                 assert 0.04 < span.duration < 1.0
-    """)
+    """,
+    )
     assert outcomes(pytester.runpytest_inprocess()) == {"passed": 1}
 
 
@@ -264,7 +301,10 @@ def test_real_time_records_monotonic_clock_with_real_durations(
 def test_threads_are_waited_for_in_real_time_and_deadlock_fails_at_once(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_vt="""
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_vt="""
         import asyncio, time
 
         def work():
@@ -279,32 +319,78 @@ def test_threads_are_waited_for_in_real_time_and_deadlock_fails_at_once(
 
         async def test_deadlock(atrace):
             await asyncio.Event().wait()
-    """)
+    """,
+    )
     t0 = time.perf_counter()
     result = pytester.runpytest_inprocess()
     assert time.perf_counter() - t0 < 20
     assert outcomes(result) == {"passed": 1, "failed": 1}
-    result.stdout.fnmatch_lines([
-        "E  *VirtualTimeDeadlock: asynctrace virtual time: deadlock at t=0.000 s: no task can"
-        " run*Event.wait*",
-        "*- asynctrace -*",
-        "clock: virtual (virtual time)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E  *VirtualTimeDeadlock: asynctrace virtual time: deadlock at t=0.000 s: no task can"
+            " run*Event.wait*",
+            "*- asynctrace -*",
+            "clock: virtual (asynctrace*s virtual time*",
+        ]
+    )
 
 
 def test_marker_with_a_wrong_argument_is_an_error_naming_the_fix(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, test_mark="""
+    project(
+        pytester,
+        test_mark="""
         import pytest
         @pytest.mark.asynctrace(virtual=True)
         async def test_it(atrace):
             pass
-    """)
+    """,
+    )
     result = pytester.runpytest_inprocess()
     assert outcomes(result) == {"errors": 1}
-    result.stdout.fnmatch_lines(["*@pytest.mark.asynctrace got virtual; it takes one keyword:"
-                                 " virtual_time=True or virtual_time=False*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.asynctrace got virtual; it takes one keyword:"
+            " virtual_time=True or virtual_time=False*"
+        ]
+    )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("looptime") is None, reason="looptime missing")
+def test_looptime_clock_is_recorded_and_mixing_it_with_virtual_time_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    project(
+        pytester,
+        test_lt="""
+        import pytest, time
+        import blog_gather
+
+        @pytest.mark.looptime
+        async def test_looptime(atrace):
+            t0 = time.perf_counter()
+            await blog_gather.main()
+            assert time.perf_counter() - t0 < 1
+            assert atrace.clock == "looptime"
+            atrace.assert_sequential("task1", "task3")
+            assert atrace.span("task3").duration == 3.0
+            assert atrace.span("main").start == 0.0
+
+        @pytest.mark.looptime
+        @pytest.mark.asynctrace(virtual_time=True)
+        async def test_both(atrace):
+            pass
+    """,
+    )
+    result = pytester.runpytest_inprocess()
+    assert outcomes(result) == {"passed": 1, "failed": 1}
+    result.stdout.fnmatch_lines(
+        [
+            "*asynctrace: test_lt.py::test_both asks for both looptime and"
+            " asynctrace's virtual time; use one*"
+        ]
+    )
 
 
 # --- isolation ----------------------------------------------------------------------------
@@ -313,7 +399,10 @@ def test_marker_with_a_wrong_argument_is_an_error_naming_the_fix(
 def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_iso="""
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_iso="""
         import asyncio, inspect
         import blog_gather
         from asynctrace._decorator import is_traced
@@ -337,7 +426,8 @@ def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
             assert not is_traced(blog_gather.main) and not is_traced(helper)
             loop = asyncio.get_running_loop()
             assert type(loop).__name__ != "VirtualTimeLoop"
-    """)
+    """,
+    )
     result = pytester.runpytest_inprocess("-p", "no:randomly")
     assert outcomes(result) == {"passed": 3}, result.stdout.str()
 
@@ -346,7 +436,10 @@ def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
 
 
 def test_keep_all_writes_a_timeline_per_test(pytester: pytest.Pytester) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_keep="""
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_keep="""
         import blog_gather
         async def test_one(atrace):
             await blog_gather.main()
@@ -354,12 +447,15 @@ def test_keep_all_writes_a_timeline_per_test(pytester: pytest.Pytester) -> None:
             await blog_gather.main()
         def test_not_traced():
             pass
-    """)
+    """,
+    )
     out = pytester.path / "tl"
     result = pytester.runpytest_inprocess(f"--asynctrace-json={out}", "--asynctrace-keep=all")
     assert outcomes(result) == {"passed": 3}
     assert sorted(p.name for p in out.iterdir()) == [
-        "test_keep.py.test_one.trace.json", "test_keep.py.test_two.trace.json"]
+        "test_keep.py.test_one.trace.json",
+        "test_keep.py.test_two.trace.json",
+    ]
     trace = read_chrome_json(out / "test_keep.py.test_one.trace.json")
     run = next(s for s in trace.spans if s.kind == "run")
     assert run.name == "test_keep.py::test_one"
@@ -378,13 +474,15 @@ def test_bad_option_values_are_usage_errors_listing_the_valid_values(
     project(pytester, test_x="def test_x(): pass")
     result = pytester.runpytest_inprocess("--asynctrace-keep=some")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--asynctrace-keep: invalid choice: 'some'"
-                                 " (choose from *failed*, *all*)*"])
+    result.stderr.fnmatch_lines(
+        ["*--asynctrace-keep: invalid choice: 'some' (choose from *failed*, *all*)*"]
+    )
     project(pytester, "asynctrace_virtual_time = maybe", test_x="def test_x(): pass")
     result = pytester.runpytest_inprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*asynctrace_virtual_time = 'maybe' is not a boolean;"
-                                 " use true or false*"])
+    result.stderr.fnmatch_lines(
+        ["*asynctrace_virtual_time = 'maybe' is not a boolean; use true or false*"]
+    )
     project(pytester, test_x="def test_x(): pass")
     result = pytester.runpytest_inprocess("--asynctrace-otlp", "test_x.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -392,14 +490,17 @@ def test_bad_option_values_are_usage_errors_listing_the_valid_values(
 
 
 def test_no_asynctrace_skips_atrace_tests_and_leaves_others(pytester: pytest.Pytester) -> None:
-    project(pytester, test_off="""
+    project(
+        pytester,
+        test_off="""
         import asyncio, pytest
         async def test_traced(atrace):
             pass
         @pytest.mark.asynctrace(virtual_time=True)
         async def test_marked():
             assert type(asyncio.get_running_loop()).__name__ != "VirtualTimeLoop"
-    """)
+    """,
+    )
     result = pytester.runpytest_inprocess("--no-asynctrace", "-rs")
     assert outcomes(result) == {"passed": 1, "skipped": 1}
     result.stdout.fnmatch_lines(["*--no-asynctrace: atrace records nothing*"])
@@ -410,10 +511,16 @@ def test_marker_and_options_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.asynctrace(virtual_time=True): *"])
     result = pytester.runpytest_inprocess("--help")
-    result.stdout.fnmatch_lines(["asynctrace: trace asyncio tests as spans:",
-                                 "*--asynctrace-json=DIR*", "*--asynctrace-keep=WHICH*",
-                                 "*--asynctrace-otlp*", "*--no-asynctrace*",
-                                 "*asynctrace_virtual_time*"])
+    result.stdout.fnmatch_lines(
+        [
+            "asynctrace: trace asyncio tests as spans:",
+            "*--asynctrace-json=DIR*",
+            "*--asynctrace-keep=WHICH*",
+            "*--asynctrace-otlp*",
+            "*--no-asynctrace*",
+            "*asynctrace_virtual_time*",
+        ]
+    )
 
 
 # --- OTLP and xdist (subprocesses) --------------------------------------------------------
@@ -436,13 +543,17 @@ def receiver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
     pytester: pytest.Pytester, receiver: Any
 ) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_otlp="""
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_otlp="""
         import blog_gather
         async def test_one(atrace):
             await blog_gather.main()
         async def test_two(atrace):
             await blog_gather.main()
-    """)
+    """,
+    )
     result = pytester.runpytest_subprocess(f"--asynctrace-otlp={receiver.endpoint}")
     assert outcomes(result) == {"passed": 2}
     spans = receiver.spans
@@ -458,15 +569,21 @@ def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist missing")
 def test_parallel_runs_with_xdist_keep_tests_apart(pytester: pytest.Pytester) -> None:
-    tests = "\n".join(f"""
+    tests = "\n".join(
+        f"""
 async def test_{i}(atrace):
     await asyncio.gather(*(work({i}, k) for k in range({i % 3 + 1})))
     assert len(atrace.spans("work", kind="task")) == {i % 3 + 1}
     atrace.assert_max_concurrency("work", {i % 3 + 1})
     assert atrace.span("test_{i}", kind="task")
     assert atrace.trace.end == {i}.0
-""" for i in range(1, 9))
-    project(pytester, "asynctrace_virtual_time = true", test_par=f"""
+"""
+        for i in range(1, 9)
+    )
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_par=f"""
 import asyncio
 
 async def work(seconds, k):
@@ -477,7 +594,8 @@ async def work(seconds, k):
 async def test_fails(atrace):
     await work(1, 0)
     atrace.assert_max_concurrency("work", 0)
-""")
+""",
+    )
     out = pytester.path / "tl"
     result = pytester.runpytest_subprocess("-n", "2", f"--asynctrace-json={out}")
     assert outcomes(result) == {"passed": 8, "failed": 1}, result.stdout.str()
@@ -488,7 +606,9 @@ async def test_fails(atrace):
 
 
 def _example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"asynctrace_example_{name}", EXAMPLES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"asynctrace_example_{name}", EXAMPLES / f"{name}.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -544,8 +664,9 @@ def test_fixture_objects_are_restored_after_the_blog_tests() -> None:
 
 
 def test_timeline_file_name_is_clean() -> None:
-    from asynctrace._pytest_plugin import timeline_name
+    from asynctrace._pytest_output import timeline_name
 
     assert timeline_name("tests/test_a.py::TestX::test_y[1-a/b]") == (
-        "tests_test_a.py.TestX.test_y_1-a_b.trace.json")
+        "tests_test_a.py.TestX.test_y_1-a_b.trace.json"
+    )
     assert json.dumps(timeline_name("x" * 400)).count("x") == 150

@@ -1,6 +1,12 @@
-"""A failing TaskGroup: siblings are cancelled, the ExceptionGroup is uncaught."""
+"""A failing TaskGroup: siblings are cancelled, the ExceptionGroup is uncaught.
+
+TaskGroup cancels its tasks in the order of a set of tasks, which hash by address: that order
+is the program's own nondeterminism, so cancellations are printed sorted.
+"""
 
 import asyncio
+
+cancelled = []
 
 
 async def worker(n):
@@ -11,7 +17,7 @@ async def worker(n):
         print("worker", n, "done")
         return n
     except asyncio.CancelledError:
-        print("worker", n, "cancelled")
+        cancelled.append(n)
         raise
 
 
@@ -40,7 +46,12 @@ async def bad_type():
 
 async def main():
     await caught()
-    await uncaught()
+    print("cancelled:", sorted(cancelled))
+    cancelled.clear()
+    try:
+        await uncaught()
+    finally:
+        print("cancelled:", sorted(cancelled))
 
 
 asyncio.run(main())

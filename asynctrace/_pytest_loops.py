@@ -1,0 +1,131 @@
+"""Which event loop a test runs on, making the loops of one test virtual, and its recording.
+
+Problem: virtual time must apply to the loop the test really runs on, and runners make their
+loops in different places: pytest-asyncio's runner fixtures (with a policy of their own, so
+swapping the current policy is not enough), anyio's runner, ``asyncio.run`` in a sync test.
+
+Solution: while a test that asks for virtual time is set up, run and torn down, the
+``new_event_loop`` of asyncio's base policy class makes a :class:`VirtualTimeLoop`; all those
+runners create their loops through it.  Loops made before the test (pytest-asyncio's module-
+or session-scoped loops) are not changed: the fixture checks them instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.events
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import _instrument
+from ._pytest_atrace import NamespacePatch
+from ._spans import Trace
+from ._tracing import Tracing
+from ._virtual import VirtualTimeLoop
+
+
+class VirtualLoops:
+    """While installed, event loop policies make :class:`VirtualTimeLoop`\\ s.
+
+    Patches ``new_event_loop`` of asyncio's base policy class (what ``asyncio.run``,
+    ``asyncio.Runner``, pytest-asyncio's runners and anyio's runner call): those runners may
+    install their own policy instance, so swapping the current policy is not enough.
+    """
+
+    def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None]) -> None:
+        self._on_new_loop = on_new_loop
+        self._cls: Any = getattr(asyncio.events, "BaseDefaultEventLoopPolicy", None) or getattr(
+            asyncio.events, "_BaseDefaultEventLoopPolicy", None
+        )
+        self._saved: Any = None
+        self._patch: Any = None
+
+    def install(self) -> None:
+        if self._cls is None:
+            return
+        _instrument.install()  # first, so that its own class patch cannot replace ours later
+        self._saved = self._cls.__dict__["new_event_loop"]
+        on_new_loop = self._on_new_loop
+
+        def new_event_loop(policy: Any) -> asyncio.AbstractEventLoop:
+            loop = VirtualTimeLoop()
+            on_new_loop(loop)
+            return loop
+
+        self._patch = new_event_loop
+        self._cls.new_event_loop = new_event_loop
+
+    def restore(self) -> None:
+        if self._patch is not None and self._cls.__dict__.get("new_event_loop") is self._patch:
+            self._cls.new_event_loop = self._saved
+        self._patch = None
+
+
+def asyncio_loop_scope(item: pytest.Item) -> str | None:
+    """The loop scope of a pytest-asyncio test, None for any other test."""
+    try:
+        from pytest_asyncio import is_async_test
+    except ImportError:
+        return None
+    if not is_async_test(item):
+        return None
+    return str(getattr(item, "_loop_scope", "function"))
+
+
+def asyncio_test_loop(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoop | None:
+    """The loop pytest-asyncio will run this test on (made now if not yet), else None."""
+    scope = asyncio_loop_scope(request.node)
+    if scope is None:
+        return None
+    try:
+        runner = request.getfixturevalue(f"_{scope}_scoped_runner")
+        loop = runner.get_loop()
+    except (pytest.FixtureLookupError, AttributeError):  # another pytest-asyncio layout
+        return None
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+class RunState:
+    """What the plugin knows of one test: its virtual loops, its tracing and its outputs."""
+
+    def __init__(self, item: pytest.Item, virtual: bool) -> None:
+        self.item = item
+        self.virtual = virtual
+        self.loops: list[VirtualTimeLoop] = []
+        self.tracing: Tracing | None = None
+        self.bound = False
+        self.patch: NamespacePatch | None = None
+        self.virtual_loops = VirtualLoops(self._on_new_loop) if virtual else None
+        self.trace: Trace | None = None
+        self.json_path: str | None = None
+        self.json_dir: Path | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # pytest-asyncio's, if any
+
+    def _on_new_loop(self, loop: VirtualTimeLoop) -> None:
+        self.loops.append(loop)
+        if self.tracing is not None and self.tracing.active:
+            self.bind(loop)
+
+    def bind(self, loop: asyncio.AbstractEventLoop, clock: str = "virtual") -> None:
+        """Record on ``loop``'s clock: exact loop time if nothing was recorded yet."""
+        assert self.tracing is not None
+        recorder = self.tracing.recorder
+        if not self.bound and not recorder.records:
+            recorder.use_clock(loop.time, clock)
+            recorder.origin = loop.time()
+        else:
+            offset = recorder.clock() - loop.time()
+            recorder.use_clock(lambda: loop.time() + offset, clock)
+        self.bound = True
+
+    def stop(self) -> Trace | None:
+        """Stop recording (idempotent); returns the final trace."""
+        if self.tracing is not None and self.trace is None:
+            self.trace = self.tracing.stop()
+        if self.patch is not None:
+            self.patch.restore()
+            self.patch = None
+        return self.trace
