@@ -24,7 +24,8 @@ from ._tracing import Tracing, report
 USAGE_ERROR = 2
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # `run` options that take a value as the next word (everything else is a flag).
-_VALUE_OPTIONS = {"--json", "--blocked-threshold", "--html", "--width", "--max-spans"}
+_VALUE_OPTIONS = {"--json", "--blocked-threshold", "--html", "--width", "--max-spans",
+                  "--otlp-protocol", "--otlp-json", "--service-name"}
 
 
 class UsageError(Exception):
@@ -47,6 +48,16 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-json", action="store_true", help="do not write a JSON timeline")
     parser.add_argument("--html", metavar="PATH",
                         help="also write a self-contained HTML timeline page here")
+    parser.add_argument("--otlp", nargs="?", const="", metavar="ENDPOINT",
+                        help="send the trace over OTLP (write --otlp=URL for an endpoint; "
+                             "default: OTEL_EXPORTER_OTLP_* variables, else localhost:4317)")
+    parser.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf"),
+                        help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
+    parser.add_argument("--otlp-json", metavar="PATH",
+                        help="write the trace as an OTLP/JSON file (Jaeger UI opens it)")
+    parser.add_argument("--service-name", metavar="NAME",
+                        help="OpenTelemetry service.name (default: OTEL_SERVICE_NAME, else "
+                             "the script's or module's name)")
     parser.add_argument("--virtual-time", action="store_true",
                         help="virtual clock: sleeps take no real time, durations stay exact")
     parser.add_argument("--blocked-threshold", type=float, default=0.1, metavar="SECONDS",
@@ -162,16 +173,25 @@ def run(argv: Sequence[str]) -> int:
         _check_writable(json_path, "--json")
     if options.html is not None:
         _check_writable(options.html, "--html")
+    if options.otlp_json is not None:
+        _check_writable(options.otlp_json, "--otlp-json")
     outputs = () if options.html is None else (_html_output(options.html, target),)
 
-    tracing = Tracing(
-        name=os.path.basename(target),
-        json=json_path,
-        outputs=outputs,
-        virtual_time=options.virtual_time,
-        blocked_threshold=options.blocked_threshold,
-        max_spans=options.max_spans,
-    )
+    try:
+        tracing = Tracing(
+            name=os.path.basename(target),
+            json=json_path,
+            outputs=outputs,
+            otlp=options.otlp,
+            otlp_protocol=options.otlp_protocol,
+            otlp_json=options.otlp_json,
+            service_name=options.service_name,
+            virtual_time=options.virtual_time,
+            blocked_threshold=options.blocked_threshold,
+            max_spans=options.max_spans,
+        )
+    except ValueError as exc:  # a bad OTEL_* variable or flag value
+        raise UsageError(str(exc)) from None
     finder = _autotrace.install_finder(
         [os.path.dirname(os.path.abspath(script))] if script else [os.getcwd()]
     )
@@ -207,10 +227,11 @@ def run(argv: Sequence[str]) -> int:
     finally:
         _autotrace.remove_finder(finder)
         _flush_stdout()
-        trace = tracing.stop()
+        trace = tracing.stop(wait=False)
         _show(trace, options, json_path)
         if options.html is not None and os.path.exists(options.html):
             report(f"HTML timeline: {options.html}")
+        tracing.wait_exports()
     if interrupted:
         # As python does: die of SIGINT so the parent sees the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)

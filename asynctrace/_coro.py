@@ -54,6 +54,9 @@ blocked_threshold: float = 0.1
 record_awaits: bool = True
 active: bool = False
 track_root: Callable[[TaskRoot], None] = lambda root: None
+# Set while OpenTelemetry context is bridged (_otel.py): make a recorded span current / undo.
+otel_attach: Callable[[int], object] | None = None
+otel_detach: Callable[[object], None] | None = None
 run_sid: int = 0
 
 # The TaskRoot of the task running now: set in each task's own context when the task is

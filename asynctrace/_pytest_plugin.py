@@ -264,12 +264,12 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
         state.bind(loop)
     elif state.loops:
         state.bind(state.loops[-1])
+    tracing.start()  # raises, naming it, if something else is tracing already
     rootdir = str(request.config.rootpath)
     module = getattr(item, "module", None)
     patch = NamespacePatch(default_roots(rootdir, getattr(module, "__file__", None)))
-    patch.apply(patch.program_modules([module] if module is not None else []))
     state.patch = patch
-    tracing.start()
+    patch.apply(patch.program_modules([module] if module is not None else []))
     try:
         yield ATrace(tracing, item.nodeid)
     finally:

@@ -200,15 +200,15 @@ def render_timeline(
     wall = t1 - t0
     scale, unit = _unit(wall)
     points = activity(trace)
-    ends = [t for t, _, _ in points[1:]] + [t1]
+    ends = [t for t, _, _ in points[1:]] + [t1] if points else []
     overlap = sum(
         end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
     )
     parts = [
         f"wall {_num(wall, scale)} {unit}",
         f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})",
-        f"{len(tasks):,} tasks",
-        f"{len(trace.spans):,} spans",
+        _count(len(tasks), "task"),
+        _count(len(trace.spans), "span"),
     ]
     if trace.dropped:
         parts.append(f"{trace.dropped:,} dropped")
@@ -244,6 +244,10 @@ def render_timeline(
     lines.append(pad + axis)
     lines.append((pad + labels).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _wrap(parts: list[str], sep: str, width: int) -> list[str]:

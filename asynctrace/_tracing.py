@@ -39,6 +39,12 @@ class Tracing:
         name: the run span's name (the script, module or test).
         json: write a Chrome Trace Event JSON timeline (Perfetto) here at stop.
         outputs: more callables given the finished Trace at stop (exporters).
+        otlp: send the trace over OTLP at stop: an endpoint URL, or ``""`` for the one the
+            ``OTEL_EXPORTER_OTLP_*`` variables name (default ``localhost:4317``, gRPC).
+        otlp_protocol: ``grpc`` or ``http/protobuf`` (default: the variables', else gRPC).
+        otlp_json: write the trace as an OTLP/JSON file here at stop.
+        service_name: the OpenTelemetry ``service.name`` (default: ``OTEL_SERVICE_NAME``, else
+            the run's name).
         virtual_time: run event loops created while tracing on the virtual clock.
         blocked_threshold: seconds a loop step may run before it is a ``blocked`` span.
         record_awaits: False keeps tasks, coroutines and gathers but no await spans.
@@ -51,6 +57,10 @@ class Tracing:
         name: str = "asynctrace",
         json: str | None = None,
         outputs: tuple[Output, ...] = (),
+        otlp: str | None = None,
+        otlp_protocol: str | None = None,
+        otlp_json: str | None = None,
+        service_name: str | None = None,
         virtual_time: bool = False,
         blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
         record_awaits: bool = True,
@@ -68,6 +78,17 @@ class Tracing:
         )
         self._trace: Trace | None = None
         self._virtual: Any = None
+        self._bridge: Any = None
+        self._exports: list[Any] = []
+        self.otlp_json = otlp_json
+        self.otlp = None
+        if otlp is not None:
+            from ._otlp_config import otlp_settings
+
+            self.otlp = otlp_settings(endpoint=otlp or None, protocol=otlp_protocol,
+                                      service_name=service_name,
+                                      default_service=_service_default(name))
+        self.service_name = service_name
 
     @property
     def active(self) -> bool:
@@ -86,12 +107,50 @@ class Tracing:
             from ._virtual import install_virtual_time
 
             self._virtual = install_virtual_time(self.recorder)
+        if self.otlp is not None or self.otlp_json is not None or "opentelemetry" in sys.modules:
+            self._start_bridge()
         self.recorder.activate()
         _active = self
         return self
 
-    def stop(self) -> Trace:
-        """Stop recording, build the trace, write the outputs; returns the trace."""
+    def _start_bridge(self) -> None:
+        """Join OpenTelemetry: ids known now, live parents for other spans, delivery at stop."""
+        from ._otel import OtelBridge
+
+        deliver = []
+        if self.otlp is not None:
+            from ._otlp import OtlpExport
+
+            export = OtlpExport(self.otlp)
+            self._exports.append(export)
+            deliver.append(lambda trace, bridge: export.submit(
+                trace, trace_id=bridge.trace_id, span_id_base=bridge.span_id_base,
+                parent_context=bridge.parent_context))
+        if self.otlp_json is not None:
+            deliver.append(self._write_otlp_json)
+        self._bridge = OtelBridge(tuple(deliver))
+        self._bridge.start()
+
+    def _write_otlp_json(self, trace: Trace, bridge: Any) -> None:
+        from ._otlp import write_otlp_json
+        from ._otlp_config import otlp_resource
+
+        path = str(self.otlp_json)
+        try:
+            write_otlp_json(trace, path, resource=otlp_resource(
+                self.service_name, default_service=_service_default(self.name)),
+                trace_id=bridge.trace_id, span_id_base=bridge.span_id_base,
+                parent_context=bridge.parent_context)
+        except OSError as exc:
+            report(f"could not write the OTLP JSON file {path!r}: {exc.strerror or exc}")
+
+    def stop(self, *, wait: bool = True) -> Trace:
+        """Stop recording, build the trace, write the outputs; returns the trace.
+
+        Args:
+            wait: wait (bounded by the OTLP timeout) until OTLP exports are delivered; with
+                False, call :meth:`wait_exports` later.
+        """
         global _active
         if _active is self:
             self.recorder.deactivate()
@@ -99,9 +158,20 @@ class Tracing:
             if self._virtual is not None:
                 self._virtual.restore()
                 self._virtual = None
+            if self._bridge is not None:
+                self._bridge.stop()
             self._trace = build_trace(self.recorder)
             self._write_outputs(self._trace)
+            if self._bridge is not None:
+                self._bridge.publish(self._trace)
+        if wait:
+            self.wait_exports()
         return self.trace
+
+    def wait_exports(self) -> None:
+        """Wait, bounded, for OTLP exports in flight; a failure is one line on stderr."""
+        while self._exports:
+            self._exports.pop().close()
 
     def _write_outputs(self, trace: Trace) -> None:
         if self.json is not None:
@@ -140,6 +210,11 @@ class Tracing:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _service_default(name: str) -> str:
+    """The service name for a run named after a script (``gather.py`` -> ``gather``)."""
+    return name[:-3] if name.endswith(".py") else name
 
 
 def tracing(**options: Any) -> Tracing:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asynctrace._chrome import (
     MARKER_CAT,
@@ -450,3 +452,39 @@ def test_orjson_and_json_write_the_same_document(
     slow = json.loads((tmp_path / "slow.json").read_bytes())
     assert fast == slow
     assert span_events(slow)[6]["args"]["odd"] == "{1, 2}"
+
+
+@st.composite
+def random_traces(draw: st.DrawFn) -> Trace:
+    """Spans on three rows with arbitrary (sub-nanosecond, overlapping, tied) times."""
+    times = st.floats(0, 2, allow_nan=False).map(lambda x: round(x, draw(st.integers(3, 12))))
+    spans = []
+    for sid in range(1, draw(st.integers(1, 25)) + 1):
+        a, b = sorted((draw(times), draw(times)))
+        track = 1 if sid == 1 else draw(st.sampled_from([1, 2, 3]))
+        kind = "task" if sid in (1, 2, 3) else draw(st.sampled_from(["await", "coroutine"]))
+        parent = None if sid == 1 else draw(st.integers(1, sid - 1))
+        spans.append(Span(sid, parent, kind, f"s{sid}", a, b, track, start_seq=sid, end_seq=sid))
+    return Trace(spans)
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_traces())
+def test_any_trace_nests_and_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, trace: Trace
+) -> None:
+    doc = to_chrome(trace)
+    check_nesting(doc)
+    assert all(e["ts"] >= 0 for e in doc["traceEvents"] if "ts" in e)
+    path = tmp_path_factory.mktemp("h") / "t.json"
+    write_chrome_json(trace, path)
+    back = read_chrome_json(path)
+    for old in trace:
+        new = back.by_id[old.span_id]
+        assert abs(new.start - old.start) <= 1e-6 and abs(new.end - old.end) <= 1e-6
+        assert (new.parent_id, new.kind, new.track, new.name) == (
+            old.parent_id,
+            old.kind,
+            old.track,
+            old.name,
+        )

@@ -717,3 +717,86 @@ def test_jaeger_reads_the_otlp_json_file(jaeger: Any, tmp_path: Path) -> None:
         }
     ]
     assert spans["task3"]["startTime"] == (EPOCH_NS + 2_000_000_000) // 1000
+
+
+# --- end to end: `asynctrace run --otlp` ---------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-json",
+         "--no-timeline", *args],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+
+
+def test_asynctrace_run_otlp_delivers_the_gather_example(receiver: Any) -> None:
+    protocol = "grpc" if isinstance(receiver, otlp_receiver.GrpcReceiver) else "http/protobuf"
+    proc = run_cli(f"--otlp={receiver.endpoint}", "--otlp-protocol", protocol,
+                   str(EXAMPLES / "gather.py"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.splitlines()[-1] == "Task 3 complete"
+    assert len(receiver.spans) == 10
+    spans = {s.name: s for s in receiver.spans if s.attributes["asynctrace.kind"] != "await"}
+    spans.update({s.name: s for s in receiver.spans if s.name.startswith("asyncio.sleep")})
+    assert spans["main"].parent_id == spans["gather.py"].span_id
+    assert spans["task1"].parent_id == spans["gather(task1, task2)"].span_id
+    assert spans["asyncio.sleep(3)"].parent_id == spans["task3"].span_id
+    assert len({s.trace_id for s in receiver.spans}) == 1
+
+
+def test_asynctrace_run_otlp_reads_the_standard_variables(receiver: Any) -> None:
+    protocol = "grpc" if isinstance(receiver, otlp_receiver.GrpcReceiver) else "http/protobuf"
+    base = receiver.endpoint.removesuffix("/v1/traces")  # the general variable takes a base URL
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": base,
+           "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_SERVICE_NAME": "from-env",
+           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20s3cret"}
+    proc = run_cli("--otlp", str(EXAMPLES / "coroutine.py"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout
+    assert receiver.spans, "spans arrived"
+    assert any(h.get("authorization") == "Bearer s3cret" for h in receiver.headers)
+
+
+def test_asynctrace_run_with_a_dead_endpoint_warns_once_and_keeps_the_exit_status(
+    tmp_path: Path,
+) -> None:
+    program = tmp_path / "exits3.py"
+    program.write_text("import asyncio, sys\n"
+                       "async def main():\n    await asyncio.sleep(1)\n    print('done')\n"
+                       "asyncio.run(main())\nsys.exit(3)\n")
+    json_path = tmp_path / "t.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-timeline",
+         "--json", str(json_path), f"--otlp={dead_endpoint()}", str(program)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert (proc.returncode, proc.stdout) == (3, "done\n")
+    warnings = [line for line in proc.stderr.splitlines() if "OTLP" in line]
+    assert len(warnings) == 1 and "spans not sent" in warnings[0]
+    assert json_path.is_file(), "the JSON timeline is still written"
+
+
+def test_jaeger_shows_asynctrace_run_of_the_gather_example(jaeger: Any) -> None:
+    service = f"gather-run-{os.getpid()}"
+    epoch = time.time_ns()
+    proc = run_cli(f"--otlp={jaeger.otlp_grpc}", "--service-name", service,
+                   str(EXAMPLES / "gather.py"))
+    assert proc.returncode == 0, proc.stderr
+    (trace,) = _jaeger_traces(jaeger, service, epoch, 10)
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    by_id = {s["spanID"]: s["operationName"] for s in trace["spans"]}
+
+    def parent(name: str) -> str | None:
+        refs = spans[name]["references"]
+        return by_id.get(refs[0]["spanID"]) if refs else None
+
+    assert parent("task1") == parent("task2") == "gather(task1, task2)"
+    assert parent("task3") == "main" and parent("main") == "gather.py"
+    t1, t2, t3 = spans["task1"], spans["task2"], spans["task3"]
+    assert t1["startTime"] == t2["startTime"]  # side by side
+    assert t3["startTime"] >= t1["startTime"] + t1["duration"]  # after both
+    assert t1["duration"] == 2_000_000 and t3["duration"] == 3_000_000  # exact, virtual time

@@ -124,6 +124,13 @@ def test_control_characters_cannot_reach_the_terminal() -> None:
     assert sanitize("ok name") == "ok name"
 
 
+def test_a_run_without_tasks() -> None:
+    trace = Trace([Span(1, None, "run", "plain.py", 0.0, 0.25, 1)])
+    text = render_timeline(trace)
+    assert "wall 250.000 ms · overlap 0.000 ms (0%) · 0 tasks · 1 span" in text
+    assert "run plain.py" in text
+
+
 def test_empty_trace_and_bad_arguments() -> None:
     assert "no spans recorded" in render_timeline(Trace([]))
     with pytest.raises(ValueError, match="width=10"):

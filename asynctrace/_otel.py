@@ -1,0 +1,157 @@
+"""Living inside OpenTelemetry: one trace id per run, live parents for other spans, delivery.
+
+Problem: building live SDK spans on every await costs ~14x on fanout, yet spans that the
+program or other instrumentation (an HTTP client, a database driver) create inside a traced
+coroutine must become children of that coroutine's span, in the same trace, and a span current
+when tracing starts must become the run's parent.
+
+Solution: :class:`OtelBridge` decides the run's trace id and the base of its span ids when
+tracing starts (from the current span, else from a ``TRACEPARENT`` variable that a parent
+process under asynctrace passed down, else new), so the OpenTelemetry id of every recorded span
+is known at once (:func:`~asynctrace._otlp.otel_span_id`).  While a traced call or task runs,
+a ``NonRecordingSpan`` carrying that id is the current span: other spans get it as parent and
+nothing is built on the hot path.  Child processes started with ``asyncio.create_subprocess_*``
+get ``TRACEPARENT`` naming the span that started them.  At stop, the recorded spans are built
+once and delivered off the event loop: to the OTLP exporter asked for, to an OTLP JSON file,
+and to the program's own global SDK ``TracerProvider`` when it set one.
+
+Importing this module imports the OpenTelemetry API; it is imported only when needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from . import _coro
+from ._otlp import new_span_id_base, new_trace_id, otel_span_id
+from ._spans import Trace
+
+TRACEPARENT = "TRACEPARENT"
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _parse_traceparent(value: str) -> SpanContext | None:
+    """The span context of a W3C ``traceparent`` value, or None when it is malformed."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+
+
+def _starting_parent() -> SpanContext | None:
+    current = otel_trace.get_current_span().get_span_context()
+    if current.is_valid:
+        return current
+    return _parse_traceparent(os.environ.get(TRACEPARENT, ""))
+
+
+class OtelBridge:
+    """The OpenTelemetry side of one traced run; see the module docstring.
+
+    Args:
+        deliver: callables given ``(trace, bridge)`` at stop (the OTLP exporter, the JSON file).
+    """
+
+    def __init__(self, deliver: tuple[Callable[[Trace, OtelBridge], None], ...] = ()) -> None:
+        self.parent_context = _starting_parent()
+        self.trace_id = (self.parent_context.trace_id if self.parent_context is not None
+                         else new_trace_id())
+        self.span_id_base = new_span_id_base()
+        self.deliver = deliver
+        self._orig_exec: Any = None
+        self._orig_shell: Any = None
+
+    def span_context(self, sid: int) -> SpanContext:
+        """The OpenTelemetry span context of recorded span ``sid``."""
+        return SpanContext(self.trace_id, otel_span_id(self.span_id_base, sid), False, _SAMPLED)
+
+    def attach(self, sid: int) -> object:
+        """Make recorded span ``sid`` the current OpenTelemetry span; returns the detach token.
+
+        Called on the loop thread when a traced call or a task starts.
+        """
+        span = NonRecordingSpan(self.span_context(sid))
+        return otel_context.attach(otel_trace.set_span_in_context(span))
+
+    @staticmethod
+    def detach(token: object) -> None:
+        """Undo :meth:`attach` (same task, same context)."""
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    def traceparent(self) -> str:
+        """``traceparent`` of the span running now (the run's outside any task)."""
+        parent, _track = _coro.current_parent()
+        context = self.span_context(parent)
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
+
+    def start(self) -> None:
+        """Make recorded spans current while they run; pass trace context to child processes."""
+        _coro.otel_attach = self.attach
+        _coro.otel_detach = self.detach
+        self._orig_exec = asyncio.create_subprocess_exec
+        self._orig_shell = asyncio.create_subprocess_shell
+        asyncio.create_subprocess_exec = self._with_traceparent(self._orig_exec)
+        asyncio.create_subprocess_shell = self._with_traceparent(self._orig_shell)
+
+    def stop(self) -> None:
+        """Undo :meth:`start`."""
+        _coro.otel_attach = None
+        _coro.otel_detach = None
+        if self._orig_exec is not None:
+            asyncio.create_subprocess_exec = self._orig_exec
+            asyncio.create_subprocess_shell = self._orig_shell
+
+    def _with_traceparent(self, create: Any) -> Any:
+        async def create_subprocess(*args: Any, **kwargs: Any) -> Any:
+            env = kwargs.get("env")
+            kwargs["env"] = {**(os.environ if env is None else env),
+                             TRACEPARENT: self.traceparent()}
+            return await create(*args, **kwargs)
+
+        create_subprocess.__wrapped__ = create  # type: ignore[attr-defined]
+        return create_subprocess
+
+    def publish(self, trace: Trace) -> None:
+        """Deliver the finished trace everywhere it is due; failures are reported, not raised."""
+        from ._tracing import report
+
+        for deliver in self.deliver:
+            try:
+                deliver(trace, self)
+            except Exception as exc:  # a destination MUST NOT break the program or the others
+                report(f"OpenTelemetry delivery failed: {exc}")
+        try:
+            self._to_global_provider(trace)
+        except Exception as exc:
+            report(f"could not hand the spans to the program's TracerProvider: {exc}")
+
+    def _to_global_provider(self, trace: Trace) -> None:
+        """Hand the spans to the program's own SDK TracerProvider, when it set one."""
+        if "opentelemetry.sdk.trace" not in sys.modules:
+            return
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from ._otlp import to_readable_spans
+
+        provider = otel_trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            return
+        processor = provider._active_span_processor
+        for span in to_readable_spans(trace, resource=provider.resource, trace_id=self.trace_id,
+                                      span_id_base=self.span_id_base,
+                                      parent_context=self.parent_context):
+            processor.on_end(span)

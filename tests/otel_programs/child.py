@@ -1,0 +1,8 @@
+import asyncio
+
+
+async def work():
+    await asyncio.sleep(0)
+
+
+asyncio.run(work())
