@@ -51,7 +51,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--otlp", nargs="?", const="", metavar="ENDPOINT",
                         help="send the trace over OTLP (write --otlp=URL for an endpoint; "
                              "default: OTEL_EXPORTER_OTLP_* variables, else localhost:4317)")
-    parser.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf"),
+    parser.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http"),
                         help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
     parser.add_argument("--otlp-json", metavar="PATH",
                         help="write the trace as an OTLP/JSON file (Jaeger UI opens it)")
