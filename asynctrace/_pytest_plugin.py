@@ -235,8 +235,7 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
     See docs/testing.md.  Skipped with ``--no-asynctrace``.
     """
     from ._pytest_atrace import ATrace, NamespacePatch, default_roots
-    from ._pytest_loops import RunState, asyncio_loop_scope, asyncio_test_loop
-    from ._tracing import Tracing
+    from ._pytest_loops import RunState, TestTracing, asyncio_loop_scope, asyncio_test_loop
     from ._virtual import VirtualTimeLoop
 
     item = request.node
@@ -258,7 +257,7 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
             pytrace=False,
         )
     state.json_dir = _json_dir(settings, request)
-    tracing = Tracing(name=item.nodeid)
+    tracing = TestTracing(name=item.nodeid)
     state.tracing = tracing
     if isinstance(loop, VirtualTimeLoop):
         state.bind(loop)

@@ -161,6 +161,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._vt_foreign_threads():
             limit = _THREAD_POLL if timeout is None else min(timeout, _THREAD_POLL)
             return self._vt_wait_real(select, timeout, limit)
+        # A thread's last act may have been to wake the loop (call_soon_threadsafe) after the
+        # first look and before it was seen to end: look once more before jumping.
+        events = select(0)
+        if events:
+            return events
         if timeout is not None:
             self._vt_jump(timeout)
             return []

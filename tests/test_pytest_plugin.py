@@ -432,6 +432,38 @@ def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
     assert outcomes(result) == {"passed": 3}, result.stdout.str()
 
 
+def test_global_opentelemetry_provider_is_left_alone(pytester: pytest.Pytester) -> None:
+    project(
+        pytester,
+        "asynctrace_virtual_time = true",
+        test_otel="""
+        import pytest
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import blog_gather
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+
+        async def test_traced(atrace):
+            with trace.get_tracer("mine").start_as_current_span("my-span") as span:
+                await blog_gather.main()
+            assert not span.parent  # no asynctrace span became the current span
+            atrace.assert_overlap("task1", "task2")
+
+        def test_only_my_span_reached_the_provider():
+            assert [s.name for s in exporter.get_finished_spans()] == ["my-span"]
+            assert trace.get_tracer_provider() is provider
+    """,
+    )
+    result = pytester.runpytest_inprocess("-p", "no:randomly")
+    assert outcomes(result) == {"passed": 2}, result.stdout.str()
+
+
 # --- options ------------------------------------------------------------------------------
 
 
