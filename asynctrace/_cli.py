@@ -260,9 +260,9 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> N
         try:
             from ._terminal import render_timeline
 
-            width = options.width or shutil.get_terminal_size((100, 24)).columns
+            width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
             color = bool(getattr(sys.stderr, "isatty", lambda: False)())
-            sys.stderr.write(render_timeline(trace, width=width, color=color) + "\n")
+            sys.stderr.write(render_timeline(trace, width=width, color=color))
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
             report(f"could not draw the terminal timeline: {exc}")
     if json_path is not None and os.path.exists(json_path):
@@ -298,8 +298,8 @@ def view(argv: Sequence[str]) -> int:
                              "choose a path you can write to") from None
         report(f"HTML timeline: {options.output}")
         return 0
-    width = options.width or shutil.get_terminal_size((100, 24)).columns
-    print(render_timeline(trace, width=width, color=sys.stdout.isatty()))
+    width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
+    sys.stdout.write(render_timeline(trace, width=width, color=sys.stdout.isatty()))
     return 0
 
 

@@ -479,7 +479,7 @@ sys.exit(3)
 @pytest.mark.parametrize(
     ("protocol", "mode", "reason"),
     [
-        ("grpc", "unavailable", "gRPC UNAVAILABLE: receiver told to refuse"),
+        ("grpc", "unavailable", "UNAVAILABLE"),
         ("http/protobuf", "500", "HTTP 500 Internal Server Error"),
         ("http/protobuf", "503", "HTTP 503 Service Unavailable"),
     ],
@@ -491,7 +491,10 @@ def test_receiver_errors_count_as_not_sent(protocol: str, mode: str, reason: str
     finally:
         r.stop()
     assert r.attempts >= 1 and r.requests == []
-    assert (report.sent, report.not_sent, report.reason) == (0, 9, reason)
+    assert (report.sent, report.not_sent) == (0, 9)
+    # gRPC retries: under load the bounded wait may end on the retry message or the final one;
+    # both name the status.
+    assert report.reason is not None and reason in report.reason
     assert err.count("\n") == 1 and reason in err
 
 

@@ -225,7 +225,7 @@ def check(atrace):
 # Module- and session-scoped loops exist before the test: they are virtual through
 # pytest-asyncio's loop factory hook, which asynctrace documents for that case.
 FACTORY_CONFTEST = """
-from asynctrace._virtual import VirtualTimeLoop
+from asynctrace import VirtualTimeLoop
 
 def pytest_asyncio_loop_factories(config, item):
     return {"virtual": VirtualTimeLoop}
