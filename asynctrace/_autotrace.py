@@ -105,9 +105,15 @@ class ProgramFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        search = list(self.roots) if path is None else [
-            p for p in path if any(os.path.join(os.path.abspath(p), "").startswith(r) for r in self.roots)
-        ]
+        search = (
+            list(self.roots)
+            if path is None
+            else [
+                p
+                for p in path
+                if any(os.path.join(os.path.abspath(p), "").startswith(r) for r in self.roots)
+            ]
+        )
         if not search:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, search, target)
@@ -158,11 +164,7 @@ def trace_module(module: types.ModuleType) -> int:
 def _wrappable(obj: object) -> bool:
     import inspect
 
-    return (
-        inspect.isfunction(obj)
-        and inspect.iscoroutinefunction(obj)
-        and not is_traced(obj)
-    )
+    return inspect.isfunction(obj) and inspect.iscoroutinefunction(obj) and not is_traced(obj)
 
 
 def compile_script(path: str) -> types.CodeType:

@@ -103,22 +103,58 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
         call = root._top
         while call is not root:
             if call._sid != root._sid:  # a call merged into its task has no span of its own
-                records.append((K_CORO, call._sid, call._parent, root._sid, call._start, now,
-                                recorder.next_seq(), call._info, None, 0, unfinished, None))
+                records.append(
+                    (
+                        K_CORO,
+                        call._sid,
+                        call._parent,
+                        root._sid,
+                        call._start,
+                        now,
+                        recorder.next_seq(),
+                        call._info,
+                        None,
+                        0,
+                        unfinished,
+                        None,
+                    )
+                )
             call = call._outer
         pending = root._pending
         if pending is not None and pending is not _coro._NOT_STARTED:
             what = pending[7]
             if what.__class__ is not CodeType and what.__class__ is not float:
                 what = _coro._reduce_awaited(what)
-            records.append(tuple(pending[:5]) + (now, recorder.next_seq(), what)
-                           + tuple(pending[8:10]) + (unfinished, None))
-        records.append((K_TASK, root._sid, root._parent, root._sid, root._start, now,
-                        recorder.next_seq(),
-                        root._info, None, 0, unfinished, root._task_name()))
+            records.append(
+                (
+                    *tuple(pending[:5]),
+                    now,
+                    recorder.next_seq(),
+                    what,
+                    *tuple(pending[8:10]),
+                    unfinished,
+                    None,
+                )
+            )
+        records.append(
+            (
+                K_TASK,
+                root._sid,
+                root._parent,
+                root._sid,
+                root._start,
+                now,
+                recorder.next_seq(),
+                root._info,
+                None,
+                0,
+                unfinished,
+                root._task_name(),
+            )
+        )
     for sid, rec in list(_instrument.open_gathers.items()):
         if sid > recorder.run_sid:
-            records.append(rec[:5] + (now, recorder.next_seq()) + rec[7:10] + (unfinished, None))
+            records.append((*rec[:5], now, recorder.next_seq(), *rec[7:10], unfinished, None))
     return records
 
 
@@ -144,7 +180,7 @@ def build_trace(recorder: Recorder) -> Trace:
     for rec in records:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
         state, error, attrs = _status(status)
-        if kind == K_TASK or kind == K_CORO:
+        if kind in (K_TASK, K_CORO):
             name, fn_attrs = _fn_attributes(what)
             attrs.update(fn_attrs)
             if kind == K_TASK:
@@ -186,8 +222,12 @@ def build_trace(recorder: Recorder) -> Trace:
     for span, what in awaits:
         _name_await(span, what, spans)
     _merge_wait_for_timeouts([span for span, _ in awaits], spans)
-    return Trace(list(spans.values()), clock=recorder.clock_name,
-                 epoch_ns=recorder.epoch_ns, dropped=recorder.dropped)
+    return Trace(
+        list(spans.values()),
+        clock=recorder.clock_name,
+        epoch_ns=recorder.epoch_ns,
+        dropped=recorder.dropped,
+    )
 
 
 def _name_await(span: Span, what: Any, spans: dict[int, Span]) -> None:
@@ -236,8 +276,9 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
         ):
             before.end, before.end_seq = span.end, span.end_seq
             before.status, before.error = "timeout", "TimeoutError: the timeout expired"
-            before.attributes.update({"exception.type": "TimeoutError",
-                                      "exception.message": "the timeout expired"})
+            before.attributes.update(
+                {"exception.type": "TimeoutError", "exception.message": "the timeout expired"}
+            )
             del spans[span.span_id]
             previous[span.parent_id] = before
 
@@ -249,5 +290,5 @@ def _summarize(names: Any) -> str:
         counts[name] = counts.get(name, 0) + 1
     parts = [name if n == 1 else f"{name} × {n}" for name, n in counts.items()]
     if len(parts) > 4:
-        parts = parts[:4] + [f"… {len(parts) - 4} more"]
+        parts = [*parts[:4], f"… {len(parts) - 4} more"]
     return ", ".join(parts)

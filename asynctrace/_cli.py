@@ -8,6 +8,7 @@ own arguments is one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import runpy
@@ -24,8 +25,16 @@ from ._tracing import Tracing, report
 USAGE_ERROR = 2
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # `run` options that take a value as the next word (everything else is a flag).
-_VALUE_OPTIONS = {"--json", "--blocked-threshold", "--html", "--width", "--max-spans",
-                  "--otlp-protocol", "--otlp-json", "--service-name"}
+_VALUE_OPTIONS = {
+    "--json",
+    "--blocked-threshold",
+    "--html",
+    "--width",
+    "--max-spans",
+    "--otlp-protocol",
+    "--otlp-json",
+    "--service-name",
+}
 
 
 class UsageError(Exception):
@@ -43,31 +52,67 @@ def _run_parser() -> argparse.ArgumentParser:
         description="Run a Python program with every task, gather and await traced.",
         usage="asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]",
     )
-    parser.add_argument("--json", metavar="PATH",
-                        help="Chrome Trace Event JSON timeline (default: SCRIPT.trace.json)")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="Chrome Trace Event JSON timeline (default: SCRIPT.trace.json)",
+    )
     parser.add_argument("--no-json", action="store_true", help="do not write a JSON timeline")
-    parser.add_argument("--html", metavar="PATH",
-                        help="also write a self-contained HTML timeline page here")
-    parser.add_argument("--otlp", nargs="?", const="", metavar="ENDPOINT",
-                        help="send the trace over OTLP (write --otlp=URL for an endpoint; "
-                             "default: OTEL_EXPORTER_OTLP_* variables, else localhost:4317)")
-    parser.add_argument("--otlp-protocol", choices=("grpc", "http/protobuf", "http"),
-                        help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
-    parser.add_argument("--otlp-json", metavar="PATH",
-                        help="write the trace as an OTLP/JSON file (Jaeger UI opens it)")
-    parser.add_argument("--service-name", metavar="NAME",
-                        help="OpenTelemetry service.name (default: OTEL_SERVICE_NAME, else "
-                             "the script's or module's name)")
-    parser.add_argument("--virtual-time", action="store_true",
-                        help="virtual clock: sleeps take no real time, durations stay exact")
-    parser.add_argument("--blocked-threshold", type=float, default=0.1, metavar="SECONDS",
-                        help="a loop step longer than this is a blocked span (default 0.1)")
-    parser.add_argument("--max-spans", type=int, default=5_000_000, metavar="N",
-                        help="keep at most N spans, count the rest as dropped")
-    parser.add_argument("--no-timeline", action="store_true",
-                        help="do not print the timeline on stderr")
-    parser.add_argument("--width", type=int, metavar="COLUMNS",
-                        help="width of the terminal timeline (default: the terminal's)")
+    parser.add_argument(
+        "--html", metavar="PATH", help="also write a self-contained HTML timeline page here"
+    )
+    parser.add_argument(
+        "--otlp",
+        nargs="?",
+        const="",
+        metavar="ENDPOINT",
+        help="send the trace over OTLP (write --otlp=URL for an endpoint; "
+        "default: OTEL_EXPORTER_OTLP_* variables, else localhost:4317)",
+    )
+    parser.add_argument(
+        "--otlp-protocol",
+        choices=("grpc", "http/protobuf", "http"),
+        help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)",
+    )
+    parser.add_argument(
+        "--otlp-json",
+        metavar="PATH",
+        help="write the trace as an OTLP/JSON file (Jaeger UI opens it)",
+    )
+    parser.add_argument(
+        "--service-name",
+        metavar="NAME",
+        help="OpenTelemetry service.name (default: OTEL_SERVICE_NAME, else "
+        "the script's or module's name)",
+    )
+    parser.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="virtual clock: sleeps take no real time, durations stay exact",
+    )
+    parser.add_argument(
+        "--blocked-threshold",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="a loop step longer than this is a blocked span (default 0.1)",
+    )
+    parser.add_argument(
+        "--max-spans",
+        type=int,
+        default=5_000_000,
+        metavar="N",
+        help="keep at most N spans, count the rest as dropped",
+    )
+    parser.add_argument(
+        "--no-timeline", action="store_true", help="do not print the timeline on stderr"
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        metavar="COLUMNS",
+        help="width of the terminal timeline (default: the terminal's)",
+    )
     return parser
 
 
@@ -96,19 +141,24 @@ def _check_writable(path: str, option: str) -> None:
     """Fail before the program runs if ``path`` cannot be written (tried for real: root and
     special filesystems make permission bits meaningless)."""
     if os.path.isdir(path):
-        raise UsageError(f"{option} {path!r} is a directory; give a file path such as "
-                         f"{os.path.join(path, 'trace.json')!r}")
+        raise UsageError(
+            f"{option} {path!r} is a directory; give a file path such as "
+            f"{os.path.join(path, 'trace.json')!r}"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise UsageError(f"{option} {path!r}: directory {directory!r} does not exist; "
-                         "create it or choose another path")
+        raise UsageError(
+            f"{option} {path!r}: directory {directory!r} does not exist; "
+            "create it or choose another path"
+        )
     existed = os.path.exists(path)
     try:
         with open(path, "a"):
             pass
     except OSError as exc:
-        raise UsageError(f"{option} {path!r} is not writable ({exc.strerror}); "
-                         "choose a path you can write to") from None
+        raise UsageError(
+            f"{option} {path!r} is not writable ({exc.strerror}); choose a path you can write to"
+        ) from None
     if not existed:
         os.remove(path)
 
@@ -147,8 +197,10 @@ def _check_module(module: str) -> None:
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise UsageError(f"no module named {module!r}; check the name and that its package is "
-                         "importable from the current directory")
+        raise UsageError(
+            f"no module named {module!r}; check the name and that its package is "
+            "importable from the current directory"
+        )
 
 
 def run(argv: Sequence[str]) -> int:
@@ -156,14 +208,17 @@ def run(argv: Sequence[str]) -> int:
     ours, script, module, program_args = _split_run_args(argv)
     options = _run_parser().parse_args(ours)
     if script is None and module is None:
-        raise UsageError("no program given; use `asynctrace run SCRIPT [ARGS...]` "
-                         "or `asynctrace run -m MODULE [ARGS...]`")
+        raise UsageError(
+            "no program given; use `asynctrace run SCRIPT [ARGS...]` "
+            "or `asynctrace run -m MODULE [ARGS...]`"
+        )
     if script is not None and not os.path.isfile(script):
-        raise UsageError(f"script {script!r} not found; check the path "
-                         "(use -m for a module name)")
+        raise UsageError(f"script {script!r} not found; check the path (use -m for a module name)")
     if options.blocked_threshold <= 0:
-        raise UsageError(f"--blocked-threshold {options.blocked_threshold!r} must be a positive "
-                         "number of seconds, e.g. --blocked-threshold 0.05")
+        raise UsageError(
+            f"--blocked-threshold {options.blocked_threshold!r} must be a positive "
+            "number of seconds, e.g. --blocked-threshold 0.05"
+        )
     if options.max_spans < 1:
         raise UsageError(f"--max-spans {options.max_spans!r} must be at least 1")
     target = script if script is not None else str(module)
@@ -215,7 +270,7 @@ def run(argv: Sequence[str]) -> int:
                 return 1
             _autotrace.exec_script(code, script, program_args)
         else:
-            _autotrace.run_module(module, program_args)
+            _autotrace.run_module(str(module), program_args)
     except SystemExit as exc:
         status = _exit_status(exc)
     except KeyboardInterrupt as exc:
@@ -249,10 +304,8 @@ def _html_output(path: str, target: str) -> Callable[[Trace], None]:
 
 
 def _flush_stdout() -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stdout.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> None:
@@ -271,12 +324,18 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> N
 
 def view(argv: Sequence[str]) -> int:
     """``asynctrace view TRACE.json [-o PAGE.html]``: show a saved JSON timeline."""
-    parser = _Parser(prog="asynctrace view",
-                     description="Show a JSON timeline written by asynctrace: print it as a "
-                                 "terminal timeline, or write it as an HTML page with -o.")
+    parser = _Parser(
+        prog="asynctrace view",
+        description="Show a JSON timeline written by asynctrace: print it as a "
+        "terminal timeline, or write it as an HTML page with -o.",
+    )
     parser.add_argument("trace", metavar="TRACE.json")
-    parser.add_argument("-o", "--output", metavar="PAGE.html",
-                        help="write a self-contained HTML timeline page instead of printing")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="PAGE.html",
+        help="write a self-contained HTML timeline page instead of printing",
+    )
     parser.add_argument("--width", type=int, metavar="COLUMNS")
     options = parser.parse_args(argv)
     from ._chrome import read_chrome_json
@@ -294,8 +353,10 @@ def view(argv: Sequence[str]) -> int:
         try:
             write_html(trace, options.output, title=os.path.basename(options.trace))
         except OSError as exc:
-            raise UsageError(f"-o {options.output!r} could not be written: {exc.strerror}; "
-                             "choose a path you can write to") from None
+            raise UsageError(
+                f"-o {options.output!r} could not be written: {exc.strerror}; "
+                "choose a path you can write to"
+            ) from None
         report(f"HTML timeline: {options.output}")
         return 0
     width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
@@ -308,11 +369,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if not args or args[0] in ("-h", "--help"):
-            print("usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
-                  "       asynctrace view TRACE.json [-o PAGE.html]\n"
-                  "       asynctrace --version\n\n"
-                  "`asynctrace run --help` lists the options.",
-                  file=sys.stdout if args else sys.stderr)
+            print(
+                "usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
+                "       asynctrace view TRACE.json [-o PAGE.html]\n"
+                "       asynctrace --version\n\n"
+                "`asynctrace run --help` lists the options.",
+                file=sys.stdout if args else sys.stderr,
+            )
             sys.exit(0 if args else USAGE_ERROR)
         if args[0] == "--version":
             print(f"asynctrace {__version__}")
@@ -326,4 +389,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except UsageError as exc:
         print(f"asynctrace: error: {exc}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
-

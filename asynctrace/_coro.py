@@ -39,7 +39,7 @@ K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD = range(7)
 #            and the offset in the parent span's code (-1: unknown)
 #   status - None when ok, else (status, exception type name, message)
 #   extra  - task: the task's name; thread: the thread's name; else None
-Rec = tuple[Any, ...]
+Rec = tuple[Any, ...] | list[Any]  # a list: an await's record, filled in at resume
 
 
 def _unbound_append(_record: Rec) -> None:
@@ -53,7 +53,15 @@ next_id: Callable[[], int] = iter(range(1, 2**62)).__next__
 blocked_threshold: float = 0.1
 record_awaits: bool = True
 active: bool = False
-track_root: Callable[[TaskRoot], None] = lambda root: None
+
+
+def _untracked(root: TaskRoot) -> None:
+    """Stands in for the recorder's registry of tasks while nothing is recording."""
+
+
+track_root: Callable[[TaskRoot], None] = _untracked
+
+
 # Set while OpenTelemetry context is bridged (_otel.py): make a recorded span current / undo.
 otel_attach: Callable[[int], object] | None = None
 otel_detach: Callable[[object], None] | None = None
@@ -65,9 +73,7 @@ current_root: contextvars.ContextVar[TaskRoot | None] = contextvars.ContextVar(
     "asynctrace_root", default=None
 )
 # The gather span being built while asyncio.gather creates its children.
-current_gather: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "asynctrace_gather", default=0
-)
+current_gather: contextvars.ContextVar[int] = contextvars.ContextVar("asynctrace_gather", default=0)
 
 _SLEEP_CODE = asyncio.sleep.__code__
 _AENTER_CODE = asyncio.locks._ContextManagerMixin.__aenter__.__code__
@@ -199,8 +205,10 @@ class TaskRoot:
         """
         self._coro = coro
         self._native = native = coro.__class__ is CoroutineType
-        self._info = coro.cr_code if native else str(
-            getattr(coro, "__qualname__", None) or type(coro).__qualname__
+        self._info = (
+            coro.cr_code
+            if native
+            else str(getattr(coro, "__qualname__", None) or type(coro).__qualname__)
         )
         self._sid = sid = next_id()
         self._parent = parent
@@ -212,7 +220,7 @@ class TaskRoot:
         self._shown = None
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> TaskRoot:
         return self
@@ -235,31 +243,7 @@ class TaskRoot:
         except BaseException as exc:
             self._finish(exc, t0)
             raise
-        # From here on: _suspend(result, t0), inlined because it runs on every await.
-        t = clock()
-        if t - t0 > blocked_threshold:
-            self._blocked(t0, t)
-        if record_awaits:
-            top = self._top
-            coro = top._coro
-            if top._native:
-                awaited = coro.cr_await
-                if awaited.__class__ is CoroutineType:
-                    what = awaited.cr_code
-                    if what is _SLEEP_CODE:
-                        if result is not None:
-                            what = float(awaited.cr_frame.f_locals["delay"])
-                    elif what is _AENTER_CODE:
-                        inner = awaited.cr_await
-                        if inner.__class__ is CoroutineType:
-                            what = inner.cr_code
-                else:
-                    what = result
-                self._pending = [K_AWAIT, next_id(), top._sid, self._sid, t, 0.0, 0, what,
-                                 None, coro.cr_frame.f_lasti, None, None]
-            else:
-                self._pending = [K_AWAIT, next_id(), top._sid, self._sid, t, 0.0, 0, result,
-                                 None, -1, None, None]
+        self._suspend(result, t0)
         return result
 
     __next__ = send
@@ -318,22 +302,47 @@ class TaskRoot:
         coro = top._coro
         if top._native:
             awaited = coro.cr_await
+            what: Any
             if awaited.__class__ is CoroutineType:
                 what = awaited.cr_code
                 if what is _SLEEP_CODE:
                     if result is not None:
-                        what = float(awaited.cr_frame.f_locals["delay"])
+                        what = float(awaited.cr_frame.f_locals["delay"])  # type: ignore[union-attr]
                 elif what is _AENTER_CODE:
                     inner = awaited.cr_await
                     if inner.__class__ is CoroutineType:
                         what = inner.cr_code
             else:
                 what = result
-            self._pending = [K_AWAIT, next_id(), top._sid, self._sid, t, 0.0, 0, what,
-                             None, coro.cr_frame.f_lasti, None, None]
+            self._pending = [
+                K_AWAIT,
+                next_id(),
+                top._sid,
+                self._sid,
+                t,
+                0.0,
+                0,
+                what,
+                None,
+                coro.cr_frame.f_lasti,
+                None,
+                None,
+            ]
         else:
-            self._pending = [K_AWAIT, next_id(), top._sid, self._sid, t, 0.0, 0, result,
-                             None, -1, None, None]
+            self._pending = [
+                K_AWAIT,
+                next_id(),
+                top._sid,
+                self._sid,
+                t,
+                0.0,
+                0,
+                result,
+                None,
+                -1,
+                None,
+                None,
+            ]
 
     def _blocked(self, t0: float, t: float) -> None:
         top = self._top
@@ -341,8 +350,22 @@ class TaskRoot:
         lasti = -1
         if top._native and coro.cr_frame is not None:
             lasti = coro.cr_frame.f_lasti
-        append((K_BLOCKED, next_id(), top._sid, self._sid, t0, t, next_id(), None, None, lasti,
-                None, None))
+        append(
+            (
+                K_BLOCKED,
+                next_id(),
+                top._sid,
+                self._sid,
+                t0,
+                t,
+                next_id(),
+                None,
+                None,
+                lasti,
+                None,
+                None,
+            )
+        )
 
     def _finish(self, exc: BaseException, t0: float) -> None:
         self._pending = None
@@ -356,8 +379,22 @@ class TaskRoot:
     def _end(self, exc: BaseException, t: float) -> None:
         getter = self._task_name
         name = getter() if getter is not None else ""
-        append((K_TASK, self._sid, self._parent, self._sid, self._start, t, next_id(),
-                self._info, None, 0, status_of(exc), name))
+        append(
+            (
+                K_TASK,
+                self._sid,
+                self._parent,
+                self._sid,
+                self._start,
+                t,
+                next_id(),
+                self._info,
+                None,
+                0,
+                status_of(exc),
+                name,
+            )
+        )
         self._task_name = None
 
     def __getattr__(self, name: str) -> Any:

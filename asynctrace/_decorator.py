@@ -74,8 +74,22 @@ def _end(span: CallSpan, root: Any, status: tuple[str, str, str] | None, token: 
         root._top = span._outer
         if span._sid == root._sid:
             return
-    _coro.append((K_CORO, span._sid, span._parent, span._track, span._start, _coro.clock(),
-                  _coro.next_id(), span._info, None, 0, status, None))
+    _coro.append(
+        (
+            K_CORO,
+            span._sid,
+            span._parent,
+            span._track,
+            span._start,
+            _coro.clock(),
+            _coro.next_id(),
+            span._info,
+            None,
+            0,
+            status,
+            None,
+        )
+    )
 
 
 def _check(fn: object) -> None:
@@ -83,15 +97,21 @@ def _check(fn: object) -> None:
         return
     name = getattr(fn, "__qualname__", repr(fn))
     if isinstance(fn, (classmethod, staticmethod)):
-        msg = (f"@asynctrace.trace got {type(fn).__name__} {name!r}; put @trace below "
-               f"@{type(fn).__name__}, directly on the async def")
+        msg = (
+            f"@asynctrace.trace got {type(fn).__name__} {name!r}; put @trace below "
+            f"@{type(fn).__name__}, directly on the async def"
+        )
     elif inspect.isasyncgenfunction(fn):
-        msg = (f"@asynctrace.trace got the async generator function {name!r}; async generators "
-               "are not traced yet: trace the coroutines that consume it instead")
+        msg = (
+            f"@asynctrace.trace got the async generator function {name!r}; async generators "
+            "are not traced yet: trace the coroutines that consume it instead"
+        )
     else:
-        msg = (f"@asynctrace.trace got {name!r}, which is not an async def function; "
-               "trace coroutine functions only (work sent to threads with asyncio.to_thread "
-               "is traced automatically)")
+        msg = (
+            f"@asynctrace.trace got {name!r}, which is not an async def function; "
+            "trace coroutine functions only (work sent to threads with asyncio.to_thread "
+            "is traced automatically)"
+        )
     raise TypeError(msg)
 
 
@@ -132,8 +152,11 @@ def trace(
             return func
         code = func.__code__
         qualified = getattr(code, "co_qualname", func.__qualname__)
-        info = FnInfo(name or qualified.rsplit("<locals>.", 1)[-1], code,
-                      dict(attributes) if attributes else None)
+        info = FnInfo(
+            name or qualified.rsplit("<locals>.", 1)[-1],
+            code,
+            dict(attributes) if attributes else None,
+        )
         return _wrap(func, info)
 
     if fn is None:

@@ -22,6 +22,7 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.tasks
 import asyncio.threads
+import contextlib
 import contextvars
 import functools
 import sys
@@ -39,9 +40,9 @@ _orig_gather = asyncio.tasks.gather
 _orig_to_thread = asyncio.threads.to_thread
 _orig_new_event_loop = asyncio.events.new_event_loop
 _Runner: Any = getattr(asyncio, "Runner", None)  # Python 3.11+
-_orig_lazy_init = _Runner._lazy_init if _Runner is not None else None
+_orig_lazy_init: Any = _Runner._lazy_init if _Runner is not None else None
 _Timeout: Any = getattr(getattr(asyncio, "timeouts", None), "Timeout", None)  # Python 3.11+
-_orig_on_timeout = _Timeout._on_timeout if _Timeout is not None else None
+_orig_on_timeout: Any = _Timeout._on_timeout if _Timeout is not None else None
 _installed = False
 # The event loops' own housekeeping at the end of asyncio.run: not the program's tasks.
 _HOUSEKEEPING = frozenset(("shutdown_asyncgens", "shutdown_default_executor"))
@@ -49,8 +50,11 @@ _HOUSEKEEPING = frozenset(("shutdown_asyncgens", "shutdown_default_executor"))
 open_gathers: dict[int, tuple[Any, ...]] = {}
 
 
-def _start_task(coro: Any, create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
-                context: contextvars.Context | None) -> asyncio.Task[Any]:
+def _start_task(
+    coro: Any,
+    create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
+    context: contextvars.Context | None,
+) -> asyncio.Task[Any]:
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
@@ -145,16 +149,16 @@ def _gather(*aws: Any, return_exceptions: bool = False) -> asyncio.Future[Any]:
     )
     prefix = (K_GATHER, sid, parent, track, start)
     suffix = (children, caller.f_code, caller.f_lasti)
-    try:
+    with contextlib.suppress(AttributeError):  # gather() of nothing returns a plain Future
         future._asynctrace_gather = sid  # type: ignore[attr-defined]
-    except AttributeError:  # gather() of nothing returns a plain Future
-        pass
-    open_gathers[sid] = prefix + (None, None) + suffix
+    open_gathers[sid] = (*prefix, None, None, *suffix)
     future.add_done_callback(functools.partial(_gather_done, prefix, suffix))
     return future
 
 
-def _gather_done(prefix: tuple[Any, ...], suffix: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
+def _gather_done(
+    prefix: tuple[Any, ...], suffix: tuple[Any, ...], future: asyncio.Future[Any]
+) -> None:
     """Close a gather span; called on the loop thread when the gather's future is done."""
     open_gathers.pop(prefix[1], None)
     if future.cancelled():
@@ -162,7 +166,7 @@ def _gather_done(prefix: tuple[Any, ...], suffix: tuple[Any, ...], future: async
     else:
         exc = future.exception()
         status = None if exc is None else status_of(exc)
-    _coro.append(prefix + (_coro.clock(), _coro.next_id()) + suffix + (status, None))
+    _coro.append((*prefix, _coro.clock(), _coro.next_id(), *suffix, status, None))
 
 
 class _ThreadJob:
@@ -188,8 +192,22 @@ class _ThreadJob:
             status = status_of(exc)
             raise
         finally:
-            _coro.append((K_THREAD, sid, self._parent, sid, start, _coro.clock(), _coro.next_id(),
-                          self._name, None, 0, status, threading.current_thread().name))
+            _coro.append(
+                (
+                    K_THREAD,
+                    sid,
+                    self._parent,
+                    sid,
+                    start,
+                    _coro.clock(),
+                    _coro.next_id(),
+                    self._name,
+                    None,
+                    0,
+                    status,
+                    threading.current_thread().name,
+                )
+            )
 
 
 def callable_name(fn: Any) -> str:
@@ -199,7 +217,9 @@ def callable_name(fn: Any) -> str:
             fn = fn.args[0]  # asyncio.to_thread: partial(context.run, func, *args)
         else:
             fn = fn.func
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
+    return str(
+        getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    )
 
 
 def _on_timeout(self: Any) -> None:
@@ -209,8 +229,9 @@ def _on_timeout(self: Any) -> None:
     _orig_on_timeout(self)
 
 
-def _run_in_executor(self: asyncio.AbstractEventLoop, executor: Any, func: Callable[..., Any],
-                     *args: Any) -> asyncio.Future[Any]:
+def _run_in_executor(
+    self: asyncio.AbstractEventLoop, executor: Any, func: Callable[..., Any], *args: Any
+) -> asyncio.Future[Any]:
     if _coro.active:
         func = _ThreadJob(func, current_parent()[0])
     return _orig_run_in_executor(self, executor, func, *args)  # type: ignore[arg-type]
@@ -228,26 +249,24 @@ PUBLIC_NAMES = {_to_thread.__code__: "asyncio.to_thread"}
 
 
 def install() -> None:
-    """Install the pass-through patches (idempotent); they record only while a recorder is active."""
+    """Install the pass-through patches (idempotent): they record only while a recorder is on."""
     global _installed
     if _installed:
         return
     _installed = True
-    _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign,assignment]
+    _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign]
     _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _new_event_loop
     if _Runner is not None:
         _Runner._lazy_init = _lazy_init
     functools.update_wrapper(_gather, _orig_gather)
-    asyncio.gather = asyncio.tasks.gather = _gather  # type: ignore[assignment]
-    functools.update_wrapper(_to_thread, _orig_to_thread)
+    asyncio.gather = asyncio.tasks.gather = _gather
+    functools.update_wrapper(_to_thread, _orig_to_thread)  # type: ignore[arg-type]
     asyncio.to_thread = asyncio.threads.to_thread = _to_thread
     if _Timeout is not None:
         _Timeout._on_timeout = _on_timeout
-    try:
+    with contextlib.suppress(RuntimeError):  # no running loop: later loops are watched when made
         watch_loop(asyncio.get_running_loop())
-    except RuntimeError:  # no running loop: loops made later are watched when made
-        pass
 
 
 def uninstall() -> None:

@@ -68,8 +68,9 @@ class OtelBridge:
 
     def __init__(self, deliver: tuple[Callable[[Trace, OtelBridge], None], ...] = ()) -> None:
         self.parent_context = _starting_parent()
-        self.trace_id = (self.parent_context.trace_id if self.parent_context is not None
-                         else new_trace_id())
+        self.trace_id = (
+            self.parent_context.trace_id if self.parent_context is not None else new_trace_id()
+        )
         self.span_id_base = new_span_id_base()
         self.deliver = deliver
         self._orig_exec: Any = None
@@ -118,8 +119,10 @@ class OtelBridge:
     def _with_traceparent(self, create: Any) -> Any:
         async def create_subprocess(*args: Any, **kwargs: Any) -> Any:
             env = kwargs.get("env")
-            kwargs["env"] = {**(os.environ if env is None else env),
-                             TRACEPARENT: self.traceparent()}
+            kwargs["env"] = {
+                **(os.environ if env is None else env),
+                TRACEPARENT: self.traceparent(),
+            }
             return await create(*args, **kwargs)
 
         create_subprocess.__wrapped__ = create  # type: ignore[attr-defined]
@@ -151,7 +154,11 @@ class OtelBridge:
         if not isinstance(provider, TracerProvider):
             return
         processor = provider._active_span_processor
-        for span in to_readable_spans(trace, resource=provider.resource, trace_id=self.trace_id,
-                                      span_id_base=self.span_id_base,
-                                      parent_context=self.parent_context):
+        for span in to_readable_spans(
+            trace,
+            resource=provider.resource,
+            trace_id=self.trace_id,
+            span_id_base=self.span_id_base,
+            parent_context=self.parent_context,
+        ):
             processor.on_end(span)

@@ -106,5 +106,17 @@ class Recorder:
     def run_record(self) -> Rec:
         """The record of the run span, from activation to now (or to deactivation)."""
         end = self.end if self.end is not None else self.clock()
-        return (K_RUN, self.run_sid, None, self.run_sid, self.origin, end, self.next_seq(),
-                self.name, None, 0, None, None)
+        return (
+            K_RUN,
+            self.run_sid,
+            None,
+            self.run_sid,
+            self.origin,
+            end,
+            self.next_seq(),
+            self.name,
+            None,
+            0,
+            None,
+            None,
+        )

@@ -28,7 +28,7 @@ STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinish
 
 @dataclass(eq=False)
 class Span:
-    """One recorded interval: a run, task, coroutine call, gather, await, blocked step or thread job.
+    """One recorded interval: a run, task, coroutine call, gather, await, blocked step, thread job.
 
     ``parent``/``children`` are filled in by :class:`Trace`; ``track`` is the ``span_id`` of the
     task (or thread job, or run) whose timeline row the span is drawn on.

@@ -85,9 +85,12 @@ class Tracing:
         if otlp is not None:
             from ._otlp_config import otlp_settings
 
-            self.otlp = otlp_settings(endpoint=otlp or None, protocol=otlp_protocol,
-                                      service_name=service_name,
-                                      default_service=_service_default(name))
+            self.otlp = otlp_settings(
+                endpoint=otlp or None,
+                protocol=otlp_protocol,
+                service_name=service_name,
+                default_service=_service_default(name),
+            )
         self.service_name = service_name
 
     @property
@@ -99,8 +102,10 @@ class Tracing:
         """Start recording (and patch asyncio, once per process)."""
         global _active
         if _active is not None:
-            msg = (f"asynctrace is already tracing {_active.name!r}; stop it first "
-                   "(asynctrace.uninstrument() or leave its tracing() block)")
+            msg = (
+                f"asynctrace is already tracing {_active.name!r}; stop it first "
+                "(asynctrace.uninstrument() or leave its tracing() block)"
+            )
             raise RuntimeError(msg)
         _instrument.install()
         if self.virtual_time:
@@ -123,9 +128,14 @@ class Tracing:
 
             export = OtlpExport(self.otlp)
             self._exports.append(export)
-            deliver.append(lambda trace, bridge: export.submit(
-                trace, trace_id=bridge.trace_id, span_id_base=bridge.span_id_base,
-                parent_context=bridge.parent_context))
+            deliver.append(
+                lambda trace, bridge: export.submit(
+                    trace,
+                    trace_id=bridge.trace_id,
+                    span_id_base=bridge.span_id_base,
+                    parent_context=bridge.parent_context,
+                )
+            )
         if self.otlp_json is not None:
             deliver.append(self._write_otlp_json)
         self._bridge = OtelBridge(tuple(deliver))
@@ -137,10 +147,16 @@ class Tracing:
 
         path = str(self.otlp_json)
         try:
-            write_otlp_json(trace, path, resource=otlp_resource(
-                self.service_name, default_service=_service_default(self.name)),
-                trace_id=bridge.trace_id, span_id_base=bridge.span_id_base,
-                parent_context=bridge.parent_context)
+            write_otlp_json(
+                trace,
+                path,
+                resource=otlp_resource(
+                    self.service_name, default_service=_service_default(self.name)
+                ),
+                trace_id=bridge.trace_id,
+                span_id_base=bridge.span_id_base,
+                parent_context=bridge.parent_context,
+            )
         except OSError as exc:
             report(f"could not write the OTLP JSON file {path!r}: {exc.strerror or exc}")
 
@@ -195,8 +211,9 @@ class Tracing:
             return self._trace
         return build_trace(self.recorder)
 
-    def spans(self, name_glob: str | None = None, kind: str | None = None,
-              **attributes: object) -> list[Span]:
+    def spans(
+        self, name_glob: str | None = None, kind: str | None = None, **attributes: object
+    ) -> list[Span]:
         """Recorded spans matching a name glob, a kind and attribute values."""
         return self.trace.spans_matching(name_glob, kind, **attributes)
 

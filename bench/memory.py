@@ -2,9 +2,10 @@
 
 ``python -m bench.memory WORKLOAD MODE [--quick]`` prints one JSON line: ``baseline_kb`` (the
 process's peak RSS once everything is imported, the tracer started and the workload built) and
-``peak_kb`` (the peak RSS after the run, the stop and the export), both from
-``getrusage(RUSAGE_SELF).ru_maxrss``.  A fresh process per mode keeps one mode's memory out of
-another's high-water mark.
+``peak_kb`` (the peak RSS after the run, the stop and the export), both read from ``VmHWM`` in
+``/proc/self/status``.  A fresh process per mode keeps one mode's memory out of another's
+high-water mark.  (``getrusage().ru_maxrss`` cannot be used: Linux carries it over ``exec``
+from the parent, so every child would report the bench's own peak.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from bench.workloads import workloads
 
 
 def _maxrss_kb() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    """The process's peak resident set size in KiB (``VmHWM``; ``ru_maxrss`` elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def main(argv: list[str]) -> int:

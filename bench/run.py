@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             mem_out[name] = memory(name, [m.key for m in modes], args.quick)
             print()
             print(
-                f"## Peak memory, {name} (ru_maxrss of a fresh process per mode: "
+                f"## Peak memory, {name} (peak RSS, VmHWM, of a fresh process per mode: "
                 "run + stop + export)"
             )
             for line in memory_section(

@@ -75,8 +75,9 @@ def test_the_finder_takes_program_files_only(tmp_path: Path) -> None:
     finder = install_finder([str(tmp_path)])
     sys.path.insert(0, str(tmp_path))
     try:
-        import app_mod  # type: ignore[import-not-found]
         import json  # stdlib, already imported or not: never ours
+
+        import app_mod  # type: ignore[import-not-found]
 
         assert is_traced(app_mod.handler)
         assert finder.is_program_file(str(tmp_path / "app_mod.py"))

@@ -1,4 +1,4 @@
-"""@asynctrace.trace: spans per call, names, attributes, errors, and staying a coroutine function."""
+"""@asynctrace.trace: spans per call, names, attributes, errors; still a coroutine function."""
 
 from __future__ import annotations
 
@@ -76,12 +76,15 @@ def test_each_call_is_a_span_nested_under_its_caller() -> None:
     assert fetch.attributes["code.line.number"] == inspect.getsourcelines(named)[1]
     inner = testing.find_span(trace, "plain")
     assert inner.parent is fetch and inner.duration == 1.0
-    testing.assert_tree(trace, """
+    testing.assert_tree(
+        trace,
+        """
         main
           fetch
             plain
               asyncio.sleep(1)
-    """)
+    """,
+    )
 
 
 def test_methods_are_named_by_their_class() -> None:

@@ -63,7 +63,7 @@ def outcomes(result: pytest.RunResult) -> dict[str, int]:
 
 
 def test_issue_example_passes_in_virtual_time_with_exact_times(pytester: pytest.Pytester) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_blog=ISSUE_EXAMPLE)
+    project(pytester, "asynctrace_virtual_time = true", test_at_blog=ISSUE_EXAMPLE)
     t0 = time.perf_counter()
     result = pytester.runpytest_inprocess("-s")
     elapsed = time.perf_counter() - t0
@@ -78,7 +78,7 @@ def test_failing_assertion_reports_relation_timeline_clock_and_json(
 ) -> None:
     project(
         pytester,
-        test_fail="""
+        test_at_fail="""
         import pytest
         import blog_gather
 
@@ -91,7 +91,7 @@ def test_failing_assertion_reports_relation_timeline_clock_and_json(
     out = pytester.path / "timelines"
     result = pytester.runpytest_inprocess(f"--asynctrace-json={out}")
     assert outcomes(result) == {"failed": 1}
-    path = out / "test_fail.py.test_wrong.trace.json"
+    path = out / "test_at_fail.py.test_wrong.trace.json"
     result.stdout.fnmatch_lines(
         [
             "E  * task1 ends at 2.000 s, task3 starts at 2.000 s: no overlap (task1 [0.000, 2.000)"
@@ -117,7 +117,7 @@ def test_unknown_name_fails_listing_spans_and_other_errors_get_a_timeline(
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_names="""
+        test_at_names="""
         import blog_gather
 
         async def test_typo(atrace):
@@ -143,8 +143,8 @@ def test_unknown_name_fails_listing_spans_and_other_errors_get_a_timeline(
         [
             "*- asynctrace -*",
             "clock: virtual (asynctrace*s virtual time*",
-            "JSON timeline: *test_names.py.test_plain_assert.trace.json",
-            "asynctrace * test_names.py::test_plain_assert * virtual clock",
+            "JSON timeline: *test_at_names.py.test_plain_assert.trace.json",
+            "asynctrace * test_at_names.py::test_plain_assert * virtual clock",
         ]
     )
 
@@ -241,7 +241,7 @@ def test_each_loop_runner_records_the_test_in_virtual_time(
     pytester.makeini(
         INI.replace("asyncio_mode = auto", extra or "asyncio_mode = auto").format(extra=ini)
     )
-    pytester.makepyfile(blog_gather=BLOG_GATHER, test_runner=CHECK + textwrap.dedent(body))
+    pytester.makepyfile(blog_gather=BLOG_GATHER, test_at_runner=CHECK + textwrap.dedent(body))
     if "module" in runner or "session" in runner:
         pytester.makeconftest(FACTORY_CONFTEST)
     result = pytester.runpytest_inprocess()
@@ -254,7 +254,7 @@ def test_module_loop_without_factory_fails_clearly_under_virtual_time(
 ) -> None:
     project(
         pytester,
-        test_mod="""
+        test_at_mod="""
         import pytest, blog_gather
         pytestmark = pytest.mark.asyncio(loop_scope="module")
         @pytest.mark.asynctrace(virtual_time=True)
@@ -266,7 +266,7 @@ def test_module_loop_without_factory_fails_clearly_under_virtual_time(
     assert outcomes(result) == {"errors": 1}
     result.stdout.fnmatch_lines(
         [
-            "*asynctrace: virtual time was asked for, but test_mod.py::test_it runs on"
+            "*asynctrace: virtual time was asked for, but test_at_mod.py::test_it runs on"
             " pytest-asyncio's module-scoped loop*pytest_asyncio_loop_factories*",
         ]
     )
@@ -277,7 +277,7 @@ def test_real_time_records_monotonic_clock_with_real_durations(
 ) -> None:
     project(
         pytester,
-        test_real="""
+        test_at_real="""
         import asyncio
 
         async def short():
@@ -304,7 +304,7 @@ def test_threads_are_waited_for_in_real_time_and_deadlock_fails_at_once(
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_vt="""
+        test_at_vt="""
         import asyncio, time
 
         def work():
@@ -340,7 +340,7 @@ def test_marker_with_a_wrong_argument_is_an_error_naming_the_fix(
 ) -> None:
     project(
         pytester,
-        test_mark="""
+        test_at_mark="""
         import pytest
         @pytest.mark.asynctrace(virtual=True)
         async def test_it(atrace):
@@ -363,7 +363,7 @@ def test_looptime_clock_is_recorded_and_mixing_it_with_virtual_time_fails(
 ) -> None:
     project(
         pytester,
-        test_lt="""
+        test_at_lt="""
         import pytest, time
         import blog_gather
 
@@ -387,7 +387,7 @@ def test_looptime_clock_is_recorded_and_mixing_it_with_virtual_time_fails(
     assert outcomes(result) == {"passed": 1, "failed": 1}
     result.stdout.fnmatch_lines(
         [
-            "*asynctrace: test_lt.py::test_both asks for both looptime and"
+            "*asynctrace: test_at_lt.py::test_both asks for both looptime and"
             " asynctrace's virtual time; use one*"
         ]
     )
@@ -402,7 +402,7 @@ def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_iso="""
+        test_at_iso="""
         import asyncio, inspect
         import blog_gather
         from asynctrace._decorator import is_traced
@@ -436,7 +436,7 @@ def test_global_opentelemetry_provider_is_left_alone(pytester: pytest.Pytester) 
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_otel="""
+        test_at_otel="""
         import pytest
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -471,7 +471,7 @@ def test_keep_all_writes_a_timeline_per_test(pytester: pytest.Pytester) -> None:
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_keep="""
+        test_at_keep="""
         import blog_gather
         async def test_one(atrace):
             await blog_gather.main()
@@ -485,16 +485,16 @@ def test_keep_all_writes_a_timeline_per_test(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess(f"--asynctrace-json={out}", "--asynctrace-keep=all")
     assert outcomes(result) == {"passed": 3}
     assert sorted(p.name for p in out.iterdir()) == [
-        "test_keep.py.test_one.trace.json",
-        "test_keep.py.test_two.trace.json",
+        "test_at_keep.py.test_one.trace.json",
+        "test_at_keep.py.test_two.trace.json",
     ]
-    trace = read_chrome_json(out / "test_keep.py.test_one.trace.json")
+    trace = read_chrome_json(out / "test_at_keep.py.test_one.trace.json")
     run = next(s for s in trace.spans if s.kind == "run")
-    assert run.name == "test_keep.py::test_one"
+    assert run.name == "test_at_keep.py::test_one"
 
 
 def test_passing_tests_write_no_timeline_by_default(pytester: pytest.Pytester) -> None:
-    project(pytester, "asynctrace_virtual_time = true", test_ok=ISSUE_EXAMPLE)
+    project(pytester, "asynctrace_virtual_time = true", test_at_ok=ISSUE_EXAMPLE)
     out = pytester.path / "tl"
     assert outcomes(pytester.runpytest_inprocess(f"--asynctrace-json={out}")) == {"passed": 1}
     assert not out.exists()
@@ -503,28 +503,28 @@ def test_passing_tests_write_no_timeline_by_default(pytester: pytest.Pytester) -
 def test_bad_option_values_are_usage_errors_listing_the_valid_values(
     pytester: pytest.Pytester,
 ) -> None:
-    project(pytester, test_x="def test_x(): pass")
+    project(pytester, test_at_x="def test_x(): pass")
     result = pytester.runpytest_inprocess("--asynctrace-keep=some")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--asynctrace-keep: invalid choice: 'some' (choose from *failed*, *all*)*"]
     )
-    project(pytester, "asynctrace_virtual_time = maybe", test_x="def test_x(): pass")
+    project(pytester, "asynctrace_virtual_time = maybe", test_at_x="def test_x(): pass")
     result = pytester.runpytest_inprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*asynctrace_virtual_time = 'maybe' is not a boolean; use true or false*"]
     )
-    project(pytester, test_x="def test_x(): pass")
-    result = pytester.runpytest_inprocess("--asynctrace-otlp", "test_x.py")
+    project(pytester, test_at_x="def test_x(): pass")
+    result = pytester.runpytest_inprocess("--asynctrace-otlp", "test_at_x.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--asynctrace-otlp took 'test_x.py', which is a path*"])
+    result.stderr.fnmatch_lines(["*--asynctrace-otlp took 'test_at_x.py', which is a path*"])
 
 
 def test_no_asynctrace_skips_atrace_tests_and_leaves_others(pytester: pytest.Pytester) -> None:
     project(
         pytester,
-        test_off="""
+        test_at_off="""
         import asyncio, pytest
         async def test_traced(atrace):
             pass
@@ -578,7 +578,7 @@ def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_otlp="""
+        test_at_otlp="""
         import blog_gather
         async def test_one(atrace):
             await blog_gather.main()
@@ -590,7 +590,7 @@ def test_otlp_exports_each_test_as_a_trace_rooted_at_its_id(
     assert outcomes(result) == {"passed": 2}
     spans = receiver.spans
     roots = {s.name: s for s in spans if s.parent_id is None}
-    assert set(roots) == {"test_otlp.py::test_one", "test_otlp.py::test_two"}
+    assert set(roots) == {"test_at_otlp.py::test_one", "test_at_otlp.py::test_two"}
     assert len({s.trace_id for s in spans}) == 2
     for root in roots.values():
         names = {s.name for s in spans if s.trace_id == root.trace_id}
@@ -615,7 +615,7 @@ async def test_{i}(atrace):
     project(
         pytester,
         "asynctrace_virtual_time = true",
-        test_par=f"""
+        test_at_par=f"""
 import asyncio
 
 async def work(seconds, k):
@@ -631,7 +631,7 @@ async def test_fails(atrace):
     out = pytester.path / "tl"
     result = pytester.runpytest_subprocess("-n", "2", f"--asynctrace-json={out}")
     assert outcomes(result) == {"passed": 8, "failed": 1}, result.stdout.str()
-    assert [p.name for p in out.iterdir()] == ["test_par.py.test_fails.trace.json"]
+    assert [p.name for p in out.iterdir()] == ["test_at_par.py.test_fails.trace.json"]
 
 
 # --- the blog examples, on the fixture, in this suite -------------------------------------

@@ -11,7 +11,7 @@ cancelled = []
 
 async def worker(n):
     try:
-        await asyncio.sleep(n * 0.01)
+        await asyncio.sleep(n * 0.05)
         if n == 2:
             raise KeyError(f"worker {n}")
         print("worker", n, "done")
@@ -40,7 +40,7 @@ async def uncaught():
 
 
 async def bad_type():
-    await asyncio.sleep(0.015)
+    await asyncio.sleep(0.075)
     raise TypeError("bad type in group")
 
 

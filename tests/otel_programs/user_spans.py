@@ -27,9 +27,8 @@ async def main():
     await asyncio.gather(handler(), handler())
 
 
-with tracer.start_as_current_span("outer"):
-    with asynctrace.tracing(name="user_spans.py"):
-        asyncio.run(main())
+with tracer.start_as_current_span("outer"), asynctrace.tracing(name="user_spans.py"):
+    asyncio.run(main())
 
 print(json.dumps([
     {"name": s.name, "id": s.context.span_id, "trace": s.context.trace_id,
