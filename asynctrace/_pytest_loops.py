@@ -64,22 +64,6 @@ class VirtualLoops:
         self._patch = None
 
 
-class TestTracing(Tracing):
-    """A :class:`Tracing` that leaves OpenTelemetry alone.
-
-    A plain ``Tracing`` joins OpenTelemetry when it is imported: it makes recorded spans the
-    current span for other instrumentation and hands the finished spans to the global SDK
-    ``TracerProvider``.  In a test that MUST NOT happen: the project's own OpenTelemetry
-    setup (an in-memory exporter its tests assert on, pytest-opentelemetry) would receive
-    asynctrace's spans.  OTLP export of a test is done by the plugin on its own.
-    """
-
-    __test__ = False  # not a test class, whatever pytest's python_classes say
-
-    def _start_bridge(self) -> None:
-        return
-
-
 def asyncio_loop_scope(item: pytest.Item) -> str | None:
     """The loop scope of a pytest-asyncio test, None for any other test."""
     try:

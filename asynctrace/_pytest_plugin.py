@@ -235,7 +235,8 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
     See docs/testing.md.  Skipped with ``--no-asynctrace``.
     """
     from ._pytest_atrace import ATrace, NamespacePatch, default_roots
-    from ._pytest_loops import RunState, TestTracing, asyncio_loop_scope, asyncio_test_loop
+    from ._pytest_loops import RunState, asyncio_loop_scope, asyncio_test_loop
+    from ._tracing import Tracing
     from ._virtual import VirtualTimeLoop
 
     item = request.node
@@ -257,7 +258,9 @@ def atrace(request: pytest.FixtureRequest) -> Iterator[ATrace]:
             pytrace=False,
         )
     state.json_dir = _json_dir(settings, request)
-    tracing = TestTracing(name=item.nodeid)
+    # A test's spans MUST NOT reach the project's own OpenTelemetry setup (an in-memory
+    # exporter its tests assert on, pytest-opentelemetry): OTLP export is the plugin's own.
+    tracing = Tracing(name=item.nodeid, otel=False)
     state.tracing = tracing
     if isinstance(loop, VirtualTimeLoop):
         state.bind(loop)

@@ -45,6 +45,9 @@ class Tracing:
         otlp_json: write the trace as an OTLP/JSON file here at stop.
         service_name: the OpenTelemetry ``service.name`` (default: ``OTEL_SERVICE_NAME``, else
             the run's name).
+        otel: join the program's OpenTelemetry (make recorded spans current for other
+            instrumentation, hand the spans to its global TracerProvider): True, False, or
+            None for "when OTLP output is asked for or ``opentelemetry`` is imported".
         virtual_time: run event loops created while tracing on the virtual clock.
         blocked_threshold: seconds a loop step may run before it is a ``blocked`` span.
         record_awaits: False keeps tasks, coroutines and gathers but no await spans.
@@ -61,6 +64,7 @@ class Tracing:
         otlp_protocol: str | None = None,
         otlp_json: str | None = None,
         service_name: str | None = None,
+        otel: bool | None = None,
         virtual_time: bool = False,
         blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
         record_awaits: bool = True,
@@ -92,6 +96,11 @@ class Tracing:
                 default_service=_service_default(name),
             )
         self.service_name = service_name
+        if otel is False and (otlp is not None or otlp_json is not None):
+            msg = ("otel=False cannot send OTLP output; drop otel=False or the otlp/otlp_json "
+                   "option")
+            raise ValueError(msg)
+        self.otel = otel
 
     @property
     def active(self) -> bool:
@@ -112,7 +121,9 @@ class Tracing:
             from ._virtual import install_virtual_time
 
             self._virtual = install_virtual_time(self.recorder)
-        if self.otlp is not None or self.otlp_json is not None or "opentelemetry" in sys.modules:
+        if self.otel or (self.otel is None and (
+                self.otlp is not None or self.otlp_json is not None
+                or "opentelemetry" in sys.modules)):
             self._start_bridge()
         self.recorder.activate()
         _active = self
