@@ -120,22 +120,15 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
                     )
                 )
             call = call._outer
-        pending = root._pending
-        if pending is not None and pending is not _coro._NOT_STARTED:
-            what = pending[7]
+        aw_t = root._aw_t
+        if aw_t is not None and aw_t is not _coro._NOT_STARTED:
+            what = root._aw_what
             if what.__class__ is not CodeType and what.__class__ is not float:
                 what = _coro._reduce_awaited(what)
-            records.append(
-                (
-                    *tuple(pending[:5]),
-                    now,
-                    recorder.next_seq(),
-                    what,
-                    *tuple(pending[8:10]),
-                    unfinished,
-                    None,
-                )
-            )
+            # fmt: off
+            records.append((K_AWAIT, root._aw_sid, root._aw_parent, root._sid, aw_t, now,
+                            recorder.next_seq(), what, None, root._aw_lasti, unfinished, None))
+            # fmt: on
         records.append(
             (
                 K_TASK,

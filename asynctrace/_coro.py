@@ -39,7 +39,7 @@ K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD = range(7)
 #            and the offset in the parent span's code (-1: unknown)
 #   status - None when ok, else (status, exception type name, message)
 #   extra  - task: the task's name; thread: the thread's name; else None
-Rec = tuple[Any, ...] | list[Any]  # a list: an await's record, filled in at resume
+Rec = tuple[Any, ...]
 
 
 def _unbound_append(_record: Rec) -> None:
@@ -140,8 +140,9 @@ _FORWARDED = frozenset(
 )
 
 
-# A TaskRoot's pending await before its first step: the step will set the task's start.
-_NOT_STARTED: list[Any] = []
+# A TaskRoot's _aw_t before its first step (that step sets the task's start): a float that
+# is recognised by identity, never compared.
+_NOT_STARTED = float("-inf")
 
 
 class CallSpan:
@@ -172,12 +173,17 @@ class TaskRoot:
 
     __slots__ = (
         "__weakref__",
+        "_aw_lasti",
+        "_aw_parent",
+        "_aw_sid",
+        "_aw_status",
+        "_aw_t",
+        "_aw_what",
         "_coro",
         "_info",
         "_native",
         "_outer",
         "_parent",
-        "_pending",
         "_shown",
         "_sid",
         "_start",
@@ -194,7 +200,14 @@ class TaskRoot:
     _track: int
     _start: float
     _top: CallSpan | TaskRoot
-    _pending: list[Any] | None
+    # The await the task is suspended in (_aw_t is None: none; _NOT_STARTED: before the first
+    # step); appended as one tuple when the task resumes.
+    _aw_t: float | None
+    _aw_sid: int
+    _aw_parent: int
+    _aw_what: Any
+    _aw_lasti: int
+    _aw_status: tuple[str, str, str] | None
     _shown: Any
     _task_name: Callable[[], str] | None
 
@@ -215,7 +228,7 @@ class TaskRoot:
         self._track = sid
         self._start = clock()
         self._top = self
-        self._pending = _NOT_STARTED
+        self._aw_t = _NOT_STARTED
         self._task_name = None
         self._shown = None
 
@@ -227,23 +240,54 @@ class TaskRoot:
 
     def send(self, value: Any = None) -> Any:
         t0 = clock()
-        pending = self._pending
-        if pending is not None:
-            if pending is _NOT_STARTED:
+        aw_t = self._aw_t
+        if aw_t is not None:
+            if aw_t is _NOT_STARTED:
                 self._start = t0
             else:
-                pending[5] = t0
-                pending[6] = next_id()
-                what = pending[7]
+                what = self._aw_what
                 if what.__class__ is not CodeType and what.__class__ is not float:
-                    pending[7] = _reduce_awaited(what)
-                append(pending)
+                    what = _reduce_awaited(what)
+                # fmt: off
+                append((K_AWAIT, self._aw_sid, self._aw_parent, self._sid, aw_t, t0, next_id(),
+                        what, None, self._aw_lasti, self._aw_status, None))
+                # fmt: on
         try:
             result = self._coro.send(value)
         except BaseException as exc:
             self._finish(exc, t0)
             raise
-        self._suspend(result, t0)
+        # What follows is _suspend(result, t0), inlined: it runs on every await.
+        t = clock()
+        if t - t0 > blocked_threshold:
+            self._blocked(t0, t)
+        if record_awaits:
+            top = self._top
+            coro = top._coro
+            self._aw_t = t
+            self._aw_sid = next_id()
+            self._aw_parent = top._sid
+            self._aw_status = None
+            if top._native:
+                self._aw_lasti = coro.cr_frame.f_lasti
+                awaited = coro.cr_await
+                if awaited.__class__ is CoroutineType:
+                    what = awaited.cr_code
+                    if what is _SLEEP_CODE:
+                        if result is not None:
+                            self._aw_what = float(awaited.cr_frame.f_locals["delay"])  # type: ignore[union-attr]
+                            return result
+                    elif what is _AENTER_CODE:
+                        inner = awaited.cr_await
+                        if inner.__class__ is CoroutineType:
+                            what = inner.cr_code
+                    self._aw_what = what
+                    return result
+            else:
+                self._aw_lasti = -1
+            self._aw_what = result
+        else:
+            self._aw_t = None
         return result
 
     __next__ = send
@@ -255,19 +299,22 @@ class TaskRoot:
         tb: TracebackType | None = None,
     ) -> Any:
         t0 = clock()
-        pending = self._pending
-        if pending is _NOT_STARTED:
+        aw_t = self._aw_t
+        if aw_t is _NOT_STARTED:
             self._start = t0
-        elif pending is not None:
+        elif aw_t is not None:
             thrown = typ if isinstance(typ, BaseException) else val
-            pending[5] = t0
-            pending[6] = next_id()
-            what = pending[7]
+            status = self._aw_status or thrown_status(
+                type(thrown) if thrown else typ,  # type: ignore[arg-type]
+                thrown,
+            )
+            what = self._aw_what
             if what.__class__ is not CodeType and what.__class__ is not float:
-                pending[7] = _reduce_awaited(what)
-            if pending[10] is None:  # not already marked, e.g. as a timeout's expiry
-                pending[10] = thrown_status(type(thrown) if thrown else typ, thrown)  # type: ignore[arg-type]
-            append(pending)
+                what = _reduce_awaited(what)
+            # fmt: off
+            append((K_AWAIT, self._aw_sid, self._aw_parent, self._sid, aw_t, t0, next_id(),
+                    what, None, self._aw_lasti, status, None))
+            # fmt: on
         try:
             if val is None and tb is None:
                 result = self._coro.throw(typ)
@@ -289,60 +336,38 @@ class TaskRoot:
     def _suspend(self, result: Any, t0: float) -> None:
         """Note what the task now waits on: the await of its innermost traced frame.
 
-        The pending await is a list laid out like a record, whose end fields are filled in
-        and which is appended at resume.  Its code is the parent span's (resolved at build
-        time), so only the frame's offset is read here; -1 means no frame to read.
+        The pending await lives in the ``_aw_*`` slots until the resume appends it as one
+        tuple.  Its code is the parent span's (resolved at build time), so only the frame's
+        offset is read here (-1: no frame to read).  ``send`` has this inlined.
         """
         t = clock()
         if t - t0 > blocked_threshold:
             self._blocked(t0, t)
         if not record_awaits:
+            self._aw_t = None
             return
         top = self._top
         coro = top._coro
+        self._aw_t = t
+        self._aw_sid = next_id()
+        self._aw_parent = top._sid
+        self._aw_status = None
+        self._aw_what = result
+        self._aw_lasti = -1
         if top._native:
+            self._aw_lasti = coro.cr_frame.f_lasti
             awaited = coro.cr_await
-            what: Any
             if awaited.__class__ is CoroutineType:
                 what = awaited.cr_code
                 if what is _SLEEP_CODE:
                     if result is not None:
-                        what = float(awaited.cr_frame.f_locals["delay"])  # type: ignore[union-attr]
+                        self._aw_what = float(awaited.cr_frame.f_locals["delay"])  # type: ignore[union-attr]
+                        return
                 elif what is _AENTER_CODE:
                     inner = awaited.cr_await
                     if inner.__class__ is CoroutineType:
                         what = inner.cr_code
-            else:
-                what = result
-            self._pending = [
-                K_AWAIT,
-                next_id(),
-                top._sid,
-                self._sid,
-                t,
-                0.0,
-                0,
-                what,
-                None,
-                coro.cr_frame.f_lasti,
-                None,
-                None,
-            ]
-        else:
-            self._pending = [
-                K_AWAIT,
-                next_id(),
-                top._sid,
-                self._sid,
-                t,
-                0.0,
-                0,
-                result,
-                None,
-                -1,
-                None,
-                None,
-            ]
+                self._aw_what = what
 
     def _blocked(self, t0: float, t: float) -> None:
         top = self._top
@@ -368,7 +393,7 @@ class TaskRoot:
         )
 
     def _finish(self, exc: BaseException, t0: float) -> None:
-        self._pending = None
+        self._aw_t = None
         if exc.__class__ is not StopIteration:
             hide_frame(exc)
         t = clock()
@@ -423,9 +448,9 @@ def mark_timeout(task: Any) -> None:
     """Mark the await that ``task`` is in as ended by a timeout (before it is cancelled)."""
     root = task.get_coro()
     if root.__class__ is TaskRoot:
-        pending = root._pending
-        if pending is not None and pending is not _NOT_STARTED:
-            pending[10] = TIMEOUT_EXPIRY
+        aw_t = root._aw_t
+        if aw_t is not None and aw_t is not _NOT_STARTED:
+            root._aw_status = TIMEOUT_EXPIRY
 
 
 def _reduce_awaited(obj: Any) -> Any:

@@ -11,6 +11,7 @@ untraced mode and the peers run on plain asyncio.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import sys
 import tempfile
@@ -73,7 +74,14 @@ class Decorators(Mode):
     def start(self, workload: Workload) -> None:
         import asynctrace
 
-        options: dict[str, Any] = {"name": workload.name, "record_awaits": self.record_awaits}
+        options: dict[str, Any] = {
+            "name": workload.name,
+            "record_awaits": self.record_awaits,
+            # The workloads do not use OpenTelemetry; the bench process imports it for the
+            # peers, which would switch the OpenTelemetry bridge on by default.
+            "otel": False,
+        }
+        options.update(self.options())
         if self.max_spans is not None:
             options["max_spans"] = self.max_spans
         self.tracing = asynctrace.Tracing(**options).start()
@@ -101,6 +109,10 @@ class Decorators(Mode):
         return metrics
 
     measure_bytes = False  # set by the runner: measure the records' size once
+
+    def options(self) -> dict[str, Any]:
+        """More ``Tracing`` options for this mode."""
+        return {}
 
     def export(self, trace: Any) -> Metrics:
         return {}
@@ -173,31 +185,15 @@ class AutoJson(Auto):
             os.unlink(self.path)
 
 
-class _ThreadCheck:
-    """A span exporter that notes the threads ``export`` runs on and forwards to the real one."""
-
-    def __init__(self, exporter: Any) -> None:
-        self._exporter = exporter
-        self.threads: set[int] = set()
-
-    def export(self, spans: Any) -> Any:
-        self.threads.add(threading.get_ident())
-        return self._exporter.export(spans)
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return bool(self._exporter.force_flush(timeout_millis))
-
-    def shutdown(self) -> None:
-        self._exporter.shutdown()
-
-
 class AutoOtlp(Auto):
-    """Auto, then OTLP/HTTP export to a local receiver started by the bench.
+    """Auto, with ``Tracing(otlp=...)`` sending to a local OTLP/HTTP receiver.
 
-    ``export_s`` is the time the loop thread spends handing the trace over (``submit``);
-    ``deliver_s`` the wait until the receiver has confirmed every span (``close``), which a
-    program pays only at exit.  ``on_loop_thread`` says whether any ``export()`` ran on the
-    thread that runs the event loop.
+    This is what a user gets with ``--otlp``: the OpenTelemetry bridge is on while recording
+    (recorded spans made current for other instrumentation), and at stop the spans are handed
+    to a worker thread.  ``stop_s`` is the loop thread's time in ``stop(wait=False)`` (build and
+    hand-over); ``deliver_s`` the wait in ``wait_exports()`` until the receiver confirmed the
+    spans, which a program pays only at exit.  ``on_loop_thread`` says whether the exporter's
+    ``export()`` ever ran on the thread that runs the event loop.
     """
 
     key = "otlp"
@@ -207,57 +203,85 @@ class AutoOtlp(Auto):
     def __init__(self) -> None:
         super().__init__()
         self.receiver: Any = None
+        self.threads: set[int] = set()
+        self._restore: Any = None
 
     def available(self) -> str | None:
         try:
-            from asynctrace import _otlp, _otlp_config
-
-            _otlp.OtlpExport, _otlp._make_exporter, _otlp_config.otlp_settings  # noqa: B018
+            import opentelemetry.exporter.otlp.proto.http.trace_exporter
             import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # noqa: F401
-        except (ImportError, AttributeError) as exc:
-            return f"asynctrace OTLP export not importable: {exc}"
+
+            from asynctrace import _otlp  # noqa: F401
+        except ImportError as exc:
+            return f"OTLP export not importable: {exc}"
+        if "otlp" not in inspect.signature(asynctrace_tracing()).parameters:
+            return "this asynctrace has no Tracing(otlp=...)"
         return None
 
     def preload(self) -> None:
-        import opentelemetry.exporter.otlp.proto.http.trace_exporter
-        import opentelemetry.sdk.trace  # noqa: F401
+        from opentelemetry.exporter.otlp.proto.http import trace_exporter
 
         from bench.receiver import Receiver
 
         if self.receiver is None:
             self.receiver = Receiver()
+        if self._restore is None:
+            # Note the threads the real exporter's export() runs on (restored at close).
+            cls = trace_exporter.OTLPSpanExporter
+            original = cls.export
+            threads = self.threads
 
-    def export(self, trace: Any) -> Metrics:
-        from asynctrace import _otlp
-        from asynctrace._otlp_config import otlp_settings
-        from bench.receiver import Receiver
+            def export(exporter: Any, spans: Any) -> Any:
+                threads.add(threading.get_ident())
+                return original(exporter, spans)
 
-        if self.receiver is None:
-            self.receiver = Receiver()
+            cls.export = export  # type: ignore[method-assign]
+            self._restore = (cls, original)
+
+    def options(self) -> dict[str, Any]:
+        self.preload()
         self.receiver.reset()
-        # A generous total timeout: on a loaded 2-core machine 22,000 spans take seconds to
-        # encode and send, longer than the default deadline for a whole trace.
-        settings = otlp_settings(self.receiver.endpoint, "http/protobuf", timeout=60, environ={})
-        check = _ThreadCheck(_otlp._make_exporter(settings))
-        export = _otlp.OtlpExport(settings, exporter=check)  # type: ignore[arg-type]
+        # 22,000 spans take seconds to encode and send on a loaded 2-core machine: more than
+        # the default 5 s for a whole export.
+        os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] = "60000"
+        return {"otlp": self.receiver.endpoint, "otlp_protocol": "http/protobuf", "otel": None}
+
+    def finish(self) -> Metrics:
+        from asynctrace import _instrument
+
+        self.threads.clear()
         t0 = time.perf_counter()
-        export.submit(trace, trace_id=_otlp.new_trace_id(), span_id_base=_otlp.new_span_id_base())
-        submit_s = time.perf_counter() - t0
-        report = export.close(timeout=120)
+        trace = self.tracing.stop(wait=False)
+        stop_s = time.perf_counter() - t0
+        _instrument.uninstall()
+        self.tracing.wait_exports()
         deliver_s = time.perf_counter() - t0
+        os.environ.pop("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", None)
+        self.tracing = None
         return {
-            "export_s": submit_s,
+            "stop_s": stop_s,
             "deliver_s": deliver_s,
-            "otlp_sent": report.sent,
+            "spans": len(trace.spans),
             "otlp_received": self.receiver.spans,
             "otlp_bytes": self.receiver.bytes,
-            "on_loop_thread": threading.get_ident() in check.threads,
+            "on_loop_thread": threading.get_ident() in self.threads,
+            "export_threads": len(self.threads),
         }
 
     def close(self) -> None:
         if self.receiver is not None:
             self.receiver.stop()
             self.receiver = None
+        if self._restore is not None:
+            cls, original = self._restore
+            cls.export = original
+            self._restore = None
+
+
+def asynctrace_tracing() -> Any:
+    import asynctrace
+
+    return asynctrace.Tracing
 
 
 class OtelAsyncio(Mode):

@@ -138,7 +138,8 @@ def target(row: Row, rows: list[Row]) -> str:
         return text
     if key == "otlp":
         on_loop = row.any_metric("on_loop_thread")
-        return f"export off the loop thread: {_mark(not on_loop)}"
+        ok = not on_loop and row.metric("export_threads") and row.metric("otlp_received")
+        return f"export off the loop thread: {_mark(bool(ok))}"
     if key == "auto-cap":
         kept = row.metric("records")
         dropped = row.metric("dropped")
@@ -210,7 +211,8 @@ def exports_section(rows: list[Row]) -> list[str]:
     if "otlp" in by_key:
         r = by_key["otlp"]
         out.append(
-            f"- {name}: OTLP: {r.metric('export_s') * 1e3:.2f} ms on the loop thread to hand over, "
+            f"- {name}: OTLP: {r.metric('stop_s') * 1e3:.0f} ms on the loop thread to stop, build "
+            "and hand over, "
             f"{r.metric('deliver_s') * 1e3:.0f} ms until the receiver confirmed "
             f"{r.metric('otlp_received'):,.0f} of {r.metric('spans'):,.0f} spans "
             f"({r.metric('otlp_bytes') / 1e6:.2f} MB protobuf); export() on the loop thread: "
