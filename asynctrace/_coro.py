@@ -62,9 +62,6 @@ def _untracked(root: TaskRoot) -> None:
 track_root: Callable[[TaskRoot], None] = _untracked
 
 
-# Set while OpenTelemetry context is bridged (_otel.py): make a recorded span current / undo.
-otel_attach: Callable[[int], object] | None = None
-otel_detach: Callable[[object], None] | None = None
 run_sid: int = 0
 
 # The TaskRoot of the task running now: set in each task's own context when the task is

@@ -51,25 +51,21 @@ def _wrap(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
                 span._sid = _coro.next_id()
                 span._parent = outer._sid
             root._top = span
-        attach = _coro.otel_attach
-        token = None if attach is None else attach(span._sid)
         span._start = _coro.clock()
         try:
             result = await coro
         except BaseException as exc:
             hide_frame(exc)
-            _end(span, root, status_of(exc), token)
+            _end(span, root, status_of(exc))
             raise
-        _end(span, root, None, token)
+        _end(span, root, None)
         return result
 
     traced.__asynctrace_info__ = info  # type: ignore[attr-defined]
     return traced
 
 
-def _end(span: CallSpan, root: Any, status: tuple[str, str, str] | None, token: object) -> None:
-    if token is not None and _coro.otel_detach is not None:
-        _coro.otel_detach(token)
+def _end(span: CallSpan, root: Any, status: tuple[str, str, str] | None) -> None:
     if root is not None:
         root._top = span._outer
         if span._sid == root._sid:

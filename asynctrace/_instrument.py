@@ -58,23 +58,21 @@ def _start_task(
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
-    attach = _coro.otel_attach
+    # The task's context MUST carry its own root and no gather (a gather being built is the
+    # parent of the tasks it creates, not of what runs inside them).
     if context is None:
-        # The Task copies the current context: let the copy carry this task's root (and make
-        # the task's span the current OpenTelemetry span in it).
+        # The Task copies the current context: let the copy carry them.
         token = _coro.current_root.set(root)
-        otel_token = None if attach is None else attach(root._sid)
+        gather_token = _coro.current_gather.set(0)
         try:
             task = create(root, None)
         finally:
-            if otel_token is not None and _coro.otel_detach is not None:
-                _coro.otel_detach(otel_token)
+            _coro.current_gather.reset(gather_token)
             _coro.current_root.reset(token)
     else:
-        # MUST run in the given context (Runner shares one across runs); set the root in it.
+        # MUST run in the given context (Runner shares one across runs): set them in it.
         context.run(_coro.current_root.set, root)
-        if attach is not None:
-            context.run(attach, root._sid)
+        context.run(_coro.current_gather.set, 0)
         task = create(root, context)
     root._task_name = task.get_name
     return task

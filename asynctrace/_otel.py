@@ -8,9 +8,9 @@ when tracing starts must become the run's parent.
 Solution: :class:`OtelBridge` decides the run's trace id and the base of its span ids when
 tracing starts (from the current span, else from a ``TRACEPARENT`` variable that a parent
 process under asynctrace passed down, else new), so the OpenTelemetry id of every recorded span
-is known at once (:func:`~asynctrace._otlp.otel_span_id`).  While a traced call or task runs,
-a ``NonRecordingSpan`` carrying that id is the current span: other spans get it as parent and
-nothing is built on the hot path.  Child processes started with ``asyncio.create_subprocess_*``
+is known at once (:func:`~asynctrace._otlp.otel_span_id`).  The current span while tracing is
+one non-recording span that, when asked, names the recorded span running in the asking task:
+other spans get it as parent and nothing is built on the hot path.  Child processes started with ``asyncio.create_subprocess_*``
 get ``TRACEPARENT`` naming the span that started them.  At stop, the recorded spans are built
 once and delivered off the event loop: to the OTLP exporter asked for, to an OTLP JSON file,
 and to the program's own global SDK ``TracerProvider`` when it set one.
@@ -59,6 +59,21 @@ def _starting_parent() -> SpanContext | None:
     return _parse_traceparent(os.environ.get(TRACEPARENT, ""))
 
 
+class _LiveSpan(NonRecordingSpan):
+    """The current OpenTelemetry span while tracing: whichever recorded span runs when asked.
+
+    A span that other instrumentation starts gets as parent the innermost traced call (or the
+    task, or the run) running at that moment in that task: nothing is built per call.
+    """
+
+    def __init__(self, bridge: OtelBridge) -> None:
+        super().__init__(bridge.span_context(_coro.run_sid))
+        self._bridge = bridge
+
+    def get_span_context(self) -> SpanContext:
+        return self._bridge.current_context()
+
+
 class OtelBridge:
     """The OpenTelemetry side of one traced run; see the module docstring.
 
@@ -75,43 +90,39 @@ class OtelBridge:
         self.deliver = deliver
         self._orig_exec: Any = None
         self._orig_shell: Any = None
+        self._token: object = None
 
     def span_context(self, sid: int) -> SpanContext:
         """The OpenTelemetry span context of recorded span ``sid``."""
         return SpanContext(self.trace_id, otel_span_id(self.span_id_base, sid), False, _SAMPLED)
 
-    def attach(self, sid: int) -> object:
-        """Make recorded span ``sid`` the current OpenTelemetry span; returns the detach token.
-
-        Called on the loop thread when a traced call or a task starts.
-        """
-        span = NonRecordingSpan(self.span_context(sid))
-        return otel_context.attach(otel_trace.set_span_in_context(span))
-
-    @staticmethod
-    def detach(token: object) -> None:
-        """Undo :meth:`attach` (same task, same context)."""
-        otel_context.detach(token)  # type: ignore[arg-type]
-
     def traceparent(self) -> str:
         """``traceparent`` of the span running now (the run's outside any task)."""
-        parent, _track = _coro.current_parent()
-        context = self.span_context(parent)
+        context = self.current_context()
         return f"00-{context.trace_id:032x}-{context.span_id:016x}-01"
 
+    def current_context(self) -> SpanContext:
+        """The span context of the innermost recorded span running in this task now."""
+        parent, _track = _coro.current_parent()
+        return self.span_context(parent)
+
     def start(self) -> None:
-        """Make recorded spans current while they run; pass trace context to child processes."""
-        _coro.otel_attach = self.attach
-        _coro.otel_detach = self.detach
+        """Make recorded spans current while they run; pass trace context to child processes.
+
+        One :class:`_LiveSpan` is made current here, once: every task created from now on
+        inherits it with its context, and it names whichever recorded span runs when asked.
+        """
+        self._token = otel_context.attach(otel_trace.set_span_in_context(_LiveSpan(self)))
         self._orig_exec = asyncio.create_subprocess_exec
         self._orig_shell = asyncio.create_subprocess_shell
         asyncio.create_subprocess_exec = self._with_traceparent(self._orig_exec)
         asyncio.create_subprocess_shell = self._with_traceparent(self._orig_shell)
 
     def stop(self) -> None:
-        """Undo :meth:`start`."""
-        _coro.otel_attach = None
-        _coro.otel_detach = None
+        """Undo :meth:`start` (the live span stays only where a stop in another context left it:
+        it then names the run span)."""
+        if isinstance(otel_trace.get_current_span(), _LiveSpan):
+            otel_context.detach(self._token)  # type: ignore[arg-type]
         if self._orig_exec is not None:
             asyncio.create_subprocess_exec = self._orig_exec
             asyncio.create_subprocess_shell = self._orig_shell

@@ -235,7 +235,7 @@ class AutoOtlp(Auto):
                 threads.add(threading.get_ident())
                 return original(exporter, spans)
 
-            cls.export = export  # type: ignore[method-assign]
+            cls.export = export  # type: ignore[method-assign,assignment]
             self._restore = (cls, original)
 
     def options(self) -> dict[str, Any]:
@@ -350,7 +350,7 @@ class Viz(Mode):
 
     def start(self, workload: Workload) -> None:
         if self._tracer is None:
-            from viztracer import VizTracer
+            from viztracer import VizTracer  # type: ignore[import-untyped]
 
             self._tracer = VizTracer(log_async=True, verbose=0, output_file=self.path)
         self._tracer.start()

@@ -197,3 +197,20 @@ def test_max_spans_caps_memory_and_counts_the_dropped() -> None:
     trace = traced_run(main, max_spans=20)
     assert len(trace) <= 22  # the cap, plus the run span and what was still open
     assert trace.dropped > 0
+
+
+def test_what_runs_inside_a_gathered_task_is_parented_to_that_task() -> None:
+    @asynctrace.trace
+    async def child() -> None:
+        await asyncio.to_thread(lambda: None)
+        await asyncio.create_task(work(0))
+
+    async def main() -> None:
+        await asyncio.gather(child())
+
+    trace = traced_run(main)
+    child_task = testing.find_span(trace, "child", kind="task")
+    (job,) = trace.spans_matching(kind="thread")
+    inner = [s for s in trace if s.kind == "task" and s.name == "work"]
+    assert job.parent is child_task
+    assert [s.parent for s in inner] == [child_task]
