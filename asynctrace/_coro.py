@@ -132,8 +132,11 @@ def current_parent() -> tuple[int, int]:
     return (gather or root._top._sid, root._track)
 
 
-_FORWARDED = frozenset(
-    ("__name__", "__qualname__", "cr_code", "cr_frame", "cr_running", "cr_await", "cr_origin")
+# A base whose only slot is ``__qualname__``, so that a TaskRoot, like a coroutine, has one of
+# its own (a class body cannot declare it: ``type()`` can).  A ``__getattr__`` forwarding it
+# instead would slow every attribute load on the hot path (no LOAD_ATTR specialisation).
+_QualnameSlot: type = type(
+    "_QualnameSlot", (), {"__slots__": ("__qualname__",), "__module__": __name__}
 )
 
 
@@ -161,7 +164,7 @@ class CallSpan:
     _track: int
 
 
-class TaskRoot:
+class TaskRoot(_QualnameSlot):  # type: ignore[misc]
     """The coroutine of one asyncio Task, wrapped; records the task and every await in it.
 
     Registered as a ``collections.abc.Coroutine`` and driven by the Task (``send``/``throw``)
@@ -214,6 +217,7 @@ class TaskRoot:
         (A task that is cancelled before it ever runs starts at its creation.)
         """
         self._coro = coro
+        self.__qualname__ = getattr(coro, "__qualname__", "") or type(coro).__qualname__  # type: ignore[misc]
         self._native = native = coro.__class__ is CoroutineType
         self._info = (
             coro.cr_code
@@ -419,15 +423,36 @@ class TaskRoot:
         )
         self._task_name = None
 
-    def __getattr__(self, name: str) -> Any:
-        # The wrapped coroutine's own attributes, for code that inspects a task's coroutine
-        # (asyncio's Task repr and get_stack, debuggers, `python -m asyncio pstree`).
-        if name in _FORWARDED:
-            # The program's own coroutine once a traced call runs as this task's coroutine.
-            shown = self._shown
-            return getattr(self._coro if shown is None else shown, name)
-        msg = f"{type(self).__name__!r} object has no attribute {name!r}"
-        raise AttributeError(msg)
+    # The wrapped coroutine's own attributes, for code that inspects a task's coroutine
+    # (asyncio's Task repr and get_stack, debuggers, `python -m asyncio pstree`): the
+    # program's own coroutine once a traced call runs as this task's coroutine.
+    @property
+    def _inspected(self) -> Any:
+        return self._coro if self._shown is None else self._shown
+
+    @property
+    def __name__(self) -> str:
+        return str(getattr(self._inspected, "__name__", self.__qualname__))
+
+    @property
+    def cr_code(self) -> Any:
+        return getattr(self._inspected, "cr_code", None)
+
+    @property
+    def cr_frame(self) -> Any:
+        return getattr(self._inspected, "cr_frame", None)
+
+    @property
+    def cr_await(self) -> Any:
+        return getattr(self._inspected, "cr_await", None)
+
+    @property
+    def cr_running(self) -> bool:
+        return bool(getattr(self._inspected, "cr_running", False))
+
+    @property
+    def cr_origin(self) -> Any:
+        return getattr(self._inspected, "cr_origin", None)
 
     def __repr__(self) -> str:
         return repr(self._coro if self._shown is None else self._shown)
