@@ -11,9 +11,10 @@ process under asynctrace passed down, else new), so the OpenTelemetry id of ever
 is known at once (:func:`~asynctrace._otlp.otel_span_id`).  The current span while tracing is
 one non-recording span that, when asked, names the recorded span running in the asking task:
 other spans get it as parent and nothing is built on the hot path.  Child processes started
-with ``asyncio.create_subprocess_*`` get ``TRACEPARENT`` naming the span that started them.  At stop, the recorded spans are built
-once and delivered off the event loop: to the OTLP exporter asked for, to an OTLP JSON file,
-and to the program's own global SDK ``TracerProvider`` when it set one.
+with ``asyncio.create_subprocess_*`` get ``TRACEPARENT`` naming the span that started them.
+At stop, the recorded spans are built once and delivered off the event loop: to the OTLP
+exporter asked for, to an OTLP JSON file, and to the program's own global SDK
+``TracerProvider`` when it set one.
 
 Importing this module imports the OpenTelemetry API; it is imported only when needed.
 """
