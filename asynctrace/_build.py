@@ -121,7 +121,10 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
                 )
             call = call._outer
         aw_t = root._aw_t
-        if aw_t is not None and aw_t is not _coro._NOT_STARTED:
+        # While its task runs (a snapshot taken by the task itself), a root's last await has
+        # already been recorded: the slots are only overwritten at the next suspension.
+        running = bool(getattr(root._coro, "cr_running", False))
+        if aw_t is not None and aw_t is not _coro._NOT_STARTED and not running:
             what = root._aw_what
             if what.__class__ is not CodeType and what.__class__ is not float:
                 what = _coro._reduce_awaited(what)

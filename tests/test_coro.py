@@ -193,3 +193,17 @@ def test_a_task_tracebacks_show_no_asynctrace_frame() -> None:
         asyncio.run(main())
     files = [entry.path for entry in info.traceback]
     assert not [f for f in files if "asynctrace" in str(f) and "tests" not in str(f)]
+
+
+def test_a_snapshot_taken_inside_a_task_does_not_repeat_its_last_await() -> None:
+    seen: list[Trace] = []
+
+    @asynctrace.trace
+    async def main() -> None:
+        await asyncio.sleep(1)
+        seen.append(tracing.trace)
+
+    with asynctrace.tracing(virtual_time=True) as tracing:
+        asyncio.run(main())
+    sleeps = [s for s in seen[0] if s.name == "asyncio.sleep(1)"]
+    assert [(s.status, s.duration) for s in sleeps] == [("ok", 1.0)]

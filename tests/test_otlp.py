@@ -731,16 +731,28 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-json",
-         "--no-timeline", *args],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--virtual-time",
+            "--no-json",
+            "--no-timeline",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
 def test_asynctrace_run_otlp_delivers_the_gather_example(receiver: Any) -> None:
     protocol = "grpc" if isinstance(receiver, otlp_receiver.GrpcReceiver) else "http/protobuf"
-    proc = run_cli(f"--otlp={receiver.endpoint}", "--otlp-protocol", protocol,
-                   str(EXAMPLES / "gather.py"))
+    proc = run_cli(
+        f"--otlp={receiver.endpoint}", "--otlp-protocol", protocol, str(EXAMPLES / "gather.py")
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.splitlines()[-1] == "Task 3 complete"
@@ -756,9 +768,13 @@ def test_asynctrace_run_otlp_delivers_the_gather_example(receiver: Any) -> None:
 def test_asynctrace_run_otlp_reads_the_standard_variables(receiver: Any) -> None:
     protocol = "grpc" if isinstance(receiver, otlp_receiver.GrpcReceiver) else "http/protobuf"
     base = receiver.endpoint.removesuffix("/v1/traces")  # the general variable takes a base URL
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": base,
-           "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_SERVICE_NAME": "from-env",
-           "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20s3cret"}
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": base,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_SERVICE_NAME": "from-env",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20s3cret",
+    }
     proc = run_cli("--otlp", str(EXAMPLES / "coroutine.py"), env=env)
     assert proc.returncode == 0, proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
@@ -770,14 +786,28 @@ def test_asynctrace_run_with_a_dead_endpoint_warns_once_and_keeps_the_exit_statu
     tmp_path: Path,
 ) -> None:
     program = tmp_path / "exits3.py"
-    program.write_text("import asyncio, sys\n"
-                       "async def main():\n    await asyncio.sleep(1)\n    print('done')\n"
-                       "asyncio.run(main())\nsys.exit(3)\n")
+    program.write_text(
+        "import asyncio, sys\n"
+        "async def main():\n    await asyncio.sleep(1)\n    print('done')\n"
+        "asyncio.run(main())\nsys.exit(3)\n"
+    )
     json_path = tmp_path / "t.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-timeline",
-         "--json", str(json_path), f"--otlp={dead_endpoint()}", str(program)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--virtual-time",
+            "--no-timeline",
+            "--json",
+            str(json_path),
+            f"--otlp={dead_endpoint()}",
+            str(program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert (proc.returncode, proc.stdout) == (3, "done\n")
     warnings = [line for line in proc.stderr.splitlines() if "OTLP" in line]
@@ -788,8 +818,9 @@ def test_asynctrace_run_with_a_dead_endpoint_warns_once_and_keeps_the_exit_statu
 def test_jaeger_shows_asynctrace_run_of_the_gather_example(jaeger: Any) -> None:
     service = f"gather-run-{os.getpid()}"
     epoch = time.time_ns()
-    proc = run_cli(f"--otlp={jaeger.otlp_grpc}", "--service-name", service,
-                   str(EXAMPLES / "gather.py"))
+    proc = run_cli(
+        f"--otlp={jaeger.otlp_grpc}", "--service-name", service, str(EXAMPLES / "gather.py")
+    )
     assert proc.returncode == 0, proc.stderr
     (trace,) = _jaeger_traces(jaeger, service, epoch, 10)
     spans = {s["operationName"]: s for s in trace["spans"]}
@@ -805,3 +836,44 @@ def test_jaeger_shows_asynctrace_run_of_the_gather_example(jaeger: Any) -> None:
     assert t1["startTime"] == t2["startTime"]  # side by side
     assert t3["startTime"] >= t1["startTime"] + t1["duration"]  # after both
     assert t1["duration"] == 2_000_000 and t3["duration"] == 3_000_000  # exact, virtual time
+
+
+@pytest.mark.parametrize(
+    "example",
+    ["async_tasks", "coroutine", "event_loop", "blocking_gather", "sync_tasks"],
+)
+def test_jaeger_shows_every_blog_example_as_one_tree(jaeger: Any, example: str) -> None:
+    service = f"{example}-{os.getpid()}"
+    epoch = time.time_ns()
+    args = [
+        f"--otlp={jaeger.otlp_grpc}",
+        "--service-name",
+        service,
+        str(EXAMPLES / f"{example}.py"),
+    ]
+    if example in ("blocking_gather", "sync_tasks"):  # blocking is real time: no virtual clock
+        proc = subprocess.run(
+            [sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    else:
+        proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert service in jaeger.get("/api/services")["data"]
+    expected = len(proc.stdout.splitlines())  # at least one span per printed line's task
+    (trace,) = _jaeger_traces(jaeger, service, epoch, 1)
+    spans = trace["spans"]
+    ids = {s["spanID"] for s in spans}
+    roots = [s for s in spans if not s["references"]]
+    assert [r["operationName"] for r in roots] == [f"{example}.py"]
+    for span in spans:
+        assert all(r["refType"] == "CHILD_OF" and r["spanID"] in ids for r in span["references"])
+    kinds = {t["value"] for s in spans for t in s["tags"] if t["key"] == "asynctrace.kind"}
+    if example == "sync_tasks":
+        assert kinds == {"run"} and expected == 4
+    elif example == "blocking_gather":
+        assert {"task", "gather", "blocked"} <= kinds
+    else:
+        assert {"task", "await"} <= kinds
