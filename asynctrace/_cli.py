@@ -16,7 +16,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__, _autotrace
 from ._spans import Trace
@@ -259,6 +259,7 @@ def run(argv: Sequence[str]) -> int:
     status = 0
     interrupted = False
     tracing.start()
+    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path)
     try:
         if script is not None:
             try:
@@ -280,6 +281,8 @@ def run(argv: Sequence[str]) -> int:
         _print_uncaught(exc)
         status = 1
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         _autotrace.remove_finder(finder)
         _flush_stdout()
         trace = tracing.stop(wait=False)
@@ -292,6 +295,31 @@ def run(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return status
+
+
+def _write_outputs_on_sigterm(
+    tracing: Tracing, options: argparse.Namespace, json_path: str | None
+) -> Any:
+    """Under SIGTERM's default action (death), write the outputs first, then die of it.
+
+    Nothing of the program runs after the signal, as under plain python: no finally block,
+    no flush of its buffered stdout.  Spans still open end now, marked unfinished.  A program
+    that handles SIGTERM itself replaces this handler.  Returns the handler to restore, or
+    None when the program's SIGTERM is not the default.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        trace = tracing.stop(wait=False)
+        _show(trace, options, json_path)
+        tracing.wait_exports()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return previous
 
 
 def _html_output(path: str, target: str) -> Callable[[Trace], None]:

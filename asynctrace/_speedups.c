@@ -1,0 +1,832 @@
+/* asynctrace._speedups: TaskRoot.send in C (optional; _coro.py has the same in Python).
+ *
+ * Problem: TaskRoot.send runs on every step of every traced task; in Python it costs more
+ * than the step it wraps.
+ *
+ * Solution: a base type TaskRootBase whose instance members are TaskRoot's slots (objects,
+ * so the Python code reads and writes them as before) and whose send / __next__ do exactly
+ * what the Python TaskRoot.send does.  The cold paths (_blocked, _finish) stay in Python and
+ * are called as methods of self.  The module globals of _coro that send reads are mirrored
+ * in C statics: configure() MUST be called whenever they are rebound (Recorder.activate,
+ * deactivate, use_clock), constants() once at import.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <time.h>
+
+/* ---- the _coro globals, mirrored (strong references) ---- */
+static PyObject *g_append;       /* _coro.append */
+static PyObject *g_append_list;  /* the list when g_append is that list's bound append */
+static PyObject *g_clock;        /* _coro.clock */
+static int g_clock_native;       /* g_clock is time.perf_counter and read here directly */
+static PyObject *g_next_id;      /* _coro.next_id */
+static PyObject *g_counter;      /* the itertools.count when g_next_id is its __next__ */
+static PyObject *g_threshold;    /* _coro.blocked_threshold */
+static double g_threshold_d;
+static int g_threshold_is_float;
+static int g_record_awaits;      /* truth of _coro.record_awaits */
+
+/* ---- constants of _coro ---- */
+static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited, *c_k_await;
+static PyObject *c_coroutine_type;
+
+static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
+    *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay;
+static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
+static PyCFunction list_append_meth;
+static PyTypeObject *count_type; /* itertools.count */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *weakreflist;
+    PyObject *coro, *info, *native, *sid, *parent, *track, *start, *top, *aw_t, *aw_sid,
+        *aw_parent, *aw_what, *aw_lasti, *aw_status, *task_name, *shown, *qualname, *outer;
+} RootObject;
+
+#define N_FIELDS 18
+#define FIELDS(o) (&(o)->coro)
+
+static const char *const field_names[N_FIELDS] = {
+    "_coro", "_info", "_native", "_sid", "_parent", "_track", "_start", "_top", "_aw_t",
+    "_aw_sid", "_aw_parent", "_aw_what", "_aw_lasti", "_aw_status", "_task_name", "_shown",
+    "__qualname__", "_outer",
+};
+
+/* A member's value (borrowed), or NULL with AttributeError set as the slot would raise. */
+static PyObject *
+field(RootObject *self, PyObject *value, int index)
+{
+    if (value == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%s'",
+                     Py_TYPE(self)->tp_name, field_names[index]);
+    }
+    return value;
+}
+#define FIELD(self, name, index) field((self), (self)->name, (index))
+#define I_CORO 0
+#define I_NATIVE 2
+#define I_SID 3
+#define I_TOP 7
+#define I_AW_T 8
+#define I_AW_SID 9
+#define I_AW_PARENT 10
+#define I_AW_WHAT 11
+#define I_AW_LASTI 12
+#define I_AW_STATUS 13
+
+static PyObject *
+read_clock(void)
+{
+    if (g_clock_native) {
+#if PY_VERSION_HEX >= 0x030D0000
+        PyTime_t t;
+        if (PyTime_PerfCounterRaw(&t) == 0) {
+            return PyFloat_FromDouble(PyTime_AsSecondsDouble(t));
+        }
+#elif defined(__linux__)
+        struct timespec ts;
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+            /* As CPython's perf_counter: integer nanoseconds, then seconds. */
+            long long ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+            volatile double d;
+            if (ns % 1000000000LL == 0) {
+                d = (double)(ns / 1000000000LL);
+            }
+            else {
+                d = (double)ns;
+                d /= 1e9;
+            }
+            return PyFloat_FromDouble(d);
+        }
+#endif
+    }
+    return PyObject_CallNoArgs(g_clock);
+}
+
+/* t - t0 > blocked_threshold, as Python evaluates it: 1, 0 or -1 on error. */
+static int
+over_threshold(PyObject *t0, PyObject *t)
+{
+    if (g_threshold_is_float && PyFloat_CheckExact(t0) && PyFloat_CheckExact(t)) {
+        return PyFloat_AS_DOUBLE(t) - PyFloat_AS_DOUBLE(t0) > g_threshold_d;
+    }
+    PyObject *d = PyNumber_Subtract(t, t0);
+    if (d == NULL) {
+        return -1;
+    }
+    int r = PyObject_RichCompareBool(d, g_threshold, Py_GT);
+    Py_DECREF(d);
+    return r;
+}
+
+static PyObject *
+next_seq(void)
+{
+    if (g_counter != NULL) {
+        return Py_TYPE(g_counter)->tp_iternext(g_counter);
+    }
+    return PyObject_CallNoArgs(g_next_id);
+}
+
+static int
+append_record(PyObject *record)
+{
+    if (g_append_list != NULL) {
+        return PyList_Append(g_append_list, record);
+    }
+    PyObject *r = PyObject_CallOneArg(g_append, record);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* self._finish(exc, t0) for the exception set now, then the exception raised again (as a
+ * bare ``raise``: with the traceback that _finish left on it).  Always returns NULL. */
+static PyObject *
+finish_and_reraise(RootObject *self, PyObject *t0)
+{
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(exc, tb);
+    }
+    Py_XDECREF(tb);
+    Py_XDECREF(type);
+    /* As in ``except BaseException as exc:``: exc is the exception being handled, so one
+     * raised by _finish gets it as __context__. */
+    PyObject *saved_type, *saved_exc, *saved_tb;
+    PyErr_GetExcInfo(&saved_type, &saved_exc, &saved_tb);
+    Py_INCREF(Py_TYPE(exc));
+    Py_INCREF(exc);
+    PyErr_SetExcInfo((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
+    PyObject *args[3] = {(PyObject *)self, exc, t0};
+    PyObject *r = PyObject_VectorcallMethod(s_finish, args,
+                                            3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyErr_SetExcInfo(saved_type, saved_exc, saved_tb);
+    if (r == NULL) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyObject *exc_type = (PyObject *)Py_TYPE(exc);
+    Py_INCREF(exc_type);
+    PyErr_Restore(exc_type, exc, PyException_GetTraceback(exc));
+    return NULL;
+}
+
+/* Replace a member (steals ``value``). */
+#define SET(self, name, value)                 \
+    do {                                       \
+        PyObject *_old = (self)->name;         \
+        (self)->name = (value);                \
+        Py_XDECREF(_old);                      \
+    } while (0)
+
+/* One attribute of ``top``: the member when top is this root, else getattr (new ref). */
+static PyObject *
+top_attr(RootObject *self, PyObject *top, PyObject *name, PyObject *member, int index)
+{
+    if (top == (PyObject *)self) {
+        PyObject *v = field(self, member, index);
+        Py_XINCREF(v);
+        return v;
+    }
+    return PyObject_GetAttr(top, name);
+}
+
+/* What ``send`` does after the wrapped coroutine suspended with ``result`` (borrowed). */
+static int
+suspend(RootObject *self, PyObject *result, PyObject *t0)
+{
+    PyObject *t = read_clock();
+    if (t == NULL) {
+        return -1;
+    }
+    int over = over_threshold(t0, t);
+    if (over < 0) {
+        goto error_t;
+    }
+    if (over) {
+        PyObject *args[3] = {(PyObject *)self, t0, t};
+        PyObject *r = PyObject_VectorcallMethod(s_blocked, args,
+                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL) {
+            goto error_t;
+        }
+        Py_DECREF(r);
+    }
+    if (!g_record_awaits) {
+        Py_DECREF(t);
+        Py_INCREF(Py_None);
+        SET(self, aw_t, Py_None);
+        return 0;
+    }
+    PyObject *top = FIELD(self, top, I_TOP);
+    if (top == NULL) {
+        goto error_t;
+    }
+    Py_INCREF(top);
+    PyObject *coro = top_attr(self, top, s_coro, self->coro, I_CORO);
+    if (coro == NULL) {
+        Py_DECREF(top);
+        goto error_t;
+    }
+    SET(self, aw_t, t); /* steals t */
+    PyObject *v = next_seq();
+    if (v == NULL) {
+        goto error;
+    }
+    SET(self, aw_sid, v);
+    v = top_attr(self, top, s_sid, self->sid, I_SID);
+    if (v == NULL) {
+        goto error;
+    }
+    SET(self, aw_parent, v);
+    Py_INCREF(Py_None);
+    SET(self, aw_status, Py_None);
+    v = top_attr(self, top, s_native, self->native, I_NATIVE);
+    if (v == NULL) {
+        goto error;
+    }
+    int native = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (native < 0) {
+        goto error;
+    }
+    if (!native) {
+        SET(self, aw_lasti, PyLong_FromLong(-1));
+        goto what_is_result;
+    }
+    /* self._aw_lasti = coro.cr_frame.f_lasti */
+    PyObject *frame = PyObject_GetAttr(coro, s_cr_frame);
+    if (frame == NULL) {
+        goto error;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    if (PyFrame_Check(frame)) {
+        v = PyLong_FromLong(PyFrame_GetLasti((PyFrameObject *)frame));
+    }
+    else
+#endif
+    {
+        v = PyObject_GetAttr(frame, s_f_lasti);
+    }
+    Py_DECREF(frame);
+    if (v == NULL) {
+        goto error;
+    }
+    SET(self, aw_lasti, v);
+    PyObject *awaited = PyObject_GetAttr(coro, s_cr_await);
+    if (awaited == NULL) {
+        goto error;
+    }
+    if ((PyObject *)Py_TYPE(awaited) != c_coroutine_type) {
+        Py_DECREF(awaited);
+        goto what_is_result;
+    }
+    PyObject *what = PyObject_GetAttr(awaited, s_cr_code);
+    if (what == NULL) {
+        Py_DECREF(awaited);
+        goto error;
+    }
+    if (what == c_sleep_code) {
+        if (result != Py_None) {
+            /* self._aw_what = float(awaited.cr_frame.f_locals["delay"]) */
+            PyObject *delay = NULL;
+            PyObject *f = PyObject_GetAttr(awaited, s_cr_frame);
+            if (f != NULL) {
+                PyObject *locals = PyObject_GetAttr(f, s_f_locals);
+                Py_DECREF(f);
+                if (locals != NULL) {
+                    PyObject *d = PyObject_GetItem(locals, s_delay);
+                    Py_DECREF(locals);
+                    if (d != NULL) {
+                        delay = PyNumber_Float(d);
+                        Py_DECREF(d);
+                    }
+                }
+            }
+            Py_DECREF(awaited);
+            Py_DECREF(what);
+            if (delay == NULL) {
+                goto error;
+            }
+            SET(self, aw_what, delay);
+            goto done;
+        }
+    }
+    else if (what == c_aenter_code) {
+        PyObject *inner = PyObject_GetAttr(awaited, s_cr_await);
+        if (inner == NULL) {
+            Py_DECREF(awaited);
+            Py_DECREF(what);
+            goto error;
+        }
+        if ((PyObject *)Py_TYPE(inner) == c_coroutine_type) {
+            PyObject *inner_code = PyObject_GetAttr(inner, s_cr_code);
+            if (inner_code == NULL) {
+                Py_DECREF(inner);
+                Py_DECREF(awaited);
+                Py_DECREF(what);
+                goto error;
+            }
+            Py_SETREF(what, inner_code);
+        }
+        Py_DECREF(inner);
+    }
+    Py_DECREF(awaited);
+    SET(self, aw_what, what);
+    goto done;
+what_is_result:
+    Py_INCREF(result);
+    SET(self, aw_what, result);
+done:
+    Py_DECREF(coro);
+    Py_DECREF(top);
+    return 0;
+error:
+    Py_DECREF(coro);
+    Py_DECREF(top);
+    return -1;
+error_t:
+    Py_DECREF(t);
+    return -1;
+}
+
+/* The await the task was suspended in, ended at t0: one K_AWAIT record. */
+static int
+resume(RootObject *self, PyObject *aw_t, PyObject *t0)
+{
+    PyObject *what = FIELD(self, aw_what, I_AW_WHAT);
+    if (what == NULL) {
+        return -1;
+    }
+    if (!PyCode_Check(what) && !PyFloat_CheckExact(what)) {
+        what = PyObject_CallOneArg(c_reduce_awaited, what);
+        if (what == NULL) {
+            return -1;
+        }
+    }
+    else {
+        Py_INCREF(what);
+    }
+    /* (K_AWAIT, _aw_sid, _aw_parent, _sid, aw_t, t0, next_id(), what, None, _aw_lasti,
+     *  _aw_status, None), read in that order */
+    PyObject *items[12] = {c_k_await, self->aw_sid, self->aw_parent, self->sid, aw_t, t0,
+                           NULL, what, Py_None, self->aw_lasti, self->aw_status, Py_None};
+    if (FIELD(self, aw_sid, I_AW_SID) == NULL || FIELD(self, aw_parent, I_AW_PARENT) == NULL ||
+        FIELD(self, sid, I_SID) == NULL) {
+        Py_DECREF(what);
+        return -1;
+    }
+    PyObject *seq = next_seq();
+    if (seq == NULL) {
+        Py_DECREF(what);
+        return -1;
+    }
+    if (FIELD(self, aw_lasti, I_AW_LASTI) == NULL ||
+        FIELD(self, aw_status, I_AW_STATUS) == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(what);
+        return -1;
+    }
+    items[9] = self->aw_lasti;
+    items[10] = self->aw_status;
+    PyObject *rec = PyTuple_New(12);
+    if (rec == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(what);
+        return -1;
+    }
+    for (int i = 0; i < 12; i++) {
+        if (i != 6 && i != 7) {
+            Py_INCREF(items[i]);
+        }
+        PyTuple_SET_ITEM(rec, i, i == 6 ? seq : items[i]); /* steals seq and what */
+    }
+    /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
+     * cycle: untrack it now, as the collector would at its next pass, so that collections
+     * while the program runs do not walk the records. */
+    if (!PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10])) {
+        PyObject_GC_UnTrack(rec);
+    }
+    int r = append_record(rec);
+    Py_DECREF(rec);
+    return r;
+}
+
+/* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL. */
+static PyObject *
+root_send(RootObject *self, PyObject *value)
+{
+    if (g_append == NULL || c_k_await == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "asynctrace._speedups is not set up; call constants() and configure() "
+                        "first (asynctrace._coro does on import)");
+        return NULL;
+    }
+    PyObject *t0 = read_clock();
+    if (t0 == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject *aw_t = FIELD(self, aw_t, I_AW_T);
+    if (aw_t == NULL) {
+        goto done;
+    }
+    if (aw_t != Py_None) {
+        if (aw_t == c_not_started) {
+            Py_INCREF(t0);
+            SET(self, start, t0);
+        }
+        else {
+            Py_INCREF(aw_t);
+            int r = resume(self, aw_t, t0);
+            Py_DECREF(aw_t);
+            if (r < 0) {
+                goto done;
+            }
+        }
+    }
+    /* try: result = self._coro.send(value) */
+    PyObject *coro = FIELD(self, coro, I_CORO);
+    if (coro == NULL) {
+        finish_and_reraise(self, t0);
+        goto done;
+    }
+    Py_INCREF(coro);
+    if (PyCoro_CheckExact(coro)) {
+        PySendResult status = PyIter_Send(coro, value, &result);
+        if (status == PYGEN_RETURN) {
+            /* coro.send raises StopIteration(value): _finish sees that exception. */
+            PyObject *stop = result == Py_None
+                                 ? PyObject_CallNoArgs(PyExc_StopIteration)
+                                 : PyObject_CallOneArg(PyExc_StopIteration, result);
+            Py_CLEAR(result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        else if (status == PYGEN_ERROR) {
+            result = NULL;
+        }
+    }
+    else {
+        result = PyObject_CallMethodOneArg(coro, s_send, value);
+    }
+    Py_DECREF(coro);
+    if (result == NULL) {
+        finish_and_reraise(self, t0);
+        goto done;
+    }
+    if (suspend(self, result, t0) < 0) {
+        Py_CLEAR(result);
+    }
+done:
+    Py_DECREF(t0);
+    return result;
+}
+
+static PyObject *
+root_send_method(RootObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *value = Py_None;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs + nkw > 1) {
+        PyErr_Format(PyExc_TypeError, "send() takes at most 1 argument (%zd given)", nargs + nkw);
+        return NULL;
+    }
+    if (nargs == 1) {
+        value = args[0];
+    }
+    else if (nkw == 1) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, 0);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "value") != 0) {
+            PyErr_Format(PyExc_TypeError, "send() got an unexpected keyword argument '%S'",
+                         name);
+            return NULL;
+        }
+        value = args[0];
+    }
+    return root_send(self, value);
+}
+
+static PyObject *
+root_iternext(RootObject *self)
+{
+    return root_send(self, Py_None);
+}
+
+static int
+root_traverse(RootObject *self, visitproc visit, void *arg)
+{
+    PyObject **fields = FIELDS(self);
+    for (int i = 0; i < N_FIELDS; i++) {
+        Py_VISIT(fields[i]);
+    }
+    return 0;
+}
+
+static int
+root_clear(RootObject *self)
+{
+    PyObject **fields = FIELDS(self);
+    for (int i = 0; i < N_FIELDS; i++) {
+        Py_CLEAR(fields[i]);
+    }
+    return 0;
+}
+
+static void
+root_dealloc(RootObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    root_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define MEMBER(name, field) {name, T_OBJECT_EX, offsetof(RootObject, field), 0, NULL}
+static PyMemberDef root_members[] = {
+    MEMBER("_coro", coro), MEMBER("_info", info), MEMBER("_native", native),
+    MEMBER("_sid", sid), MEMBER("_parent", parent), MEMBER("_track", track),
+    MEMBER("_start", start), MEMBER("_top", top), MEMBER("_aw_t", aw_t),
+    MEMBER("_aw_sid", aw_sid), MEMBER("_aw_parent", aw_parent), MEMBER("_aw_what", aw_what),
+    MEMBER("_aw_lasti", aw_lasti), MEMBER("_aw_status", aw_status),
+    MEMBER("_task_name", task_name), MEMBER("_shown", shown), MEMBER("__qualname__", qualname),
+    MEMBER("_outer", outer),
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(RootObject, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyMethodDef root_methods[] = {
+    {"send", (PyCFunction)(void (*)(void))root_send_method, METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("send(value=None): resume the wrapped coroutine, recording the await.")},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RootType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asynctrace._speedups.TaskRootBase",
+    .tp_basicsize = sizeof(RootObject),
+    .tp_dealloc = (destructor)root_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PyDoc_STR("TaskRoot's slots and its send in C; see asynctrace._coro.TaskRoot."),
+    .tp_traverse = (traverseproc)root_traverse,
+    .tp_clear = (inquiry)root_clear,
+    .tp_weaklistoffset = offsetof(RootObject, weakreflist),
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)root_iternext,
+    .tp_methods = root_methods,
+    .tp_members = root_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- module functions ---- */
+
+static int
+is_list_append(PyObject *fn)
+{
+    return PyCFunction_Check(fn) && PyList_CheckExact(PyCFunction_GET_SELF(fn)) &&
+           PyCFunction_GET_FUNCTION(fn) == list_append_meth;
+}
+
+/* The C reading of perf_counter agrees with time.perf_counter on this machine. */
+static int
+native_clock_agrees(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000 || defined(__linux__)
+    for (int attempt = 0; attempt < 3; attempt++) {
+        PyObject *a = PyObject_CallNoArgs(perf_counter);
+        g_clock_native = 1;
+        PyObject *b = read_clock();
+        g_clock_native = 0;
+        PyObject *c = PyObject_CallNoArgs(perf_counter);
+        int ok = a != NULL && b != NULL && c != NULL && PyFloat_Check(a) &&
+                 PyFloat_Check(b) && PyFloat_Check(c) &&
+                 PyFloat_AS_DOUBLE(a) <= PyFloat_AS_DOUBLE(b) &&
+                 PyFloat_AS_DOUBLE(b) <= PyFloat_AS_DOUBLE(c);
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        if (ok) {
+            return 1;
+        }
+    }
+#endif
+    return 0;
+}
+
+/* The itertools.count whose bound __next__ ``fn`` is (new reference), else NULL. */
+static PyObject *
+counter_of(PyObject *fn)
+{
+    PyObject *owner = PyObject_GetAttrString(fn, "__self__");
+    if (owner == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(owner, count_type) || Py_TYPE(owner)->tp_iternext == NULL) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    PyObject *bound = PyObject_GetAttrString(owner, "__next__");
+    int same = bound != NULL && Py_TYPE(bound) == Py_TYPE(fn) &&
+               PyObject_RichCompareBool(bound, fn, Py_EQ) == 1;
+    Py_XDECREF(bound);
+    PyErr_Clear();
+    if (!same) {
+        Py_DECREF(owner);
+        return NULL;
+    }
+    return owner;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyObject *append, *clock, *next_id, *threshold, *record_awaits;
+    if (!PyArg_UnpackTuple(args, "configure", 5, 5, &append, &clock, &next_id, &threshold,
+                           &record_awaits)) {
+        return NULL;
+    }
+    double threshold_d = PyFloat_AsDouble(threshold);
+    if (threshold_d == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int record = PyObject_IsTrue(record_awaits);
+    if (record < 0) {
+        return NULL;
+    }
+    int native = 0;
+    if (clock == perf_counter) {
+        native = native_clock_agrees();
+        if (native < 0) {
+            return NULL;
+        }
+    }
+    Py_INCREF(append);
+    Py_XSETREF(g_append, append);
+    PyObject *list = is_list_append(append) ? PyCFunction_GET_SELF(append) : NULL;
+    Py_XINCREF(list);
+    Py_XSETREF(g_append_list, list);
+    Py_INCREF(clock);
+    Py_XSETREF(g_clock, clock);
+    g_clock_native = native;
+    Py_INCREF(next_id);
+    Py_XSETREF(g_next_id, next_id);
+    Py_XSETREF(g_counter, counter_of(next_id));
+    Py_INCREF(threshold);
+    Py_XSETREF(g_threshold, threshold);
+    g_threshold_d = threshold_d;
+    g_threshold_is_float = PyFloat_CheckExact(threshold);
+    g_record_awaits = record;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+constants(PyObject *module, PyObject *args)
+{
+    PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
+    if (!PyArg_UnpackTuple(args, "constants", 6, 6, &sleep_code, &aenter_code, &not_started,
+                           &reduce_awaited, &k_await, &coro_type)) {
+        return NULL;
+    }
+    if (!PyType_Check(coro_type)) {
+        PyErr_Format(PyExc_TypeError,
+                     "constants() got coroutine_type=%R; pass types.CoroutineType", coro_type);
+        return NULL;
+    }
+#define KEEP(var, value) \
+    Py_INCREF(value);    \
+    Py_XSETREF(var, value)
+    KEEP(c_sleep_code, sleep_code);
+    KEEP(c_aenter_code, aenter_code);
+    KEEP(c_not_started, not_started);
+    KEEP(c_reduce_awaited, reduce_awaited);
+    KEEP(c_k_await, k_await);
+    KEEP(c_coroutine_type, coro_type);
+#undef KEEP
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+state(PyObject *module, PyObject *unused)
+{
+    /* What configure() left, for tests: (append, clock, native clock?, list fast path?, count fast path?). */
+    return Py_BuildValue("(OOiii)", g_append ? g_append : Py_None, g_clock ? g_clock : Py_None,
+                         g_clock_native, g_append_list != NULL, g_counter != NULL);
+}
+
+static PyObject *
+native_clock(PyObject *module, PyObject *unused)
+{
+    /* The clock as send reads it when configured with time.perf_counter (for tests). */
+    int saved = g_clock_native;
+    PyObject *saved_clock = g_clock;
+    g_clock_native = 1;
+    g_clock = perf_counter;
+    PyObject *r = read_clock();
+    g_clock_native = saved;
+    g_clock = saved_clock;
+    return r;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     PyDoc_STR("configure(append, clock, next_id, blocked_threshold, record_awaits): mirror "
+               "the _coro globals; call whenever they are rebound.")},
+    {"constants", constants, METH_VARARGS,
+     PyDoc_STR("constants(sleep_code, aenter_code, not_started, reduce_awaited, k_await, "
+               "coroutine_type): the _coro constants; call once at import.")},
+    {"_state", state, METH_NOARGS, NULL},
+    {"_native_clock", native_clock, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "asynctrace._speedups",
+    PyDoc_STR("TaskRoot.send in C (optional accelerator of asynctrace._coro)."), -1,
+    module_methods,
+};
+
+static int
+intern_all(void)
+{
+    struct {
+        PyObject **var;
+        const char *text;
+    } names[] = {
+        {&s_blocked, "_blocked"}, {&s_finish, "_finish"},   {&s_coro, "_coro"},
+        {&s_sid, "_sid"},         {&s_native, "_native"},   {&s_send, "send"},
+        {&s_cr_frame, "cr_frame"}, {&s_cr_await, "cr_await"}, {&s_cr_code, "cr_code"},
+        {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].var = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].var == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern_all() < 0 || PyType_Ready(&RootType) < 0) {
+        return NULL;
+    }
+    PyObject *time = PyImport_ImportModule("time");
+    if (time == NULL) {
+        return NULL;
+    }
+    perf_counter = PyObject_GetAttrString(time, "perf_counter");
+    Py_DECREF(time);
+    if (perf_counter == NULL) {
+        return NULL;
+    }
+    PyObject *itertools = PyImport_ImportModule("itertools");
+    if (itertools == NULL) {
+        return NULL;
+    }
+    count_type = (PyTypeObject *)PyObject_GetAttrString(itertools, "count");
+    Py_DECREF(itertools);
+    if (count_type == NULL) {
+        return NULL;
+    }
+    if (!PyType_Check(count_type)) {
+        PyErr_SetString(PyExc_TypeError, "itertools.count is not a type");
+        return NULL;
+    }
+    /* list.append's C function, to call PyList_Append for a bound list.append. */
+    PyObject *list = PyList_New(0);
+    PyObject *bound = list ? PyObject_GetAttrString(list, "append") : NULL;
+    Py_XDECREF(list);
+    if (bound == NULL) {
+        return NULL;
+    }
+    list_append_meth = PyCFunction_GET_FUNCTION(bound);
+    Py_DECREF(bound);
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&RootType);
+    if (PyModule_AddObject(module, "TaskRootBase", (PyObject *)&RootType) < 0) {
+        Py_DECREF(&RootType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

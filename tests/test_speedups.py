@@ -1,0 +1,441 @@
+"""The C TaskRoot.send (``asynctrace._speedups``) records exactly what the Python one does."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import re
+import sys
+import time
+import traceback
+import tracemalloc
+import types
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+import asynctrace
+from asynctrace import _coro, _instrument, _record
+from asynctrace._spans import Trace
+
+try:
+    from asynctrace import _speedups
+except ImportError:  # reported by test_the_extension_is_built
+    _speedups = None
+
+PyRoot = _coro.TaskRoot
+Main = Callable[[], Coroutine[Any, Any, Any]]
+
+# TaskRoot's cold methods and properties, reused as they are: they only use the slots.
+_REUSED = (
+    "__init__", "__await__", "__iter__", "throw", "close", "_suspend", "_blocked", "_finish",
+    "_end", "_inspected", "__name__", "cr_code", "cr_frame", "cr_await", "cr_running",
+    "cr_origin", "__repr__",
+)
+
+
+def _c_root_class() -> type:
+    assert _speedups is not None
+    namespace: dict[str, Any] = {n: PyRoot.__dict__[n] for n in _REUSED}
+    namespace.update(__slots__=(), __module__=__name__)
+    return type("CRoot", (_speedups.TaskRootBase,), namespace)
+
+
+if _speedups is not None:
+    CRoot = _c_root_class()
+    _speedups.constants(
+        _coro._SLEEP_CODE, _coro._AENTER_CODE, _coro._NOT_STARTED, _coro._reduce_awaited,
+        _coro.K_AWAIT, types.CoroutineType,
+    )
+
+needs_c = pytest.mark.skipif(_speedups is None, reason="asynctrace._speedups is not built")
+
+
+def _sync() -> None:
+    """Mirror the ``_coro`` globals into the C statics (what Recorder will do)."""
+    assert _speedups is not None
+    _speedups.configure(
+        _coro.append, _coro.clock, _coro.next_id, _coro.blocked_threshold, _coro.record_awaits
+    )
+
+
+def _synced(method: Callable[..., None]) -> Callable[..., None]:
+    def call(*args: Any) -> None:
+        method(*args)
+        _sync()
+
+    return call
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
+    monkeypatch.setattr(_coro, "TaskRoot", cls)
+    monkeypatch.setattr(_instrument, "TaskRoot", cls)
+    for name in ("activate", "deactivate", "use_clock"):
+        method = getattr(_record.Recorder, name)
+        monkeypatch.setattr(_record.Recorder, name, _synced(method))
+
+
+def _rows(trace: Trace) -> list[tuple[Any, ...]]:
+    return sorted(
+        (s.span_id, s.parent_id, s.kind, _stable(s.name), s.start, s.end, s.track, s.status, s.error,
+         sorted(_stable(s.attributes).items()), s.start_seq, s.end_seq)
+        for s in trace
+    )
+
+
+def _stable(value: Any) -> Any:
+    # Default task names count tasks per process ("Task-7"): they differ between the two runs.
+    if isinstance(value, str):
+        return re.sub(r"\bTask-\d+", "Task-N", value)
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items()}
+    return value
+
+
+def _run(main: Main, **options: Any) -> tuple[Trace, Any]:
+    options.setdefault("virtual_time", True)
+    with asynctrace.tracing(**options) as tracing:
+        try:
+            outcome: Any = ("returned", asyncio.run(main()))
+        except BaseException as exc:  # the program's own outcome, compared below
+            outcome = ("raised", type(exc), str(exc), _frames(exc))
+    return tracing.trace, outcome
+
+
+def _frames(exc: BaseException) -> list[str]:
+    return [f.name for f in traceback.extract_tb(exc.__traceback__)]
+
+
+def _both(main: Main, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Trace:
+    """Run ``main`` with the Python roots, then the C roots; the traces MUST be identical."""
+    python_trace, python_outcome = _run(main, **options)
+    with monkeypatch.context() as patch:
+        _use(patch, CRoot)
+        c_trace, c_outcome = _run(main, **options)
+    assert c_outcome == python_outcome
+    assert _rows(c_trace) == _rows(python_trace)
+    assert len(python_trace) > 1
+    return c_trace
+
+
+def test_the_extension_is_built() -> None:
+    # Optional for users (pure-Python fallback); this project's CI MUST build it.
+    assert _speedups is not None, "asynctrace._speedups did not build: pip install -e . -v"
+    assert issubclass(CRoot, _speedups.TaskRootBase)
+
+
+async def worker(delay: float, k: int = 3) -> float:
+    for _ in range(k):
+        await asyncio.sleep(0)
+        await asyncio.sleep(delay)
+    return delay
+
+
+@asynctrace.trace
+async def traced_child(n: int) -> int:
+    await asyncio.sleep(0.5)
+    if n < 0:
+        raise ValueError(f"negative {n}")
+    return n * 2
+
+
+@asynctrace.trace
+async def traced_parent(n: int) -> int:
+    return await traced_child(n) + await traced_child(n + 1)
+
+
+async def gather_of_sleeps() -> list[float]:
+    return await asyncio.gather(*(worker(d / 4) for d in range(6)), asyncio.sleep(1, "x"))
+
+
+async def exceptions() -> list[Any]:
+    async def boom(n: int) -> None:
+        await asyncio.sleep(n)
+        raise KeyError(n)
+
+    results = await asyncio.gather(boom(1), boom(2), worker(0.1), return_exceptions=True)
+    return [repr(r) for r in results]
+
+
+async def uncaught() -> None:
+    await asyncio.create_task(traced_child(-3))
+
+
+async def cancellation() -> str:
+    task = asyncio.create_task(worker(10))
+    await asyncio.sleep(1)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "not cancelled"
+
+
+async def timeouts() -> list[str]:
+    out = []
+    for limit in (0.5, 5):
+        try:
+            await asyncio.wait_for(worker(1, 2), limit)
+            out.append("done")
+        except asyncio.TimeoutError:
+            out.append("timeout")
+    return out
+
+
+async def blocked_steps() -> None:
+    async def hog(seconds: float) -> None:
+        await asyncio.sleep(0)
+        loop: Any = asyncio.get_running_loop()
+        loop._vt_now += seconds  # a step that holds the loop this long, on the virtual clock
+
+    await asyncio.gather(hog(0.5), hog(0.01), hog(2))
+
+
+async def returns_values() -> Any:
+    task = asyncio.create_task(worker(1))
+    pair = asyncio.create_task(_pair())
+    return (await task, await pair, await traced_parent(2))
+
+
+async def _pair() -> tuple[int, int]:
+    await asyncio.sleep(0)
+    return (1, 2)
+
+
+async def locks_and_queues() -> list[int]:
+    lock = asyncio.Lock()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    event = asyncio.Event()
+    got: list[int] = []
+
+    async def holder(n: int) -> None:
+        async with lock:
+            await asyncio.sleep(n)
+            queue.put_nowait(n)
+
+    async def consumer() -> None:
+        for _ in range(3):
+            got.append(await queue.get())
+        event.set()
+
+    await asyncio.gather(holder(1), holder(2), holder(3), consumer(), event.wait())
+    return got
+
+
+WORKLOADS = {
+    "gather": gather_of_sleeps,
+    "exceptions": exceptions,
+    "uncaught": uncaught,
+    "cancellation": cancellation,
+    "timeouts": timeouts,
+    "blocked": blocked_steps,
+    "returns": returns_values,
+    "locks": locks_and_queues,
+}
+
+
+@needs_c
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_c_and_python_roots_record_the_same_spans(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _both(WORKLOADS[name], monkeypatch)
+
+
+@needs_c
+def test_blocked_steps_are_spans_with_the_c_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = _both(blocked_steps, monkeypatch, blocked_threshold=0.1)
+    assert sorted(s.duration for s in trace.spans_matching(kind="blocked")) == [0.5, 2.0]
+
+
+@needs_c
+def test_a_real_blocking_call_is_a_blocked_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        await asyncio.sleep(0)
+        time.sleep(0.03)
+
+    _use(monkeypatch, CRoot)
+    trace, _ = _run(main, virtual_time=False, blocked_threshold=0.01)
+    (blocked,) = trace.spans_matching(kind="blocked")
+    assert blocked.duration >= 0.03
+    assert _speedups is not None and _speedups._state()[2] == 1  # perf_counter read in C
+
+
+@needs_c
+@pytest.mark.parametrize("options", [{"record_awaits": False}, {"max_spans": 7}])
+def test_options_are_honoured_alike(options: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    _both(gather_of_sleeps, monkeypatch, **options)
+    if "max_spans" in options:
+        assert _speedups is not None and _speedups._state()[3] == 0  # Recorder.append path
+
+
+@needs_c
+def test_the_real_clock_path_matches_structure(monkeypatch: pytest.MonkeyPatch) -> None:
+    def shape(trace: Trace) -> list[tuple[Any, ...]]:
+        return sorted((s.span_id, s.parent_id, s.kind, _stable(s.name), s.status) for s in trace)
+
+    python_trace, _ = _run(locks_and_queues, virtual_time=False)
+    _use(monkeypatch, CRoot)
+    c_trace, _ = _run(locks_and_queues, virtual_time=False)
+    assert shape(c_trace) == shape(python_trace)
+
+
+@needs_c
+def test_native_clock_is_perf_counter() -> None:
+    assert _speedups is not None
+    for _ in range(100):
+        before = time.perf_counter()
+        reading = _speedups._native_clock()
+        after = time.perf_counter()
+        assert before <= reading <= after
+
+
+class _Yield:
+    def __await__(self) -> Iterator[None]:
+        yield None
+
+
+class _Driver:
+    """A non-native coroutine whose send and __next__ differ: send MUST be called."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, value: Any) -> Any:
+        self.sent.append(value)
+        if len(self.sent) == 3:
+            raise StopIteration(("done", len(self.sent)))
+        return "waiting"
+
+    def __next__(self) -> Any:
+        raise AssertionError("send() must be called, not __next__")
+
+
+def _drive(cls: type, coro: Any, values: list[Any]) -> tuple[list[Any], Any, list[Any]]:
+    """Send ``values`` into a root of ``cls`` wrapping ``coro``: (yields, return, records)."""
+    records: list[Any] = []
+    recorder = _record.Recorder("drive", clock=iter(range(1000)).__next__)
+    recorder.activate()
+    _sync()
+    try:
+        root = cls(coro, 0)
+        yields = []
+        for value in values:
+            try:
+                yields.append(root.send(value) if value is not None else next(root))
+            except StopIteration as stop:
+                return yields, stop.value, recorder.records
+    finally:
+        recorder.deactivate()
+        _sync()
+    records.append("no StopIteration")
+    return yields, None, records
+
+
+@needs_c
+def test_send_and_next_return_and_raise_stop_iteration_alike() -> None:
+    async def pair() -> tuple[int, int]:
+        await _Yield()
+        await _Yield()
+        return (1, 2)
+
+    for make in (pair, _Driver):
+        results = [_drive(cls, make(), [None, "a", None, None]) for cls in (PyRoot, CRoot)]
+        assert results[0] == results[1]
+        assert results[1][1] in ((1, 2), ("done", 3))
+
+
+@needs_c
+def test_awaiting_a_root_returns_its_value() -> None:
+    async def value() -> str:
+        await asyncio.sleep(0)
+        return "v"
+
+    async def main() -> str:
+        return await CRoot(value(), 0)  # type: ignore[no-any-return]
+
+    _sync()
+    assert asyncio.run(main()) == "v"
+
+
+@needs_c
+def test_an_unset_slot_raises_attribute_error_like_python() -> None:
+    assert _speedups is not None
+    root = _speedups.TaskRootBase()
+    _sync()
+    with pytest.raises(AttributeError, match="_aw_t"):
+        root.send(None)
+    with pytest.raises(TypeError, match="at most 1"):
+        root.send(1, 2)
+
+
+@needs_c
+def test_roots_are_weakly_referenced_and_collected() -> None:
+    import weakref
+
+    async def noop() -> None:
+        pass
+
+    root = CRoot(noop(), 0)
+    ref = weakref.ref(root)
+    root._coro.close()
+    root._outer = root  # a cycle through a slot: the collector MUST see it
+    del root
+    gc.collect()
+    assert ref() is None
+
+
+def test_roots_have_no_dict() -> None:
+    if _speedups is None:
+        pytest.skip("not built")
+    root = _speedups.TaskRootBase()
+    with pytest.raises(AttributeError):
+        root.anything = 1  # type: ignore[attr-defined]
+
+
+@needs_c
+def test_200k_steps_leak_nothing() -> None:
+    kept: collections.deque[Any] = collections.deque(maxlen=1)
+    sink: list[Any] = []
+
+    async def steps(n: int) -> int:
+        for _ in range(n):
+            await asyncio.sleep(0)
+            await _Yield()
+        return n
+
+    def run(n: int, append: Callable[[Any], None]) -> None:
+        recorder = _record.Recorder("leak")
+        recorder.activate()
+        _coro.append = append
+        _sync()
+        try:
+            root = CRoot(steps(n), 0)
+            while True:
+                try:
+                    root.send(None)
+                except StopIteration as stop:
+                    assert stop.value == n
+                    break
+                sink.clear()
+        finally:
+            recorder.deactivate()
+            _sync()
+
+    for append in (kept.append, sink.append):
+        run(1000, append)  # warm up
+        gc.collect()
+        code_refs = sys.getrefcount(_coro._SLEEP_CODE)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        run(100_000, append)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert grown < 20_000, f"{grown} bytes kept after 200k steps"
+        # (counted outside the assert: pytest's rewriting would hold one more reference)
+        code_refs_after = sys.getrefcount(_coro._SLEEP_CODE)
+        assert code_refs_after == code_refs
