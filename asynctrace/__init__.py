@@ -1,12 +1,22 @@
 """asynctrace: see and test what an asyncio program really does.
 
 Every task, coroutine, ``gather`` and await is recorded as a span; see ``docs/``.
+
+The names below are imported when first used (PEP 562), so that ``import asynctrace`` — which
+the pytest plugin does in every pytest session — costs a few milliseconds and imports neither
+asyncio nor OpenTelemetry.
 """
 
-from ._decorator import trace
-from ._spans import Span, Trace
-from ._tracing import Tracing, instrument, tracing, uninstrument
-from ._virtual import VirtualTimeDeadlock, VirtualTimeLoop, VirtualTimePolicy, virtual_time
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._decorator import trace
+    from ._spans import Span, Trace
+    from ._tracing import Tracing, instrument, tracing, uninstrument
+    from ._virtual import VirtualTimeDeadlock, VirtualTimeLoop, VirtualTimePolicy, virtual_time
 
 __all__ = [
     "Span",
@@ -22,3 +32,31 @@ __all__ = [
     "virtual_time",
 ]
 __version__ = "0.1.0"
+
+_HOME = {
+    "Span": "._spans",
+    "Trace": "._spans",
+    "Tracing": "._tracing",
+    "instrument": "._tracing",
+    "tracing": "._tracing",
+    "uninstrument": "._tracing",
+    "trace": "._decorator",
+    "VirtualTimeDeadlock": "._virtual",
+    "VirtualTimeLoop": "._virtual",
+    "VirtualTimePolicy": "._virtual",
+    "virtual_time": "._virtual",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        msg = f"module 'asynctrace' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
