@@ -140,6 +140,14 @@ _QualnameSlot: type = type(
 )
 
 
+try:  # the optional C accelerator (setup.py): TaskRoot.send in C
+    from . import _speedups
+except ImportError:  # built without a C compiler: the pure-Python send below
+    _speedups = None  # type: ignore[assignment]
+
+# TaskRoot's base: its slots (and send) in C, or only the __qualname__ slot.
+_Base: type = _QualnameSlot if _speedups is None else _speedups.TaskRootBase
+
 # A TaskRoot's _aw_t before its first step (that step sets the task's start): a float that
 # is recognised by identity, never compared.
 _NOT_STARTED = float("-inf")
@@ -164,7 +172,7 @@ class CallSpan:
     _track: int
 
 
-class TaskRoot(_QualnameSlot):  # type: ignore[misc]
+class TaskRoot(_Base):  # type: ignore[misc]
     """The coroutine of one asyncio Task, wrapped; records the task and every await in it.
 
     Registered as a ``collections.abc.Coroutine`` and driven by the Task (``send``/``throw``)
@@ -172,24 +180,28 @@ class TaskRoot(_QualnameSlot):  # type: ignore[misc]
     """
 
     __slots__ = (
-        "__weakref__",
-        "_aw_lasti",
-        "_aw_parent",
-        "_aw_sid",
-        "_aw_status",
-        "_aw_t",
-        "_aw_what",
-        "_coro",
-        "_info",
-        "_native",
-        "_outer",
-        "_parent",
-        "_shown",
-        "_sid",
-        "_start",
-        "_task_name",
-        "_top",
-        "_track",
+        ()
+        if _Base is not _QualnameSlot
+        else (  # TaskRootBase has them in C
+            "__weakref__",
+            "_aw_lasti",
+            "_aw_parent",
+            "_aw_sid",
+            "_aw_status",
+            "_aw_t",
+            "_aw_what",
+            "_coro",
+            "_info",
+            "_native",
+            "_outer",
+            "_parent",
+            "_shown",
+            "_sid",
+            "_start",
+            "_task_name",
+            "_top",
+            "_track",
+        )
     )
 
     _coro: Any
@@ -217,7 +229,7 @@ class TaskRoot(_QualnameSlot):  # type: ignore[misc]
         (A task that is cancelled before it ever runs starts at its creation.)
         """
         self._coro = coro
-        self.__qualname__ = getattr(coro, "__qualname__", "") or type(coro).__qualname__  # type: ignore[misc]
+        self.__qualname__ = getattr(coro, "__qualname__", "") or type(coro).__qualname__
         self._native = native = coro.__class__ is CoroutineType
         self._info = (
             coro.cr_code
@@ -458,8 +470,13 @@ class TaskRoot(_QualnameSlot):  # type: ignore[misc]
         return repr(self._coro if self._shown is None else self._shown)
 
 
+# The pure-Python send, kept for tests of the C one (tests/test_speedups.py).
+python_send = TaskRoot.send
+if _speedups is not None:
+    del TaskRoot.send, TaskRoot.__next__  # TaskRootBase's, in C: the same, faster
+
 # Frames of asynctrace's own wrappers, left out of the program's tracebacks.
-hidden_codes = {getattr(TaskRoot, name).__code__ for name in ("send", "throw", "close")}
+hidden_codes = {f.__code__ for f in (python_send, TaskRoot.throw, TaskRoot.close)}
 collections.abc.Coroutine.register(TaskRoot)
 
 
@@ -492,3 +509,16 @@ def _reduce_awaited(obj: Any) -> Any:
             return ("task", coro._sid)
         return "Task"
     return type(obj).__qualname__
+
+
+def sync_speedups() -> None:
+    """Mirror the globals above into the C send; MUST follow every rebinding of them."""
+    if _speedups is not None:
+        _speedups.configure(append, clock, next_id, blocked_threshold, record_awaits)
+
+
+if _speedups is not None:
+    _speedups.constants(
+        _SLEEP_CODE, _AENTER_CODE, _NOT_STARTED, _reduce_awaited, K_AWAIT, CoroutineType
+    )
+    sync_speedups()

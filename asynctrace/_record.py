@@ -83,6 +83,7 @@ class Recorder:
         _coro.run_sid = self.run_sid
         _coro.track_root = self.roots.add
         _coro.active = True
+        _coro.sync_speedups()
 
     def use_clock(self, clock: Callable[[], float], name: str) -> None:
         """Switch to another clock (the virtual loop's), which MUST continue from ``self.clock()``.
@@ -95,6 +96,7 @@ class Recorder:
         self.clock = clock
         self.clock_name = name
         _coro.clock = clock
+        _coro.sync_speedups()
 
     def deactivate(self) -> None:
         """Stop recording: the hot path writes nowhere until another recorder is activated."""
@@ -102,6 +104,7 @@ class Recorder:
             self.end = self.clock()
         _coro.append = _coro._unbound_append
         _coro.active = False
+        _coro.sync_speedups()
 
     def run_record(self) -> Rec:
         """The record of the run span, from activation to now (or to deactivation)."""

@@ -562,7 +562,6 @@ static PyMemberDef root_members[] = {
     MEMBER("_aw_lasti", aw_lasti), MEMBER("_aw_status", aw_status),
     MEMBER("_task_name", task_name), MEMBER("_shown", shown), MEMBER("__qualname__", qualname),
     MEMBER("_outer", outer),
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(RootObject, weakreflist), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 

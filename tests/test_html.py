@@ -322,6 +322,8 @@ def test_click_shows_the_details_panel(blog: Page) -> None:
     panel = blog.page.locator("#panel").inner_text()
     assert "task3" in panel and "coroutine" in panel and "3.000000 s" in panel
     assert "examples/gather.py:14" in panel and "asyncio.sleep(3)" in panel
+    # The selection is drawn on the next frame: wait for it rather than race it.
+    blog.page.wait_for_selector('[data-span-id="9"].selected', timeout=5000)
     assert blog.page.locator('[data-span-id="9"].selected').count() == 1
     blog.page.keyboard.press("Escape")
     blog.page.wait_for_selector('[data-span-id="9"]:not(.selected)')

@@ -1,0 +1,47 @@
+"""Types of the optional C accelerator ``asynctrace/_speedups.c`` (see ``_coro.TaskRoot``)."""
+
+from collections.abc import Callable
+from typing import Any
+
+class TaskRootBase:
+    """TaskRoot's slots and its ``send``/``__next__`` in C; subclassed by ``_coro.TaskRoot``."""
+
+    _coro: Any
+    _info: Any
+    _native: bool
+    _sid: int
+    _parent: int
+    _track: int
+    _start: float
+    _top: Any
+    _aw_t: float | None
+    _aw_sid: int
+    _aw_parent: int
+    _aw_what: Any
+    _aw_lasti: int
+    _aw_status: tuple[str, str, str] | None
+    _task_name: Callable[[], str] | None
+    _shown: Any
+    _outer: Any
+    def send(self, value: Any = None) -> Any: ...
+    def __next__(self) -> Any: ...
+
+def configure(
+    append: Callable[[tuple[Any, ...]], None],
+    clock: Callable[[], float],
+    next_id: Callable[[], int],
+    blocked_threshold: float,
+    record_awaits: bool,
+    /,
+) -> None: ...
+def constants(
+    sleep_code: Any,
+    aenter_code: Any,
+    not_started: float,
+    reduce_awaited: Callable[[Any], Any],
+    k_await: int,
+    coroutine_type: type,
+    /,
+) -> None: ...
+def _state() -> tuple[Any, Any, int, int, int]: ...
+def _native_clock() -> float: ...
