@@ -25,7 +25,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from ._decorator import is_traced, trace
+from ._decorator import trace
 
 _HOOK_MODULE = __name__
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -141,32 +141,6 @@ def remove_finder(finder: ProgramFinder) -> None:
         sys.meta_path.remove(finder)
 
 
-def trace_module(module: types.ModuleType) -> int:
-    """Trace the ``async def`` functions and methods of an already imported module.
-
-    For code imported before tracing started (such as a test module); returns how many
-    functions were wrapped.
-    """
-    count = 0
-    namespace = vars(module)
-    for name, value in list(namespace.items()):
-        if isinstance(value, type) and value.__module__ == module.__name__:
-            for attr, member in list(vars(value).items()):
-                if _wrappable(member):
-                    setattr(value, attr, auto(member))
-                    count += 1
-        elif _wrappable(value) and getattr(value, "__module__", None) == module.__name__:
-            namespace[name] = auto(value)
-            count += 1
-    return count
-
-
-def _wrappable(obj: object) -> bool:
-    import inspect
-
-    return inspect.isfunction(obj) and inspect.iscoroutinefunction(obj) and not is_traced(obj)
-
-
 def compile_script(path: str) -> types.CodeType:
     """The traced code of the script at ``path`` (raises SyntaxError as python would)."""
     abspath = os.path.abspath(path)
@@ -190,11 +164,6 @@ def exec_script(code: types.CodeType, path: str, args: Sequence[str]) -> None:
     sys.argv[:] = [path, *args]
     sys.path[0] = os.path.dirname(abspath)
     exec(code, main.__dict__)
-
-
-def run_script(path: str, args: Sequence[str]) -> None:
-    """Run ``path`` as ``__main__`` the way ``python path args...`` does, traced."""
-    exec_script(compile_script(path), path, args)
 
 
 def run_module(module: str, args: Sequence[str]) -> None:

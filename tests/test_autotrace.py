@@ -16,7 +16,6 @@ from asynctrace._autotrace import (
     compile_traced,
     install_finder,
     remove_finder,
-    trace_module,
 )
 from asynctrace._decorator import is_traced
 
@@ -95,16 +94,3 @@ def test_site_packages_under_the_root_are_not_the_program(tmp_path: Path) -> Non
     vendored = tmp_path / ".venv" / "lib" / "site-packages" / "lib.py"
     assert not finder.is_program_file(str(vendored))
     assert finder.is_program_file(str(tmp_path / "pkg" / "mod.py"))
-
-
-def test_trace_module_wraps_functions_and_methods_defined_there() -> None:
-    module = type(sys)("prog_mod")
-    exec(compile("""
-import asyncio
-async def top(): return 1
-class C:
-    async def m(self): return 2
-def sync(): return 3
-""", "<prog_mod>", "exec"), module.__dict__)
-    assert trace_module(module) == 2
-    assert is_traced(module.top) and is_traced(module.C.m) and not is_traced(module.sync)

@@ -17,7 +17,7 @@ import pytest
 
 import asynctrace
 from asynctrace import testing
-from asynctrace._autotrace import install_finder, remove_finder, run_script
+from asynctrace._autotrace import compile_script, exec_script, install_finder, remove_finder
 from asynctrace._chrome import read_chrome_json
 from asynctrace._spans import Trace
 
@@ -110,7 +110,7 @@ def _run_scaled(name: str, capsys: pytest.CaptureFixture[str],
     finder = install_finder([str(EXAMPLES)])
     try:
         with asynctrace.tracing(name=name, blocked_threshold=0.005) as tracing:
-            run_script(path, [])
+            exec_script(compile_script(path), path, [])
     finally:
         remove_finder(finder)
     assert capsys.readouterr().out.splitlines() == [
