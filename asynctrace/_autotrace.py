@@ -8,7 +8,7 @@ installed packages, and the program must not notice: same line numbers, tracebac
 Solution: source files under the program's directory are compiled with one more decorator on
 each ``async def`` (the innermost one, with the ``def``'s own line, so ``co_firstlineno`` and
 every line number stay as they were).  A meta path finder does this for imported modules, and
-:func:`run_script` / :func:`run_module` for ``__main__``.  Transformed code is never written to
+:func:`exec_script` / :func:`run_module` for ``__main__``.  Transformed code is never written to
 ``__pycache__``.
 """
 
