@@ -187,6 +187,12 @@ def _print_uncaught(exc: BaseException) -> None:
     sys.excepthook(type(exc), exc, tb)
 
 
+def _is_deadlock(exc: BaseException) -> bool:
+    from ._virtual import VirtualTimeDeadlock
+
+    return isinstance(exc, VirtualTimeDeadlock)
+
+
 def _is_runner_frame(filename: str) -> bool:
     return filename.startswith(_PACKAGE_DIR) or filename == runpy.__file__
 
@@ -278,7 +284,11 @@ def run(argv: Sequence[str]) -> int:
         _print_uncaught(exc)
         interrupted = True
     except BaseException as exc:
-        _print_uncaught(exc)
+        if options.virtual_time and _is_deadlock(exc):
+            # Not the program's error: under python it would hang here forever.
+            report(f"error: {exc}")
+        else:
+            _print_uncaught(exc)
         status = 1
     finally:
         if previous_sigterm is not None:

@@ -389,3 +389,27 @@ def test_stdin_is_the_programs(tmp_path: Path) -> None:
         "run", "--no-json", "--no-timeline", str(script), cwd=tmp_path, stdin=b"hello\nworld\n"
     )
     assert (result.returncode, result.stdout) == (0, "HELLO\nWORLD\n")
+
+
+def test_a_deadlock_under_virtual_time_is_one_clear_line_and_the_trace_is_kept(
+    tmp_path: Path,
+) -> None:
+    program = tmp_path / "dead.py"
+    program.write_text(
+        "import asyncio\n"
+        "async def waiter(ev):\n    await ev.wait()\n"
+        "async def main():\n    await asyncio.gather(waiter(asyncio.Event()), asyncio.sleep(1))\n"
+        "asyncio.run(main())\n"
+    )
+    json_path = tmp_path / "dead.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-timeline",
+         "--json", str(json_path), str(program)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("asynctrace: error: asynctrace virtual time: deadlock at t=1.000 s")
+    assert "Task-2 (waiter) on Event.wait" in lines[0]
+    assert json_path.is_file()
