@@ -10,11 +10,8 @@ counter for starts and ends), never by clock resolution.  A name or glob that ma
 a failure that lists the spans that do exist.  Every failure is a :class:`TraceAssertionError`
 whose text states the relation that broke with the exact numbers, then a text timeline of the
 spans involved and the clock used.  The pytest ``atrace`` fixture delegates to these functions
-and fills :attr:`TraceAssertionError.timeline_path`.  Nothing here imports pytest.
-
-Past 700 lines on purpose: this is the one public testing module and holds the assertions, their
-text timeline and the outline matcher; the matcher (``_TreeMatcher``) could move to a private
-module without changing the API.
+and fills :attr:`TraceAssertionError.timeline_path`.  Nothing here imports pytest.  The
+outline matcher behind :func:`assert_tree` is in ``_outline.py``.
 """
 
 from __future__ import annotations
@@ -24,10 +21,10 @@ import difflib
 import fnmatch
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeAlias
 
+from ._outline import Row, TreeMatcher, outline_size, parse_outline
 from ._spans import KINDS, Span, Trace
 
 __all__ = [
@@ -603,140 +600,6 @@ def assert_min_concurrency(
 # ---------------------------------------------------------------- tree
 
 
-@dataclass
-class _Node:
-    """One outline line: a name or glob, its indentation and the lines indented under it."""
-
-    pattern: str
-    indent: int
-    children: list[_Node] = field(default_factory=list)
-
-
-@dataclass
-class _Row:
-    """One line of the tree diff: ' ' matched, '-' listed but missing, '+' present, unlisted."""
-
-    mark: str
-    depth: int
-    text: str
-    note: str = ""
-    span: Span | None = None
-
-
-def _parse_outline(outline: str) -> list[_Node]:
-    roots: list[_Node] = []
-    stack: list[_Node] = []
-    for lineno, raw in enumerate(outline.splitlines(), 1):
-        line = raw.expandtabs(4).rstrip()
-        if not line:
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        node = _Node(line.strip(), indent)
-        while stack and stack[-1].indent >= indent:
-            stack.pop()
-        siblings = stack[-1].children if stack else roots
-        if siblings and siblings[0].indent != indent:
-            msg = (
-                f"outline line {lineno} ({node.pattern!r}) is indented by {indent} spaces but its"
-                f" siblings by {siblings[0].indent}; indent each child deeper than its parent"
-                " and siblings equally"
-            )
-            raise ValueError(msg)
-        siblings.append(node)
-        stack.append(node)
-    if not roots:
-        msg = "outline is empty; pass one span name or glob per line, children indented"
-        raise ValueError(msg)
-    return roots
-
-
-def _size(node: _Node) -> int:
-    return 1 + sum(_size(c) for c in node.children)
-
-
-_Score = tuple[int, int]  # (outline lines matched, minus the unlisted children under exact=True)
-
-
-class _TreeMatcher:
-    """Aligns outline children with span children like a diff, keeping the best-scoring match."""
-
-    def __init__(self, trace: Trace, exact: bool, matches: Callable[[str, str], bool]) -> None:
-        self.trace, self.exact, self.matches = trace, exact, matches
-        self.memo: dict[tuple[int, int], tuple[_Score, list[_Row]]] = {}
-
-    def match(self, node: _Node, span: Span, depth: int) -> tuple[_Score, list[_Row]]:
-        key = (id(node), id(span))
-        if key not in self.memo:
-            self.memo[key] = self._match(node, span, depth)
-        return self.memo[key]
-
-    def _match(self, node: _Node, span: Span, depth: int) -> tuple[_Score, list[_Row]]:
-        outs, kids = node.children, span.children
-        k, m = len(outs), len(kids)
-        penalty = 1 if self.exact else 0
-        # best[i][j]: best score aligning outs[i:] with kids[j:]; step[i][j]: the move taken.
-        best = [[(0, 0)] * (m + 1) for _ in range(k + 1)]
-        step = [[""] * (m + 1) for _ in range(k + 1)]
-        for i in range(k, -1, -1):
-            for j in range(m, -1, -1):
-                options: list[tuple[_Score, str]] = []
-                if i < k and j < m and self.matches(kids[j].name, outs[i].pattern):
-                    sub = self.match(outs[i], kids[j], depth + 1)[0]
-                    nxt = best[i + 1][j + 1]
-                    options.append(((nxt[0] + sub[0], nxt[1] + sub[1]), "pair"))
-                if j < m:
-                    options.append(((best[i][j + 1][0], best[i][j + 1][1] - penalty), "extra"))
-                if i < k:
-                    options.append((best[i + 1][j], "missing"))
-                if options:
-                    # max() keeps the first of equal scores: pairing the earliest child wins.
-                    best[i][j], step[i][j] = max(options, key=lambda o: o[0])
-        label = node.pattern if node.pattern == span.name else f"{node.pattern}  ({span.name})"
-        rows = [_Row(" ", depth, label, span=span)]
-        i = j = 0
-        while i < k or j < m:
-            move = step[i][j]
-            if move == "pair":
-                rows += self.match(outs[i], kids[j], depth + 1)[1]
-                i, j = i + 1, j + 1
-            elif move == "extra":
-                if self.exact:
-                    rows.append(_Row("+", depth + 1, kids[j].name, "not in the outline", kids[j]))
-                j += 1
-            else:
-                rows += self.missing(outs[i], span, depth + 1)
-                i += 1
-        return (best[0][0][0] + 1, best[0][0][1]), rows
-
-    def missing(self, node: _Node, parent: Span | None, depth: int) -> list[_Row]:
-        elsewhere = [s for s in self.trace.spans if self.matches(s.name, node.pattern)]
-        if parent is None:
-            parts = ["no span matches"]
-        elif parent.children:
-            parts = [f"not among the children of {parent.name}: {_name_list(parent.children, 8)}"]
-        else:
-            parts = [f"{parent.name} has no children"]
-        if elsewhere and parent is not None:
-            where = [f"a child of {s.parent.name}" if s.parent else "a root" for s in elsewhere]
-            parts.append(f"{elsewhere[0].name} is {', '.join(dict.fromkeys(where))}")
-        elif not elsewhere:
-            if parent is not None:
-                parts.append("no span in the trace matches it")
-            close = difflib.get_close_matches(node.pattern, sorted({s.name for s in self.trace}))
-            if close:
-                parts.append(f"did you mean {close[0]!r}?")
-        note = "; ".join(parts)
-        rows = [_Row("-", depth, node.pattern, note, parent)]
-
-        def walk(n: _Node, d: int) -> None:
-            for c in n.children:
-                rows.append(_Row("-", d, c.pattern))
-                walk(c, d + 1)
-
-        walk(node, depth + 1)
-        return rows
-
-
 def assert_tree(trace: TraceSource, outline: str, *, exact: bool = False) -> None:
     """Assert that the span tree contains the indented outline of names.
 
@@ -753,10 +616,10 @@ def assert_tree(trace: TraceSource, outline: str, *, exact: bool = False) -> Non
     """
     __tracebackhide__ = True
     trace = _as_trace(trace)
-    roots = _parse_outline(outline)
-    matcher = _TreeMatcher(trace, exact, _matches)
-    rows: list[_Row] = []
-    matched, extras, total = 0, 0, sum(_size(r) for r in roots)
+    roots = parse_outline(outline)
+    matcher = TreeMatcher(trace, exact, _matches, _name_list)
+    rows: list[Row] = []
+    matched, extras, total = 0, 0, sum(outline_size(r) for r in roots)
     for root in roots:
         candidates = [s for s in trace.spans if _matches(s.name, root.pattern)]
         if not candidates:
