@@ -242,6 +242,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
         self._start = clock()
         self._top = self
         self._aw_t = _NOT_STARTED
+        self._aw_status = None
         self._task_name = None
         self._shown = None
 
@@ -255,52 +256,13 @@ class TaskRoot(_Base):  # type: ignore[misc]
         t0 = clock()
         aw_t = self._aw_t
         if aw_t is not None:
-            if aw_t is _NOT_STARTED:
-                self._start = t0
-            else:
-                what = self._aw_what
-                if what.__class__ is not CodeType and what.__class__ is not float:
-                    what = _reduce_awaited(what)
-                # fmt: off
-                append((K_AWAIT, self._aw_sid, self._aw_parent, self._sid, aw_t, t0, next_id(),
-                        what, None, self._aw_lasti, self._aw_status, None))
-                # fmt: on
+            self._resume(aw_t, t0, self._aw_status)
         try:
             result = self._coro.send(value)
         except BaseException as exc:
             self._finish(exc, t0)
             raise
-        # What follows is _suspend(result, t0), inlined: it runs on every await.
-        t = clock()
-        if t - t0 > blocked_threshold:
-            self._blocked(t0, t)
-        if record_awaits:
-            top = self._top
-            coro = top._coro
-            self._aw_t = t
-            self._aw_sid = next_id()
-            self._aw_parent = top._sid
-            self._aw_status = None
-            if top._native:
-                self._aw_lasti = coro.cr_frame.f_lasti
-                awaited = coro.cr_await
-                if awaited.__class__ is CoroutineType:
-                    what = awaited.cr_code
-                    if what is _SLEEP_CODE:
-                        if result is not None:
-                            self._aw_what = float(awaited.cr_frame.f_locals["delay"])  # type: ignore[union-attr]
-                            return result
-                    elif what is _AENTER_CODE:
-                        inner = awaited.cr_await
-                        if inner.__class__ is CoroutineType:
-                            what = inner.cr_code
-                    self._aw_what = what
-                    return result
-            else:
-                self._aw_lasti = -1
-            self._aw_what = result
-        else:
-            self._aw_t = None
+        self._suspend(result, t0)
         return result
 
     __next__ = send
@@ -313,21 +275,13 @@ class TaskRoot(_Base):  # type: ignore[misc]
     ) -> Any:
         t0 = clock()
         aw_t = self._aw_t
-        if aw_t is _NOT_STARTED:
-            self._start = t0
-        elif aw_t is not None:
+        if aw_t is not None:
             thrown = typ if isinstance(typ, BaseException) else val
             status = self._aw_status or thrown_status(
                 type(thrown) if thrown else typ,  # type: ignore[arg-type]
                 thrown,
             )
-            what = self._aw_what
-            if what.__class__ is not CodeType and what.__class__ is not float:
-                what = _reduce_awaited(what)
-            # fmt: off
-            append((K_AWAIT, self._aw_sid, self._aw_parent, self._sid, aw_t, t0, next_id(),
-                    what, None, self._aw_lasti, status, None))
-            # fmt: on
+            self._resume(aw_t, t0, status)
         try:
             if val is None and tb is None:
                 result = self._coro.throw(typ)
@@ -338,6 +292,19 @@ class TaskRoot(_Base):  # type: ignore[misc]
             raise
         self._suspend(result, t0)
         return result
+
+    def _resume(self, aw_t: float, t0: float, status: tuple[str, str, str] | None) -> None:
+        """At ``t0`` the task resumes: its first step starts it, else its await ends."""
+        if aw_t is _NOT_STARTED:
+            self._start = t0
+            return
+        what = self._aw_what
+        if what.__class__ is not CodeType and what.__class__ is not float:
+            what = _reduce_awaited(what)
+        # fmt: off
+        append((K_AWAIT, self._aw_sid, self._aw_parent, self._sid, aw_t, t0, next_id(),
+                what, None, self._aw_lasti, status, None))
+        # fmt: on
 
     def close(self) -> None:
         try:
@@ -351,7 +318,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
 
         The pending await lives in the ``_aw_*`` slots until the resume appends it as one
         tuple.  Its code is the parent span's (resolved at build time), so only the frame's
-        offset is read here (-1: no frame to read).  ``send`` has this inlined.
+        offset is read here (-1: no frame to read).
         """
         t = clock()
         if t - t0 > blocked_threshold:

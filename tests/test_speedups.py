@@ -36,6 +36,7 @@ _REUSED = (
     "__iter__",
     "throw",
     "close",
+    "_resume",
     "_suspend",
     "_blocked",
     "_finish",
