@@ -10,6 +10,7 @@ Solution: :func:`build_trace` resolves each record once, with caches per code ob
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from types import CodeType
 from typing import Any
@@ -156,24 +157,88 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
 
 def build_trace(recorder: Recorder) -> Trace:
     """Build the span tree of everything ``recorder`` holds, open spans included."""
+    recorder.trim()
     now = recorder.end if recorder.end is not None else recorder.clock()
     records = list(recorder.records)
     records += _open_records(recorder, now)
     records.append(recorder.run_record())
-    origin = recorder.origin
-    names = _Names()
-    # Awaits and blocked steps store an offset in their parent span's code: find that code.
+    return Trace(
+        SpanBuilder(recorder).build(records),
+        clock=recorder.clock_name,
+        epoch_ns=recorder.epoch_ns,
+        dropped=recorder.dropped,
+    )
+
+
+def open_codes(recorder: Recorder) -> dict[int, CodeType]:
+    """The code of every task and traced call still running: awaits in them need it for lines."""
     codes: dict[int, CodeType] = {}
-    for rec in records:
-        if rec[0] == K_TASK or rec[0] == K_CORO:
-            what = rec[7]
-            code_of = what.code if isinstance(what, FnInfo) else what
-            if isinstance(code_of, CodeType):
-                codes[rec[1]] = code_of
-    spans: dict[int, Span] = {}
-    awaits: list[tuple[Span, Any]] = []
-    gathers: list[tuple[Span, Any]] = []
-    for rec in records:
+    for root in list(recorder.roots):
+        call = root._top
+        while True:
+            info = call._info
+            code = info.code if isinstance(info, FnInfo) else info
+            if isinstance(code, CodeType):
+                codes[call._sid] = code
+            if call is root:
+                break
+            call = call._outer
+    return codes
+
+
+class SpanBuilder:
+    """Turns records into spans: all at once, or batch after batch while a run is streamed.
+
+    A record can name spans built before it: an await the task or gather it waited on, a gather
+    its children, an await its parent's code (for its line).  Within one batch all of these are
+    found; across batches the builder remembers the last ``remember`` tasks and gathers it built,
+    and the caller passes the codes of the spans still open (:func:`open_codes`).  One thing
+    only a single batch does: nesting the await on a gather into that gather (the gather, once
+    written, cannot be extended), and merging the two halves of a ``wait_for`` expiry.
+    """
+
+    def __init__(self, recorder: Recorder, *, remember: int = 0) -> None:
+        self.origin = recorder.origin
+        self.remember = remember
+        self._names = _Names()
+        self._recent: dict[int, Span] = {}  # insertion-ordered: the oldest go first
+
+    def build(self, records: list[Rec], codes: dict[int, CodeType] | None = None) -> list[Span]:
+        """The spans of ``records``; ``codes`` maps open spans' ids to their code."""
+        codes = dict(codes) if codes else {}
+        # Awaits and blocked steps store an offset in their parent span's code: find that code.
+        for rec in records:
+            if rec[0] == K_TASK or rec[0] == K_CORO:
+                what = rec[7]
+                code_of = what.code if isinstance(what, FnInfo) else what
+                if isinstance(code_of, CodeType):
+                    codes[rec[1]] = code_of
+        spans: dict[int, Span] = {}
+        awaits: list[tuple[Span, Any]] = []
+        gathers: list[tuple[Span, Any]] = []
+        for rec in records:
+            span = self._span(rec, codes)
+            spans[span.span_id] = span
+            if rec[0] == K_AWAIT:
+                awaits.append((span, rec[7]))
+            elif rec[0] == K_GATHER:
+                gathers.append((span, rec[7]))
+        recent = self._recent
+        for span, children in gathers:
+            names = (found.name for c in children if (found := spans.get(c) or recent.get(c)))
+            span.name = "gather(" + _summarize(names) + ")"
+        for span, what in awaits:
+            _name_await(span, what, spans, recent)
+        _merge_wait_for_timeouts([span for span, _ in awaits], spans)
+        if self.remember:
+            for span in spans.values():
+                if span.kind in ("task", "gather"):
+                    recent[span.span_id] = span
+            for sid in list(itertools.islice(recent, max(0, len(recent) - self.remember))):
+                del recent[sid]
+        return list(spans.values())
+
+    def _span(self, rec: Rec, codes: dict[int, CodeType]) -> Span:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
         state, error, attrs = _status(status)
         if kind in (K_TASK, K_CORO):
@@ -193,14 +258,14 @@ def build_trace(recorder: Recorder) -> Trace:
                 code = codes.get(parent)
             if code is not None:
                 attrs["code.file.path"] = code.co_filename
-                attrs["code.line.number"] = names.line(code, lasti)
-        span = Span(
+                attrs["code.line.number"] = self._names.line(code, lasti)
+        return Span(
             span_id=sid,
             parent_id=parent,
             kind=KINDS[kind],
             name=name,
-            start=start - origin,
-            end=end - origin,
+            start=start - self.origin,
+            end=end - self.origin,
             track=track,
             status=state,
             error=error,
@@ -208,36 +273,20 @@ def build_trace(recorder: Recorder) -> Trace:
             start_seq=sid,
             end_seq=end_seq,
         )
-        spans[sid] = span
-        if kind == K_AWAIT:
-            awaits.append((span, what))
-        elif kind == K_GATHER:
-            gathers.append((span, what))
-    for span, children in gathers:
-        span.name = "gather(" + _summarize(spans[c].name for c in children if c in spans) + ")"
-    for span, what in awaits:
-        _name_await(span, what, spans)
-    _merge_wait_for_timeouts([span for span, _ in awaits], spans)
-    return Trace(
-        list(spans.values()),
-        clock=recorder.clock_name,
-        epoch_ns=recorder.epoch_ns,
-        dropped=recorder.dropped,
-    )
 
 
-def _name_await(span: Span, what: Any, spans: dict[int, Span]) -> None:
+def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int, Span]) -> None:
     if isinstance(what, float):
         name = f"asyncio.sleep({what:g})"
     elif isinstance(what, CodeType):
         name = awaited_code_name(what)
     elif isinstance(what, tuple):
-        target = spans.get(what[1])
+        target = spans.get(what[1]) or earlier.get(what[1])
         if target is None:
             name = what[0]
         elif what[0] == "gather":
             name = target.name
-            if target.track == span.track:
+            if target.track == span.track and target.span_id in spans:
                 # The await on a gather is part of it: nest it, and let the gather last until
                 # its result is taken, so the pair stays strictly nested on the track.
                 span.parent_id = target.span_id

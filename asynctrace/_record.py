@@ -4,7 +4,8 @@ Problem: spans must be recorded on the event loop thread at a cost far below the
 and from worker threads too, without locks held across user code.
 
 Solution: a :class:`Recorder` owns a list that the hot path (``_coro.py``) appends tuples to
-(``list.append`` is atomic under the GIL), an id counter shared by starts and ends (so ties on
+(``list.append`` is atomic under the GIL; a cap on it is enforced off the hot path, see
+:meth:`Recorder.trim`), an id counter shared by starts and ends (so ties on
 the clock are decided by the order of events) and one injectable clock.  Activating a recorder
 binds these to module globals of ``_coro`` so that each record costs one lookup.  The recorder
 imports nothing from OpenTelemetry.
@@ -21,7 +22,7 @@ from . import _coro
 from ._coro import K_RUN, Rec
 
 DEFAULT_BLOCKED_THRESHOLD = 0.1
-DEFAULT_MAX_SPANS = 5_000_000
+DEFAULT_MAX_SPANS = 100_000
 
 
 class Recorder:
@@ -32,7 +33,8 @@ class Recorder:
         clock: seconds on a monotonic clock; the virtual-time loop's ``time`` under virtual time.
         blocked_threshold: a loop step longer than this many seconds is a ``blocked`` span.
         record_awaits: False records tasks, coroutines and gathers but no await spans.
-        max_spans: records kept at most; later ones are counted in ``dropped`` and discarded.
+        max_spans: records kept in memory at most (past it, see :meth:`trim` and
+            ``_flush.py``, which streams a run to its file and sheds what it wrote).
     """
 
     def __init__(
@@ -66,16 +68,21 @@ class Recorder:
         # Tasks started while recording, to find the spans still open when the trace is built.
         self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
 
-    def append(self, record: Rec) -> None:
-        """Keep ``record`` unless the cap is reached (bound in place of ``list.append``)."""
-        if len(self.records) < self.max_spans:
-            self.records.append(record)
-        else:
-            self.dropped += 1
+    def trim(self) -> None:
+        """Drop the records past ``max_spans`` (the latest), counting them in ``dropped``.
+
+        Called from another thread while the hot path appends: the count and the ``del``
+        cover the same records, as appends only add past them.
+        """
+        records = self.records
+        extra = len(records) - self.max_spans
+        if extra > 0:
+            del records[self.max_spans : self.max_spans + extra]
+            self.dropped += extra
 
     def activate(self) -> None:
         """Make this the recorder that the hot path writes to."""
-        _coro.append = self.records.append if self.max_spans >= DEFAULT_MAX_SPANS else self.append
+        _coro.append = self.records.append
         _coro.clock = self.clock
         _coro.next_id = self.next_seq
         _coro.blocked_threshold = self.blocked_threshold

@@ -1,13 +1,16 @@
 """The programmatic switch: ``instrument()``/``uninstrument()`` and ``with tracing():``.
 
 A :class:`Tracing` owns one recorder from ``start()`` to ``stop()``; at ``stop()`` it builds the
-:class:`~asynctrace.Trace` and writes the outputs it was asked for.  An output that fails is
-reported once on stderr and skipped: it never raises into the program, and the other outputs
-are still written.  One tracing is active per process at a time.
+:class:`~asynctrace.Trace` and writes the outputs it was asked for.  While it runs, a
+:class:`~asynctrace._flush.Flusher` streams the spans to the JSON file every ``flush_interval``
+seconds (or, without a file, holds memory to ``max_spans``).  An output that fails is reported
+once on stderr and skipped: it never raises into the program, and the other outputs are still
+written.  One tracing is active per process at a time.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -15,6 +18,7 @@ from typing import Any
 
 from . import _instrument
 from ._build import build_trace
+from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
 from ._spans import Span, Trace
 
@@ -37,7 +41,8 @@ class Tracing:
 
     Args:
         name: the run span's name (the script, module or test).
-        json: write a Chrome Trace Event JSON timeline (Perfetto) here at stop.
+        json: write a Chrome Trace Event JSON timeline (Perfetto) here: streamed while the
+            run goes (when it is a regular file), rewritten whole at stop.
         outputs: more callables given the finished Trace at stop (exporters).
         otlp: send the trace over OTLP at stop: an endpoint URL, or ``""`` for the one the
             ``OTEL_EXPORTER_OTLP_*`` variables name (default ``localhost:4317``, gRPC).
@@ -51,7 +56,12 @@ class Tracing:
         virtual_time: run event loops created while tracing on the virtual clock.
         blocked_threshold: seconds a loop step may run before it is a ``blocked`` span.
         record_awaits: False keeps tasks, coroutines and gathers but no await spans.
-        max_spans: keep at most this many spans; the rest are counted as dropped.
+        max_spans: keep at most this many spans in memory.  With a ``json`` file, a longer
+            run is streamed to it whole and memory holds the last spans only (the file then
+            has no arrows between tasks and no tasks counter, and the other outputs get only
+            the spans of the last flush); without one, the rest are counted as dropped.
+        flush_interval: seconds between flushes to the ``json`` file (a SIGKILL loses at most
+            this much); 0 writes it at stop only, and holds no spans in check while running.
     """
 
     def __init__(
@@ -69,8 +79,14 @@ class Tracing:
         blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
         record_awaits: bool = True,
         max_spans: int = DEFAULT_MAX_SPANS,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
+        if not 0 <= flush_interval < float("inf"):
+            msg = f"flush_interval={flush_interval!r} must be 0 (off) or a number of seconds"
+            raise ValueError(msg)
         self.name = name
+        self.flush_interval = flush_interval
+        self._flusher: Flusher | None = None
         self.json = json
         self.outputs = outputs
         self.virtual_time = virtual_time
@@ -81,6 +97,7 @@ class Tracing:
             max_spans=max_spans,
         )
         self._trace: Trace | None = None
+        self._json_error: BaseException | None = None
         self._virtual: Any = None
         self._bridge: Any = None
         self._exports: list[Any] = []
@@ -97,8 +114,7 @@ class Tracing:
             )
         self.service_name = service_name
         if otel is False and (otlp is not None or otlp_json is not None):
-            msg = ("otel=False cannot send OTLP output; drop otel=False or the otlp/otlp_json "
-                   "option")
+            msg = "otel=False cannot send OTLP output; drop otel=False or the otlp/otlp_json option"
             raise ValueError(msg)
         self.otel = otel
 
@@ -121,13 +137,52 @@ class Tracing:
             from ._virtual import install_virtual_time
 
             self._virtual = install_virtual_time(self.recorder)
-        if self.otel or (self.otel is None and (
-                self.otlp is not None or self.otlp_json is not None
-                or "opentelemetry" in sys.modules)):
+        if self.otel or (
+            self.otel is None
+            and (
+                self.otlp is not None
+                or self.otlp_json is not None
+                or "opentelemetry" in sys.modules
+            )
+        ):
             self._start_bridge()
         self.recorder.activate()
         _active = self
+        if self.flush_interval > 0:
+            self._flusher = Flusher(
+                self.recorder, self._open_stream(), interval=self.flush_interval
+            )
+            self._flusher.start()
         return self
+
+    def _open_stream(self) -> Any:
+        """The JSON file's stream, if it is a regular file (not ``/dev/stdout``, a FIFO...)."""
+        path = self.json
+        if path is None or (os.path.exists(path) and not os.path.isfile(path)):
+            return None
+        from ._chrome_stream import ChromeStream
+
+        stream = ChromeStream(
+            path,
+            process=f"asynctrace: {self.name}",
+            clock="virtual" if self.virtual_time else self.recorder.clock_name,
+            epoch_ns=self.recorder.epoch_ns,
+        )
+        if not stream.open():
+            self._json_failed(stream.error)
+        return stream
+
+    def _json_failed(self, exc: BaseException | None) -> None:
+        """Say once that the JSON file cannot be written."""
+        if self._json_error is None:
+            self._json_error = exc
+            reason = getattr(exc, "strerror", None) or exc
+            report(f"could not write the JSON timeline {self.json!r}: {reason}")
+
+    @property
+    def streamed(self) -> bool:
+        """True when the run outgrew ``max_spans`` and only the JSON file holds all of it."""
+        return self._flusher is not None and self._flusher.shedding
 
     def _start_bridge(self) -> None:
         """Join OpenTelemetry: ids known now, live parents for other spans, delivery at stop."""
@@ -187,8 +242,7 @@ class Tracing:
                 self._virtual = None
             if self._bridge is not None:
                 self._bridge.stop()
-            self._trace = build_trace(self.recorder)
-            self._write_outputs(self._trace)
+            self._trace = self._final_trace()
             if self._bridge is not None:
                 self._bridge.publish(self._trace)
         if wait:
@@ -200,15 +254,44 @@ class Tracing:
         while self._exports:
             self._exports.pop().close()
 
-    def _write_outputs(self, trace: Trace) -> None:
-        if self.json is not None:
-            path = self.json
+    def _final_trace(self) -> Trace:
+        """Build the trace and write the outputs, or finish the stream of a run that outgrew
+        ``max_spans`` and return the spans of its last flush."""
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.stop()
+            stream = flusher.stream
+            if stream is not None and stream.error is None:
+                recorder = self.recorder
+                if flusher.shedding or len(recorder.records) > recorder.max_spans:
+                    flusher.shedding = True
+                    trace = Trace(
+                        flusher.finish(), clock=recorder.clock_name, epoch_ns=recorder.epoch_ns
+                    )
+                    if stream.error is not None:
+                        self._json_failed(stream.error)
+                    report(
+                        f"the run outgrew max_spans={recorder.max_spans}: {self.json!r} has all"
+                        f" {flusher.streamed} spans, streamed (no arrows between tasks, no tasks"
+                        f" counter); other outputs get the last {len(trace.spans)} only"
+                    )
+                    self._write_outputs(trace)
+                    return trace
+                stream.close()
+            elif stream is not None:
+                self._json_failed(stream.error)
+        trace = build_trace(self.recorder)
+        if self.json is not None and self._json_error is None:
             try:
                 from ._chrome import write_chrome_json
 
-                write_chrome_json(trace, path)
+                write_chrome_json(trace, self.json)
             except Exception as exc:  # an output MUST NOT break the program or the others
-                report(f"could not write the JSON timeline {path!r}: {exc}")
+                self._json_failed(exc)
+        self._write_outputs(trace)
+        return trace
+
+    def _write_outputs(self, trace: Trace) -> None:
         for output in self.outputs:
             try:
                 output(trace)

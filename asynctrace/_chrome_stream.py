@@ -1,0 +1,134 @@
+"""The JSON timeline written while the program runs: Chrome JSON Array Format, an event a line.
+
+Problem: a program that runs for hours, or dies of SIGKILL, must leave a timeline on disk that
+Perfetto and ``asynctrace view`` open, without asynctrace keeping the whole run in memory.
+
+Solution: the Chrome Trace Event Format's *array* form, whose closing ``]`` is optional so that
+a trace cut short still loads.  The file starts with ``[`` and a ``process_name`` event whose
+args carry what the object form keeps in ``otherData`` (clock, epoch, origin); then every batch
+of spans is appended as one ``os.write`` of whole lines, one event per line, each ending in
+``,``.  A kill can cut only the last line, which the reader drops.  A row (``tid``) is the
+track's span id; it is named (``thread_name``) when its first span is written, from its task if
+that task is in the same batch, else from the task still running.  Slices carry the full args
+(:func:`~asynctrace._chrome._args` with ``full=True``), so the file reads back into the same
+spans without the rest of the run.  :meth:`ChromeStream.finish` writes the last spans and the
+run span without a comma, then ``]``: a finished stream is plain JSON.  Arrows between tasks and
+the ``tasks`` counter need the whole run and are not streamed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._chrome import ORIGIN_NS, PID, _args, _encode, _us, _version, display_name, row_label
+from ._spans import Span
+
+TRACK_KINDS = ("run", "task", "thread")
+
+
+class ChromeStream:
+    """Appends spans to a Chrome JSON array file; the first failure stops it and is kept.
+
+    Args:
+        path: the file; created or truncated by :meth:`open`.
+        process: the process row's name (``asynctrace: gather.py``).
+        clock: the clock's name (``monotonic``, ``virtual``) written in the header.
+        epoch_ns: wall-clock time of the trace's time 0, written in the header.
+    """
+
+    def __init__(self, path: str, *, process: str, clock: str, epoch_ns: int) -> None:
+        self.path = path
+        self.error: OSError | None = None
+        self._header = {
+            "ph": "M",
+            "pid": PID,
+            "tid": 0,
+            "name": "process_name",
+            "args": {
+                "name": process,
+                "asynctrace": _version(),
+                "clock": clock,
+                "epoch_ns": epoch_ns,
+                "origin_us": ORIGIN_NS // 1000,
+            },
+        }
+        self._fd: int | None = None
+        self._named: set[int] = set()  # tracks named and not yet ended
+
+    def open(self) -> bool:
+        """Create the file with its header; False (and :attr:`error` set) if it cannot be."""
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            self.error = exc
+            return False
+        return self._write(b"[\n" + _encode(self._header) + b",\n")
+
+    def write(self, spans: Iterable[Span], labels: Mapping[int, str]) -> bool:
+        """Append ``spans``; ``labels`` names the rows of tasks still running.  False on failure."""
+        lines = self._lines(list(spans), labels)
+        return self._write(b"".join(line + b",\n" for line in lines)) if lines else True
+
+    def finish(self, spans: Iterable[Span], run: Span) -> bool:
+        """Append the last ``spans`` and then the ``run`` span, close the array and the file."""
+        lines = self._lines([*spans, run], {})
+        ok = self._write(b",\n".join(lines) + b"\n]\n")
+        self.close()
+        return ok
+
+    def close(self) -> None:
+        """Close the file (an unfinished stream stays readable: the ``]`` is optional)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _lines(self, spans: list[Span], labels: Mapping[int, str]) -> list[bytes]:
+        owners = {s.span_id: s for s in spans if s.kind in TRACK_KINDS}
+        events: list[dict[str, Any]] = []
+        for span in spans:
+            track = span.track
+            if track not in self._named:
+                owner = owners.get(track)
+                label = row_label(owner) if owner is not None else labels.get(track)
+                events.extend(_row(track, label or f"track {track}"))
+                self._named.add(track)
+            start = round(span.start * 1e9) + ORIGIN_NS
+            end = max(round(span.end * 1e9) + ORIGIN_NS, start)
+            events.append(
+                {
+                    "ph": "X",
+                    "pid": PID,
+                    "tid": track,
+                    "ts": _us(start),
+                    "dur": _us(end - start),
+                    "name": display_name(span),
+                    "cat": span.kind,
+                    "args": _args(span, True),
+                }
+            )
+        self._named.difference_update(owners)  # a row's owner is its last span
+        return [_encode(event) for event in events]
+
+    def _write(self, data: bytes) -> bool:
+        if self._fd is None or self.error is not None:
+            return False
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self.error = exc
+            self.close()
+            return False
+        return True
+
+
+def _row(track: int, label: str) -> list[dict[str, Any]]:
+    meta = {"name": label, "track": track}
+    sort = {"sort_index": track}
+    return [
+        {"ph": "M", "pid": PID, "tid": track, "name": "thread_name", "args": meta},
+        {"ph": "M", "pid": PID, "tid": track, "name": "thread_sort_index", "args": sort},
+    ]
