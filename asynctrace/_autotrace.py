@@ -30,11 +30,15 @@ from ._decorator import trace
 _HOOK_MODULE = __name__
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
+# ``asynctrace run --record-args``: set by :func:`install_finder`, read by :func:`auto` when a
+# program's ``def`` statement runs (import time), so one process-wide value is enough.
+_record_args = False
+
 
 def auto(fn: Any) -> Any:
     """The decorator the import hook adds to each ``async def``; never raises."""
     try:
-        return trace(fn)
+        return trace(record_args=_record_args)(fn)
     except Exception:  # anything unusual stays untraced rather than breaking the program
         return fn
 
@@ -128,8 +132,16 @@ class ProgramFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def install_finder(roots: Sequence[str]) -> ProgramFinder:
-    """Put a :class:`ProgramFinder` in front of the path finder."""
+def install_finder(roots: Sequence[str], *, record_args: bool = False) -> ProgramFinder:
+    """Put a :class:`ProgramFinder` in front of the path finder.
+
+    Args:
+        roots: the program's directories.
+        record_args: the program's coroutines record their arguments and return values
+            (``@trace(record_args=True)``) until :func:`remove_finder`.
+    """
+    global _record_args
+    _record_args = record_args
     finder = ProgramFinder(roots)
     sys.meta_path.insert(0, finder)
     return finder
@@ -137,6 +149,8 @@ def install_finder(roots: Sequence[str]) -> ProgramFinder:
 
 def remove_finder(finder: ProgramFinder) -> None:
     """Take ``finder`` out of ``sys.meta_path`` (no error when already gone)."""
+    global _record_args
+    _record_args = False
     if finder in sys.meta_path:
         sys.meta_path.remove(finder)
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, overload
 
 from . import _coro
 from ._coro import K_CORO, CallSpan, FnInfo, hide_frame, status_of
+from ._redact import REDACTED, RETURN_KEY, ArgNames, looks_secret, safe_repr
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +59,61 @@ def _wrap(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             hide_frame(exc)
             _end(span, root, status_of(exc))
             raise
+        _end(span, root, None)
+        return result
+
+    traced.__asynctrace_info__ = info  # type: ignore[attr-defined]
+    return traced
+
+
+def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
+    """:func:`_wrap` that also records arguments and the return value (``record_args=True``).
+
+    A copy of ``_wrap``'s body rather than a flag in it: the default path MUST NOT pay for
+    this option.  Each call gets its own :class:`FnInfo`, whose attributes are plain strings
+    made now (see ``_redact.py``), so the span never holds the program's objects.
+    """
+    static = info.attributes or {}
+    arg_names = ArgNames(fn)
+    # A function named like a secret (``get_token``) returns one: its return value is redacted.
+    secret_return = looks_secret(info.name) or looks_secret(getattr(fn, "__name__", ""))
+
+    @functools.wraps(fn)
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        coro = fn(*args, **kwargs)
+        if not _coro.active:
+            return await coro
+        attrs = {**static, **arg_names.attributes(args, kwargs)}
+        call_info = FnInfo(info.name, info.code, attrs)
+        root = _coro.current_root.get()
+        span = CallSpan()
+        span._coro = coro
+        span._info = call_info
+        if root is None:
+            span._sid = _coro.next_id()
+            span._parent = _coro.current_gather.get() or _coro.run_sid
+            span._track = _coro.run_sid
+        else:
+            outer = root._top
+            span._outer = outer
+            span._track = root._track
+            if outer is root and root._coro.cr_frame is sys._getframe(0):
+                span._sid = root._sid
+                root._info = call_info
+                root._shown = coro
+            else:
+                span._sid = _coro.next_id()
+                span._parent = outer._sid
+            root._top = span
+        span._start = _coro.clock()
+        try:
+            result = await coro
+        except BaseException as exc:
+            hide_frame(exc)
+            _end(span, root, status_of(exc))
+            raise
+        if result is not None:
+            attrs[RETURN_KEY] = REDACTED if secret_return else safe_repr(result)
         _end(span, root, None)
         return result
 
@@ -120,7 +176,10 @@ def is_traced(fn: object) -> bool:
 def trace(fn: F, /) -> F: ...
 @overload
 def trace(
-    *, name: str | None = None, attributes: Mapping[str, object] | None = None
+    *,
+    name: str | None = None,
+    attributes: Mapping[str, object] | None = None,
+    record_args: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -130,6 +189,7 @@ def trace(
     *,
     name: str | None = None,
     attributes: Mapping[str, object] | None = None,
+    record_args: bool = False,
 ) -> Any:
     """Record each call of an ``async def`` function or method as a ``coroutine`` span.
 
@@ -137,6 +197,19 @@ def trace(
     The span is named ``name`` or the function's qualified name and nests under the coroutine
     or task that awaits it; a call that a task runs directly names the task's span instead.
     Outside tracing the function behaves as if undecorated.
+
+    Arguments and return values are not recorded, unless ``record_args=True``: then each
+    argument as passed is the attribute ``asynctrace.arg.<parameter>`` (``self``/``cls`` left
+    out, one attribute per ``**kwargs`` key, at most 32) and a return value other than None is
+    ``asynctrace.return``, as ``repr()`` strings of at most 256 characters (``…`` marks a cut).
+    A value whose parameter, keyword or ``dict`` key contains ``passw``, ``pwd``, ``secret``,
+    ``token``, ``key``, ``auth``, ``credential``, ``cookie``, ``session``, ``signature``,
+    ``private`` or ``bearer`` (any case) is recorded as ``[redacted]``, as is the return value
+    of a function whose name does; such ``name=value`` pairs and URL user info are also
+    redacted inside any ``repr``.  A ``repr`` that raises is recorded as
+    ``<unrepresentable Type>``; arguments are turned into strings when the call starts.
+    This costs a few microseconds per call (``inspect`` binding and ``repr``): use it where
+    the values help.
 
     Raises:
         TypeError: ``fn`` is not an ``async def`` function.
@@ -153,6 +226,8 @@ def trace(
             code,
             dict(attributes) if attributes else None,
         )
+        if record_args:
+            return _wrap_recording(func, info)
         return _wrap(func, info)
 
     if fn is None:
@@ -161,3 +236,4 @@ def trace(
 
 
 _coro.hidden_codes.add(_wrap(lambda: None, FnInfo("", _wrap.__code__, None)).__code__)
+_coro.hidden_codes.add(_wrap_recording(lambda: None, FnInfo("", _wrap.__code__, None)).__code__)

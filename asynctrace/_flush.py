@@ -19,6 +19,7 @@ the flusher's slice copy and ``del`` of its head are each one atomic operation u
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from ._build import SpanBuilder, _fn_attributes, _open_records, open_codes
 from ._chrome_stream import ChromeStream
@@ -39,14 +40,24 @@ class Flusher:
         recorder: the active recorder; its ``max_spans`` decides when records are shed.
         stream: the opened stream, or None.
         interval: seconds between flushes.
+        on_error: called (on the flusher's thread) when writing the stream fails.
     """
 
-    def __init__(self, recorder: Recorder, stream: ChromeStream | None, *, interval: float) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        stream: ChromeStream | None,
+        *,
+        interval: float,
+        on_error: Callable[[OSError | None], None] | None = None,
+    ) -> None:
         self.recorder = recorder
+        recorder.streamed = stream is not None
         self.stream = stream
         self.interval = interval
+        self.on_error = on_error
         self.shedding = False
-        self.streamed = 0  # spans written to the stream, the final ones included
+        self.spans_written = 0  # spans written to the stream, the final ones included
         self._builder = SpanBuilder(recorder, remember=REMEMBER)
         self._written = 0  # records[:_written] are in the stream
         self._wake = threading.Event()
@@ -71,16 +82,19 @@ class Flusher:
     def flush(self) -> None:
         """Append the records not yet written; shed them once the run outgrows ``max_spans``."""
         recorder = self.recorder
-        if self.stream is None:
+        if self.stream is None or self.stream.error is not None:
+            recorder.streamed = False  # nothing to shed into: hold memory to max_spans
             recorder.trim()
             return
         records = recorder.records
         count = len(records)
         batch = records[self._written : count]
-        if batch and self.stream.error is None:
+        if batch:
             spans = self._builder.build(batch, open_codes(recorder))
             if self.stream.write(spans, open_labels(recorder)):
-                self.streamed += len(spans)
+                self.spans_written += len(spans)
+            elif self.on_error is not None:
+                self.on_error(self.stream.error)
         self._written = count
         if count > recorder.max_spans:
             self.shedding = True
@@ -100,7 +114,7 @@ class Flusher:
         spans = self._builder.build(rest, open_codes(recorder))
         run = self._builder.build([recorder.run_record()])[0]
         if self.stream.finish(spans, run):
-            self.streamed += len(spans) + 1
+            self.spans_written += len(spans) + 1
         return [*spans, run]
 
 

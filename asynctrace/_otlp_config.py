@@ -10,17 +10,21 @@ Solution: :func:`otlp_settings` resolves everything once, up front, into a froze
 :class:`OtlpSettings` (flag > ``OTEL_EXPORTER_OTLP_TRACES_*`` > ``OTEL_EXPORTER_OTLP_*`` >
 default), raises one-sentence :class:`ValueError`\\ s for bad values, and the exporter is then
 built with every value explicit.  Header values (auth tokens) never appear in a ``repr``, an
-error message or a log line.  Nothing here imports OpenTelemetry except :meth:`resource`.
+error message or a log line; user info in an endpoint URL (``http://user:pass@host``) becomes a
+``Basic`` authorization header and is taken out of the URL.  Nothing here imports
+OpenTelemetry except :meth:`resource`.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -69,6 +73,16 @@ class OtlpSettings:
     def display_endpoint(self) -> str:
         """The endpoint without user info, query or fragment: safe for a log line."""
         return redact_url(self.endpoint)
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an exporter's error, a warning line) with every header secret as ``***``.
+
+        Header values, the credentials after an auth scheme (``Bearer <token>``), the user and
+        password inside a ``Basic`` value, and any URL user info are replaced.
+        """
+        for secret in _secrets(self.headers):
+            text = text.replace(secret, "***")
+        return _URL_USERINFO.sub(r"\1***@", text) if "@" in text else text
 
     def resource(self) -> Resource:
         """The OpenTelemetry SDK ``Resource`` (imports the SDK)."""
@@ -119,7 +133,7 @@ def otlp_settings(
         return None
 
     proto = _resolve_protocol(protocol, var("PROTOCOL"))
-    url = _resolve_endpoint(endpoint, proto, env)
+    url, basic_auth = _split_userinfo(_resolve_endpoint(endpoint, proto, env))
     resource_attributes = _resource_attributes(env)
     service = _service_name(service_name, env, resource_attributes, default_service)
 
@@ -130,6 +144,10 @@ def otlp_settings(
     if headers is not None:
         flag = parse_headers(headers, "headers") if isinstance(headers, str) else headers
         merged.update({k.strip().lower(): v for k, v in flag.items()})
+    if basic_auth is not None:
+        # User info in the URL means HTTP Basic auth (as `requests` reads it) for both
+        # protocols; an explicit authorization header wins.
+        merged.setdefault("authorization", basic_auth)
 
     if timeout is not None:
         seconds = _check_timeout(timeout, "timeout", str(timeout), "seconds")
@@ -245,6 +263,40 @@ def parse_headers(text: str, source: str) -> dict[str, str]:
             raise ValueError(msg)
         headers[key] = unquote(value).strip()
     return headers
+
+
+_URL_USERINFO = re.compile(r"(//)[^/\s@'\"]+@")
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """(``url`` without user info, the ``Basic`` authorization value it carried or None).
+
+    The endpoint is shown in messages and given to gRPC as its target: it MUST NOT keep
+    credentials (gRPC would otherwise fail to resolve ``user:pass@host`` and log it).
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    credentials = f"{unquote(user)}:{unquote(password)}".encode()
+    basic = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), basic
+
+
+def _secrets(headers: tuple[tuple[str, str], ...]) -> list[str]:
+    """The strings that would give a header's secret away, longest first (3 chars or more)."""
+    found: set[str] = set()
+    for _, value in headers:
+        words = value.split()
+        found.update((value, quote(value), *words[1:]))
+        if len(words) == 2 and words[0].lower() == "basic":
+            try:
+                decoded = base64.b64decode(words[1], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+            found.update((decoded, *decoded.split(":", 1)))
+    return sorted((v for v in found if len(v) >= 3), key=len, reverse=True)
 
 
 def redact_url(url: str) -> str:

@@ -59,6 +59,7 @@ class Recorder:
         self.max_spans = max_spans
         self.records: list[Rec] = []
         self.dropped = 0
+        self.streamed = False  # set by a flusher that streams the records to a file
         self.clock_name = "monotonic"
         self.next_seq = itertools.count(1).__next__
         self.run_sid = self.next_seq()
@@ -72,8 +73,11 @@ class Recorder:
         """Drop the records past ``max_spans`` (the latest), counting them in ``dropped``.
 
         Called from another thread while the hot path appends: the count and the ``del``
-        cover the same records, as appends only add past them.
+        cover the same records, as appends only add past them.  A streamed recorder is never
+        trimmed: its flusher writes every record, then sheds it.
         """
+        if self.streamed:
+            return
         records = self.records
         extra = len(records) - self.max_spans
         if extra > 0:

@@ -150,7 +150,10 @@ class Tracing:
         _active = self
         if self.flush_interval > 0:
             self._flusher = Flusher(
-                self.recorder, self._open_stream(), interval=self.flush_interval
+                self.recorder,
+                self._open_stream(),
+                interval=self.flush_interval,
+                on_error=self._json_failed,
             )
             self._flusher.start()
         return self
@@ -178,6 +181,11 @@ class Tracing:
             self._json_error = exc
             reason = getattr(exc, "strerror", None) or exc
             report(f"could not write the JSON timeline {self.json!r}: {reason}")
+
+    @property
+    def json_failed(self) -> bool:
+        """True when writing the JSON file failed (and was reported)."""
+        return self._json_error is not None
 
     @property
     def streamed(self) -> bool:
@@ -272,7 +280,7 @@ class Tracing:
                         self._json_failed(stream.error)
                     report(
                         f"the run outgrew max_spans={recorder.max_spans}: {self.json!r} has all"
-                        f" {flusher.streamed} spans, streamed (no arrows between tasks, no tasks"
+                        f" {flusher.spans_written} spans, streamed (no arrows between tasks, no tasks"
                         f" counter); other outputs get the last {len(trace.spans)} only"
                     )
                     self._write_outputs(trace)

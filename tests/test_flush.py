@@ -169,3 +169,38 @@ def test_a_bad_flush_interval_is_refused() -> None:
     assert cli.returncode == 2
     assert cli.stderr.count("\n") == 1
     assert "--flush-interval -1.0 must be 0" in cli.stderr
+
+
+def test_a_file_that_stops_growing_is_reported_once_and_the_program_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A full disk, simulated with a file size limit (EFBIG where ENOSPC would be)."""
+    import resource
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import asyncio\n"
+        "async def step(i):\n    await asyncio.sleep(0.001)\n    return i\n"
+        "async def main():\n"
+        "    total = 0\n"
+        "    for _ in range(300):\n"
+        "        total += sum(await asyncio.gather(*(step(i) for i in range(5))))\n"
+        "    print(total)\n"
+        "asyncio.run(main())\n"
+    )
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    command = [sys.executable, "-m", "asynctrace", "run", "--no-timeline", "--flush-interval"]
+    command += ["0.05", "--json", str(tmp_path / "w.json"), str(script)]
+    traced = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size
+    )
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == "3000\n"
+    complaints = [line for line in traced.stderr.splitlines() if "could not write" in line]
+    assert len(complaints) == 1, traced.stderr
+    assert "w.json" in complaints[0] and "too large" in complaints[0]
+    assert "JSON timeline: " not in traced.stderr
