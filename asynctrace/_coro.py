@@ -96,7 +96,7 @@ def status_of(exc: BaseException) -> tuple[str, str, str] | None:
 
 def thrown_status(cls: type[BaseException], exc: object = None) -> tuple[str, str, str]:
     """The record status for an exception of type ``cls`` (``exc`` gives the message)."""
-    message = "" if exc is None else _safe_str(exc)
+    message = "" if exc is None else safe_str(exc)
     if issubclass(cls, asyncio.CancelledError):
         return ("cancelled", cls.__name__, message)
     if issubclass(cls, TimeoutError):
@@ -116,7 +116,8 @@ def hide_frame(exc: BaseException) -> None:
         exc.__traceback__ = tb.tb_next
 
 
-def _safe_str(exc: object) -> str:
+def safe_str(exc: object) -> str:
+    """``str(exc)``, or ``<Type: str() failed>`` when the object's ``__str__`` raises."""
     try:
         return str(exc)
     except Exception:  # a user __str__ that raises MUST NOT reach the program
@@ -229,13 +230,9 @@ class TaskRoot(_Base):  # type: ignore[misc]
         (A task that is cancelled before it ever runs starts at its creation.)
         """
         self._coro = coro
-        self.__qualname__ = getattr(coro, "__qualname__", "") or type(coro).__qualname__
         self._native = native = coro.__class__ is CoroutineType
-        self._info = (
-            coro.cr_code
-            if native
-            else str(getattr(coro, "__qualname__", None) or type(coro).__qualname__)
-        )
+        self.__qualname__ = name = coro.__qualname__ if native else coro_name(coro)
+        self._info = coro.cr_code if native else name
         self._sid = sid = next_id()
         self._parent = parent
         self._track = sid
@@ -411,7 +408,14 @@ class TaskRoot(_Base):  # type: ignore[misc]
 
     @property
     def __name__(self) -> str:
-        return str(getattr(self._inspected, "__name__", self.__qualname__))
+        inspected = self._inspected
+        if inspected.__class__ is CoroutineType:
+            return str(inspected.__name__)
+        try:
+            name = getattr(inspected, "__name__", None)
+        except Exception:  # a user coroutine whose __name__ raises
+            name = None
+        return name if isinstance(name, str) else str(self.__qualname__)
 
     @property
     def cr_code(self) -> Any:
@@ -462,19 +466,39 @@ def mark_timeout(task: Any) -> None:
 def _reduce_awaited(obj: Any) -> Any:
     """A small stand-in for an awaited future: the span it belongs to, or its type's name.
 
-    Runs once per await on a future (not on coroutine awaits), at resume time.
+    Runs once per await on a future (not on coroutine awaits), at resume time.  MUST NOT
+    raise: it runs inside the task's step, where an exception would become the program's.
     """
     if obj is None:
         return "yield"
-    sid = getattr(obj, "_asynctrace_gather", 0)
-    if sid:
-        return ("gather", sid)
-    get_coro = getattr(obj, "get_coro", None)
-    if get_coro is not None:
-        coro = get_coro()
-        if isinstance(coro, TaskRoot):
-            return ("task", coro._sid)
-        return "Task"
+    try:
+        sid = getattr(obj, "_asynctrace_gather", 0)
+        if sid.__class__ is int and sid:
+            return ("gather", sid)
+        get_coro = getattr(obj, "get_coro", None)
+        if get_coro is not None:
+            coro = get_coro()
+            if isinstance(coro, TaskRoot):
+                return ("task", coro._sid)
+            return "Task"
+    except Exception:  # a user future whose __getattr__ or get_coro raises: name its type
+        pass
+    return type(obj).__qualname__
+
+
+def coro_name(obj: object) -> str:
+    """The qualified name of a coroutine (or callable) that may lack one; never raises.
+
+    A ``__qualname__`` or ``__name__`` that is missing, not a string, or raises falls back to
+    the object's type's qualified name.
+    """
+    for attribute in ("__qualname__", "__name__"):
+        try:
+            name = getattr(obj, attribute, None)
+        except Exception:  # a property that raises: try the next one
+            continue
+        if isinstance(name, str) and name:
+            return name
     return type(obj).__qualname__
 
 

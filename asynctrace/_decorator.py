@@ -43,7 +43,7 @@ def _wrap(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             outer = root._top
             span._outer = outer
             span._track = root._track
-            if outer is root and root._coro.cr_frame is sys._getframe(0):
+            if outer is root and root._native and root._coro.cr_frame is sys._getframe(0):
                 # This call is the task's own coroutine: the task span takes its name.
                 span._sid = root._sid
                 root._info = info
@@ -97,7 +97,7 @@ def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             outer = root._top
             span._outer = outer
             span._track = root._track
-            if outer is root and root._coro.cr_frame is sys._getframe(0):
+            if outer is root and root._native and root._coro.cr_frame is sys._getframe(0):
                 span._sid = root._sid
                 root._info = call_info
                 root._shown = coro
@@ -219,8 +219,17 @@ def trace(
         _check(func)
         if is_traced(func):
             return func
-        code = func.__code__
-        qualified = getattr(code, "co_qualname", func.__qualname__)
+        target = func
+        while isinstance(target, functools.partial):
+            target = target.func
+        code = getattr(target, "__code__", None)
+        if code is None:
+            msg = (
+                f"@asynctrace.trace got {func!r}, which has no code of its own; "
+                "decorate the async def itself"
+            )
+            raise TypeError(msg)
+        qualified = getattr(code, "co_qualname", _coro.coro_name(target))
         info = FnInfo(
             name or qualified.rsplit("<locals>.", 1)[-1],
             code,

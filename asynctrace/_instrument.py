@@ -80,7 +80,12 @@ def _start_task(
 
 def _unwatched(coro: Any) -> bool:
     """True for what gets no task span: already wrapped, or the loop's own housekeeping."""
-    return coro.__class__ is TaskRoot or getattr(coro, "__name__", None) in _HOUSEKEEPING
+    if coro.__class__ is TaskRoot:
+        return True
+    try:
+        return getattr(coro, "__name__", None) in _HOUSEKEEPING
+    except Exception:  # a user coroutine whose __name__ raises, or is not hashable
+        return False
 
 
 def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -140,11 +145,7 @@ def _gather(*aws: Any, return_exceptions: bool = False) -> asyncio.Future[Any]:
         future = _orig_gather(*aws, return_exceptions=return_exceptions)
     finally:
         _coro.current_gather.reset(token)
-    children = tuple(
-        getattr(child.get_coro(), "_sid", 0)
-        for child in getattr(future, "_children", ())
-        if hasattr(child, "get_coro")
-    )
+    children = tuple(_child_sid(child) for child in getattr(future, "_children", ()))
     prefix = (K_GATHER, sid, parent, track, start)
     suffix = (children, caller.f_code, caller.f_lasti)
     with contextlib.suppress(AttributeError):  # gather() of nothing returns a plain Future
@@ -152,6 +153,16 @@ def _gather(*aws: Any, return_exceptions: bool = False) -> asyncio.Future[Any]:
     open_gathers[sid] = (*prefix, None, None, *suffix)
     future.add_done_callback(functools.partial(_gather_done, prefix, suffix))
     return future
+
+
+def _child_sid(child: Any) -> int:
+    """The task span of a gather's child (0 for a plain future); never raises."""
+    try:
+        coro = child.get_coro()
+    except Exception:  # a future, or a user future whose __getattr__ raises
+        return 0
+    sid: int = coro._sid if coro.__class__ is TaskRoot else 0
+    return sid
 
 
 def _gather_done(
@@ -170,19 +181,25 @@ def _gather_done(
 class _ThreadJob:
     """A function sent to an executor, recorded as a ``thread`` span on its own track.
 
-    Called in the worker thread; appends its record there (list.append is atomic).
+    Made on the loop's thread, called in the worker thread; appends its record there
+    (list.append is atomic).  It reads the clock of the loop that sent it: under virtual time
+    with loops in several threads, each loop has a clock of its own.
     """
 
-    __slots__ = ("_fn", "_name", "_parent")
+    __slots__ = ("_clock", "_fn", "_name", "_parent")
 
     def __init__(self, fn: Callable[..., Any], parent: int) -> None:
         self._fn = fn
         self._parent = parent
         self._name = callable_name(fn)
+        clock = _coro.clock
+        pinned = getattr(clock, "pinned", None)  # _virtual.LoopClocks
+        self._clock: Callable[[], float] = clock if pinned is None else pinned()
 
     def __call__(self, *args: Any) -> Any:
+        clock = self._clock
         sid = _coro.next_id()
-        start = _coro.clock()
+        start = clock()
         status = None
         try:
             return self._fn(*args)
@@ -197,7 +214,7 @@ class _ThreadJob:
                     self._parent,
                     sid,
                     start,
-                    _coro.clock(),
+                    clock(),
                     _coro.next_id(),
                     self._name,
                     None,
@@ -209,15 +226,16 @@ class _ThreadJob:
 
 
 def callable_name(fn: Any) -> str:
-    """The qualified name of a function, seen through partials and ``Context.run``."""
+    """The qualified name of a function, seen through partials and ``Context.run``.
+
+    Never raises: a callable without a usable name is named after its type.
+    """
     while isinstance(fn, functools.partial):
         if isinstance(getattr(fn.func, "__self__", None), contextvars.Context) and fn.args:
             fn = fn.args[0]  # asyncio.to_thread: partial(context.run, func, *args)
         else:
             fn = fn.func
-    return str(
-        getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    )
+    return _coro.coro_name(fn)
 
 
 def _on_timeout(self: Any) -> None:

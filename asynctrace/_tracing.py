@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _instrument
 from ._build import build_trace
+from ._coro import coro_name, safe_str
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
 from ._spans import Span, Trace
@@ -279,9 +280,10 @@ class Tracing:
                     if stream.error is not None:
                         self._json_failed(stream.error)
                     report(
-                        f"the run outgrew max_spans={recorder.max_spans}: {self.json!r} has all"
-                        f" {flusher.spans_written} spans, streamed (no arrows between tasks, no tasks"
-                        f" counter); other outputs get the last {len(trace.spans)} only"
+                        f"the run outgrew max_spans={recorder.max_spans}: {self.json!r} has"
+                        f" all {flusher.spans_written} spans, streamed (no arrows between"
+                        f" tasks, no tasks counter); other outputs get the last"
+                        f" {len(trace.spans)} only"
                     )
                     self._write_outputs(trace)
                     return trace
@@ -304,7 +306,7 @@ class Tracing:
             try:
                 output(trace)
             except Exception as exc:
-                report(f"output {getattr(output, '__name__', output)!r} failed: {exc}")
+                report(f"output {coro_name(output)!r} failed: {safe_str(exc)}")
 
     @property
     def trace(self) -> Trace:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 __all__ = [
+    "LoopClocks",
     "VirtualTimeDeadlock",
     "VirtualTimeLoop",
     "VirtualTimePolicy",
@@ -101,6 +102,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     See the module docstring for when it jumps and when it waits in real time.
     """
 
+    # Set by LoopClocks: (the clocks, this loop's offset in them), and its hook at close.
+    _vt_trace: tuple[LoopClocks, float] | None = None
+    _vt_closing: Callable[[VirtualTimeLoop], None] | None = None
+
     def __init__(self) -> None:
         self._vt_now = 0.0
         # (virtual time, monotonic time, cap) while the loop waits in real time, else None; one
@@ -129,6 +134,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             return self._vt_now
         base, since, cap = real
         return base + min(time.monotonic() - since, cap)
+
+    def close(self) -> None:
+        """Close the loop like asyncio does; the trace keeps the time it reached."""
+        closing = self._vt_closing
+        if closing is not None:
+            self._vt_closing = None
+            closing(self)
+        super().close()
 
     def run_in_executor(
         self,
@@ -207,7 +220,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def _vt_foreign_threads(self) -> bool:
         current = threading.current_thread()
         new = [
-            t for t in threading.enumerate() if t is not current and t not in self._vt_old_threads
+            t
+            for t in threading.enumerate()
+            if t is not current
+            and t not in self._vt_old_threads
+            and not t.name.startswith("asynctrace-")  # ours: the flusher, the OTLP sender
         ]
         if not new:
             return False
@@ -308,17 +325,92 @@ def use_loop_clock(recorder: _Recorder, loop: VirtualTimeLoop) -> None:
     """Make ``recorder`` read ``loop``'s virtual clock, continuing from its current reading.
 
     Call it on the loop's thread before the loop runs.  Intervals stay exact to about 1e-12 s
-    (the offset adds rounding at the scale of the monotonic clock's reading).
+    (the offset adds rounding at the scale of the monotonic clock's reading).  For one loop at
+    a time; :class:`LoopClocks` serves loops in several threads.
     """
     offset = recorder.clock() - loop.time()
     recorder.use_clock(lambda: loop.time() + offset, "virtual")
+
+
+class LoopClocks:
+    """The recorder's clock under virtual time, with event loops in several threads at once.
+
+    Problem: each virtual-time loop has a clock of its own, and the recorder has one clock.
+    Switching the recorder to the newest loop's clock (as :func:`use_loop_clock` does) makes a
+    loop running in another thread record its spans on a clock that is not its own.
+
+    Solution: a reading is the running loop's own time plus that loop's offset, fixed when the
+    loop was made so that it continues from the trace's reading then.  Off any loop (the main
+    thread after ``asyncio.run`` returned, the end of the run), the reading is the latest that
+    any loop reached; before the first loop, the recorder's own clock.  A thread job reads the
+    clock of the loop that sent it (:meth:`pinned`).  Any thread may call it; nothing is locked.
+    """
+
+    def __init__(self, before: Callable[[], float]) -> None:
+        self._before = before
+        # id -> loop, read with one atomic list() of a dict (a WeakSet's iteration is not).
+        self._loops: dict[int, weakref.ref[VirtualTimeLoop]] = {}
+        self._floor: float | None = None  # the latest reading of the loops already closed
+
+    def __call__(self) -> float:
+        loop = asyncio.events._get_running_loop()
+        if loop is not None:
+            trace = getattr(loop, "_vt_trace", None)
+            if trace is not None and trace[0] is self:
+                return loop.time() + trace[1]  # type: ignore[no-any-return]
+        return self.outside()
+
+    def outside(self) -> float:
+        """The reading off the loops: the latest any of them reached (or the clock before)."""
+        readings = [self._floor] if self._floor is not None else []
+        for ref in list(self._loops.values()):
+            loop = ref()
+            trace = None if loop is None else loop._vt_trace
+            if loop is None or trace is None:
+                continue
+            if trace[0] is self:
+                readings.append(loop.time() + trace[1])
+        return max(readings) if readings else self._before()
+
+    def add(self, loop: VirtualTimeLoop) -> None:
+        """Give ``loop`` its offset: its time 0.0 is the trace's reading now."""
+        loop._vt_trace = (self, self() - loop.time())
+        loop._vt_closing = self._closed
+        self._loops[id(loop)] = weakref.ref(loop)
+
+    def _closed(self, loop: VirtualTimeLoop) -> None:
+        trace = loop._vt_trace
+        if trace is not None and trace[0] is self:
+            reading = loop.time() + trace[1]
+            if self._floor is None or reading > self._floor:
+                self._floor = reading
+        self._loops.pop(id(loop), None)
+
+    def pinned(self) -> Callable[[], float]:
+        """This clock as read on the running loop, from any thread (for its thread jobs)."""
+        loop = asyncio.events._get_running_loop()
+        trace = getattr(loop, "_vt_trace", None)
+        if loop is None or trace is None or trace[0] is not self:
+            return self
+        offset: float = trace[1]
+        return lambda: loop.time() + offset
 
 
 class VirtualTimeInstall:
     """What :func:`install_virtual_time` did, undone by :meth:`restore`."""
 
     def __init__(self, recorder: _Recorder) -> None:
-        self.policy = VirtualTimePolicy(on_new_loop=lambda loop: use_loop_clock(recorder, loop))
+        self.clocks: LoopClocks | None = None
+
+        def on_new_loop(loop: VirtualTimeLoop) -> None:
+            first = self.clocks is None
+            if self.clocks is None:
+                self.clocks = LoopClocks(recorder.clock)
+            self.clocks.add(loop)
+            if first:
+                recorder.use_clock(self.clocks, "virtual")
+
+        self.policy = VirtualTimePolicy(on_new_loop=on_new_loop)
         with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
             warnings.simplefilter("ignore", DeprecationWarning)
             self._previous = asyncio.get_event_loop_policy()
