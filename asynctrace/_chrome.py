@@ -29,9 +29,30 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ._chrome_load import (
+    Cut,
+    TraceTooLarge,
+    bad,
+    break_cycles,
+    load_events,
+    read_metadata,
+    unfinished_owners,
+)
+from ._files import write_whole
+from ._sanitize import MAX_CHARS, cap, scrub
 from ._spans import KINDS, STATUSES, Span, Trace
 
-__all__ = ["activity", "joins", "read_chrome_json", "row_label", "to_chrome", "write_chrome_json"]
+__all__ = [
+    "Cut",
+    "TraceTooLarge",
+    "activity",
+    "joins",
+    "read_chrome_json",
+    "read_chrome_json_repaired",
+    "row_label",
+    "to_chrome",
+    "write_chrome_json",
+]
 
 PID = 1
 COUNTER_TID = 0
@@ -65,26 +86,30 @@ def row_label(span: Span) -> str:
     """The name of the timeline row a run, task or thread job owns: ``Task-2 task1()``."""
     if span.kind == "task":
         task_name = span.attributes.get("asynctrace.task.name") or "Task"
-        return f"{task_name} {span.name}()"
+        return f"{cap(str(task_name))} {cap(span.name)}()"
     if span.kind == "thread":
         thread_name = span.attributes.get("asynctrace.thread.name") or "thread"
-        return f"{thread_name} {span.name}()"
+        return f"{cap(str(thread_name))} {cap(span.name)}()"
     if span.kind == "run":
-        return f"run {span.name}"
+        return f"run {cap(span.name)}"
     return display_name(span)
 
 
 def display_name(span: Span) -> str:
-    """The slice name: ``await asyncio.sleep(3)``, ``task1()``, ``blocked 3.000 s``."""
+    """The slice name: ``await asyncio.sleep(3)``, ``task1()``, ``blocked 3.000 s``.
+
+    A name longer than :data:`~asynctrace._sanitize.MAX_CHARS` is cut (see ``_sanitize.py``).
+    """
     kind = span.kind
+    raw = span.name if len(span.name) <= MAX_CHARS else cap(span.name)
     if kind == "await":
-        return f"await {span.name}"
+        return f"await {raw}"
     if kind in ("task", "coroutine", "thread"):
-        name = f"{span.name}()"
+        name = f"{raw}()"
     elif kind == "blocked":
         name = f"blocked {span.duration:.3f} s"
     else:
-        name = span.name
+        name = raw
     if span.status != "ok":
         name = f"{name} [{span.status}]"
     return name
@@ -200,7 +225,7 @@ def _args(span: Span, full: bool) -> dict[str, Any]:
             "kind": kind,
             "track": span.track,
             "status": span.status,
-            "name": span.name,
+            "name": span.name if len(span.name) <= MAX_CHARS else cap(span.name),
             "start_seq": span.start_seq,
             "end_seq": span.end_seq,
         }
@@ -214,15 +239,21 @@ def _args(span: Span, full: bool) -> dict[str, Any]:
         if span.status != "ok":
             args["status"] = span.status
         if kind == "blocked":
-            args["name"] = span.name
+            args["name"] = cap(span.name)
     if span.error is not None:
-        args["error"] = span.error
+        args["error"] = cap(span.error)
     attributes = span.attributes
-    if _RESERVED.isdisjoint(attributes):
-        args.update(attributes)
-    else:
-        for key, value in attributes.items():
-            args[_RESERVED_PREFIX + key if key in _RESERVED else key] = value
+    args.update(attributes)
+    for key, value in attributes.items():
+        # a reserved key, a long string, a list: rare, so checked after the bulk copy
+        if key in _RESERVED or len(key) > MAX_CHARS:
+            del args[key]
+            args[_RESERVED_PREFIX + key if key in _RESERVED else cap(key)] = _capped(value)
+        elif value.__class__ is str:
+            if len(value) > MAX_CHARS:
+                args[key] = cap(value)
+        elif isinstance(value, (list, tuple)):
+            args[key] = _capped(value)
     default = _DEFAULTS.get(kind)
     if default is not None:
         # an attribute that repeats the name is left out; None says "absent", not "same"
@@ -242,6 +273,15 @@ def _args(span: Span, full: bool) -> dict[str, Any]:
             elif not full and value == parent_file:
                 del args[_FILE]
     return args
+
+
+def _capped(value: object) -> object:
+    """An attribute value with its strings cut to MAX_CHARS (see ``_sanitize.py``)."""
+    if isinstance(value, str):
+        return cap(value)
+    if isinstance(value, (list, tuple)):
+        return [cap(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 class _Item:
@@ -475,8 +515,10 @@ def write_chrome_json(
     """Write the trace as a compact Chrome Trace Event JSON file that Perfetto opens.
 
     ``full_args`` is passed to :func:`to_chrome`.  Runs on the caller's thread, off the loop.
+    A regular file is replaced whole (written aside, then renamed), so that a kill while
+    writing leaves the previous file, such as the stream of the run, intact.
     """
-    Path(path).write_bytes(_encode(to_chrome(trace, full_args=full_args)))
+    write_whole(path, _encode(to_chrome(trace, full_args=full_args)))
 
 
 def _encode(doc: dict[str, Any]) -> bytes:
@@ -494,48 +536,65 @@ def _encode(doc: dict[str, Any]) -> bytes:
     try:
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
         return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate in a name: escape everything instead
-        return json.dumps(doc, separators=(",", ":"), default=str).encode("ascii")
+    except UnicodeEncodeError:
+        # a lone surrogate (a name decoded with surrogateescape): U+FFFD, since an escaped
+        # lone surrogate ("\udc80") is refused by strict readers (orjson, protobuf's JSON)
+        doc = scrub(doc)
+        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text.encode("utf-8")
 
 
 def _bad(path: Path, what: str) -> ValueError:
-    return ValueError(
-        f"{path} {what}; pass a JSON timeline written by asynctrace"
-        " (`asynctrace run --json trace.json ...` or write_chrome_json)"
-    )
+    return bad(path, what)
 
 
 def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
     """Rebuild the :class:`Trace` from a file written by :func:`write_chrome_json`.
 
+    Also reads the streaming writer's array format, closed or not, and a file cut short at any
+    byte (see :func:`read_chrome_json_repaired`, which says whether it was).
+
     Raises:
         ValueError: the file is missing, not JSON, not a Chrome trace, or not written by
             asynctrace; the message names the file and the fix.
     """
+    return read_chrome_json_repaired(path)[0]
+
+
+def read_chrome_json_repaired(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None
+) -> tuple[Trace, Cut | None]:
+    """Like :func:`read_chrome_json`, and say whether the file was cut short, and where.
+
+    A file cut short (a streamed run still going, or killed) loses its incomplete last event;
+    the tracks it announced whose owner span was never written (the run, tasks still running)
+    get an ``unfinished`` owner span from the first to the last time seen on them.
+
+    Args:
+        path: the JSON timeline.
+        max_bytes: refuse a bigger file with :class:`TraceTooLarge` (None: no limit).
+
+    Returns:
+        The trace, and None when the file was complete or a :class:`Cut` when it was not.
+
+    Raises:
+        TraceTooLarge: the file is bigger than ``max_bytes``.
+        ValueError: as :func:`read_chrome_json`.
+    """
     p = Path(path)
+    events, other, array, dropped = load_events(p, max_bytes)
+    other = dict(other)
+    no_other = array or dropped is not None
+    tracks, labels = read_metadata(events, other, no_other)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise _bad(p, "does not exist") from None
-    except IsADirectoryError:
-        raise _bad(p, "is a directory, not a file") from None
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _bad(p, f"is not JSON ({exc})") from None
-    del raw
-    events = doc.get("traceEvents") if isinstance(doc, dict) else doc
-    if not isinstance(events, list):
-        raise _bad(p, "is JSON but not a Chrome trace (no traceEvents list)")
-    other = doc.get("otherData") if isinstance(doc, dict) else None
-    other = other if isinstance(other, dict) else {}
-    tracks: dict[object, int] = {}  # tid -> track span id, from thread_name metadata
-    for ev in events:
-        if isinstance(ev, dict) and ev.get("ph") == "M" and ev.get("name") == "thread_name":
-            meta = ev.get("args")
-            if isinstance(meta, dict) and isinstance(meta.get("track"), int):
-                tracks[ev.get("tid")] = meta["track"]
-    origin = float(other.get("origin_us", 0))
+        origin = float(other.get("origin_us", ORIGIN_NS // 1000 if no_other else 0))
+        clock = str(other.get("clock", "monotonic"))
+        epoch_ns = int(other.get("epoch_ns", 0))
+        lost = int(other.get("dropped", 0))
+        if not math.isfinite(origin):
+            raise ValueError(origin)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _bad(p, f"has a malformed otherData ({cap(repr(exc), 200)})") from None
     spans: list[Span] = []
     foreign = 0
     for i, ev in enumerate(events):
@@ -547,9 +606,11 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
             continue
         try:
             spans.append(_span(ev, args, tracks, origin))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _bad(p, f"has a malformed span in event {i} ({exc!r})") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise _bad(p, f"has a malformed span in event {i} ({cap(repr(exc), 200)})") from None
+        events[i] = None  # the event's dicts go as its span comes: peak memory is one of them
     by_id = {span.span_id: span for span in spans}
+    break_cycles(spans, by_id)
     for span in sorted(spans, key=lambda s: (s.start, s.start_seq)):  # parents first
         if _FILE in span.attributes:
             if span.attributes[_FILE] is None:
@@ -559,13 +620,24 @@ def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
         if parent is not None and _FILE in parent.attributes:
             span.attributes[_FILE] = parent.attributes[_FILE]
     if not spans and (foreign or "asynctrace" not in other):
+        if dropped is not None:
+            raise _bad(p, "was cut short before its first span, or is not an asynctrace timeline")
         raise _bad(p, "is a trace, but not one written by asynctrace (no event carries a span_id)")
-    return Trace(
-        spans,
-        clock=str(other.get("clock", "monotonic")),
-        epoch_ns=int(other.get("epoch_ns", 0)),
-        dropped=int(other.get("dropped", 0)),
-    )
+    real = len(spans)
+    if dropped is not None:
+        spans.extend(unfinished_owners(spans, labels))
+    trace = Trace(spans, clock=clock, epoch_ns=epoch_ns, dropped=lost)
+    return trace, None if dropped is None else Cut(dropped, real)
+
+
+_TEXT_KEYS = (_AWAITED, _FUNCTION, _FILE, "asynctrace.task.name", "asynctrace.thread.name")
+
+
+def _text_of(value: object) -> str:
+    try:
+        return str(value)
+    except RecursionError:  # a hand-made file nests lists ~1000 deep
+        return f"<{type(value).__name__} nested too deeply to show>"
 
 
 def _span(
@@ -581,7 +653,10 @@ def _span(
         msg = f"ts={ts} dur={dur}"
         raise ValueError(msg)
     end_us = float(args[_UNCLAMPED]) if _UNCLAMPED in args else ts + dur
-    name = args["name"] if "name" in args else _raw_name(str(ev["name"]), kind, status)
+    if not math.isfinite(end_us):
+        msg = f"{_UNCLAMPED}={end_us}"
+        raise ValueError(msg)
+    name = args["name"] if "name" in args else _raw_name(_text_of(ev["name"]), kind, status)
     attributes: dict[str, object] = {}
     default = _DEFAULTS.get(kind)
     if default is not None:
@@ -594,18 +669,22 @@ def _span(
         attributes[key] = value
     if default is not None and attributes[default] is None:
         del attributes[default]
+    for key in _TEXT_KEYS:  # names, by the data contract (joins() hashes them)
+        value = attributes.get(key)
+        if value is not None and value.__class__ is not str:
+            attributes[key] = _text_of(value)
     parent_id = args["parent_id"]
     error = args.get("error")
     return Span(
         span_id=int(args["span_id"]),
         parent_id=None if parent_id is None else int(parent_id),
         kind=kind,
-        name=str(name),
+        name=_text_of(name),
         start=(ts - origin) / 1e6,
         end=(end_us - origin) / 1e6,
         track=int(args["track"]) if "track" in args else tracks[ev["tid"]],
         status=status,
-        error=None if error is None else str(error),
+        error=None if error is None else _text_of(error),
         attributes=attributes,
         start_seq=int(args["start_seq"]),
         end_seq=int(args["end_seq"]),

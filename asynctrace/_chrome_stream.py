@@ -36,9 +36,13 @@ class ChromeStream:
         process: the process row's name (``asynctrace: gather.py``).
         clock: the clock's name (``monotonic``, ``virtual``) written in the header.
         epoch_ns: wall-clock time of the trace's time 0, written in the header.
+        run_track: the run span's id: its row is named in the header, so that a file cut
+            before the run span still says which program it traced.
     """
 
-    def __init__(self, path: str, *, process: str, clock: str, epoch_ns: int) -> None:
+    def __init__(
+        self, path: str, *, process: str, clock: str, epoch_ns: int, run_track: int
+    ) -> None:
         self.path = path
         self.error: OSError | None = None
         self._header = {
@@ -54,8 +58,9 @@ class ChromeStream:
                 "origin_us": ORIGIN_NS // 1000,
             },
         }
+        self._run_row = _row(run_track, f"run {process.removeprefix('asynctrace: ')}")
         self._fd: int | None = None
-        self._named: set[int] = set()  # tracks named and not yet ended
+        self._named: set[int] = {run_track}  # tracks named and not yet ended
 
     def open(self) -> bool:
         """Create the file with its header; False (and :attr:`error` set) if it cannot be."""
@@ -64,7 +69,8 @@ class ChromeStream:
         except OSError as exc:
             self.error = exc
             return False
-        return self._write(b"[\n" + _encode(self._header) + b",\n")
+        header = [self._header, *self._run_row]
+        return self._write(b"[\n" + b"".join(_encode(event) + b",\n" for event in header))
 
     def write(self, spans: Iterable[Span], labels: Mapping[int, str]) -> bool:
         """Append ``spans``; ``labels`` names the rows of tasks still running.  False on failure."""

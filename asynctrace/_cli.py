@@ -10,15 +10,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import math
 import os
 import runpy
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__, _autotrace
+from ._flush import DEFAULT_FLUSH_INTERVAL
+from ._record import DEFAULT_MAX_SPANS
+from ._sanitize import shown, visible
 from ._spans import Trace
 from ._tracing import Tracing, report
 
@@ -31,10 +35,68 @@ _VALUE_OPTIONS = {
     "--html",
     "--width",
     "--max-spans",
+    "--flush-interval",
     "--otlp-protocol",
     "--otlp-json",
     "--service-name",
 }
+
+
+VIEW_MAX_MIB = 128
+"""``asynctrace view`` refuses a bigger JSON timeline unless given ``--max-size``.
+
+Reading takes about 6.5 times the file's size in memory (54 MiB, 220,000 spans: 340 MB), so
+the default keeps a view under about 1 GB; a JSON timeline takes about 250 bytes a span.
+"""
+MAX_COLUMNS = 10_000
+
+
+def _columns(text: str) -> int:
+    """``--width``: a whole number of columns, 1 to MAX_COLUMNS (narrower draws 24)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_COLUMNS:
+        msg = f"{text!r} is not a width; give a number of columns from 24 to {MAX_COLUMNS}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _mebibytes(text: str) -> float:
+    """``--max-size``: a positive, finite number of MiB."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value <= 2**40 and math.isfinite(value)):
+        msg = f"{text!r} is not a size; give a positive number of MiB, e.g. --max-size 1024"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _seconds(text: str) -> float:
+    """``--blocked-threshold``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        msg = f"{text!r} is not a positive number of seconds; e.g. --blocked-threshold 0.05"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _span_count(text: str) -> int:
+    """``--max-spans``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"{text!r} is not a number of spans; give a whole number at least 1, e.g. 100000"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 class UsageError(Exception):
@@ -43,7 +105,19 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+        # argparse quotes some values with %r and pastes others raw (unrecognized arguments)
+        raise UsageError(f"{visible(message)} (see `{self.prog} --help`)")
+
+    def parse_known_args(  # type: ignore[override]  # one signature of the overloads is enough
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        options, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            # Python < 3.12 turns `-o=--` and `-o--` into the value [] instead of refusing it
+            if action.nargs is None and isinstance(getattr(options, action.dest, None), list):
+                flag = "/".join(action.option_strings) or action.dest
+                self.error(f"argument {flag}: expected one argument, not '--'")
+        return options, rest
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -92,24 +166,39 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--blocked-threshold",
-        type=float,
+        type=_seconds,
         default=0.1,
         metavar="SECONDS",
         help="a loop step longer than this is a blocked span (default 0.1)",
     )
     parser.add_argument(
         "--max-spans",
-        type=int,
-        default=5_000_000,
+        type=_span_count,
+        default=DEFAULT_MAX_SPANS,
         metavar="N",
-        help="keep at most N spans, count the rest as dropped",
+        help=f"spans kept in memory (default {DEFAULT_MAX_SPANS}); a longer run is streamed "
+        "to the JSON file whole, or without one, the rest are counted as dropped",
+    )
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=DEFAULT_FLUSH_INTERVAL,
+        metavar="SECONDS",
+        help=f"append new spans to the JSON file this often (default {DEFAULT_FLUSH_INTERVAL:g};"
+        " a kill loses at most this much); 0: write it at exit only",
+    )
+    parser.add_argument(
+        "--record-args",
+        action="store_true",
+        help="record the arguments and return values of the program's coroutines "
+        "(repr, capped at 256 characters, secret-looking names redacted)",
     )
     parser.add_argument(
         "--no-timeline", action="store_true", help="do not print the timeline on stderr"
     )
     parser.add_argument(
         "--width",
-        type=int,
+        type=_columns,
         metavar="COLUMNS",
         help="width of the terminal timeline (default: the terminal's)",
     )
@@ -140,6 +229,8 @@ def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | N
 def _check_writable(path: str, option: str) -> None:
     """Fail before the program runs if ``path`` cannot be written (tried for real: root and
     special filesystems make permission bits meaningless)."""
+    if "\x00" in path:  # os functions raise ValueError on it, not OSError
+        raise UsageError(f"{option} {path!r} contains a NUL character; choose another path")
     if os.path.isdir(path):
         raise UsageError(
             f"{option} {path!r} is a directory; give a file path such as "
@@ -185,6 +276,10 @@ def _print_uncaught(exc: BaseException) -> None:
         tb = tb.tb_next
     exc.__traceback__ = tb  # the default hook prints exc.__traceback__, whatever tb it gets
     sys.excepthook(type(exc), exc, tb)
+    # As python does: the exception lives on until shutdown (a coroutine it holds warns then).
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = exc
 
 
 def _is_deadlock(exc: BaseException) -> bool:
@@ -218,8 +313,6 @@ def run(argv: Sequence[str]) -> int:
             "no program given; use `asynctrace run SCRIPT [ARGS...]` "
             "or `asynctrace run -m MODULE [ARGS...]`"
         )
-    if script is not None and not os.path.isfile(script):
-        raise UsageError(f"script {script!r} not found; check the path (use -m for a module name)")
     if options.blocked_threshold <= 0:
         raise UsageError(
             f"--blocked-threshold {options.blocked_threshold!r} must be a positive "
@@ -227,6 +320,13 @@ def run(argv: Sequence[str]) -> int:
         )
     if options.max_spans < 1:
         raise UsageError(f"--max-spans {options.max_spans!r} must be at least 1")
+    if not 0 <= options.flush_interval < float("inf"):
+        raise UsageError(
+            f"--flush-interval {options.flush_interval!r} must be 0 (write at exit only) or a "
+            "number of seconds, e.g. --flush-interval 5"
+        )
+    if script is not None and not os.path.isfile(script):
+        raise UsageError(f"script {script!r} not found; check the path (use -m for a module name)")
     target = script if script is not None else str(module)
     stem = os.path.splitext(os.path.basename(target))[0] if script else target
     json_path = None if options.no_json else (options.json or f"{stem}.trace.json")
@@ -236,7 +336,8 @@ def run(argv: Sequence[str]) -> int:
         _check_writable(options.html, "--html")
     if options.otlp_json is not None:
         _check_writable(options.otlp_json, "--otlp-json")
-    outputs = () if options.html is None else (_html_output(options.html, target),)
+    html = None if options.html is None else _HtmlOutput(options.html, target)
+    outputs = () if html is None else (html,)
 
     try:
         tracing = Tracing(
@@ -250,11 +351,13 @@ def run(argv: Sequence[str]) -> int:
             virtual_time=options.virtual_time,
             blocked_threshold=options.blocked_threshold,
             max_spans=options.max_spans,
+            flush_interval=options.flush_interval,
         )
     except ValueError as exc:  # a bad OTEL_* variable or flag value
         raise UsageError(str(exc)) from None
     finder = _autotrace.install_finder(
-        [os.path.dirname(os.path.abspath(script))] if script else [os.getcwd()]
+        [os.path.dirname(os.path.abspath(script))] if script else [os.getcwd()],
+        record_args=options.record_args,
     )
     if module is not None:
         try:
@@ -296,8 +399,10 @@ def run(argv: Sequence[str]) -> int:
         _autotrace.remove_finder(finder)
         _flush_stdout()
         trace = tracing.stop(wait=False)
-        _show(trace, options, json_path)
-        if options.html is not None and os.path.exists(options.html):
+        _show(
+            trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed
+        )
+        if html is not None and html.written:
             report(f"HTML timeline: {options.html}")
         tracing.wait_exports()
     if interrupted:
@@ -324,7 +429,9 @@ def _write_outputs_on_sigterm(
     def on_sigterm(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         trace = tracing.stop(wait=False)
-        _show(trace, options, json_path)
+        _show(
+            trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed
+        )
         tracing.wait_exports()
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -332,13 +439,25 @@ def _write_outputs_on_sigterm(
     return previous
 
 
-def _html_output(path: str, target: str) -> Callable[[Trace], None]:
-    def write_html_timeline(trace: Trace) -> None:
+class _HtmlOutput:
+    """The ``--html`` output: writes the page, or says in one line why it could not."""
+
+    __name__ = "write_html_timeline"
+
+    def __init__(self, path: str, target: str) -> None:
+        self.path = path
+        self.title = os.path.basename(target)
+        self.written = False
+
+    def __call__(self, trace: Trace) -> None:
         from ._html import write_html
 
-        write_html(trace, path, title=os.path.basename(target))
-
-    return write_html_timeline
+        try:
+            write_html(trace, self.path, title=self.title)
+        except OSError as exc:
+            report(f"could not write the HTML timeline {self.path!r}: {exc.strerror or exc}")
+        else:
+            self.written = True
 
 
 def _flush_stdout() -> None:
@@ -346,8 +465,9 @@ def _flush_stdout() -> None:
         sys.stdout.flush()
 
 
-def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> None:
-    if not options.no_timeline:
+def _show(trace: Trace, options: argparse.Namespace, json_path: str | None, *, whole: bool) -> None:
+    """The terminal timeline (of a ``whole`` run only: not of a streamed run's last spans)."""
+    if not options.no_timeline and whole:
         try:
             from ._terminal import render_timeline
 
@@ -361,7 +481,13 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None) -> N
 
 
 def view(argv: Sequence[str]) -> int:
-    """``asynctrace view TRACE.json [-o PAGE.html]``: show a saved JSON timeline."""
+    """``asynctrace view TRACE.json [-o PAGE.html]``: show a saved JSON timeline.
+
+    A file that cannot be shown (missing, not a timeline, bigger than ``--max-size``, nested
+    too deeply) is one ``asynctrace: error:`` line and exit status 2, like any other mistake
+    in the arguments.  A file cut short (a streamed run still going, or killed) is shown up
+    to its last complete event, after one line on stderr that says so.
+    """
     parser = _Parser(
         prog="asynctrace view",
         description="Show a JSON timeline written by asynctrace: print it as a "
@@ -374,17 +500,39 @@ def view(argv: Sequence[str]) -> int:
         metavar="PAGE.html",
         help="write a self-contained HTML timeline page instead of printing",
     )
-    parser.add_argument("--width", type=int, metavar="COLUMNS")
+    parser.add_argument("--width", type=_columns, metavar="COLUMNS")
+    parser.add_argument(
+        "--max-size",
+        type=_mebibytes,
+        default=VIEW_MAX_MIB,
+        metavar="MiB",
+        help=f"refuse a bigger file (default {VIEW_MAX_MIB}; reading takes ~7x its size)",
+    )
     options = parser.parse_args(argv)
-    from ._chrome import read_chrome_json
+    from ._chrome import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
     if options.output is not None:
         _check_writable(options.output, "-o")
     try:
-        trace = read_chrome_json(options.trace)
+        trace, cut = read_chrome_json_repaired(
+            options.trace, max_bytes=int(options.max_size * 2**20)
+        )
+    except TraceTooLarge as exc:
+        need = math.ceil(exc.size / 2**20) + 1
+        raise UsageError(
+            f"{shown(options.trace)} is {exc.size / 2**20:,.1f} MiB, more than --max-size"
+            f" {options.max_size:g} MiB; pass --max-size {need} to read it anyway,"
+            " or open it in https://ui.perfetto.dev"
+        ) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if cut is not None:
+        report(
+            f"{shown(os.path.basename(options.trace))} was cut short"
+            " (a run still going or killed);"
+            f" showing the {cut.spans:,} spans before the cut"
+        )
     if options.output is not None:
         from ._html import write_html
 

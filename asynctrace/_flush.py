@@ -28,7 +28,7 @@ from ._spans import Span
 
 DEFAULT_FLUSH_INTERVAL = 1.0
 # tasks and gathers remembered across batches, for the awaits and gathers that name them
-REMEMBER = 50_000
+REMEMBER = 10_000
 
 
 class Flusher:
@@ -76,7 +76,7 @@ class Flusher:
         self._thread = None
 
     def _run(self) -> None:
-        while not self._wake.wait(self.interval):
+        while not self._wake.wait(min(self.interval, threading.TIMEOUT_MAX)):
             self.flush()
 
     def flush(self) -> None:

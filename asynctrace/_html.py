@@ -29,6 +29,7 @@ from collections import defaultdict
 from functools import cache
 from importlib import resources
 
+from ._sanitize import cap, no_bidi, visible
 from ._spans import KINDS, STATUSES, Span, Trace
 
 __all__ = ["render_html", "write_html"]
@@ -62,6 +63,7 @@ def render_html(trace: Trace, *, title: str, max_lanes: int = DEFAULT_MAX_LANES)
         msg = f"max_lanes={max_lanes!r} must be at least 1; pass the number of lanes to draw"
         raise ValueError(msg)
     css, js = _assets()
+    title = visible(cap(title or "asynctrace"))  # a tab title: no control character at all
     data = _json_for_html(_payload(trace, title=title, max_lanes=max_lanes))
     csp = (
         "default-src 'none'; "
@@ -70,7 +72,7 @@ def render_html(trace: Trace, *, title: str, max_lanes: int = DEFAULT_MAX_LANES)
     )
     return _PAGE.format(
         csp=csp,  # hashes and keywords only: nothing to escape inside content="..."
-        title=html.escape(title or "asynctrace", quote=False),
+        title=html.escape(title, quote=False),
         css=css,
         data_id=_DATA_ID,
         data=data,
@@ -149,27 +151,45 @@ def _num(x: float) -> float:
     return round(x, 9) if math.isfinite(x) else 0.0
 
 
+def _text(text: str) -> str:
+    """Text from the traced program as the page shows it: at most ``MAX_CHARS`` characters,
+    bidi overrides as visible escapes (``\\u202e``).  Other control characters and lone
+    surrogates are kept: ``_json_for_html`` escapes them and ``textContent`` shows them inert."""
+    return no_bidi(cap(text))
+
+
 def _clean(value: object) -> object:
     """An attribute value as JSON: scalars kept, sequences of scalars kept, the rest as text."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int)):
         return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
-        return [_clean(v) if not isinstance(v, (list, tuple, dict)) else str(v) for v in value]
-    return str(value)
+        return [_clean(v) if not isinstance(v, (list, tuple, dict)) else _str(v) for v in value]
+    return _str(value)
+
+
+def _str(value: object) -> str:
+    """``str(value)`` made safe; a value too deeply nested to print is named by its type."""
+    try:
+        return _text(str(value))
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
 
 
 def _label(owner: Span | None, track: int) -> str:
     """The lane label: ``Task-2 task1()``, ``worker-0 fetch()``, or the run's name."""
     if owner is None:
         return f"track {track}"
+    name = _text(owner.name)
     if owner.kind == "run":
-        return owner.name
-    call = owner.name if owner.name.endswith(")") else owner.name + "()"
+        return name
+    call = name if name.endswith(")") else name + "()"
     key = "asynctrace.task.name" if owner.kind == "task" else "asynctrace.thread.name"
     prefix = owner.attributes.get(key)
-    return f"{prefix} {call}" if prefix else call
+    return f"{_text(str(prefix))} {call}" if prefix else call
 
 
 def _lanes(trace: Trace) -> list[tuple[int, Span | None]]:
@@ -304,14 +324,14 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
                     s.span_id,
                     s.parent_id,
                     KINDS.index(s.kind) if s.kind in KINDS else KINDS.index("coroutine"),
-                    s.name,
+                    _text(s.name),
                     _num(s.start),
                     _num(max(s.end, s.start)),
                     lane_index[track],
                     depth[s.span_id],
                     STATUSES.index(s.status) if s.status in STATUSES else 0,
-                    s.error,
-                    {k: _clean(v) for k, v in s.attributes.items()} or None,
+                    None if s.error is None else _text(s.error),
+                    {_text(str(k)): _clean(v) for k, v in s.attributes.items()} or None,
                 ]
             )
 

@@ -31,7 +31,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._files import write_whole
 from ._otlp_config import OtlpSettings
+from ._sanitize import clean
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -147,7 +149,7 @@ def to_readable_spans(
             parent = context(span.parent_id)
         result.append(
             ReadableSpan(
-                name=span.name,
+                name=clean(span.name),
                 context=context(span.span_id),
                 parent=parent,
                 resource=resource,
@@ -164,7 +166,8 @@ def to_readable_spans(
 
 
 def _attributes(span: Span, trace: Trace) -> dict[str, Any]:
-    attrs: dict[str, Any] = {k: _attribute_value(v) for k, v in span.attributes.items()}
+    # protobuf strings MUST be valid UTF-8 (no lone surrogates) and every string is capped
+    attrs: dict[str, Any] = {clean(str(k)): _attribute_value(v) for k, v in span.attributes.items()}
     attrs["asynctrace.kind"] = span.kind
     if span.status != "ok":
         attrs["asynctrace.status"] = span.status
@@ -177,7 +180,9 @@ def _attributes(span: Span, trace: Trace) -> dict[str, Any]:
 
 def _attribute_value(value: object) -> Any:
     """An OpenTelemetry attribute value: str, bool, int (int64), float, or a list of one type."""
-    if isinstance(value, (str, bool, float)):
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(1 << 63) <= value < (1 << 63) else str(value)
@@ -185,8 +190,15 @@ def _attribute_value(value: object) -> Any:
         items = [_attribute_value(v) for v in value]
         if len({type(v) for v in items}) <= 1 and all(not isinstance(v, list) for v in items):
             return items
-        return [str(v) for v in value]
-    return str(value)
+        return [clean(_str(v)) for v in value]
+    return clean(_str(value))
+
+
+def _str(value: object) -> str:
+    try:
+        return str(value)
+    except RecursionError:  # a value read back from a hostile file, nested too deeply
+        return f"<{type(value).__name__} nested too deeply to show>"
 
 
 def _exception(span: Span) -> tuple[str, str]:
@@ -201,7 +213,7 @@ def _exception(span: Span) -> tuple[str, str]:
         exc_message = tail if sep else ("" if exc_type == text else text)
     if exc_type is None:
         exc_type = "TimeoutError" if span.status == "timeout" else "Exception"
-    return str(exc_type), str(exc_message)
+    return clean(str(exc_type)), clean(str(exc_message))
 
 
 def _asynctrace_version() -> str:
@@ -320,7 +332,7 @@ def write_otlp_json(
     """Write the OTLP/JSON file (one JSON object on one line, as the collector's file exporter
     writes it; Jaeger UI's "JSON File" upload reads it).  Returns the number of spans written.
 
-    The file is written to a temporary name and renamed, so a reader never sees half of it.
+    The file is written whole (:func:`~asynctrace._files.write_whole`): never half of it.
     """
     data = otlp_json_dict(
         trace,
@@ -329,12 +341,8 @@ def write_otlp_json(
         span_id_base=span_id_base,
         parent_context=parent_context,
     )
-    target = os.fspath(path)
-    tmp = f"{target}.{os.getpid()}.tmp"
     text = json.dumps(data, separators=(",", ":"))  # one shot: the C encoder, 10x json.dump
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.replace(tmp, target)
+    write_whole(path, (text + "\n").encode("utf-8"))
     return len(trace.spans)
 
 
@@ -537,10 +545,7 @@ class OtlpExport:
                 self._reason = self._scrub(reason)
 
     def _scrub(self, text: str) -> str:
-        for _, value in self.settings.headers:
-            if len(value) >= 3:
-                text = text.replace(value, "***")
-        return text
+        return self.settings.scrub(text)
 
 
 def _make_exporter(settings: OtlpSettings) -> SpanExporter:

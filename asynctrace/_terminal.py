@@ -19,6 +19,7 @@ import statistics
 import unicodedata
 
 from ._chrome import activity, row_label
+from ._sanitize import cap
 from ._spans import Span, Trace
 
 __all__ = ["render_timeline"]
@@ -30,7 +31,12 @@ _NUMBERS = 18  # two right-aligned numbers of 8 columns, each after a space
 
 
 def sanitize(text: str) -> str:
-    """Replace control and format characters (ESC, newline, bidi overrides) by visible escapes."""
+    """Replace control and format characters (ESC, newline, bidi overrides) by visible escapes.
+
+    Lone surrogates are escaped too (``\\udc80``), and the text is first cut to
+    :data:`~asynctrace._sanitize.MAX_CHARS` characters, so a 1 MB name costs no more than that.
+    """
+    text = cap(text)
     if text.isprintable():
         return text
     out = []
@@ -189,14 +195,15 @@ def render_timeline(
         msg = f"max_rows={max_rows} leaves no room for rows; pass max_rows >= 1"
         raise ValueError(msg)
     run = next((s for s in trace.spans if s.kind == "run"), None)
-    title = f"asynctrace · {sanitize(run.name) if run else 'trace'} · {trace.clock} clock"
+    title = f"asynctrace · {sanitize(run.name) if run else 'trace'} · {sanitize(trace.clock)} clock"
     lines = [fit(title, width).rstrip()]
     tasks = [s for s in trace.spans if s.kind == "task"]
     if not trace.spans:
         lines.append(fit("no spans recorded", width).rstrip())
         return "\n".join(lines) + "\n"
     t0 = min(s.start for s in trace.spans)
-    t1 = max(trace.end, t0 + 1e-9)
+    # far from 0 (a hand-made file), t0 + 1e-9 == t0: the next float keeps wall > 0
+    t1 = max(trace.end, t0 + 1e-9, math.nextafter(t0, math.inf))
     wall = t1 - t0
     scale, unit = _unit(wall)
     points = activity(trace)

@@ -171,6 +171,7 @@ class Tracing:
             process=f"asynctrace: {self.name}",
             clock="virtual" if self.virtual_time else self.recorder.clock_name,
             epoch_ns=self.recorder.epoch_ns,
+            run_track=self.recorder.run_sid,
         )
         if not stream.open():
             self._json_failed(stream.error)

@@ -125,10 +125,10 @@ def test_a_run_that_outgrows_max_spans_is_streamed_whole_in_bounded_memory(
     assert len(last.spans) < len(whole.spans)
     streamed = read_chrome_json(streamed_path)
     assert json.loads(streamed_path.read_bytes())  # finished: plain JSON
-    assert len(streamed.spans) == len(whole.spans)
 
     def shape(trace: asynctrace.Trace) -> list[tuple[str, str, str]]:
-        return sorted((s.kind, s.name, s.status) for s in trace.spans)
+        # a loop step slowed past blocked_threshold by a loaded machine is one more span
+        return sorted((s.kind, s.name, s.status) for s in trace.spans if s.kind != "blocked")
 
     assert shape(streamed) == shape(whole)
     tasks = streamed.spans_matching("handle", "task")

@@ -1,0 +1,670 @@
+"""Hostile input (issue 7, point 5): files ``view`` is pointed at, and names the program picks.
+
+``asynctrace view`` on a file that is not a timeline is one ``asynctrace: error:`` line, exit
+status 2, in bounded memory and time; a streamed file cut at any byte is shown up to the cut;
+names with markup, control characters, lone surrogates and 1 MB strings reach no output raw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import asynctrace
+from asynctrace._chrome import (
+    Cut,
+    read_chrome_json,
+    read_chrome_json_repaired,
+    row_label,
+    to_chrome,
+    write_chrome_json,
+)
+from asynctrace._chrome_stream import ChromeStream
+from asynctrace._cli import main
+from asynctrace._sanitize import MAX_CHARS, cap, utf8, visible
+from asynctrace._spans import KINDS, STATUSES, Span, Trace
+from asynctrace._terminal import render_timeline
+
+ERROR_LINE = re.compile(r"^asynctrace: error: .+; .+")
+MAX_RSS_KB = 300 * 1024  # a generous bound: python and asynctrace alone take ~30 MB
+TIMEOUT = 30
+BIG = "x" * 1_048_576
+EVIL = "<script>alert(1)</script></script>{{x}}\x1b[31mred\r\n\x00\u202eevil\udc80"
+# Runs a command and writes the peak RSS of the command (its children, in KB) to a file.
+WRAPPER = (
+    "import resource, subprocess, sys\n"
+    f"r = subprocess.run(sys.argv[2:], timeout={TIMEOUT - 5})\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
+def _view(path: Path, *args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``asynctrace view PATH ...`` in a child process: (result, peak RSS in KB)."""
+    rss_file = cwd / "rss.txt"
+    cmd = [sys.executable, "-c", WRAPPER, str(rss_file)]
+    cmd += [sys.executable, "-m", "asynctrace", "view", str(path), "--width", "80", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
+    return result, int(rss_file.read_text())
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str], *mentions: str) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert ERROR_LINE.match(lines[0]), lines[0]
+    for text in mentions:
+        assert text in lines[0], lines[0]
+    assert result.returncode == 2, (result.returncode, lines[0])
+    assert result.stdout == ""
+    return lines[0]
+
+
+# ---- files that are not timelines ---------------------------------------------------------
+
+HOSTILE_FILES: list[tuple[str, bytes, str]] = [
+    ("empty", b"", "is empty"),
+    ("white space", b" \n\t\n", "white space"),
+    ("binary", bytes(range(256)) * 64, "not JSON (it starts with '\\x00"),
+    ("binary after a brace", b"{" + bytes(range(256)) * 64, "not UTF-8"),
+    ("not utf-8", b'{"traceEvents": ["\xff\xfe"]}', "not UTF-8"),
+    ("zero bytes", b"\x00" * 100_000, "not JSON"),
+    ("scalar", b"42", "not JSON"),
+    ("foreign array", b'[{"ph": "X", "ts": 1, "dur": 2, "name": "a"}]', "not one written by"),
+    ("no traceEvents", b'{"hello": 1}', "not a Chrome trace"),
+    ("deep list", b"[" * 100_000, "nested too deeply"),
+    (
+        "deep args",
+        b'{"traceEvents":[{"args":' + b'{"a":' * 100_000,
+        "nested too deeply",
+    ),
+    ("deep closed", b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+    ("giant integer", b'{"traceEvents":[{"ts":' + b"9" * 5000 + b"}]}", "not JSON"),
+    ("garbage mid-stream", b'[\n{"ph":"M"},\nGARBAGE\n{"ph":"M"},\n', "not JSON"),
+    ("data after array", b'[{"ph":"M"}]\n]]]', "data after"),
+    (
+        "malformed span",
+        b'{"traceEvents":[{"ph":"X","ts":1,"dur":1,"args":{"span_id":"x"}}]}',
+        "malformed span",
+    ),
+    (
+        "infinite time",
+        b'{"traceEvents":[{"ph":"X","ts":1e999,"dur":1,"cat":"task",'
+        b'"args":{"span_id":1,"parent_id":null,"track":1,"start_seq":0,"end_seq":1}}]}',
+        "malformed span",
+    ),
+    (
+        "bad otherData",
+        b'{"traceEvents":[],"otherData":{"asynctrace":"1","origin_us":"soon"}}',
+        "malformed otherData",
+    ),
+    ("stream cut in its header", b'[\n{"ph":"M","pid":1,"tid":0,"na', "cut short"),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "mentions"), [pytest.param(c, m, id=i) for i, c, m in HOSTILE_FILES]
+)
+def test_view_of_a_hostile_file_is_one_error_line(
+    tmp_path: Path, content: bytes, mentions: str
+) -> None:
+    path = tmp_path / "trace.json"
+    path.write_bytes(content)
+    result, rss = _view(path, cwd=tmp_path)
+    line = _one_error_line(result, "trace.json", mentions)
+    assert "asynctrace run --json" in line or "perfetto" in line  # the fix
+    assert rss < MAX_RSS_KB, rss
+
+
+def test_view_of_a_1_gib_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate(2**30)
+    result, rss = _view(path, cwd=tmp_path)
+    _one_error_line(result, "huge.json", "1,024.0 MiB", "--max-size 128", "--max-size 1025")
+    assert rss < MAX_RSS_KB, rss
+
+
+def test_view_max_size_refuses_or_lets_through(tmp_path: Path) -> None:
+    path = tmp_path / "zeros.json"
+    with open(path, "wb") as f:
+        f.truncate(3 * 2**20)
+    result, _ = _view(path, "--max-size", "2", cwd=tmp_path)
+    _one_error_line(result, "zeros.json", "3.0 MiB, more than --max-size 2 MiB", "--max-size 4")
+    result, rss = _view(path, "--max-size", "4", cwd=tmp_path)  # read, and it is not JSON
+    _one_error_line(result, "zeros.json", "not JSON (it starts with '\\x00")
+    assert rss < MAX_RSS_KB, rss
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "missing", "nul in path"])
+def test_view_of_a_path_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "thing.json"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)  # opening it for reading would block until a writer came: MUST not
+    stderr = io.StringIO()
+    arg = str(path) + ("\x00x" if kind == "nul in path" else "")
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit_:
+        main(["view", arg])
+    assert exit_.value.code == 2
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1 and ERROR_LINE.match(lines[0]), lines
+    expected = {
+        "directory": "is a directory",
+        "fifo": "not a regular file",
+        "missing": "does not exist",
+        "nul in path": "NUL",
+    }[kind]
+    assert expected in lines[0]
+
+
+def test_parent_cycles_in_a_file_do_not_hang(tmp_path: Path) -> None:
+    spans = [
+        Span(1, 2, "task", "a", 0.0, 1.0, 1, start_seq=0, end_seq=3),
+        Span(2, 1, "coroutine", "b", 0.1, 0.9, 1, start_seq=1, end_seq=2),
+        Span(3, 3, "coroutine", "self", 0.2, 0.3, 1, start_seq=4, end_seq=5),
+    ]
+    path = tmp_path / "cycle.json"
+    doc = to_chrome(Trace(spans), full_args=True)
+    for ev in doc["traceEvents"]:
+        if ev.get("ph") == "X" and ev["args"].get("span_id") == 1:
+            ev["args"]["parent_id"] = 2
+        if ev.get("ph") == "X" and ev["args"].get("span_id") == 3:
+            ev["args"]["parent_id"] = 3
+    path.write_text(json.dumps(doc))
+    result, _ = _view(path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "a()" in result.stdout and "self()" in result.stdout
+
+
+def test_clock_from_a_file_cannot_reach_the_terminal_raw(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    write_chrome_json(_small_trace(), path)
+    doc = json.loads(path.read_text())
+    doc["otherData"]["clock"] = "\x1b[2J\x1b]0;pwned\x07"
+    path.write_text(json.dumps(doc))
+    result, _ = _view(path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\\x1b[2J" in result.stdout
+
+
+# ---- files cut short ----------------------------------------------------------------------
+
+
+def _small_trace() -> Trace:
+    async def child(i: int) -> None:
+        await asyncio.sleep(0.001 * (i % 3))
+
+    async def main_() -> None:
+        await asyncio.gather(*(child(i) for i in range(6)))
+        await asyncio.sleep(0)
+
+    with asynctrace.tracing(name="cut.py", json=None) as t:
+        asyncio.run(main_())
+    return t.trace
+
+
+def _stream(
+    trace: Trace, path: Path, *, finish: bool, batch: int = 4, run_last: bool = False
+) -> None:
+    """Write ``trace`` as the streaming writer does while the run goes on: spans in end order."""
+    run = next(s for s in trace.spans if s.kind == "run")
+    stream = ChromeStream(
+        str(path),
+        process="asynctrace: cut.py",
+        clock="monotonic",
+        epoch_ns=0,
+        run_track=run.span_id,
+    )
+    assert stream.open()
+    ended = sorted((s for s in trace.spans if s is not run), key=lambda s: s.end_seq)
+    ended += [run] if run_last else []
+    labels = {s.span_id: row_label(s) for s in trace.spans if s.kind in ("run", "task")}
+    for i in range(0, len(ended), batch):
+        assert stream.write(ended[i : i + batch], labels)
+    if finish:
+        assert stream.finish([], run)
+    else:
+        stream.close()
+
+
+def _same(a: Span, b: Span) -> bool:
+    return (a.kind, a.name, a.parent_id, a.track, a.status) == (
+        b.kind,
+        b.name,
+        b.parent_id,
+        b.track,
+        b.status,
+    ) and abs(a.start - b.start) < 1e-6
+
+
+@pytest.mark.parametrize("ending", ["]", "{}]", "unclosed"])
+def test_stream_format_reads_back_closed_or_not(tmp_path: Path, ending: str) -> None:
+    trace = _small_trace()
+    path = tmp_path / "s.json"
+    _stream(trace, path, finish=ending == "]", run_last=ending == "{}]")
+    if ending == "{}]":  # another way to close the array after the last ","
+        with open(path, "ab") as f:
+            f.write(b"{}]\n")
+    back, cut = read_chrome_json_repaired(path)
+    assert {s.span_id for s in back} >= {s.span_id for s in trace if s.kind != "run"}
+    for span in back:
+        if span.span_id in trace.by_id and span.status != "unfinished":
+            assert _same(span, trace.by_id[span.span_id]), (span, trace.by_id[span.span_id])
+    if ending == "unclosed":
+        assert cut == Cut(0, len(trace) - 1)  # everything but the run, which is shown unfinished
+        run = back.by_id.get(next(s.span_id for s in trace if s.kind == "run"))
+        assert run is None or run.status == "unfinished"  # no row of its own: no owner
+    else:
+        assert cut is None
+        assert len(back) == len(trace)
+
+
+@pytest.mark.parametrize("fmt", ["stream", "object"])
+def test_a_file_cut_at_any_byte_shows_the_spans_before_the_cut(tmp_path: Path, fmt: str) -> None:
+    trace = _small_trace()
+    path = tmp_path / "whole.json"
+    if fmt == "stream":
+        _stream(trace, path, finish=True)
+    else:
+        write_chrome_json(trace, path)
+    data = path.read_bytes()
+    first_span = data.index(b'"ph":"X"')
+    after_first = data.index(b"}", data.index(b'"args"', first_span)) + 2  # its closing braces
+    rng = random.Random(7)
+    offsets = sorted(
+        {*range(after_first, after_first + 120), *range(len(data) - 120, len(data))}
+        | {rng.randrange(after_first, len(data)) for _ in range(200)}
+    )
+    cut_path = tmp_path / "trace.json"
+    previous = -1
+    for offset in offsets:
+        cut_path.write_bytes(data[:offset])
+        back, cut = read_chrome_json_repaired(cut_path)
+        if not data[offset:].strip():  # only the final newline cut: the file is whole
+            assert cut is None, offset
+            continue
+        assert cut is not None, offset
+        assert cut.spans >= previous, (offset, cut)  # more file, never fewer spans
+        previous = cut.spans
+        assert cut.dropped_bytes == len(data[:offset]) - len(data[:offset].rstrip()) or (
+            0 <= cut.dropped_bytes < offset
+        )
+        for span in back:
+            if span.status != "unfinished":
+                assert _same(span, trace.by_id[span.span_id]), (offset, span)
+    assert previous >= len(trace) - 2
+
+
+def test_view_of_a_cut_stream_says_so_in_one_line_then_draws(tmp_path: Path) -> None:
+    trace = _small_trace()
+    path = tmp_path / "trace.json"
+    _stream(trace, path, finish=False)
+    data = path.read_bytes()
+    for offset in (len(data), len(data) - 3, len(data) * 2 // 3, data.index(b"X") + 400):
+        path.write_bytes(data[:offset])
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with (
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+            pytest.raises(SystemExit) as exit_,
+        ):
+            main(["view", "--width", "80", str(path)])
+        assert exit_.value.code == 0, stderr.getvalue()
+        lines = stderr.getvalue().splitlines()
+        assert len(lines) == 1, lines
+        _, n = read_chrome_json_repaired(path)
+        assert n is not None
+        assert lines[0] == (
+            "asynctrace: trace.json was cut short (a run still going or killed);"
+            f" showing the {n.spans:,} spans before the cut"
+        )
+        assert stdout.getvalue().startswith("asynctrace · ")
+        assert "child()" in stdout.getvalue()
+
+
+def test_view_of_a_real_killed_run(tmp_path: Path) -> None:
+    """A program SIGKILLed while streaming: view shows what was written."""
+    if "flush_interval" not in inspect.signature(asynctrace.Tracing).parameters:
+        pytest.skip("no streaming writer in this tree")
+    prog = tmp_path / "killed.py"
+    prog.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, os, signal
+            import asynctrace
+
+            async def work(i):
+                await asyncio.sleep(0.001)
+
+            async def main():
+                for _ in range(20):
+                    await asyncio.gather(*(work(i) for i in range(10)))
+                    await asyncio.sleep(0.01)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            with asynctrace.tracing(name="killed.py", json="trace.json", flush_interval=0.02):
+                asyncio.run(main())
+            """
+        )
+    )
+    subprocess.run([sys.executable, str(prog)], cwd=tmp_path, timeout=TIMEOUT, check=False)
+    result, rss = _view(tmp_path / "trace.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "was cut short" in result.stderr and "Traceback" not in result.stderr
+    assert "work()" in result.stdout
+    assert rss < MAX_RSS_KB
+
+
+# ---- names the program picks ---------------------------------------------------------------
+
+
+def test_sanitize_helpers() -> None:
+    assert cap("abc") == "abc"
+    assert cap(BIG) == "x" * MAX_CHARS + f"…[truncated {len(BIG) - MAX_CHARS} chars]"
+    assert utf8("a\udc80b\ud83d") == "a\ufffdb\ufffd"
+    assert utf8("plain") == "plain"
+    shown = visible(EVIL)
+    assert shown.isprintable()
+    assert "\\x1b[31m" in shown and "\\u202e" in shown and "\\udc80" in shown
+    assert visible("a\nb\tc", keep="\n\t") == "a\nb\tc"
+
+
+def _hostile_trace() -> Trace:
+    attrs: dict[str, object] = {
+        "asynctrace.task.name": EVIL,
+        "evil": EVIL,
+        "big": BIG,
+        "list": [EVIL, BIG, 1],
+        EVIL: "key",
+    }
+    spans = [
+        Span(1, None, "run", EVIL, 0.0, 2.0, 1, start_seq=0, end_seq=9),
+        Span(2, 1, "task", EVIL + BIG, 0.0, 1.5, 2, attributes=attrs, start_seq=1, end_seq=8),
+        Span(3, 2, "await", BIG, 0.1, 0.5, 2, start_seq=2, end_seq=3),
+        Span(
+            4,
+            2,
+            "coroutine",
+            "c",
+            0.5,
+            1.0,
+            2,
+            status="error",
+            error="ValueError: " + EVIL + BIG,
+            attributes={"exception.type": "ValueError", "exception.message": EVIL + BIG},
+            start_seq=4,
+            end_seq=5,
+        ),
+        Span(
+            5,
+            1,
+            "thread",
+            "job",
+            0.2,
+            0.4,
+            5,
+            attributes={"asynctrace.thread.name": EVIL + BIG},
+            start_seq=6,
+            end_seq=7,
+        ),
+    ]
+    return Trace(spans)
+
+
+def _strings(obj: object) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings(v)]
+    return []
+
+
+# a row label joins two capped strings (``Task-2 task1()``), each with its suffix
+LONGEST = 2 * (MAX_CHARS + 40)
+
+
+def test_chrome_json_of_hostile_names_is_strict_utf8_and_capped(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    write_chrome_json(_hostile_trace(), path)
+    raw = path.read_bytes()
+    assert len(raw) < 200_000
+    raw.decode("utf-8")  # strict: no surrogate
+    for text in _strings(json.loads(raw)):
+        assert len(text) <= LONGEST
+    orjson = pytest.importorskip("orjson")
+    orjson.loads(raw)  # refuses lone surrogates, which an escaped "\udc80" would be
+    back = read_chrome_json(path)
+    assert back.by_id[2].name.startswith(EVIL.replace("\udc80", "\ufffd"))
+    assert back.by_id[2].name.endswith(f"…[truncated {len(EVIL + BIG) - MAX_CHARS} chars]")
+
+
+def test_terminal_shows_no_control_character(tmp_path: Path) -> None:
+    text = render_timeline(_hostile_trace(), width=120)
+    allowed = set("\n")
+    assert not [ch for ch in text if not ch.isprintable() and ch not in allowed and ch != " "]
+    assert "\\x1b[31m" in text and "\\u202e" in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    # read back from the JSON file, too
+    path = tmp_path / "t.json"
+    write_chrome_json(_hostile_trace(), path)
+    again = render_timeline(read_chrome_json(path), width=120)
+    assert not [ch for ch in again if not ch.isprintable() and ch not in allowed and ch != " "]
+
+
+def test_html_page_of_hostile_names_is_inert_and_capped() -> None:
+    from asynctrace._html import render_html
+
+    page = render_html(_hostile_trace(), title=EVIL)
+    assert len(page) < 400_000
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert "\x1b" not in page and "\x00" not in page and "\u202e" not in page
+    page.encode("utf-8")  # no lone surrogate: the file can be written
+    block = re.search(
+        r'<script type="application/json" id="asynctrace-data">(.*?)</script>', page, re.S
+    )
+    assert block is not None
+    data = json.loads(block.group(1))
+    for text in _strings(data):
+        assert len(text) <= LONGEST
+    names = [row[3] for row in data["spans"]]
+    assert any(name.startswith("<script>alert(1)</script>") for name in names)
+    assert all("\u202e" not in name for name in names)  # bidi override shown as \u202e
+
+
+def test_otlp_of_hostile_names_encodes_as_protobuf() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.sdk.resources import Resource
+
+    from asynctrace._otlp import otlp_json_dict, to_readable_spans
+
+    trace = _hostile_trace()
+    resource = Resource.create({"service.name": "hostile"})
+    spans = to_readable_spans(trace, resource=resource, trace_id=1, span_id_base=1)
+    data = encode_spans(spans).SerializeToString()  # raises on a lone surrogate
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(data)
+    got = request.resource_spans[0].scope_spans[0].spans
+    assert len(got) == len(trace)
+    for span in got:
+        assert len(span.name) <= LONGEST
+        for kv in span.attributes:
+            assert len(kv.key) <= LONGEST
+            assert len(kv.value.string_value) <= LONGEST
+    doc = otlp_json_dict(trace, resource=resource, trace_id=1, span_id_base=1)
+    text = json.dumps(doc, ensure_ascii=False)
+    text.encode("utf-8")
+    assert all(len(s) <= LONGEST for s in _strings(doc))
+
+
+HOSTILE_PROGRAM = """
+import asyncio, concurrent.futures, threading
+import asynctrace
+
+EVIL = {evil!r}
+BIG = "y" * 1_048_576
+
+@asynctrace.trace(name=EVIL + BIG, attributes={{"evil": EVIL, "big": BIG, EVIL: 1}})
+async def decorated():
+    await asyncio.sleep(0)
+
+async def fails():
+    raise ValueError(EVIL + BIG)
+
+def blocking():
+    return threading.current_thread().name
+
+async def main():
+    await asyncio.create_task(decorated(), name=EVIL + BIG)
+    try:
+        await asyncio.create_task(fails(), name="\x1b[31m" + EVIL)
+    except ValueError:
+        pass
+    pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix=EVIL)
+    await asyncio.get_running_loop().run_in_executor(pool, blocking)
+    pool.shutdown()
+    print("done")
+
+asyncio.run(main())
+"""
+
+
+def test_hostile_names_in_a_real_run_reach_no_output_raw(tmp_path: Path) -> None:
+    prog = tmp_path / "hostile.py"
+    prog.write_text(HOSTILE_PROGRAM.format(evil=EVIL), encoding="utf-8", errors="surrogatepass")
+    cmd = [sys.executable, "-m", "asynctrace", "run", "--width", "100"]
+    cmd += ["--json", "t.json", "--html", "t.html", "--otlp-json", "t.otlp.json", str(prog)]
+    result = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, timeout=TIMEOUT, env={**os.environ}
+    )
+    stderr = result.stderr.decode("utf-8")
+    assert result.returncode == 0, stderr
+    assert result.stdout == b"done\n"
+    assert "\x1b" not in stderr and "\x00" not in stderr and "\r" not in stderr
+    assert "\u202e" not in stderr and "\\x1b[31m" in stderr
+    assert max(len(line) for line in stderr.splitlines()) <= 200
+    raw = (tmp_path / "t.json").read_bytes()
+    raw.decode("utf-8")
+    assert all(len(s) <= LONGEST for s in _strings(json.loads(raw)))
+    assert "<script>alert(1)" in raw.decode("utf-8")  # kept, but JSON-escaped where needed
+    page = (tmp_path / "t.html").read_text(encoding="utf-8")
+    assert page.count("<script") == 2
+    otlp = (tmp_path / "t.otlp.json").read_bytes()
+    assert all(len(s) <= LONGEST for s in _strings(json.loads(otlp)))
+    view = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "view", "--width", "100", "t.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert view.returncode == 0, view.stderr
+    out = view.stdout.decode("utf-8")
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b[31m" in out
+
+
+# ---- random documents: the reader either reads or says why, and what it reads draws ----------
+
+JSON_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+)
+JSON_VALUE = st.recursive(
+    JSON_SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+SMALL_INT = st.integers(min_value=-3, max_value=6)
+
+
+@st.composite
+def hostile_events(draw: st.DrawFn) -> list[object]:
+    events: list[object] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+        kind = draw(st.sampled_from(["X", "M", "junk"]))
+        if kind == "junk":
+            events.append(draw(JSON_VALUE))
+            continue
+        if kind == "M":
+            meta = {"name": draw(st.text(max_size=6)), "track": draw(SMALL_INT | JSON_SCALAR)}
+            events.append({"ph": "M", "name": "thread_name", "tid": draw(SMALL_INT), "args": meta})
+            continue
+        args: dict[str, object] = {
+            "span_id": draw(SMALL_INT | JSON_SCALAR),
+            "parent_id": draw(st.none() | SMALL_INT),
+            "start_seq": draw(SMALL_INT),
+            "end_seq": draw(SMALL_INT),
+        }
+        # mostly well-formed, so that most documents get as far as drawing
+        args["kind"] = draw(st.sampled_from([*KINDS, "x"]))
+        args["status"] = draw(st.sampled_from([*STATUSES, "x"]))
+        args["track"] = draw(SMALL_INT)
+        for key in ("name", "error", "unclamped_end", "attr", "asynctrace.task.name"):
+            if draw(st.booleans()):
+                args[key] = draw(JSON_VALUE)
+        event = {
+            "ph": "X",
+            "tid": draw(SMALL_INT),
+            "ts": draw(st.floats(allow_nan=False) | SMALL_INT),
+            "dur": draw(st.floats(allow_nan=False, min_value=-10) | SMALL_INT),
+            "name": draw(st.text(max_size=6)),
+            "cat": draw(st.sampled_from(["task", "await", "coroutine", "gather", "x"])),
+            "args": args,
+        }
+        events.append(event)
+    return events
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=hostile_events(),
+    other=st.none()
+    | st.dictionaries(st.sampled_from(["asynctrace", "clock", "origin_us"]), JSON_VALUE),
+    array=st.booleans(),
+    cut=st.integers(min_value=0, max_value=60),
+)
+def test_any_document_reads_or_fails_with_a_value_error(
+    tmp_path_factory: pytest.TempPathFactory,
+    events: list[object],
+    other: dict[str, object] | None,
+    array: bool,
+    cut: int,
+) -> None:
+    from asynctrace._html import render_html
+
+    path = tmp_path_factory.mktemp("doc") / "t.json"
+    doc: object = events if array else {"traceEvents": events, "otherData": other}
+    data = json.dumps(doc).encode()
+    path.write_bytes(data[: max(1, len(data) - cut)])
+    try:
+        trace, _ = read_chrome_json_repaired(path)
+    except ValueError as exc:
+        assert str(exc).startswith(str(path)), exc
+        return
+    text = render_timeline(trace, width=60)
+    assert all(line.isprintable() for line in text.splitlines())
+    render_html(trace, title="t")
