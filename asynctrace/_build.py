@@ -192,9 +192,9 @@ class SpanBuilder:
     A record can name spans built before it: an await the task or gather it waited on, a gather
     its children, an await its parent's code (for its line).  Within one batch all of these are
     found; across batches the builder remembers the last ``remember`` tasks and gathers it built,
-    and the caller passes the codes of the spans still open (:func:`open_codes`).  One thing
-    only a single batch does: nesting the await on a gather into that gather (the gather, once
-    written, cannot be extended), and merging the two halves of a ``wait_for`` expiry.
+    holds a gather back one batch for the await on it to nest in it, and the caller passes the
+    codes of the spans still open (:func:`open_codes`).  One thing only a single batch does:
+    merging the two halves of a ``wait_for`` expiry.
     """
 
     def __init__(self, recorder: Recorder, *, remember: int = 0) -> None:
@@ -202,9 +202,17 @@ class SpanBuilder:
         self.remember = remember
         self._names = _Names()
         self._recent: dict[int, Span] = {}  # insertion-ordered: the oldest go first
+        self._held: dict[int, Span] = {}
 
-    def build(self, records: list[Rec], codes: dict[int, CodeType] | None = None) -> list[Span]:
-        """The spans of ``records``; ``codes`` maps open spans' ids to their code."""
+    def build(
+        self, records: list[Rec], codes: dict[int, CodeType] | None = None, *, final: bool = True
+    ) -> list[Span]:
+        """The spans of ``records``; ``codes`` maps open spans' ids to their code.
+
+        With ``remember`` and not ``final``, a gather that no await of this batch waited on is
+        held back until the next batch, where the await on it (the awaiting task resumes just
+        after the gather ends) nests in it as in a single build.
+        """
         codes = dict(codes) if codes else {}
         # Awaits and blocked steps store an offset in their parent span's code: find that code.
         for rec in records:
@@ -213,7 +221,8 @@ class SpanBuilder:
                 code_of = what.code if isinstance(what, FnInfo) else what
                 if isinstance(code_of, CodeType):
                     codes[rec[1]] = code_of
-        spans: dict[int, Span] = {}
+        spans: dict[int, Span] = self._held  # gathers held back from the last batch first
+        self._held = {}
         awaits: list[tuple[Span, Any]] = []
         gathers: list[tuple[Span, Any]] = []
         for rec in records:
@@ -230,6 +239,11 @@ class SpanBuilder:
         for span, what in awaits:
             _name_await(span, what, spans, recent)
         _merge_wait_for_timeouts([span for span, _ in awaits], spans)
+        if self.remember and not final:
+            awaited = {what[1] for _, what in awaits if isinstance(what, tuple)}
+            for span, _ in gathers:
+                if span.span_id not in awaited:
+                    self._held[span.span_id] = spans.pop(span.span_id)
         if self.remember:
             for span in spans.values():
                 if span.kind in ("task", "gather"):

@@ -3,14 +3,15 @@
 Problem: a program traced for hours (a server, a crawler, a worker) must not keep every record
 until it ends, and a SIGKILL must not lose the whole run.
 
-Solution: while a run is traced to a JSON file, a daemon thread wakes every ``interval``
-seconds, builds the records appended since it last woke into spans (with a
-:class:`~asynctrace._build.SpanBuilder`, which remembers what later records name) and appends
-them to a :class:`~asynctrace._chrome_stream.ChromeStream`.  So a kill loses at most the last
-interval.  While the run fits in the recorder's ``max_spans``, its records also stay in memory,
-and at stop the file is rewritten whole, with arrows and the tasks counter.  Once it outgrows
-``max_spans``, the flusher *sheds* the records it has written: memory holds at most
+Solution: a daemon thread wakes every ``interval`` seconds, builds the records appended since
+it last woke into spans (with a :class:`~asynctrace._build.SpanBuilder`, which remembers what
+later records name) and appends them to a :class:`~asynctrace._chrome_stream.ChromeStream` and
+hands them to the OTLP exporter.  So a kill loses at most the last interval.  While the run
+fits in the recorder's ``max_spans``, its records also stay in memory, and at stop the file is
+rewritten whole, with arrows and the tasks counter.  Once it outgrows
+``max_spans``, the flusher *sheds* the records it has streamed: memory holds at most
 ``max_spans`` records plus one interval's, and at stop the stream is finished in place.
+OTLP gets every span once, batch by batch, whether the run is shed or not.
 
 No lock is held across the program's code: the hot path only appends to the record list, and
 the flusher's slice copy and ``del`` of its head are each one atomic operation under the GIL.
@@ -32,14 +33,16 @@ REMEMBER = 10_000
 
 
 class Flusher:
-    """Streams a recorder's records to a :class:`ChromeStream` every ``interval`` seconds.
+    """Streams a recorder's spans every ``interval`` seconds: to the JSON file, and to ``export``.
 
-    Without a stream, it holds the recorder to ``max_spans`` (:meth:`Recorder.trim`) instead.
+    Without either, it holds the recorder to ``max_spans`` (:meth:`Recorder.trim`) instead.
 
     Args:
         recorder: the active recorder; its ``max_spans`` decides when records are shed.
-        stream: the opened stream, or None.
-        interval: seconds between flushes.
+        stream: the opened JSON stream, or None.
+        interval: seconds between flushes (used by :meth:`start`).
+        export: given every batch of spans as it is built (OTLP), the last one at
+            :meth:`finish`; or None.
         on_error: called (on the flusher's thread) when writing the stream fails.
     """
 
@@ -49,19 +52,26 @@ class Flusher:
         stream: ChromeStream | None,
         *,
         interval: float,
+        export: Callable[[list[Span]], None] | None = None,
         on_error: Callable[[OSError | None], None] | None = None,
     ) -> None:
         self.recorder = recorder
-        recorder.streamed = stream is not None
         self.stream = stream
         self.interval = interval
+        self.export = export
         self.on_error = on_error
         self.shedding = False
-        self.spans_written = 0  # spans written to the stream, the final ones included
+        self.spans_streamed = 0  # spans built and streamed, the final ones included
         self._builder = SpanBuilder(recorder, remember=REMEMBER)
-        self._written = 0  # records[:_written] are in the stream
+        self._written = 0  # records[:_written] are streamed
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        recorder.streamed = self.streaming
+
+    @property
+    def streaming(self) -> bool:
+        """True while every record reaches a file or an exporter (so memory may shed it)."""
+        return (self.stream is not None and self.stream.error is None) or self.export is not None
 
     def start(self) -> None:
         """Flush every ``interval`` seconds on a daemon thread until :meth:`stop`."""
@@ -80,9 +90,9 @@ class Flusher:
             self.flush()
 
     def flush(self) -> None:
-        """Append the records not yet written; shed them once the run outgrows ``max_spans``."""
+        """Stream the records not streamed yet; shed them once the run outgrows ``max_spans``."""
         recorder = self.recorder
-        if self.stream is None or self.stream.error is not None:
+        if not self.streaming:
             recorder.streamed = False  # nothing to shed into: hold memory to max_spans
             recorder.trim()
             return
@@ -90,11 +100,7 @@ class Flusher:
         count = len(records)
         batch = records[self._written : count]
         if batch:
-            spans = self._builder.build(batch, open_codes(recorder))
-            if self.stream.write(spans, open_labels(recorder)):
-                self.spans_written += len(spans)
-            elif self.on_error is not None:
-                self.on_error(self.stream.error)
+            self._deliver(self._builder.build(batch, open_codes(recorder), final=False))
         self._written = count
         if count > recorder.max_spans:
             self.shedding = True
@@ -102,20 +108,40 @@ class Flusher:
             del records[:count]
             self._written = 0
 
-    def finish(self) -> list[Span]:
-        """After the recorder stopped: write the rest and the spans still open, close the file.
+    def _deliver(self, spans: list[Span]) -> None:
+        self.spans_streamed += len(spans)
+        stream = self.stream
+        written = (
+            stream is None
+            or stream.error is not None
+            or stream.write(spans, open_labels(self.recorder))
+        )
+        if not written and self.on_error is not None:
+            self.on_error(stream.error if stream is not None else None)
+        if self.export is not None:
+            self.export(spans)
 
-        Returns the spans written now (the run span last).
+    def finish(self) -> list[Span]:
+        """After the recorder stopped: stream the rest and the spans still open.
+
+        The JSON stream is finished in place when shedding, else only closed (the file is
+        then rewritten whole).  Returns the spans streamed now, the run span last.
         """
-        assert self.stream is not None, "finish() is for a streamed run"
         recorder = self.recorder
         now = recorder.end if recorder.end is not None else recorder.clock()
         rest = recorder.records[self._written :] + _open_records(recorder, now)
         spans = self._builder.build(rest, open_codes(recorder))
-        run = self._builder.build([recorder.run_record()])[0]
-        if self.stream.finish(spans, run):
-            self.spans_written += len(spans) + 1
-        return [*spans, run]
+        spans.append(self._builder.build([recorder.run_record()])[0])
+        self.spans_streamed += len(spans)
+        stream = self.stream
+        if stream is not None and stream.error is None:
+            if not self.shedding:
+                stream.close()
+            elif not stream.finish(spans[:-1], spans[-1]) and self.on_error is not None:
+                self.on_error(stream.error)
+        if self.export is not None:
+            self.export(spans)
+        return spans
 
 
 def open_labels(recorder: Recorder) -> dict[int, str]:

@@ -81,6 +81,7 @@ def to_readable_spans(
     trace_id: int,
     span_id_base: int,
     parent_context: SpanContext | None = None,
+    link_all: bool = False,
 ) -> list[ReadableSpan]:
     """The trace's spans as SDK ``ReadableSpan``\\ s with explicit ids, parents and times.
 
@@ -90,6 +91,8 @@ def to_readable_spans(
         trace_id: the OpenTelemetry trace id; MUST equal ``parent_context.trace_id`` if given.
         span_id_base: see :func:`otel_span_id`.
         parent_context: the span current when tracing started; parent of the root spans.
+        link_all: link each span to its parent even when the parent is not in ``trace`` (a
+            batch of a run sent as it goes); else such a span (its parent dropped) is a root.
 
     Raises:
         ValueError: ``trace_id`` differs from the parent context's.
@@ -145,7 +148,7 @@ def to_readable_spans(
         elif span.status == "cancelled":
             events.append(Event("cancelled", {}, end_ns))
         parent: SpanContext | None = parent_context
-        if span.parent_id is not None and span.parent_id in trace.by_id:
+        if span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
             parent = context(span.parent_id)
         result.append(
             ReadableSpan(
@@ -369,6 +372,7 @@ class _Job:
     trace_id: int
     span_id_base: int
     parent_context: SpanContext | None
+    link_all: bool
 
 
 _STOP = object()
@@ -389,6 +393,8 @@ class OtlpExport:
         batch_size: spans per ``export()`` call.
         grace: seconds added to the timeout for the close's wait.
         exporter: an SDK ``SpanExporter`` to use instead of the OTLP one (tests, custom sinks).
+        max_queued: spans waiting to be sent at most; a batch that would pass it is counted
+            as not sent (an endpoint slower than the program must not grow memory).
     """
 
     def __init__(
@@ -399,8 +405,12 @@ class OtlpExport:
         batch_size: int = 512,
         grace: float = 1.0,
         exporter: SpanExporter | None = None,
+        max_queued: int = 200_000,
     ) -> None:
         self.settings = settings
+        self._max_queued = max_queued
+        self._queued = 0
+        self._overflowed = False
         self._stream = stream
         self._batch_size = max(1, batch_size)
         self._grace = grace
@@ -421,18 +431,28 @@ class OtlpExport:
         trace_id: int,
         span_id_base: int,
         parent_context: SpanContext | None = None,
+        link_all: bool = False,
     ) -> None:
-        """Queue a trace for sending; returns at once.  Called from any thread."""
+        """Queue a trace for sending; returns at once.  Called from any thread.
+
+        ``link_all``: the trace is one batch of a run sent as it goes; a span's parent is
+        linked even when it is not in this batch (see :func:`to_readable_spans`).
+        """
         if self._report is not None:
             return
+        count = len(trace.spans)
         with self._lock:
-            self._total += len(trace.spans)
+            self._total += count
+            if self._queued + count > self._max_queued:
+                self._overflowed = True
+                return
+            self._queued += count
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="asynctrace-otlp", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(_Job(trace, trace_id, span_id_base, parent_context))
+        self._queue.put(_Job(trace, trace_id, span_id_base, parent_context, link_all))
 
     def close(self, timeout: float | None = None) -> ExportReport:
         """Wait (bounded) for the queued traces, warn once if spans were not sent, and report.
@@ -448,6 +468,8 @@ class OtlpExport:
             self._done.wait(wait)
         with self._lock:
             reason = self._reason
+            if reason is None and self._overflowed:
+                reason = "the endpoint could not keep up with the program"
             if not self._done.is_set() and self._thread is not None:
                 reason = (
                     f"still sending after {wait:g} s (a large trace: raise"
@@ -502,7 +524,10 @@ class OtlpExport:
                 if job is _STOP:
                     break
                 assert isinstance(job, _Job)
-                self._send(exporter, job, capture)
+                if self._reason is None:  # after a failure the rest is not sent, only counted
+                    self._send(exporter, job, capture)
+                with self._lock:
+                    self._queued -= len(job.trace.spans)
         except Exception as error:  # MUST NOT reach the program: it is reported
             self._fail(f"{type(error).__name__}: {error}")
         finally:
@@ -523,6 +548,7 @@ class OtlpExport:
             trace_id=job.trace_id,
             span_id_base=job.span_id_base,
             parent_context=job.parent_context,
+            link_all=job.link_all,
         )
         deadline = time.monotonic() + self.settings.timeout
         for i in range(0, len(spans), self._batch_size):

@@ -149,13 +149,14 @@ class Tracing:
             self._start_bridge()
         self.recorder.activate()
         _active = self
+        self._flusher = Flusher(
+            self.recorder,
+            self._open_stream() if self.flush_interval > 0 else None,
+            interval=self.flush_interval,
+            export=self._otlp_batches() if self.otlp is not None else None,
+            on_error=self._json_failed,
+        )
         if self.flush_interval > 0:
-            self._flusher = Flusher(
-                self.recorder,
-                self._open_stream(),
-                interval=self.flush_interval,
-                on_error=self._json_failed,
-            )
             self._flusher.start()
         return self
 
@@ -198,24 +199,36 @@ class Tracing:
         """Join OpenTelemetry: ids known now, live parents for other spans, delivery at stop."""
         from ._otel import OtelBridge
 
-        deliver = []
-        if self.otlp is not None:
-            from ._otlp import OtlpExport
-
-            export = OtlpExport(self.otlp)
-            self._exports.append(export)
-            deliver.append(
-                lambda trace, bridge: export.submit(
-                    trace,
-                    trace_id=bridge.trace_id,
-                    span_id_base=bridge.span_id_base,
-                    parent_context=bridge.parent_context,
-                )
-            )
-        if self.otlp_json is not None:
-            deliver.append(self._write_otlp_json)
-        self._bridge = OtelBridge(tuple(deliver))
+        deliver = () if self.otlp_json is None else (self._write_otlp_json,)
+        self._bridge = OtelBridge(deliver)
         self._bridge.start()
+
+    def _otlp_batches(self) -> Callable[[list[Span]], None]:
+        """Send each batch of spans the flusher builds over OTLP, as the run goes."""
+        from ._otlp import OtlpExport
+
+        assert self.otlp is not None and self._bridge is not None
+        export = OtlpExport(self.otlp)
+        self._exports.append(export)
+        bridge = self._bridge
+        recorder = self.recorder
+
+        def send(spans: list[Span]) -> None:
+            batch = Trace(
+                spans,
+                clock=recorder.clock_name,
+                epoch_ns=recorder.epoch_ns,
+                dropped=recorder.dropped,
+            )
+            export.submit(
+                batch,
+                trace_id=bridge.trace_id,
+                span_id_base=bridge.span_id_base,
+                parent_context=bridge.parent_context,
+                link_all=True,
+            )
+
+        return send
 
     def _write_otlp_json(self, trace: Trace, bridge: Any) -> None:
         from ._otlp import write_otlp_json
@@ -265,40 +278,38 @@ class Tracing:
             self._exports.pop().close()
 
     def _final_trace(self) -> Trace:
-        """Build the trace and write the outputs, or finish the stream of a run that outgrew
-        ``max_spans`` and return the spans of its last flush."""
-        flusher = self._flusher
-        if flusher is not None:
-            flusher.stop()
-            stream = flusher.stream
-            if stream is not None and stream.error is None:
-                recorder = self.recorder
-                if flusher.shedding or len(recorder.records) > recorder.max_spans:
-                    flusher.shedding = True
-                    trace = Trace(
-                        flusher.finish(), clock=recorder.clock_name, epoch_ns=recorder.epoch_ns
-                    )
-                    if stream.error is not None:
-                        self._json_failed(stream.error)
-                    report(
-                        f"the run outgrew max_spans={recorder.max_spans}: {self.json!r} has"
-                        f" all {flusher.spans_written} spans, streamed (no arrows between"
-                        f" tasks, no tasks counter); other outputs get the last"
-                        f" {len(trace.spans)} only"
-                    )
-                    self._write_outputs(trace)
-                    return trace
-                stream.close()
-            elif stream is not None:
-                self._json_failed(stream.error)
-        trace = build_trace(self.recorder)
-        if self.json is not None and self._json_error is None:
-            try:
-                from ._chrome import write_chrome_json
+        """Finish streaming; build the trace and write the outputs.
 
-                write_chrome_json(trace, self.json)
-            except Exception as exc:  # an output MUST NOT break the program or the others
-                self._json_failed(exc)
+        A run that outgrew ``max_spans`` was streamed to the JSON file (and OTLP) whole; the
+        other outputs then get the spans of the last flush, and a line says so.
+        """
+        flusher = self._flusher
+        assert flusher is not None
+        flusher.stop()
+        recorder = self.recorder
+        streaming = flusher.streaming
+        if streaming and len(recorder.records) > recorder.max_spans:
+            flusher.shedding = True
+        last = flusher.finish() if streaming else []
+        if flusher.stream is not None and flusher.stream.error is not None:
+            self._json_failed(flusher.stream.error)
+        if streaming and flusher.shedding:
+            trace = Trace(last, clock=recorder.clock_name, epoch_ns=recorder.epoch_ns)
+            where = f"{self.json!r}" if self.json is not None and not self.json_failed else "OTLP"
+            report(
+                f"the run outgrew max_spans={recorder.max_spans}: {where} got all"
+                f" {flusher.spans_streamed} spans as it ran; other outputs get the last"
+                f" {len(trace.spans)} only, and the file has no arrows or tasks counter"
+            )
+        else:
+            trace = build_trace(recorder)
+            if self.json is not None and self._json_error is None:
+                try:
+                    from ._chrome import write_chrome_json
+
+                    write_chrome_json(trace, self.json)
+                except Exception as exc:  # an output MUST NOT break the program or the others
+                    self._json_failed(exc)
         self._write_outputs(trace)
         return trace
 
