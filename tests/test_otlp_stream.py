@@ -18,7 +18,7 @@ import pytest
 import asynctrace
 
 sys.path.insert(0, str(Path(__file__).parent))
-import otlp_receiver  # noqa: E402
+import otlp_receiver
 
 WORKER = """
 import asyncio, sys
