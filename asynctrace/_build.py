@@ -98,7 +98,7 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
     """Records for what is still open: pending tasks, their coroutine chain and await, gathers."""
     records: list[Rec] = []
     unfinished = ("unfinished", "", "")
-    for root in list(recorder.roots):
+    for root in recorder.live_roots():
         if root._task_name is None:
             continue
         call = root._top
@@ -173,7 +173,7 @@ def build_trace(recorder: Recorder) -> Trace:
 def open_codes(recorder: Recorder) -> dict[int, CodeType]:
     """The code of every task and traced call still running: awaits in them need it for lines."""
     codes: dict[int, CodeType] = {}
-    for root in list(recorder.roots):
+    for root in recorder.live_roots():
         call = root._top
         while True:
             info = call._info

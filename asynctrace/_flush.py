@@ -30,6 +30,8 @@ from ._spans import Span
 DEFAULT_FLUSH_INTERVAL = 1.0
 # tasks and gathers remembered across batches, for the awaits and gathers that name them
 REMEMBER = 10_000
+# records built and written at a time: what a flush holds at its peak, whatever the rate
+CHUNK = 2_000
 
 
 class Flusher:
@@ -66,6 +68,7 @@ class Flusher:
         self._written = 0  # records[:_written] are streamed
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failed = False
         recorder.streamed = self.streaming
 
     @property
@@ -87,7 +90,14 @@ class Flusher:
 
     def _run(self) -> None:
         while not self._wake.wait(min(self.interval, threading.TIMEOUT_MAX)):
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # a bug of ours: say it once, never kill the thread
+                if not self._failed:
+                    self._failed = True
+                    from ._tracing import report
+
+                    report(f"could not stream the trace (a bug, please report it): {exc!r}")
 
     def flush(self) -> None:
         """Stream the records not streamed yet; shed them once the run outgrows ``max_spans``."""
@@ -98,9 +108,11 @@ class Flusher:
             return
         records = recorder.records
         count = len(records)
-        batch = records[self._written : count]
-        if batch:
-            self._deliver(self._builder.build(batch, open_codes(recorder), final=False))
+        if count > self._written:
+            codes = open_codes(recorder)
+            for start in range(self._written, count, CHUNK):
+                batch = records[start : min(start + CHUNK, count)]
+                self._deliver(self._builder.build(batch, codes, final=False))
         self._written = count
         if count > recorder.max_spans:
             self.shedding = True
@@ -127,10 +139,10 @@ class Flusher:
         The JSON stream is finished in place when shedding, else only closed (the file is
         then rewritten whole).  Returns the spans streamed now, the run span last.
         """
+        self.flush()
         recorder = self.recorder
         now = recorder.end if recorder.end is not None else recorder.clock()
-        rest = recorder.records[self._written :] + _open_records(recorder, now)
-        spans = self._builder.build(rest, open_codes(recorder))
+        spans = self._builder.build(_open_records(recorder, now), open_codes(recorder))
         spans.append(self._builder.build([recorder.run_record()])[0])
         self.spans_streamed += len(spans)
         stream = self.stream
@@ -147,7 +159,7 @@ class Flusher:
 def open_labels(recorder: Recorder) -> dict[int, str]:
     """Row names of the tasks still running, and of the run's row."""
     labels = {recorder.run_sid: f"run {recorder.name}"}
-    for root in list(recorder.roots):
+    for root in recorder.live_roots():
         task_name = root._task_name
         if task_name is not None:
             labels[root._sid] = f"{task_name() or 'Task'} {_fn_attributes(root._info)[0]}()"

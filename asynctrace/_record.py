@@ -69,6 +69,15 @@ class Recorder:
         # Tasks started while recording, to find the spans still open when the trace is built.
         self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
 
+    def live_roots(self) -> list[_coro.TaskRoot]:
+        """The tasks started while recording that still exist; safe from any thread.
+
+        Iterating the WeakSet itself fails when another thread adds a task meanwhile; copying
+        its set of references is one C call, atomic under the GIL.
+        """
+        found = (ref() for ref in list(self.roots.data))  # type: ignore[attr-defined]
+        return [root for root in found if root is not None]
+
     def trim(self) -> None:
         """Drop the records past ``max_spans`` (the latest), counting them in ``dropped``.
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -204,3 +205,36 @@ def test_a_file_that_stops_growing_is_reported_once_and_the_program_goes_on(
     assert len(complaints) == 1, traced.stderr
     assert "w.json" in complaints[0] and "too large" in complaints[0]
     assert "JSON timeline: " not in traced.stderr
+
+
+def test_reading_the_live_tasks_from_another_thread_never_fails() -> None:
+    """The flusher reads the running tasks while the loop starts new ones (a WeakSet's own
+    iteration raises "Set changed size during iteration" there)."""
+    from asynctrace._build import open_codes
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read_while_running(recorder: object) -> None:
+        while not done.is_set():
+            try:
+                open_codes(recorder)  # type: ignore[arg-type]
+            except Exception as exc:
+                errors.append(exc)
+
+    async def child() -> None:
+        await asyncio.sleep(0)
+
+    async def main(recorder: object) -> None:
+        reader = threading.Thread(target=read_while_running, args=(recorder,))
+        reader.start()
+        try:
+            for _ in range(500):
+                await asyncio.gather(*(child() for _ in range(50)))
+        finally:
+            done.set()
+            reader.join()
+
+    with asynctrace.tracing(flush_interval=0, otel=False) as tracing:
+        asyncio.run(main(tracing.recorder))
+    assert not errors
