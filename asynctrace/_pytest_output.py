@@ -113,7 +113,8 @@ class OtlpSink:
     def submit(self, nodeid: str, trace: Trace) -> None:
         """Queue the test's trace; returns at once."""
         try:
-            from ._otlp import OtlpExport, new_span_id_base, new_trace_id
+            from ._otlp import new_span_id_base, new_trace_id
+            from ._otlp_send import OtlpExport
 
             if self._export is None:
                 self._export = OtlpExport(self.settings)

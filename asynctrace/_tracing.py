@@ -205,7 +205,7 @@ class Tracing:
 
     def _otlp_batches(self) -> Callable[[list[Span]], None]:
         """Send each batch of spans the flusher builds over OTLP, as the run goes."""
-        from ._otlp import OtlpExport
+        from ._otlp_send import OtlpExport
 
         assert self.otlp is not None and self._bridge is not None
         export = OtlpExport(self.otlp)

@@ -19,7 +19,7 @@ from asynctrace._autotrace import (
 )
 from asynctrace._decorator import is_traced
 
-SOURCE = textwrap.dedent('''
+SOURCE = textwrap.dedent("""
     import asyncio
 
 
@@ -37,7 +37,7 @@ SOURCE = textwrap.dedent('''
 
     def fails():
         raise RuntimeError("line 17")
-''')
+""")
 
 
 def test_compiled_code_keeps_every_line_number_and_traces_async_defs() -> None:
@@ -61,12 +61,15 @@ def test_nested_async_defs_get_spans_in_a_traced_run() -> None:
 
     with asynctrace.tracing(virtual_time=True) as tracing:
         assert asyncio.run(main()) == "done"
-    testing.assert_tree(tracing.trace, """
+    testing.assert_tree(
+        tracing.trace,
+        """
         main
           Worker.run
             step
               asyncio.sleep(1)
-    """)
+    """,
+    )
 
 
 def test_the_finder_takes_program_files_only(tmp_path: Path) -> None:

@@ -403,9 +403,20 @@ def test_a_deadlock_under_virtual_time_is_one_clear_line_and_the_trace_is_kept(
     )
     json_path = tmp_path / "dead.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-timeline",
-         "--json", str(json_path), str(program)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--virtual-time",
+            "--no-timeline",
+            "--json",
+            str(json_path),
+            str(program),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     lines = proc.stderr.splitlines()

@@ -64,12 +64,18 @@ async def sync_primitives() -> None:
 def test_awaits_are_named_for_what_they_wait_on() -> None:
     trace = traced_run(sync_primitives)
     names = [a.name for a in awaits_in(trace, "sync_primitives")]
-    assert names == ["Queue.get", "Event.wait", "Semaphore.acquire", "Lock.acquire",
-                     "feeder (feeder)"]
+    assert names == [
+        "Queue.get",
+        "Event.wait",
+        "Semaphore.acquire",
+        "Lock.acquire",
+        "feeder (feeder)",
+    ]
     durations = [round(a.duration, 9) for a in awaits_in(trace, "sync_primitives")]
     assert durations == [1.0, 1.0, 1.0, 1.0, 1.0]
-    feeder_awaits = [s for s in trace if s.kind == "await" and s.parent and
-                     s.parent.name == "feeder"]
+    feeder_awaits = [
+        s for s in trace if s.kind == "await" and s.parent and s.parent.name == "feeder"
+    ]
     assert [a.name for a in feeder_awaits] == ["asyncio.sleep(1)"] * 5
 
 
@@ -146,7 +152,8 @@ def test_statuses_error_cancelled_timeout() -> None:
     assert (fail.status, fail.error) == ("error", "ValueError: boom")
     assert fail.attributes["exception.type"] == "ValueError"
     victim = trace.spans_matching("sleeper", asynctrace_task_name="victim") or [
-        s for s in trace if s.attributes.get("asynctrace.task.name") == "victim"]
+        s for s in trace if s.attributes.get("asynctrace.task.name") == "victim"
+    ]
     assert [s.status for s in victim] == ["cancelled"]
     sleeps = [s for s in trace if s.name == "asyncio.sleep(10)"]
     assert [s.status for s in sleeps] == ["cancelled", "cancelled"]

@@ -10,8 +10,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_reference_examples_run_as_doctests() -> None:
-    result = doctest.testfile(str(DOCS / "reference.md"), module_relative=False,
-                              optionflags=doctest.ELLIPSIS)
+    result = doctest.testfile(
+        str(DOCS / "reference.md"), module_relative=False, optionflags=doctest.ELLIPSIS
+    )
     assert result.attempted >= 6
     assert result.failed == 0
 

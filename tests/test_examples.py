@@ -28,9 +28,19 @@ def run_example(name: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[
     """Run an example under `asynctrace run --virtual-time`; its output and its timeline."""
     json_path = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--json", str(json_path),
-         str(EXAMPLES / f"{name}.py")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--virtual-time",
+            "--json",
+            str(json_path),
+            str(EXAMPLES / f"{name}.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return proc, read_chrome_json(str(json_path))
@@ -39,28 +49,38 @@ def run_example(name: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess[
 def test_async_tasks_overlap_and_take_3s_not_5(tmp_path: Path) -> None:
     proc, trace = run_example("async_tasks", tmp_path)
     assert proc.stdout.splitlines() == [
-        "Starting task 1", "Starting task 2", "Task 2 complete", "Task 1 complete",
+        "Starting task 1",
+        "Starting task 2",
+        "Task 2 complete",
+        "Task 1 complete",
     ]
     testing.assert_overlap(trace, "task1", "task2")
     testing.assert_duration(trace, testing.find_span(trace, "main", kind="task"), 3.0)
     testing.assert_duration(trace, testing.find_span(trace, "asyncio.sleep(3)"), 3.0)
     testing.assert_duration(trace, testing.find_span(trace, "asyncio.sleep(2)"), 2.0)
-    testing.assert_tree(trace, """
+    testing.assert_tree(
+        trace,
+        """
         main
           gather(task1, task2)
         task1
           asyncio.sleep(3)
         task2
           asyncio.sleep(2)
-    """)
+    """,
+    )
     assert "overlap 2.000 s" in proc.stderr
 
 
 def test_gather_runs_task1_task2_together_then_task3(tmp_path: Path) -> None:
     proc, trace = run_example("gather", tmp_path)
     assert proc.stdout.splitlines() == [
-        "Task 1 started", "Task 2 started", "Task 2 complete", "Task 1 complete",
-        "Task 3 started", "Task 3 complete",
+        "Task 1 started",
+        "Task 2 started",
+        "Task 2 complete",
+        "Task 1 complete",
+        "Task 3 started",
+        "Task 3 complete",
     ]
     testing.assert_overlap(trace, "task1", "task2")
     testing.assert_sequential(trace, "task1", "task3")
@@ -98,8 +118,9 @@ def test_event_loop_example_runs_one_task_for_1s(tmp_path: Path) -> None:
     assert [c.name for c in task.children] == ["asyncio.sleep(1)"]
 
 
-def _run_scaled(name: str, capsys: pytest.CaptureFixture[str],
-                monkeypatch: pytest.MonkeyPatch) -> Trace:
+def _run_scaled(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Trace:
     """Run a blocking example in-process with time.sleep 100x shorter; returns its trace."""
     real_sleep = time.sleep
     monkeypatch.setattr(time, "sleep", lambda seconds: real_sleep(seconds / 100))
@@ -114,7 +135,10 @@ def _run_scaled(name: str, capsys: pytest.CaptureFixture[str],
     finally:
         remove_finder(finder)
     assert capsys.readouterr().out.splitlines() == [
-        "Starting task 1", "Task 1 complete", "Starting task 2", "Task 2 complete",
+        "Starting task 1",
+        "Task 1 complete",
+        "Starting task 2",
+        "Task 2 complete",
     ]
     return tracing.trace
 

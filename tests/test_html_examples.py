@@ -31,9 +31,21 @@ def browser() -> Iterator[Any]:
 def html_of(example: str, out: Path) -> Path:
     page = out / f"{example}.html"
     subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-json",
-         "--no-timeline", "--html", str(page), str(ROOT / "examples" / f"{example}.py")],
-        check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--virtual-time",
+            "--no-json",
+            "--no-timeline",
+            "--html",
+            str(page),
+            str(ROOT / "examples" / f"{example}.py"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return page
 

@@ -90,8 +90,9 @@ def test_thread_jobs_are_spans_on_their_own_track_under_their_caller() -> None:
         "test_thread_jobs_are_spans_on_their_own_track_under_their_caller.<locals>.blocking"
     ] * 2
     assert all(j.parent is caller_span and j.track == j.span_id for j in jobs)
-    assert all(j.attributes["asynctrace.thread.name"] != threading.current_thread().name
-               for j in jobs)
+    assert all(
+        j.attributes["asynctrace.thread.name"] != threading.current_thread().name for j in jobs
+    )
     awaits = [c.name for c in caller_span.children if c.kind == "await"]
     assert awaits[0] == "asyncio.to_thread"
 
@@ -132,6 +133,7 @@ def test_uvloop_policy_loops_are_watched() -> None:
     previous = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
+
         async def main() -> None:
             await work(0.01)
 
@@ -180,8 +182,10 @@ def test_a_failing_output_is_reported_once_and_others_still_run(
     def broken(trace: Trace) -> None:
         raise RuntimeError("exporter down")
 
-    with asynctrace.tracing(json=str(tmp_path / "missing" / "t.json"),
-                            outputs=(broken, lambda trace: seen.append(len(trace)))):
+    with asynctrace.tracing(
+        json=str(tmp_path / "missing" / "t.json"),
+        outputs=(broken, lambda trace: seen.append(len(trace))),
+    ):
         asyncio.run(work(0))
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2

@@ -13,13 +13,17 @@ PROGRAMS = Path(__file__).resolve().parent / "otel_programs"
 
 def otlp_spans(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text())
-    return [span for rs in data["resourceSpans"] for ss in rs["scopeSpans"]
-            for span in ss["spans"]]
+    return [span for rs in data["resourceSpans"] for ss in rs["scopeSpans"] for span in ss["spans"]]
 
 
 def test_user_spans_are_children_of_traced_coroutines_in_one_trace() -> None:
-    out = subprocess.run([sys.executable, str(PROGRAMS / "user_spans.py")],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(PROGRAMS / "user_spans.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     spans = json.loads(out)
     by_name: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
@@ -37,10 +41,22 @@ def test_user_spans_are_children_of_traced_coroutines_in_one_trace() -> None:
 def test_a_child_process_under_asynctrace_joins_the_parents_trace(tmp_path: Path) -> None:
     parent_json, child_json = tmp_path / "parent.json", tmp_path / "child.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
-         "--otlp-json", str(parent_json), str(PROGRAMS / "parent.py"),
-         str(PROGRAMS / "child.py"), str(child_json)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--no-json",
+            "--no-timeline",
+            "--otlp-json",
+            str(parent_json),
+            str(PROGRAMS / "parent.py"),
+            str(PROGRAMS / "child.py"),
+            str(child_json),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "child exit 0\n"

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from asynctrace._otlp import (
-    OtlpExport,
     new_span_id_base,
     new_trace_id,
     otel_span_id,
@@ -27,6 +26,7 @@ from asynctrace._otlp import (
     write_otlp_json,
 )
 from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
+from asynctrace._otlp_send import OtlpExport
 from asynctrace._spans import Span, Trace
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -415,7 +415,7 @@ def test_gzip_compression(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     else:  # gRPC hides grpc-encoding from the server's metadata: check the channel's setting
         import grpc
 
-        from asynctrace._otlp import _make_exporter
+        from asynctrace._otlp_send import _make_exporter
 
         exporter = _make_exporter(settings)
         assert exporter._compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
@@ -457,7 +457,8 @@ def test_process_exits_normally_with_a_stalling_receiver() -> None:
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_otlp import blog_trace
-from asynctrace._otlp import OtlpExport, new_span_id_base, new_trace_id
+from asynctrace._otlp import new_span_id_base, new_trace_id
+from asynctrace._otlp_send import OtlpExport
 from asynctrace._otlp_config import otlp_settings
 export = OtlpExport(otlp_settings({r.endpoint!r}, "grpc", timeout=0.5))
 export.submit(blog_trace(), trace_id=new_trace_id(), span_id_base=new_span_id_base())

@@ -28,8 +28,9 @@ import pytest
 
 import asynctrace
 from asynctrace import _autotrace
-from asynctrace._otlp import OtlpExport, new_span_id_base, new_trace_id
+from asynctrace._otlp import new_span_id_base, new_trace_id
 from asynctrace._otlp_config import otlp_settings
+from asynctrace._otlp_send import OtlpExport
 from asynctrace._redact import (
     DROPPED_KEY,
     MAX_ARGS,

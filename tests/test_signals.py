@@ -30,7 +30,10 @@ asyncio.run(main())
 def run_and_signal(cmd: list[str], sig: int) -> tuple[int, str, str]:
     """Start ``cmd``, wait for its "ready", send ``sig``; (exit status, stdout, stderr)."""
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A background process may inherit SIGINT ignored; a terminal's Ctrl-C is not.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -43,16 +46,24 @@ def run_and_signal(cmd: list[str], sig: int) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_ends_the_program_as_python_and_keeps_the_trace(
-    tmp_path: Path, sig: int
-) -> None:
+def test_a_signal_ends_the_program_as_python_and_keeps_the_trace(tmp_path: Path, sig: int) -> None:
     script = tmp_path / "server.py"
     script.write_text(SERVER)
     json_path = tmp_path / "t.json"
     plain = run_and_signal([sys.executable, str(script)], sig)
     traced = run_and_signal(
-        [sys.executable, "-m", "asynctrace", "run", "--no-timeline", "--json", str(json_path),
-         str(script)], sig)
+        [
+            sys.executable,
+            "-m",
+            "asynctrace",
+            "run",
+            "--no-timeline",
+            "--json",
+            str(json_path),
+            str(script),
+        ],
+        sig,
+    )
     assert traced[0] == plain[0] == -sig
     assert traced[1] == plain[1] == "ready\n"
     ours = [line for line in traced[2].splitlines() if line.startswith("asynctrace:")]

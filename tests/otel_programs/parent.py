@@ -6,8 +6,16 @@ import sys
 
 async def spawn(child, child_json):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
-        "--otlp-json", child_json, child)
+        sys.executable,
+        "-m",
+        "asynctrace",
+        "run",
+        "--no-json",
+        "--no-timeline",
+        "--otlp-json",
+        child_json,
+        child,
+    )
     return await process.wait()
 
 

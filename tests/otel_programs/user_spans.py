@@ -30,9 +30,17 @@ async def main():
 with tracer.start_as_current_span("outer"), asynctrace.tracing(name="user_spans.py"):
     asyncio.run(main())
 
-print(json.dumps([
-    {"name": s.name, "id": s.context.span_id, "trace": s.context.trace_id,
-     "parent": s.parent.span_id if s.parent else None,
-     "kind": (s.attributes or {}).get("asynctrace.kind")}
-    for s in exporter.get_finished_spans()
-]))
+print(
+    json.dumps(
+        [
+            {
+                "name": s.name,
+                "id": s.context.span_id,
+                "trace": s.context.trace_id,
+                "parent": s.parent.span_id if s.parent else None,
+                "kind": (s.attributes or {}).get("asynctrace.kind"),
+            }
+            for s in exporter.get_finished_spans()
+        ]
+    )
+)

@@ -1,0 +1,404 @@
+"""OTLP sending: traces to one endpoint from a worker thread, confirmed, bounded, reported once.
+
+Problem: an OTLP endpoint may be down, slow, refusing or far away, and the SDK exporters log a
+retry storm and answer ``force_flush()`` True even when nothing was delivered; the program must
+neither wait on it nor hear of it, except for one line when spans were lost.
+
+Solution: :class:`OtlpExport` converts (:func:`~asynctrace._otlp.to_readable_spans`) and sends
+on a daemon thread, in batches, counts the spans each ``export()`` really confirmed, captures
+the SDK's log lines to say in one line why it failed (with secrets scrubbed), stops sending
+after a failure, bounds what waits in its queue, and waits a bounded time at close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ._otlp import to_readable_spans
+from ._otlp_config import OtlpSettings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import SpanContext
+
+    from ._spans import Trace
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an :class:`OtlpExport` delivered: spans confirmed by the receiver, out of total."""
+
+    total: int
+    sent: int
+    reason: str | None = None
+
+    @property
+    def not_sent(self) -> int:
+        """Spans not confirmed by the receiver."""
+        return self.total - self.sent
+
+
+@dataclass
+class _Job:
+    trace: Trace
+    trace_id: int
+    span_id_base: int
+    parent_context: SpanContext | None
+    link_all: bool
+
+
+_STOP = object()
+
+
+class OtlpExport:
+    """Send traces to one OTLP endpoint from a worker thread, with a bounded wait at close.
+
+    :meth:`submit` returns at once (the spans are built and sent on the worker thread);
+    :meth:`close` waits at most ``settings.timeout + grace`` seconds, then writes at most one
+    warning line to ``stream`` if spans were not confirmed, and returns the
+    :class:`ExportReport`.  Nothing raises into the caller: a failure is counted and reported.
+    The worker is a daemon thread, so an endpoint that never answers cannot hold the process.
+
+    Args:
+        settings: from :func:`~asynctrace._otlp_config.otlp_settings`.
+        stream: where the warning goes (default ``sys.stderr`` at close time).
+        batch_size: spans per ``export()`` call.
+        grace: seconds added to the timeout for the close's wait.
+        exporter: an SDK ``SpanExporter`` to use instead of the OTLP one (tests, custom sinks).
+        max_queued: spans waiting to be sent at most; a batch that would pass it is counted
+            as not sent (an endpoint slower than the program must not grow memory).
+    """
+
+    def __init__(
+        self,
+        settings: OtlpSettings,
+        *,
+        stream: TextIO | None = None,
+        batch_size: int = 512,
+        grace: float = 1.0,
+        exporter: SpanExporter | None = None,
+        max_queued: int = 200_000,
+    ) -> None:
+        self.settings = settings
+        self._max_queued = max_queued
+        self._queued = 0
+        self._overflowed = False
+        self._stream = stream
+        self._batch_size = max(1, batch_size)
+        self._grace = grace
+        self._exporter = exporter
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._total = 0
+        self._sent = 0
+        self._reason: str | None = None
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._report: ExportReport | None = None
+
+    def submit(
+        self,
+        trace: Trace,
+        *,
+        trace_id: int,
+        span_id_base: int,
+        parent_context: SpanContext | None = None,
+        link_all: bool = False,
+    ) -> None:
+        """Queue a trace for sending; returns at once.  Called from any thread.
+
+        ``link_all``: the trace is one batch of a run sent as it goes; a span's parent is
+        linked even when it is not in this batch (see :func:`to_readable_spans`).
+        """
+        if self._report is not None:
+            return
+        count = len(trace.spans)
+        with self._lock:
+            self._total += count
+            if self._queued + count > self._max_queued:
+                self._overflowed = True
+                return
+            self._queued += count
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="asynctrace-otlp", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(_Job(trace, trace_id, span_id_base, parent_context, link_all))
+
+    def close(self, timeout: float | None = None) -> ExportReport:
+        """Wait (bounded) for the queued traces, warn once if spans were not sent, and report.
+
+        Args:
+            timeout: the longest wait in seconds; default ``settings.timeout + grace``.
+        """
+        if self._report is not None:
+            return self._report
+        wait = self.settings.timeout + self._grace if timeout is None else timeout
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._done.wait(wait)
+        with self._lock:
+            reason = self._reason
+            if reason is None and self._overflowed:
+                reason = "the endpoint could not keep up with the program"
+            if not self._done.is_set() and self._thread is not None:
+                reason = (
+                    f"still sending after {wait:g} s (a large trace: raise"
+                    f" OTEL_EXPORTER_OTLP_TIMEOUT)"
+                    if self._sent
+                    else f"no answer within {wait:g} s"
+                )
+            report = ExportReport(self._total, self._sent, reason)
+        self._report = report
+        if report.not_sent:
+            stream = self._stream if self._stream is not None else sys.stderr
+            line = (
+                f"asynctrace: OTLP export to {self.settings.display_endpoint} failed:"
+                f" {report.reason or 'not confirmed'}; {report.not_sent} of {report.total}"
+                f" spans not sent\n"
+            )
+            try:
+                stream.write(self._scrub(line))
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        return report
+
+    def export(
+        self,
+        trace: Trace,
+        *,
+        trace_id: int,
+        span_id_base: int,
+        parent_context: SpanContext | None = None,
+    ) -> ExportReport:
+        """:meth:`submit` then :meth:`close`: send one trace, waiting a bounded time."""
+        self.submit(
+            trace, trace_id=trace_id, span_id_base=span_id_base, parent_context=parent_context
+        )
+        return self.close()
+
+    # The rest runs on the worker thread.
+
+    def _run(self) -> None:
+        capture = _LogCapture(threading.get_ident())
+        capture.install()
+        exporter: SpanExporter | None = None
+        try:
+            if self._exporter is None:
+                exporter = _make_exporter(self.settings)
+                _watch_http_errors(exporter, capture)
+            else:
+                exporter = self._exporter
+            while True:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                assert isinstance(job, _Job)
+                if self._reason is None:  # after a failure the rest is not sent, only counted
+                    self._send(exporter, job, capture)
+                with self._lock:
+                    self._queued -= len(job.trace.spans)
+        except Exception as error:  # MUST NOT reach the program: it is reported
+            self._fail(f"{type(error).__name__}: {error}")
+        finally:
+            try:
+                if exporter is not None:
+                    exporter.shutdown()
+            except Exception:  # shutting down a failed exporter: nothing to add
+                pass
+            capture.remove()
+            self._done.set()
+
+    def _send(self, exporter: SpanExporter, job: _Job, capture: _LogCapture) -> None:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        spans = to_readable_spans(
+            job.trace,
+            resource=self.settings.resource(),
+            trace_id=job.trace_id,
+            span_id_base=job.span_id_base,
+            parent_context=job.parent_context,
+            link_all=job.link_all,
+        )
+        deadline = time.monotonic() + self.settings.timeout
+        for i in range(0, len(spans), self._batch_size):
+            if time.monotonic() >= deadline:
+                self._fail(f"no answer within {self.settings.timeout:g} s")
+                return
+            batch = spans[i : i + self._batch_size]
+            capture.messages.clear()
+            if exporter.export(batch) is SpanExportResult.SUCCESS:
+                with self._lock:
+                    self._sent += len(batch)
+            else:
+                # A refused or failing endpoint fails every batch the same way: stop here.
+                self._fail(_summarize(capture.messages, self.settings.timeout))
+                return
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = self._scrub(reason)
+
+    def _scrub(self, text: str) -> str:
+        return self.settings.scrub(text)
+
+
+def _make_exporter(settings: OtlpSettings) -> SpanExporter:
+    if settings.protocol == "grpc":
+        import grpc  # type: ignore[import-untyped,unused-ignore]
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        credentials = None
+        if not settings.insecure:
+            credentials = grpc.ssl_channel_credentials(
+                _read(settings.certificate),
+                _read(settings.client_key),
+                _read(settings.client_certificate),
+            )
+        grpc_compression = {
+            "none": grpc.Compression.NoCompression,
+            "gzip": grpc.Compression.Gzip,
+            "deflate": grpc.Compression.Deflate,
+        }[settings.compression]
+        return GrpcExporter(
+            endpoint=settings.endpoint,
+            insecure=settings.insecure,
+            credentials=credentials,
+            headers=dict(settings.headers),
+            timeout=settings.timeout,
+            compression=grpc_compression,
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    http_compression = {
+        "none": Compression.NoCompression,
+        "gzip": Compression.Gzip,
+        "deflate": Compression.Deflate,
+    }[settings.compression]
+    return HttpExporter(
+        endpoint=settings.endpoint,
+        certificate_file=settings.certificate,
+        client_key_file=settings.client_key,
+        client_certificate_file=settings.client_certificate,
+        headers=dict(settings.headers),
+        timeout=settings.timeout,
+        compression=http_compression,
+    )
+
+
+def _watch_http_errors(exporter: SpanExporter, capture: _LogCapture) -> None:
+    """Keep the HTTP client's last error for the warning: the exporter logs only "due to
+    timeout" when its retries run out of time (a refused connection, a 503).  Private API,
+    so best effort: without it the warning is vaguer, not wrong.
+    """
+    client = getattr(exporter, "_client", None)
+    inner = getattr(client, "export", None)
+    if client is None or inner is None:
+        return
+
+    def export(data: bytes) -> Any:
+        result = inner(data)
+        if not getattr(result, "success", True):
+            code = getattr(result, "status_code", None)
+            error = getattr(result, "error", None)
+            if code is not None:
+                capture.messages.append(f"code: {code}, reason: {getattr(result, 'reason', '')}")
+            elif error is not None:
+                capture.messages.append(f"{type(error).__name__}: {error}")
+        return result
+
+    with contextlib.suppress(AttributeError):  # a client with slots: no reason, no harm
+        client.export = export
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _LogCapture(logging.Filter):
+    """Silences the SDK's, the exporters' and grpc's loggers for records made on one thread
+    (the export worker), keeping their messages to explain a failure in one line.  Records
+    from other threads (the program's own OpenTelemetry setup) pass untouched.
+    """
+
+    _PREFIXES = ("opentelemetry", "grpc", "urllib3", "requests")
+
+    def __init__(self, thread_id: int) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.messages: list[str] = []
+        self._loggers: list[logging.Logger] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread_id:
+            return True
+        with contextlib.suppress(Exception):  # a bad log call in a library: drop it
+            self.messages.append(record.getMessage())
+        return False
+
+    def install(self) -> None:
+        # Loggers exist once the exporter modules are imported; import them first.
+        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
+        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+
+        names = [n for n in logging.root.manager.loggerDict if n.startswith(self._PREFIXES)]
+        for name in [*self._PREFIXES, *names]:
+            logger = logging.getLogger(name)
+            # First in line: the SDK's DuplicateFilter would otherwise drop repeats before us.
+            logger.filters.insert(0, self)
+            self._loggers.append(logger)
+
+    def remove(self) -> None:
+        for logger in self._loggers:
+            logger.removeFilter(self)
+        self._loggers.clear()
+
+
+_HTTP_FAILURE = re.compile(r"code: (\d{3}), reason: (.*)")
+_GRPC_FAILURE = re.compile(r"error code: StatusCode\.(\w+), error details: (.*)")
+_TRANSIENT = re.compile(r"Transient error (.+?) encountered")
+_TIMED_OUT = ("deadline_exceeded", "deadline exceeded", "timed out", "due to timeout")
+
+
+def _summarize(messages: Sequence[str], timeout: float) -> str:
+    """One short reason out of the exporters' log messages for a failed export."""
+    lower = "\n".join(messages).lower()
+    if "connection refused" in lower:
+        return "connection refused"
+    for pattern, fmt in (
+        (_HTTP_FAILURE, "HTTP {0} {1}"),
+        (_GRPC_FAILURE, "gRPC {0}: {1}"),
+        (_TRANSIENT, "{0}"),
+    ):
+        for message in reversed(messages):
+            match = pattern.search(message)
+            if match and not any(k in match.group(0).lower() for k in _TIMED_OUT):
+                return _short(fmt.format(*match.groups()))
+    if any(k in lower for k in _TIMED_OUT) or not messages:
+        return f"no answer within {timeout:g} s"
+    return _short(messages[-1])
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
