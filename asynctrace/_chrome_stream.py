@@ -22,8 +22,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._chrome import ORIGIN_NS, PID, _args, _encode, _us, _version, display_name, row_label
+from ._chrome import ORIGIN_NS, PID, _args, _encode, _us, _version
 from ._spans import Span
+from ._timeline import display_name, row_label
 
 TRACK_KINDS = ("run", "task", "thread")
 

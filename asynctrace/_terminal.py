@@ -18,9 +18,9 @@ import math
 import statistics
 import unicodedata
 
-from ._chrome import activity, row_label
 from ._sanitize import cap
 from ._spans import Span, Trace
+from ._timeline import activity, row_label
 
 __all__ = ["render_timeline"]
 

@@ -1,0 +1,130 @@
+"""What a timeline shows, whatever draws it: row and slice labels, and tasks in flight.
+
+Problem: the JSON timeline, the stream, and the terminal timeline must name rows and slices the
+same way, and agree on when a task counts as running or waiting.
+
+Solution: :func:`row_label` and :func:`display_name` name them; :func:`joins` finds the awaits
+that wait on other tasks and :func:`activity` counts tasks running and waiting over time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._sanitize import MAX_CHARS, cap
+from ._spans import Span, Trace
+
+__all__ = ["activity", "display_name", "joins", "row_label"]
+
+_AWAITED = "asynctrace.awaited"
+_FUNCTION = "code.function.name"
+
+
+def row_label(span: Span) -> str:
+    """The name of the timeline row a run, task or thread job owns: ``Task-2 task1()``."""
+    if span.kind == "task":
+        task_name = span.attributes.get("asynctrace.task.name") or "Task"
+        return f"{cap(str(task_name))} {cap(span.name)}()"
+    if span.kind == "thread":
+        thread_name = span.attributes.get("asynctrace.thread.name") or "thread"
+        return f"{cap(str(thread_name))} {cap(span.name)}()"
+    if span.kind == "run":
+        return f"run {cap(span.name)}"
+    return display_name(span)
+
+
+def display_name(span: Span) -> str:
+    """The slice name: ``await asyncio.sleep(3)``, ``task1()``, ``blocked 3.000 s``.
+
+    A name longer than :data:`~asynctrace._sanitize.MAX_CHARS` is cut (see ``_sanitize.py``).
+    """
+    kind = span.kind
+    raw = span.name if len(span.name) <= MAX_CHARS else cap(span.name)
+    if kind == "await":
+        return f"await {raw}"
+    if kind in ("task", "coroutine", "thread"):
+        name = f"{raw}()"
+    elif kind == "blocked":
+        name = f"blocked {span.duration:.3f} s"
+    else:
+        name = raw
+    if span.status != "ok":
+        name = f"{name} [{span.status}]"
+    return name
+
+
+def joins(trace: Trace) -> list[Span]:
+    """The awaits that wait on other tasks (a task, a gather): joins, not operations, in order.
+
+    An await on a task is named like ``Task-2 (task1)`` (see architecture.md); an await on a
+    gather is the gather span's child or is named ``gather(...)``.
+    """
+    names = set()
+    for span in trace.spans:
+        if span.kind == "task":
+            task_name = span.attributes.get("asynctrace.task.name")
+            if task_name:
+                names.add(f"{task_name} ({span.name})")
+    found = []
+    for span in trace.spans:
+        if span.kind != "await":
+            continue
+        parent = span.parent
+        on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
+            "gather("
+        )
+        if on_gather or span.name in names or span.attributes.get(_AWAITED) in names:
+            found.append(span)
+    return found
+
+
+def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[float, int, int]]:
+    """How many tasks run and wait over time, as ``(time, running, waiting)`` change points.
+
+    A task is *waiting* while it awaits other tasks (a gather, a task: a join, whose time is
+    already drawn on the children's rows) and *running* while it is alive otherwise, including
+    while it awaits a sleep, a socket or a queue.  Why not count every await as waiting: only one
+    task executes Python at a time, so "running" in that sense could never exceed one and the
+    overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
+    """
+    tasks = {s.span_id: s for s in trace.spans if s.kind == "task"}
+    deltas: dict[float, list[int]] = {}
+
+    def add(t: float, running: int, waiting: int) -> None:
+        d = deltas.setdefault(t, [0, 0])
+        d[0] += running
+        d[1] += waiting
+
+    waits: dict[int, list[tuple[float, float]]] = {}
+    for span in joins(trace) if join_spans is None else join_spans:
+        if span.track in tasks:
+            waits.setdefault(span.track, []).append((span.start, span.end))
+    for task in tasks.values():
+        add(task.start, 1, 0)
+        add(task.end, -1, 0)
+        for a, b in _merge(waits.get(task.span_id, ()), task.start, task.end):
+            add(a, -1, 1)
+            add(b, 1, -1)
+    points: list[tuple[float, int, int]] = []
+    running = waiting = 0
+    for t in sorted(deltas):
+        running += deltas[t][0]
+        waiting += deltas[t][1]
+        if not points or points[-1][1:] != (running, waiting):
+            points.append((t, running, waiting))
+    return points
+
+
+def _merge(
+    intervals: Iterable[tuple[float, float]], lo: float, hi: float
+) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(intervals):
+        a, b = max(a, lo), min(b, hi)
+        if b <= a:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
