@@ -24,13 +24,13 @@ import html
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from functools import cache
 from importlib import resources
 
 from ._sanitize import cap, no_bidi, visible
 from ._spans import KINDS, STATUSES, Span, Trace
+from ._timeline import joins as joins_of
 
 __all__ = ["render_html", "write_html"]
 
@@ -236,16 +236,6 @@ def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def _joins(span: Span, trace: Trace) -> bool:
-    """Whether an await waits for other tasks (a gather, a task) rather than for I/O or time."""
-    parent = trace.by_id.get(span.parent_id) if span.parent_id is not None else None
-    awaited = str(span.attributes.get("asynctrace.awaited", span.name))
-    return (parent is not None and parent.kind == "gather") or bool(_JOIN.match(awaited))
-
-
-_JOIN = re.compile(r"gather\(|Task-\d+ \(|TaskGroup")
-
-
 def _in_flight(
     owners: list[Span],
     waits: dict[int, list[tuple[float, float]]],
@@ -337,10 +327,11 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
 
     waits: dict[int, list[tuple[float, float]]] = defaultdict(list)
     joins: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    join_ids = {s.span_id for s in joins_of(trace)}
     for s in trace.spans:
         if s.kind == "await":
             waits[s.track].append((s.start, s.end))
-            if _joins(s, trace):
+            if s.span_id in join_ids:
                 joins[s.track].append((s.start, s.end))
     owners = [s for s in trace.spans if s.kind in _OWNER_KINDS]
     hidden_owners = [o for _, o in hidden if o is not None]

@@ -489,3 +489,22 @@ def test_empty_trace_and_thread_jobs_render(browser: Any, tmp_path: Path) -> Non
         assert page.errors == []
     finally:
         page.close()
+
+
+def test_awaiting_a_task_with_a_name_of_its_own_is_a_join_not_overlap() -> None:
+    """``main`` awaiting ``create_task(..., name="fetcher")`` only waits: with one task in
+    flight besides it, nothing overlaps (the page and the terminal agree on what a join is)."""
+    import asyncio
+
+    import asynctrace
+
+    async def work() -> None:
+        await asyncio.sleep(1)
+
+    async def main() -> None:
+        await asyncio.create_task(work(), name="fetcher")
+
+    with asynctrace.tracing(virtual_time=True, otel=False) as tracing:
+        asyncio.run(main())
+    conc = json.loads(data_block(render_html(tracing.trace, title="t")))["concurrency"]
+    assert conc["overlap"] == 0.0
