@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
+import os
 import time
 from collections.abc import Callable, Generator
 from types import CodeType, CoroutineType, TracebackType
@@ -141,10 +142,14 @@ _QualnameSlot: type = type(
 )
 
 
-try:  # the optional C accelerator (setup.py): TaskRoot.send in C
+try:  # the optional C accelerator (setup.py): TaskRoot.send and traced calls in C
     from . import _speedups
-except ImportError:  # built without a C compiler: the pure-Python send below
+except ImportError:  # built without a C compiler: the pure-Python code below
     _speedups = None  # type: ignore[assignment]
+if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # any non-empty value: test the pure-Python path
+    _speedups = None  # type: ignore[assignment]
+# For _decorator, which picks its traced-call wrapper by it.
+speedups = _speedups
 
 # TaskRoot's base: its slots (and send) in C, or only the __qualname__ slot.
 _Base: type = _QualnameSlot if _speedups is None else _speedups.TaskRootBase
@@ -159,6 +164,9 @@ class CallSpan:
 
     Created by the traced function's wrapper coroutine (``_decorator.py``) when it starts, on
     the thread of the loop running its task; becomes its root's ``_top`` while it runs.
+    With the C accelerator, ``_speedups.enter`` makes a ``_speedups.CallSpan`` instead: the
+    same attributes (and a hidden reference to its root); this class serves the pure-Python
+    path and ``record_args=True``.
     """
 
     __slots__ = ("_coro", "_info", "_outer", "_parent", "_sid", "_start", "_track")
@@ -505,11 +513,19 @@ def coro_name(obj: object) -> str:
 def sync_speedups() -> None:
     """Mirror the globals above into the C send; MUST follow every rebinding of them."""
     if _speedups is not None:
-        _speedups.configure(append, clock, next_id, blocked_threshold, record_awaits)
+        _speedups.configure(append, clock, next_id, blocked_threshold, record_awaits, run_sid)
 
 
 if _speedups is not None:
     _speedups.constants(
-        _SLEEP_CODE, _AENTER_CODE, _NOT_STARTED, _reduce_awaited, K_AWAIT, CoroutineType
+        _SLEEP_CODE,
+        _AENTER_CODE,
+        _NOT_STARTED,
+        _reduce_awaited,
+        K_AWAIT,
+        CoroutineType,
+        current_root,
+        current_gather,
+        K_CORO,
     )
     sync_speedups()

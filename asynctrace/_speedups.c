@@ -1,4 +1,5 @@
-/* asynctrace._speedups: TaskRoot.send in C (optional; _coro.py has the same in Python).
+/* asynctrace._speedups: TaskRoot.send and the traced call's bookkeeping in C (optional;
+ * _coro.py and _decorator.py have the same in Python).
  *
  * Problem: TaskRoot.send runs on every step of every traced task; in Python it costs more
  * than the step it wraps.
@@ -9,6 +10,11 @@
  * are called as methods of self.  The module globals of _coro that send reads are mirrored
  * in C statics: configure() MUST be called whenever they are rebound (Recorder.activate,
  * deactivate, use_clock), constants() once at import.
+ *
+ * A traced call (_decorator._wrap) costs about as much bookkeeping as the call itself in
+ * Python: enter() makes a C CallSpan, links it as its root's _top and reads the clock;
+ * leave() unlinks it and appends its record, exactly as _decorator._wrap_python / _end do.
+ * The wrapper itself stays a native ``async def`` (inspect.iscoroutinefunction, awaits in C).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,13 +32,16 @@ static PyObject *g_threshold;    /* _coro.blocked_threshold */
 static double g_threshold_d;
 static int g_threshold_is_float;
 static int g_record_awaits;      /* truth of _coro.record_awaits */
+static PyObject *g_run_sid;      /* _coro.run_sid */
 
 /* ---- constants of _coro ---- */
 static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited, *c_k_await;
 static PyObject *c_coroutine_type;
+static PyObject *c_current_root, *c_current_gather, *c_k_coro, *c_zero; /* enter(), leave() */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
-    *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay;
+    *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
+    *s_shown;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
@@ -45,6 +54,15 @@ typedef struct {
 } RootObject;
 
 #define N_FIELDS 18
+
+/* A CallSpan (see _coro.CallSpan): one running call of a traced coroutine function. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro, *info, *outer, *parent, *sid, *start, *track, *root;
+} CallObject;
+
+#define N_CALL_FIELDS 8
+static PyTypeObject CallType;
 #define FIELDS(o) (&(o)->coro)
 
 static const char *const field_names[N_FIELDS] = {
@@ -194,6 +212,14 @@ top_attr(RootObject *self, PyObject *top, PyObject *name, PyObject *member, int 
         PyObject *v = field(self, member, index);
         Py_XINCREF(v);
         return v;
+    }
+    if (Py_IS_TYPE(top, &CallType)) {
+        CallObject *call = (CallObject *)top;
+        PyObject *v = name == s_coro ? call->coro : name == s_sid ? call->sid : Py_True;
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
     }
     return PyObject_GetAttr(top, name);
 }
@@ -588,6 +614,307 @@ static PyTypeObject RootType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- CallSpan and the traced call's bookkeeping (_decorator._wrap's enter / leave) ---- */
+
+static int
+call_traverse(CallObject *self, visitproc visit, void *arg)
+{
+    PyObject **fields = &self->coro;
+    for (int i = 0; i < N_CALL_FIELDS; i++) {
+        Py_VISIT(fields[i]);
+    }
+    return 0;
+}
+
+static int
+call_clear(CallObject *self)
+{
+    PyObject **fields = &self->coro;
+    for (int i = 0; i < N_CALL_FIELDS; i++) {
+        Py_CLEAR(fields[i]);
+    }
+    return 0;
+}
+
+static void
+call_dealloc(CallObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    call_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+call_native(PyObject *self, void *closure)
+{
+    Py_RETURN_TRUE;
+}
+
+#define CALL_MEMBER(name, field) {name, T_OBJECT_EX, offsetof(CallObject, field), 0, NULL}
+static PyMemberDef call_members[] = {
+    CALL_MEMBER("_coro", coro),     CALL_MEMBER("_info", info),   CALL_MEMBER("_outer", outer),
+    CALL_MEMBER("_parent", parent), CALL_MEMBER("_sid", sid),     CALL_MEMBER("_start", start),
+    CALL_MEMBER("_track", track),   {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef call_getset[] = {
+    {"_native", call_native, NULL, PyDoc_STR("Always True: a traced function is an async def."),
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject CallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asynctrace._speedups.CallSpan",
+    .tp_basicsize = sizeof(CallObject),
+    .tp_dealloc = (destructor)call_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PyDoc_STR("_coro.CallSpan in C: made by enter(), closed by leave()."),
+    .tp_traverse = (traverseproc)call_traverse,
+    .tp_clear = (inquiry)call_clear,
+    .tp_members = call_members,
+    .tp_getset = call_getset,
+    .tp_new = PyType_GenericNew,
+};
+
+/* root.<name> (new reference): the member of a C root, else getattr. */
+static PyObject *
+root_get(PyObject *root, int is_c, PyObject *member, PyObject *name, int index)
+{
+    if (is_c) {
+        PyObject *v = field((RootObject *)root, member, index);
+        Py_XINCREF(v);
+        return v;
+    }
+    return PyObject_GetAttr(root, name);
+}
+
+/* root.<name> = value (value borrowed); ``slot`` is the member of a C root, else NULL. */
+static inline int
+root_set(PyObject *root, PyObject **slot, PyObject *name, PyObject *value)
+{
+    if (slot != NULL) {
+        Py_INCREF(value);
+        Py_XSETREF(*slot, value);
+        return 0;
+    }
+    return PyObject_SetAttr(root, name, value);
+}
+#define ROOT_SET(root, is_c, member, name, value) \
+    root_set((root), (is_c) ? &((RootObject *)(root))->member : NULL, (name), (value))
+
+/* enter(coro, info): open the span of a traced call that starts now (see _decorator._wrap).
+ * The C form of _decorator._wrap_python's body between ``fn(...)`` and ``await coro``, with
+ * the same reads of next_id and the clock, in the same order. */
+static PyObject *
+call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "enter() takes 2 arguments (coro, info), got %zd", nargs);
+        return NULL;
+    }
+    if (g_append == NULL || c_k_coro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "asynctrace._speedups is not set up; call constants() and configure() "
+                        "first (asynctrace._coro does on import)");
+        return NULL;
+    }
+    PyObject *coro = args[0], *info = args[1];
+    PyObject *root;
+    if (PyContextVar_Get(c_current_root, Py_None, &root) < 0) {
+        return NULL;
+    }
+    CallObject *span = PyObject_GC_New(CallObject, &CallType);
+    if (span == NULL) {
+        Py_DECREF(root);
+        return NULL;
+    }
+    memset(&span->coro, 0, sizeof(PyObject *) * N_CALL_FIELDS);
+    PyObject_GC_Track(span);
+    Py_INCREF(coro);
+    span->coro = coro;
+    Py_INCREF(info);
+    span->info = info;
+    span->root = root; /* steals the reference */
+    if (root == Py_None) {
+        span->sid = next_seq();
+        if (span->sid == NULL) {
+            goto error;
+        }
+        PyObject *gather;
+        if (PyContextVar_Get(c_current_gather, NULL, &gather) < 0) {
+            goto error;
+        }
+        int truth = PyObject_IsTrue(gather);
+        if (truth < 0) {
+            Py_DECREF(gather);
+            goto error;
+        }
+        if (truth) {
+            span->parent = gather;
+        }
+        else {
+            Py_DECREF(gather);
+            Py_INCREF(g_run_sid);
+            span->parent = g_run_sid;
+        }
+        Py_INCREF(g_run_sid);
+        span->track = g_run_sid;
+    }
+    else {
+        RootObject *r = (RootObject *)root;
+        int is_c = PyObject_TypeCheck(root, &RootType);
+        PyObject *outer = root_get(root, is_c, is_c ? r->top : NULL, s_top, I_TOP);
+        if (outer == NULL) {
+            goto error;
+        }
+        span->outer = outer;
+        span->track = root_get(root, is_c, is_c ? r->track : NULL, s_track, 5);
+        if (span->track == NULL) {
+            goto error;
+        }
+        int merged = 0;
+        if (outer == root) {
+            /* outer is root and root._native and root._coro.cr_frame is this call's frame:
+             * this call is the task's own coroutine, and the task span takes its name. */
+            PyObject *native = root_get(root, is_c, is_c ? r->native : NULL, s_native, I_NATIVE);
+            if (native == NULL) {
+                goto error;
+            }
+            int truth = PyObject_IsTrue(native);
+            Py_DECREF(native);
+            if (truth < 0) {
+                goto error;
+            }
+            if (truth) {
+                PyObject *task_coro =
+                    root_get(root, is_c, is_c ? r->coro : NULL, s_coro, I_CORO);
+                if (task_coro == NULL) {
+                    goto error;
+                }
+                PyObject *frame = PyObject_GetAttr(task_coro, s_cr_frame);
+                Py_DECREF(task_coro);
+                if (frame == NULL) {
+                    goto error;
+                }
+                merged = frame == (PyObject *)PyEval_GetFrame();
+                Py_DECREF(frame);
+            }
+        }
+        if (merged) {
+            span->sid = root_get(root, is_c, is_c ? r->sid : NULL, s_sid, I_SID);
+            if (span->sid == NULL || ROOT_SET(root, is_c, info, s_info, info) < 0 ||
+                ROOT_SET(root, is_c, shown, s_shown, coro) < 0) {
+                goto error;
+            }
+        }
+        else {
+            span->sid = next_seq();
+            if (span->sid == NULL) {
+                goto error;
+            }
+            span->parent = Py_IS_TYPE(outer, &CallType) ? ((CallObject *)outer)->sid
+                           : outer == root && is_c     ? r->sid
+                                                       : NULL;
+            if (span->parent != NULL) {
+                Py_INCREF(span->parent);
+            }
+            else {
+                span->parent = PyObject_GetAttr(outer, s_sid);
+                if (span->parent == NULL) {
+                    goto error;
+                }
+            }
+        }
+        if (ROOT_SET(root, is_c, top, s_top, (PyObject *)span) < 0) {
+            goto error;
+        }
+    }
+    span->start = read_clock();
+    if (span->start == NULL) {
+        goto error;
+    }
+    return (PyObject *)span;
+error:
+    Py_DECREF(span);
+    return NULL;
+}
+
+/* leave(span, status): the traced call ends now; ``status`` is None or (status, type, message).
+ * The C form of _decorator._end. */
+static PyObject *
+call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !Py_IS_TYPE(args[0], &CallType)) {
+        PyErr_SetString(PyExc_TypeError, "leave() takes 2 arguments: (a CallSpan, status)");
+        return NULL;
+    }
+    CallObject *span = (CallObject *)args[0];
+    PyObject *status = args[1];
+    PyObject *root = span->root;
+    if (root == NULL || span->sid == NULL || span->track == NULL || span->start == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "leave() got a CallSpan that enter() did not make");
+        return NULL;
+    }
+    if (root != Py_None) {
+        int is_c = PyObject_TypeCheck(root, &RootType);
+        if (span->outer == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "leave() got a CallSpan without _outer");
+            return NULL;
+        }
+        if (ROOT_SET(root, is_c, top, s_top, span->outer) < 0) {
+            return NULL;
+        }
+        PyObject *root_sid =
+            root_get(root, is_c, is_c ? ((RootObject *)root)->sid : NULL, s_sid, I_SID);
+        if (root_sid == NULL) {
+            return NULL;
+        }
+        int same = PyObject_RichCompareBool(span->sid, root_sid, Py_EQ);
+        Py_DECREF(root_sid);
+        if (same < 0) {
+            return NULL;
+        }
+        if (same) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (span->parent == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "leave() got a CallSpan without _parent");
+        return NULL;
+    }
+    PyObject *t = read_clock();
+    if (t == NULL) {
+        return NULL;
+    }
+    PyObject *seq = next_seq();
+    if (seq == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    /* (K_CORO, sid, parent, track, start, end, end_seq, info, None, 0, status, None) */
+    PyObject *rec = PyTuple_New(12);
+    if (rec == NULL) {
+        Py_DECREF(t);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    PyObject *items[12] = {c_k_coro, span->sid, span->parent, span->track, span->start, t,
+                           seq, span->info, Py_None, c_zero, status, Py_None};
+    for (int i = 0; i < 12; i++) {
+        if (i != 5 && i != 6) {
+            Py_INCREF(items[i]);
+        }
+        PyTuple_SET_ITEM(rec, i, items[i]); /* steals t and seq */
+    }
+    int r = append_record(rec);
+    Py_DECREF(rec);
+    if (r < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ---- module functions ---- */
 
 static int
@@ -654,9 +981,9 @@ counter_of(PyObject *fn)
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *append, *clock, *next_id, *threshold, *record_awaits;
-    if (!PyArg_UnpackTuple(args, "configure", 5, 5, &append, &clock, &next_id, &threshold,
-                           &record_awaits)) {
+    PyObject *append, *clock, *next_id, *threshold, *record_awaits, *run_sid;
+    if (!PyArg_UnpackTuple(args, "configure", 6, 6, &append, &clock, &next_id, &threshold,
+                           &record_awaits, &run_sid)) {
         return NULL;
     }
     double threshold_d = PyFloat_AsDouble(threshold);
@@ -690,6 +1017,8 @@ configure(PyObject *module, PyObject *args)
     g_threshold_d = threshold_d;
     g_threshold_is_float = PyFloat_CheckExact(threshold);
     g_record_awaits = record;
+    Py_INCREF(run_sid);
+    Py_XSETREF(g_run_sid, run_sid);
     Py_RETURN_NONE;
 }
 
@@ -697,8 +1026,17 @@ static PyObject *
 constants(PyObject *module, PyObject *args)
 {
     PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
-    if (!PyArg_UnpackTuple(args, "constants", 6, 6, &sleep_code, &aenter_code, &not_started,
-                           &reduce_awaited, &k_await, &coro_type)) {
+    PyObject *current_root, *current_gather, *k_coro;
+    if (!PyArg_UnpackTuple(args, "constants", 9, 9, &sleep_code, &aenter_code, &not_started,
+                           &reduce_awaited, &k_await, &coro_type, &current_root,
+                           &current_gather, &k_coro)) {
+        return NULL;
+    }
+    if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
+        PyErr_Format(PyExc_TypeError,
+                     "constants() got current_root=%R, current_gather=%R; pass the "
+                     "contextvars.ContextVar objects of asynctrace._coro",
+                     current_root, current_gather);
         return NULL;
     }
     if (!PyType_Check(coro_type)) {
@@ -715,6 +1053,9 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_reduce_awaited, reduce_awaited);
     KEEP(c_k_await, k_await);
     KEEP(c_coroutine_type, coro_type);
+    KEEP(c_current_root, current_root);
+    KEEP(c_current_gather, current_gather);
+    KEEP(c_k_coro, k_coro);
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -748,6 +1089,10 @@ static PyMethodDef module_methods[] = {
     {"constants", constants, METH_VARARGS,
      PyDoc_STR("constants(sleep_code, aenter_code, not_started, reduce_awaited, k_await, "
                "coroutine_type): the _coro constants; call once at import.")},
+    {"enter", (PyCFunction)(void (*)(void))call_enter, METH_FASTCALL,
+     PyDoc_STR("enter(coro, info): the CallSpan of a traced call starting now.")},
+    {"leave", (PyCFunction)(void (*)(void))call_leave, METH_FASTCALL,
+     PyDoc_STR("leave(span, status): the traced call ends now; status None or a tuple.")},
     {"_state", state, METH_NOARGS, NULL},
     {"_native_clock", native_clock, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -755,7 +1100,9 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "asynctrace._speedups",
-    PyDoc_STR("TaskRoot.send in C (optional accelerator of asynctrace._coro)."), -1,
+    PyDoc_STR("TaskRoot.send and the traced call's bookkeeping in C (optional accelerator of "
+              "asynctrace._coro and asynctrace._decorator)."),
+    -1,
     module_methods,
 };
 
@@ -770,6 +1117,8 @@ intern_all(void)
         {&s_sid, "_sid"},         {&s_native, "_native"},   {&s_send, "send"},
         {&s_cr_frame, "cr_frame"}, {&s_cr_await, "cr_await"}, {&s_cr_code, "cr_code"},
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
+        {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
+        {&s_shown, "_shown"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);
@@ -783,7 +1132,11 @@ intern_all(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_all() < 0 || PyType_Ready(&RootType) < 0) {
+    if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0) {
+        return NULL;
+    }
+    c_zero = PyLong_FromLong(0);
+    if (c_zero == NULL) {
         return NULL;
     }
     PyObject *time = PyImport_ImportModule("time");
@@ -824,6 +1177,12 @@ PyInit__speedups(void)
     Py_INCREF(&RootType);
     if (PyModule_AddObject(module, "TaskRootBase", (PyObject *)&RootType) < 0) {
         Py_DECREF(&RootType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&CallType);
+    if (PyModule_AddObject(module, "CallSpan", (PyObject *)&CallType) < 0) {
+        Py_DECREF(&CallType);
         Py_DECREF(module);
         return NULL;
     }

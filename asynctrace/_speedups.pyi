@@ -1,4 +1,5 @@
-"""Types of the optional C accelerator ``asynctrace/_speedups.c`` (see ``_coro.TaskRoot``)."""
+"""Types of the optional C accelerator ``asynctrace/_speedups.c`` (see ``_coro.TaskRoot`` and
+``_decorator._wrap_c``)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -26,12 +27,27 @@ class TaskRootBase:
     def send(self, value: Any = None) -> Any: ...
     def __next__(self) -> Any: ...
 
+class CallSpan:
+    """``_coro.CallSpan`` in C: made by :func:`enter`, closed by :func:`leave`."""
+
+    _coro: Any
+    _info: Any
+    _outer: Any
+    _parent: int
+    _sid: int
+    _start: float
+    _track: int
+    _native: bool
+
+def enter(coro: Any, info: Any, /) -> CallSpan: ...
+def leave(span: CallSpan, status: tuple[str, str, str] | None, /) -> None: ...
 def configure(
     append: Callable[[tuple[Any, ...]], None],
     clock: Callable[[], float],
     next_id: Callable[[], int],
     blocked_threshold: float,
     record_awaits: bool,
+    run_sid: int,
     /,
 ) -> None: ...
 def constants(
@@ -41,6 +57,9 @@ def constants(
     reduce_awaited: Callable[[Any], Any],
     k_await: int,
     coroutine_type: type,
+    current_root: Any,
+    current_gather: Any,
+    k_coro: int,
     /,
 ) -> None: ...
 def _state() -> tuple[Any, Any, int, int, int]: ...

@@ -1,9 +1,12 @@
-"""The C TaskRoot.send (``asynctrace._speedups``) records exactly what the Python one does."""
+"""The C TaskRoot.send and traced-call bookkeeping (``asynctrace._speedups``) record exactly
+what the Python ones do."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import contextvars
 import gc
 import os
 import re
@@ -18,7 +21,7 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _coro, _instrument, _record
+from asynctrace import _coro, _decorator, _instrument, _record
 from asynctrace._spans import Trace
 
 _speedups: types.ModuleType | None
@@ -86,6 +89,9 @@ def _root_classes() -> tuple[type, type | None]:
         _coro._reduce_awaited,
         _coro.K_AWAIT,
         types.CoroutineType,
+        _coro.current_root,
+        _coro.current_gather,
+        _coro.K_CORO,
     )
     return _coro.TaskRoot, c_root
 
@@ -100,7 +106,12 @@ def _sync() -> None:
     """Mirror the ``_coro`` globals into the C statics (what Recorder will do)."""
     assert _speedups is not None
     _speedups.configure(
-        _coro.append, _coro.clock, _coro.next_id, _coro.blocked_threshold, _coro.record_awaits
+        _coro.append,
+        _coro.clock,
+        _coro.next_id,
+        _coro.blocked_threshold,
+        _coro.record_awaits,
+        _coro.run_sid,
     )
 
 
@@ -113,8 +124,12 @@ def _synced(method: Callable[..., None]) -> Callable[..., None]:
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
+    """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers)."""
     monkeypatch.setattr(_coro, "TaskRoot", cls)
     monkeypatch.setattr(_instrument, "TaskRoot", cls)
+    wrap = _decorator._wrap_python if cls is PyRoot else _decorator._wrap_c
+    monkeypatch.setattr(_decorator, "_wrap", wrap)
+    _decorate()
     for name in ("activate", "deactivate", "use_clock"):
         method = getattr(_record.Recorder, name)
         monkeypatch.setattr(_record.Recorder, name, _synced(method))
@@ -169,8 +184,10 @@ def _frames(exc: BaseException) -> list[str]:
 
 
 def _both(main: Main, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Trace:
-    """Run ``main`` with the Python roots, then the C roots; the traces MUST be identical."""
-    python_trace, python_outcome = _run(main, **options)
+    """Run ``main`` with the Python roots and calls, then the C ones; the traces MUST match."""
+    with monkeypatch.context() as patch:
+        _use(patch, PyRoot)
+        python_trace, python_outcome = _run(main, **options)
     with monkeypatch.context() as patch:
         _use(patch, CRoot)
         c_trace, c_outcome = _run(main, **options)
@@ -196,17 +213,45 @@ async def worker(delay: float, k: int = 3) -> float:
     return delay
 
 
-@asynctrace.trace
-async def traced_child(n: int) -> int:
-    await asyncio.sleep(0.5)
-    if n < 0:
-        raise ValueError(f"negative {n}")
-    return n * 2
+class _Traced:
+    """The workloads' traced functions, decorated again (``_decorate``) for the path under test."""
+
+    child: Callable[[int], Coroutine[Any, Any, int]]
+    parent: Callable[[int], Coroutine[Any, Any, int]]
+    quick: Callable[[int], Coroutine[Any, Any, int]]
+    recorded: Callable[[int, str], Coroutine[Any, Any, int]]
 
 
-@asynctrace.trace
-async def traced_parent(n: int) -> int:
-    return await traced_child(n) + await traced_child(n + 1)
+traced = _Traced()
+
+
+def _decorate() -> None:
+    """Decorate the workloads' traced functions with the current ``_decorator._wrap``."""
+
+    @asynctrace.trace
+    async def traced_child(n: int) -> int:
+        await asyncio.sleep(0.5)
+        if n < 0:
+            raise ValueError(f"negative {n}")
+        return n * 2
+
+    @asynctrace.trace(name="parent", attributes={"layer": "outer"})
+    async def traced_parent(n: int) -> int:
+        return await traced_child(n) + await traced_child(n + 1)
+
+    @asynctrace.trace
+    async def quick(n: int) -> int:
+        return n + 1 if n <= 0 else await quick(n - 1) + 1
+
+    @asynctrace.trace(record_args=True)
+    async def recorded(n: int, token: str) -> int:  # its own Python path, C calls inside
+        return await traced_child(n) + await quick(n)
+
+    traced.child, traced.parent, traced.quick = traced_child, traced_parent, quick
+    traced.recorded = recorded
+
+
+_decorate()
 
 
 async def gather_of_sleeps() -> list[float]:
@@ -223,7 +268,7 @@ async def exceptions() -> list[Any]:
 
 
 async def uncaught() -> None:
-    await asyncio.create_task(traced_child(-3))
+    await asyncio.create_task(traced.child(-3))
 
 
 async def cancellation() -> str:
@@ -260,7 +305,7 @@ async def blocked_steps() -> None:
 async def returns_values() -> Any:
     task = asyncio.create_task(worker(1))
     pair = asyncio.create_task(_pair())
-    return (await task, await pair, await traced_parent(2))
+    return (await task, await pair, await traced.parent(2))
 
 
 async def _pair() -> tuple[int, int]:
@@ -288,7 +333,71 @@ async def locks_and_queues() -> list[int]:
     return got
 
 
+async def nested_calls() -> list[int]:
+    # nested calls, calls merged into their task's span (as a task's coroutine or gathered)
+    merged = asyncio.create_task(traced.parent(1))
+    got = [await traced.parent(3), await merged, await traced.quick(4)]
+    got += await asyncio.gather(traced.child(5), traced.quick(2), traced.parent(0))
+    return got
+
+
+def _outside(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a coroutine that never suspends outside any task (a fresh context: no root)."""
+    try:
+        contextvars.Context().run(coro.send, None)
+    except StopIteration as stop:
+        return int(stop.value)
+    raise AssertionError(f"{coro!r} suspended")
+
+
+async def calls_outside_tasks() -> list[int]:
+    return [_outside(traced.quick(3)), await traced.quick(1), _outside(traced.quick(0))]
+
+
+async def call_errors() -> list[str]:
+    async def catches() -> str:
+        try:
+            await traced.parent(-1)
+        except ValueError as exc:
+            return repr(exc)
+        return "no error"
+
+    out = [await catches()]
+    try:
+        await traced.child(-2)
+    except ValueError as exc:
+        out.append(repr(exc))
+    return out
+
+
+async def call_cancellation() -> list[str]:
+    out = []
+    task = asyncio.create_task(traced.parent(2))
+    other = asyncio.create_task(worker(0, 1))
+    await asyncio.sleep(0.25)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        out.append("cancelled")
+    try:
+        await asyncio.wait_for(traced.parent(5), 0.75)
+    except asyncio.TimeoutError:
+        out.append("timeout")
+    await other
+    return out
+
+
+async def recorded_args() -> list[int]:
+    return [await traced.recorded(2, "s3cret"), await traced.quick(await traced.recorded(1, "x"))]
+
+
 WORKLOADS = {
+    "nested_calls": nested_calls,
+    "calls_outside_tasks": calls_outside_tasks,
+    "call_errors": call_errors,
+    "call_cancellation": call_cancellation,
+    "recorded_args": recorded_args,
     "gather": gather_of_sleeps,
     "exceptions": exceptions,
     "uncaught": uncaught,
@@ -306,6 +415,78 @@ def test_c_and_python_roots_record_the_same_spans(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _both(WORKLOADS[name], monkeypatch)
+
+
+@needs_c
+def test_calls_are_spans_with_their_parents(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = _both(nested_calls, monkeypatch)
+    merged = [s for s in trace.spans_matching(kind="task") if s.name == "parent"]
+    assert [s.attributes["layer"] for s in merged] == ["outer", "outer"]  # named by the call
+    parents = [s for s in trace.spans_matching(kind="coroutine") if s.name == "parent"]
+    assert len(parents) == 1  # the other two calls of parent are their tasks' own spans
+    children = [s for s in trace if s.name == "traced_child" and s.parent_id == parents[0].span_id]
+    assert [(c.start, c.end) for c in children] == [(0.0, 0.5), (0.5, 1.0)]
+    outside = _both(calls_outside_tasks, monkeypatch)
+    run = outside.spans_matching(kind="run")[0]
+    # outside a task nothing nests: quick(3)'s four calls and quick(0)'s one sit on the run
+    assert len([s for s in outside if s.parent_id == run.span_id and s.name == "quick"]) == 5
+
+
+@needs_c
+def test_each_path_uses_its_own_call_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[type] = []
+
+    async def main() -> None:
+        @asynctrace.trace
+        async def probe() -> None:
+            root = _coro.current_root.get()
+            assert root is not None
+            seen.append(type(root._top))
+
+        await probe()
+        await asyncio.create_task(probe())  # a call merged into its task's span
+
+    for cls in (PyRoot, CRoot):
+        with monkeypatch.context() as patch:
+            _use(patch, cls)
+            _run(main)
+    assert _speedups is not None
+    assert seen == [_coro.CallSpan, _coro.CallSpan, _speedups.CallSpan, _speedups.CallSpan]
+
+
+@needs_c
+def test_call_records_outside_tasks_are_alike() -> None:
+    """Record for record, with a gather open and a task-less context (no root)."""
+
+    def records(wrap: Callable[..., Any]) -> list[Any]:
+        @asynctrace.trace
+        async def leaf(n: int) -> int:
+            return n
+
+        info = leaf.__asynctrace_info__  # type: ignore[attr-defined]
+        wrapped = wrap(leaf.__wrapped__, info)  # type: ignore[attr-defined]
+
+        async def twice() -> int:
+            return int(await wrapped(1) + await wrapped(2))
+
+        recorder = _record.Recorder("calls", clock=iter(range(1000)).__next__)
+        recorder.activate()
+        try:
+            context = contextvars.Context()
+            context.run(_coro.current_gather.set, 77)
+            with pytest.raises(StopIteration):
+                context.run(twice().send, None)
+            with pytest.raises(StopIteration):
+                contextvars.Context().run(wrapped(3).send, None)
+        finally:
+            recorder.deactivate()
+        return [(*r[:7], r[7].name, *r[8:]) for r in recorder.records]
+
+    python, c = records(_decorator._wrap_python), records(_decorator._wrap_c)
+    assert c == python
+    assert len(c) == 3 and all(r[0] == _coro.K_CORO for r in c)
+    # under the gather, then the run's own span (its id, 1, comes first from the counter)
+    assert [(r[2], r[3]) for r in c] == [(77, 1), (77, 1), (1, 1)]
 
 
 @needs_c
@@ -504,3 +685,68 @@ def test_200k_steps_leak_nothing() -> None:
         # (counted outside the assert: pytest's rewriting would hold one more reference)
         code_refs_after = sys.getrefcount(_coro._SLEEP_CODE)
         assert code_refs_after == code_refs
+
+
+@needs_c
+def test_100k_traced_calls_leak_nothing() -> None:
+    sink: list[Any] = []
+
+    @asynctrace.trace
+    async def call(depth: int) -> int:
+        if depth:
+            return await call(depth - 1)
+        await _Yield()
+        return depth
+
+    @asynctrace.trace
+    async def fails() -> None:
+        await _Yield()
+        raise KeyError("x")
+
+    async def calls(n: int) -> int:
+        for _ in range(n):
+            await call(4)
+            await call(0)
+            with contextlib.suppress(KeyError):
+                await fails()
+        return n
+
+    info = call.__asynctrace_info__  # type: ignore[attr-defined]
+
+    def run(n: int) -> None:
+        recorder = _record.Recorder("leak")
+        recorder.activate()
+        _coro.append = sink.append
+        _sync()
+        try:
+            root = CRoot(calls(n), 0)
+            token = _coro.current_root.set(root)
+            try:
+                while True:
+                    try:
+                        root.send(None)
+                    except StopIteration as stop:
+                        assert stop.value == n
+                        break
+                    sink.clear()
+            finally:
+                _coro.current_root.reset(token)
+        finally:
+            recorder.deactivate()
+            _sync()
+
+    assert _decorator._wrap is _decorator._wrap_c
+    run(1000)  # warm up
+    sink.clear()
+    gc.collect()
+    info_refs = sys.getrefcount(info)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    run(15_000)  # 105k traced calls
+    sink.clear()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 20_000, f"{grown} bytes kept after 105k traced calls"
+    info_refs_after = sys.getrefcount(info)  # (outside the assert: see above)
+    assert info_refs_after == info_refs
