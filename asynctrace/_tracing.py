@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _instrument
 from ._build import build_trace
@@ -22,6 +22,9 @@ from ._coro import coro_name, safe_str
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
 from ._spans import Span, Trace
+
+if TYPE_CHECKING:
+    from ._chrome_stream import ChromeStream
 
 Output = Callable[[Trace], None]
 
@@ -160,7 +163,7 @@ class Tracing:
             self._flusher.start()
         return self
 
-    def _open_stream(self) -> Any:
+    def _open_stream(self) -> ChromeStream | None:
         """The JSON file's stream, if it is a regular file (not ``/dev/stdout``, a FIFO...)."""
         path = self.json
         if path is None or (os.path.exists(path) and not os.path.isfile(path)):
