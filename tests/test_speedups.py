@@ -10,6 +10,7 @@ import contextvars
 import gc
 import os
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -24,11 +25,8 @@ import asynctrace
 from asynctrace import _coro, _decorator, _instrument, _record
 from asynctrace._spans import Trace
 
-_speedups: types.ModuleType | None
-try:
-    from asynctrace import _speedups
-except ImportError:  # reported by test_the_extension_is_built
-    _speedups = None
+# The accelerator as the package uses it: None when not built or ASYNCTRACE_NO_SPEEDUPS is set.
+_speedups: types.ModuleType | None = _coro.speedups
 
 Main = Callable[[], Coroutine[Any, Any, Any]]
 
@@ -199,11 +197,26 @@ def _both(main: Main, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Trace:
 
 def test_the_extension_is_built() -> None:
     # Optional for users (pure-Python fallback); this project's CI (CI=true) MUST build it.
-    if _speedups is None and not os.environ.get("CI"):
+    if _speedups is None and (not os.environ.get("CI") or os.environ.get("ASYNCTRACE_NO_SPEEDUPS")):
         pytest.skip("asynctrace._speedups is not built (no C compiler?)")
     assert _speedups is not None, "asynctrace._speedups did not build; see pip install -e . -v"
     assert issubclass(CRoot, _speedups.TaskRootBase)
     assert not issubclass(PyRoot, _speedups.TaskRootBase)
+
+
+def test_no_speedups_selects_the_pure_python_path() -> None:
+    script = (
+        "from asynctrace import _coro, _decorator\n"
+        "print(_coro.speedups is None, _decorator._wrap is _decorator._wrap_python,"
+        " _coro.TaskRoot.send is _coro.python_send)"
+    )
+    env = {**os.environ, "ASYNCTRACE_NO_SPEEDUPS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["True", "True", "True"]
+    if _speedups is not None:  # and without the variable, the C path
+        assert _decorator._wrap is _decorator._wrap_c
 
 
 async def worker(delay: float, k: int = 3) -> float:
