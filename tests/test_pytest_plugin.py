@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import asynctrace
+import asynctrace._virtual  # kept across pytester's in-process runs: one VirtualTimeLoop class
 import asynctrace.testing
 from asynctrace._chrome import read_chrome_json
 from asynctrace._decorator import is_traced
