@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from ._sanitize import clean
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
@@ -241,7 +243,8 @@ def make_resource(service_name: str, attributes: tuple[tuple[str, str], ...] = (
     }
     attrs.update(dict(attributes))
     attrs["service.name"] = service_name
-    return Resource(attrs)
+    # a name from a non-UTF-8 command line carries lone surrogates, which protobuf refuses
+    return Resource({key: clean(value) for key, value in attrs.items()})
 
 
 def parse_headers(text: str, source: str) -> dict[str, str]:

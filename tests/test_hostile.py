@@ -668,3 +668,21 @@ def test_any_document_reads_or_fails_with_a_value_error(
     text = render_timeline(trace, width=60)
     assert all(line.isprintable() for line in text.splitlines())
     render_html(trace, title="t")
+
+
+def test_a_service_name_from_a_non_utf8_command_line_still_encodes() -> None:
+    """``--service-name`` from argv bytes that are not UTF-8 (lone surrogates) must not make
+    the OTLP request unencodable."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from asynctrace._otlp import to_readable_spans
+    from asynctrace._otlp_config import otlp_resource
+
+    resource = otlp_resource("svc\udcff", environ={})
+    span = Span(
+        span_id=1, parent_id=None, kind="run", name="r", start=0.0, end=1.0, track=1,
+        status="ok", error=None, attributes={}, start_seq=1, end_seq=2,
+    )  # fmt: skip
+    spans = to_readable_spans(Trace([span]), resource=resource, trace_id=1, span_id_base=1)
+    assert encode_spans(spans).SerializeToString()
+    assert resource.attributes["service.name"] == "svc\ufffd"
