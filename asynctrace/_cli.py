@@ -368,7 +368,7 @@ def run(argv: Sequence[str]) -> int:
     status = 0
     interrupted = False
     tracing.start()
-    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path)
+    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html)
     try:
         if script is not None:
             try:
@@ -398,13 +398,7 @@ def run(argv: Sequence[str]) -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
         _autotrace.remove_finder(finder)
         _flush_stdout()
-        trace = tracing.stop(wait=False)
-        _show(
-            trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed
-        )
-        if html is not None and html.written:
-            report(f"HTML timeline: {options.html}")
-        tracing.wait_exports()
+        _finish(tracing, options, json_path, html)
     if interrupted:
         # As python does: die of SIGINT so the parent sees the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -412,8 +406,22 @@ def run(argv: Sequence[str]) -> int:
     return status
 
 
+def _finish(
+    tracing: Tracing, options: argparse.Namespace, json_path: str | None, html: _HtmlOutput | None
+) -> None:
+    """Stop recording, write the outputs, say where they are, wait (bounded) for OTLP."""
+    trace = tracing.stop(wait=False)
+    _show(trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed)
+    if html is not None and html.written:
+        report(f"HTML timeline: {html.path}")
+    tracing.wait_exports()
+
+
 def _write_outputs_on_sigterm(
-    tracing: Tracing, options: argparse.Namespace, json_path: str | None
+    tracing: Tracing,
+    options: argparse.Namespace,
+    json_path: str | None,
+    html: _HtmlOutput | None,
 ) -> Any:
     """Under SIGTERM's default action (death), write the outputs first, then die of it.
 
@@ -428,11 +436,7 @@ def _write_outputs_on_sigterm(
 
     def on_sigterm(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        trace = tracing.stop(wait=False)
-        _show(
-            trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed
-        )
-        tracing.wait_exports()
+        _finish(tracing, options, json_path, html)
         os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)

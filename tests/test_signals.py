@@ -78,3 +78,45 @@ def test_a_signal_ends_the_program_as_python_and_keeps_the_trace(tmp_path: Path,
     assert {s.status for s in handlers} == {expected}
     sleeps = [s for s in trace if s.name == "asyncio.sleep(3600)"]
     assert {s.status for s in sleeps} == {expected}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_still_writes_the_html_page_and_sends_otlp(tmp_path: Path, sig: int) -> None:
+    """Every output, not just the JSON: the HTML page, the OTLP/JSON file and OTLP export."""
+    import json
+    import os
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import otlp_receiver
+
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    html, otlp_json = tmp_path / "t.html", tmp_path / "t.otlp.json"
+    receiver = otlp_receiver.receiver("http/protobuf")
+    try:
+        status, _out, err = run_and_signal(
+            [
+                sys.executable, "-m", "asynctrace", "run", "--no-timeline", "--no-json",
+                "--html", str(html), "--otlp-json", str(otlp_json),
+                f"--otlp={receiver.endpoint}", "--otlp-protocol", "http/protobuf", str(script),
+            ],
+            sig,
+        )  # fmt: skip
+        received = [s for s in receiver.spans if s.name == "handle"]
+    finally:
+        receiver.stop()
+    assert status == -sig, err
+    assert "asynctrace: HTML timeline:" in err
+    assert html.read_text().count("handle") >= 3
+    expected = "cancelled" if sig == signal.SIGINT else "unfinished"
+    assert len(received) == 3
+    assert {s.attributes.get("asynctrace.status") for s in received} == {expected}
+    document = json.loads(otlp_json.read_text())
+    spans = [
+        span
+        for resource in document["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    assert [span["name"] for span in spans].count("handle") == 3
