@@ -28,6 +28,18 @@ def _same(fn: Any) -> Any:
     return fn
 
 
+_scratch: tempfile.TemporaryDirectory[str] | None = None
+
+
+def scratch_path(name: str) -> str:
+    """A path in this process's scratch directory, which is removed when the process exits
+    (a mode that is made but never closed, as in the memory subprocesses, leaves nothing)."""
+    global _scratch
+    if _scratch is None:
+        _scratch = tempfile.TemporaryDirectory(prefix="asynctrace-bench-")
+    return os.path.join(_scratch.name, name)
+
+
 class Mode:
     """Untraced: the workload as written."""
 
@@ -167,8 +179,7 @@ class AutoJson(Auto):
 
     def __init__(self) -> None:
         super().__init__()
-        fd, self.path = tempfile.mkstemp(prefix="asynctrace-bench-", suffix=".json")
-        os.close(fd)
+        self.path = scratch_path("asynctrace.json")
 
     def preload(self) -> None:
         import asynctrace._chrome  # noqa: F401
@@ -340,8 +351,7 @@ class Viz(Mode):
 
     def __init__(self) -> None:
         self._tracer: Any = None
-        fd, self.path = tempfile.mkstemp(prefix="viztracer-bench-", suffix=".json")
-        os.close(fd)
+        self.path = scratch_path("viztracer.json")
 
     def available(self) -> str | None:
         if importlib.util.find_spec("viztracer") is None:
