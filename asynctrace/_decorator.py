@@ -16,6 +16,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any, TypeVar, overload
 
 from . import _coro
@@ -62,28 +63,11 @@ def _wrap_python(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
         coro = fn(*args, **kwargs)
         if not _coro.active:
             return await coro
-        root = _coro.current_root.get()
-        span = CallSpan()
-        span._coro = coro
-        span._info = info
-        if root is None:
-            span._sid = _coro.next_id()
-            span._parent = _coro.current_gather.get() or _coro.run_sid
-            span._track = _coro.run_sid
-        else:
-            outer = root._top
-            span._outer = outer
-            span._track = root._track
-            if outer is root and root._native and root._coro.cr_frame is sys._getframe(0):
-                # This call is the task's own coroutine: the task span takes its name.
-                span._sid = root._sid
-                root._info = info
-                root._shown = coro
-            else:
-                span._sid = _coro.next_id()
-                span._parent = outer._sid
-            root._top = span
-        span._start = _coro.clock()
+        try:
+            span, root = _begin(coro, info, sys._getframe(0))
+        except BaseException:  # RecursionError at the limit: as if the call had failed
+            coro.close()
+            raise
         try:
             result = await coro
         except BaseException as exc:
@@ -105,7 +89,7 @@ _wrap = _wrap_python if _coro.speedups is None else _wrap_c
 def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
     """:func:`_wrap` that also records arguments and the return value (``record_args=True``).
 
-    A copy of ``_wrap``'s body rather than a flag in it: the default path MUST NOT pay for
+    A wrapper of its own rather than a flag in ``_wrap``: the default path MUST NOT pay for
     this option.  Each call gets its own :class:`FnInfo`, whose attributes are plain strings
     made now (see ``_redact.py``), so the span never holds the program's objects.
     """
@@ -120,28 +104,11 @@ def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
         if not _coro.active:
             return await coro
         attrs = {**static, **arg_names.attributes(args, kwargs)}
-        call_info = FnInfo(info.name, info.code, attrs)
-        root = _coro.current_root.get()
-        span = CallSpan()
-        span._coro = coro
-        span._info = call_info
-        if root is None:
-            span._sid = _coro.next_id()
-            span._parent = _coro.current_gather.get() or _coro.run_sid
-            span._track = _coro.run_sid
-        else:
-            outer = root._top
-            span._outer = outer
-            span._track = root._track
-            if outer is root and root._native and root._coro.cr_frame is sys._getframe(0):
-                span._sid = root._sid
-                root._info = call_info
-                root._shown = coro
-            else:
-                span._sid = _coro.next_id()
-                span._parent = outer._sid
-            root._top = span
-        span._start = _coro.clock()
+        try:
+            span, root = _begin(coro, FnInfo(info.name, info.code, attrs), sys._getframe(0))
+        except BaseException:  # RecursionError at the limit: as if the call had failed
+            coro.close()
+            raise
         try:
             result = await coro
         except BaseException as exc:
@@ -155,6 +122,36 @@ def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
 
     traced.__asynctrace_info__ = info  # type: ignore[attr-defined]
     return traced
+
+
+def _begin(coro: Any, info: FnInfo, frame: FrameType) -> tuple[CallSpan, Any]:
+    """Open a call's span (pure-Python path): its id, its parent, its place in its task.
+
+    ``frame`` is the wrapper's: when the task's own coroutine is this call, the task span takes
+    its name instead of the call having a span of its own.  Returns the span and its task root.
+    """
+    root = _coro.current_root.get()
+    span = CallSpan()
+    span._coro = coro
+    span._info = info
+    if root is None:
+        span._sid = _coro.next_id()
+        span._parent = _coro.current_gather.get() or _coro.run_sid
+        span._track = _coro.run_sid
+    else:
+        outer = root._top
+        span._outer = outer
+        span._track = root._track
+        if outer is root and root._native and root._coro.cr_frame is frame:
+            span._sid = root._sid
+            root._info = info
+            root._shown = coro
+        else:
+            span._sid = _coro.next_id()
+            span._parent = outer._sid
+        root._top = span
+    span._start = _coro.clock()
+    return span, root
 
 
 def _end(span: CallSpan, root: Any, status: tuple[str, str, str] | None) -> None:
