@@ -214,7 +214,7 @@ class ArgNames:
     directly; the others go through ``inspect.Signature.bind_partial``.
     """
 
-    __slots__ = ("_names", "_secret", "_signature", "_skip")
+    __slots__ = ("_names", "_signature", "_skip")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         try:
@@ -226,7 +226,6 @@ class ArgNames:
         plain = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
         self._signature = None if plain else sig
         self._names = tuple(p.name for p in params) if sig is not None else ()
-        self._secret = tuple(looks_secret(name) for name in self._names)
 
     def attributes(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, object]:
         """The attributes of one call's arguments; never raises.

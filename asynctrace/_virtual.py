@@ -61,7 +61,6 @@ __all__ = [
     "VirtualTimeLoop",
     "VirtualTimePolicy",
     "install_virtual_time",
-    "use_loop_clock",
     "virtual_time",
 ]
 
@@ -314,30 +313,19 @@ class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):
 
 
 class _Recorder(Protocol):
-    """What :func:`use_loop_clock` needs of ``_record.Recorder``."""
+    """What :class:`VirtualTimeInstall` needs of ``_record.Recorder``."""
 
     clock: Callable[[], float]
 
     def use_clock(self, clock: Callable[[], float], name: str) -> None: ...
 
 
-def use_loop_clock(recorder: _Recorder, loop: VirtualTimeLoop) -> None:
-    """Make ``recorder`` read ``loop``'s virtual clock, continuing from its current reading.
-
-    Call it on the loop's thread before the loop runs.  Intervals stay exact to about 1e-12 s
-    (the offset adds rounding at the scale of the monotonic clock's reading).  For one loop at
-    a time; :class:`LoopClocks` serves loops in several threads.
-    """
-    offset = recorder.clock() - loop.time()
-    recorder.use_clock(lambda: loop.time() + offset, "virtual")
-
-
 class LoopClocks:
     """The recorder's clock under virtual time, with event loops in several threads at once.
 
     Problem: each virtual-time loop has a clock of its own, and the recorder has one clock.
-    Switching the recorder to the newest loop's clock (as :func:`use_loop_clock` does) makes a
-    loop running in another thread record its spans on a clock that is not its own.
+    Switching the recorder to the newest loop's clock would make a loop running in another
+    thread record its spans on a clock that is not its own.
 
     Solution: a reading is the running loop's own time plus that loop's offset, fixed when the
     loop was made so that it continues from the trace's reading then.  Off any loop (the main
@@ -427,7 +415,7 @@ class VirtualTimeInstall:
 def install_virtual_time(recorder: _Recorder) -> VirtualTimeInstall:
     """Run loops made from now on (``asyncio.run``) on virtual time, recorded on their clock.
 
-    Each new loop switches ``recorder`` to that loop's clock (see :func:`use_loop_clock`).  Call
+    Each loop's spans read that loop's own clock (see :class:`LoopClocks`).  Call
     ``.restore()`` on the result to put the previous event loop policy back.
     """
     return VirtualTimeInstall(recorder)

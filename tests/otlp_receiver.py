@@ -184,13 +184,8 @@ class HttpReceiver(_Receiver):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server, self._thread = serve_http(Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     @property
     def endpoint(self) -> str:
@@ -198,9 +193,27 @@ class HttpReceiver(_Receiver):
 
     def stop(self) -> None:
         super().stop()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        stop_http(self._server, self._thread)
+
+
+def serve_http(
+    handler: type[BaseHTTPRequestHandler],
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Serve ``handler`` on 127.0.0.1, a free port, from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    return server, thread
+
+
+def stop_http(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    """Stop what :func:`serve_http` started."""
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 def receiver(protocol: str, mode: str = "ok") -> GrpcReceiver | HttpReceiver:
