@@ -32,7 +32,6 @@ from ._chrome_load import (
     Cut,
     TraceTooLarge,
     bad,
-    break_cycles,
     load_events,
     read_metadata,
     unfinished_owners,
@@ -457,7 +456,9 @@ def read_chrome_json_repaired(
 
     A file cut short (a streamed run still going, or killed) loses its incomplete last event;
     the tracks it announced whose owner span was never written (the run, tasks still running)
-    get an ``unfinished`` owner span from the first to the last time seen on them.
+    get an ``unfinished`` owner span from the first to the last time seen on them.  Parents
+    that form a cycle (a hand-made or hostile file) are cut as :class:`Trace` cuts them: the
+    span that lost its parent keeps the id in its ``asynctrace.cut_parent_id`` attribute.
 
     Args:
         path: the JSON timeline.
@@ -499,7 +500,6 @@ def read_chrome_json_repaired(
             raise _bad(p, f"has a malformed span in event {i} ({cap(repr(exc), 200)})") from None
         events[i] = None  # the event's dicts go as its span comes: peak memory is one of them
     by_id = {span.span_id: span for span in spans}
-    break_cycles(spans, by_id)
     for span in sorted(spans, key=lambda s: (s.start, s.start_seq)):  # parents first
         if _FILE in span.attributes:
             if span.attributes[_FILE] is None:

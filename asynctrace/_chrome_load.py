@@ -34,7 +34,6 @@ __all__ = [
     "Cut",
     "TraceTooLarge",
     "bad",
-    "break_cycles",
     "load_events",
     "read_metadata",
     "unfinished_owners",
@@ -250,21 +249,6 @@ def _events_until_cut(
         except ValueError as exc:  # an integer too long to convert
             raise bad(path, f"is not JSON ({exc})") from None
         events.append(event)
-
-
-def break_cycles(spans: list[Span], by_id: dict[int, Span]) -> None:
-    """Cut the parent link that closes a cycle: a hostile file MUST NOT hang a tree walk."""
-    done: set[int] = set()
-    for span in spans:
-        seen: set[int] = set()
-        cur: Span | None = span
-        while cur is not None and cur.span_id not in done:
-            if cur.span_id in seen:
-                cur.parent_id = None
-                break
-            seen.add(cur.span_id)
-            cur = by_id.get(cur.parent_id) if cur.parent_id is not None else None
-        done |= seen
 
 
 def unfinished_owners(spans: list[Span], labels: dict[int, str]) -> list[Span]:

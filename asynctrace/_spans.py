@@ -10,6 +10,11 @@ plain, immutable-by-convention value: exporters MUST NOT mutate it.
 Times are seconds on the trace's clock, relative to the moment tracing started (``0.0``).
 Intervals are half-open ``[start, end)``.  Exact ties (common under the virtual clock) are broken
 by ``start_seq``/``end_seq``: the order in which the recorder saw the events.
+
+A Trace is a forest whatever its spans say: spans from a hand-made or hostile file (or built by
+hand) can name each other as parents in a cycle, and every walk up ``parent`` (depths, rows,
+assertions) would then never end.  :class:`Trace` cuts each cycle where it is built, so no walk
+anywhere needs its own guard against one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from typing import Literal
 
 Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread"]
 Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
+
+CUT_PARENT = "asynctrace.cut_parent_id"
+"""Attribute of a span whose parent was cut to break a cycle: the parent id it had."""
 
 KINDS: tuple[Kind, ...] = ("run", "task", "coroutine", "gather", "await", "blocked", "thread")
 STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinished")
@@ -64,6 +72,10 @@ class Span:
 class Trace:
     """The spans of one traced run, linked into a tree, in start order.
 
+    A span whose parent chain loops back to itself loses its parent link (``parent`` and
+    ``parent_id`` become None, and :data:`CUT_PARENT` holds the id it had): in each cycle, the
+    span that starts first, which is where its tree most likely began.
+
     Args:
         spans: the spans, in any order; parents are linked by ``parent_id``.
         clock: ``"monotonic"`` or ``"virtual"`` (loop time that jumps over idle waits).
@@ -90,6 +102,7 @@ class Trace:
             span.parent = self.by_id.get(span.parent_id) if span.parent_id is not None else None
             if span.parent is not None:
                 span.parent.children.append(span)
+        _break_cycles(self.spans)
 
     def __iter__(self) -> Iterator[Span]:
         return iter(self.spans)
@@ -136,3 +149,35 @@ class Trace:
     def end(self) -> float:
         """The latest end time in the trace (0.0 when empty)."""
         return max((s.end for s in self.spans), default=0.0)
+
+
+def _break_cycles(spans: list[Span]) -> None:
+    """Cut one parent link in each cycle of ``parent`` links; ``spans`` in start order.
+
+    Each span is walked over once (O(n)): a walk up from a span stops at a span already known
+    to reach a root, or at one on the walk itself, which closes a cycle.
+    """
+    order: dict[int, int] = {}  # id(span) -> position, made only for a cycle of two or more
+    on_walk: set[int] = set()
+    done: set[int] = set()
+    for span in spans:
+        if span.parent is None or id(span.parent) in done:  # nearly always: parents start first
+            done.add(id(span))
+            continue
+        walk: list[Span] = []
+        cur: Span | None = span
+        while cur is not None and id(cur) not in done and id(cur) not in on_walk:
+            on_walk.add(id(cur))
+            walk.append(cur)
+            cur = cur.parent
+        if cur is not None and id(cur) in on_walk:
+            cycle = walk[walk.index(cur) :]
+            if len(cycle) > 1 and not order:
+                order = {id(s): i for i, s in enumerate(spans)}
+            first = min(cycle, key=lambda s: order[id(s)]) if len(cycle) > 1 else cur
+            if first.parent is not None:  # always: every span in a cycle has a parent
+                first.parent.children.remove(first)
+            first.attributes[CUT_PARENT] = first.parent_id
+            first.parent = first.parent_id = None
+        done.update(on_walk)
+        on_walk.clear()

@@ -30,7 +30,6 @@ from asynctrace._chrome import (
     read_chrome_json,
     read_chrome_json_repaired,
     row_label,
-    to_chrome,
     write_chrome_json,
 )
 from asynctrace._chrome_stream import ChromeStream
@@ -38,6 +37,7 @@ from asynctrace._cli import main
 from asynctrace._sanitize import MAX_CHARS, cap, utf8, visible
 from asynctrace._spans import KINDS, STATUSES, Span, Trace
 from asynctrace._terminal import render_timeline
+from asynctrace.testing import assert_tree
 
 ERROR_LINE = re.compile(r"^asynctrace: error: .+; .+")
 MAX_RSS_KB = 300 * 1024  # a generous bound: python and asynctrace alone take ~30 MB
@@ -175,23 +175,114 @@ def test_view_of_a_path_that_is_not_a_regular_file(tmp_path: Path, kind: str) ->
     assert expected in lines[0]
 
 
-def test_parent_cycles_in_a_file_do_not_hang(tmp_path: Path) -> None:
+def _x(
+    span_id: int, parent_id: int | None, kind: str, ts: int, track: int = 1
+) -> dict[str, object]:
+    """A span event as a hand-made file would have it (times in microseconds)."""
+    args = {"span_id": span_id, "parent_id": parent_id, "track": track, "name": f"s{span_id}"}
+    args |= {"start_seq": ts, "end_seq": 1000 - ts}
+    return {"ph": "X", "pid": 1, "tid": track, "ts": ts, "dur": 1000 - 2 * ts, "cat": kind,
+            "name": f"s{span_id}", "args": args}  # fmt: skip
+
+
+def _thread(track: int, label: str) -> dict[str, object]:
+    return {"ph": "M", "pid": 1, "tid": track, "name": "thread_name",
+            "args": {"name": label, "track": track}}  # fmt: skip
+
+
+def _acyclic(trace: Trace) -> bool:
+    """Every walk up ``parent`` ends, within as many steps as there are spans."""
+    for span in trace:
+        up, steps = span.parent, 0
+        while up is not None and steps <= len(trace):
+            up, steps = up.parent, steps + 1
+        if up is not None:
+            return False
+    return True
+
+
+# A 1-cycle (s3 is its own parent) and a 3-cycle (s10 -> s12 -> s11 -> s10) under a run.
+CYCLES = {
+    "traceEvents": [
+        _thread(1, "run cycles.py"),
+        _x(1, None, "run", 0),
+        _x(2, 1, "task", 1),
+        _x(3, 3, "coroutine", 2),
+        _x(10, 12, "coroutine", 10),
+        _x(11, 10, "coroutine", 11),
+        _x(12, 11, "await", 12),
+    ],
+    "otherData": {"asynctrace": "1"},
+}
+
+
+def test_parent_cycles_in_a_file_are_cut_where_they_are_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "cycles.json"
+    path.write_text(json.dumps(CYCLES))
+    trace, cut = read_chrome_json_repaired(path)
+    assert cut is None and len(trace) == 6 and _acyclic(trace)
+    # in each cycle, the span that starts first loses its parent, and keeps the id it had
+    assert [(s.name, s.attributes.get("asynctrace.cut_parent_id")) for s in trace.roots] == [
+        ("s1", None),
+        ("s3", 3),
+        ("s10", 12),
+    ]
+    assert trace.by_id[3].parent_id is None and trace.by_id[10].parent_id is None
+    assert [c.name for c in trace.by_id[10].children] == ["s11"]
+    assert [c.name for c in trace.by_id[11].children] == ["s12"]
+
+
+def test_parent_cycles_in_a_file_do_not_hang_view_or_html(tmp_path: Path) -> None:
+    path = tmp_path / "cycles.json"
+    path.write_text(json.dumps(CYCLES))
+    result, _ = _view(path, cwd=tmp_path)  # in a child with a timeout: a hang fails, not waits
+    assert result.returncode == 0, result.stderr
+    assert all(f"s{i}()" in result.stdout for i in (3, 10, 11)), result.stdout
+    page = tmp_path / "page.html"
+    result, _ = _view(path, "-o", str(page), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "s10" in page.read_text() and "asynctrace.cut_parent_id" in page.read_text()
+
+
+def test_a_trace_built_from_cyclic_spans_is_a_forest() -> None:
+    """``Trace`` is public: spans built by hand can loop too, and every walk must still end."""
     spans = [
         Span(1, 2, "task", "a", 0.0, 1.0, 1, start_seq=0, end_seq=3),
         Span(2, 1, "coroutine", "b", 0.1, 0.9, 1, start_seq=1, end_seq=2),
         Span(3, 3, "coroutine", "self", 0.2, 0.3, 1, start_seq=4, end_seq=5),
+        Span(4, 3, "await", "under self", 0.2, 0.3, 1, start_seq=5, end_seq=5),
     ]
-    path = tmp_path / "cycle.json"
-    doc = to_chrome(Trace(spans), full_args=True)
-    for ev in doc["traceEvents"]:
-        if ev.get("ph") == "X" and ev["args"].get("span_id") == 1:
-            ev["args"]["parent_id"] = 2
-        if ev.get("ph") == "X" and ev["args"].get("span_id") == 3:
-            ev["args"]["parent_id"] = 3
-    path.write_text(json.dumps(doc))
-    result, _ = _view(path, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "a()" in result.stdout and "self()" in result.stdout
+    trace = Trace(spans)
+    assert _acyclic(trace)
+    assert [s.name for s in trace.roots] == ["a", "self"]
+    assert trace.by_id[1].attributes == {"asynctrace.cut_parent_id": 2}
+    assert [c.name for c in trace.by_id[1].children] == ["b"]
+    assert [c.name for c in trace.by_id[3].children] == ["under self"]
+    assert_tree(trace, "a\n  b\nself\n  under self", exact=True)
+    render_timeline(trace, width=60)
+
+
+def test_duplicate_span_ids_cannot_hide_a_cycle(tmp_path: Path) -> None:
+    """Two spans with id 1: the loader must check the links Trace makes (the later-starting
+    one wins ``by_id``), not those of the file's order (found by the long fuzz run)."""
+    events = [_x(1, 2, "task", 5), _x(1, None, "task", 0), _x(2, 1, "coroutine", 3)]
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps({"traceEvents": events, "otherData": {"asynctrace": "1"}}))
+    trace = read_chrome_json(path)
+    assert _acyclic(trace)
+    render_timeline(trace, width=60)
+
+
+def test_an_unfinished_owner_cannot_close_a_cycle(tmp_path: Path) -> None:
+    """A cut stream: the owner made for track 7 (parent: the run's track 5) and a span whose
+    id is the run's track and whose parent is 7 loop, unless the cycle is cut after the
+    owners are added."""
+    events = [_thread(5, "run r"), _thread(7, "Task-2 x()"), _x(5, 7, "task", 0, track=5)]
+    path = tmp_path / "owner.json"
+    path.write_text("[\n" + "".join(json.dumps(e) + ",\n" for e in events))
+    trace, cut = read_chrome_json_repaired(path)
+    assert cut is not None and len(trace) == 2 and _acyclic(trace)
+    render_timeline(trace, width=60)
 
 
 def test_clock_from_a_file_cannot_reach_the_terminal_raw(tmp_path: Path) -> None:
