@@ -14,54 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from . import _instrument
 from ._pytest_atrace import NamespacePatch
 from ._spans import Trace
 from ._tracing import Tracing
-from ._virtual import VirtualTimeLoop
-
-
-class VirtualLoops:
-    """While installed, event loop policies make :class:`VirtualTimeLoop`\\ s.
-
-    Patches ``new_event_loop`` of asyncio's base policy class (what ``asyncio.run``,
-    ``asyncio.Runner``, pytest-asyncio's runners and anyio's runner call): those runners may
-    install their own policy instance, so swapping the current policy is not enough.
-    """
-
-    def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None]) -> None:
-        self._on_new_loop = on_new_loop
-        self._cls: Any = getattr(asyncio.events, "BaseDefaultEventLoopPolicy", None) or getattr(
-            asyncio.events, "_BaseDefaultEventLoopPolicy", None
-        )
-        self._saved: Any = None
-        self._patch: Any = None
-
-    def install(self) -> None:
-        if self._cls is None:
-            return
-        _instrument.install()  # first, so that its own class patch cannot replace ours later
-        self._saved = self._cls.__dict__["new_event_loop"]
-        on_new_loop = self._on_new_loop
-
-        def new_event_loop(policy: Any) -> asyncio.AbstractEventLoop:
-            loop = VirtualTimeLoop()
-            on_new_loop(loop)
-            return loop
-
-        self._patch = new_event_loop
-        self._cls.new_event_loop = new_event_loop
-
-    def restore(self) -> None:
-        if self._patch is not None and self._cls.__dict__.get("new_event_loop") is self._patch:
-            self._cls.new_event_loop = self._saved
-        self._patch = None
+from ._virtual import VirtualLoops, VirtualTimeLoop
 
 
 def asyncio_loop_scope(item: pytest.Item) -> str | None:

@@ -42,7 +42,6 @@ import re
 import selectors
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
@@ -59,7 +58,7 @@ __all__ = [
     "LoopClocks",
     "VirtualTimeDeadlock",
     "VirtualTimeLoop",
-    "VirtualTimePolicy",
+    # and VirtualTimePolicy, made on first use (module __getattr__)
     "install_virtual_time",
     "virtual_time",
 ]
@@ -292,24 +291,79 @@ def _waits_on(task: asyncio.Task[Any]) -> str:
         return "?"
 
 
-class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):
-    """An event loop policy whose new loops are :class:`VirtualTimeLoop`.
+class VirtualLoops:
+    """While installed, every new asyncio event loop is a :class:`VirtualTimeLoop`.
 
-    For ``asyncio.run(main())`` on Python 3.10 and 3.11, which have no ``loop_factory``.
+    Problem: loops are made in several places (``asyncio.run`` and ``asyncio.Runner`` through
+    ``asyncio.new_event_loop``, pytest-asyncio's and anyio's runners through a policy instance of
+    their own), and event loop policies are deprecated from Python 3.14 (removed in 3.16).
+
+    Solution: patch ``new_event_loop`` of asyncio's base policy class, which every one of those
+    paths calls, and no policy API.  A loop factory given explicitly
+    (``asyncio.run(main(), loop_factory=...)``) is the program's choice and is left alone.
 
     Args:
-        on_new_loop: called with each loop it makes, on the thread that makes it.
+        on_new_loop: called with each loop made, on the thread that makes it.
     """
 
     def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None] | None = None) -> None:
-        super().__init__()
         self._on_new_loop = on_new_loop
+        self._cls: Any = getattr(asyncio.events, "BaseDefaultEventLoopPolicy", None) or getattr(
+            asyncio.events, "_BaseDefaultEventLoopPolicy", None
+        )
+        self._saved: Any = None
+        self._patch: Any = None
 
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = VirtualTimeLoop()
-        if self._on_new_loop is not None:
-            self._on_new_loop(loop)
-        return loop
+    def install(self) -> None:
+        """Make new loops virtual (idempotent while installed)."""
+        if self._cls is None or self._patch is not None:
+            return
+        from . import _instrument
+
+        _instrument.install()  # first, so that its own patches cannot replace this one later
+        self._saved = self._cls.__dict__["new_event_loop"]
+        on_new_loop = self._on_new_loop
+
+        def new_event_loop(policy: Any) -> asyncio.AbstractEventLoop:
+            loop = VirtualTimeLoop()
+            if on_new_loop is not None:
+                on_new_loop(loop)
+            return loop
+
+        self._patch = new_event_loop
+        self._cls.new_event_loop = new_event_loop
+
+    def restore(self) -> None:
+        """Put asyncio's own ``new_event_loop`` back (if this patch is still the one in place)."""
+        if self._patch is not None and self._cls.__dict__.get("new_event_loop") is self._patch:
+            self._cls.new_event_loop = self._saved
+        self._patch = None
+
+
+def _make_policy_class() -> type:
+    """``VirtualTimePolicy``, made when first asked for: asyncio's policy classes are deprecated
+    from Python 3.14, and merely naming them at import would warn every user."""
+
+    class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,name-defined]
+        """An event loop policy whose new loops are :class:`VirtualTimeLoop`.
+
+        Deprecated with asyncio's policies (Python 3.14); prefer :func:`virtual_time` or, from
+        Python 3.12, ``asyncio.run(main(), loop_factory=asynctrace.VirtualTimeLoop)``.
+        """
+
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            return VirtualTimeLoop()
+
+    return VirtualTimePolicy
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VirtualTimePolicy":
+        cls = _make_policy_class()
+        globals()[name] = cls
+        return cls
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
 
 class _Recorder(Protocol):
@@ -398,43 +452,33 @@ class VirtualTimeInstall:
             if first:
                 recorder.use_clock(self.clocks, "virtual")
 
-        self.policy = VirtualTimePolicy(on_new_loop=on_new_loop)
-        with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._previous = asyncio.get_event_loop_policy()
-            asyncio.set_event_loop_policy(self.policy)
+        self._loops = VirtualLoops(on_new_loop)
+        self._loops.install()
 
     def restore(self) -> None:
-        """Put back the policy that was installed before; idempotent."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if asyncio.get_event_loop_policy() is self.policy:
-                asyncio.set_event_loop_policy(self._previous)
+        """Make new loops ordinary again; idempotent."""
+        self._loops.restore()
 
 
 def install_virtual_time(recorder: _Recorder) -> VirtualTimeInstall:
     """Run loops made from now on (``asyncio.run``) on virtual time, recorded on their clock.
 
     Each loop's spans read that loop's own clock (see :class:`LoopClocks`).  Call
-    ``.restore()`` on the result to put the previous event loop policy back.
+    ``.restore()`` on the result to make new loops ordinary again.
     """
     return VirtualTimeInstall(recorder)
 
 
 @contextlib.contextmanager
-def virtual_time() -> Iterator[VirtualTimePolicy]:
-    """Install :class:`VirtualTimePolicy` for the block; restore the previous policy after it.
+def virtual_time() -> Iterator[None]:
+    """Loops created inside the block (``asyncio.run``, ``asyncio.Runner``,
+    ``asyncio.new_event_loop``) run on virtual time; loops made after it are ordinary again.
 
-    Loops created inside the block (``asyncio.run``, ``asyncio.Runner``) run on virtual time.
+    Uses no event loop policy API (deprecated from Python 3.14), on every version.
     """
-    with warnings.catch_warnings():  # the policy API is deprecated from Python 3.14
-        warnings.simplefilter("ignore", DeprecationWarning)
-        previous = asyncio.get_event_loop_policy()
-        policy = VirtualTimePolicy()
-        asyncio.set_event_loop_policy(policy)
+    loops = VirtualLoops()
+    loops.install()
     try:
-        yield policy
+        yield
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            asyncio.set_event_loop_policy(previous)
+        loops.restore()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -130,8 +131,10 @@ def test_uvloop_tasks_are_seen_through_the_task_factory() -> None:
 
 def test_uvloop_policy_loops_are_watched() -> None:
     uvloop = pytest.importorskip("uvloop")
-    previous = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    with warnings.catch_warnings():  # the program's policy calls are deprecated from 3.14
+        warnings.simplefilter("ignore", DeprecationWarning)
+        previous = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:
 
         async def main() -> None:
@@ -140,7 +143,9 @@ def test_uvloop_policy_loops_are_watched() -> None:
         with asynctrace.tracing() as tracing:
             asyncio.run(main())
     finally:
-        asyncio.set_event_loop_policy(previous)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(previous)
     assert task_spans(tracing.trace) == ["main"]
     assert [s.name for s in tracing.trace if s.kind == "coroutine"] == ["work"]
 

@@ -9,7 +9,9 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import pytest
@@ -17,7 +19,6 @@ import pytest
 from asynctrace._virtual import (
     VirtualTimeDeadlock,
     VirtualTimeLoop,
-    VirtualTimePolicy,
     install_virtual_time,
     virtual_time,
 )
@@ -450,36 +451,56 @@ def test_subprocess_pipes_work() -> None:
     assert time.perf_counter() - started < 10.0
 
 
-# -- policy ----------------------------------------------------------------------------------
+# -- making loops virtual -------------------------------------------------------------------
 
 
-class _MarkerPolicy(asyncio.DefaultEventLoopPolicy):
-    pass
+def _loop_type_of_asyncio_run() -> str:
+    async def main() -> str:
+        return type(asyncio.get_running_loop()).__name__
+
+    return asyncio.run(main())
 
 
-def test_policy_makes_virtual_time_loops() -> None:
-    loop = VirtualTimePolicy().new_event_loop()
+def test_virtual_time_makes_new_loops_virtual_without_the_deprecated_policy_api() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the policy API warns from Python 3.14
+        with virtual_time():
+            assert _loop_type_of_asyncio_run() == "VirtualTimeLoop"
+            with asyncio.Runner() as runner:
+                assert runner.get_loop().__class__ is VirtualTimeLoop
+            loop = asyncio.new_event_loop()
+            loop.close()
+            assert loop.__class__ is VirtualTimeLoop
+        assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
+
+        with pytest.raises(ZeroDivisionError), virtual_time():
+            1 / 0  # noqa: B018 - the point is the exception
+        assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
+
+
+def test_an_explicit_loop_factory_is_the_programs_choice() -> None:
+    if sys.version_info < (3, 12):
+        pytest.skip("asyncio.run(loop_factory=...) is new in Python 3.12")
+
+    async def main() -> str:
+        return type(asyncio.get_running_loop()).__name__
+
+    with virtual_time():
+        name = asyncio.run(main(), loop_factory=asyncio.SelectorEventLoop)  # type: ignore[call-arg,unused-ignore]
+    assert name != "VirtualTimeLoop"
+
+
+def test_the_policy_class_is_made_when_asked_for_and_makes_virtual_loops() -> None:
+    import asynctrace
+
+    expected = pytest.warns(DeprecationWarning) if sys.version_info >= (3, 14) else nullcontext()
+    with expected:  # asyncio's own deprecation, from 3.14, for what is asked of it
+        policy_class = asynctrace.VirtualTimePolicy
+    loop = policy_class().new_event_loop()
     try:
         assert isinstance(loop, VirtualTimeLoop)
     finally:
         loop.close()
-
-
-def test_virtual_time_restores_the_previous_policy() -> None:
-    previous = asyncio.get_event_loop_policy()
-    marker = _MarkerPolicy()
-    asyncio.set_event_loop_policy(marker)
-    try:
-        with virtual_time() as policy:
-            assert asyncio.get_event_loop_policy() is policy
-            assert isinstance(policy, VirtualTimePolicy)
-        assert asyncio.get_event_loop_policy() is marker
-
-        with pytest.raises(ZeroDivisionError), virtual_time():
-            1 / 0  # noqa: B018 - the point is the exception
-        assert asyncio.get_event_loop_policy() is marker
-    finally:
-        asyncio.set_event_loop_policy(previous)
 
 
 class _FakeRecorder:
@@ -494,10 +515,8 @@ class _FakeRecorder:
 
 def test_install_virtual_time_switches_the_recorder_to_the_loop_clock() -> None:
     recorder = _FakeRecorder(reading=10.0)
-    previous = asyncio.get_event_loop_policy()
     installed = install_virtual_time(recorder)
     try:
-        assert isinstance(asyncio.get_event_loop_policy(), VirtualTimePolicy)
 
         async def main() -> float:
             assert recorder.clock() == 10.0  # continues from the reading before the switch
@@ -508,9 +527,9 @@ def test_install_virtual_time_switches_the_recorder_to_the_loop_clock() -> None:
         assert recorder.clock_names == ["virtual"]
     finally:
         installed.restore()
-    assert asyncio.get_event_loop_policy() is previous
+    assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
     installed.restore()  # idempotent
-    assert asyncio.get_event_loop_policy() is previous
+    assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
 
 
 # -- pytest-asyncio --------------------------------------------------------------------------
@@ -545,7 +564,7 @@ def pytest_asyncio_loop_factories(config, item):
     else:
         conftest = """
 import pytest
-from asynctrace._virtual import VirtualTimePolicy
+from asynctrace import VirtualTimePolicy
 
 @pytest.fixture(scope="session")
 def event_loop_policy():
