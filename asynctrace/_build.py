@@ -238,6 +238,7 @@ class SpanBuilder:
             span.name = "gather(" + _summarize(names) + ")"
         for span, what in awaits:
             _name_await(span, what, spans, recent)
+        _name_thread_awaits(awaits, spans)
         _merge_wait_for_timeouts([span for span, _ in awaits], spans)
         if self.remember and not final:
             awaited = {what[1] for _, what in awaits if isinstance(what, tuple)}
@@ -313,6 +314,30 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int
         name = str(what)
     span.name = name
     span.attributes["asynctrace.awaited"] = name
+
+
+def _name_thread_awaits(awaits: list[tuple[Span, Any]], spans: dict[int, Span]) -> None:
+    """``asyncio.to_thread(fn)``: an await of ``to_thread`` names the function it runs.
+
+    That is the last thread job its caller submitted before the await began (a job's id is
+    taken at submission, an await's when it suspends; one call submits and awaits in turn).
+    On Python 3.13+ a job that ended before its future was awaited has no await at all.
+    """
+    to_thread = _instrument.TO_THREAD_CODE
+    if not any(what is to_thread for _, what in awaits):
+        return
+    jobs: dict[int | None, list[Span]] = {}
+    for span in spans.values():
+        if span.kind == "thread":
+            jobs.setdefault(span.parent_id, []).append(span)
+    for span, what in awaits:
+        if what is not to_thread:
+            continue
+        before = [job for job in jobs.get(span.parent_id, ()) if job.span_id < span.span_id]
+        if before:
+            job = max(before, key=lambda j: j.span_id)
+            span.name = f"asyncio.to_thread({short_name(job.name)})"
+            span.attributes["asynctrace.awaited"] = span.name
 
 
 def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None:

@@ -463,12 +463,34 @@ TIMEOUT_EXPIRY = ("timeout", "TimeoutError", "the timeout expired")
 
 
 def mark_timeout(task: Any) -> None:
-    """Mark the await that ``task`` is in as ended by a timeout (before it is cancelled)."""
-    root = task.get_coro()
-    if root.__class__ is TaskRoot:
-        aw_t = root._aw_t
-        if aw_t is not None and aw_t is not _NOT_STARTED:
-            root._aw_status = TIMEOUT_EXPIRY
+    """Mark the awaits an expiring timeout cuts short as ended by it (before they are cancelled).
+
+    That is the await ``task`` is in, and the awaits of the tasks its cancellation reaches: the
+    task it awaits, a gather's children (``Task.cancel`` cancels the future the task waits on).
+    So the truth is the same on every Python: ``wait_for`` on 3.11 runs a coroutine in a task
+    of its own and cancels that task, from 3.12 it cancels the caller's task through
+    ``asyncio.timeout``; either way the await it cut short is a ``timeout``, and a task that
+    was cancelled is ``cancelled``.  Called on the loop's thread, only at an expiry.
+    """
+    pending = [task]
+    seen: set[int] = set()
+    while pending:
+        future = pending.pop()
+        if id(future) in seen or future.done():
+            continue
+        seen.add(id(future))
+        get_coro = getattr(future, "get_coro", None)
+        if get_coro is None:  # a gather's future: its children are cancelled with it
+            pending.extend(getattr(future, "_children", ()))
+            continue
+        root = get_coro()
+        if root.__class__ is TaskRoot:
+            aw_t = root._aw_t
+            if aw_t is not None and aw_t is not _NOT_STARTED:
+                root._aw_status = TIMEOUT_EXPIRY
+        waiter = getattr(future, "_fut_waiter", None)
+        if waiter is not None:
+            pending.append(waiter)
 
 
 def _reduce_awaited(obj: Any) -> Any:

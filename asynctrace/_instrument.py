@@ -38,6 +38,7 @@ _orig_create_task = _BaseEventLoop.create_task
 _orig_run_in_executor = _BaseEventLoop.run_in_executor
 _orig_gather = asyncio.tasks.gather
 _orig_to_thread = asyncio.threads.to_thread
+_orig_cancel_and_wait: Any = asyncio.tasks._cancel_and_wait  # type: ignore[attr-defined]
 _orig_new_event_loop = asyncio.events.new_event_loop
 _Runner: Any = getattr(asyncio, "Runner", None)  # Python 3.11+
 _orig_lazy_init: Any = _Runner._lazy_init if _Runner is not None else None
@@ -186,11 +187,14 @@ class _ThreadJob:
     with loops in several threads, each loop has a clock of its own.
     """
 
-    __slots__ = ("_clock", "_fn", "_name", "_parent")
+    __slots__ = ("_clock", "_fn", "_name", "_parent", "_sid")
 
     def __init__(self, fn: Callable[..., Any], parent: int) -> None:
         self._fn = fn
         self._parent = parent
+        # Its id is taken at submission, before the await on it: the build names an
+        # `await asyncio.to_thread(fn)` after the last job its caller submitted before it.
+        self._sid = _coro.next_id()
         self._name = callable_name(fn)
         clock = _coro.clock
         pinned = getattr(clock, "pinned", None)  # _virtual.LoopClocks
@@ -198,7 +202,7 @@ class _ThreadJob:
 
     def __call__(self, *args: Any) -> Any:
         clock = self._clock
-        sid = _coro.next_id()
+        sid = self._sid
         start = clock()
         status = None
         try:
@@ -245,6 +249,20 @@ def _on_timeout(self: Any) -> None:
     _orig_on_timeout(self)
 
 
+def _cancel_and_wait(future: Any, *args: Any, **kwargs: Any) -> Any:
+    """``wait_for`` cancels what it waited for: on an expiry, its awaits end in a timeout.
+
+    ``asyncio.wait_for`` calls it (a module global, looked up at each call) when its timeout
+    expired, and on Python 3.11 also when the caller was cancelled: then wait_for's ``waiter``
+    future was cancelled rather than released by the timer.
+    """
+    if _coro.active:
+        waiter = sys._getframe(1).f_locals.get("waiter")
+        if waiter is None or (waiter.done() and not waiter.cancelled()):
+            _coro.mark_timeout(future)
+    return _orig_cancel_and_wait(future, *args, **kwargs)
+
+
 def _run_in_executor(
     self: asyncio.AbstractEventLoop, executor: Any, func: Callable[..., Any], *args: Any
 ) -> asyncio.Future[Any]:
@@ -261,7 +279,8 @@ async def _to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
 
 
 # What awaiting asynctrace's own wrappers waits on, named as the program called it.
-PUBLIC_NAMES = {_to_thread.__code__: "asyncio.to_thread"}
+TO_THREAD_CODE = _to_thread.__code__
+PUBLIC_NAMES = {TO_THREAD_CODE: "asyncio.to_thread"}
 
 
 def install() -> None:
@@ -281,6 +300,7 @@ def install() -> None:
     asyncio.to_thread = asyncio.threads.to_thread = _to_thread
     if _Timeout is not None:
         _Timeout._on_timeout = _on_timeout
+    asyncio.tasks._cancel_and_wait = _cancel_and_wait  # type: ignore[attr-defined]
     with contextlib.suppress(RuntimeError):  # no running loop: later loops are watched when made
         watch_loop(asyncio.get_running_loop())
 
@@ -300,3 +320,4 @@ def uninstall() -> None:
     asyncio.to_thread = asyncio.threads.to_thread = _orig_to_thread
     if _Timeout is not None:
         _Timeout._on_timeout = _orig_on_timeout
+    asyncio.tasks._cancel_and_wait = _orig_cancel_and_wait  # type: ignore[attr-defined]

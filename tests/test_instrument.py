@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -52,7 +53,11 @@ def test_tasks_made_in_every_way_are_seen_with_their_parent() -> None:
     works = [s for s in trace if s.name == "work"]
     expected = 8 if sys.version_info >= (3, 11) else 7
     assert len(works) == expected
-    assert all(s.kind == "task" for s in works)
+    # wait_for runs what it waits on in a task of its own up to Python 3.11; from 3.12 it
+    # awaits the coroutine in the caller's task (asyncio.timeout): a call, not a task.
+    wait_for_kind = "task" if sys.version_info < (3, 12) else "coroutine"
+    kinds = sorted(s.kind for s in works)
+    assert kinds == sorted(["task"] * (expected - 1) + [wait_for_kind])
     main_span = testing.find_span(trace, "main", kind="task")
     assert all(s.parent is main_span for s in works)
     assert all(s.duration == 1.0 and s.status == "ok" for s in works)
@@ -72,6 +77,9 @@ def test_return_values_pass_through_unchanged() -> None:
 
 def test_thread_jobs_are_spans_on_their_own_track_under_their_caller() -> None:
     def blocking(x: int) -> int:
+        # Long enough to be awaited: from Python 3.13 a job that is done before its future is
+        # awaited does not suspend the caller at all.
+        time.sleep(0.01)
         return x * 2
 
     @asynctrace.trace
@@ -95,7 +103,7 @@ def test_thread_jobs_are_spans_on_their_own_track_under_their_caller() -> None:
         j.attributes["asynctrace.thread.name"] != threading.current_thread().name for j in jobs
     )
     awaits = [c.name for c in caller_span.children if c.kind == "await"]
-    assert awaits[0] == "asyncio.to_thread"
+    assert awaits[0] == "asyncio.to_thread(blocking)"
 
 
 def test_a_failing_thread_job_is_an_error_span() -> None:
