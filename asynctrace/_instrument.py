@@ -27,6 +27,7 @@ import contextvars
 import functools
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -49,16 +50,23 @@ _installed = False
 _HOUSEKEEPING = frozenset(("shutdown_asyncgens", "shutdown_default_executor"))
 # Open gather spans by id -> record prefix, for spans still open when the trace is built.
 open_gathers: dict[int, tuple[Any, ...]] = {}
+# Tasks that ended inside their creation (eager tasks) -> their span: a gather names them.
+eager_ended: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
 
 
 def _start_task(
     coro: Any,
     create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
     context: contextvars.Context | None,
+    kwargs: dict[str, Any],
 ) -> asyncio.Task[Any]:
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
+    # An eager task (Python 3.12+ eager_task_factory) runs its first step inside its creation
+    # and may end there, before `task` exists (and, up to 3.13, before its name is set).
+    name = kwargs.get("name")
+    root._task_name = _eager_task_name if name is None else functools.partial(str, name)
     # The task's context MUST carry its own root and no gather (a gather being built is the
     # parent of the tasks it creates, not of what runs inside them).
     if context is None:
@@ -75,8 +83,16 @@ def _start_task(
         context.run(_coro.current_root.set, root)
         context.run(_coro.current_gather.set, 0)
         task = create(root, context)
-    root._task_name = task.get_name
+    if root._task_name is not None:
+        root._task_name = task.get_name
+    else:  # it ended eagerly, its record written; a done task may forget its coroutine (3.12+)
+        eager_ended[task] = root._sid
     return task
+
+
+def _eager_task_name() -> str:
+    task = asyncio.current_task()
+    return "" if task is None else task.get_name()
 
 
 def _unwatched(coro: Any) -> bool:
@@ -99,7 +115,7 @@ def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> a
             kwargs["context"] = ctx
         return _orig_create_task(self, root, **kwargs)  # type: ignore[arg-type]
 
-    return _start_task(coro, create, context)
+    return _start_task(coro, create, context, kwargs)
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -113,7 +129,7 @@ def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> 
             kwargs["context"] = ctx
         return asyncio.Task(root, loop=loop, **kwargs)
 
-    return _start_task(coro, create, context)
+    return _start_task(coro, create, context, kwargs)
 
 
 def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -160,6 +176,8 @@ def _child_sid(child: Any) -> int:
     """The task span of a gather's child (0 for a plain future); never raises."""
     try:
         coro = child.get_coro()
+        if coro is None:  # a task that ended eagerly (Python 3.12+)
+            return eager_ended.get(child, 0)
     except Exception:  # a future, or a user future whose __getattr__ raises
         return 0
     sid: int = coro._sid if coro.__class__ is TaskRoot else 0

@@ -231,3 +231,81 @@ def test_what_runs_inside_a_gathered_task_is_parented_to_that_task() -> None:
     inner = [s for s in trace if s.kind == "task" and s.name == "work"]
     assert job.parent is child_task
     assert [s.parent for s in inner] == [child_task]
+
+
+# -- Python 3.12+: eager tasks, loop factories ------------------------------------------------
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+@pytest.mark.parametrize("factory", ["eager_task_factory", "create_eager_task_factory"])
+def test_eager_tasks_that_end_at_once_are_task_spans_with_their_parent(factory: str) -> None:
+    async def quick(n: int) -> int:
+        return n
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        if factory == "eager_task_factory":
+            loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            loop.set_task_factory(asyncio.create_eager_task_factory(asyncio.Task))  # type: ignore[attr-defined,unused-ignore]
+        done = asyncio.create_task(quick(1), name="at-once")
+        assert done.done()  # it ran to its end inside create_task
+        assert await asyncio.create_task(work(1), name="suspends") == 1
+        assert await asyncio.gather(quick(2), work(1)) == [2, 1]
+        async with asyncio.TaskGroup() as group:
+            group.create_task(quick(3))
+
+    trace = traced_run(main)
+    main_span = testing.find_span(trace, "main", kind="task")
+    ended = trace.spans_matching("quick", kind="task")
+    assert [(s.status, s.duration) for s in ended] == [("ok", 0.0)] * 3
+    assert ended[0].attributes["asynctrace.task.name"] == "at-once"
+    (suspends,) = [s for s in trace if s.attributes.get("asynctrace.task.name") == "suspends"]
+    assert (suspends.name, suspends.parent, suspends.duration) == ("work", main_span, 1.0)
+    (gather,) = trace.spans_matching(kind="gather")
+    assert gather.name == "gather(quick, work)"
+    assert ended[1].parent is gather and ended[0].parent is ended[2].parent is main_span
+
+
+def test_runner_loop_factories_are_traced() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        await asyncio.gather(work(0.01), work(0.01))
+
+    factories: list[Callable[[], asyncio.AbstractEventLoop]] = [
+        asyncio.new_event_loop,
+        asyncio.SelectorEventLoop,
+        uvloop.new_event_loop,
+    ]
+    for factory in factories:
+        with asynctrace.tracing() as tracing:
+            with asyncio.Runner(loop_factory=factory) as runner:
+                runner.run(main())
+            if sys.version_info >= (3, 12):
+                asyncio.run(main(), loop_factory=factory)  # type: ignore[call-arg,unused-ignore]
+        runs = 2 if sys.version_info >= (3, 12) else 1
+        assert task_spans(tracing.trace) == sorted(["main", "work", "work"] * runs), factory
+        gathers = tracing.trace.spans_matching(kind="gather")
+        assert [g.name for g in gathers] == ["gather(work × 2)"] * runs
+
+
+def test_taskgroup_and_timeout_are_traced() -> None:
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(work(1))
+            group.create_task(work(2))
+        try:
+            async with asyncio.timeout(0.5):
+                await work(1)
+        except TimeoutError:
+            pass
+
+    trace = traced_run(main)
+    main_span = testing.find_span(trace, "main", kind="task")
+    tasks = trace.spans_matching("work", kind="task")
+    assert [(t.parent, t.duration) for t in tasks] == [(main_span, 1.0), (main_span, 2.0)]
+    testing.assert_overlap(trace, *tasks)
+    (cut,) = trace.spans_matching("work", kind="coroutine")
+    assert (cut.status, cut.duration) == ("cancelled", 0.5)
+    assert [a.status for a in cut.children if a.kind == "await"] == ["timeout"]
