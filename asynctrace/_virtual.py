@@ -344,7 +344,7 @@ def _make_policy_class() -> type:
     """``VirtualTimePolicy``, made when first asked for: asyncio's policy classes are deprecated
     from Python 3.14, and merely naming them at import would warn every user."""
 
-    class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,name-defined]
+    class VirtualTimePolicy(asyncio.DefaultEventLoopPolicy):
         """An event loop policy whose new loops are :class:`VirtualTimeLoop`.
 
         Deprecated with asyncio's policies (Python 3.14); prefer :func:`virtual_time` or, from

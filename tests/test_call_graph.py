@@ -175,8 +175,7 @@ def test_every_open_await_agrees_with_the_interpreters_call_graph() -> None:
         span = _open_await(trace, task, moment)
         own = [frame for frame, is_own in frames if is_own]
         assert _chain(span, task) == own, (name, span, frames)
-        innermost, is_own = frames[0]
-        if is_own:  # the task's own frame awaits a future: another task or a gather
+        if frames[0][1]:  # the task's own frame awaits a future: another task or a gather
             assert span.name.startswith(("gather(", "Task-", "awaited", "plain", "in-group")), (
                 name,
                 span,
