@@ -32,6 +32,7 @@ from asynctrace._chrome import (
     row_label,
     write_chrome_json,
 )
+from asynctrace._chrome_load import nesting_deeper_than
 from asynctrace._chrome_stream import ChromeStream
 from asynctrace._cli import main
 from asynctrace._sanitize import MAX_CHARS, cap, utf8, visible
@@ -128,6 +129,60 @@ def test_view_of_a_hostile_file_is_one_error_line(
     line = _one_error_line(result, "trace.json", mentions)
     assert "asynctrace run --json" in line or "perfetto" in line  # the fix
     assert rss < MAX_RSS_KB, rss
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects outside strings, byte by byte (slow, plain)."""
+    level = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if escaped:
+            escaped = False
+        elif byte == ord("\\"):  # outside a string too: the JSON is bad, as the scan takes it
+            escaped = True
+        elif byte == ord('"'):
+            in_string = not in_string
+        elif not in_string and byte in b"[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif not in_string and byte in b"]}":
+            level -= 1
+    return deepest
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.binary(max_size=80)
+    | st.lists(st.sampled_from(list(b'[]{}""\\ax')), max_size=80).map(bytes)
+)
+def test_nesting_is_measured_outside_strings(raw: bytes) -> None:
+    for limit in range(5):
+        assert nesting_deeper_than(raw, limit) == (_depth(raw) > limit), limit
+
+
+def test_nesting_is_the_same_error_on_every_python(tmp_path: Path) -> None:
+    """The limit is asynctrace's own (json's differs: 3.11 fails near 1000 levels, 3.14 parses
+    50,000): 200 levels read, 201 do not, wherever they are; brackets in strings do not count."""
+    events = [_thread(1, "run deep.py"), _x(1, None, "run", 0)]
+    path = tmp_path / "deep.json"
+    for depth, too_deep in ((200, False), (201, True)):
+        value: list[object] = []
+        for _ in range(depth - 5):  # under the document, its list, the event and its args
+            value = [value]
+        events[1]["args"]["deep"] = value  # type: ignore[index]
+        path.write_text(json.dumps({"traceEvents": events, "otherData": {}}))
+        if too_deep:
+            with pytest.raises(ValueError, match=r"nested too deeply.* more than 200 levels"):
+                read_chrome_json(path)
+        else:
+            assert read_chrome_json(path).by_id[1].attributes["deep"] == value
+    del events[1]["args"]["deep"]  # type: ignore[attr-defined]
+    # 10,000 brackets and escaped quotes inside strings, and a cut in a string of brackets
+    names = json.dumps({"traceEvents": events, "otherData": {"x": '[{\\"' * 10_000}})
+    path.write_text(names)
+    assert len(read_chrome_json(path)) == 1
+    path.write_text(names[:-3] + "[" * 10_000)  # cut in a string: its brackets are text
+    assert len(read_chrome_json_repaired(path)[0]) == 1
 
 
 def test_view_of_a_1_gib_sparse_file_is_refused_before_reading(tmp_path: Path) -> None:
