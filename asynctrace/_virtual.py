@@ -45,12 +45,9 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
-if TYPE_CHECKING:
-    from typing_extensions import TypeVarTuple, Unpack
-
-    _Ts = TypeVarTuple("_Ts")
+_Ts = TypeVarTuple("_Ts")
 
 _T = TypeVar("_T")
 
@@ -144,8 +141,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def run_in_executor(
         self,
         executor: Executor | None,
-        func: Callable[[Unpack[_Ts]], _T],
-        *args: Unpack[_Ts],
+        func: Callable[[*_Ts], _T],
+        *args: *_Ts,
     ) -> asyncio.Future[_T]:
         """Run ``func`` in ``executor`` like asyncio does, and wait for it in real time."""
         fut = super().run_in_executor(executor, func, *args)

@@ -142,10 +142,9 @@ def test_statuses_error_cancelled_timeout() -> None:
             await task
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(sleeper(), 2)
-        if sys.version_info >= (3, 11):
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(1):
-                    await asyncio.sleep(5)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1):
+                await asyncio.sleep(5)
 
     trace = traced_run(main)
     fail = testing.find_span(trace, "fails")
@@ -167,9 +166,8 @@ def test_statuses_error_cancelled_timeout() -> None:
     waited = [a for a in main_awaits if a.name == "asyncio.wait_for"]
     expected = [(2.0, "timeout")] if sys.version_info < (3, 12) else []
     assert [(a.duration, a.status) for a in waited] == expected
-    if sys.version_info >= (3, 11):
-        expired = [a for a in main_awaits if a.name == "asyncio.sleep(5)"]
-        assert [(a.duration, a.status) for a in expired] == [(1.0, "timeout")]
+    expired = [a for a in main_awaits if a.name == "asyncio.sleep(5)"]
+    assert [(a.duration, a.status) for a in expired] == [(1.0, "timeout")]
 
 
 def test_spans_still_open_are_unfinished_in_a_snapshot() -> None:

@@ -45,19 +45,17 @@ def test_tasks_made_in_every_way_are_seen_with_their_parent() -> None:
             await next_done
         await asyncio.wait_for(work(1), 5)
         await asyncio.shield(work(1))
-        if sys.version_info >= (3, 11):
-            async with asyncio.TaskGroup() as group:
-                group.create_task(work(1))
+        async with asyncio.TaskGroup() as group:
+            group.create_task(work(1))
 
     trace = traced_run(main)
     works = [s for s in trace if s.name == "work"]
-    expected = 8 if sys.version_info >= (3, 11) else 7
-    assert len(works) == expected
+    assert len(works) == 8
     # wait_for runs what it waits on in a task of its own up to Python 3.11; from 3.12 it
     # awaits the coroutine in the caller's task (asyncio.timeout): a call, not a task.
     wait_for_kind = "task" if sys.version_info < (3, 12) else "coroutine"
     kinds = sorted(s.kind for s in works)
-    assert kinds == sorted(["task"] * (expected - 1) + [wait_for_kind])
+    assert kinds == sorted(["task"] * 7 + [wait_for_kind])
     main_span = testing.find_span(trace, "main", kind="task")
     assert all(s.parent is main_span for s in works)
     assert all(s.duration == 1.0 and s.status == "ok" for s in works)

@@ -173,12 +173,7 @@ def _run(main: Main, **options: Any) -> tuple[Trace, Any]:
 
 
 def _frames(exc: BaseException) -> list[str]:
-    frames = traceback.walk_tb(exc.__traceback__)
-    if sys.version_info < (3, 11):
-        # 3.10's bare ``raise`` restores the traceback saved at ``except``, so hide_frame
-        # cannot drop asynctrace's Python frames there; the C send leaves none to drop.
-        frames = ((f, n) for f, n in frames if f.f_code not in _coro.hidden_codes)
-    return [f.f_code.co_name for f, _ in frames]
+    return [f.f_code.co_name for f, _ in traceback.walk_tb(exc.__traceback__)]
 
 
 def _both(main: Main, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Trace:
@@ -301,7 +296,7 @@ async def timeouts() -> list[str]:
         try:
             await asyncio.wait_for(worker(1, 2), limit)
             out.append("done")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             out.append("timeout")
     return out
 
@@ -395,7 +390,7 @@ async def call_cancellation() -> list[str]:
         out.append("cancelled")
     try:
         await asyncio.wait_for(traced.parent(5), 0.75)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         out.append("timeout")
     await other
     return out

@@ -189,8 +189,7 @@ def test_corpus_is_not_trivial(runs: Runs) -> None:
         plain = runs.get(case, "real").plain
         assert plain.returncode == expected.get(case.name, 0), (case.name, plain.stderr.decode())
         assert plain.stdout or case.name == "syntax_error", case.name
-    if sys.version_info >= (3, 11):
-        assert b"ExceptionGroup" in runs.get(_case("taskgroup_fail"), "real").plain.stderr
+    assert b"ExceptionGroup" in runs.get(_case("taskgroup_fail"), "real").plain.stderr
     assert b"SyntaxError" in runs.get(_case("syntax_error"), "real").plain.stderr
     assert b"DeprecationWarning" in runs.get(_case("stack_and_warnings"), "real").plain.stderr
 

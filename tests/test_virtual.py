@@ -97,9 +97,6 @@ def test_wait_for_expires_at_exact_virtual_time() -> None:
 
 
 def test_asyncio_timeout_expires_at_exact_virtual_time() -> None:
-    if sys.version_info < (3, 11):
-        pytest.skip("asyncio.timeout is new in Python 3.11")
-
     async def main() -> float:
         await asyncio.sleep(0.5)
         with pytest.raises(TimeoutError):
@@ -147,9 +144,6 @@ def test_timer_beyond_asyncio_select_cap_lands_exactly() -> None:
 
 
 def test_taskgroup_queue_lock_and_event_work_on_virtual_time() -> None:
-    if sys.version_info < (3, 11):
-        pytest.skip("TaskGroup is new in Python 3.11")
-
     async def main() -> list[tuple[str, float]]:
         log: list[tuple[str, float]] = []
         queue: asyncio.Queue[int] = asyncio.Queue()

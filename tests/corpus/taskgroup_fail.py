@@ -27,7 +27,7 @@ async def caught():
             for n in (1, 2):
                 tg.create_task(worker(n))
             tg.create_task(worker(5))
-    except ExceptionGroup as group:  # noqa: F821 (Python 3.11+ only, like TaskGroup)
+    except ExceptionGroup as group:
         print("caught", repr(group), [repr(e) for e in group.exceptions])
 
 
