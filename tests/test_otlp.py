@@ -623,22 +623,38 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     running.stop()
 
 
-def _jaeger_traces(jaeger: Any, service: str, epoch_ns: int, want_spans: int) -> list[Any]:
-    """Poll Jaeger's query API until the service's traces have the spans (batching delay)."""
+def _jaeger_traces(
+    jaeger: Any, service: str, epoch_ns: int, want_spans: int, root: str | None = None
+) -> list[Any]:
+    """Poll Jaeger's query API until the service's traces hold ``want_spans`` spans and ``root``.
+
+    A run sends its spans batch by batch while it goes, the run span (the root) last, and
+    Jaeger shows each batch as soon as it is stored: a wait that stopped at the first spans
+    seen found a trace without its root.  Fails the test, saying what was there, after
+    ``JAEGER_WAIT`` seconds.
+    """
     params = {
         "service": service,
         "start": epoch_ns // 1000 - 60_000_000,
         "end": time.time_ns() // 1000 + 60_000_000,
         "limit": 20,
     }
-    deadline = time.monotonic() + 15
-    traces: list[Any] = []
-    while time.monotonic() < deadline:
-        traces = jaeger.get("/api/traces", **params)["data"] or []
-        if traces and sum(len(t["spans"]) for t in traces) >= want_spans:
-            break
+    deadline = time.monotonic() + JAEGER_WAIT
+    while True:
+        traces: list[Any] = jaeger.get("/api/traces", **params)["data"] or []
+        names = [s["operationName"] for t in traces for s in t["spans"]]
+        if len(names) >= want_spans and (root is None or root in names):
+            return traces
+        if time.monotonic() > deadline:
+            missing = "" if root is None or root in names else f", without the root {root!r}"
+            pytest.fail(
+                f"Jaeger showed {len(names)} of the {want_spans} spans of service {service!r}"
+                f"{missing} after {JAEGER_WAIT} s: {sorted(names)[:20]}"
+            )
         time.sleep(0.1)
-    return traces
+
+
+JAEGER_WAIT = 30  # seconds; spans arrive within a second or two of the run's end
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -843,11 +859,15 @@ def test_jaeger_shows_asynctrace_run_of_the_gather_example(jaeger: Any) -> None:
     "example",
     ["async_tasks", "coroutine", "event_loop", "blocking_gather", "sync_tasks"],
 )
-def test_jaeger_shows_every_blog_example_as_one_tree(jaeger: Any, example: str) -> None:
+def test_jaeger_shows_every_blog_example_as_one_tree(
+    jaeger: Any, example: str, tmp_path: Path
+) -> None:
     service = f"{example}-{os.getpid()}"
     epoch = time.time_ns()
+    sent = tmp_path / "sent.otlp.json"  # the same spans, written at exit: how many to wait for
     args = [
         f"--otlp={jaeger.otlp_grpc}",
+        f"--otlp-json={sent}",
         "--service-name",
         service,
         str(EXAMPLES / f"{example}.py"),
@@ -864,8 +884,14 @@ def test_jaeger_shows_every_blog_example_as_one_tree(jaeger: Any, example: str) 
     assert proc.returncode == 0, proc.stderr
     assert service in jaeger.get("/api/services")["data"]
     expected = len(proc.stdout.splitlines())  # at least one span per printed line's task
-    (trace,) = _jaeger_traces(jaeger, service, epoch, 1)
+    want = sum(
+        len(scope["spans"])
+        for resource in json.loads(sent.read_text())["resourceSpans"]
+        for scope in resource["scopeSpans"]
+    )
+    (trace,) = _jaeger_traces(jaeger, service, epoch, want, root=f"{example}.py")
     spans = trace["spans"]
+    assert len(spans) == want
     ids = {s["spanID"] for s in spans}
     roots = [s for s in spans if not s["references"]]
     assert [r["operationName"] for r in roots] == [f"{example}.py"]
