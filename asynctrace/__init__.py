@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._decorator import trace
     from ._spans import Span, Trace
+    from ._trace_io import format_timeline, load, write_html, write_json
     from ._tracing import Tracing, instrument, tracing, uninstrument
     from ._virtual import VirtualTimeDeadlock, VirtualTimeLoop, VirtualTimePolicy, virtual_time
 
@@ -25,11 +26,15 @@ __all__ = [
     "VirtualTimeDeadlock",
     "VirtualTimeLoop",
     "VirtualTimePolicy",
+    "format_timeline",
     "instrument",
+    "load",
     "trace",
     "tracing",
     "uninstrument",
     "virtual_time",
+    "write_html",
+    "write_json",
 ]
 __version__ = "0.1.0"
 
@@ -41,6 +46,10 @@ _HOME = {
     "tracing": "._tracing",
     "uninstrument": "._tracing",
     "trace": "._decorator",
+    "format_timeline": "._trace_io",
+    "load": "._trace_io",
+    "write_html": "._trace_io",
+    "write_json": "._trace_io",
     "VirtualTimeDeadlock": "._virtual",
     "VirtualTimeLoop": "._virtual",
     "VirtualTimePolicy": "._virtual",
