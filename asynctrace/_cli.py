@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__, _autotrace
+from ._files import written_by_us
 from ._flush import DEFAULT_FLUSH_INTERVAL
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
@@ -226,9 +227,13 @@ def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | N
     return ours, None, None, []
 
 
-def _check_writable(path: str, option: str) -> None:
+def _check_writable(path: str, option: str, *, fix: str | None = None) -> None:
     """Fail before the program runs if ``path`` cannot be written (tried for real: root and
-    special filesystems make permission bits meaningless)."""
+    special filesystems make permission bits meaningless), or if writing it would replace a
+    file that asynctrace did not write: a ``.py`` name (existing or not: it is a program's
+    name given where an output's was meant, as in ``--html scraper.py urls.txt``), or an
+    existing regular file whose first bytes are not one of our outputs.  ``fix`` replaces the
+    suggestion of another path (the default ``--json`` path: pass ``--json PATH``)."""
     if "\x00" in path:  # os functions raise ValueError on it, not OSError
         raise UsageError(f"{option} {path!r} contains a NUL character; choose another path")
     if os.path.isdir(path):
@@ -236,6 +241,27 @@ def _check_writable(path: str, option: str) -> None:
             f"{option} {path!r} is a directory; give a file path such as "
             f"{os.path.join(path, 'trace.json')!r}"
         )
+    other = fix or (
+        f"give the output a path of its own, e.g. {option} {_output_name(path, option)!r}"
+    )
+    if os.path.splitext(path)[1].lower() in (".py", ".pyw"):
+        raise UsageError(
+            f"{option} {path!r} names a Python file, which asynctrace never writes an output"
+            f" to{_took_the_program(option)}; {other}"
+        )
+    if os.path.isfile(path):
+        try:
+            ours = written_by_us(path)
+        except OSError as exc:
+            raise UsageError(
+                f"{option} {path!r} exists and cannot be read ({exc.strerror}) to check that"
+                f" asynctrace wrote it; {other}"
+            ) from None
+        if not ours:
+            raise UsageError(
+                f"{option} {path!r} exists and is not a file asynctrace wrote, so it is left"
+                f" alone; {other}, or delete that file first"
+            )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(
@@ -252,6 +278,42 @@ def _check_writable(path: str, option: str) -> None:
         ) from None
     if not existed:
         os.remove(path)
+
+
+def _check_distinct(outputs: dict[str, str | None]) -> None:
+    """Two outputs given one path would replace each other: refuse before the program runs."""
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None or (os.path.exists(path) and not os.path.isfile(path)):
+            continue  # /dev/stdout twice is fine: each output is written in place
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(
+                f"{option} {path!r} is also the {seen[key]} path; give each output its own"
+                f" path, e.g. {option} {_output_name(path, option)!r}"
+            )
+        seen[key] = option
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either missing, or a NUL in the name
+        return False
+
+
+def _took_the_program(option: str) -> str:
+    """The likely mistake behind a ``.py`` output path of ``run``."""
+    return "" if option == "-o" else f" (did {option} take the program as its value?)"
+
+
+_OUTPUT_SUFFIXES = {"--json": ".trace.json", "--otlp-json": ".otlp.json"}
+
+
+def _output_name(path: str, option: str) -> str:
+    """A file name for ``option``'s output next to the name given (``scraper.html``)."""
+    stem = os.path.basename(path).split(".")[0] or "trace"
+    return stem + _OUTPUT_SUFFIXES.get(option, ".html")
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -331,11 +393,13 @@ def run(argv: Sequence[str]) -> int:
     stem = os.path.splitext(os.path.basename(target))[0] if script else target
     json_path = None if options.no_json else (options.json or f"{stem}.trace.json")
     if json_path is not None:
-        _check_writable(json_path, "--json")
+        default = None if options.json else "pass --json PATH, or --no-json"
+        _check_writable(json_path, "--json", fix=default)
     if options.html is not None:
         _check_writable(options.html, "--html")
     if options.otlp_json is not None:
         _check_writable(options.otlp_json, "--otlp-json")
+    _check_distinct({"--json": json_path, "--html": options.html, "--otlp-json": options.otlp_json})
     html = None if options.html is None else _HtmlOutput(options.html, target)
     outputs = () if html is None else (html,)
 
@@ -518,6 +582,11 @@ def view(argv: Sequence[str]) -> int:
 
     if options.output is not None:
         _check_writable(options.output, "-o")
+        if _same_file(options.output, options.trace):
+            raise UsageError(
+                f"-o {options.output!r} is the trace being read; write the page next to it,"
+                f" e.g. -o {_output_name(options.output, '-o')!r}"
+            )
     try:
         trace, cut = read_chrome_json_repaired(
             options.trace, max_bytes=int(options.max_size * 2**20)

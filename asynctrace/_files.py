@@ -4,11 +4,15 @@ A regular file (or a new one) is written aside in its directory and renamed over
 so the previous file (such as the stream of the run) stays intact until the new one is
 complete, and a failed write leaves nothing behind.  Anything else (``/dev/stdout``, a FIFO,
 ``/dev/full``) is written in place: renaming over it would replace the device.
+
+:func:`written_by_us` tells our own outputs from other files, so that an output path given by
+mistake (``--html scraper.py urls.txt``) never replaces a file asynctrace did not write.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -25,3 +29,36 @@ def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         aside.unlink(missing_ok=True)
         raise
+
+
+# What every output of ours starts with (read from a small prefix, never the whole file):
+# the JSON timeline, whole (``{"traceEvents":[``) or streamed (``[``, possibly cut), opens with
+# its process_name event naming the run "asynctrace: ..." (_chrome.py, _chrome_stream.py);
+# the OTLP/JSON file's spans are under the "asynctrace" scope, after the resource's attributes
+# (_otlp.py); the HTML page carries a generator meta tag in its head (_html.py).
+_PREFIX_BYTES = 64 * 1024
+_CHROME_HEAD = re.compile(
+    rb'\A\s*(?:\{"traceEvents":\[|\[)\s*\{"ph":"M","pid":\d+,"tid":0,'
+    rb'"name":"process_name","args":\{"name":"asynctrace'
+)
+_OTLP_HEAD = b'{"resourceSpans":[{"resource":'
+_OTLP_SCOPE = b'"scopeSpans":[{"scope":{"name":"asynctrace"'
+_HTML_HEAD = b"<!DOCTYPE html>\n"
+_HTML_MARK = b'<meta name="generator" content="asynctrace">'
+
+
+def written_by_us(path: str | os.PathLike[str]) -> bool:
+    """True when the file at ``path`` is empty or one of our outputs (a JSON timeline, whole,
+    streamed or cut short; an OTLP/JSON file; an HTML page), judged by its first 64 KiB.
+
+    Raises OSError when it cannot be read.
+    """
+    with open(path, "rb") as file:
+        head = file.read(_PREFIX_BYTES)
+    if not head:
+        return True
+    if _CHROME_HEAD.match(head):
+        return True
+    if head.startswith(_OTLP_HEAD):
+        return _OTLP_SCOPE in head
+    return head.startswith(_HTML_HEAD) and _HTML_MARK in head

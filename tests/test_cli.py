@@ -424,3 +424,80 @@ def test_a_deadlock_under_virtual_time_is_one_clear_line_and_the_trace_is_kept(
     assert lines[0].startswith("asynctrace: error: asynctrace virtual time: deadlock at t=1.000 s")
     assert "Task-2 (waiter) on Event.wait" in lines[0]
     assert json_path.is_file()
+
+
+# -- an output never replaces a file asynctrace did not write (issue 15) -----------------------
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("option", ["--html", "--json", "--otlp-json"])
+def test_an_output_option_that_takes_the_script_leaves_it_alone(
+    tmp_path: Path, prog: Path, option: str
+) -> None:
+    """``run --html scraper.py urls.txt``: the option took the script as its path."""
+    (tmp_path / "scraper.py").write_text(PROGRAM)
+    (tmp_path / "urls.txt").write_text("http://example.com\n")
+    before = _files(tmp_path)
+    for program in ("urls.txt", "prog.py"):
+        result = _asynctrace("run", option, "scraper.py", program, cwd=tmp_path)
+        _check_usage_error(result, f"{option} 'scraper.py'", rf"e\.g\. {option} 'scraper\.")
+        assert "Python file" in result.stderr
+        assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "mentions", "fix"),
+    [
+        # a .py name is refused even when no such file exists: a program's name, misplaced
+        (["run", "--json", "new.py", "prog.py"], "--json 'new.py'", r"--json 'new\.trace\.json'"),
+        (["view", "t.json", "-o", "page.PY"], "-o 'page.PY'", r"-o 'page\.html'"),
+        (["run", "--json", "notes.txt", "prog.py"], "--json 'notes.txt'", r"delete that file"),
+        (["run", "--no-json", "--otlp-json", "other.json", "prog.py"], "'other.json'", r"delete"),
+        (["run", "--no-json", "--html", "index.html", "prog.py"], "'index.html'", r"delete"),
+        (["view", "t.json", "-o", "index.html"], "-o 'index.html'", r"delete that file"),
+        (["run", "prog.py"], "--json 'prog.trace.json'", r"--no-json"),  # the default path
+        (["run", "--json", "same", "--html", "same", "prog.py"], "--json path", r"--html"),
+        (["view", "t.json", "-o", "t.json"], "the trace being read", r"-o 't\.html'"),
+    ],
+)
+def test_an_output_never_replaces_a_file_asynctrace_did_not_write(
+    tmp_path: Path, prog: Path, argv: list[str], mentions: str, fix: str
+) -> None:
+    _asynctrace("run", "--no-timeline", "--json", "t.json", "prog.py", cwd=tmp_path)
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "other.json").write_text('{"resourceSpans":[{"resource":{}}]}\n')
+    (tmp_path / "index.html").write_text("<!DOCTYPE html>\n<p>my page</p>\n")
+    (tmp_path / "prog.trace.json").write_text('{"traceEvents":[]}')  # another tool's trace
+    before = _files(tmp_path)
+    result = _asynctrace(*argv, cwd=tmp_path)
+    _check_usage_error(result, mentions, fix)
+    assert _files(tmp_path) == before
+
+
+def test_outputs_of_ours_are_replaced(tmp_path: Path, prog: Path) -> None:
+    """A JSON timeline (whole, streamed, cut), an OTLP/JSON file, a page, an empty file."""
+    first = _asynctrace(
+        "run", "--no-timeline", "--json", "t.json", "--html", "t.html", "--otlp-json",
+        "t.otlp.json", "prog.py", cwd=tmp_path,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    whole = (tmp_path / "t.json").read_bytes()
+    (tmp_path / "cut.json").write_bytes(whole[:200])
+    stream_head = b'[\n{"ph":"M","pid":1,"tid":0,"name":"process_name","args":{"name":"asynctrace'
+    (tmp_path / "stream.json").write_bytes(stream_head)
+    (tmp_path / "empty.json").write_bytes(b"")
+    for name in ("t.json", "cut.json", "stream.json", "empty.json", "t.html", "t.otlp.json"):
+        result = _asynctrace("run", "--no-timeline", "--json", name, "prog.py", cwd=tmp_path)
+        assert result.returncode == 0, (name, result.stderr)
+        assert read_chrome_json(tmp_path / name).spans_matching(kind="task"), name
+    again = _asynctrace(
+        "run", "--no-timeline", "--no-json", "--html", "t.html", "--otlp-json", "t.otlp.json",
+        "prog.py", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    view = _asynctrace("view", "t.json", "-o", "t.html", cwd=tmp_path)
+    assert view.returncode == 0, view.stderr
+    assert view.stderr == "asynctrace: HTML timeline: t.html\n"
