@@ -17,14 +17,17 @@ from __future__ import annotations
 import math
 import statistics
 import unicodedata
+from collections import Counter
 
 from ._sanitize import cap
-from ._spans import Span, Trace
-from ._timeline import activity, row_label
+from ._spans import STATUSES, Span, Trace
+from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
+from ._timeline import activity, idle_waits, row_label
 
 __all__ = ["render_timeline"]
 
 RUN, WAIT, BLOCK = "█", "░", "▓"
+OPEN = "→"  # the last cell of a span still open when the trace ended
 _COLORS = {"error": "31", "cancelled": "33", "timeout": "33", "unfinished": "35"}
 _MIN_WIDTH = 24
 _NUMBERS = 18  # two right-aligned numbers of 8 columns, each after a space
@@ -74,47 +77,31 @@ def fit(text: str, cols: int) -> str:
     return "".join(out) + "…" + " " * (cols - 1 - used)
 
 
+_UNITS = ((1.0, 1.0, "s"), (1e-3, 1e3, "ms"), (1e-6, 1e6, "µs"), (0.0, 1e9, "ns"))
+
+
 def _unit(seconds: float) -> tuple[float, str]:
-    if seconds >= 1:
-        return 1.0, "s"
-    if seconds >= 1e-3:
-        return 1e3, "ms"
-    return 1e6, "µs"
+    """The scale and unit that show ``seconds`` with one to four digits before the point."""
+    return next((scale, unit) for least, scale, unit in _UNITS if seconds >= least)
 
 
 def _num(seconds: float, scale: float) -> str:
+    """A number for an 8-column cell: 3 decimals, fewer for big values, never an exponent."""
     value = seconds * scale
-    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.4g}"
+    for decimals, below in ((3, 1e4), (1, 1e6), (0, 1e8)):
+        if abs(value) < below:
+            return f"{value:.{decimals}f}"
+    return f"{value:.2e}"
 
 
-def _rows(trace: Trace) -> list[tuple[Span, int]]:
-    """(span, depth) rows: each track's owner, then its coroutine and gather calls, nested."""
-    by_track: dict[int, list[Span]] = {}
-    for span in trace.spans:
-        if span.kind in ("coroutine", "gather"):
-            by_track.setdefault(span.track, []).append(span)
-    rows: list[tuple[Span, int]] = []
-    for owner in trace.tracks:
-        calls = by_track.get(owner.span_id, [])
-        if owner.kind == "run" and not calls and len(trace.tracks) > 1:
-            continue  # the header already says what the run was
-        rows.append((owner, 0))
-        for span in calls:  # start order is depth-first order for nested calls
-            depth, up = 1, span.parent
-            while up is not None and up.track == span.track and up is not owner:
-                depth += up.kind in ("coroutine", "gather")
-                up = up.parent
-            rows.append((span, depth))
-    return rows
-
-
-def _bar(span: Span, marks: list[Span], t0: float, step: float, cols: int) -> str:
+def _cells(span: Span, marks: list[Span], t0: float, step: float, cols: int) -> list[str]:
     """The row's cells: each covers ``step`` seconds; its character is what filled it most."""
     alive = [0.0] * cols
     waiting = [0.0] * cols
     blocked = [0.0] * cols
 
     def paint(cells: list[float], a: float, b: float) -> None:
+        a, b = max(a, t0), min(b, t0 + cols * step)  # a window cuts what lies outside it
         if b < a:
             return
         first = max(0, min(cols - 1, int((a - t0) / step)))
@@ -143,28 +130,58 @@ def _bar(span: Span, marks: list[Span], t0: float, step: float, cols: int) -> st
             chars.append(WAIT)
         else:
             chars.append(RUN)
+    return chars
+
+
+def _bar(row: Row, marks: dict[int, list[Span]], t0: float, step: float, cols: int) -> str:
+    """One row's bar; a group's shows, in each cell, the busiest of its tasks there.
+
+    An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
+    """
+    order = {" ": 0, WAIT: 1, RUN: 2, BLOCK: 3}
+    chars = [" "] * cols
+    for span in row.spans:
+        for i, ch in enumerate(_cells(span, marks.get(span.track, []), t0, step, cols)):
+            if order[ch] > order[chars[i]]:
+                chars[i] = ch
+    if any(s.status == "unfinished" for s in row.spans):
+        last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
+        if last >= 0:
+            chars[last] = OPEN
     return "".join(chars)
 
 
-def _ticks(t0: float, t1: float, cols: int) -> list[float]:
-    span = t1 - t0
-    raw = span / max(1, cols // 7)
+def _ticks(t0: float, t1: float, cols: int) -> tuple[list[float], float]:
+    """Round tick times between ``t0`` and ``t1`` about 7 columns or more apart, and the step."""
+    raw = (t1 - t0) / max(1, cols // 7)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(t0 / step) * step
-    return [first + k * step for k in range(int((t1 - first) / step + 1e-9) + 1)]
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    first = math.ceil(t0 / step - 1e-9) * step
+    count = int((t1 - first) / step + 1e-9) + 1
+    return [first + k * step for k in range(count)], step
 
 
-def _axis(t0: float, t1: float, cols: int, room: int, scale: float, unit: str) -> tuple[str, str]:
-    """The axis under the bars, and its labels (which may run ``room`` columns wide)."""
+def _axis(
+    t0: float, t1: float, cols: int, room: int, scale: float, unit: str, *, zero: bool = False
+) -> tuple[str, str]:
+    """The axis under the bars, and its labels (which may run ``room`` columns wide).
+
+    Labels are trace times in ``unit``, with as many decimals as the tick step needs.
+    """
     step = (t1 - t0) / cols
     line = ["─"] * cols
     labels = [" "] * room
+    ticks, every = ([t0], 1.0) if zero else _ticks(t0, t1, cols)
+    decimals = max(0, -math.floor(math.log10(every * scale) + 1e-9))
+    if round(every * scale * 10**decimals) % 10 == 5 and every * scale < 1:  # 0.25, 2.5e-2
+        decimals += 1
     free = 0
-    for t in _ticks(t0, t1, cols):
+    for t in ticks:
         col = min(cols - 1, round((t - t0) / step))
         line[col] = "┴"
-        text = f"{t * scale:g}"
+        text = f"{t * scale:.{decimals}f}"
+        if text.lstrip("-").strip("0.") == "":
+            text = "0"
         if col >= free and col + len(text) <= room:
             labels[col : col + len(text)] = text
             free = col + len(text) + 1
@@ -175,18 +192,36 @@ def _axis(t0: float, t1: float, cols: int, room: int, scale: float, unit: str) -
 
 
 def render_timeline(
-    trace: Trace, *, width: int = 80, color: bool = False, max_rows: int = 40
+    trace: Trace,
+    *,
+    width: int = 80,
+    color: bool = False,
+    max_rows: int = 40,
+    filter: str | None = None,
+    internals: bool = False,
+    window: tuple[float | None, float | None] | None = None,
+    depth: int | None = None,
 ) -> str:
     """The trace as text: a header, one bar per row on a shared time axis, and the axis.
+
+    The axis runs from the first drawn row's start to the last one's end (the program's
+    first span, not the process start), or over ``window``.  The filters change only what
+    is drawn, never the trace.
 
     Args:
         trace: the trace to draw.
         width: the most columns any line may take (at least 24).
-        color: colour rows by status with ANSI escapes (error red, cancelled/timeout yellow).
-        max_rows: rows to draw before folding the rest into a summary (at least 1).
+        color: colour rows by status with ANSI escapes (error red, cancelled/timeout yellow,
+            unfinished magenta); without colour, the label says the status (``[error]``).
+        max_rows: rows to draw before grouping and folding the rest (at least 1).
+        filter: draw only spans whose name matches this glob (a substring when it has no
+            ``*?[``), with their ancestors and descendants.
+        internals: also draw tasks and calls whose code is asyncio's or the stdlib's.
+        window: ``(start, end)`` seconds of trace time to draw; ``None``: that edge's default.
+        depth: draw call rows at most this deep under their task (0: one row per task).
 
     Raises:
-        ValueError: ``width`` or ``max_rows`` too small.
+        ValueError: ``width``, ``max_rows`` or ``depth`` too small, or an empty ``window``.
     """
     if width < _MIN_WIDTH:
         msg = f"width={width} is too narrow for a timeline; pass width >= {_MIN_WIDTH}"
@@ -194,63 +229,163 @@ def render_timeline(
     if max_rows < 1:
         msg = f"max_rows={max_rows} leaves no room for rows; pass max_rows >= 1"
         raise ValueError(msg)
+    if depth is not None and depth < 0:
+        msg = f"depth={depth} is negative; pass 0 for task rows only, or more"
+        raise ValueError(msg)
+    lo, hi = window or (None, None)
+    if lo is not None and hi is not None and not lo < hi:
+        msg = f"window={window!r} is empty; pass (start, end) with start < end, in seconds"
+        raise ValueError(msg)
     run = next((s for s in trace.spans if s.kind == "run"), None)
     title = f"asynctrace · {sanitize(run.name) if run else 'trace'} · {sanitize(trace.clock)} clock"
     lines = [fit(title, width).rstrip()]
-    tasks = [s for s in trace.spans if s.kind == "task"]
     if not trace.spans:
         lines.append(fit("no spans recorded", width).rstrip())
         return "\n".join(lines) + "\n"
-    t0 = min(s.start for s in trace.spans)
-    # far from 0 (a hand-made file), t0 + 1e-9 == t0: the next float keeps wall > 0
-    t1 = max(trace.end, t0 + 1e-9, math.nextafter(t0, math.inf))
-    wall = t1 - t0
-    scale, unit = _unit(wall)
-    points = activity(trace)
-    ends = [t for t, _, _ in points[1:]] + [t1] if points else []
-    overlap = sum(
-        end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
-    )
-    parts = [
-        f"wall {_num(wall, scale)} {unit}",
-        f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})",
-        _count(len(tasks), "task"),
-        _count(len(trace.spans), "span"),
-    ]
-    if trace.dropped:
-        parts.append(f"{trace.dropped:,} dropped")
-    lines.extend(_wrap(parts, " · ", width))
+    view = View(filter, internals, window, depth)
+    sel = select_rows(trace, view)
+    rows, folded = fold_rows(sel.rows, max_rows)
+    lines.extend(_wrap(_summary(trace), " · ", width))
 
+    drawn = [s for r in rows for s in r.spans]
+    first = min(s.start for s in trace.spans)
+    t0 = lo if lo is not None else min((s.start for s in drawn), default=first)
+    t1 = hi if hi is not None else max((s.end for s in drawn), default=trace.end)
+    zero = not t1 > t0  # every span at one instant (a deadlock at t=0 under virtual time)
+    if zero:
+        t1 = t0 + 1.0
+    scale, unit = _unit(t1 - t0)
+    notes = _notes(sel, view, t0, t1, first, zero, scale, unit)
+    lines.extend(_wrap(notes, " · ", width))
+    if not rows:
+        return "\n".join(lines) + "\n"
+
+    labels = [_label(r) for r in rows]
     numbers = width >= 50
-    label_cols = max(8, min(28, width // 3))
+    widest = max(text_width(sanitize(text)) + text_width(mark) for text, mark in labels)
+    label_cols = max(8, min(widest, max(8, min(_MAX_LABEL, width * 2 // 5))))
     bar_cols = width - label_cols - 1 - (_NUMBERS if numbers else 0)
-    step = wall / bar_cols
+    step = (t1 - t0) / bar_cols
     if numbers:
-        head = " " * (label_cols + 1 + bar_cols) + f" {'start':>8} {'dur':>8}"
+        head = " " * (label_cols + 1 + bar_cols) + f" {'start ' + unit:>8} {'dur ' + unit:>8}"
         lines.append(head[:width].rstrip())
 
     marks: dict[int, list[Span]] = {}
     for span in trace.spans:
         if span.kind in ("await", "blocked"):
             marks.setdefault(span.track, []).append(span)
-    rows = _rows(trace)
-    shown = rows if len(rows) <= max_rows else rows[: max(1, max_rows - 1)]
-    for span, depth in shown:
-        label = "  " * depth + (row_label(span) if depth == 0 else _call_label(span))
-        bar = _bar(span, marks.get(span.track, []), t0, step, bar_cols)
-        line = fit(sanitize(label), label_cols) + " " + bar
+    statuses: set[str] = set()
+    for row, (text, mark) in zip(rows, labels, strict=True):
+        statuses.update(s.status for s in row.spans)
+        text = sanitize(text)
+        if mark and label_cols >= text_width(mark) + 4:
+            label = fit(text, label_cols - text_width(mark)).rstrip() + mark
+        else:
+            label = text + mark
+        line = fit(label, label_cols) + " " + _bar(row, marks, t0, step, bar_cols)
         if numbers:
-            line += f" {_num(span.start - t0, scale):>8} {_num(span.duration, scale):>8}"
+            start = min(s.start for s in row.spans)
+            dur = max(s.end for s in row.spans) - start
+            line += f" {_num(start, scale):>8} {_num(dur, scale):>8}"
         line = line.rstrip()
-        code = _COLORS.get(span.status) if color else None
+        code = _COLORS.get(_worst(row.spans)) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
-    if len(shown) < len(rows):
-        lines.extend(_fold(rows[len(shown) :], points, scale, unit, width))
-    axis, labels = _axis(t0, t1, bar_cols, width - label_cols - 1, scale, unit)
+    if folded or any(r.members for r in rows):
+        lines.extend(_fold(folded, trace, scale, unit, width))
+    axis, ticks = _axis(t0, t1, bar_cols, width - label_cols - 1, scale, unit, zero=zero)
     pad = " " * (label_cols + 1)
     lines.append(pad + axis)
-    lines.append((pad + labels).rstrip())
+    lines.append((pad + ticks).rstrip())
+    legend = [_LEGEND[s] for s in STATUSES if s in statuses and s in _LEGEND]
+    if legend:
+        lines.extend(_wrap(legend, " · ", width))
     return "\n".join(lines) + "\n"
+
+
+_MAX_LABEL = 60
+_LEGEND = {
+    "error": "[error] ended by an exception",
+    "cancelled": "[cancelled] cancelled",
+    "timeout": "[timeout] a deadline expired",
+    "unfinished": f"[unfinished] {OPEN} still open when the trace ended",
+}
+_SEVERITY = {"ok": 0, "unfinished": 1, "cancelled": 2, "timeout": 3, "error": 4}
+
+
+def _worst(spans: list[Span]) -> str:
+    return max((s.status for s in spans), key=lambda st: _SEVERITY.get(st, 0))
+
+
+def _label(row: Row) -> tuple[str, str]:
+    """A row's text (not yet sanitized) and its status mark, which is never cut off."""
+    span = row.span
+    if row.members:
+        text = f"{display_name_plain(span)} ×{len(row.members):,}"
+        counts = Counter(s.status for s in row.members if s.status != "ok")
+        mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
+        return text, f" [{mark}]" if mark else ""
+    own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
+    text = "  " * row.depth + own
+    return text, "" if span.status == "ok" else f" [{span.status}]"
+
+
+def display_name_plain(span: Span) -> str:
+    """``task1()``, ``gather(task1, task2)``: a call's name without its status."""
+    return span.name if span.kind in ("gather", "run") else f"{span.name}()"
+
+
+def _summary(trace: Trace) -> list[str]:
+    """The header's facts about the whole trace (filters do not change them)."""
+    first = min(s.start for s in trace.spans)
+    wall = max(0.0, trace.end - first)
+    scale, unit = _unit(wall) if wall > 0 else (1.0, "s")
+    points = activity(trace, idle_waits(trace))
+    ends = [t for t, _, _ in points[1:]] + [trace.end] if points else []
+    overlap = sum(
+        end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
+    )
+    parts = [f"wall {_num(wall, scale)} {unit}" if wall > 0 else "wall 0 s"]
+    if wall > 0:
+        parts.append(f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})")
+    tasks = sum(1 for s in trace.spans if s.kind == "task")
+    parts += [_count(tasks, "task"), _count(len(trace.spans), "span")]
+    open_spans = sum(1 for s in trace.spans if s.status == "unfinished")
+    if open_spans:
+        parts[-1] += f" ({open_spans:,} still open)"
+    if trace.dropped:
+        parts.append(f"{trace.dropped:,} dropped")
+    return parts
+
+
+def _notes(
+    sel: Selection,
+    view: View,
+    t0: float,
+    t1: float,
+    first: float,
+    zero: bool,
+    scale: float,
+    unit: str,
+) -> list[str]:
+    """What the axis covers and what the view leaves out, when that is not everything."""
+    notes = []
+    if zero:
+        notes.append(f"every span at t={_num(t0, scale)} {unit}")
+    elif view.window is not None:
+        notes.append(f"window {_num(t0, scale)}–{_num(t1, scale)} {unit}")
+    elif t0 > first:
+        notes.append(f"axis from {_num(t0, scale)} {unit} (the program's first span)")
+    if view.filter is not None:
+        what = _count(sel.matched, "span")
+        notes.append(f"filter {sanitize(repr(view.filter))}: {what} match")
+        if not sel.rows:
+            notes[-1] += ", no row to draw"
+    if sel.internal:
+        notes.append(f"{_count(sel.internal, 'asyncio-internal row')} hidden (--internals)")
+    if sel.outside:
+        limits = [name for name, on in (("depth", view.depth), ("window", view.window)) if on]
+        notes.append(f"{_count(sel.outside, 'row')} beyond the {' and '.join(limits)}")
+    return notes
 
 
 def _count(n: int, noun: str) -> str:
@@ -268,21 +403,17 @@ def _wrap(parts: list[str], sep: str, width: int) -> list[str]:
     return lines
 
 
-def _call_label(span: Span) -> str:
-    return span.name if span.kind == "gather" else f"{span.name}()"
+def _fold(hidden: list[Row], trace: Trace, scale: float, unit: str, width: int) -> list[str]:
+    """One or two summary lines for the rows that did not fit.
 
-
-def _fold(
-    hidden: list[tuple[Span, int]],
-    points: list[tuple[float, int, int]],
-    scale: float,
-    unit: str,
-    width: int,
-) -> list[str]:
-    """One or two summary lines for the rows that did not fit."""
-    tasks = [s for s, _ in hidden if s.kind == "task"]
-    others = len(hidden) - len(tasks)
-    if tasks:
+    Peak concurrency counts tasks *running*: alive and not waiting on another task or on a
+    lock, semaphore, queue, event or future (:func:`~asynctrace._timeline.idle_waits`).
+    """
+    tasks = [s for r in hidden if r.depth == 0 for s in r.spans if s.kind == "task"]
+    others = sum(len(r.spans) for r in hidden) - len(tasks)
+    if not hidden:
+        first = ""
+    elif tasks:
         d = sorted(s.duration for s in tasks)
         first = (
             f"… {len(tasks):,} more tasks: durations min {_num(d[0], scale)}"
@@ -292,11 +423,15 @@ def _fold(
             first += f" (+{others:,} more rows)"
     else:
         first = f"… {len(hidden):,} more rows"
-    peak_t, peak = 0.0, 0
-    for t, running, _ in points:
+    peak_t, peak, then = 0.0, 0, 0
+    for t, running, waiting in activity(trace, idle_waits(trace)):
         if running > peak:
-            peak_t, peak = t, running
-    second = f"  peak concurrency {peak:,} running at t={_num(peak_t, scale)} {unit}"
+            peak_t, peak, then = t, running, waiting
+    second = (
+        f"  peak concurrency {peak:,} running ({then:,} waiting) at t={_num(peak_t, scale)} {unit}"
+    )
+    if not first:
+        return [fit(second.lstrip(" "), width).rstrip()]
     if text_width(first) + text_width(second) <= width:
-        return [first + "," + second.lstrip(" ").join(("  ", ""))]
+        return [first + "," + second]
     return [fit(first, width).rstrip(), fit(second, width).rstrip()]

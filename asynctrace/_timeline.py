@@ -14,9 +14,25 @@ from collections.abc import Iterable
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace
 
-__all__ = ["activity", "display_name", "joins", "row_label"]
+__all__ = ["activity", "display_name", "idle_waits", "joins", "row_label"]
 
 _AWAITED = "asynctrace.awaited"
+# Awaits on which a task waits for something another task does (a lock released, an item put,
+# an event set, a future resolved, a task ended), as opposed to a sleep, a socket or a thread.
+_IDLE_PREFIXES = (
+    "Lock.",
+    "Semaphore.",
+    "BoundedSemaphore.",
+    "Condition.",
+    "Event.",
+    "Barrier.",
+    "Queue.",
+    "LifoQueue.",
+    "PriorityQueue.",
+)
+_IDLE_NAMES = frozenset(
+    ("Future", "asyncio.wait_for", "asyncio.wait", "asyncio.shield", "asyncio.as_completed")
+)
 _FUNCTION = "code.function.name"
 
 
@@ -74,6 +90,23 @@ def joins(trace: Trace) -> list[Span]:
             "gather("
         )
         if on_gather or span.name in names or span.attributes.get(_AWAITED) in names:
+            found.append(span)
+    return found
+
+
+def idle_waits(trace: Trace) -> list[Span]:
+    """The joins, and the awaits on a lock, semaphore, queue, event, condition or future.
+
+    A task in one of these does nothing until another task acts: the terminal timeline counts
+    it as waiting, not running (a semaphore's queue is not concurrency).
+    """
+    found = joins(trace)
+    seen = {id(s) for s in found}
+    for span in trace.spans:
+        if span.kind != "await" or id(span) in seen:
+            continue
+        name = span.name
+        if name in _IDLE_NAMES or name.startswith(_IDLE_PREFIXES):
             found.append(span)
     return found
 

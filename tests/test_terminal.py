@@ -13,11 +13,17 @@ from asynctrace._terminal import BLOCK, RUN, WAIT, render_timeline, sanitize, te
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def bar_of(text: str, label: str) -> str:
+def bar_start(text: str) -> int:
+    """The column where bars begin: where the axis line under them begins."""
+    axis = next(line for line in text.splitlines() if "┴" in line)
+    return len(axis) - len(axis.lstrip(" "))
+
+
+def bar_of(text: str, label: str, width: int = 100) -> str:
     """The bar cells of the row whose label starts with ``label`` (numbers cut off)."""
     line = next(line for line in text.splitlines() if line.lstrip().startswith(label))
-    cells = line[28 + 1 :]  # label column is 28 wide at width 100
-    return cells[: 100 - 28 - 1 - 18]
+    first = bar_start(text)
+    return line[first : width - 18]
 
 
 def test_blog_rendering_rows_header_and_axis() -> None:
@@ -26,7 +32,7 @@ def test_blog_rendering_rows_header_and_axis() -> None:
     lines = text.splitlines()
     assert lines[0] == "asynctrace · gather.py · virtual clock"
     assert lines[1] == "wall 5.000 s · overlap 1.000 s (20%) · 3 tasks · 10 spans"
-    labels = [line[:28].rstrip() for line in lines[3:8]]
+    labels = [line[: bar_start(text)].rstrip() for line in lines[3:8]]
     assert labels == [
         "Task-1 main()",
         "  gather(task1, task2)",
@@ -76,27 +82,40 @@ def test_width_is_never_exceeded(width: int) -> None:
         assert text_width(line) <= width, line
 
 
-def many_tasks(n: int) -> Trace:
+def many_tasks(n: int, names: int = 1) -> Trace:
     spans = [Span(1, None, "run", "many.py", 0.0, 10.0, 1)]
     for i in range(n):
         a, b = i / n, i / n + 1 + (i % 7)
         sid = 2 + 2 * i
         attrs = {"asynctrace.task.name": f"Task-{i + 1}"}
-        spans.append(Span(sid, 1, "task", "job", a, b, sid, attributes=attrs, start_seq=i))
+        name = f"job{i % names}" if names > 1 else "job"
+        spans.append(Span(sid, 1, "task", name, a, b, sid, attributes=attrs, start_seq=i))
         spans.append(Span(sid + 1, sid, "await", "asyncio.sleep(1)", a, b, sid))
     return Trace(spans)
 
 
-def test_folding_with_5000_tasks() -> None:
+def test_many_tasks_of_one_coroutine_are_one_row_then_the_longest() -> None:
     text = render_timeline(many_tasks(5000), width=100, max_rows=40)
+    lines = text.splitlines()
+    assert any(line.startswith("job() ×5,000 ") for line in lines)
+    members = [line for line in lines if line.startswith("  Task-")]
+    assert len(members) == 39  # the rows to spare: the longest tasks (7 s), in creation order
+    assert all(line.split()[-1] == "7.000" for line in members)
+    assert "peak concurrency 5,000 running (0 waiting)" in text
+    assert len(lines) <= 40 + 7  # rows, header lines, summary, axis
+
+
+def test_folding_with_5000_different_tasks_keeps_the_longest() -> None:
+    text = render_timeline(many_tasks(5000, names=5000), width=100, max_rows=40)
     lines = text.splitlines()
     rows = [line for line in lines if line.startswith("Task-")]
     assert len(rows) == 39
+    assert all(line.split()[-1] == "7.000" for line in rows)
     summary = next(line for line in lines if line.startswith("…"))
     assert "4,961 more tasks" in summary
     assert "min 1.000 / median 4.000 / max 7.000 s" in summary
     assert "peak concurrency" in text
-    assert len(lines) <= 40 + 7  # rows, header lines, summary, axis
+    assert len(lines) <= 40 + 7
 
 
 def test_no_escape_codes_without_color_and_colors_by_status() -> None:

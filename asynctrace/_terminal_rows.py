@@ -1,0 +1,283 @@
+"""Which rows the terminal timeline draws: internals, filters, depth, window, and grouping.
+
+Problem: a real program's trace holds asyncio's own tasks (``_accept_connection2``, a server's
+``getaddrinfo`` gather), thousands of similar tasks (one per test, one per request) and spans a
+reader is not looking for; drawn all, in creation order, the forty rows that fit say little.
+
+Solution: :func:`select_rows` keeps the program's rows: tasks and calls whose code is in the
+standard library are hidden unless asked for, ``filter`` keeps the spans whose name matches (with
+their ancestors for context and their descendants), ``depth`` cuts nested call rows and
+``window`` drops rows outside a time range.  :func:`fold_rows` makes what is left fit: tasks of
+one coroutine become one row ``fetch() ×221``, then the longest and the failed rows are kept.
+Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycle).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ._spans import Span, Trace
+from ._timeline import display_name, row_label
+
+__all__ = ["Row", "View", "ancestors", "fold_rows", "is_internal", "select_rows"]
+
+_OWNERS = ("run", "task", "thread")
+_CALLS = ("coroutine", "gather")
+_GLOB = re.compile(r"[*?\[]")
+# A file of the standard library, from this interpreter or, for a trace read on another
+# machine, any ``lib/python3.N/`` (``Lib\`` on Windows) outside site-packages.
+_STDLIB_DIRS = tuple(
+    {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "platstdlib")}
+)
+_STDLIB_PATH = re.compile(
+    r"[\\/](?:lib[\\/]python3\.\d+t?|Lib)[\\/](?!site-packages[\\/]|dist-packages[\\/])"
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """What the terminal draws of a trace; no field changes any other output.
+
+    Args:
+        filter: keep the spans whose name matches (glob; without ``*?[``, a substring), their
+            ancestors and their descendants.
+        internals: also draw the tasks and calls whose code is asyncio's or the stdlib's.
+        window: ``(start, end)`` in seconds of trace time; ``None`` on a side: the trace's edge.
+        depth: draw call rows nested at most this deep under their task (0: task rows only).
+    """
+
+    filter: str | None = None
+    internals: bool = False
+    window: tuple[float | None, float | None] | None = None
+    depth: int | None = None
+
+
+@dataclass
+class Row:
+    """One drawn row: a task, thread job or run (depth 0), a call under it, or a group."""
+
+    span: Span
+    depth: int
+    members: list[Span] = field(default_factory=list)  # a group: every task it stands for
+    member: bool = False  # one task of the group above, drawn under it
+
+    @property
+    def spans(self) -> list[Span]:
+        return self.members or [self.span]
+
+
+@dataclass
+class Selection:
+    """The rows to draw, and why the others are not drawn."""
+
+    rows: list[Row]
+    internal: int = 0  # rows hidden as asyncio's or the stdlib's
+    matched: int = 0  # spans the filter matched
+    outside: int = 0  # rows cut by --depth or --window
+
+
+def ancestors(span: Span) -> Iterator[Span]:
+    """``span``'s parent, its parent, ... up to a root, or to a span already seen (a cycle)."""
+    seen = {id(span)}
+    up = span.parent
+    while up is not None and id(up) not in seen:
+        seen.add(id(up))
+        yield up
+        up = up.parent
+
+
+def is_internal_path(path: object) -> bool:
+    """Whether a ``code.file.path`` is in the standard library (asyncio's own files included)."""
+    if not isinstance(path, str) or not path:
+        return False
+    if path.startswith("<frozen "):
+        return True
+    return path.startswith(_STDLIB_DIRS) or _STDLIB_PATH.search(path) is not None
+
+
+def is_internal(span: Span) -> bool:
+    """Whether ``span`` is asyncio's (or the stdlib's) machinery, not the program's.
+
+    A span with a code path is internal when the path is in the standard library; a gather
+    without one when every task it started is internal.
+    """
+    path = span.attributes.get("code.file.path")
+    if path is not None:
+        return is_internal_path(path)
+    if span.kind == "gather":
+        tasks = [c for c in span.children if c.kind == "task"]
+        return bool(tasks) and all(is_internal(c) for c in tasks)
+    return False
+
+
+def _matcher(pattern: str) -> re.Pattern[str]:
+    if _GLOB.search(pattern):
+        return re.compile(fnmatch.translate(pattern))
+    return re.compile(f".*{re.escape(pattern)}.*", re.DOTALL)
+
+
+def _matches(trace: Trace, pattern: str) -> tuple[set[int], int]:
+    """Ids of the spans to keep for ``pattern`` (matches, ancestors, descendants), and matches."""
+    rx = _matcher(pattern)
+    keep: set[int] = set()
+    walked: set[int] = set()
+    matched = 0
+    for span in trace.spans:
+        names = (span.name, display_name(span), row_label(span) if span.kind in _OWNERS else "")
+        if not any(rx.fullmatch(n) for n in names if n):
+            continue
+        matched += 1
+        keep.update(id(s) for s in ancestors(span))
+        stack = [span]
+        while stack:  # descendants; a span seen twice (a cycle) is not walked again
+            s = stack.pop()
+            if id(s) not in walked:
+                walked.add(id(s))
+                keep.add(id(s))
+                stack.extend(s.children)
+    return keep, matched
+
+
+def all_rows(trace: Trace) -> list[Row]:
+    """Each track's owner, then its coroutine and gather calls, nested, in creation order."""
+    by_track: dict[int, list[Span]] = {}
+    for span in trace.spans:
+        if span.kind in _CALLS:
+            by_track.setdefault(span.track, []).append(span)
+    rows: list[Row] = []
+    for owner in trace.tracks:
+        calls = by_track.get(owner.span_id, [])
+        if owner.kind == "run" and not calls and len(trace.tracks) > 1:
+            continue  # the header already says what the run was
+        rows.append(Row(owner, 0))
+        for span in calls:  # start order is depth-first order for nested calls
+            depth = 1
+            for up in ancestors(span):
+                if up.track != span.track or up is owner:
+                    break
+                depth += up.kind in _CALLS
+            rows.append(Row(span, depth))
+    return rows
+
+
+def select_rows(trace: Trace, view: View) -> Selection:
+    """The rows ``view`` keeps, in creation order."""
+    rows = all_rows(trace)
+    sel = Selection([])
+    keep: set[int] | None = None
+    if view.filter is not None:
+        keep, sel.matched = _matches(trace, view.filter)
+    lo, hi = view.window or (None, None)
+    hidden_tracks: set[int] = set()
+    for i, row in enumerate(rows):
+        span = row.span
+        if span.kind == "run" and len(rows) > 1:
+            calls = [r for r in rows[i + 1 :] if r.span.track == span.track]
+            if not view.internals and calls and all(is_internal(r.span) for r in calls):
+                continue  # asyncio.run's shutdown gather alone: the header names the run
+        if not view.internals and (span.track in hidden_tracks or is_internal(span)):
+            if row.depth == 0:
+                hidden_tracks.add(span.track)
+            sel.internal += 1
+            continue
+        if keep is not None and id(span) not in keep:
+            continue
+        if view.depth is not None and row.depth > view.depth:
+            sel.outside += 1
+            continue
+        if (lo is not None and span.end < lo) or (hi is not None and span.start > hi):
+            sel.outside += 1
+            continue
+        sel.rows.append(row)
+    if not view.internals and not sel.rows and keep is None and rows:
+        # nothing of the program's own (a trace of asyncio alone): better its rows than none
+        return Selection(rows)
+    return sel
+
+
+def _units(rows: list[Row]) -> list[list[Row]]:
+    """Rows cut into units: a task (or run) row with the call rows under it."""
+    units: list[list[Row]] = []
+    for row in rows:
+        if row.depth == 0 or not units:
+            units.append([row])
+        else:
+            units[-1].append(row)
+    return units
+
+
+def _show_members(grouped: list[list[Row]], max_rows: int) -> list[Row]:
+    """The grouped rows, with rows to spare spent on each group's failed, then longest, tasks."""
+    spare = max_rows - sum(len(u) for u in grouped)
+    groups = [u[0] for u in grouped if u[0].members]
+    picks: dict[int, list[Span]] = {id(g): [] for g in groups}
+    ranked = [
+        sorted(g.members, key=lambda s: (s.status == "ok", -s.duration, s.start_seq))
+        for g in groups
+    ]
+    k = 0
+    while spare > 0 and any(k < len(r) for r in ranked):
+        for g, r in zip(groups, ranked, strict=True):
+            if k < len(r) and spare > 0:
+                picks[id(g)].append(r[k])
+                spare -= 1
+        k += 1
+    rows: list[Row] = []
+    for unit in grouped:
+        rows += unit
+        chosen = picks.get(id(unit[0]), [])
+        rows += [Row(s, 1, member=True) for s in sorted(chosen, key=lambda s: s.start_seq)]
+    return rows
+
+
+def fold_rows(rows: list[Row], max_rows: int) -> tuple[list[Row], list[Row]]:
+    """(rows to draw, rows folded into the summary), at most ``max_rows`` drawn in all.
+
+    Too many rows: the tasks of one coroutine (two or more) become one group row, in the place
+    of the first; if that is still too many, the units (a task and its calls) that failed and
+    then the longest are kept, drawn in creation order, and the rest are folded.
+    """
+    if len(rows) <= max_rows:
+        return rows, []
+    units = _units(rows)
+    by_name: dict[tuple[str, str], list[list[Row]]] = {}
+    for unit in units:
+        head = unit[0].span
+        if head.kind in ("task", "thread"):
+            by_name.setdefault((head.kind, head.name), []).append(unit)
+    grouped: list[list[Row]] = []
+    for unit in units:
+        head = unit[0].span
+        same = by_name.get((head.kind, head.name), [])
+        if len(same) < 2:
+            grouped.append(unit)
+        elif same[0] is unit:
+            grouped.append([Row(head, 0, [u[0].span for u in same])])
+    budget = max(1, max_rows - 1)  # one line for the summary of the rest
+    if sum(len(u) for u in grouped) <= max_rows:
+        return _show_members(grouped, max_rows), []
+
+    def weight(i: int) -> tuple[bool, float, int]:
+        spans = grouped[i][0].spans
+        failed = any(s.status != "ok" for s in spans)
+        return (not failed, -max(s.duration for s in spans), i)
+
+    chosen: set[int] = set()
+    used = 0
+    for i in sorted(range(len(grouped)), key=weight):
+        if used + len(grouped[i]) <= budget:
+            chosen.add(i)
+            used += len(grouped[i])
+        elif used + 1 <= budget and grouped[i][0].depth == 0:
+            chosen.add(i)  # the task row alone, without its calls
+            grouped[i] = grouped[i][:1] + [Row(r.span, -1) for r in grouped[i][1:]]
+            used += 1
+    shown = [r for i in sorted(chosen) for r in grouped[i] if r.depth >= 0]
+    folded = [r for i, u in enumerate(grouped) if i not in chosen for r in u]
+    folded += [Row(r.span, 1) for i in chosen for r in grouped[i] if r.depth < 0]
+    return shown, folded
