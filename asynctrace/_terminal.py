@@ -383,7 +383,9 @@ def _notes(
     if sel.internal:
         notes.append(f"{_count(sel.internal, 'asyncio-internal row')} hidden (--internals)")
     if sel.outside:
-        limits = [name for name, on in (("depth", view.depth), ("window", view.window)) if on]
+        limits = [
+            name for name, on in (("depth", view.depth), ("window", view.window)) if on is not None
+        ]
         notes.append(f"{_count(sel.outside, 'row')} beyond the {' and '.join(limits)}")
     return notes
 
