@@ -54,12 +54,21 @@ def write_json(nodeid: str, trace: Trace, directory: Path, written: set[str]) ->
         return None
 
 
-def failure_section(trace: Trace, json_path: str | None, error: BaseException | None) -> str:
-    """The ``asynctrace`` section of a failed test's report: clock, timeline path, timeline."""
-    lines = [
-        f"clock: {trace.clock} ({_CLOCKS.get(trace.clock, 'unknown clock')})",
-        f"JSON timeline: {json_path or 'not written'}",
-    ]
+def failure_section(
+    trace: Trace, json_path: str | None, error: BaseException | None, *, virtual: bool = False
+) -> str:
+    """The ``asynctrace`` section of a failed test's report: clock, timeline path, timeline.
+
+    ``virtual`` says that the test asked for virtual time: if no virtual-time loop ran in it,
+    the trace's clock is the monotonic one, and the section says why rather than only which.
+    """
+    clock = f"clock: {trace.clock} ({_CLOCKS.get(trace.clock, 'unknown clock')})"
+    if virtual and trace.clock != "virtual":
+        clock = (
+            "clock: virtual time was asked for, but no event loop ran in this test on it, so"
+            f" the spans are on the {trace.clock} clock ({_CLOCKS.get(trace.clock, 'unknown')})"
+        )
+    lines = [clock, f"JSON timeline: {json_path or 'not written'}"]
     if isinstance(error, TraceAssertionError):
         lines.append("the spans involved are drawn in the error above")
     elif len(trace.spans) <= 1:

@@ -20,6 +20,8 @@ a worker thread.
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -323,7 +325,54 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
         state.stop()
 
 
+@pytest.hookimpl(specname="pytest_pyfunc_call")
+def pytest_pyfunc_call_async(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an ``async def`` test that uses asynctrace and that no other plugin runs.
+
+    Problem: pytest cannot run a coroutine function, and pytest-asyncio in its default strict
+    mode runs only tests marked ``@pytest.mark.asyncio``: the documented example, marked
+    ``@pytest.mark.asynctrace(virtual_time=True)``, failed "async def functions are not
+    natively supported" in a fresh project.
+
+    Solution: this plain implementation runs after the ``tryfirst`` ones (anyio's runs a test
+    that has an ``anyio_backend`` and returns True, so this one is not called), and
+    pytest-asyncio has replaced the test function by a synchronous one before this hook
+    (``runtest``) when it runs the test: the test MUST run once, by one runner.  What still is
+    a coroutine function here is run on a new loop with ``asyncio.Runner``: virtual when the
+    test asks for virtual time (the loops made during the test are), else asyncio's default.
+    """
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    if pyfuncitem.get_closest_marker("asynctrace") is None and "atrace" not in getattr(
+        pyfuncitem, "fixturenames", ()
+    ):
+        return None  # not ours: pytest says what to install
+    import asyncio
+
+    funcargs = pyfuncitem.funcargs
+    testargs = {arg: funcargs[arg] for arg in pyfuncitem._fixtureinfo.argnames}
+    with asyncio.Runner() as runner:
+        runner.run(pyfuncitem.obj(**testargs))
+    return True
+
+
 # --- failure report -----------------------------------------------------------------------
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _hide_own_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Leave asynctrace's frames out of a failed test's traceback (``--fulltrace`` keeps them).
+
+    A deadlock under virtual time is raised in the loop's selector (``_virtual.py``), and an
+    assertion inside ``asynctrace.testing``: their source lines say nothing about the test.
+    """
+    if item.config.getoption("fulltrace", False):
+        return
+    traceback = excinfo.traceback
+    kept = traceback.filter(lambda entry: not str(entry.path).startswith(_PACKAGE))
+    if 0 < len(kept) < len(traceback):
+        excinfo.traceback = kept
 
 
 @pytest.hookimpl(wrapper=True)
@@ -331,8 +380,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     state = item.stash.get(_STATE, None)
-    if state is None or state.tracing is None or call.when != "call":
+    if state is None or call.when != "call":
         return (yield)
+    if call.excinfo is not None:
+        _hide_own_frames(item, call.excinfo)
+    if state.tracing is None:
+        return _short_deadlock(item, call, (yield))
     from ._pytest_output import failure_section, write_json
     from .testing import TraceAssertionError
 
@@ -349,5 +402,24 @@ def pytest_runtest_makereport(
     rep = yield
     if rep.failed and trace is not None:
         error = call.excinfo.value if call.excinfo is not None else None
-        rep.sections.append(("asynctrace", failure_section(trace, state.json_path, error)))
+        section = failure_section(trace, state.json_path, error, virtual=state.virtual)
+        rep.sections.append(("asynctrace", section))
+    return _short_deadlock(item, call, rep)
+
+
+def _short_deadlock(
+    item: pytest.Item, call: pytest.CallInfo[None], rep: pytest.TestReport
+) -> pytest.TestReport:
+    """A deadlock under virtual time is reported by its message alone (``--fulltrace``: all).
+
+    The loop raises it from its selector, outside the test's coroutine, so its traceback is
+    asyncio's and asynctrace's frames only; the message names every waiting task, what it
+    waits on and the fix.
+    """
+    from ._virtual import VirtualTimeDeadlock
+
+    error = call.excinfo.value if call.excinfo is not None else None
+    fulltrace = item.config.getoption("fulltrace", False)
+    if rep.failed and isinstance(error, VirtualTimeDeadlock) and not fulltrace:
+        rep.longrepr = f"asynctrace.VirtualTimeDeadlock: {error}"
     return rep

@@ -150,6 +150,100 @@ def test_unknown_name_fails_listing_spans_and_other_errors_get_a_timeline(
     )
 
 
+# --- who runs an async test ---------------------------------------------------------------
+
+RUN_ONCE = """
+import asyncio, pathlib, pytest
+
+async def task1():
+    await asyncio.sleep(2)
+
+async def task2():
+    await asyncio.sleep(1)
+
+@pytest.mark.asynctrace(virtual_time=True)
+{mark}
+async def test_marked(atrace):
+    with open(pathlib.Path(__file__).with_name("runs.txt"), "a") as f:
+        f.write(f"{{type(asyncio.get_running_loop()).__name__}}\\n")
+    await asyncio.gather(task1(), task2())
+    atrace.assert_overlap("task1", "task2")
+    assert atrace.clock == "virtual"
+    assert atrace.span("task1").duration == 2.0
+"""
+
+# (ini lines, -p options, a marker on the test, who runs it)
+ASYNC_RUNNERS = {
+    "no pytest-asyncio": ("", ["-p", "no:asyncio"], "", "asynctrace"),
+    "strict mode": ("asyncio_mode = strict", [], "", "asynctrace"),
+    "strict mode, asyncio marker": ("asyncio_mode = strict", [], "@pytest.mark.asyncio", "p-a"),
+    "auto mode": ("asyncio_mode = auto", [], "", "pytest-asyncio"),
+    "anyio": (
+        "asyncio_mode = strict",
+        [],
+        "@pytest.mark.anyio\n@pytest.mark.parametrize('anyio_backend', ['asyncio'])",
+        "anyio",
+    ),
+}
+
+
+@pytest.mark.parametrize("runner", list(ASYNC_RUNNERS))
+def test_marked_async_test_runs_once_whoever_runs_it(
+    pytester: pytest.Pytester, runner: str
+) -> None:
+    ini, options, mark, _who = ASYNC_RUNNERS[runner]
+    pytester.makeini(f"[pytest]\nasyncio_default_fixture_loop_scope = function\n{ini}\n")
+    pytester.makepyfile(test_once=RUN_ONCE.format(mark=mark))
+    result = pytester.runpytest_inprocess(*options)
+    assert outcomes(result) == {"passed": 1}, result.stdout.str()
+    assert (pytester.path / "runs.txt").read_text().splitlines() == ["VirtualTimeLoop"]
+
+
+def test_async_test_that_takes_atrace_runs_in_real_time_without_a_runner_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_real="""
+        import asyncio
+
+        async def test_real(atrace):
+            await asyncio.sleep(0.01)
+            assert atrace.clock == "monotonic"
+            assert atrace.span("test_real", kind="task").status == "unfinished"
+
+        async def test_not_ours():
+            pass
+    """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:asyncio")
+    assert outcomes(result) == {"passed": 1, "failed": 1}
+    # An async test that uses neither the marker nor atrace is left to pytest's own message.
+    result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+
+
+def test_virtual_time_asked_but_no_loop_ran_says_so_in_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_noloop="""
+        import pytest
+
+        @pytest.mark.asynctrace(virtual_time=True)
+        def test_no_loop(atrace):
+            assert False
+    """
+    )
+    result = pytester.runpytest_inprocess()
+    assert outcomes(result) == {"failed": 1}
+    result.stdout.fnmatch_lines(
+        [
+            "*- asynctrace -*",
+            "clock: virtual time was asked for, but no event loop ran in this test on it, so the"
+            " spans are on the monotonic clock*",
+        ]
+    )
+
+
 # --- each loop runner ---------------------------------------------------------------------
 
 RUNNERS = {
@@ -328,12 +422,18 @@ def test_threads_are_waited_for_in_real_time_and_deadlock_fails_at_once(
     assert outcomes(result) == {"passed": 1, "failed": 1}
     result.stdout.fnmatch_lines(
         [
-            "E  *VirtualTimeDeadlock: asynctrace virtual time: deadlock at t=0.000 s: no task can"
-            " run*Event.wait*",
+            "*_ test_deadlock _*",
+            "asynctrace.VirtualTimeDeadlock: asynctrace virtual time: deadlock at t=0.000 s: no"
+            " task can run*Event.wait*",
             "*- asynctrace -*",
             "clock: virtual (asynctrace*s virtual time*",
         ]
     )
+    # Neither asynctrace's frames nor asyncio's: the message says it all.
+    assert "_virtual.py" not in result.stdout.str()
+    assert "base_events.py" not in result.stdout.str()
+    full = pytester.runpytest_inprocess("--fulltrace", "-k", "deadlock")
+    assert "_virtual.py" in full.stdout.str()
 
 
 def test_marker_with_a_wrong_argument_is_an_error_naming_the_fix(
