@@ -14,17 +14,29 @@ Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycl
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
+import math
 import os
 import re
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._spans import Span, Trace
 from ._timeline import display_name, row_label
 
-__all__ = ["Row", "View", "ancestors", "fold_rows", "is_internal", "select_rows"]
+__all__ = [
+    "Row",
+    "View",
+    "add_view_options",
+    "ancestors",
+    "fold_rows",
+    "is_internal",
+    "select_rows",
+    "view_arguments",
+]
 
 _OWNERS = ("run", "task", "thread")
 _CALLS = ("coroutine", "gather")
@@ -180,12 +192,12 @@ def select_rows(trace: Trace, view: View) -> Selection:
             calls = [r for r in rows[i + 1 :] if r.span.track == span.track]
             if not view.internals and calls and all(is_internal(r.span) for r in calls):
                 continue  # asyncio.run's shutdown gather alone: the header names the run
+        if keep is not None and id(span) not in keep:
+            continue
         if not view.internals and (span.track in hidden_tracks or is_internal(span)):
             if row.depth == 0:
                 hidden_tracks.add(span.track)
             sel.internal += 1
-            continue
-        if keep is not None and id(span) not in keep:
             continue
         if view.depth is not None and row.depth > view.depth:
             sel.outside += 1
@@ -281,3 +293,76 @@ def fold_rows(rows: list[Row], max_rows: int) -> tuple[list[Row], list[Row]]:
     folded = [r for i, u in enumerate(grouped) if i not in chosen for r in u]
     folded += [Row(r.span, 1) for i in chosen for r in grouped[i] if r.depth < 0]
     return shown, folded
+
+
+def _window(text: str) -> tuple[float | None, float | None]:
+    """``--window START:END``: seconds of trace time; either side may be left out."""
+    start, sep, end = text.partition(":")
+    try:
+        lo = float(start) if start.strip() else None
+        hi = float(end) if end.strip() else None
+    except ValueError:
+        lo = hi = math.nan
+    ok = all(v is None or math.isfinite(v) for v in (lo, hi))
+    if not sep or not ok or (lo is not None and hi is not None and not lo < hi):
+        msg = (
+            f"{text!r} is not a time window; give START:END in seconds of trace time, START"
+            " before END, either one may be left out: --window 0.2:0.5, --window 1.5:"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return lo, hi
+
+
+def _depth(text: str) -> int:
+    """``--depth N``: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        msg = f"{text!r} is not a depth; give 0 (one row per task) or more, e.g. --depth 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+VALUE_OPTIONS = ("--filter", "--window", "--depth")
+"""The options :func:`add_view_options` adds that take a value as the next word."""
+
+
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    """The terminal timeline's filters, for ``asynctrace run`` and ``asynctrace view``."""
+    only = "terminal timeline only: JSON, HTML and OTLP keep every span"
+    parser.add_argument(
+        "--filter",
+        metavar="PATTERN",
+        help="draw only spans whose name matches PATTERN, a glob (Task-1*, fetch*) or, "
+        f"without *?[, a substring; their ancestors and descendants stay ({only})",
+    )
+    parser.add_argument(
+        "--internals",
+        action="store_true",
+        help=f"also draw asyncio's own tasks and calls (code in the standard library) ({only})",
+    )
+    parser.add_argument(
+        "--window",
+        type=_window,
+        metavar="START:END",
+        help=f"draw only this time range, in seconds of trace time, e.g. 0.2:0.5 or 1.5: ({only})",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help=f"draw calls nested at most N deep under their task; 0: one row per task ({only})",
+    )
+
+
+def view_arguments(options: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``render_timeline`` that the options of :func:`add_view_options`
+    give."""
+    return {
+        "filter": options.filter,
+        "internals": options.internals,
+        "window": options.window,
+        "depth": options.depth,
+    }
