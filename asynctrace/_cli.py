@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import __version__, _autotrace
+from . import __version__, _autotrace, _terminal_rows
 from ._files import written_by_us
 from ._flush import DEFAULT_FLUSH_INTERVAL
 from ._record import DEFAULT_MAX_SPANS
@@ -40,6 +40,7 @@ _VALUE_OPTIONS = {
     "--otlp-protocol",
     "--otlp-json",
     "--service-name",
+    *_terminal_rows.VALUE_OPTIONS,
 }
 
 
@@ -203,6 +204,7 @@ def _run_parser() -> argparse.ArgumentParser:
         metavar="COLUMNS",
         help="width of the terminal timeline (default: the terminal's)",
     )
+    _terminal_rows.add_view_options(parser)
     return parser
 
 
@@ -541,7 +543,8 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None, *, w
 
             width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
             color = bool(getattr(sys.stderr, "isatty", lambda: False)())
-            sys.stderr.write(render_timeline(trace, width=width, color=color))
+            view = _terminal_rows.view_arguments(options)
+            sys.stderr.write(render_timeline(trace, width=width, color=color, **view))
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
             report(f"could not draw the terminal timeline: {exc}")
     if json_path is not None and os.path.exists(json_path):
@@ -569,6 +572,7 @@ def view(argv: Sequence[str]) -> int:
         help="write a self-contained HTML timeline page instead of printing",
     )
     parser.add_argument("--width", type=_columns, metavar="COLUMNS")
+    _terminal_rows.add_view_options(parser)
     parser.add_argument(
         "--max-size",
         type=_mebibytes,
@@ -619,7 +623,8 @@ def view(argv: Sequence[str]) -> int:
         report(f"HTML timeline: {options.output}")
         return 0
     width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
-    sys.stdout.write(render_timeline(trace, width=width, color=sys.stdout.isatty()))
+    view = _terminal_rows.view_arguments(options)
+    sys.stdout.write(render_timeline(trace, width=width, color=sys.stdout.isatty(), **view))
     return 0
 
 
