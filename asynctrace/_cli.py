@@ -12,7 +12,9 @@ import contextlib
 import importlib.util
 import math
 import os
+import re
 import runpy
+import shlex
 import shutil
 import signal
 import sys
@@ -142,8 +144,8 @@ def _run_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="ENDPOINT",
-        help="send the trace over OTLP (write --otlp=URL for an endpoint; "
-        "default: OTEL_EXPORTER_OTLP_* variables, else localhost:4317)",
+        help="send the trace over OTLP to ENDPOINT, a URL or host:port (--otlp URL or "
+        "--otlp=URL; default: the OTEL_EXPORTER_OTLP_* variables, else localhost:4317)",
     )
     parser.add_argument(
         "--otlp-protocol",
@@ -209,24 +211,60 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | None, list[str]]:
-    """(our options, script, module, program args): everything after the program is its own."""
+    """(our options, script, module, program args): everything after the program is its own.
+
+    ``--`` ends our options: the next word is the program (a script, or ``-m MODULE``).  A
+    bare ``--otlp`` takes the next word as its endpoint when it is one (see :func:`_otlp_word`).
+    """
     ours: list[str] = []
     i = 0
+    options_ended = False
     while i < len(argv):
         arg = argv[i]
         if arg == "-m":
             if i + 1 >= len(argv):
                 raise UsageError("-m needs a module name, e.g. `asynctrace run -m package.app`")
             return ours, None, argv[i + 1], list(argv[i + 2 :])
-        if arg.startswith("-") and arg != "-":
+        if arg == "--" and not options_ended:
+            options_ended = True
+            i += 1
+            continue
+        if arg.startswith("-") and arg != "-" and not options_ended:
             ours.append(arg)
             if arg in _VALUE_OPTIONS and i + 1 < len(argv):
                 ours.append(argv[i + 1])
+                i += 1
+            elif arg == "--otlp" and i + 1 < len(argv) and _otlp_word(argv[i + 1]):
+                ours[-1] = f"--otlp={argv[i + 1]}"
                 i += 1
             i += 1
             continue
         return ours, arg, None, list(argv[i + 1 :])
     return ours, None, None, []
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}/?")
+
+
+def _otlp_word(word: str) -> bool:
+    """Whether the word after a bare ``--otlp`` is its endpoint (True) or the program (False).
+
+    A URL (``http://...``, ``grpc://...``) or ``host:port`` (``localhost:4317``,
+    ``[::1]:4317``) is the endpoint; an option, an existing file or a ``.py`` name is not.
+    Anything else, or both at once, is a guess this MUST NOT make: a usage error.
+    """
+    if word.startswith("-"):
+        return False
+    endpoint = bool(_URL.match(word) or _HOST_PORT.fullmatch(word))
+    is_file = os.path.isfile(word)
+    if endpoint != (is_file or word.endswith(".py")):
+        return endpoint
+    what = "is both an endpoint and a file" if endpoint else "is neither an endpoint nor a program"
+    raise UsageError(
+        f"--otlp is followed by {word!r}, which {what}; write --otlp={shown(word)} for an"
+        f" endpoint (a URL or host:port), or --otlp -- PROGRAM for the program"
+    )
 
 
 def _check_writable(path: str, option: str, *, fix: str | None = None) -> None:
@@ -236,6 +274,11 @@ def _check_writable(path: str, option: str, *, fix: str | None = None) -> None:
     name given where an output's was meant, as in ``--html scraper.py urls.txt``), or an
     existing regular file whose first bytes are not one of our outputs.  ``fix`` replaces the
     suggestion of another path (the default ``--json`` path: pass ``--json PATH``)."""
+    if not path:
+        raise UsageError(
+            f"{option} is given an empty path (''); give a file path, e.g."
+            f" {option} {_output_name('trace', option)!r}"
+        )
     if "\x00" in path:  # os functions raise ValueError on it, not OSError
         raise UsageError(f"{option} {path!r} contains a NUL character; choose another path")
     if os.path.isdir(path):
@@ -431,20 +474,30 @@ def run(argv: Sequence[str]) -> int:
         except UsageError:
             _autotrace.remove_finder(finder)
             raise
+    code = None
+    if script is not None:
+        try:
+            code = _autotrace.compile_script(script)
+        except SyntaxError as exc:
+            # As python reports a script that does not compile: no traceback, status 1.  No
+            # line of it ran, so no timeline is written (an earlier one is left as it was).
+            _autotrace.remove_finder(finder)
+            exc.__traceback__ = None
+            sys.excepthook(type(exc), exc, None)
+            report(f"no timeline written: {shown(script)} did not compile, so nothing ran")
+            return 1
+        except OSError as exc:
+            _autotrace.remove_finder(finder)
+            raise UsageError(
+                f"script {script!r} cannot be read ({exc.strerror}); check its permissions"
+            ) from None
     status = 0
     interrupted = False
     tracing.start()
     previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html)
     try:
-        if script is not None:
-            try:
-                code = _autotrace.compile_script(script)
-            except SyntaxError as exc:
-                # As python reports a script that does not compile: no traceback.
-                exc.__traceback__ = None
-                sys.excepthook(type(exc), exc, None)
-                return 1
-            _autotrace.exec_script(code, script, program_args)
+        if code is not None:
+            _autotrace.exec_script(code, str(script), program_args)
         else:
             _autotrace.run_module(str(module), program_args)
     except SystemExit as exc:
@@ -480,7 +533,10 @@ def _finish(
     _show(trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed)
     if html is not None and html.written:
         report(f"HTML timeline: {html.path}")
-    tracing.wait_exports()
+    for sent in tracing.wait_exports():
+        if sent.sent and not sent.not_sent:  # a failure already said so in its own line
+            protocol = tracing.otlp.protocol if tracing.otlp is not None else "OTLP"
+            report(f"OTLP: {sent.sent:,} spans sent to {sent.endpoint} ({protocol})")
 
 
 def _write_outputs_on_sigterm(
@@ -581,6 +637,11 @@ def view(argv: Sequence[str]) -> int:
         help=f"refuse a bigger file (default {VIEW_MAX_MIB}; reading takes ~7x its size)",
     )
     options = parser.parse_args(argv)
+    if not options.trace:
+        raise UsageError(
+            "the TRACE.json path is empty (''); give the path of a JSON timeline,"
+            " e.g. `asynctrace view prog.trace.json`"
+        )
     from ._chrome import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
@@ -598,8 +659,8 @@ def view(argv: Sequence[str]) -> int:
     except TraceTooLarge as exc:
         need = math.ceil(exc.size / 2**20) + 1
         raise UsageError(
-            f"{shown(options.trace)} is {exc.size / 2**20:,.1f} MiB, more than --max-size"
-            f" {options.max_size:g} MiB; pass --max-size {need} to read it anyway,"
+            f"{shown(options.trace)} is {_too_large(exc.size, exc.limit, options.max_size)};"
+            f" pass --max-size {need} to read it anyway,"
             " or open it in https://ui.perfetto.dev"
         ) from None
     except ValueError as exc:
@@ -628,6 +689,38 @@ def view(argv: Sequence[str]) -> int:
     return 0
 
 
+def _looks_like_a_program(word: str) -> bool:
+    """``asynctrace prog.py``: a script given where the command goes."""
+    return word.lower().endswith((".py", ".pyw")) or os.path.isfile(word)
+
+
+def _shell_words(args: Sequence[str], limit: int = 200) -> str:
+    """``args`` as one shell command line for a message; past ``limit`` characters, the first
+    word (the script) and ``...``."""
+    text = visible(shlex.join(args))
+    return text if len(text) <= limit else visible(shlex.quote(args[0])) + " ..."
+
+
+def _bytes(n: int) -> str:
+    """A file size for a message: bytes, KiB or MiB, one decimal."""
+    if n < 2**10:
+        return "1 byte" if n == 1 else f"{n:,} bytes"
+    if n < 2**20:
+        return f"{n / 2**10:,.1f} KiB"
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _too_large(size: int, limit: int, max_size: float) -> str:
+    """``4.9 KiB, more than --max-size 0.001 MiB (1.0 KiB)``: true at the precision shown."""
+    size_text, limit_text = _bytes(size), _bytes(limit)
+    if size_text == limit_text:  # 1.0 MiB, more than 1.0 MiB: say it in bytes
+        size_text, limit_text = f"{size:,} bytes", f"{limit:,} bytes"
+    same = limit_text == f"{max_size:,.1f} MiB"
+    return f"{size_text}, more than --max-size {max_size:g} MiB" + (
+        "" if same else f" ({limit_text})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``asynctrace`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -649,6 +742,16 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.exit(run(rest))
         if command == "view":
             sys.exit(view(rest))
+        if command.lower().endswith(".json") and os.path.isfile(command):
+            raise UsageError(
+                f"unknown command {command!r}; to show a timeline, put `view` first:"
+                f" `asynctrace view {_shell_words(args)}`"
+            )
+        if command == "-m" or command.startswith("--") or _looks_like_a_program(command):
+            raise UsageError(
+                f"unknown command {command!r}; to trace a program, put `run` first:"
+                f" `asynctrace run {_shell_words(args)}`"
+            )
         raise UsageError(f"unknown command {command!r}; use `asynctrace run` or `asynctrace view`")
     except UsageError as exc:
         print(f"asynctrace: error: {exc}", file=sys.stderr)

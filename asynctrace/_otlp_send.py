@@ -35,11 +35,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What an :class:`OtlpExport` delivered: spans confirmed by the receiver, out of total."""
+    """What an :class:`OtlpExport` delivered: spans confirmed by the receiver, out of total.
+
+    ``endpoint`` is where they went, as safe to show as the failure line's (no credentials).
+    """
 
     total: int
     sent: int
     reason: str | None = None
+    endpoint: str = ""
 
     @property
     def not_sent(self) -> int:
@@ -158,7 +162,8 @@ class OtlpExport:
                     if self._sent
                     else f"no answer within {wait:g} s"
                 )
-            report = ExportReport(self._total, self._sent, reason)
+            shown = self._scrub(self.settings.display_endpoint)
+            report = ExportReport(self._total, self._sent, reason, shown)
         self._report = report
         if report.not_sent:
             stream = self._stream if self._stream is not None else sys.stderr

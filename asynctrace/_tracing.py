@@ -25,6 +25,7 @@ from ._spans import Span, Trace
 
 if TYPE_CHECKING:
     from ._chrome_stream import ChromeStream
+    from ._otlp_send import ExportReport
 
 Output = Callable[[Trace], None]
 
@@ -275,10 +276,16 @@ class Tracing:
             self.wait_exports()
         return self.trace
 
-    def wait_exports(self) -> None:
-        """Wait, bounded, for OTLP exports in flight; a failure is one line on stderr."""
+    def wait_exports(self) -> list[ExportReport]:
+        """Wait, bounded, for OTLP exports in flight; a failure is one line on stderr.
+
+        Returns what each export delivered (none when there was no OTLP export, or when they
+        were waited for already).
+        """
+        reports = []
         while self._exports:
-            self._exports.pop().close()
+            reports.append(self._exports.pop().close())
+        return reports
 
     def _final_trace(self) -> Trace:
         """Finish streaming; build the trace and write the outputs.

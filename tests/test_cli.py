@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import asynctrace
 from asynctrace._chrome import read_chrome_json
+from asynctrace._cli import UsageError, _split_run_args
 
 TIMEOUT = 60
 PROGRAM = """\
@@ -114,6 +118,20 @@ USAGE_ERRORS = [
     ("view missing file", ["view", "{tmp}/nope.json"], "nope.json", r"asynctrace run --json"),
     ("view not json", ["view", "{prog}"], "prog.py", r"asynctrace run --json"),
     ("view nothing", ["view"], "TRACE.json", r"--help"),
+    # issue 15: what a newcomer hit
+    ("forgot run", ["{prog}", "a b"], "{prog}", r"`asynctrace run .*prog\.py 'a b'`"),
+    ("forgot run, -m", ["-m", "pkg.app"], "'-m'", r"`asynctrace run -m pkg\.app`"),
+    ("forgot run, option", ["--no-json", "{prog}"], "--no-json", r"`asynctrace run --no-json "),
+    ("view empty path", ["view", ""], "empty", r"asynctrace view \S+\.json"),
+    ("view -o empty path", ["view", "{tmp}/t.json", "-o", ""], "-o", r"-o 'trace\.html'"),
+    ("html empty path", ["run", "--no-json", "--html", "", "{prog}"], "--html", r"e\.g\."),
+    (
+        "otlp then a word",
+        ["run", "--otlp", "localhost", "{prog}"],
+        "'localhost'",
+        r"--otlp=localhost",
+    ),
+    ("otlp then no script", ["run", "--otlp", "{tmp}/app"], "app", r"--otlp=\S+/app|-- PROGRAM"),
 ]
 
 
@@ -190,6 +208,7 @@ def test_run_help(tmp_path: Path, flag: str) -> None:
         "--no-timeline",
         "--width",
         "-m MODULE",
+        "--otlp URL or --otlp=URL",
     ):
         assert option in result.stdout, option
     assert result.stderr == ""
@@ -501,3 +520,184 @@ def test_outputs_of_ours_are_replaced(tmp_path: Path, prog: Path) -> None:
     view = _asynctrace("view", "t.json", "-o", "t.html", cwd=tmp_path)
     assert view.returncode == 0, view.stderr
     assert view.stderr == "asynctrace: HTML timeline: t.html\n"
+
+
+# -- `--otlp ENDPOINT` with a space, `--`, what a newcomer hit (issue 15) ----------------------
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://localhost:4317",
+        "https://collector.example.com:4318/v1/traces",
+        "grpc://localhost:4317",
+        "http://user:pw@host:4317",
+        "localhost:4317",
+        "127.0.0.1:4318",
+        "[::1]:4317",
+        "otel-collector.monitoring.svc:4317",
+    ],
+)
+def test_otlp_takes_the_next_word_that_is_an_endpoint(endpoint: str) -> None:
+    ours, script, module, args = _split_run_args(["--otlp", endpoint, "prog.py", "a"])
+    assert (ours, script, module, args) == ([f"--otlp={endpoint}"], "prog.py", None, ["a"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "ours", "script", "module"),
+    [
+        (["--otlp", "prog.py"], ["--otlp"], "prog.py", None),  # .py: the program, even missing
+        (["--otlp", "app"], ["--otlp"], "app", None),  # an existing file: the program
+        (["--otlp", "-m", "pkg.app"], ["--otlp"], None, "pkg.app"),
+        (["--otlp", "--no-json", "prog.py"], ["--otlp", "--no-json"], "prog.py", None),
+        (["--otlp", "--", "localhost:4317"], ["--otlp"], "localhost:4317", None),
+        (["--otlp=localhost:1", "prog.py"], ["--otlp=localhost:1"], "prog.py", None),
+        (["--otlp"], ["--otlp"], None, None),
+        # `--` ends asynctrace's options: what follows is the program and its arguments
+        (["--", "prog.py", "--json", "x"], [], "prog.py", None),
+        (["--no-json", "--", "-weird.py"], ["--no-json"], "-weird.py", None),
+        (["--", "-m", "pkg.app"], [], None, "pkg.app"),
+        (["--", "--", "x"], [], "--", None),
+        (["--"], [], None, None),
+    ],
+)
+def test_split_run_args(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    ours: list[str],
+    script: str | None,
+    module: str | None,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app").write_text("print('app')\n")
+    assert _split_run_args(argv)[:3] == (ours, script, module)
+
+
+@pytest.mark.parametrize(
+    ("word", "what"),
+    [("localhost", "neither"), ("app", "neither"), ("", "neither"), ("h:1", "both")],
+)
+def test_otlp_then_an_ambiguous_word_is_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, word: str, what: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h:1").write_text("print('a file named like host:port')\n")
+    with pytest.raises(UsageError, match=rf"--otlp={word}.*--otlp -- PROGRAM") as raised:
+        _split_run_args(["--otlp", word, "prog.py"])
+    assert what in str(raised.value)
+
+
+def test_double_dash_ends_the_options(tmp_path: Path, prog: Path) -> None:
+    result = _asynctrace("run", "--no-timeline", "--", "prog.py", "--json", "x", "--", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran ['--json', 'x', '--'] [1, 2]\n"
+    assert (tmp_path / "prog.trace.json").is_file() and not (tmp_path / "x").exists()
+
+
+def test_a_syntax_error_writes_no_timeline(tmp_path: Path) -> None:
+    """Python's own report and exit status, one line of ours, and no file (an old one is kept)."""
+    (tmp_path / "bad.py").write_text("import asyncio\n\ndef f(:\n    pass\n")
+    earlier = tmp_path / "bad.trace.json"
+    _asynctrace("run", "--no-timeline", "--json", str(earlier), "prog.py", cwd=tmp_path)
+    (tmp_path / "prog.py").write_text(PROGRAM)
+    assert _asynctrace("run", "--no-timeline", "--json", str(earlier), "prog.py", cwd=tmp_path)
+    kept = earlier.read_bytes()
+    plain = subprocess.run(
+        [sys.executable, "bad.py"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    result = _asynctrace("run", "--html", "bad.html", "bad.py", cwd=tmp_path)
+    assert (result.returncode, plain.returncode) == (1, 1)
+    assert result.stdout == ""
+    program, ours = result.stderr.splitlines()[:-1], result.stderr.splitlines()[-1]
+    assert "\n".join(program) + "\n" == plain.stderr
+    assert "SyntaxError" in plain.stderr
+    assert ours == "asynctrace: no timeline written: bad.py did not compile, so nothing ran"
+    assert earlier.read_bytes() == kept
+    assert not (tmp_path / "bad.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("max_size", "limit"),
+    [("0.001", "1.0 KiB"), ("0.0000001", "0 bytes"), ("0.00001", "10 bytes")],
+)
+def test_view_too_large_says_true_sizes(
+    tmp_path: Path, prog: Path, max_size: str, limit: str
+) -> None:
+    _asynctrace("run", "--no-timeline", "--json", "t.json", "prog.py", cwd=tmp_path)
+    result = _asynctrace("view", "--max-size", max_size, "t.json", cwd=tmp_path)
+    _check_usage_error(result, f"more than --max-size {float(max_size):g} MiB ({limit})", "pass")
+    size = (tmp_path / "t.json").stat().st_size
+    match = re.search(r"is ([\d.,]+) (bytes|KiB), more than", result.stderr)
+    assert match, result.stderr
+    shown = float(match[1].replace(",", "")) * (1024 if match[2] == "KiB" else 1)
+    assert abs(shown - size) <= 52, (shown, size)  # one decimal of KiB
+
+
+def test_view_too_large_near_the_limit_says_bytes(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 1_100_000)
+    result = _asynctrace("view", "--max-size", "1", str(big), cwd=tmp_path)
+    _check_usage_error(result, "is 1,100,000 bytes, more than --max-size 1 MiB (1,048,576", "pass")
+
+
+# -- `--otlp` to a real receiver: the spans arrive, and one line says so ----------------------
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(request: pytest.FixtureRequest) -> Iterator[Any]:
+    otlp_receiver = pytest.importorskip("otlp_receiver")  # tests/, on sys.path under pytest
+    yield from otlp_receiver.running(request.param)
+
+
+def _otlp_env() -> dict[str, str]:
+    """No OTLP variable from the machine; proxies MUST NOT divert loopback traffic."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "GRPC_")) and not k.lower().endswith("_proxy")
+    }
+    return dict(env, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+
+
+def _run_otlp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_command(), "run", "--no-timeline", "--no-json", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(_otlp_env(), PYTHONIOENCODING="utf-8"),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_otlp_endpoint_after_a_space_delivers_and_says_so(
+    tmp_path: Path, prog: Path, receiver: Any
+) -> None:
+    protocol = receiver.protocol
+    scheme, _, rest = receiver.endpoint.partition("://")
+    endpoint = f"{scheme}://user:s3cr3t@{rest}"  # credentials in the URL are never shown
+    result = _run_otlp(
+        "--otlp-protocol", protocol, "--otlp", endpoint, "prog.py", "x", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran ['x'] [1, 2]\n"
+    spans = len(receiver.spans)
+    assert spans >= 4  # run, main, two children and their awaits
+    assert result.stderr == (
+        f"asynctrace: OTLP: {spans} spans sent to {receiver.endpoint} ({protocol})\n"
+    )
+    assert "s3cr3t" not in result.stderr and "user" not in result.stderr
+
+
+def test_otlp_failure_is_one_line_and_no_success_line(tmp_path: Path, prog: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _run_otlp("--otlp", f"127.0.0.1:{port}", "prog.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"asynctrace: OTLP export to http://127.0.0.1:{port} failed:")
+    assert "spans not sent" in lines[0]
