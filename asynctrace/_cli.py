@@ -12,9 +12,7 @@ import contextlib
 import importlib.util
 import math
 import os
-import re
 import runpy
-import shlex
 import shutil
 import signal
 import sys
@@ -22,7 +20,17 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import __version__, _autotrace, _terminal_rows
-from ._files import written_by_us
+from ._cli_args import (
+    UsageError,
+    check_distinct,
+    check_writable,
+    looks_like_a_program,
+    output_name,
+    same_file,
+    shell_words,
+    split_run_args,
+    too_large,
+)
 from ._flush import DEFAULT_FLUSH_INTERVAL
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
@@ -101,10 +109,6 @@ def _span_count(text: str) -> int:
         msg = f"{text!r} is not a number of spans; give a whole number at least 1, e.g. 100000"
         raise argparse.ArgumentTypeError(msg)
     return value
-
-
-class UsageError(Exception):
-    """A mistake in asynctrace's own command line: reported in one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,157 +214,6 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_run_args(argv: Sequence[str]) -> tuple[list[str], str | None, str | None, list[str]]:
-    """(our options, script, module, program args): everything after the program is its own.
-
-    ``--`` ends our options: the next word is the program (a script, or ``-m MODULE``).  A
-    bare ``--otlp`` takes the next word as its endpoint when it is one (see :func:`_otlp_word`).
-    """
-    ours: list[str] = []
-    i = 0
-    options_ended = False
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "-m":
-            if i + 1 >= len(argv):
-                raise UsageError("-m needs a module name, e.g. `asynctrace run -m package.app`")
-            return ours, None, argv[i + 1], list(argv[i + 2 :])
-        if arg == "--" and not options_ended:
-            options_ended = True
-            i += 1
-            continue
-        if arg.startswith("-") and arg != "-" and not options_ended:
-            ours.append(arg)
-            if arg in _VALUE_OPTIONS and i + 1 < len(argv):
-                ours.append(argv[i + 1])
-                i += 1
-            elif arg == "--otlp" and i + 1 < len(argv) and _otlp_word(argv[i + 1]):
-                ours[-1] = f"--otlp={argv[i + 1]}"
-                i += 1
-            i += 1
-            continue
-        return ours, arg, None, list(argv[i + 1 :])
-    return ours, None, None, []
-
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}/?")
-
-
-def _otlp_word(word: str) -> bool:
-    """Whether the word after a bare ``--otlp`` is its endpoint (True) or the program (False).
-
-    A URL (``http://...``, ``grpc://...``) or ``host:port`` (``localhost:4317``,
-    ``[::1]:4317``) is the endpoint; an option, an existing file or a ``.py`` name is not.
-    Anything else, or both at once, is a guess this MUST NOT make: a usage error.
-    """
-    if word.startswith("-"):
-        return False
-    endpoint = bool(_URL.match(word) or _HOST_PORT.fullmatch(word))
-    is_file = os.path.isfile(word)
-    if endpoint != (is_file or word.endswith(".py")):
-        return endpoint
-    what = "is both an endpoint and a file" if endpoint else "is neither an endpoint nor a program"
-    raise UsageError(
-        f"--otlp is followed by {word!r}, which {what}; write --otlp={shown(word)} for an"
-        f" endpoint (a URL or host:port), or --otlp -- PROGRAM for the program"
-    )
-
-
-def _check_writable(path: str, option: str, *, fix: str | None = None) -> None:
-    """Fail before the program runs if ``path`` cannot be written (tried for real: root and
-    special filesystems make permission bits meaningless), or if writing it would replace a
-    file that asynctrace did not write: a ``.py`` name (existing or not: it is a program's
-    name given where an output's was meant, as in ``--html scraper.py urls.txt``), or an
-    existing regular file whose first bytes are not one of our outputs.  ``fix`` replaces the
-    suggestion of another path (the default ``--json`` path: pass ``--json PATH``)."""
-    if not path:
-        raise UsageError(
-            f"{option} is given an empty path (''); give a file path, e.g."
-            f" {option} {_output_name('trace', option)!r}"
-        )
-    if "\x00" in path:  # os functions raise ValueError on it, not OSError
-        raise UsageError(f"{option} {path!r} contains a NUL character; choose another path")
-    if os.path.isdir(path):
-        raise UsageError(
-            f"{option} {path!r} is a directory; give a file path such as "
-            f"{os.path.join(path, 'trace.json')!r}"
-        )
-    other = fix or (
-        f"give the output a path of its own, e.g. {option} {_output_name(path, option)!r}"
-    )
-    if os.path.splitext(path)[1].lower() in (".py", ".pyw"):
-        raise UsageError(
-            f"{option} {path!r} names a Python file, which asynctrace never writes an output"
-            f" to{_took_the_program(option)}; {other}"
-        )
-    if os.path.isfile(path):
-        try:
-            ours = written_by_us(path)
-        except OSError as exc:
-            raise UsageError(
-                f"{option} {path!r} exists and cannot be read ({exc.strerror}) to check that"
-                f" asynctrace wrote it; {other}"
-            ) from None
-        if not ours:
-            raise UsageError(
-                f"{option} {path!r} exists and is not a file asynctrace wrote, so it is left"
-                f" alone; {other}, or delete that file first"
-            )
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UsageError(
-            f"{option} {path!r}: directory {directory!r} does not exist; "
-            "create it or choose another path"
-        )
-    existed = os.path.exists(path)
-    try:
-        with open(path, "a"):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"{option} {path!r} is not writable ({exc.strerror}); choose a path you can write to"
-        ) from None
-    if not existed:
-        os.remove(path)
-
-
-def _check_distinct(outputs: dict[str, str | None]) -> None:
-    """Two outputs given one path would replace each other: refuse before the program runs."""
-    seen: dict[str, str] = {}
-    for option, path in outputs.items():
-        if path is None or (os.path.exists(path) and not os.path.isfile(path)):
-            continue  # /dev/stdout twice is fine: each output is written in place
-        key = os.path.realpath(path)
-        if key in seen:
-            raise UsageError(
-                f"{option} {path!r} is also the {seen[key]} path; give each output its own"
-                f" path, e.g. {option} {_output_name(path, option)!r}"
-            )
-        seen[key] = option
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # either missing, or a NUL in the name
-        return False
-
-
-def _took_the_program(option: str) -> str:
-    """The likely mistake behind a ``.py`` output path of ``run``."""
-    return "" if option == "-o" else f" (did {option} take the program as its value?)"
-
-
-_OUTPUT_SUFFIXES = {"--json": ".trace.json", "--otlp-json": ".otlp.json"}
-
-
-def _output_name(path: str, option: str) -> str:
-    """A file name for ``option``'s output next to the name given (``scraper.html``)."""
-    stem = os.path.basename(path).split(".")[0] or "trace"
-    return stem + _OUTPUT_SUFFIXES.get(option, ".html")
-
-
 def _exit_status(exc: SystemExit) -> int:
     """What ``python`` exits with for an uncaught ``SystemExit``."""
     code = exc.code
@@ -413,7 +266,7 @@ def _check_module(module: str) -> None:
 
 def run(argv: Sequence[str]) -> int:
     """``asynctrace run``: returns the program's exit status."""
-    ours, script, module, program_args = _split_run_args(argv)
+    ours, script, module, program_args = split_run_args(argv, _VALUE_OPTIONS)
     options = _run_parser().parse_args(ours)
     if script is None and module is None:
         raise UsageError(
@@ -439,12 +292,12 @@ def run(argv: Sequence[str]) -> int:
     json_path = None if options.no_json else (options.json or f"{stem}.trace.json")
     if json_path is not None:
         default = None if options.json else "pass --json PATH, or --no-json"
-        _check_writable(json_path, "--json", fix=default)
+        check_writable(json_path, "--json", fix=default)
     if options.html is not None:
-        _check_writable(options.html, "--html")
+        check_writable(options.html, "--html")
     if options.otlp_json is not None:
-        _check_writable(options.otlp_json, "--otlp-json")
-    _check_distinct({"--json": json_path, "--html": options.html, "--otlp-json": options.otlp_json})
+        check_writable(options.otlp_json, "--otlp-json")
+    check_distinct({"--json": json_path, "--html": options.html, "--otlp-json": options.otlp_json})
     html = None if options.html is None else _HtmlOutput(options.html, target)
     outputs = () if html is None else (html,)
 
@@ -646,11 +499,11 @@ def view(argv: Sequence[str]) -> int:
     from ._terminal import render_timeline
 
     if options.output is not None:
-        _check_writable(options.output, "-o")
-        if _same_file(options.output, options.trace):
+        check_writable(options.output, "-o")
+        if same_file(options.output, options.trace):
             raise UsageError(
                 f"-o {options.output!r} is the trace being read; write the page next to it,"
-                f" e.g. -o {_output_name(options.output, '-o')!r}"
+                f" e.g. -o {output_name(options.output, '-o')!r}"
             )
     try:
         trace, cut = read_chrome_json_repaired(
@@ -659,7 +512,7 @@ def view(argv: Sequence[str]) -> int:
     except TraceTooLarge as exc:
         need = math.ceil(exc.size / 2**20) + 1
         raise UsageError(
-            f"{shown(options.trace)} is {_too_large(exc.size, exc.limit, options.max_size)};"
+            f"{shown(options.trace)} is {too_large(exc.size, exc.limit, options.max_size)};"
             f" pass --max-size {need} to read it anyway,"
             " or open it in https://ui.perfetto.dev"
         ) from None
@@ -689,38 +542,6 @@ def view(argv: Sequence[str]) -> int:
     return 0
 
 
-def _looks_like_a_program(word: str) -> bool:
-    """``asynctrace prog.py``: a script given where the command goes."""
-    return word.lower().endswith((".py", ".pyw")) or os.path.isfile(word)
-
-
-def _shell_words(args: Sequence[str], limit: int = 200) -> str:
-    """``args`` as one shell command line for a message; past ``limit`` characters, the first
-    word (the script) and ``...``."""
-    text = visible(shlex.join(args))
-    return text if len(text) <= limit else visible(shlex.quote(args[0])) + " ..."
-
-
-def _bytes(n: int) -> str:
-    """A file size for a message: bytes, KiB or MiB, one decimal."""
-    if n < 2**10:
-        return "1 byte" if n == 1 else f"{n:,} bytes"
-    if n < 2**20:
-        return f"{n / 2**10:,.1f} KiB"
-    return f"{n / 2**20:,.1f} MiB"
-
-
-def _too_large(size: int, limit: int, max_size: float) -> str:
-    """``4.9 KiB, more than --max-size 0.001 MiB (1.0 KiB)``: true at the precision shown."""
-    size_text, limit_text = _bytes(size), _bytes(limit)
-    if size_text == limit_text:  # 1.0 MiB, more than 1.0 MiB: say it in bytes
-        size_text, limit_text = f"{size:,} bytes", f"{limit:,} bytes"
-    same = limit_text == f"{max_size:,.1f} MiB"
-    return f"{size_text}, more than --max-size {max_size:g} MiB" + (
-        "" if same else f" ({limit_text})"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``asynctrace`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -745,12 +566,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if command.lower().endswith(".json") and os.path.isfile(command):
             raise UsageError(
                 f"unknown command {command!r}; to show a timeline, put `view` first:"
-                f" `asynctrace view {_shell_words(args)}`"
+                f" `asynctrace view {shell_words(args)}`"
             )
-        if command == "-m" or command.startswith("--") or _looks_like_a_program(command):
+        if command == "-m" or command.startswith("--") or looks_like_a_program(command):
             raise UsageError(
                 f"unknown command {command!r}; to trace a program, put `run` first:"
-                f" `asynctrace run {_shell_words(args)}`"
+                f" `asynctrace run {shell_words(args)}`"
             )
         raise UsageError(f"unknown command {command!r}; use `asynctrace run` or `asynctrace view`")
     except UsageError as exc:

@@ -21,7 +21,8 @@ import pytest
 
 import asynctrace
 from asynctrace._chrome import read_chrome_json
-from asynctrace._cli import UsageError, _split_run_args
+from asynctrace._cli import _VALUE_OPTIONS
+from asynctrace._cli_args import UsageError, split_run_args
 
 TIMEOUT = 60
 PROGRAM = """\
@@ -539,7 +540,9 @@ def test_outputs_of_ours_are_replaced(tmp_path: Path, prog: Path) -> None:
     ],
 )
 def test_otlp_takes_the_next_word_that_is_an_endpoint(endpoint: str) -> None:
-    ours, script, module, args = _split_run_args(["--otlp", endpoint, "prog.py", "a"])
+    ours, script, module, args = split_run_args(
+        ["--otlp", endpoint, "prog.py", "a"], _VALUE_OPTIONS
+    )
     assert (ours, script, module, args) == ([f"--otlp={endpoint}"], "prog.py", None, ["a"])
 
 
@@ -571,7 +574,7 @@ def test_split_run_args(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app").write_text("print('app')\n")
-    assert _split_run_args(argv)[:3] == (ours, script, module)
+    assert split_run_args(argv, _VALUE_OPTIONS)[:3] == (ours, script, module)
 
 
 @pytest.mark.parametrize(
@@ -584,7 +587,7 @@ def test_otlp_then_an_ambiguous_word_is_a_hint(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "h:1").write_text("print('a file named like host:port')\n")
     with pytest.raises(UsageError, match=rf"--otlp={word}.*--otlp -- PROGRAM") as raised:
-        _split_run_args(["--otlp", word, "prog.py"])
+        split_run_args(["--otlp", word, "prog.py"], _VALUE_OPTIONS)
     assert what in str(raised.value)
 
 
