@@ -320,7 +320,7 @@ def _label(row: Row) -> tuple[str, str]:
     """A row's text (not yet sanitized) and its status mark, which is never cut off."""
     span = row.span
     if row.members:
-        text = f"{display_name_plain(span)} ×{len(row.members):,}"
+        text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
         counts = Counter(s.status for s in row.members if s.status != "ok")
         mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
         return text, f" [{mark}]" if mark else ""

@@ -223,6 +223,21 @@ def _units(rows: list[Row]) -> list[list[Row]]:
     return units
 
 
+def _group_calls(unit: list[Row]) -> list[Row]:
+    """A task's repeated calls (a gather in a loop) as one row per name and depth: ``×111``."""
+    same: dict[tuple[int, str, str], list[Row]] = {}
+    for r in unit[1:]:
+        same.setdefault((r.depth, r.span.kind, r.span.name), []).append(r)
+    out = unit[:1]
+    for r in unit[1:]:
+        rows = same[(r.depth, r.span.kind, r.span.name)]
+        if len(rows) < 2:
+            out.append(r)
+        elif rows[0] is r:
+            out.append(Row(r.span, r.depth, [x.span for x in rows]))
+    return out
+
+
 def _show_members(grouped: list[list[Row]], max_rows: int) -> list[Row]:
     """The grouped rows, with rows to spare spent on each group's failed, then longest, tasks."""
     spare = max_rows - sum(len(u) for u in grouped)
@@ -256,7 +271,7 @@ def fold_rows(rows: list[Row], max_rows: int) -> tuple[list[Row], list[Row]]:
     """
     if len(rows) <= max_rows:
         return rows, []
-    units = _units(rows)
+    units = [_group_calls(u) for u in _units(rows)]
     by_name: dict[tuple[str, str], list[list[Row]]] = {}
     for unit in units:
         head = unit[0].span
