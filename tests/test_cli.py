@@ -704,3 +704,14 @@ def test_otlp_failure_is_one_line_and_no_success_line(tmp_path: Path, prog: Path
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"asynctrace: OTLP export to http://127.0.0.1:{port} failed:")
     assert "spans not sent" in lines[0]
+
+
+@pytest.mark.parametrize("command", ["run", "view"])
+def test_cli_md_lists_every_option(tmp_path: Path, command: str) -> None:
+    """docs/cli.md's tables name every option ``--help`` shows (issue 15: five were missing)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    result = _asynctrace(command, "--help", cwd=tmp_path)
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-o)\b", result.stdout)) - {"--help"}
+    assert options >= {"--width"}, result.stdout
+    documented = set(re.findall(r"`(--?[a-z][a-z-]*)", page))
+    assert options <= documented, sorted(options - documented)

@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asynctrace._chrome import write_chrome_json
-from asynctrace._cli import main
+from asynctrace._cli import _VALUE_OPTIONS, main
+from asynctrace._cli_args import UsageError, split_run_args
+from asynctrace._sanitize import shown
 from asynctrace._spans import Span, Trace
 
 ERROR_LINE = re.compile(r"^asynctrace: error: \S.*$")
@@ -229,3 +231,34 @@ def test_a_fine_view_still_works(scratch: Path) -> None:
     assert code == 0, err
     assert "main()" in out
     assert all(ch in string.printable or ord(ch) > 127 for ch in out)
+
+
+@FUZZ
+@given(
+    word=st.one_of(
+        st.sampled_from(
+            ["localhost:4317", "[::1]:4317", "http://h:1", "prog.py", "t.json", "-m", "--"]
+        ),
+        VALUE,
+    ),
+    rest=st.lists(VALUE, max_size=2),
+)
+def test_a_word_after_otlp_is_the_endpoint_the_program_or_a_hint(
+    scratch: Path, word: str, rest: list[str]
+) -> None:
+    """Issue 15: ``--otlp WORD`` never guesses: endpoint, program, or one line naming both."""
+    old = os.getcwd()
+    os.chdir(SCRATCH[0])
+    try:
+        ours, script, module, _ = split_run_args(["--otlp", word, *rest], _VALUE_OPTIONS)
+    except UsageError as exc:
+        message = str(exc)
+        assert "\n" not in message, message
+        assert f"--otlp={shown(word)}" in message or message.startswith("-m needs"), message
+        return
+    finally:
+        os.chdir(old)
+    if ours[0] == "--otlp":  # the word is the program, or an option of ours
+        assert word.startswith("-") or word in (script, module), (word, ours, script)
+    else:
+        assert ours[0] == f"--otlp={word}" and ":" in word
