@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asynctrace
@@ -786,6 +786,11 @@ def hostile_events(draw: st.DrawFn) -> list[object]:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# issue 11: parent cycles through duplicate span ids, and through a cut stream's owner spans
+@example(events=[_x(1, 2, "task", 5), _x(1, None, "task", 0), _x(2, 1, "task", 3)], other=None,
+         array=False, cut=0)  # fmt: skip
+@example(events=[_thread(5, "run r"), _thread(7, "Task-2 x()"), _x(5, 7, "task", 0, track=5)],
+         other=None, array=True, cut=1)  # fmt: skip
 @given(
     events=hostile_events(),
     other=st.none()
@@ -811,6 +816,7 @@ def test_any_document_reads_or_fails_with_a_value_error(
     except ValueError as exc:
         assert str(exc).startswith(str(path)), exc
         return
+    assert _acyclic(trace)  # the terminal's walks are bounded too: they would hide a cycle
     text = render_timeline(trace, width=60)
     assert all(line.isprintable() for line in text.splitlines())
     render_html(trace, title="t")
