@@ -317,6 +317,21 @@ def test_a_trace_built_from_cyclic_spans_is_a_forest() -> None:
     render_timeline(trace, width=60)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=ZeroDivisionError,
+    reason="_terminal._cells divides by a zero step (owner of _terminal.py to fix; then drop this)",
+)
+def test_a_zero_length_run_at_a_huge_time_draws(tmp_path: Path) -> None:
+    """Found by the fuzz test on 3.14/3.15 (reproduces on 3.11): one instant at ts=1.26e22 us,
+    where the window's width is below the float spacing of its start, so the cell step is 0."""
+    event = _x(0, None, "run", 0, track=0)
+    event |= {"ts": 1.2599310600729243e22, "dur": 0.0}
+    path = tmp_path / "huge_ts.json"
+    path.write_text(json.dumps({"traceEvents": [_thread(0, ""), event], "otherData": None}))
+    render_timeline(read_chrome_json(path), width=60)
+
+
 def test_duplicate_span_ids_cannot_hide_a_cycle(tmp_path: Path) -> None:
     """Two spans with id 1: the loader must check the links Trace makes (the later-starting
     one wins ``by_id``), not those of the file's order (found by the long fuzz run)."""
