@@ -251,9 +251,11 @@ def render_timeline(
     first = min(s.start for s in trace.spans)
     t0 = lo if lo is not None else min((s.start for s in drawn), default=first)
     t1 = hi if hi is not None else max((s.end for s in drawn), default=trace.end)
-    zero = not t1 > t0  # every span at one instant (a deadlock at t=0 under virtual time)
+    # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
+    # the float spacing at t0 (a hostile file's huge times): drawn as one instant.
+    zero = not t1 - t0 > abs(t0) * 1e-12
     if zero:
-        t1 = t0 + 1.0
+        t1 = t0 + max(1.0, abs(t0) * 1e-9)
     scale, unit = _unit(t1 - t0)
     notes = _notes(sel, view, t0, t1, first, zero, scale, unit)
     lines.extend(_wrap(notes, " · ", width))

@@ -317,11 +317,6 @@ def test_a_trace_built_from_cyclic_spans_is_a_forest() -> None:
     render_timeline(trace, width=60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="_terminal._cells divides by a zero step (owner of _terminal.py to fix; then drop this)",
-)
 def test_a_zero_length_run_at_a_huge_time_draws(tmp_path: Path) -> None:
     """Found by the fuzz test on 3.14/3.15 (reproduces on 3.11): one instant at ts=1.26e22 us,
     where the window's width is below the float spacing of its start, so the cell step is 0."""

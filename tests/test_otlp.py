@@ -771,7 +771,8 @@ def test_asynctrace_run_otlp_delivers_the_gather_example(receiver: Any) -> None:
         f"--otlp={receiver.endpoint}", "--otlp-protocol", protocol, str(EXAMPLES / "gather.py")
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    # one line of ours, as for the JSON timeline: where the spans went (issue 15)
+    assert proc.stderr == f"asynctrace: OTLP: 10 spans sent to {receiver.endpoint} ({protocol})\n"
     assert proc.stdout.splitlines()[-1] == "Task 3 complete"
     assert len(receiver.spans) == 10
     spans = {s.name: s for s in receiver.spans if s.attributes["asynctrace.kind"] != "await"}
