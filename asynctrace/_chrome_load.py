@@ -49,7 +49,7 @@ __all__ = [
 
 _WRITTEN_BY = (
     "pass a JSON timeline written by asynctrace"
-    " (`asynctrace run --json trace.json ...` or write_chrome_json)"
+    " (`asynctrace run --json trace.json ...` or asynctrace.write_json)"
 )
 # The longest token a cut can leave unfinished without the decoder reporting the error at the
 # end of the text: ``-Infinity`` (9), ``\uXXXX`` (6), ``false`` (5).

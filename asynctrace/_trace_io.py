@@ -113,7 +113,15 @@ def write_html(
 
 
 def format_timeline(
-    trace: TraceSource, *, width: int = 100, color: bool = False, max_rows: int = 40
+    trace: TraceSource,
+    *,
+    width: int = 100,
+    color: bool = False,
+    max_rows: int = 40,
+    filter: str | None = None,
+    internals: bool = False,
+    window: tuple[float | None, float | None] | None = None,
+    depth: int | None = None,
 ) -> str:
     """The trace as the text timeline that ``asynctrace run`` prints on stderr.
 
@@ -125,14 +133,33 @@ def format_timeline(
         width: the most columns a line may take (at least 24).
         color: colour rows by status with ANSI escapes, for a terminal.
         max_rows: rows drawn before the rest are folded into a summary (at least 1).
+        filter: draw only the spans whose name matches this glob (``fetch*``; a substring
+            when it has no ``*?[``), with their ancestors and descendants (``--filter``).
+        internals: also draw asyncio's own tasks and calls (``--internals``).
+        window: ``(start, end)`` in seconds of trace time; ``None`` for an open edge
+            (``--window START:END``).
+        depth: draw calls at most this deep under their task; 0 is one row per task
+            (``--depth``).
+
+    The filters change what is drawn, never the trace or the header's counts.
 
     Returns:
         The lines, each ending in a newline.
 
     Raises:
-        ValueError: ``width`` or ``max_rows`` is too small.
+        ValueError: ``width`` or ``max_rows`` is too small, ``depth`` is negative or
+            ``window`` is empty.
     """
     from ._terminal import render_timeline
     from .testing import _as_trace
 
-    return render_timeline(_as_trace(trace), width=width, color=color, max_rows=max_rows)
+    return render_timeline(
+        _as_trace(trace),
+        width=width,
+        color=color,
+        max_rows=max_rows,
+        filter=filter,
+        internals=internals,
+        window=window,
+        depth=depth,
+    )

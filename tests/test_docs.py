@@ -53,24 +53,6 @@ _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)\s*$")
 _MARK = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<mark>.*?)\s*-->\s*$")
 _KINDS = ("pytest", "pytest fails", "run", "output", "shell")
 
-# Blocks of pages owned by others that carry no marker yet, keyed by (page, the start of the
-# block's first line): the marker each needs.  Each entry MUST move into its page as a comment.
-PENDING: dict[tuple[str, str], str] = {
-    ("cli.md", "asynctrace run [options] SCRIPT"): "skip (a usage synopsis)",
-    ("cli.md", "Task 1 started"): "skip (the output of --virtual-time gather.py, not marked yet)",
-    # runs `asynctrace run --json /nonexistent/dir/t.json prog.py` where no prog.py exists, so
-    # it prints "script 'prog.py' not found" instead of the --json error shown
-    ("cli.md", "$ asynctrace run missing.py"): "skip (prog.py exists nowhere)",
-    ("timelines.md", "asynctrace: gather.py   "): "skip (a sketch of Perfetto's tracks)",
-    ("timelines.md", "asynctrace · gather.py · virtual clock"): "skip (terminal output)",
-    ("timelines.md", "… "): "skip (a fragment of terminal output)",
-    ("timelines.md", "from asynctrace._chrome import"): "skip (private names, `trace` undefined)",
-    ("timelines.md", "from asynctrace._terminal import"): "skip (private names, `trace` undefined)",
-}
-# Pages whose code still names private modules; their owner MUST switch them to the public
-# asynctrace.load / write_json / format_timeline.
-PRIVATE_PENDING = {"timelines.md"}
-
 
 @dataclass
 class Block:
@@ -112,16 +94,6 @@ def blocks(page: Path) -> list[Block]:
 def kind_of(block: Block) -> str:
     """What to do with a block: one of _KINDS, ``file NAME``, ``skip``, ``doctest``; or raise."""
     mark = block.mark
-    if mark is None:
-        first = block.text.splitlines()[0] if block.text.strip() else ""
-        mark = next(
-            (
-                m
-                for (page, start), m in PENDING.items()
-                if page == block.page.name and first.startswith(start)
-            ),
-            None,
-        )
     if mark is not None:
         if mark in _KINDS or re.fullmatch(r"file [\w./-]+", mark):
             return mark
@@ -286,7 +258,6 @@ def test_docs_use_only_public_names() -> None:
     found = [
         f"{block.where}: {match.group()}"
         for page in PAGES
-        if page.name not in PRIVATE_PENDING
         for block in blocks(page)
         if block.lang in ("python", "pycon", "sh", "console")
         for match in private.finditer(block.text)

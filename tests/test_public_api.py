@@ -142,3 +142,17 @@ def test_write_html_and_format_timeline(tmp_path: Path) -> None:
     assert "\x1b[" not in text  # colour only when asked (rows that failed are red)
     with pytest.raises(TypeError, match=r"neither a Trace nor has a \.trace property"):
         asynctrace.format_timeline("trace.json")  # type: ignore[arg-type]
+
+
+def test_format_timeline_takes_the_command_lines_filters() -> None:
+    t = _traced()
+    every = asynctrace.format_timeline(t, width=80)
+    only_task1 = asynctrace.format_timeline(t, width=80, filter="task1*")
+    assert " task2()" in every and " task2()" not in only_task1  # task numbers vary
+    assert " task1()" in only_task1
+    tasks_only = asynctrace.format_timeline(t, width=80, depth=0)
+    assert "gather(task1, task2)" in every and "gather(task1, task2)" not in tasks_only
+    late = asynctrace.format_timeline(t, width=80, window=(1.5, None))
+    assert " task1()" in late and " task2()" not in late  # task2 ended at 1 s
+    with pytest.raises(ValueError, match="depth=-1 is negative"):
+        asynctrace.format_timeline(t, depth=-1)
