@@ -3,4 +3,9 @@
 from setuptools import Extension, setup
 
 # optional=True: without a compiler the build goes on and asynctrace runs in pure Python.
-setup(ext_modules=[Extension("asynctrace._speedups", ["asynctrace/_speedups.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("asynctrace._speedups", ["asynctrace/_speedups.c"], optional=True),
+        Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),
+    ]
+)

@@ -22,7 +22,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._chrome import ORIGIN_NS, PID, _args, _encode, _us, _version
+from ._chrome import ORIGIN_NS, PID, _args, _us, _version
+from ._json import dumps_lines
 from ._spans import Span
 from ._timeline import display_name, row_label
 
@@ -70,18 +71,17 @@ class ChromeStream:
         except OSError as exc:
             self.error = exc
             return False
-        header = [self._header, *self._run_row]
-        return self._write(b"[\n" + b"".join(_encode(event) + b",\n" for event in header))
+        return self._write(b"[\n" + dumps_lines([self._header, *self._run_row]))
 
     def write(self, spans: Iterable[Span], labels: Mapping[int, str]) -> bool:
         """Append ``spans``; ``labels`` names the rows of tasks still running.  False on failure."""
-        lines = self._lines(list(spans), labels)
-        return self._write(b"".join(line + b",\n" for line in lines)) if lines else True
+        events = self._events(list(spans), labels)
+        return self._write(dumps_lines(events)) if events else True
 
     def finish(self, spans: Iterable[Span], run: Span) -> bool:
         """Append the last ``spans`` and then the ``run`` span, close the array and the file."""
-        lines = self._lines([*spans, run], {})
-        ok = self._write(b",\n".join(lines) + b"\n]\n")
+        events = self._events([*spans, run], {})
+        ok = self._write(dumps_lines(events)[:-2] + b"\n]\n")
         self.close()
         return ok
 
@@ -91,7 +91,7 @@ class ChromeStream:
             os.close(self._fd)
             self._fd = None
 
-    def _lines(self, spans: list[Span], labels: Mapping[int, str]) -> list[bytes]:
+    def _events(self, spans: list[Span], labels: Mapping[int, str]) -> list[dict[str, Any]]:
         owners = {s.span_id: s for s in spans if s.kind in TRACK_KINDS}
         events: list[dict[str, Any]] = []
         for span in spans:
@@ -116,7 +116,7 @@ class ChromeStream:
                 }
             )
         self._named.difference_update(owners)  # a row's owner is its last span
-        return [_encode(event) for event in events]
+        return events
 
     def _write(self, data: bytes) -> bool:
         if self._fd is None or self.error is not None:
