@@ -155,6 +155,15 @@ class Flusher:
             self.export(spans)
         return spans
 
+    def finish_unstreamed(self, spans: list[Span]) -> None:
+        """After a run that ended before its first flush: close the stream (the file is then
+        written whole, once) and send the run's ``spans``, built once, as one batch."""
+        self.spans_streamed += len(spans)
+        if self.stream is not None:
+            self.stream.close()
+        if self.export is not None:
+            self.export(spans)
+
 
 def open_labels(recorder: Recorder) -> dict[int, str]:
     """Row names of the tasks still running, and of the run's row."""

@@ -300,6 +300,13 @@ class Tracing:
         streaming = flusher.streaming
         if streaming and len(recorder.records) > recorder.max_spans:
             flusher.shedding = True
+        if streaming and not flusher.spans_streamed and not flusher.shedding:
+            # It ended before its first flush: build once, write once, send once.
+            trace = build_trace(recorder)
+            flusher.finish_unstreamed(trace.spans)
+            self._write_json(trace)
+            self._write_outputs(trace)
+            return trace
         last = flusher.finish() if streaming else []
         if flusher.stream is not None and flusher.stream.error is not None:
             self._json_failed(flusher.stream.error)
@@ -313,15 +320,18 @@ class Tracing:
             )
         else:
             trace = build_trace(recorder)
-            if self.json is not None and self._json_error is None:
-                try:
-                    from ._chrome import write_chrome_json
-
-                    write_chrome_json(trace, self.json)
-                except Exception as exc:  # an output MUST NOT break the program or the others
-                    self._json_failed(exc)
+            self._write_json(trace)
         self._write_outputs(trace)
         return trace
+
+    def _write_json(self, trace: Trace) -> None:
+        if self.json is not None and self._json_error is None:
+            try:
+                from ._chrome import write_chrome_json
+
+                write_chrome_json(trace, self.json)
+            except Exception as exc:  # an output MUST NOT break the program or the others
+                self._json_failed(exc)
 
     def _write_outputs(self, trace: Trace) -> None:
         for output in self.outputs:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,38 @@ def test_reading_the_live_tasks_from_another_thread_never_fails() -> None:
     with asynctrace.tracing(flush_interval=0, otel=False) as tracing:
         asyncio.run(main(tracing.recorder))
     assert not errors
+
+
+def test_a_run_that_ends_before_its_first_flush_is_built_once_and_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asynctrace import _build, _chrome_stream
+
+    built: list[int] = []
+    real_build = _build.SpanBuilder.build
+
+    def counting_build(self: _build.SpanBuilder, records: Any, *args: Any, **kw: Any) -> Any:
+        built.append(len(records))
+        return real_build(self, records, *args, **kw)
+
+    streamed: list[int] = []
+    real_write = _chrome_stream.ChromeStream.write
+
+    def counting_write(self: Any, spans: Any, labels: Any) -> bool:
+        spans = list(spans)
+        streamed.append(len(spans))
+        return real_write(self, spans, labels)
+
+    monkeypatch.setattr(_build.SpanBuilder, "build", counting_build)
+    monkeypatch.setattr(_chrome_stream.ChromeStream, "write", counting_write)
+
+    async def main() -> None:
+        await asyncio.gather(*(asyncio.sleep(0) for _ in range(50)))
+
+    path = tmp_path / "short.json"
+    with asynctrace.tracing(json=str(path), otel=False, flush_interval=60) as t:
+        asyncio.run(main())
+    assert built == [len(t.trace.spans)]  # one build of every span, no batch before it
+    assert streamed == []  # nothing appended to the stream: the file was written once, whole
+    assert isinstance(json.loads(path.read_bytes()), dict)  # the whole form, with arrows
+    assert os.listdir(tmp_path) == ["short.json"]
