@@ -18,7 +18,7 @@ from typing import Any
 from . import _coro, _instrument
 from ._coro import K_AWAIT, K_BLOCKED, K_CORO, K_GATHER, K_RUN, K_TASK, K_THREAD, FnInfo, Rec
 from ._record import Recorder
-from ._spans import KINDS, Span, Trace
+from ._spans import KINDS, Span, Trace, gc_paused
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 # asyncio's private coroutines, named for the public call that awaits them.
@@ -162,12 +162,13 @@ def build_trace(recorder: Recorder) -> Trace:
     records = list(recorder.records)
     records += _open_records(recorder, now)
     records.append(recorder.run_record())
-    return Trace(
-        SpanBuilder(recorder).build(records),
-        clock=recorder.clock_name,
-        epoch_ns=recorder.epoch_ns,
-        dropped=recorder.dropped,
-    )
+    with gc_paused():  # tens of thousands of new objects: collections would only slow it
+        return Trace(
+            SpanBuilder(recorder).build(records),
+            clock=recorder.clock_name,
+            epoch_ns=recorder.epoch_ns,
+            dropped=recorder.dropped,
+        )
 
 
 def open_codes(recorder: Recorder) -> dict[int, CodeType]:

@@ -20,12 +20,13 @@ ride in ``args``, which is what :func:`read_chrome_json` reads back.
 from __future__ import annotations
 
 import bisect
-import gc
 import math
+import operator
 import os
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from ._chrome_load import (
     Cut,
     TraceTooLarge,
@@ -37,7 +38,7 @@ from ._chrome_load import (
 from ._files import write_whole
 from ._json import dumps
 from ._sanitize import MAX_CHARS, cap
-from ._spans import KINDS, STATUSES, Span, Trace
+from ._spans import KINDS, STATUSES, Span, Trace, gc_paused
 from ._timeline import _AWAITED, _FUNCTION, activity, display_name, joins, row_label
 
 __all__ = [
@@ -68,15 +69,6 @@ _UNCLAMPED = "unclamped_end"
 _FILE = "code.file.path"
 _DEFAULTS = {"await": _AWAITED, "task": _FUNCTION, "coroutine": _FUNCTION, "thread": _FUNCTION}
 _MISSING = object()
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("asynctrace")
-    except Exception:  # not installed: a source checkout
-        return "0+unknown"
 
 
 def _us(ns: int) -> int | float:
@@ -174,34 +166,42 @@ def _capped(value: object) -> object:
 class _Item:
     """One slice to place on a row: a span or a flow marker, in whole nanoseconds."""
 
-    __slots__ = ("after", "end", "event", "order", "start")
+    __slots__ = ("after", "end", "event", "key", "start")
 
     def __init__(self, start: int, end: int, order: tuple[int, int], event: dict[str, Any]):
         self.start = start
-        self.end = max(end, start)
-        self.order = order
+        self.end = end = max(end, start)
+        self.key = (start, -end, order)  # earlier first, then the longer, then record order
         self.event = event
         self.after: list[dict[str, Any]] = []  # flow events bound to this slice
 
 
+_by_key = operator.attrgetter("key")
+
+
 def _place(items: list[_Item]) -> list[dict[str, Any]]:
     """Nest one row's slices strictly, clamping each into the slice that encloses it."""
-    items.sort(key=lambda it: (it.start, -it.end, it.order))
+    items.sort(key=_by_key)
     stack: list[_Item] = []
     out: list[dict[str, Any]] = []
     for it in items:
-        while stack and stack[-1].end <= it.start:  # half-open: [a, b) is over at b
+        start = it.start
+        while stack and stack[-1].end <= start:  # half-open: [a, b) is over at b
             stack.pop()
-        if stack and it.end > stack[-1].end:
-            ev = it.event
+        end = it.end
+        ev = it.event
+        if stack and end > stack[-1].end:
             if "span_id" in ev["args"]:
-                ev["args"][_UNCLAMPED] = _us(it.end)
-            it.end = stack[-1].end
-        it.event["ts"] = _us(it.start)
-        it.event["dur"] = _us(it.end - it.start)
+                ev["args"][_UNCLAMPED] = _us(end)
+            it.end = end = stack[-1].end
+        # _us, inlined: it runs twice per slice
+        ev["ts"] = start // 1000 if start % 1000 == 0 else start / 1000
+        dur = end - start
+        ev["dur"] = dur // 1000 if dur % 1000 == 0 else dur / 1000
         stack.append(it)
-        out.append(it.event)
-        out.extend(it.after)
+        out.append(ev)
+        if it.after:
+            out.extend(it.after)
     return out
 
 
@@ -215,13 +215,8 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
 
     Runs on the caller's thread, off the event loop.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # tens of thousands of small dicts: collections would triple the time
-    try:
+    with gc_paused():
         return _document(trace, full_args)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
@@ -247,17 +242,18 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
     rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
     items: dict[int, _Item] = {}
     for span in trace.spans:
+        track = span.track
         event = {
             "ph": "X",
             "pid": PID,
-            "tid": tids[span.track],
+            "tid": tids[track],
             "name": display_name(span),
             "cat": span.kind,
             "args": _args(span, full_args),
         }
         start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
         item = _Item(start, end, (span.start_seq, 0), event)
-        rows[span.track].append(item)
+        rows[track].append(item)
         items[span.span_id] = item
     join_spans = joins(trace)
     tail = _flows(trace, tids, rows, items, join_spans)
@@ -266,7 +262,7 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
     events.extend(tail)
     events.extend(_counter(trace, join_spans))
     other = {
-        "asynctrace": _version(),
+        "asynctrace": __version__,
         "clock": trace.clock,
         "epoch_ns": trace.epoch_ns,
         "dropped": trace.dropped,

@@ -22,7 +22,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._chrome import ORIGIN_NS, PID, _args, _us, _version
+from . import __version__
+from ._chrome import ORIGIN_NS, PID, _args, _us
 from ._json import dumps_lines
 from ._spans import Span
 from ._timeline import display_name, row_label
@@ -54,7 +55,7 @@ class ChromeStream:
             "name": "process_name",
             "args": {
                 "name": process,
-                "asynctrace": _version(),
+                "asynctrace": __version__,
                 "clock": clock,
                 "epoch_ns": epoch_ns,
                 "origin_us": ORIGIN_NS // 1000,

@@ -22,6 +22,7 @@ import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import __version__
 from ._files import write_whole
 from ._sanitize import clean
 
@@ -96,7 +97,7 @@ def to_readable_spans(
             f" {parent_context.trace_id:032x}; pass trace_id=parent_context.trace_id"
         )
         raise ValueError(msg)
-    scope = InstrumentationScope("asynctrace", _asynctrace_version())
+    scope = InstrumentationScope("asynctrace", __version__)
     flags = TraceFlags(TraceFlags.SAMPLED)
     trace_end = trace.end
     unset = Status(StatusCode.UNSET)
@@ -208,15 +209,6 @@ def _exception(span: Span) -> tuple[str, str]:
     return clean(str(exc_type)), clean(str(exc_message))
 
 
-def _asynctrace_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("asynctrace")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
-
-
 # --- OTLP/JSON file -------------------------------------------------------------------------
 
 
@@ -242,7 +234,7 @@ def otlp_json_dict(
         span_id_base=span_id_base,
         parent_context=parent_context,
     )
-    scope: dict[str, Any] = {"name": "asynctrace", "version": _asynctrace_version()}
+    scope: dict[str, Any] = {"name": "asynctrace", "version": __version__}
     return {
         "resourceSpans": [
             {

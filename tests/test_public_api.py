@@ -156,3 +156,9 @@ def test_format_timeline_takes_the_command_lines_filters() -> None:
     assert " task1()" in late and " task2()" not in late  # task2 ended at 1 s
     with pytest.raises(ValueError, match="depth=-1 is negative"):
         asynctrace.format_timeline(t, depth=-1)
+
+
+def test_the_installed_version_is_the_packages() -> None:
+    from importlib.metadata import version
+
+    assert version("asynctrace") == asynctrace.__version__
