@@ -18,6 +18,7 @@ from typing import Any
 from . import _coro, _instrument
 from ._coro import K_AWAIT, K_BLOCKED, K_CORO, K_GATHER, K_RUN, K_TASK, K_THREAD, FnInfo, Rec
 from ._record import Recorder
+from ._source import await_expression
 from ._spans import KINDS, Span, Trace, gc_paused
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
@@ -313,6 +314,15 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int
             name = f"{task_name} ({target.name})" if task_name else target.name
     else:
         name = str(what)
+        if what not in ("yield", "Task"):  # a future, named by its type: say what made it
+            attrs = span.attributes
+            expression = await_expression(
+                attrs.get("code.file.path"), attrs.get("code.line.number")
+            )
+            if expression is not None and expression != name:
+                span.name = f"{name} ({expression})"
+                attrs["asynctrace.awaited"] = name
+                return
     span.name = name
     span.attributes["asynctrace.awaited"] = name
 

@@ -105,7 +105,8 @@ def idle_waits(trace: Trace) -> list[Span]:
     for span in trace.spans:
         if span.kind != "await" or id(span) in seen:
             continue
-        name = span.name
+        awaited = span.attributes.get(_AWAITED)  # "Future" for "Future (resp.json())"
+        name = awaited if isinstance(awaited, str) else span.name
         if name in _IDLE_NAMES or name.startswith(_IDLE_PREFIXES):
             found.append(span)
     return found

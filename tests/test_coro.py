@@ -102,10 +102,47 @@ def test_sleep_zero_and_futures_and_gathers_are_named() -> None:
 
     trace = traced_run(main)
     names = [a.name for a in awaits_in(trace, "main")]
-    assert names == ["Future", "asyncio.sleep(0)"]
+    assert names == ["Future (future)", "asyncio.sleep(0)"]  # the expression after `await`
+    assert awaits_in(trace, "main")[0].attributes["asynctrace.awaited"] == "Future"
     gather = testing.find_span(trace, "gather(sleep × 2)", kind="gather")
     assert gather.duration == 2.0
     assert [c.kind for c in gather.children] == ["task", "task", "await"]
+
+
+class _Awaitable:
+    """A library's awaitable whose ``__await__`` hides its coroutine (a coroutine_wrapper),
+    as aiohttp's request context managers do: the await is seen as one on a bare future."""
+
+    def __init__(self, coro: Any) -> None:
+        self._coro = coro
+
+    def __await__(self) -> Any:
+        return self._coro.__await__()
+
+
+class _Response:
+    def json(self) -> _Awaitable:
+        return _Awaitable(self._read())
+
+    async def _read(self) -> bytes:
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(1, future.set_result, b"{}")
+        return await future  # untraced: library code
+
+
+def test_an_await_on_a_bare_future_names_the_expression_awaited() -> None:
+    async def main() -> None:
+        response = _Response()
+        await response.json()  # a comment, not part of it
+        (await response.json()).decode()
+        result = [await response.json(), 1]
+        assert result[0] == b"{}"
+
+    trace = traced_run(main)
+    names = [a.name for a in awaits_in(trace, "main")]
+    assert names == ["Future (response.json())"] * 3
+    # what it waits on is still a future: a task there waits, it does not run
+    assert [a.attributes["asynctrace.awaited"] for a in awaits_in(trace, "main")] == ["Future"] * 3
 
 
 def test_a_blocking_call_is_a_blocked_span_in_its_coroutine() -> None:
