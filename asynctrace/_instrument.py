@@ -91,7 +91,12 @@ def _start_task(
 
 
 def _eager_task_name() -> str:
-    task = asyncio.current_task()
+    """The name of a task while it is being created: the current task's.  Another thread
+    reading it then (the flusher naming rows) has no running loop, and gets ""."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        return ""
     return "" if task is None else task.get_name()
 
 

@@ -274,3 +274,16 @@ def test_a_run_that_ends_before_its_first_flush_is_built_once_and_written_once(
     assert streamed == []  # nothing appended to the stream: the file was written once, whole
     assert isinstance(json.loads(path.read_bytes()), dict)  # the whole form, with arrows
     assert os.listdir(tmp_path) == ["short.json"]
+
+
+def test_a_task_being_created_can_be_named_from_the_flushers_thread() -> None:
+    # The flusher names the rows of live tasks; a task still inside create_task has only its
+    # creation-time name getter, which asked asyncio for the running loop, in a thread that
+    # has none: "could not stream the trace (a bug): RuntimeError('no running event loop')".
+    from asynctrace import _instrument
+
+    names: list[str] = []
+    reader = threading.Thread(target=lambda: names.append(_instrument._eager_task_name()))
+    reader.start()
+    reader.join()
+    assert names == [""]
