@@ -167,12 +167,21 @@ def all_rows(trace: Trace) -> list[Row]:
         if owner.kind == "run" and not calls and len(trace.tracks) > 1:
             continue  # the header already says what the run was
         rows.append(Row(owner, 0))
-        for span in calls:  # start order is depth-first order for nested calls
+        # A call's depth: 1 + the calls above it on its track, below the owner.  In start
+        # order a call's parent call comes first, so its depth is known (a Trace is acyclic).
+        depths: dict[int, int] = {}
+        for span in calls:
             depth = 1
             for up in ancestors(span):
                 if up.track != span.track or up is owner:
                     break
-                depth += up.kind in _CALLS
+                if up.kind in _CALLS:
+                    known = depths.get(id(up))
+                    if known is not None:
+                        depth += known
+                        break
+                    depth += 1
+            depths[id(span)] = depth
             rows.append(Row(span, depth))
     return rows
 
