@@ -31,6 +31,17 @@ class _Names:
 
     def __init__(self) -> None:
         self._lines: dict[tuple[CodeType, int], int] = {}
+        self._functions: dict[Any, tuple[str, dict[str, object]]] = {}
+
+    def function(self, what: Any) -> tuple[str, dict[str, object]]:
+        """:func:`_fn_attributes`, once per function (the caller MUST NOT change the dict)."""
+        try:
+            return self._functions[what]
+        except KeyError:
+            found = self._functions[what] = _fn_attributes(what)
+            return found
+        except TypeError:  # not hashable: a hand-made record
+            return _fn_attributes(what)
 
     def line(self, code: CodeType, lasti: int) -> int:
         """The line at byte offset ``lasti`` of ``code``; its first line for an unknown offset."""
@@ -259,7 +270,7 @@ class SpanBuilder:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
         state, error, attrs = _status(status)
         if kind in (K_TASK, K_CORO):
-            name, fn_attrs = _fn_attributes(what)
+            name, fn_attrs = self._names.function(what)
             attrs.update(fn_attrs)
             if kind == K_TASK:
                 attrs["asynctrace.task.name"] = extra
