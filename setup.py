@@ -1,11 +1,22 @@
 """Only the optional C accelerator; all other metadata is in pyproject.toml."""
 
+import sys
+
 from setuptools import Extension, setup
+
+# _cbars MUST round as Python does: no fused multiply-add (gcc and clang; MSVC does not fuse).
+SAME_ROUNDING = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 
 # optional=True: without a compiler the build goes on and asynctrace runs in pure Python.
 setup(
     ext_modules=[
         Extension("asynctrace._speedups", ["asynctrace/_speedups.c"], optional=True),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),
+        Extension(
+            "asynctrace._cbars",
+            ["asynctrace/_cbars.c"],
+            extra_compile_args=SAME_ROUNDING,
+            optional=True,
+        ),
     ]
 )

@@ -21,6 +21,7 @@ import statistics
 import unicodedata
 from collections import Counter
 
+from ._bars import Mark, row_levels
 from ._sanitize import cap
 from ._spans import STATUSES, Span, Trace
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
@@ -101,86 +102,32 @@ class _Marks:
     overlap its span (a task with 20,000 calls on its row asked all 22,000 for each: 8 s)."""
 
     def __init__(self, spans: list[Span]) -> None:
-        self.spans = sorted(spans, key=lambda m: m.start)
-        self.starts = [m.start for m in self.spans]
-        self.ends_so_far = list(itertools.accumulate((m.end for m in self.spans), max))
+        spans = sorted(spans, key=lambda m: m.start)
+        self.marks: list[Mark] = [(m.start, m.end, m.kind == "blocked") for m in spans]
+        self.starts = [m.start for m in spans]
+        self.ends_so_far = list(itertools.accumulate((m.end for m in spans), max))
 
-    def overlapping(self, a: float, b: float) -> list[Span]:
+    def overlapping(self, a: float, b: float) -> list[Mark]:
         """The marks with ``start <= b`` and ``end >= a``."""
         first = bisect.bisect_left(self.ends_so_far, a)  # before it, every mark ended before a
         last = bisect.bisect_right(self.starts, b)
-        return [m for m in self.spans[first:last] if m.end >= a]
+        return [m for m in self.marks[first:last] if m[1] >= a]
 
 
 _NO_MARKS = _Marks([])
-
-
-def _cell_range(a: float, b: float, t0: float, step: float, cols: int) -> tuple[int, int]:
-    """The first and last cells that ``[a, b]`` touches (clipped to the bar), or (0, -1)."""
-    a, b = max(a, t0), min(b, t0 + cols * step)  # a window cuts what lies outside it
-    if b < a:
-        return 0, -1
-    first = max(0, min(cols - 1, int((a - t0) / step)))
-    last = max(0, min(cols - 1, math.ceil((b - t0) / step) - 1))
-    return first, max(first, last)
-
-
-def _cells(span: Span, marks: _Marks, t0: float, step: float, cols: int) -> tuple[int, list[str]]:
-    """The cells the span touches, from the first: each covers ``step`` seconds, and its
-    character is what filled it most.  Only those cells are computed: a row of 2,000 short
-    calls would otherwise cost 2,000 times the width."""
-    base, top = _cell_range(span.start, span.end, t0, step, cols)
-    if top < base:
-        return 0, []
-    n = top - base + 1
-    alive = [0.0] * n
-    waiting = [0.0] * n
-    blocked = [0.0] * n
-
-    def paint(cells: list[float], a: float, b: float) -> None:
-        first, last = _cell_range(a, b, t0, step, cols)
-        # an instant at the span's very end can fall in the cell after it, which is not shown
-        for i in range(max(first, base), min(last, top) + 1):
-            lo, hi = t0 + i * step, t0 + (i + 1) * step
-            cells[i - base] += max(min(b, hi) - max(a, lo), 1e-12)  # an instant still shows
-
-    paint(alive, span.start, span.end)
-    for m in marks.overlapping(span.start, span.end):
-        a, b = max(m.start, span.start), min(m.end, span.end)
-        if b >= a:
-            paint(blocked if m.kind == "blocked" else waiting, a, b)
-    # a cell shows a span that fills at least half of it, so that bars end where they round to
-    # and two spans that meet at t do not share a cell; a span shorter than that still shows
-    shown = [a >= step / 2 for a in alive]
-    if not any(shown) and any(alive):
-        shown[alive.index(max(alive))] = True
-    chars = []
-    for i in range(n):
-        if not shown[i]:
-            chars.append(" ")
-        elif blocked[i] > 0:
-            chars.append(BLOCK)
-        elif waiting[i] * 2 >= alive[i]:
-            chars.append(WAIT)
-        else:
-            chars.append(RUN)
-    return base, chars
-
-
-_ORDER = {" ": 0, WAIT: 1, RUN: 2, BLOCK: 3}
+_CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
 def _bar(row: Row, marks: dict[int, _Marks], t0: float, step: float, cols: int) -> str:
-    """One row's bar; a group's shows, in each cell, the busiest of its tasks there.
+    """One row's bar (see ``_bars.py``); a group's shows, in each cell, its busiest task.
 
     An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
     """
-    chars = [" "] * cols
-    for span in row.spans:
-        base, cells = _cells(span, marks.get(span.track, _NO_MARKS), t0, step, cols)
-        for i, ch in enumerate(cells, base):
-            if _ORDER[ch] > _ORDER[chars[i]]:
-                chars[i] = ch
+    items = [
+        (s.start, s.end, marks.get(s.track, _NO_MARKS).overlapping(s.start, s.end))
+        for s in row.spans
+    ]
+    chars = [_CHARS[level] for level in row_levels(items, t0, step, cols)]
     if any(s.status == "unfinished" for s in row.spans):
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
         if last >= 0:

@@ -2,7 +2,7 @@
 
 No timing is asserted: the machine running the tests may be loaded.  The test checks the shape:
 every workload with every mode (or an ``n/a (reason)`` row), numbers that parse, and the extra
-sections (exports, memory, import time).
+sections (exports, memory, whole process, import time).
 """
 
 from __future__ import annotations
@@ -113,3 +113,38 @@ def test_extra_sections(quick_run: tuple[str, dict[str, object]]) -> None:
     assert re.search(r"\| asynctrace auto \+ every await \| \d+ \| \d+\.\d\dx \|", stdout)
     assert re.search(r"asynctrace adds -?\d+\.\d ms to Python's start", stdout)
     assert "OpenTelemetry/gRPC/VizTracer imported: []" in stdout
+
+
+def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
+    stdout, data = quick_run
+    rows = {(r["workload"], r["mode"]): r for r in data["process"]}  # type: ignore[attr-defined]
+    for workload in ("fanout", "deep"):
+        for mode in ("untraced", "pass", "bare", "extras"):
+            row = rows[(workload, mode)]
+            assert row["skipped"] is None, row
+            assert row["wall"] and all(t > 0 for t in row["wall"]), row
+        assert rows[(workload, "untraced")]["ratio"] == [1.0]
+    assert re.search(
+        r"\| fanout 50x3 \| asynctrace run --json, bare install .* <= 2x: (MET|MISSED)", stdout
+    )
+    assert re.search(
+        r"\| deep 20x5 \| asynctrace run --json, bare install .* <= 2.5x: (MET|MISSED)", stdout
+    )
+    assert "C accelerator built" in stdout and "orjson not installed" in stdout
+
+
+def test_whole_process_scripts_are_the_workloads(
+    quick_run: tuple[str, dict[str, object]],
+) -> None:
+    """The generated script prints its line, asynctrace leaves that output alone, and traced it
+    records the same spans as the in-loop bench's workload under ``asynctrace run``'s mode."""
+    data = quick_run[1]
+    process = {(r["workload"], r["mode"]): r for r in data["process"]}  # type: ignore[attr-defined]
+    in_loop = {(r["workload"], r["mode"]): r for r in data["rows"]}  # type: ignore[attr-defined]
+    for workload, label in (("fanout", "50x3"), ("deep", "20x5")):
+        expected = f"{workload} {label} done\n"
+        assert process[(workload, "untraced")]["stdout"] == expected
+        spans = in_loop[(workload, "auto")]["metrics"][0]["spans"]
+        for mode in ("bare", "extras"):
+            assert process[(workload, mode)]["stdout"] == expected
+            assert process[(workload, mode)]["spans"] == spans, (workload, mode)
