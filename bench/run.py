@@ -6,7 +6,8 @@ the loop"), as wall time (``perf_counter``) and as CPU time of the loop thread
 (``thread_time``, which other processes' load disturbs far less).  Ratios are taken per round
 against the untraced run of the same round; the table shows their median.  Stopping, building
 the trace and exporting are timed apart ("after the run").  Memory is measured in a fresh
-process per mode (``bench/memory.py``).
+process per mode (``bench/memory.py``); the whole process, as a user waits for it, in fresh
+processes of standalone scripts (``bench/process.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import process
 from bench.modes import Mode, make_modes
 from bench.workloads import Main, Workload, workloads
 
@@ -331,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the raw samples here")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--no-process", action="store_true", help="skip the whole-process section")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: give at least 1 round")
@@ -376,6 +379,13 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 print(line)
 
+    process_rows: list[dict[str, Any]] = []
+    with_source = [chosen[name] for name in names if chosen[name].source]
+    if not args.no_process and with_source:
+        lines, process_rows = process.section(with_source, rounds)
+        print()
+        print("\n".join(lines))
+
     imports: dict[str, Any] = {}
     if not args.only:
         imports = import_time(3 if args.quick else 15)
@@ -415,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in rows
             ],
             "memory": mem_out,
+            "process": process_rows,
             "import": imports,
         }
         with open(args.json, "w", encoding="utf-8") as file:

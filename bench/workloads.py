@@ -3,7 +3,9 @@
 Each workload is built by a factory taking ``wrap`` (applied to every coroutine function of the
 workload, as ``asynctrace run`` does) and ``top`` (applied to the top-level coroutine function
 only, as a user's single ``@trace`` would).  The coroutine functions get fixed names so that
-opentelemetry-instrumentation-asyncio can be told which ones to trace.
+opentelemetry-instrumentation-asyncio can be told which ones to trace.  fanout and deep also
+come as the source of a standalone script (``Workload.source``), what a user would run, for the
+whole-process bench (``bench/process.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Workload:
         build: the factory.
         coroutine_names: the names of its coroutine functions (for OTel's asyncio instrumentor).
         awaits: how many awaits one run makes.
+        source: the same workload as a standalone script (plain Python, the same coroutine
+            names, ``asyncio.run`` of the top one), for the whole-process bench; "" if none.
     """
 
     name: str
@@ -39,6 +43,7 @@ class Workload:
     coroutine_names: tuple[str, ...]
     awaits: int
     cap: int = 0  # the scale workload's max_spans for the capped mode
+    source: str = ""
 
 
 def fanout(n: int, k: int) -> Workload:
@@ -57,7 +62,23 @@ def fanout(n: int, k: int) -> Workload:
 
         return fanout_main  # type: ignore[no-any-return]
 
-    return Workload("fanout", f"{n}x{k}", build, ("worker", "fanout_main"), n * k)
+    source = f"""\
+import asyncio
+
+
+async def worker():
+    for _ in range({k}):
+        await asyncio.sleep(0)
+
+
+async def fanout_main():
+    await asyncio.gather(*(worker() for _ in range({n})))
+
+
+asyncio.run(fanout_main())
+print("fanout {n}x{k} done")
+"""
+    return Workload("fanout", f"{n}x{k}", build, ("worker", "fanout_main"), n * k, source=source)
 
 
 def deep(n: int, k: int) -> Workload:
@@ -80,7 +101,26 @@ def deep(n: int, k: int) -> Workload:
         return deep_main  # type: ignore[no-any-return]
 
     # k coroutine awaits per chain, plus the sleep, plus the chain's await in main
-    return Workload("deep", f"{n}x{k}", build, ("child", "deep_main"), n * (k + 1))
+    source = f"""\
+import asyncio
+
+
+async def child(depth):
+    if depth:
+        await child(depth - 1)
+    else:
+        await asyncio.sleep(0)
+
+
+async def deep_main():
+    for _ in range({n}):
+        await child({k - 1})
+
+
+asyncio.run(deep_main())
+print("deep {n}x{k} done")
+"""
+    return Workload("deep", f"{n}x{k}", build, ("child", "deep_main"), n * (k + 1), source=source)
 
 
 def blog(s1: float = 0.02, s2: float = 0.01, s3: float = 0.03) -> Workload:

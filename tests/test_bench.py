@@ -125,7 +125,7 @@ def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
             assert row["wall"] and all(t > 0 for t in row["wall"]), row
         assert rows[(workload, "untraced")]["ratio"] == [1.0]
     assert re.search(
-        r"\| fanout 50x3 \| asynctrace run --json, bare install .* <= 2x: (MET|MISSED)", stdout
+        r"\| fanout 50x3 \| asynctrace run --json, bare install .* <= 2.0x: (MET|MISSED)", stdout
     )
     assert re.search(
         r"\| deep 20x5 \| asynctrace run --json, bare install .* <= 2.5x: (MET|MISSED)", stdout
