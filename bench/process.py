@@ -79,8 +79,13 @@ class ProcessRow:
         return statistics.median(self.ratio)
 
 
-def _sources_newer_than(stamp: str) -> bool:
-    if not os.path.exists(stamp):
+def _stale(stamp: str) -> bool:
+    """Whether the install the stamp records is of another checkout, or older than a source."""
+    try:
+        with open(stamp, encoding="utf-8") as file:
+            if file.read() != ROOT:
+                return True
+    except FileNotFoundError:
         return True
     made = os.path.getmtime(stamp)
     paths = [os.path.join(ROOT, "pyproject.toml"), os.path.join(ROOT, "setup.py")]
@@ -92,8 +97,9 @@ def _sources_newer_than(stamp: str) -> bool:
 def bare_venv() -> tuple[str | None, str]:
     """A virtual environment with ``pip install`` of this checkout and nothing else.
 
-    Made under ``~/.cache/asynctrace`` (one per Python version), reinstalled when
-    ``pyproject.toml``, ``setup.py`` or a source under ``asynctrace/`` is newer than its stamp;
+    Made under ``~/.cache/asynctrace`` (one per Python version), reinstalled when its stamp
+    names another checkout, or ``pyproject.toml``, ``setup.py`` or a source under
+    ``asynctrace/`` is newer than the stamp;
     a lock keeps two benches (two test workers) from installing into it at once.
 
     Returns:
@@ -106,7 +112,7 @@ def bare_venv() -> tuple[str | None, str]:
     os.makedirs(CACHE, exist_ok=True)
     with open(f"{venv}.lock", "w", encoding="ascii") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(python) and not _sources_newer_than(stamp):
+        if os.path.exists(python) and not _stale(stamp):
             return venv, ""
         sys.stderr.write(f"bench: installing this checkout, no extras, into {venv} ...\n")
         steps = [] if os.path.exists(python) else [[sys.executable, "-m", "venv", venv]]
@@ -118,8 +124,8 @@ def bare_venv() -> tuple[str | None, str]:
             proc = subprocess.run(step, capture_output=True, text=True, check=False)
             if proc.returncode != 0 and "uninstall" not in step:
                 return None, f"{' '.join(step[-3:])} failed: {proc.stderr.strip()[-300:]}"
-        with open(stamp, "w", encoding="ascii"):
-            pass
+        with open(stamp, "w", encoding="utf-8") as file:
+            file.write(ROOT)
     return venv, ""
 
 
