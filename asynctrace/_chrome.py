@@ -20,9 +20,11 @@ ride in ``args``, which is what :func:`read_chrome_json` reads back.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import operator
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,42 +166,66 @@ def _capped(value: object) -> object:
 
 
 class _Item:
-    """One slice to place on a row: a span or a flow marker, in whole nanoseconds."""
+    """One slice to place on a row, in whole nanoseconds: a span's (with its event, or, when
+    the event is encoded later by :func:`chrome_json`, the span and its row) or a flow marker's.
+    After :func:`_place`, ``end`` is clamped and ``unclamped`` holds the end it had, if cut.
+    """
 
-    __slots__ = ("after", "end", "event", "key", "start")
+    __slots__ = ("after", "end", "event", "key", "span", "start", "tid", "unclamped")
 
-    def __init__(self, start: int, end: int, order: tuple[int, int], event: dict[str, Any]):
+    def __init__(
+        self,
+        start: int,
+        end: int,
+        order: tuple[int, int],
+        event: dict[str, Any] | None,
+        span: Span | None = None,
+        tid: int = 0,
+    ):
         self.start = start
         self.end = end = max(end, start)
         self.key = (start, -end, order)  # earlier first, then the longer, then record order
         self.event = event
+        self.span = span
+        self.tid = tid
+        self.unclamped: int | None = None
         self.after: list[dict[str, Any]] = []  # flow events bound to this slice
 
 
 _by_key = operator.attrgetter("key")
+_Placed = dict[str, Any] | _Item  # an event, or a span's slice whose event is encoded later
 
 
-def _place(items: list[_Item]) -> list[dict[str, Any]]:
-    """Nest one row's slices strictly, clamping each into the slice that encloses it."""
+def _place(items: list[_Item]) -> list[_Placed]:
+    """Nest one row's slices strictly, clamping each into the slice that encloses it.
+
+    Returns the row's events in order; a span's slice without an event is returned as its
+    item, placed.
+    """
     items.sort(key=_by_key)
     stack: list[_Item] = []
-    out: list[dict[str, Any]] = []
+    out: list[_Placed] = []
     for it in items:
         start = it.start
         while stack and stack[-1].end <= start:  # half-open: [a, b) is over at b
             stack.pop()
         end = it.end
-        ev = it.event
         if stack and end > stack[-1].end:
-            if "span_id" in ev["args"]:
-                ev["args"][_UNCLAMPED] = _us(end)
+            if it.span is not None:
+                it.unclamped = end
             it.end = end = stack[-1].end
-        # _us, inlined: it runs twice per slice
-        ev["ts"] = start // 1000 if start % 1000 == 0 else start / 1000
-        dur = end - start
-        ev["dur"] = dur // 1000 if dur % 1000 == 0 else dur / 1000
         stack.append(it)
-        out.append(ev)
+        ev = it.event
+        if ev is None:
+            out.append(it)
+        else:
+            if it.unclamped is not None:
+                ev["args"][_UNCLAMPED] = _us(it.unclamped)
+            # _us, inlined: it runs twice per slice
+            ev["ts"] = start // 1000 if start % 1000 == 0 else start / 1000
+            dur = end - start
+            ev["dur"] = dur // 1000 if dur % 1000 == 0 else dur / 1000
+            out.append(ev)
         if it.after:
             out.extend(it.after)
     return out
@@ -216,16 +242,88 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     Runs on the caller's thread, off the event loop.
     """
     with gc_paused():
-        return _document(trace, full_args)
+        placed, other = _document(trace, full_args, later=False)
+    return {"traceEvents": placed, "displayTimeUnit": "ms", "otherData": other}
 
 
-def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
+def chrome_json(trace: Trace, *, full_args: bool = False) -> bytes:
+    """:func:`to_chrome`'s document as JSON, without making a dict per span when it can.
+
+    With the C accelerator, the events are written in one call (``_cjson.timeline_events``),
+    each span's slice straight from the span; a span it does not take (a long name, a list
+    value, a blocked step: see ``_cjson.c``) gets its event from :func:`_slice`, as
+    :func:`to_chrome` makes it.  The same JSON meaning either way; anything the C encoder
+    refuses (a lone surrogate) sends the whole document the Python way.
+    """
+    events = _events_encoder()
+    if events is not None:
+        with gc_paused():
+            placed, other = _document(trace, full_args, later=True)
+            try:
+                body = events(placed, full_args, functools.partial(_slice, full_args=full_args))
+            except (TypeError, ValueError):
+                body = None
+        if body is not None:
+            return b"".join(
+                (
+                    b'{"traceEvents":[',
+                    body,
+                    b'],"displayTimeUnit":"ms","otherData":',
+                    dumps(other),
+                    b"}",
+                )
+            )
+    return dumps(to_chrome(trace, full_args=full_args))
+
+
+_EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]]], bytes]
+
+
+@functools.cache
+def _events_encoder() -> _EventsEncoder | None:
+    """``_cjson.timeline_events``, told once what ``_args`` leaves out; None without C."""
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
+        return None
+    try:
+        from ._cjson import configure_slices, timeline_events
+    except ImportError:  # built without a C compiler
+        return None
+    configure_slices(_RESERVED, MAX_CHARS, _DEFAULTS, _FILE, _UNCLAMPED)
+    return timeline_events
+
+
+def _slice(item: _Item, full_args: bool) -> dict[str, Any]:
+    """A span's placed slice event, as :func:`to_chrome` writes it."""
+    span = item.span
+    assert span is not None
+    event = _event(span, item.tid, full_args)
+    if item.unclamped is not None:
+        event["args"][_UNCLAMPED] = _us(item.unclamped)
+    event["ts"], event["dur"] = _us(item.start), _us(item.end - item.start)
+    return event
+
+
+def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
+    return {
+        "ph": "X",
+        "pid": PID,
+        "tid": tid,
+        "name": display_name(span),
+        "cat": span.kind,
+        "args": _args(span, full_args),
+    }
+
+
+def _document(
+    trace: Trace, full_args: bool, *, later: bool
+) -> tuple[list[_Placed], dict[str, Any]]:
+    """The events in file order, and ``otherData``; with ``later``, span slices as items."""
     track_ids = [s.span_id for s in trace.tracks]
     track_ids += sorted({s.track for s in trace.spans} - set(track_ids))  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
     run = next((s for s in trace.spans if s.kind == "run"), None)
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
-    events: list[dict[str, Any]] = [
+    events: list[_Placed] = [
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     ]
     for track in track_ids:
@@ -243,16 +341,10 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
     items: dict[int, _Item] = {}
     for span in trace.spans:
         track = span.track
-        event = {
-            "ph": "X",
-            "pid": PID,
-            "tid": tids[track],
-            "name": display_name(span),
-            "cat": span.kind,
-            "args": _args(span, full_args),
-        }
+        tid = tids[track]
+        event = None if later else _event(span, tid, full_args)
         start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
-        item = _Item(start, end, (span.start_seq, 0), event)
+        item = _Item(start, end, (span.start_seq, 0), event, span, tid)
         rows[track].append(item)
         items[span.span_id] = item
     join_spans = joins(trace)
@@ -269,12 +361,12 @@ def _document(trace: Trace, full_args: bool) -> dict[str, Any]:
         "spans": len(trace.spans),
         "origin_us": ORIGIN_NS // 1000,
     }
-    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
+    return events, other
 
 
 def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
     event = {"ph": "X", "pid": PID, "tid": tid, "name": name, "cat": MARKER_CAT, "args": {}}
-    return _Item(ns, ns + 1, (seq, 1), event)
+    return _Item(ns, ns + 1, (seq, 1), event, tid=tid)
 
 
 def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str, bp: bool = True) -> dict[str, Any]:
@@ -324,9 +416,9 @@ def _flows(
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
             spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)
-        else:
+        elif marker.event is not None:  # a marker always has its event
             marker.event["name"] = f"start {len(marker.after) + 1} tasks"
-        marker.after.append(_flow("s", marker.event["tid"], marker.start, flow_id, "spawn"))
+        marker.after.append(_flow("s", marker.tid, marker.start, flow_id, "spawn"))
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
         item.after.append(_flow("f", tids[span.track], item.start - 1, flow_id, "spawn", False))
@@ -343,7 +435,7 @@ def _flows(
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
         tail.append(_flow("s", tids[span.track], max(item.end - 2, item.start), flow_id, "join"))
-        jm.after.append(_flow("f", jm.event["tid"], jm.start, flow_id, "join"))
+        jm.after.append(_flow("f", jm.tid, jm.start, flow_id, "join"))
     return tail
 
 
@@ -401,7 +493,7 @@ def write_chrome_json(
     A regular file is replaced whole (written aside, then renamed), so that a kill while
     writing leaves the previous file, such as the stream of the run, intact.
     """
-    write_whole(path, dumps(to_chrome(trace, full_args=full_args)))
+    write_whole(path, chrome_json(trace, full_args=full_args))
 
 
 def _bad(path: Path, what: str) -> ValueError:

@@ -1,19 +1,27 @@
 /* asynctrace._cjson: compact UTF-8 JSON for the timelines asynctrace writes (optional; _json.py
- * falls back to the standard json module, which gives the same meaning).
+ * and _chrome.py fall back to Python, which gives the same meaning).
  *
  * Problem: without orjson, the standard json module spent about 4.5 us per span encoding a
- * timeline, more than the rest of the export together; orjson is not a dependency.
+ * timeline, more than the rest of the export together; orjson is not a dependency.  And with
+ * either, making a dict per span event (and one for its args) cost more than encoding them.
  *
- * Solution: one encoder for exactly what asynctrace's documents hold: dicts with str keys,
+ * Solution, in two parts.
+ *
+ * dumps(value): one encoder for exactly what asynctrace's documents hold: dicts with str keys,
  * lists and tuples, str, int, float, bool and None; anything else is written as its str(), as
  * json's default=str does.  Strings are written as UTF-8 with only '"', '\\' and control
  * characters escaped (json's ensure_ascii=False).  Floats are written as repr() writes them;
- * a NaN or an infinity, which JSON cannot hold, as null (as orjson does).
+ * a NaN or an infinity, which JSON cannot hold, as null (as orjson does).  What it refuses, it
+ * refuses with an exception, and _json.py then encodes the document with the json module: a
+ * str with a lone surrogate (UnicodeEncodeError: _json.py writes U+FFFD in its place), a dict
+ * key that is not a str (TypeError), nesting deeper than MAX_DEPTH (ValueError).
  *
- * What it refuses, it refuses with an exception, and _json.py then encodes the document with
- * the json module: a str with a lone surrogate (UnicodeEncodeError: _json.py writes U+FFFD in
- * its place), a dict key that is not a str (TypeError), nesting deeper than MAX_DEPTH
- * (ValueError).
+ * timeline_events(placed, full, fallback): the events of a JSON timeline, each span's slice
+ * written straight from the Span (its slots), as _chrome._event and _chrome._args would make
+ * it: the same keys in the same order, the same values left out.  It takes only the common
+ * spans: exact str/int/float/bool/None attribute values, no key that _args renames, nothing
+ * longer than _sanitize.MAX_CHARS, not a blocked step; for any other span it asks
+ * fallback(item) for the event dict.  configure_slices() tells it, once, what _args leaves out.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -59,20 +67,20 @@ put(Buffer *buf, const char *text, Py_ssize_t n)
 
 static const char hex_digits[] = "0123456789abcdef";
 
+/* The characters of a str, escaped, without quotes. */
 static int
-put_str(Buffer *buf, PyObject *text)
+put_str_body(Buffer *buf, PyObject *text)
 {
     Py_ssize_t n;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
     if (utf8 == NULL) {
         return -1; /* a lone surrogate: UnicodeEncodeError */
     }
-    /* at most 6 bytes per byte (\u00XX) and the quotes */
-    if (reserve(buf, n * 6 + 2) < 0) {
+    /* at most 6 bytes per byte (\u00XX) */
+    if (reserve(buf, n * 6) < 0) {
         return -1;
     }
     char *out = buf->data + buf->len;
-    *out++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)utf8[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
@@ -96,9 +104,17 @@ put_str(Buffer *buf, PyObject *text)
             *out++ = hex_digits[c & 0xf];
         }
     }
-    *out++ = '"';
     buf->len = out - buf->data;
     return 0;
+}
+
+static int
+put_str(Buffer *buf, PyObject *text)
+{
+    if (put(buf, "\"", 1) < 0 || put_str_body(buf, text) < 0) {
+        return -1;
+    }
+    return put(buf, "\"", 1);
 }
 
 static int
@@ -139,6 +155,31 @@ put_long(Buffer *buf, PyObject *value)
     int rc = text == NULL ? -1 : put(buf, text, n);
     Py_DECREF(digits);
     return rc;
+}
+
+/* Nanoseconds as microseconds, as _chrome._us gives them: whole, or with up to three
+ * decimals (the exact decimal of ns / 1000, which reads back as the same double). */
+static int
+put_us(Buffer *buf, long long ns)
+{
+    char text[32];
+    unsigned long long magnitude = ns < 0 ? 0ULL - (unsigned long long)ns : (unsigned long long)ns;
+    const char *sign = ns < 0 ? "-" : "";
+    unsigned long long whole = magnitude / 1000, part = magnitude % 1000;
+    int n;
+    if (part == 0) {
+        n = snprintf(text, sizeof text, "%s%llu", sign, whole);
+    }
+    else if (part % 100 == 0) {
+        n = snprintf(text, sizeof text, "%s%llu.%llu", sign, whole, part / 100);
+    }
+    else if (part % 10 == 0) {
+        n = snprintf(text, sizeof text, "%s%llu.%02llu", sign, whole, part / 10);
+    }
+    else {
+        n = snprintf(text, sizeof text, "%s%llu.%03llu", sign, whole, part);
+    }
+    return put(buf, text, n);
 }
 
 static int put_value(Buffer *buf, PyObject *value, int depth);
@@ -255,8 +296,392 @@ dumps(PyObject *module, PyObject *value)
     return out;
 }
 
+/* ---- slice events of the JSON timeline (_chrome.chrome_json) ---- */
+
+/* What _chrome._args leaves out or renames, set once by configure_slices(). */
+static PyObject *c_reserved;   /* frozenset of attribute keys that _args renames */
+static Py_ssize_t c_max_chars; /* longer strings are capped by _args: not taken here */
+static PyObject *c_defaults;   /* dict: kind -> the attribute that repeats the name */
+static PyObject *c_file_key;   /* "code.file.path": left out when the parent's is the same */
+static PyObject *c_unclamped;  /* "unclamped_end" */
+static PyObject *s_kind, *s_name, *s_status, *s_error, *s_attributes, *s_span_id, *s_parent_id,
+    *s_start_seq, *s_end_seq, *s_track, *s_parent, *s_ok, *s_await, *s_blocked, *s_task,
+    *s_coroutine, *s_thread;
+
+static PyObject *
+configure_slices(PyObject *module, PyObject *args)
+{
+    PyObject *reserved, *defaults, *file_key, *unclamped;
+    Py_ssize_t max_chars;
+    if (!PyArg_ParseTuple(args, "O!nO!UU", &PyFrozenSet_Type, &reserved, &max_chars,
+                          &PyDict_Type, &defaults, &file_key, &unclamped)) {
+        return NULL;
+    }
+    Py_INCREF(reserved);
+    Py_XSETREF(c_reserved, reserved);
+    c_max_chars = max_chars;
+    Py_INCREF(defaults);
+    Py_XSETREF(c_defaults, defaults);
+    Py_INCREF(file_key);
+    Py_XSETREF(c_file_key, file_key);
+    Py_INCREF(unclamped);
+    Py_XSETREF(c_unclamped, unclamped);
+    Py_RETURN_NONE;
+}
+
+/* A JSON scalar that every encoder writes alike: None, bool, exact int, exact float, or an
+ * exact str no longer than c_max_chars.  Anything else goes the Python way. */
+static int
+plain(PyObject *v)
+{
+    if (v == Py_None || PyBool_Check(v) || PyLong_CheckExact(v) || PyFloat_CheckExact(v)) {
+        return 1;
+    }
+    return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= c_max_chars;
+}
+
+static int
+put_key(Buffer *buf, const char *key)
+{
+    return put(buf, key, (Py_ssize_t)strlen(key));
+}
+
+/* ,"key":value for an attribute key (a str). */
+static int
+put_item(Buffer *buf, PyObject *key, PyObject *value)
+{
+    if (put(buf, ",", 1) < 0 || put_str(buf, key) < 0 || put(buf, ":", 1) < 0) {
+        return -1;
+    }
+    return put_value(buf, value, 1);
+}
+
+/* Borrowed attributes of a span, NULL (no error) when one is not what the fast path takes. */
+typedef struct {
+    PyObject *kind, *name, *status, *error, *attributes, *span_id, *parent_id, *start_seq,
+        *end_seq, *track, *parent;
+} SpanFields;
+
+static int
+read_span(PyObject *span, SpanFields *f, int full)
+{
+    PyObject **slots[] = {&f->kind, &f->name, &f->status, &f->error, &f->attributes,
+                          &f->span_id, &f->parent_id, &f->start_seq, &f->end_seq, &f->track,
+                          &f->parent};
+    PyObject *names[] = {s_kind, s_name, s_status, s_error, s_attributes, s_span_id,
+                         s_parent_id, s_start_seq, s_end_seq, s_track, s_parent};
+    for (int i = 0; i < 11; i++) {
+        PyObject *value = PyObject_GetAttr(span, names[i]);
+        if (value == NULL) {
+            return -1;
+        }
+        *slots[i] = value; /* the span holds it: released at once below */
+        Py_DECREF(value);
+    }
+    if (!PyUnicode_CheckExact(f->kind) || !PyUnicode_CheckExact(f->name)
+        || PyUnicode_GET_LENGTH(f->name) > c_max_chars || !PyUnicode_CheckExact(f->status)
+        || !PyDict_CheckExact(f->attributes) || !PyLong_CheckExact(f->span_id)
+        || !(f->parent_id == Py_None || PyLong_CheckExact(f->parent_id))
+        || !PyLong_CheckExact(f->start_seq) || !PyLong_CheckExact(f->end_seq)
+        || (full && !PyLong_CheckExact(f->track))) {
+        return 0;
+    }
+    if (f->error != Py_None
+        && !(PyUnicode_CheckExact(f->error) && PyUnicode_GET_LENGTH(f->error) <= c_max_chars)) {
+        return 0;
+    }
+    return 1;
+}
+
+/* Equal strs (both exact strs, ready): the same object, or the same characters. */
+static int
+is(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* 1 when every attribute is one the fast path writes as _args would; 0; -1 on error. */
+static int
+plain_attributes(PyObject *attributes)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(attributes, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars
+            || !plain(value)) {
+            return 0;
+        }
+        int clash = PySet_Contains(c_reserved, key);
+        if (clash != 0) {
+            return clash < 0 ? -1 : 0;
+        }
+        if (is(key, c_unclamped)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
+/* The slice name, as _timeline.display_name gives it (not for blocked steps). */
+static int
+put_display_name(Buffer *buf, SpanFields *f)
+{
+    int kind_await = is(f->kind, s_await);
+    int call = is(f->kind, s_task) || is(f->kind, s_coroutine) || is(f->kind, s_thread);
+    if (put(buf, "\"", 1) < 0 || (kind_await && put_key(buf, "await ") < 0)
+        || put_str_body(buf, f->name) < 0 || (call && put_key(buf, "()") < 0)) {
+        return -1;
+    }
+    if (!kind_await && !is(f->status, s_ok)) { /* an await's name has no status mark */
+        if (put_key(buf, " [") < 0 || put_str_body(buf, f->status) < 0 || put_key(buf, "]") < 0) {
+            return -1;
+        }
+    }
+    return put(buf, "\"", 1);
+}
+
+static int
+put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
+{
+    int ok = is(f->status, s_ok);
+    if (put_key(buf, "{\"span_id\":") < 0 || put_value(buf, f->span_id, 1) < 0
+        || put_key(buf, ",\"parent_id\":") < 0 || put_value(buf, f->parent_id, 1) < 0) {
+        return -1;
+    }
+    if (full) {
+        if (put_key(buf, ",\"kind\":") < 0 || put_str(buf, f->kind) < 0
+            || put_key(buf, ",\"track\":") < 0 || put_value(buf, f->track, 1) < 0
+            || put_key(buf, ",\"status\":") < 0 || put_str(buf, f->status) < 0
+            || put_key(buf, ",\"name\":") < 0 || put_str(buf, f->name) < 0) {
+            return -1;
+        }
+    }
+    if (put_key(buf, ",\"start_seq\":") < 0 || put_value(buf, f->start_seq, 1) < 0
+        || put_key(buf, ",\"end_seq\":") < 0 || put_value(buf, f->end_seq, 1) < 0) {
+        return -1;
+    }
+    if (!full && !ok && (put_key(buf, ",\"status\":") < 0 || put_str(buf, f->status) < 0)) {
+        return -1;
+    }
+    if (f->error != Py_None && (put_key(buf, ",\"error\":") < 0 || put_str(buf, f->error) < 0)) {
+        return -1;
+    }
+    PyObject *default_key = PyDict_GetItemWithError(c_defaults, f->kind);
+    if (default_key == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
+    if (f->parent != Py_None) {
+        PyObject *parent_attributes = PyObject_GetAttr(f->parent, s_attributes);
+        if (parent_attributes == NULL) {
+            return -1;
+        }
+        if (PyDict_Check(parent_attributes)) {
+            parent_file = PyDict_GetItemWithError(parent_attributes, c_file_key);
+        }
+        Py_DECREF(parent_attributes); /* the parent span holds the dict and its values */
+        if (parent_file == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(f->attributes, &pos, &key, &value)) {
+        if (!full && default_key != NULL && is(key, default_key)) {
+            int same = PyObject_RichCompareBool(value, f->name, Py_EQ);
+            if (same < 0) {
+                return -1;
+            }
+            if (same) {
+                continue; /* it repeats the name */
+            }
+        }
+        if (!full && parent_file != NULL && is(key, c_file_key)) {
+            int same = PyObject_RichCompareBool(value, parent_file, Py_EQ);
+            if (same < 0) {
+                return -1;
+            }
+            if (same) {
+                continue; /* the parent's file: said once per row */
+            }
+        }
+        if (put_item(buf, key, value) < 0) {
+            return -1;
+        }
+    }
+    if (default_key != NULL) {
+        int has = PyDict_Contains(f->attributes, default_key);
+        if (has < 0 || (!has && put_item(buf, default_key, Py_None) < 0)) {
+            return -1;
+        }
+    }
+    if (parent_file != NULL) {
+        int has = PyDict_Contains(f->attributes, c_file_key);
+        if (has < 0 || (!has && put_item(buf, c_file_key, Py_None) < 0)) {
+            return -1;
+        }
+    }
+    if (unclamped_ns != NULL) {
+        if (put(buf, ",", 1) < 0 || put_str(buf, c_unclamped) < 0 || put(buf, ":", 1) < 0
+            || put_us(buf, *unclamped_ns) < 0) {
+            return -1;
+        }
+    }
+    return put(buf, "}", 1);
+}
+
+/* One span's slice event into buf: 1 written, 0 not taken (buf unchanged: the Python way),
+ * -1 error.  Times are whole nanoseconds (ints), written as microseconds. */
+static int
+put_slice(Buffer *buf, PyObject *span, PyObject *tid, PyObject *start, PyObject *dur,
+          PyObject *unclamped, int full)
+{
+    if (!PyLong_CheckExact(tid) || !PyLong_CheckExact(start) || !PyLong_CheckExact(dur)
+        || !(unclamped == Py_None || PyLong_CheckExact(unclamped))) {
+        return 0;
+    }
+    int overflow = 0, more;
+    long long start_ns = PyLong_AsLongLongAndOverflow(start, &more);
+    overflow |= more;
+    long long dur_ns = PyLong_AsLongLongAndOverflow(dur, &more);
+    overflow |= more;
+    long long unclamped_ns = 0;
+    if (unclamped != Py_None) {
+        unclamped_ns = PyLong_AsLongLongAndOverflow(unclamped, &more);
+        overflow |= more;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow) {
+        return 0; /* past 64 bits */
+    }
+    SpanFields f;
+    int taken = read_span(span, &f, full);
+    if (taken <= 0) {
+        return taken;
+    }
+    if (is(f.kind, s_blocked)) {
+        return 0; /* its name carries its duration, formatted in Python */
+    }
+    taken = plain_attributes(f.attributes);
+    if (taken <= 0) {
+        return taken;
+    }
+    Py_ssize_t mark = buf->len;
+    int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":");
+    rc = rc < 0 ? -1 : put_value(buf, tid, 1);
+    rc = rc < 0 ? -1 : put_key(buf, ",\"name\":");
+    rc = rc < 0 ? -1 : put_display_name(buf, &f);
+    rc = rc < 0 ? -1 : put_key(buf, ",\"cat\":");
+    rc = rc < 0 ? -1 : put_str(buf, f.kind);
+    rc = rc < 0 ? -1 : put_key(buf, ",\"args\":");
+    rc = rc < 0 ? -1 : put_args(buf, &f, unclamped == Py_None ? NULL : &unclamped_ns, full);
+    rc = rc < 0 ? -1 : put_key(buf, ",\"ts\":");
+    rc = rc < 0 ? -1 : put_us(buf, start_ns);
+    rc = rc < 0 ? -1 : put_key(buf, ",\"dur\":");
+    rc = rc < 0 ? -1 : put_us(buf, dur_ns);
+    rc = rc < 0 ? -1 : put_key(buf, "}");
+    if (rc < 0) {
+        buf->len = mark;
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear(); /* a lone surrogate: the Python way writes U+FFFD */
+            return 0;
+        }
+        return -1;
+    }
+    return 1;
+}
+
+static PyObject *s_item_span, *s_item_tid, *s_item_start, *s_item_end, *s_item_unclamped;
+
+/* A placed span item's slice (see _chrome._Item), or the Python way's event for it. */
+static int
+put_item_slice(Buffer *buf, PyObject *item, int full, PyObject *fallback)
+{
+    PyObject *span = PyObject_GetAttr(item, s_item_span);
+    PyObject *tid = span ? PyObject_GetAttr(item, s_item_tid) : NULL;
+    PyObject *start = tid ? PyObject_GetAttr(item, s_item_start) : NULL;
+    PyObject *end = start ? PyObject_GetAttr(item, s_item_end) : NULL;
+    PyObject *unclamped = end ? PyObject_GetAttr(item, s_item_unclamped) : NULL;
+    PyObject *dur = unclamped ? PyNumber_Subtract(end, start) : NULL;
+    int rc = dur ? put_slice(buf, span, tid, start, dur, unclamped, full) : -1;
+    Py_XDECREF(span);
+    Py_XDECREF(tid);
+    Py_XDECREF(start);
+    Py_XDECREF(end);
+    Py_XDECREF(unclamped);
+    Py_XDECREF(dur);
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+    PyObject *event = PyObject_CallOneArg(fallback, item);
+    if (event == NULL) {
+        return -1;
+    }
+    rc = put_value(buf, event, 0);
+    Py_DECREF(event);
+    return rc;
+}
+
+/* timeline_events(placed, full, fallback) -> bytes: the events of a JSON timeline, joined by
+ * commas.  placed: _chrome._document's list of event dicts and span items; fallback(item)
+ * gives the event dict of a span this does not take.  Any error (a lone surrogate in another
+ * event, say) is raised: the caller then encodes the whole document the Python way. */
+static PyObject *
+timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "timeline_events(placed, full, fallback)");
+        return NULL;
+    }
+    if (c_reserved == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_slices() MUST be called first");
+        return NULL;
+    }
+    int full = PyObject_IsTrue(args[1]);
+    if (full < 0) {
+        return NULL;
+    }
+    PyObject *placed = PySequence_Fast(args[0], "placed is a list");
+    if (placed == NULL) {
+        return NULL;
+    }
+    Buffer buf = {NULL, 0, 0};
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
+    PyObject **entries = PySequence_Fast_ITEMS(placed);
+    int rc = reserve(&buf, 256 * (n + 1));
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        if (i) {
+            rc = put(&buf, ",", 1);
+        }
+        if (rc == 0) {
+            rc = PyDict_Check(entries[i]) ? put_value(&buf, entries[i], 0)
+                                          : put_item_slice(&buf, entries[i], full, args[2]);
+        }
+    }
+    Py_DECREF(placed);
+    if (rc < 0) {
+        PyMem_Free(buf.data);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
+    PyMem_Free(buf.data);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"dumps", dumps, METH_O, PyDoc_STR("dumps(value) -> bytes: compact UTF-8 JSON.")},
+    {"configure_slices", configure_slices, METH_VARARGS,
+     PyDoc_STR("configure_slices(reserved, max_chars, defaults, file_key, unclamped_key)")},
+    {"timeline_events", (PyCFunction)(void (*)(void))timeline_events, METH_FASTCALL,
+     PyDoc_STR("timeline_events(placed, full, fallback) -> bytes (see _chrome.chrome_json)")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -269,5 +694,20 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__cjson(void)
 {
+    const char *texts[] = {"kind", "name", "status", "error", "attributes", "span_id",
+                           "parent_id", "start_seq", "end_seq", "track", "parent", "ok",
+                           "await", "blocked", "task", "coroutine", "thread", "span", "tid",
+                           "start", "end", "unclamped"};
+    PyObject **targets[] = {&s_kind, &s_name, &s_status, &s_error, &s_attributes, &s_span_id,
+                            &s_parent_id, &s_start_seq, &s_end_seq, &s_track, &s_parent, &s_ok,
+                            &s_await, &s_blocked, &s_task, &s_coroutine, &s_thread,
+                            &s_item_span, &s_item_tid, &s_item_start, &s_item_end,
+                            &s_item_unclamped};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        *targets[i] = PyUnicode_InternFromString(texts[i]);
+        if (*targets[i] == NULL) {
+            return NULL;
+        }
+    }
     return PyModule_Create(&module_def);
 }

@@ -1,5 +1,18 @@
-"""Compact UTF-8 JSON in C (_cjson.c); _json.py picks it when orjson is not installed."""
+"""Compact UTF-8 JSON in C (_cjson.c): _json.py picks ``dumps`` when orjson is not installed,
+and _chrome.chrome_json writes a timeline's events with ``timeline_events``."""
 
+from collections.abc import Callable
 from typing import Any
 
 def dumps(value: Any, /) -> bytes: ...
+def configure_slices(
+    reserved: frozenset[str],
+    max_chars: int,
+    defaults: dict[str, str],
+    file_key: str,
+    unclamped_key: str,
+    /,
+) -> None: ...
+def timeline_events(
+    placed: list[Any], full: bool, fallback: Callable[[Any], dict[str, Any]], /
+) -> bytes: ...

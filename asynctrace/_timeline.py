@@ -89,7 +89,8 @@ def joins(trace: Trace) -> list[Span]:
         on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
             "gather("
         )
-        if on_gather or span.name in names or span.attributes.get(_AWAITED) in names:
+        awaited = span.attributes.get(_AWAITED)  # any value: a hand-made trace's may be a list
+        if on_gather or span.name in names or (isinstance(awaited, str) and awaited in names):
             found.append(span)
     return found
 

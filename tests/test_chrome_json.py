@@ -1,0 +1,155 @@
+"""The JSON timeline written with the C accelerator means what the Python way writes.
+
+``chrome_json`` writes span slices straight from the spans in C (``_cjson.timeline_events``)
+and leaves to Python the spans it does not take; ``dumps(to_chrome(...))`` is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asynctrace import _chrome
+from asynctrace._json import dumps
+from asynctrace._sanitize import MAX_CHARS
+from asynctrace._spans import KINDS, STATUSES, Span, Trace
+
+needs_c = pytest.mark.skipif(
+    _chrome._events_encoder() is None and not os.environ.get("CI"),
+    reason="built without a C compiler",
+)
+
+names = st.one_of(
+    st.sampled_from(["main", "fetch", "asyncio.sleep(0)", "Task-2 (task1)", "gather(a, b)"]),
+    st.text(max_size=12),  # control characters, lone surrogates, anything
+    st.just("n" * (MAX_CHARS + 5)),
+)
+keys = st.one_of(
+    st.sampled_from(
+        [
+            "code.file.path",
+            "code.line.number",
+            "asynctrace.awaited",
+            "code.function.name",
+            "asynctrace.task.name",
+            "status",  # reserved: renamed by _args
+            "span_id",
+            "unclamped_end",
+            "k" * (MAX_CHARS + 1),
+        ]
+    ),
+    st.text(min_size=1, max_size=8),
+)
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),  # encoders differ on those
+    st.text(max_size=10),
+    st.just("v" * (MAX_CHARS + 3)),
+    st.lists(st.one_of(st.integers(), st.text(max_size=4)), max_size=3),
+    st.tuples(st.text(max_size=3)),
+    st.just(frozenset({1})),  # not JSON: written as its str()
+)
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> Trace:
+    times = st.one_of(st.integers(0, 40).map(lambda k: k / 8), st.floats(0, 3))
+    spans = []
+    count = draw(st.integers(1, 14))
+    for sid in range(1, count + 1):
+        a, b = sorted((draw(times), draw(times)))
+        kind = "run" if sid == 1 else draw(st.sampled_from(KINDS))
+        parent = None if sid == 1 else draw(st.integers(1, sid - 1))
+        track = 1 if sid == 1 else draw(st.integers(1, sid))
+        name = draw(names)
+        attributes: dict[str, Any] = draw(st.dictionaries(keys, values, max_size=4))
+        if draw(st.booleans()):  # the common case: repeats the name, or the parent's file
+            attributes["asynctrace.awaited" if kind == "await" else "code.function.name"] = name
+        if draw(st.booleans()):
+            attributes["code.file.path"] = "prog.py"
+        status = draw(st.sampled_from(STATUSES))
+        error = draw(st.one_of(st.none(), names)) if status != "ok" else None
+        spans.append(
+            Span(
+                sid,
+                parent,
+                kind,
+                name,
+                a,
+                b,
+                track,
+                status=status,
+                error=error,
+                attributes=attributes,
+                start_seq=sid,
+                end_seq=count + sid,
+            )
+        )
+    return Trace(spans)
+
+
+def _meaning(data: bytes) -> Any:
+    return json.loads(data)
+
+
+@needs_c
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(traces(), st.booleans())
+def test_the_c_timeline_means_what_the_python_one_does(trace: Trace, full: bool) -> None:
+    reference = _meaning(dumps(_chrome.to_chrome(trace, full_args=full)))
+    assert _meaning(_chrome.chrome_json(trace, full_args=full)) == reference
+
+
+@needs_c
+def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python makes the event of a span only when C does not take it.
+    made: list[int] = []
+    real = _chrome._slice
+
+    def counted(item: Any, full_args: bool) -> dict[str, Any]:
+        made.append(item.span.span_id)
+        return real(item, full_args)
+
+    monkeypatch.setattr(_chrome, "_slice", counted)
+    spans = [
+        Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
+        Span(
+            2,
+            1,
+            "task",
+            "main",
+            0.0,
+            3.0,
+            2,
+            attributes={
+                "asynctrace.task.name": "Task-1",
+                "code.function.name": "main",
+                "code.file.path": "prog.py",
+            },
+        ),
+        Span(
+            3,
+            2,
+            "await",
+            "asyncio.sleep(1)",
+            0.5,
+            1.5,
+            2,
+            attributes={
+                "code.file.path": "prog.py",
+                "code.line.number": 7,
+                "asynctrace.awaited": "asyncio.sleep(1)",
+            },
+        ),
+        Span(4, 2, "blocked", "blocked", 2.0, 2.5, 2),  # its name is formatted in Python
+        Span(5, 2, "await", "x", 2.5, 2.6, 2, attributes={"tags": ["a", "b"]}),  # a list
+    ]
+    _chrome.chrome_json(Trace(spans))
+    assert made == [4, 5]
