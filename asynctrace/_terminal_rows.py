@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import math
 import os
 import re
@@ -105,8 +106,11 @@ def ancestors(span: Span) -> Iterator[Span]:
 
 def is_internal_path(path: object) -> bool:
     """Whether a ``code.file.path`` is in the standard library (asyncio's own files included)."""
-    if not isinstance(path, str) or not path:
-        return False
+    return isinstance(path, str) and bool(path) and _in_stdlib(path)
+
+
+@functools.lru_cache(maxsize=4096)  # a trace names few files, each on thousands of spans
+def _in_stdlib(path: str) -> bool:
     if path.startswith("<frozen "):
         return True
     return path.startswith(_STDLIB_DIRS) or _STDLIB_PATH.search(path) is not None
