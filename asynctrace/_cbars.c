@@ -7,7 +7,9 @@
  * Solution: row_levels(items, t0, step, cols) does exactly what _bars.row_levels_python does,
  * with the same double arithmetic in the same order (setup.py builds it with
  * -ffp-contract=off: no fused multiply-add), so both give the same cells.  items: a sequence
- * of (start, end, marks), marks a sequence of (start, end, is_blocked).  Returns bytes, one level per cell: 0 empty, 1 waiting, 2 running,
+ * of (start, end, marks), marks a _bars.Marks: its lists marks ((start, end, is_blocked),
+ * sorted by start), starts and ends_so_far, searched here by bisection as
+ * Marks.overlapping does.  Returns bytes, one level per cell: 0 empty, 1 waiting, 2 running,
  * 3 blocked; a cell shows the highest level of the row's items.  A time that is not a finite
  * float, or a step that is not positive, is a ValueError (the caller then runs the Python
  * version, which fails or not exactly as before).
@@ -86,6 +88,71 @@ as_finite(PyObject *value, double *out)
     return 0;
 }
 
+/* A _bars.Marks' three lists (new references), checked to be lists of equal length. */
+static PyObject *s_marks, *s_starts, *s_ends_so_far;
+
+static int
+marks_lists(PyObject *obj, PyObject **marks, PyObject **starts, PyObject **ends_so_far)
+{
+    *marks = PyObject_GetAttr(obj, s_marks);
+    *starts = *marks ? PyObject_GetAttr(obj, s_starts) : NULL;
+    *ends_so_far = *starts ? PyObject_GetAttr(obj, s_ends_so_far) : NULL;
+    if (*ends_so_far == NULL) {
+        return -1;
+    }
+    if (!PyList_Check(*marks) || !PyList_Check(*starts) || !PyList_Check(*ends_so_far)
+        || PyList_GET_SIZE(*starts) != PyList_GET_SIZE(*marks)
+        || PyList_GET_SIZE(*ends_so_far) != PyList_GET_SIZE(*marks)) {
+        PyErr_SetString(PyExc_TypeError, "marks MUST be a _bars.Marks");
+        return -1;
+    }
+    return 0;
+}
+
+/* bisect.bisect_left(values, x) over a list of numbers. */
+static int
+bisect_left(PyObject *values, double x, Py_ssize_t *at)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(values);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        double v;
+        if (as_finite(PyList_GET_ITEM(values, mid), &v) < 0) {
+            return -1;
+        }
+        if (v < x) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    *at = lo;
+    return 0;
+}
+
+/* bisect.bisect_right(values, x) over a list of numbers. */
+static int
+bisect_right(PyObject *values, double x, Py_ssize_t *at)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(values);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        double v;
+        if (as_finite(PyList_GET_ITEM(values, mid), &v) < 0) {
+            return -1;
+        }
+        if (x < v) {
+            hi = mid;
+        }
+        else {
+            lo = mid + 1;
+        }
+    }
+    *at = lo;
+    return 0;
+}
+
 static int
 span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scratch,
             Py_ssize_t scratch_len)
@@ -116,15 +183,21 @@ span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scrat
         alive[i] = waiting[i] = blocked[i] = 0.0;
     }
     paint(ax, alive, base, top, start, end);
-    PyObject *marks = PySequence_Fast(parts[2], "marks are (start, end, is_blocked)");
-    if (marks == NULL) {
+    PyObject *marks = NULL, *starts = NULL, *ends_so_far = NULL;
+    Py_ssize_t first = 0, last = 0;
+    if (marks_lists(parts[2], &marks, &starts, &ends_so_far) < 0
+        || bisect_left(ends_so_far, start, &first) < 0
+        || bisect_right(starts, end, &last) < 0) {
+        Py_XDECREF(marks);
+        Py_XDECREF(starts);
+        Py_XDECREF(ends_so_far);
         Py_DECREF(fast);
         return -1;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(marks);
-    PyObject **mark_items = PySequence_Fast_ITEMS(marks);
-    for (Py_ssize_t k = 0; k < count; k++) {
-        PyObject *mark = mark_items[k];
+    Py_DECREF(starts);
+    Py_DECREF(ends_so_far);
+    for (Py_ssize_t k = first; k < last; k++) {
+        PyObject *mark = PyList_GET_ITEM(marks, k);
         if (!PyTuple_Check(mark) || PyTuple_GET_SIZE(mark) != 3) {
             PyErr_SetString(PyExc_TypeError, "a mark is (start, end, is_blocked)");
             goto fail;
@@ -137,6 +210,9 @@ span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scrat
         int is_blocked = PyObject_IsTrue(PyTuple_GET_ITEM(mark, 2));
         if (is_blocked < 0) {
             goto fail;
+        }
+        if (!(m_end >= start)) {
+            continue; /* ended before the span: Marks.overlapping leaves it out */
         }
         double a = m_start > start ? m_start : start;
         double b = m_end < end ? m_end : end;
@@ -246,5 +322,11 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__cbars(void)
 {
+    s_marks = PyUnicode_InternFromString("marks");
+    s_starts = PyUnicode_InternFromString("starts");
+    s_ends_so_far = PyUnicode_InternFromString("ends_so_far");
+    if (s_marks == NULL || s_starts == NULL || s_ends_so_far == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&module_def);
 }

@@ -14,14 +14,12 @@ no line is ever wider than ``width``.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 import statistics
 import unicodedata
 from collections import Counter
 
-from ._bars import Mark, row_levels
+from ._bars import NO_MARKS, Marks, row_levels
 from ._sanitize import cap
 from ._spans import STATUSES, Span, Trace
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
@@ -97,36 +95,15 @@ def _num(seconds: float, scale: float) -> str:
     return f"{value:.2e}"
 
 
-class _Marks:
-    """A track's awaits and blocked steps, found by time: each row asks only for the ones that
-    overlap its span (a task with 20,000 calls on its row asked all 22,000 for each: 8 s)."""
-
-    def __init__(self, spans: list[Span]) -> None:
-        spans = sorted(spans, key=lambda m: m.start)
-        self.marks: list[Mark] = [(m.start, m.end, m.kind == "blocked") for m in spans]
-        self.starts = [m.start for m in spans]
-        self.ends_so_far = list(itertools.accumulate((m.end for m in spans), max))
-
-    def overlapping(self, a: float, b: float) -> list[Mark]:
-        """The marks with ``start <= b`` and ``end >= a``."""
-        first = bisect.bisect_left(self.ends_so_far, a)  # before it, every mark ended before a
-        last = bisect.bisect_right(self.starts, b)
-        return [m for m in self.marks[first:last] if m[1] >= a]
-
-
-_NO_MARKS = _Marks([])
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
-def _bar(row: Row, marks: dict[int, _Marks], t0: float, step: float, cols: int) -> str:
+def _bar(row: Row, marks: dict[int, Marks], t0: float, step: float, cols: int) -> str:
     """One row's bar (see ``_bars.py``); a group's shows, in each cell, its busiest task.
 
     An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
     """
-    items = [
-        (s.start, s.end, marks.get(s.track, _NO_MARKS).overlapping(s.start, s.end))
-        for s in row.spans
-    ]
+    items = [(s.start, s.end, marks.get(s.track, NO_MARKS)) for s in row.spans]
     chars = [_CHARS[level] for level in row_levels(items, t0, step, cols)]
     if any(s.status == "unfinished" for s in row.spans):
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
@@ -260,7 +237,10 @@ def render_timeline(
     for span in trace.spans:
         if span.kind in ("await", "blocked"):
             by_track.setdefault(span.track, []).append(span)
-    marks = {track: _Marks(spans) for track, spans in by_track.items()}
+    marks = {
+        track: Marks((m.start, m.end, m.kind == "blocked") for m in spans)
+        for track, spans in by_track.items()
+    }
     statuses: set[str] = set()
     for row, (text, mark) in zip(rows, labels, strict=True):
         statuses.update(s.status for s in row.spans)

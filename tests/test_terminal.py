@@ -162,7 +162,7 @@ def test_each_row_looks_only_at_the_awaits_under_it(monkeypatch: pytest.MonkeyPa
     # One task making 2,000 calls in turn, each with its one await: 2,000 call rows grouped,
     # 2,000 awaits on the task's track.  Each call's cells need only its own await; asking
     # every await of the track for each call took 8 s for 20,000 calls.
-    from asynctrace import _terminal
+    from asynctrace import _bars
 
     spans = [Span(1, None, "task", "main", 0.0, 2.0, 1, attributes={"asynctrace.task.name": "T"})]
     for i in range(2000):
@@ -173,14 +173,16 @@ def test_each_row_looks_only_at_the_awaits_under_it(monkeypatch: pytest.MonkeyPa
             Span(wait, call, "await", "asyncio.sleep(0)", t, t + 0.0005, 1, start_seq=wait)
         )
     looked_at: list[int] = []
-    overlapping = _terminal._Marks.overlapping
+    overlapping = _bars.Marks.overlapping
 
-    def counted(self: _terminal._Marks, a: float, b: float) -> list[Span]:
+    def counted(self: _bars.Marks, a: float, b: float) -> list[_bars.Mark]:
         found = overlapping(self, a, b)
         looked_at.append(len(found))
         return found
 
-    monkeypatch.setattr(_terminal._Marks, "overlapping", counted)
+    # the Python reference, which the C one matches (tests/test_bars.py), counted
+    monkeypatch.setattr(_bars, "_C_ROW_LEVELS", None)
+    monkeypatch.setattr(_bars.Marks, "overlapping", counted)
     text = render_timeline(Trace(spans), width=100)
     assert "child() ×2,000" in text
     assert len(looked_at) == 2001 and sum(looked_at) <= 3 * 2000  # neighbours at the edges
