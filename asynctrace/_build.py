@@ -268,6 +268,9 @@ class SpanBuilder:
 
     def _span(self, rec: Rec, codes: dict[int, CodeType]) -> Span:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
+        state: Any
+        error: str | None
+        attrs: dict[str, object]
         if status is None:  # nearly every span: no call for it
             state, error, attrs = "ok", None, {}
         else:
