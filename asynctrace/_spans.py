@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import gc
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ class Span:
         )
 
 
+_START_ORDER = operator.attrgetter("start", "start_seq")  # ties of time: the recorder's order
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No garbage collection inside: building a trace or its file makes tens of thousands of
@@ -107,7 +111,7 @@ class Trace:
         epoch_ns: int = 0,
         dropped: int = 0,
     ) -> None:
-        self.spans = sorted(spans, key=lambda s: (s.start, s.start_seq))
+        self.spans = sorted(spans, key=_START_ORDER)
         self.clock = clock
         self.epoch_ns = epoch_ns
         self.dropped = dropped
