@@ -249,34 +249,45 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
 def chrome_json(trace: Trace, *, full_args: bool = False) -> bytes:
     """:func:`to_chrome`'s document as JSON, without making a dict per span when it can.
 
-    With the C accelerator, the events are written in one call (``_cjson.timeline_events``),
-    each span's slice straight from the span; a span it does not take (a long name, a list
-    value, a blocked step: see ``_cjson.c``) gets its event from :func:`_slice`, as
-    :func:`to_chrome` makes it.  The same JSON meaning either way; anything the C encoder
-    refuses (a lone surrogate) sends the whole document the Python way.
+    With the C accelerator, the events are written by :func:`encode_events`, each span's
+    slice straight from the span; without it, :func:`to_chrome`'s document is encoded.  The
+    same JSON meaning either way.
+    """
+    if _events_encoder() is None:
+        return dumps(to_chrome(trace, full_args=full_args))
+    with gc_paused():
+        placed, other = _document(trace, full_args, later=True)
+        body = encode_events(placed, full_args, b",")
+    return b"".join(
+        (
+            b'{"traceEvents":[',
+            body,
+            b'],"displayTimeUnit":"ms","otherData":',
+            dumps(other),
+            b"}",
+        )
+    )
+
+
+def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> bytes:
+    """Event dicts and span items (slices whose event was not made) as JSON, joined.
+
+    With the C accelerator in one call (``_cjson.timeline_events``): each span's slice is
+    written straight from the span, and a span it does not take (a long name, a list value, a
+    blocked step: see ``_cjson.c``) gets its event from :func:`_slice`.  Anything it refuses
+    (a lone surrogate) sends them all the Python way, event by event, with the same meaning.
     """
     events = _events_encoder()
+    fallback = functools.partial(_slice, full_args=full_args)
     if events is not None:
-        with gc_paused():
-            placed, other = _document(trace, full_args, later=True)
-            try:
-                body = events(placed, full_args, functools.partial(_slice, full_args=full_args))
-            except (TypeError, ValueError):
-                body = None
-        if body is not None:
-            return b"".join(
-                (
-                    b'{"traceEvents":[',
-                    body,
-                    b'],"displayTimeUnit":"ms","otherData":',
-                    dumps(other),
-                    b"}",
-                )
-            )
-    return dumps(to_chrome(trace, full_args=full_args))
+        try:
+            return events(entries, full_args, fallback, separator)
+        except (TypeError, ValueError):
+            pass
+    return separator.join(dumps(fallback(e) if isinstance(e, _Item) else e) for e in entries)
 
 
-_EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]]], bytes]
+_EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]], bytes], bytes]
 
 
 @functools.cache

@@ -23,10 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import __version__
-from ._chrome import ORIGIN_NS, PID, _args, _us
-from ._json import dumps_lines
+from ._chrome import ORIGIN_NS, PID, _Item, _Placed, encode_events
 from ._spans import Span
-from ._timeline import display_name, row_label
+from ._timeline import row_label
 
 TRACK_KINDS = ("run", "task", "thread")
 
@@ -72,17 +71,17 @@ class ChromeStream:
         except OSError as exc:
             self.error = exc
             return False
-        return self._write(b"[\n" + dumps_lines([self._header, *self._run_row]))
+        return self._write(b"[\n" + _lines([self._header, *self._run_row]) + b",\n")
 
     def write(self, spans: Iterable[Span], labels: Mapping[int, str]) -> bool:
         """Append ``spans``; ``labels`` names the rows of tasks still running.  False on failure."""
         events = self._events(list(spans), labels)
-        return self._write(dumps_lines(events)) if events else True
+        return self._write(_lines(events) + b",\n") if events else True
 
     def finish(self, spans: Iterable[Span], run: Span) -> bool:
         """Append the last ``spans`` and then the ``run`` span, close the array and the file."""
         events = self._events([*spans, run], {})
-        ok = self._write(dumps_lines(events)[:-2] + b"\n]\n")
+        ok = self._write(_lines(events) + b"\n]\n")
         self.close()
         return ok
 
@@ -92,9 +91,11 @@ class ChromeStream:
             os.close(self._fd)
             self._fd = None
 
-    def _events(self, spans: list[Span], labels: Mapping[int, str]) -> list[dict[str, Any]]:
+    def _events(self, spans: list[Span], labels: Mapping[int, str]) -> list[_Placed]:
+        """Row names as they are first needed, and each span's slice (an item, written with
+        full args by :func:`~asynctrace._chrome.encode_events`; ``tid`` is the track)."""
         owners = {s.span_id: s for s in spans if s.kind in TRACK_KINDS}
-        events: list[dict[str, Any]] = []
+        events: list[_Placed] = []
         for span in spans:
             track = span.track
             if track not in self._named:
@@ -103,19 +104,8 @@ class ChromeStream:
                 events.extend(_row(track, label or f"track {track}"))
                 self._named.add(track)
             start = round(span.start * 1e9) + ORIGIN_NS
-            end = max(round(span.end * 1e9) + ORIGIN_NS, start)
-            events.append(
-                {
-                    "ph": "X",
-                    "pid": PID,
-                    "tid": track,
-                    "ts": _us(start),
-                    "dur": _us(end - start),
-                    "name": display_name(span),
-                    "cat": span.kind,
-                    "args": _args(span, True),
-                }
-            )
+            end = round(span.end * 1e9) + ORIGIN_NS
+            events.append(_Item(start, end, (span.start_seq, 0), None, span, track))
         self._named.difference_update(owners)  # a row's owner is its last span
         return events
 
@@ -131,6 +121,11 @@ class ChromeStream:
             self.close()
             return False
         return True
+
+
+def _lines(events: list[_Placed]) -> bytes:
+    """One event a line, the last without its comma; slices with full args."""
+    return encode_events(events, True, b",\n")
 
 
 def _row(track: int, label: str) -> list[dict[str, Any]]:

@@ -630,17 +630,19 @@ put_item_slice(Buffer *buf, PyObject *item, int full, PyObject *fallback)
     return rc;
 }
 
-/* timeline_events(placed, full, fallback) -> bytes: the events of a JSON timeline, joined by
- * commas.  placed: _chrome._document's list of event dicts and span items; fallback(item)
+/* timeline_events(placed, full, fallback, separator) -> bytes: the events of a JSON timeline,
+ * joined by separator (b"," in a whole file, b",\n" in a stream).  placed: _chrome._document's list of event dicts and span items; fallback(item)
  * gives the event dict of a span this does not take.  Any error (a lone surrogate in another
  * event, say) is raised: the caller then encodes the whole document the Python way. */
 static PyObject *
 timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "timeline_events(placed, full, fallback)");
+    if (nargs != 4 || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "timeline_events(placed, full, fallback, separator)");
         return NULL;
     }
+    const char *separator = PyBytes_AS_STRING(args[3]);
+    Py_ssize_t separator_len = PyBytes_GET_SIZE(args[3]);
     if (c_reserved == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure_slices() MUST be called first");
         return NULL;
@@ -659,7 +661,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int rc = reserve(&buf, 256 * (n + 1));
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         if (i) {
-            rc = put(&buf, ",", 1);
+            rc = put(&buf, separator, separator_len);
         }
         if (rc == 0) {
             rc = PyDict_Check(entries[i]) ? put_value(&buf, entries[i], 0)
@@ -681,7 +683,7 @@ static PyMethodDef module_methods[] = {
     {"configure_slices", configure_slices, METH_VARARGS,
      PyDoc_STR("configure_slices(reserved, max_chars, defaults, file_key, unclamped_key)")},
     {"timeline_events", (PyCFunction)(void (*)(void))timeline_events, METH_FASTCALL,
-     PyDoc_STR("timeline_events(placed, full, fallback) -> bytes (see _chrome.chrome_json)")},
+     PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {NULL, NULL, 0, NULL},
 };
 

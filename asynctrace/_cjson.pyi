@@ -14,5 +14,9 @@ def configure_slices(
     /,
 ) -> None: ...
 def timeline_events(
-    placed: list[Any], full: bool, fallback: Callable[[Any], dict[str, Any]], /
+    placed: list[Any],
+    full: bool,
+    fallback: Callable[[Any], dict[str, Any]],
+    separator: bytes,
+    /,
 ) -> bytes: ...

@@ -10,9 +10,6 @@ accelerator's encoder (``_cjson.dumps``, built with asynctrace), else one reused
 kept, ``str()`` of anything else.  A string with a lone surrogate (a name decoded with
 ``surrogateescape``) is written with U+FFFD in its place, since strict readers (orjson,
 protobuf's JSON) refuse an escaped lone surrogate.
-
-:func:`dumps` encodes one document, :func:`dumps_lines` a list of events as the lines of a
-streamed file (each followed by ``separator``), in one call.
 """
 
 from __future__ import annotations
@@ -21,12 +18,12 @@ import functools
 import importlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ._sanitize import scrub
 
-__all__ = ["dumps", "dumps_lines"]
+__all__ = ["available_encoders", "dumps"]
 
 _Dumps = Callable[[Any], bytes]
 
@@ -82,10 +79,3 @@ def dumps(doc: Any) -> bytes:
         # int past 64 bits, _cjson a non-str key or deep nesting: json writes them, with
         # U+FFFD for lone surrogates
         return _SLOW.encode(scrub(doc)).encode("utf-8")
-
-
-def dumps_lines(events: Sequence[Any], separator: bytes = b",\n") -> bytes:
-    """Each event as JSON, followed by ``separator``: the lines of a streamed file."""
-    if not events:
-        return b""
-    return separator.join(dumps(event) for event in events) + separator

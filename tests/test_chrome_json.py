@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asynctrace import _chrome
+from asynctrace._chrome_stream import ChromeStream
 from asynctrace._json import dumps
 from asynctrace._sanitize import MAX_CHARS
 from asynctrace._spans import KINDS, STATUSES, Span, Trace
@@ -153,3 +155,35 @@ def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> N
     ]
     _chrome.chrome_json(Trace(spans))
     assert made == [4, 5]
+
+
+def _stream_lines(path: Path) -> list[Any]:
+    lines = path.read_bytes().split(b"\n")[1:]
+    return [json.loads(line.rstrip(b",")) for line in lines if line not in (b"", b"]")]
+
+
+@needs_c
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(traces())
+def test_the_stream_means_the_same_written_in_c_or_python(
+    tmp_path_factory: pytest.TempPathFactory, trace: Trace
+) -> None:
+    written = {}
+    for way in ("c", "python"):
+        path = tmp_path_factory.mktemp(way) / "run.json"
+        stream = ChromeStream(
+            str(path), process="asynctrace: t", clock="virtual", epoch_ns=0, run_track=1
+        )
+        assert stream.open()
+        encoder = _chrome._events_encoder
+        if way == "python":
+            _chrome._events_encoder = lambda: None  # type: ignore[assignment]
+        try:
+            *rest, run = trace.spans
+            assert stream.write(rest[: len(rest) // 2], {})
+            assert stream.finish(rest[len(rest) // 2 :], run)
+        finally:
+            _chrome._events_encoder = encoder  # type: ignore[assignment]
+        written[way] = _stream_lines(path)
+        json.loads(path.read_bytes())  # a finished stream is plain JSON
+    assert written["c"] == written["python"]

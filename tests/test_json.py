@@ -70,9 +70,3 @@ def test_control_characters_are_escaped_not_written() -> None:
         data = encode({"s": "".join(map(chr, range(32))) + '"\\'})
         assert not any(b < 0x20 for b in data), name
         assert json.loads(data) == {"s": "".join(map(chr, range(32))) + '"\\'}
-
-
-def test_dumps_lines_writes_one_event_a_line() -> None:
-    data = _json.dumps_lines([{"a": 1}, {"b": "x\ny"}])
-    assert data == b'{"a":1},\n{"b":"x\\ny"},\n'
-    assert _json.dumps_lines([]) == b""
