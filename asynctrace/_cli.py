@@ -34,7 +34,7 @@ from ._cli_args import (
 from ._flush import DEFAULT_FLUSH_INTERVAL
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
-from ._spans import Trace
+from ._spans import Trace, release
 from ._tracing import Tracing, report
 
 USAGE_ERROR = 2
@@ -390,6 +390,8 @@ def _finish(
         if sent.sent and not sent.not_sent:  # a failure already said so in its own line
             protocol = tracing.otlp.protocol if tracing.otlp is not None else "OTLP"
             report(f"OTLP: {sent.sent:,} spans sent to {sent.endpoint} ({protocol})")
+    if tracing.otlp is None:  # no exporter thread may still read it: free it before exit
+        release(trace)
 
 
 def _write_outputs_on_sigterm(
