@@ -109,9 +109,9 @@ marks_lists(PyObject *obj, PyObject **marks, PyObject **starts, PyObject **ends_
     return 0;
 }
 
-/* bisect.bisect_left(values, x) over a list of numbers. */
+/* bisect.bisect_left (right = 0) or bisect_right (right = 1) of x in a list of numbers. */
 static int
-bisect_left(PyObject *values, double x, Py_ssize_t *at)
+bisect(PyObject *values, double x, int right, Py_ssize_t *at)
 {
     Py_ssize_t lo = 0, hi = PyList_GET_SIZE(values);
     while (lo < hi) {
@@ -120,29 +120,7 @@ bisect_left(PyObject *values, double x, Py_ssize_t *at)
         if (as_finite(PyList_GET_ITEM(values, mid), &v) < 0) {
             return -1;
         }
-        if (v < x) {
-            lo = mid + 1;
-        }
-        else {
-            hi = mid;
-        }
-    }
-    *at = lo;
-    return 0;
-}
-
-/* bisect.bisect_right(values, x) over a list of numbers. */
-static int
-bisect_right(PyObject *values, double x, Py_ssize_t *at)
-{
-    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(values);
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        double v;
-        if (as_finite(PyList_GET_ITEM(values, mid), &v) < 0) {
-            return -1;
-        }
-        if (x < v) {
+        if (right ? x < v : !(v < x)) {
             hi = mid;
         }
         else {
@@ -186,8 +164,8 @@ span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scrat
     PyObject *marks = NULL, *starts = NULL, *ends_so_far = NULL;
     Py_ssize_t first = 0, last = 0;
     if (marks_lists(parts[2], &marks, &starts, &ends_so_far) < 0
-        || bisect_left(ends_so_far, start, &first) < 0
-        || bisect_right(starts, end, &last) < 0) {
+        || bisect(ends_so_far, start, 0, &first) < 0
+        || bisect(starts, end, 1, &last) < 0) {
         Py_XDECREF(marks);
         Py_XDECREF(starts);
         Py_XDECREF(ends_so_far);
