@@ -187,6 +187,8 @@ def open_codes(recorder: Recorder) -> dict[int, CodeType]:
     """The code of every task and traced call still running: awaits in them need it for lines."""
     codes: dict[int, CodeType] = {}
     for root in recorder.live_roots():
+        if root._task_name is None:  # ended (or not yet started): no code runs in it
+            continue
         call = root._top
         while True:
             info = call._info

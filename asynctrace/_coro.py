@@ -134,6 +134,20 @@ def current_parent() -> tuple[int, int]:
     return (gather or root._top._sid, root._track)
 
 
+class EndedTask:
+    """An ended task root's ``_top``: its span id, for a task made later in its context.
+
+    A running root is its own ``_top`` (a cycle); at the end it drops that link, so that the
+    task, its coroutine and frames are freed by reference counting, not by the garbage
+    collector's next pass (which, with thousands of ended tasks, also runs more often).
+    """
+
+    __slots__ = ("_sid",)
+
+    def __init__(self, sid: int) -> None:
+        self._sid = sid
+
+
 # A base whose only slot is ``__qualname__``, so that a TaskRoot, like a coroutine, has one of
 # its own (a class body cannot declare it: ``type()`` can).  A ``__getattr__`` forwarding it
 # instead would slow every attribute load on the hot path (no LOAD_ATTR specialisation).
@@ -220,7 +234,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
     _parent: int
     _track: int
     _start: float
-    _top: CallSpan | TaskRoot
+    _top: CallSpan | TaskRoot  # an EndedTask once ended, read then for its _sid only
     # The await the task is suspended in (_aw_t is None: none; _NOT_STARTED: before the first
     # step); appended as one tuple when the task resumes.
     _aw_t: float | None
@@ -406,6 +420,8 @@ class TaskRoot(_Base):  # type: ignore[misc]
             )
         )
         self._task_name = None
+        # Not itself any more: an ended root is freed without the garbage collector.
+        self._top = EndedTask(self._sid)  # type: ignore[assignment]
 
     # The wrapped coroutine's own attributes, for code that inspects a task's coroutine
     # (asyncio's Task repr and get_stack, debuggers, `python -m asyncio pstree`): the

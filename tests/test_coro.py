@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import sys
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -256,3 +258,53 @@ def test_a_snapshot_taken_inside_a_task_does_not_repeat_its_last_await() -> None
         asyncio.run(main())
     sleeps = [s for s in seen[0] if s.name == "asyncio.sleep(1)"]
     assert [(s.status, s.duration) for s in sleeps] == [("ok", 1.0)]
+
+
+def test_an_ended_task_is_freed_without_the_garbage_collector() -> None:
+    """An ended task's root (the coroutine asyncio holds) goes with its last reference.
+
+    Else every ended task waits for a collection pass, and a run of thousands of tasks makes
+    the collector run more often and longer while the program runs.
+    """
+
+    async def job() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        gc.disable()
+        try:
+            task = asyncio.create_task(job())
+            root = weakref.ref(task.get_coro())
+            await task
+            del task
+            await asyncio.sleep(0)  # main's own pending await no longer names the task
+            assert root() is None, "the ended task's root is still referenced"
+        finally:
+            gc.enable()
+
+    traced_run(main)
+
+
+def test_a_task_made_after_its_parent_task_ended_is_still_its_child() -> None:
+    """A callback scheduled in a task runs in the task's context, maybe after the task ended."""
+    later: list[asyncio.Task[None]] = []
+
+    async def child() -> None:
+        await asyncio.sleep(1)
+
+    def spawn() -> None:
+        later.append(asyncio.create_task(child()))
+
+    async def first() -> None:
+        asyncio.get_running_loop().call_later(2, spawn)
+        await asyncio.sleep(1)
+
+    async def main() -> None:
+        await asyncio.create_task(first())
+        await asyncio.sleep(3)
+        await later[0]
+
+    trace = traced_run(main)
+    first_span = testing.find_span(trace, "first", kind="task")
+    late = testing.find_span(trace, "child", kind="task")
+    assert late.parent_id == first_span.span_id
