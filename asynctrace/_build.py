@@ -16,7 +16,18 @@ from types import CodeType
 from typing import Any
 
 from . import _coro, _instrument
-from ._coro import K_AWAIT, K_BLOCKED, K_CORO, K_GATHER, K_RUN, K_TASK, K_THREAD, FnInfo, Rec
+from ._coro import (
+    K_AWAIT,
+    K_BLOCKED,
+    K_CORO,
+    K_GATHER,
+    K_RUN,
+    K_TASK,
+    K_THREAD,
+    AdoptionMark,
+    FnInfo,
+    Rec,
+)
 from ._record import Recorder
 from ._source import await_expression
 from ._spans import KINDS, Span, Trace, gc_paused
@@ -115,7 +126,8 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
             continue
         call = root._top
         while call is not root:
-            if call._sid != root._sid:  # a call merged into its task has no span of its own
+            # a call merged into its task has no span of its own; an adoption mark is none
+            if call._sid != root._sid and not isinstance(call, AdoptionMark):
                 records.append(
                     (
                         K_CORO,
@@ -215,6 +227,7 @@ class SpanBuilder:
     def __init__(self, recorder: Recorder, *, remember: int = 0) -> None:
         self.origin = recorder.origin
         self.remember = remember
+        self._traces = recorder.traces
         self._names = _Names()
         self._recent: dict[int, Span] = {}  # insertion-ordered: the oldest go first
         self._held: dict[int, Span] = {}
@@ -266,7 +279,10 @@ class SpanBuilder:
                     recent[span.span_id] = span
             for sid in list(itertools.islice(recent, max(0, len(recent) - self.remember))):
                 del recent[sid]
-        return list(spans.values())
+        built = list(spans.values())
+        if self._traces is not None:
+            self._traces.place(built, bool(self.remember))
+        return built
 
     def _span(self, rec: Rec, codes: dict[int, CodeType]) -> Span:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
@@ -292,6 +308,8 @@ class SpanBuilder:
             name = "blocked" if kind == K_BLOCKED else ""
             if code is None:
                 code = codes.get(parent)
+                if code is None and self._traces is not None:  # under an adoption mark
+                    code = self._traces.code_of(parent)
             if code is not None:
                 attrs["code.file.path"] = code.co_filename
                 attrs["code.line.number"] = self._names.line(code, lasti)

@@ -32,6 +32,7 @@ from ._cli_args import (
     too_large,
 )
 from ._flush import DEFAULT_FLUSH_INTERVAL
+from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
 from ._spans import Trace, release
@@ -50,6 +51,8 @@ _VALUE_OPTIONS = {
     "--otlp-protocol",
     "--otlp-json",
     "--service-name",
+    "--trace-per",
+    "--max-trace-spans",
     *_terminal_rows.VALUE_OPTIONS,
 }
 
@@ -111,6 +114,18 @@ def _span_count(text: str) -> int:
     return value
 
 
+def _trace_spans(text: str) -> int:
+    """``--max-trace-spans``: a whole number, 0 (never cut) or at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0 or value == 1:
+        msg = f"{text!r} is not a number of spans; give 0 (never cut) or at least 2, e.g. 10000"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # argparse quotes some values with %r and pastes others raw (unrecognized arguments)
@@ -166,6 +181,22 @@ def _run_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="OpenTelemetry service.name (default: OTEL_SERVICE_NAME, else "
         "the script's or module's name)",
+    )
+    parser.add_argument(
+        "--trace-per",
+        choices=TRACE_PER,
+        default="auto",
+        help="with OpenTelemetry: which tasks start a trace of their own; auto (default): "
+        "those started outside any task (a server's connections), task: also those a main "
+        "task starts, run: none (see docs/distributed.md)",
+    )
+    parser.add_argument(
+        "--max-trace-spans",
+        type=_trace_spans,
+        default=DEFAULT_MAX_TRACE_SPANS,
+        metavar="N",
+        help=f"with OpenTelemetry: cut the run's trace into traces of at most N spans "
+        f"(default {DEFAULT_MAX_TRACE_SPANS}; 0: never), so that Jaeger can open each",
     )
     parser.add_argument(
         "--virtual-time",
@@ -310,6 +341,8 @@ def run(argv: Sequence[str]) -> int:
             otlp_protocol=options.otlp_protocol,
             otlp_json=options.otlp_json,
             service_name=options.service_name,
+            trace_per=options.trace_per,
+            max_trace_spans=options.max_trace_spans,
             virtual_time=options.virtual_time,
             blocked_threshold=options.blocked_threshold,
             max_spans=options.max_spans,

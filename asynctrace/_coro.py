@@ -148,6 +148,31 @@ class EndedTask:
         self._sid = sid
 
 
+class AdoptionMark:
+    """A link in a task root's ``_top`` chain: from here, a span of the program is current.
+
+    Pushed when the program (or an instrumentation) makes its own OpenTelemetry span current in
+    a task, popped when it stops being current (``_otel_adopt.py``).  Spans that start while it
+    is the innermost link get its ``_sid`` as parent, as under a traced call; at build time that
+    id stands for the program's span (the parent in OpenTelemetry) and for ``_parent`` (the
+    parent in the timelines).  It runs no code of its own: it carries its outer link's
+    coroutine and code, in whose frame the awaits under it are.
+    """
+
+    __slots__ = ("_coro", "_info", "_native", "_outer", "_parent", "_sid")
+    _coro: Any
+    _info: Any
+
+    def __init__(self, sid: int, parent: int, outer: Any) -> None:
+        self._sid = sid
+        self._parent = parent
+        self._outer = outer
+        # The frame below awaits now: the outer link's (an await under the mark is in it).
+        self._coro = getattr(outer, "_coro", None)
+        self._native = getattr(outer, "_native", False)
+        self._info = getattr(outer, "_info", None)
+
+
 # A base whose only slot is ``__qualname__``, so that a TaskRoot, like a coroutine, has one of
 # its own (a class body cannot declare it: ``type()`` can).  A ``__getattr__`` forwarding it
 # instead would slow every attribute load on the hot path (no LOAD_ATTR specialisation).
@@ -188,7 +213,7 @@ class CallSpan:
 
     _coro: Any
     _info: FnInfo
-    _outer: CallSpan | TaskRoot
+    _outer: CallSpan | TaskRoot | AdoptionMark
     _parent: int
     _sid: int
     _start: float
@@ -234,7 +259,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
     _parent: int
     _track: int
     _start: float
-    _top: CallSpan | TaskRoot  # an EndedTask once ended, read then for its _sid only
+    _top: CallSpan | TaskRoot | AdoptionMark  # an EndedTask once ended (only its _sid read)
     # The await the task is suspended in (_aw_t is None: none; _NOT_STARTED: before the first
     # step); appended as one tuple when the task resumes.
     _aw_t: float | None

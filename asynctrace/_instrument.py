@@ -50,6 +50,9 @@ _installed = False
 _HOUSEKEEPING = frozenset(("shutdown_asyncgens", "shutdown_default_executor"))
 # Open gather spans by id -> record prefix, for spans still open when the trace is built.
 open_gathers: dict[int, tuple[Any, ...]] = {}
+# With OpenTelemetry on (_otel_adopt.Adopter.task_made): told of each task before it is made,
+# in the creating context; returns what to call once it is made, or None.
+task_made: Callable[[TaskRoot], Callable[[], None] | None] | None = None
 # Tasks that ended inside their creation (eager tasks) -> their span: a gather names them.
 eager_ended: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKeyDictionary()
 
@@ -63,6 +66,20 @@ def _start_task(
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
+    made = None if task_made is None else task_made(root)
+    try:
+        return _make_task(root, create, context, kwargs)
+    finally:
+        if made is not None:
+            made()
+
+
+def _make_task(
+    root: TaskRoot,
+    create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
+    context: contextvars.Context | None,
+    kwargs: dict[str, Any],
+) -> asyncio.Task[Any]:
     # An eager task (Python 3.12+ eager_task_factory) runs its first step inside its creation
     # and may end there, before `task` exists (and, up to 3.13, before its name is set).
     name = kwargs.get("name")

@@ -32,7 +32,10 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from . import _coro
+from ._otel_adopt import Adopter
+from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TraceMap
 from ._otlp import new_span_id_base, new_trace_id, otel_span_id
+from ._record import Recorder
 from ._spans import Trace
 
 TRACEPARENT = "TRACEPARENT"
@@ -79,23 +82,39 @@ class OtelBridge:
     """The OpenTelemetry side of one traced run; see the module docstring.
 
     Args:
+        recorder: the run's recorder (its built spans are given their traces).
         deliver: callables given ``(trace, bridge)`` at stop (the OTLP exporter, the JSON file).
+        trace_per: which tasks start a trace of their own: ``auto``, ``task`` or ``run``.
+        max_trace_spans: span ids per part of the run's trace (0: one part).
     """
 
-    def __init__(self, deliver: tuple[Callable[[Trace, OtelBridge], None], ...] = ()) -> None:
+    live_span_type = _LiveSpan
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        deliver: tuple[Callable[[Trace, OtelBridge], None], ...] = (),
+        *,
+        trace_per: str = "auto",
+        max_trace_spans: int = DEFAULT_MAX_TRACE_SPANS,
+    ) -> None:
         self.parent_context = _starting_parent()
         self.trace_id = (
             self.parent_context.trace_id if self.parent_context is not None else new_trace_id()
         )
         self.span_id_base = new_span_id_base()
         self.deliver = deliver
+        self.recorder = recorder
+        self.traces = TraceMap(recorder, self.trace_id, self.span_id_base, max_trace_spans)
+        self.adopter = Adopter(self, self.traces, trace_per)
         self._orig_exec: Any = None
         self._orig_shell: Any = None
         self._token: object = None
 
     def span_context(self, sid: int) -> SpanContext:
-        """The OpenTelemetry span context of recorded span ``sid``."""
-        return SpanContext(self.trace_id, otel_span_id(self.span_id_base, sid), False, _SAMPLED)
+        """The OpenTelemetry span context of recorded span ``sid`` of the run's trace."""
+        trace_id = self.traces.run_trace_of(sid)
+        return SpanContext(trace_id, otel_span_id(self.span_id_base, sid), False, _SAMPLED)
 
     def traceparent(self) -> str:
         """``traceparent`` of the span running now (the run's outside any task)."""
@@ -113,7 +132,9 @@ class OtelBridge:
         One :class:`_LiveSpan` is made current here, once: every task created from now on
         inherits it with its context, and it names whichever recorded span runs when asked.
         """
+        self.recorder.traces = self.traces
         self._token = otel_context.attach(otel_trace.set_span_in_context(_LiveSpan(self)))
+        self.adopter.start()
         self._orig_exec = asyncio.create_subprocess_exec
         self._orig_shell = asyncio.create_subprocess_shell
         asyncio.create_subprocess_exec = self._with_traceparent(self._orig_exec)
@@ -122,6 +143,7 @@ class OtelBridge:
     def stop(self) -> None:
         """Undo :meth:`start` (the live span stays only where a stop in another context left it:
         it then names the run span)."""
+        self.adopter.stop()
         if isinstance(otel_trace.get_current_span(), _LiveSpan):
             otel_context.detach(self._token)  # type: ignore[arg-type]
         if self._orig_exec is not None:
@@ -163,7 +185,7 @@ class OtelBridge:
         from ._otlp import to_readable_spans
 
         provider = otel_trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):
+        if not isinstance(provider, TracerProvider) or _is_ours(provider):
             return
         processor = provider._active_span_processor
         for span in to_readable_spans(
@@ -174,3 +196,11 @@ class OtelBridge:
             parent_context=self.parent_context,
         ):
             processor.on_end(span)
+
+
+def _is_ours(provider: Any) -> bool:
+    """True for the provider asynctrace set for the program's spans (they export already)."""
+    from ._otel_program import ProgramSpans
+
+    processors = getattr(provider._active_span_processor, "_span_processors", ())
+    return any(isinstance(p, ProgramSpans) for p in processors)

@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 
     from ._spans import Span, Trace
 
+# The attributes _otel_traces.TraceMap gives a span, hex as backends show ids (read here for the
+# span's trace and parent, not exported as attributes).
+TRACE_KEY = "otel.trace_id"
+SPAN_KEY = "otel.span_id"
+PARENT_KEY = "otel.parent_span_id"  # when it is not the span's timeline parent
+LINK_KEY = "otel.link"  # "<trace id>-<span id>": a span that starts a trace links there
+OTEL_KEYS = (TRACE_KEY, SPAN_KEY, PARENT_KEY, LINK_KEY)
+
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # odd, so sid -> sid * _MIX is a bijection modulo 2**64
 _MIX_INVERSE = pow(_MIX, -1, 1 << 64)
@@ -89,7 +97,7 @@ def to_readable_spans(
     """
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
     if parent_context is not None and parent_context.trace_id != trace_id:
         msg = (
@@ -102,13 +110,13 @@ def to_readable_spans(
     trace_end = trace.end
     unset = Status(StatusCode.UNSET)
 
-    contexts: dict[int, SpanContext] = {}
+    contexts: dict[tuple[int, int], SpanContext] = {}
 
-    def context(sid: int) -> SpanContext:
-        found = contexts.get(sid)
+    def context(sid: int, in_trace: int) -> SpanContext:
+        found = contexts.get((sid, in_trace))
         if found is None:
-            found = SpanContext(trace_id, otel_span_id(span_id_base, sid), False, flags)
-            contexts[sid] = found
+            found = SpanContext(in_trace, otel_span_id(span_id_base, sid), False, flags)
+            contexts[sid, in_trace] = found
         return found
 
     def ns(seconds: float) -> int:
@@ -137,13 +145,32 @@ def to_readable_spans(
             status = Status(StatusCode.ERROR, description)
         elif span.status == "cancelled":
             events.append(Event("cancelled", {}, end_ns))
+        attributes = span.attributes
+        span_trace = trace_id
+        links: list[Link] = []
         parent: SpanContext | None = parent_context
-        if span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
-            parent = context(span.parent_id)
+        if TRACE_KEY in attributes:  # placed by _otel_traces.TraceMap: its own trace and parent
+            span_trace = int(str(attributes[TRACE_KEY]), 16)
+            for key in OTEL_KEYS:
+                attrs.pop(key, None)
+            if LINK_KEY in attributes:
+                link_trace, _, link_span = str(attributes[LINK_KEY]).partition("-")
+                links.append(
+                    Link(SpanContext(int(link_trace, 16), int(link_span, 16), False, flags))
+                )
+                parent = None
+            elif PARENT_KEY in attributes:
+                parent_id = int(str(attributes[PARENT_KEY]), 16)
+                parent = SpanContext(span_trace, parent_id, False, flags)
+            elif span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
+                parent = context(span.parent_id, span_trace)
+        elif span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
+            parent = context(span.parent_id, trace_id)
         result.append(
             ReadableSpan(
                 name=clean(span.name),
-                context=context(span.span_id),
+                context=context(span.span_id, span_trace),
+                links=links,
                 parent=parent,
                 resource=resource,
                 attributes=attrs,

@@ -27,6 +27,7 @@ from ._otlp import to_readable_spans
 from ._otlp_config import OtlpSettings
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import SpanContext
 
@@ -53,11 +54,18 @@ class ExportReport:
 
 @dataclass
 class _Job:
-    trace: Trace
+    """A trace to convert and send, or (``ready``) SDK spans to send as they are."""
+
+    trace: Trace | None
     trace_id: int
     span_id_base: int
     parent_context: SpanContext | None
     link_all: bool
+    ready: Sequence[ReadableSpan] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.ready) if self.trace is None else len(self.trace.spans)
 
 
 _STOP = object()
@@ -123,9 +131,16 @@ class OtlpExport:
         ``link_all``: the trace is one batch of a run sent as it goes; a span's parent is
         linked even when it is not in this batch (see :func:`to_readable_spans`).
         """
+        self._queue_job(_Job(trace, trace_id, span_id_base, parent_context, link_all))
+
+    def submit_spans(self, spans: Sequence[ReadableSpan]) -> None:
+        """Queue SDK spans (the program's own) for sending as they are; returns at once."""
+        self._queue_job(_Job(None, 0, 0, None, False, spans))
+
+    def _queue_job(self, job: _Job) -> None:
         if self._report is not None:
             return
-        count = len(trace.spans)
+        count = job.size
         with self._lock:
             self._total += count
             if self._queued + count > self._max_queued:
@@ -137,7 +152,7 @@ class OtlpExport:
                     target=self._run, name="asynctrace-otlp", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(_Job(trace, trace_id, span_id_base, parent_context, link_all))
+        self._queue.put(job)
 
     def close(self, timeout: float | None = None) -> ExportReport:
         """Wait (bounded) for the queued traces, warn once if spans were not sent, and report.
@@ -213,7 +228,7 @@ class OtlpExport:
                 if self._reason is None:  # after a failure the rest is not sent, only counted
                     self._send(exporter, job, capture)
                 with self._lock:
-                    self._queued -= len(job.trace.spans)
+                    self._queued -= job.size
         except Exception as error:  # MUST NOT reach the program: it is reported
             self._fail(f"{type(error).__name__}: {error}")
         finally:
@@ -228,14 +243,16 @@ class OtlpExport:
     def _send(self, exporter: SpanExporter, job: _Job, capture: _LogCapture) -> None:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
-        spans = to_readable_spans(
-            job.trace,
-            resource=self.settings.resource(),
-            trace_id=job.trace_id,
-            span_id_base=job.span_id_base,
-            parent_context=job.parent_context,
-            link_all=job.link_all,
-        )
+        spans = job.ready
+        if job.trace is not None:
+            spans = to_readable_spans(
+                job.trace,
+                resource=self.settings.resource(),
+                trace_id=job.trace_id,
+                span_id_base=job.span_id_base,
+                parent_context=job.parent_context,
+                link_all=job.link_all,
+            )
         deadline = time.monotonic() + self.settings.timeout
         for i in range(0, len(spans), self._batch_size):
             if time.monotonic() >= deadline:

@@ -17,9 +17,13 @@ import itertools
 import time
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import _coro
 from ._coro import K_RUN, Rec
+
+if TYPE_CHECKING:
+    from ._otel_traces import TraceMap
 
 DEFAULT_BLOCKED_THRESHOLD = 0.1
 DEFAULT_MAX_SPANS = 100_000
@@ -68,6 +72,8 @@ class Recorder:
         self.end: float | None = None
         # Tasks started while recording, to find the spans still open when the trace is built.
         self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
+        # With OpenTelemetry on: the traces of the spans built (see _otel_traces.py).
+        self.traces: TraceMap | None = None
 
     def live_roots(self) -> list[_coro.TaskRoot]:
         """The tasks started while recording that still exist; safe from any thread.

@@ -20,6 +20,7 @@ from . import _instrument
 from ._build import build_trace
 from ._coro import coro_name, safe_str
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
+from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
 from ._spans import Span, Trace
 
@@ -55,6 +56,12 @@ class Tracing:
         otlp_json: write the trace as an OTLP/JSON file here at stop.
         service_name: the OpenTelemetry ``service.name`` (default: ``OTEL_SERVICE_NAME``, else
             the run's name).
+        trace_per: with OpenTelemetry, which tasks start a trace of their own: ``"auto"``
+            (those started outside any task while the loop runs: a server's connections),
+            ``"task"`` (also those a main task starts), ``"run"`` (none); see
+            docs/distributed.md.  Spans under a span the program makes current join its trace.
+        max_trace_spans: with OpenTelemetry, cut the run's trace into traces of at most this
+            many spans (0: never), so that a backend's UI can open each.
         otel: join the program's OpenTelemetry (make recorded spans current for other
             instrumentation, hand the spans to its global TracerProvider): True, False, or
             None for "when OTLP output is asked for or ``opentelemetry`` is imported".
@@ -80,6 +87,8 @@ class Tracing:
         otlp_json: str | None = None,
         service_name: str | None = None,
         otel: bool | None = None,
+        trace_per: str = "auto",
+        max_trace_spans: int = DEFAULT_MAX_TRACE_SPANS,
         virtual_time: bool = False,
         blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
         record_awaits: bool = True,
@@ -89,6 +98,14 @@ class Tracing:
         if not 0 <= flush_interval < float("inf"):
             msg = f"flush_interval={flush_interval!r} must be 0 (off) or a number of seconds"
             raise ValueError(msg)
+        if trace_per not in TRACE_PER:
+            msg = f"trace_per={trace_per!r} must be one of {', '.join(map(repr, TRACE_PER))}"
+            raise ValueError(msg)
+        if not isinstance(max_trace_spans, int) or max_trace_spans < 0 or max_trace_spans == 1:
+            msg = f"max_trace_spans={max_trace_spans!r} must be 0 (never cut) or at least 2"
+            raise ValueError(msg)
+        self.trace_per = trace_per
+        self.max_trace_spans = max_trace_spans
         self.name = name
         self.flush_interval = flush_interval
         self._flusher: Flusher | None = None
@@ -106,6 +123,7 @@ class Tracing:
         self._virtual: Any = None
         self._bridge: Any = None
         self._exports: list[Any] = []
+        self._program: Any = None  # (provider, processor) set for the program's own spans
         self.otlp_json = otlp_json
         self.otlp = None
         if otlp is not None:
@@ -151,6 +169,8 @@ class Tracing:
             )
         ):
             self._start_bridge()
+        if self.otlp is not None:
+            self._program_spans()
         self.recorder.activate()
         _active = self
         self._flusher = Flusher(
@@ -204,16 +224,34 @@ class Tracing:
         from ._otel import OtelBridge
 
         deliver = () if self.otlp_json is None else (self._write_otlp_json,)
-        self._bridge = OtelBridge(deliver)
+        self._bridge = OtelBridge(
+            self.recorder,
+            deliver,
+            trace_per=self.trace_per,
+            max_trace_spans=self.max_trace_spans,
+        )
         self._bridge.start()
+
+    def _otlp_export(self) -> Any:
+        """The run's OTLP export (made on first use): asynctrace's spans and the program's."""
+        if not self._exports:
+            from ._otlp_send import OtlpExport
+
+            assert self.otlp is not None
+            self._exports.append(OtlpExport(self.otlp))
+        return self._exports[0]
+
+    def _program_spans(self) -> None:
+        """Export the program's own spans too, when it set no TracerProvider."""
+        from ._otel_program import global_provider_unset, provide
+
+        if global_provider_unset():
+            self._program = provide(self._otlp_export())
 
     def _otlp_batches(self) -> Callable[[list[Span]], None]:
         """Send each batch of spans the flusher builds over OTLP, as the run goes."""
-        from ._otlp_send import OtlpExport
-
         assert self.otlp is not None and self._bridge is not None
-        export = OtlpExport(self.otlp)
-        self._exports.append(export)
+        export = self._otlp_export()
         bridge = self._bridge
         recorder = self.recorder
 
@@ -272,6 +310,13 @@ class Tracing:
             self._trace = self._final_trace()
             if self._bridge is not None:
                 self._bridge.publish(self._trace)
+            if self._program is not None:
+                from ._otel_program import withdraw
+
+                provider, processor = self._program
+                processor.flush()
+                withdraw(provider)
+                self._program = None
         if wait:
             self.wait_exports()
         return self.trace

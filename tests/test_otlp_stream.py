@@ -105,6 +105,37 @@ def test_a_whole_run_sent_in_batches_is_one_consistent_trace(tmp_path: Path, rec
     assert len(awaits_on_gathers) == 150
 
 
+def test_a_run_cut_into_traces_while_streamed_links_each_part_to_the_last(
+    tmp_path: Path, receiver: Any
+) -> None:
+    command = _command(
+        tmp_path, receiver, 150, "--flush-interval", "0.05", "--max-trace-spans", "1000"
+    )
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(receiver.requests) > 2  # several batches
+    spans = receiver.spans
+    assert len(spans) == 150 * 12 + 2  # each round: 5 tasks, 5 awaits, a gather, its await
+    by_id = {s.span_id: s for s in spans}
+    traces: dict[int, list[otlp_receiver.ReceivedSpan]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    assert len(traces) >= 3
+    assert max(len(part) for part in traces.values()) <= 1000
+    starts = 0
+    for span in spans:
+        links = list(span.span.links)
+        if span.parent_id is not None:  # a parent in the same trace, received
+            assert by_id[span.parent_id].trace_id == span.trace_id, span.name
+            assert not links
+        elif span.name != "worker.py":  # a part's first spans link to their parent before
+            assert len(links) == 1, span.name
+            linked = by_id[int.from_bytes(links[0].span_id, "big")]
+            assert int.from_bytes(links[0].trace_id, "big") == linked.trace_id != span.trace_id
+            starts += 1
+    assert starts >= len(traces) - 1
+
+
 def test_an_otlp_only_run_that_outgrows_max_spans_sends_every_span_in_bounded_memory(
     receiver: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +156,7 @@ def test_an_otlp_only_run_that_outgrows_max_spans_sends_every_span_in_bounded_me
         otlp_protocol=receiver.protocol,
         max_spans=500,
         flush_interval=0.05,
+        max_trace_spans=0,  # one trace (tests/test_otel_traces.py cuts one)
     ) as tracing:
         asyncio.run(main(seen, tracing.recorder.records))
     err = capsys.readouterr().err
