@@ -143,15 +143,58 @@ def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> a
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
     """The task factory installed on loops that are not asyncio's own (uvloop)."""
     if not _coro.active or _unwatched(coro):
-        return asyncio.Task(coro, loop=loop, **kwargs)
+        return _OrigTask(coro, loop=loop, **kwargs)  # type: ignore[no-any-return]
     context = kwargs.pop("context", None)
 
     def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
         if ctx is not None:
             kwargs["context"] = ctx
-        return asyncio.Task(root, loop=loop, **kwargs)
+        return _OrigTask(root, loop=loop, **kwargs)  # type: ignore[no-any-return]
 
     return _start_task(coro, create, context, kwargs)
+
+
+_OrigTask: Any = asyncio.Task
+
+
+class _TaskType(type):
+    """asyncio.Task's stand-in is asyncio's Task to isinstance() and issubclass() alike."""
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return isinstance(obj, _OrigTask)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _OrigTask)
+
+
+class Task(_OrigTask, metaclass=_TaskType):  # type: ignore[misc]
+    """``asyncio.Task`` while installed: a task made by calling it directly is seen too.
+
+    aiohttp's server (on Python 3.12 and 3.13) makes its connection and request tasks with
+    ``asyncio.Task(coro, loop=loop, eager_start=True)``: no ``create_task``, no task factory.
+    ``loop.create_task`` still makes asyncio's own Task (``asyncio.tasks.Task``), which keeps
+    the C fast paths that only an exact Task takes.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, coro: Any, *, loop: Any = None, **kwargs: Any) -> None:
+        if not _coro.active or not asyncio.iscoroutine(coro) or _unwatched(coro):
+            super().__init__(coro, loop=loop, **kwargs)
+            return
+        context = kwargs.pop("context", None)
+
+        def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
+            if ctx is not None:
+                kwargs["context"] = ctx
+            _OrigTask.__init__(self, root, loop=loop, **kwargs)
+            return self
+
+        _start_task(coro, create, context, kwargs)
+
+
+Task.__module__ = _OrigTask.__module__
+Task.__qualname__ = _OrigTask.__qualname__
 
 
 def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -330,6 +373,7 @@ def install() -> None:
         return
     _installed = True
     _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign]
+    asyncio.Task = Task  # type: ignore[misc]
     _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _new_event_loop
     if _Runner is not None:
@@ -352,6 +396,7 @@ def uninstall() -> None:
         return
     _installed = False
     _BaseEventLoop.create_task = _orig_create_task  # type: ignore[method-assign]
+    asyncio.Task = _OrigTask  # type: ignore[misc]
     _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _orig_new_event_loop
     if _Runner is not None:

@@ -263,7 +263,8 @@ class Adopter:
         if asyncio._get_running_loop() is None:  # asyncio.run / run_until_complete: a main task
             self.main_tasks.add(root._sid)
             return None
-        creator = _coro.current_root.get()
+        # A callback's context is a copy of the one that scheduled it: its root is no task's.
+        creator = _coro.current_root.get() if asyncio.current_task() is not None else None
         if self.trace_per == "run" or not (
             creator is None or (self.trace_per == "task" and creator._sid in self.main_tasks)
         ):

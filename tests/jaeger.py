@@ -124,6 +124,21 @@ class Jaeger:
         with _OPENER.open(request, timeout=10) as response:
             return json.load(response)
 
+    def find_traces(self, service: str, since_ns: int, limit: int = 100) -> list[Any]:
+        """The whole traces (every service's spans) holding a span of ``service``.
+
+        Those that started from ``since_ns`` (a :func:`time.time_ns` value) on; a minute more
+        on either side, for clocks and slow stores.
+        """
+        params = {
+            "service": service,
+            "start": since_ns // 1000 - 60_000_000,
+            "end": time.time_ns() // 1000 + 60_000_000,
+            "limit": limit,
+        }
+        traces: list[Any] = self.get("/api/traces", **params)["data"] or []
+        return traces
+
     def stop(self) -> None:
         """End the process (SIGTERM, then SIGKILL after 10 s)."""
         if self.process.poll() is None:
@@ -181,3 +196,55 @@ def start(binary: str, workdir: Path, ready_timeout: float = 60.0) -> Jaeger:
     tail = log.read_text(errors="replace")[-2000:]
     msg = f"Jaeger at {binary} was not ready within {ready_timeout:g} s; its log ends:\n{tail}"
     raise RuntimeError(msg)
+
+
+@dataclass(frozen=True)
+class JaegerSpan:
+    """One span as Jaeger's query API shows it (times in microseconds, as Jaeger gives them)."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    service: str
+    parent_id: str | None  # the CHILD_OF reference's span id
+    parent_trace_id: str | None  # and its trace id (a parent in another trace is an error)
+    start: int
+    duration: int
+    tags: dict[str, Any]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.duration
+
+    @property
+    def kind(self) -> str | None:
+        """``asynctrace.kind`` (run, task, coroutine, await, gather...): None if not ours."""
+        kind = self.tags.get("asynctrace.kind")
+        return None if kind is None else str(kind)
+
+    @property
+    def span_kind(self) -> str:
+        """OpenTelemetry's span kind, as Jaeger tags it: internal, client, server..."""
+        return str(self.tags.get("span.kind", "internal"))
+
+
+def spans_of(traces: list[Any]) -> list[JaegerSpan]:
+    """The spans of Jaeger traces (as :meth:`Jaeger.find_traces` returns them), each once."""
+    seen: dict[tuple[str, str], JaegerSpan] = {}
+    for trace in traces:
+        processes = trace["processes"]
+        for span in trace["spans"]:
+            parents = [r for r in span["references"] if r["refType"] == "CHILD_OF"]
+            key = (span["traceID"], span["spanID"])
+            seen[key] = JaegerSpan(
+                trace_id=span["traceID"],
+                span_id=span["spanID"],
+                name=span["operationName"],
+                service=processes[span["processID"]]["serviceName"],
+                parent_id=parents[0]["spanID"] if parents else None,
+                parent_trace_id=parents[0]["traceID"] if parents else None,
+                start=span["startTime"],
+                duration=span["duration"],
+                tags={t["key"]: t["value"] for t in span["tags"]},
+            )
+    return list(seen.values())

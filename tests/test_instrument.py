@@ -61,6 +61,29 @@ def test_tasks_made_in_every_way_are_seen_with_their_parent() -> None:
     assert all(s.duration == 1.0 and s.status == "ok" for s in works)
 
 
+def test_a_task_made_by_calling_asyncio_task_is_seen_and_still_a_task() -> None:
+    """aiohttp's server makes its tasks so on Python 3.12 and 3.13 (eagerly started there)."""
+    seen: list[object] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        eager = {"eager_start": True} if sys.version_info >= (3, 12) else {}
+        direct = asyncio.Task(work(1), loop=loop, **eager)
+        made = asyncio.create_task(work(2))
+        seen.extend([isinstance(direct, asyncio.tasks.Task), isinstance(made, asyncio.Task)])
+        seen.extend([type(made) is asyncio.tasks.Task, repr(direct).startswith("<Task ")])
+        seen.append(await direct + await made)
+
+    trace = traced_run(main)
+    assert seen == [True, True, True, True, 3]
+    main_span = testing.find_span(trace, "main", kind="task")
+    works = [s for s in trace if s.name == "work"]
+    assert sorted((s.kind, s.duration) for s in works) == [("task", 1.0), ("task", 2.0)]
+    assert all(s.parent is main_span for s in works)
+    # the awaits inside the direct task are recorded: it runs on asynctrace's task root
+    assert [c.name for c in works[0].children] in (["asyncio.sleep(1)"], ["asyncio.sleep(2)"])
+
+
 def test_return_values_pass_through_unchanged() -> None:
     results: list[Any] = []
 
