@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Mapping
 from types import CodeType
@@ -265,8 +266,12 @@ class Adopter:
             return None
         # A callback's context is a copy of the one that scheduled it: its root is no task's.
         creator = _coro.current_root.get() if asyncio.current_task() is not None else None
-        if self.trace_per == "run" or not (
-            creator is None or (self.trace_per == "task" and creator._sid in self.main_tasks)
+        if (
+            self.trace_per == "run"
+            or not (
+                creator is None or (self.trace_per == "task" and creator._sid in self.main_tasks)
+            )
+            or _asyncios_own(root)  # the loop's accept task: its connection's task starts one
         ):
             return None
         parent = root._parent
@@ -279,6 +284,16 @@ class Adopter:
             otel_trace.set_span_in_context(TraceSpan(self, trace_id, root._sid, None))
         )
         return lambda: otel_context.detach(token)
+
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+
+
+def _asyncios_own(root: Any) -> bool:
+    """True for a task running a coroutine of asyncio's own (a loop's connection accept)."""
+    info = root._info
+    code = info.code if isinstance(info, FnInfo) else info
+    return isinstance(code, CodeType) and code.co_filename.startswith(_ASYNCIO_DIR)
 
 
 class _AdoptingContext(_RuntimeContext):

@@ -310,19 +310,25 @@ def check_fetches(spans: list[JaegerSpan]) -> None:
     assert {s.service for s in fetches} == {"service-a"}
 
 
-# B's loop accepts each connection in a task started by a callback (outside any task): with
-# the default --trace-per auto, each is the root of a trace of its own (the connection's).
-ACCEPT = "BaseSelectorEventLoop._accept_connection2"
+# B's connections start in a callback (outside any task): with the default --trace-per auto,
+# each connection's task (RequestHandler.start) is a trace of its own, holding its request
+# tasks; the loop's own accept task stays in B's run trace.
+
+
+def connection_roots(spans: list[JaegerSpan]) -> list[JaegerSpan]:
+    """The roots of B's connections' traces."""
+    return [s for s in spans if s.parent_id is None and s.name == "RequestHandler.start"]
 
 
 def connections(spans: list[JaegerSpan]) -> int:
-    """B's connections: each a trace, rooted at its accept task, holding its request tasks."""
-    accepts = [s for s in spans if s.parent_id is None and s.name == ACCEPT]
-    for accept in accepts:
-        names = {s.name for s in spans if s.trace_id == accept.trace_id}
-        assert "RequestHandler.start" in names, f"{label(accept)} holds no connection"
+    """How many connections B had: each a trace of its own, holding no handler."""
+    roots = connection_roots(spans)
+    for root in roots:
+        assert root.service == "service-b" and root.kind == "task"
+        names = {s.name for s in spans if s.trace_id == root.trace_id}
+        assert "RequestHandler._handle_request" in names, f"{label(root)} holds no request"
         assert "item" not in names, "a handler stayed in its connection's trace"
-    return len(accepts)
+    return len(roots)
 
 
 def check_parents(spans: list[JaegerSpan], roots: Counter[str]) -> None:
@@ -336,7 +342,8 @@ def check_parents(spans: list[JaegerSpan], roots: Counter[str]) -> None:
         and (s.parent_trace_id != s.trace_id or (s.trace_id, s.parent_id) not in ids)
     ]
     assert not orphans, f"{len(orphans)} spans whose parent is not in their trace: {orphans}"
-    found = Counter(s.name for s in spans if s.parent_id is None and s.name != ACCEPT)
+    others = {id(s) for s in connection_roots(spans)}
+    found = Counter(s.name for s in spans if s.parent_id is None and id(s) not in others)
     assert found == roots, f"roots: {dict(found)}, expected {dict(roots)}"
     assert connections(spans) >= 1
 
@@ -518,3 +525,10 @@ def test_a_malformed_traceparent_starts_a_trace_of_its_own(jaeger: Jaeger, tmp_p
             assert json.load(response) == {"id": 7, "name": "item 7", "cached": False}
     spans = collect(jaeger, since, {"service_b.py"}, 1, 0)
     check_trace_of_its_own(spans, 7)
+
+
+def test_the_docs_show_these_very_programs() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "distributed.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    for program in ("service_b.py", "service_a_aiohttp.py"):
+        assert (PROGRAMS / program).read_text() in blocks, f"docs/distributed.md: {program}"
