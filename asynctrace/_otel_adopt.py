@@ -65,6 +65,9 @@ class TraceSpan(NonRecordingSpan):
         self._trace_id = trace_id
         self._mark = mark
         self._program_span = program_span
+        # what the program's span carries on to its children: tracestate, the sampled flag
+        self._flags = _SAMPLED if context is None else context.trace_flags
+        self._trace_state = None if context is None else context.trace_state
 
     @property
     def trace_id(self) -> int:
@@ -75,7 +78,7 @@ class TraceSpan(NonRecordingSpan):
         if parent == self._mark and self._program_span is not None:
             return self._program_span.get_span_context()  # type: ignore[no-any-return]
         span_id = otel_span_id(self._adopter.traces.span_id_base, parent)
-        return SpanContext(self._trace_id, span_id, False, _SAMPLED)
+        return SpanContext(self._trace_id, span_id, False, self._flags, self._trace_state)
 
     # What the program records into the current span reaches its own span.
 
@@ -192,6 +195,9 @@ class Adopter:
         root = _coro.current_root.get()
         sid = _coro.next_id()
         trace_id = span_context.trace_id
+        outer = self.traces.places.get(parent)
+        if outer is not None and outer.timeline_parent is not None:
+            parent = outer.timeline_parent  # a mark over a mark: the span under both
         place = TracePlace(
             trace_id, remote_parent=(trace_id, span_context.span_id), timeline_parent=parent
         )

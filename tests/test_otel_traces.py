@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,8 +23,10 @@ def receiver() -> Iterator[Any]:
     yield from otlp_receiver.running("http/protobuf")
 
 
-def run_requests(mode: str, max_trace_spans: int = 10_000) -> tuple[list[Span], list[Span]]:
-    """tests/otel_programs/requests.py's exported spans and timeline spans."""
+def run_requests(
+    mode: str, max_trace_spans: int = 10_000
+) -> tuple[list[Span], list[Span], list[dict[str, Any]]]:
+    """tests/otel_programs/requests.py's exported spans, timeline spans, outbound headers."""
     out = subprocess.run(
         [sys.executable, str(PROGRAMS / "requests.py"), mode, str(max_trace_spans)],
         capture_output=True,
@@ -31,7 +35,7 @@ def run_requests(mode: str, max_trace_spans: int = 10_000) -> tuple[list[Span], 
         check=True,
     ).stdout
     data = json.loads(out)
-    return data["otel"], data["timeline"]
+    return data["otel"], data["timeline"], data["outbound"]
 
 
 def one(spans: list[Span], name: str, **where: Any) -> Span:
@@ -44,9 +48,14 @@ def children(spans: list[Span], parent: Span) -> list[Span]:
     return [s for s in spans if s["parent"] == parent["context"]]
 
 
+def caller(n: int) -> list[str]:
+    """The remote caller of request n (its traceparent: trace n, span n)."""
+    return [f"{n:032x}", f"{n:016x}"]
+
+
 def check_parents(spans: list[Span]) -> None:
-    """Every parent is an exported span of the same trace (the ids say the trace, too)."""
-    contexts = {tuple(s["context"]) for s in spans}
+    """Every parent is an exported span of the same trace, or a request's remote caller."""
+    contexts = {tuple(s["context"]) for s in spans} | {tuple(caller(n)) for n in (1, 2)}
     for span in spans:
         if span["parent"] is not None:
             assert tuple(span["parent"]) in contexts, span["name"]
@@ -54,16 +63,22 @@ def check_parents(spans: list[Span]) -> None:
 
 
 def test_spans_under_a_program_span_join_its_trace_under_it() -> None:
-    spans, timeline = run_requests("run")
+    spans, timeline, outbound = run_requests("run")
     check_parents(spans)
     run = one(spans, "requests.py", kind="run")
     for n in (1, 2):
         server = one(spans, f"server {n}")
-        assert server["parent"] is None and server["context"][0] != run["context"][0]
+        assert server["parent"] == caller(n)  # it continues the caller's trace
         assert server["attributes"]["request.n"] == n  # set on the current span in the handler
         (handler,) = [s for s in children(spans, server) if s["name"] == "handler"]
         assert handler["kind"] == "coroutine"
         names = {s["name"]: s for s in children(spans, handler)}
+        assert names["blocked"]["kind"] == "blocked"
+        assert names["sleep"]["kind"] == "thread"
+        # an outbound call from the handler carries the handler's span, and passes the rest on
+        (sent,) = [o for o in outbound if o["n"] == n]
+        assert sent["traceparent"] == f"00-{handler['context'][0]}-{handler['context'][1]}-01"
+        assert (sent["tracestate"], sent["baggage"]) == (f"vendor=v{n}", f"tenant=t{n}")
         db = names["db.client"]
         (sleep,) = children(spans, db)
         assert sleep["name"] == "asyncio.sleep(0.001)" and sleep["kind"] == "await"
@@ -74,6 +89,7 @@ def test_spans_under_a_program_span_join_its_trace_under_it() -> None:
         assert (slow["name"], fast["name"]) == ("asyncio.sleep(0.05)", "asyncio.sleep(0.02)")
         assert slow["start"] < fast["end"] and fast["start"] < slow["end"]  # they overlap
         trace = server["context"][0]
+        assert trace == caller(n)[0]
         assert {s["context"][0] for s in (handler, db, sleep, gather, slow, fast)} == {trace}
     # the request tasks, main and the gathers around them stay in the run's trace
     requests = [s for s in spans if s["name"] == "request" and s["kind"] == "task"]
@@ -81,7 +97,7 @@ def test_spans_under_a_program_span_join_its_trace_under_it() -> None:
     # the timelines keep the tree of tasks: the handler under its request task, ids as exported
     by_span = {s["context"][1]: s for s in spans}
     by_id = {s["id"]: s for s in timeline}
-    for span in timeline:
+    for span in timeline:  # each says its trace and its id there, as Jaeger shows them
         exported = by_span[span["span"]]
         assert exported["context"][0] == span["trace"]
         assert exported["name"] == span["name"]
@@ -91,7 +107,7 @@ def test_spans_under_a_program_span_join_its_trace_under_it() -> None:
 
 
 def test_trace_per_auto_gives_a_task_started_outside_any_task_its_own_trace() -> None:
-    spans, _timeline = run_requests("auto")
+    spans, _timeline, _outbound = run_requests("auto")
     check_parents(spans)
     run = one(spans, "requests.py", kind="run")
     main = one(spans, "main", kind="task")
@@ -109,7 +125,7 @@ def test_trace_per_auto_gives_a_task_started_outside_any_task_its_own_trace() ->
 
 
 def test_trace_per_task_gives_each_task_a_main_task_starts_its_own_trace() -> None:
-    spans, _timeline = run_requests("task")
+    spans, _timeline, _outbound = run_requests("task")
     check_parents(spans)
     run = one(spans, "requests.py", kind="run")
     main = one(spans, "main", kind="task")
@@ -128,7 +144,7 @@ def test_trace_per_task_gives_each_task_a_main_task_starts_its_own_trace() -> No
 
 
 def test_the_runs_trace_is_cut_into_linked_traces_of_at_most_max_trace_spans() -> None:
-    spans, _timeline = run_requests("run", max_trace_spans=20)
+    spans, _timeline, _outbound = run_requests("run", max_trace_spans=20)
     check_parents(spans)
     ours = [s for s in spans if s["kind"] is not None]
     run = one(spans, "requests.py", kind="run")
@@ -247,3 +263,42 @@ def test_bad_trace_options_in_python_are_value_errors() -> None:
         asynctrace.tracing(trace_per="request")
     with pytest.raises(ValueError, match="max_trace_spans=1 must be 0"):
         asynctrace.tracing(max_trace_spans=1)
+
+
+def test_a_dead_endpoint_costs_the_programs_spans_one_line_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from opentelemetry import trace\n"
+        "tracer = trace.get_tracer('app')\n"
+        "async def work(n):\n"
+        "    with tracer.start_as_current_span('app.step'):\n"
+        "        await asyncio.sleep(0)\n"
+        "    return n\n"
+        "async def main():\n"
+        "    return sum(await asyncio.gather(*(work(n) for n in range(600))))\n"
+        "print(asyncio.run(main()))\n"
+        "sys.exit(3)\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
+            f"--otlp=http://127.0.0.1:{port}", "--otlp-protocol", "http/protobuf",
+            str(script),
+        ],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "OTEL_EXPORTER_OTLP_TIMEOUT": "2"},
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (3, "179700\n")
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"asynctrace: OTLP export to http://127.0.0.1:{port}/v1/traces failed")
+    # asynctrace's spans (run, main, gather, 600 tasks, awaits) and the program's 600 steps
+    not_sent, total = map(int, re.findall(r"(\d+) of (\d+) spans not sent", line)[0])
+    assert not_sent == total >= 600 + 600 * 2

@@ -2,16 +2,19 @@
 
 ``python requests.py MODE MAX_TRACE_SPANS``: each request runs under a server span of a new
 trace (as an HTTP server instrumentation makes one); a callback outside any task starts a
-task; main starts tasks of its own.  Prints every finished span (the program's and
+task; main starts tasks of its own.  The handler blocks the loop, runs a thread job, and injects
+the trace context an outbound call would carry.  Prints every finished span (the program's and
 asynctrace's, handed to the program's provider) and asynctrace's timeline spans, as JSON.
 """
 
 import asyncio
 import json
 import sys
+import time
 
-from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry import baggage, trace
+from opentelemetry.context import Context, attach, detach
+from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,6 +26,7 @@ provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 tracer = trace.get_tracer("program")
+outbound = []
 
 
 @asynctrace.trace
@@ -41,12 +45,23 @@ async def handler(n):
     with tracer.start_as_current_span("db.client"):
         await asyncio.sleep(0.001)
     await asyncio.gather(query(), cache_read())
+    time.sleep(0.15)  # blocks the loop: a blocked span
+    await asyncio.to_thread(time.sleep, 0.01)  # a thread job
+    headers = {}
+    inject(headers)  # what an outbound HTTP call from here would carry
+    outbound.append({"n": n, **headers})
 
 
 @asynctrace.trace
 async def request(n):
-    with tracer.start_as_current_span(f"server {n}", context=Context()):  # a trace of its own
-        await handler(n)
+    # a trace of its own, continuing a caller's traceparent with a tracestate, and baggage
+    caller = {"traceparent": f"00-{n:032x}-{n:016x}-01", "tracestate": f"vendor=v{n}"}
+    token = attach(baggage.set_baggage("tenant", f"t{n}", extract(caller, context=Context())))
+    try:
+        with tracer.start_as_current_span(f"server {n}"):
+            await handler(n)
+    finally:
+        detach(token)
 
 
 @asynctrace.trace
@@ -69,7 +84,7 @@ async def await_task(task):
 
 mode, max_trace_spans = sys.argv[1], int(sys.argv[2])
 with asynctrace.tracing(
-    name="requests.py", trace_per=mode, max_trace_spans=max_trace_spans, virtual_time=True
+    name="requests.py", trace_per=mode, max_trace_spans=max_trace_spans
 ) as tracing:
     asyncio.run(main())
 
@@ -94,6 +109,7 @@ print(
                 }
                 for s in exporter.get_finished_spans()
             ],
+            "outbound": outbound,
             "timeline": [
                 {
                     "id": s.span_id,
