@@ -30,7 +30,7 @@ from ._coro import (
 )
 from ._record import Recorder
 from ._source import await_expression
-from ._spans import KINDS, Span, Trace, gc_paused
+from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 # asyncio's private coroutines, named for the public call that awaits them.
@@ -328,6 +328,8 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int
         name = awaited_code_name(what)
     elif isinstance(what, tuple):
         target = spans.get(what[1]) or earlier.get(what[1])
+        if target is not None:
+            span.attributes[AWAITED_SPAN] = target.span_id
         if target is None:
             name = what[0]
         elif what[0] == "gather":
@@ -378,6 +380,7 @@ def _name_thread_awaits(awaits: list[tuple[Span, Any]], spans: dict[int, Span]) 
             job = max(before, key=lambda j: j.span_id)
             span.name = f"asyncio.to_thread({short_name(job.name)})"
             span.attributes["asynctrace.awaited"] = span.name
+            span.attributes[AWAITED_SPAN] = job.span_id
 
 
 def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None:

@@ -488,7 +488,9 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None, *, w
             width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
             color = bool(getattr(sys.stderr, "isatty", lambda: False)())
             view = _terminal_rows.view_arguments(options)
-            sys.stderr.write(render_timeline(trace, width=width, color=color, **view))
+            sys.stderr.write(
+                render_timeline(trace, width=width, color=color, critical=True, **view)
+            )
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
             report(f"could not draw the terminal timeline: {exc}")
     if json_path is not None and os.path.exists(json_path):
@@ -573,7 +575,9 @@ def view(argv: Sequence[str]) -> int:
         return 0
     width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
     view = _terminal_rows.view_arguments(options)
-    sys.stdout.write(render_timeline(trace, width=width, color=sys.stdout.isatty(), **view))
+    sys.stdout.write(
+        render_timeline(trace, width=width, color=sys.stdout.isatty(), critical=True, **view)
+    )
     return 0
 
 

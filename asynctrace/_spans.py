@@ -33,6 +33,9 @@ Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
 CUT_PARENT = "asynctrace.cut_parent_id"
 """Attribute of a span whose parent was cut to break a cycle: the parent id it had."""
 
+AWAITED_SPAN = "asynctrace.awaited.span_id"
+"""Attribute of an await on a task, a gather or a thread job: the span id of what it awaited."""
+
 KINDS: tuple[Kind, ...] = ("run", "task", "coroutine", "gather", "await", "blocked", "thread")
 STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinished")
 

@@ -20,10 +20,11 @@ import unicodedata
 from collections import Counter
 
 from ._bars import NO_MARKS, Marks, row_levels
+from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import STATUSES, Span, Trace
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
-from ._timeline import activity, idle_waits, row_label
+from ._timeline import activity, display_name, idle_waits, row_label
 
 __all__ = ["render_timeline"]
 
@@ -162,6 +163,7 @@ def render_timeline(
     internals: bool = False,
     window: tuple[float | None, float | None] | None = None,
     depth: int | None = None,
+    critical: bool = False,
 ) -> str:
     """The trace as text: a header, one bar per row on a shared time axis, and the axis.
 
@@ -180,6 +182,7 @@ def render_timeline(
         internals: also draw tasks and calls whose code is asyncio's or the stdlib's.
         window: ``(start, end)`` seconds of trace time to draw; ``None``: that edge's default.
         depth: draw call rows at most this deep under their task (0: one row per task).
+        critical: add the run's critical path: each step that set its end, with its share.
 
     Raises:
         ValueError: ``width``, ``max_rows`` or ``depth`` too small, or an empty ``window``.
@@ -266,7 +269,45 @@ def render_timeline(
     legend = [_LEGEND[s] for s in STATUSES if s in statuses and s in _LEGEND]
     if legend:
         lines.extend(_wrap(legend, " · ", width))
+    if critical:
+        lines.extend(_critical_lines(trace, width, scale, unit))
     return "\n".join(lines) + "\n"
+
+
+_PATH_STEPS = 12  # critical path steps shown; the rest are counted
+
+
+def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:
+    """The run's critical path: each step where its time went, on its row, with its share."""
+    path = critical_path(trace)
+    steps = path_steps(path)
+    if not steps:
+        return []
+    total = path[0].duration
+    by_id = trace.by_id
+    head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
+    lines = [fit(sanitize(head), width).rstrip()]
+    shown = steps[:_PATH_STEPS]
+    owners = [by_id.get(step.track) for step in shown]
+    texts = [
+        f"{row_label(owner) if owner is not None else '?'} › {display_name(step)}"
+        for owner, step in zip(owners, shown, strict=True)
+    ]
+    numbers = [
+        f"{_num(step.start, scale):>8} {_num(step.duration, scale):>8}"
+        f" {100 * step.duration / total if total > 0 else 0:>4.0f}%"
+        for step in shown
+    ]
+    text_cols = max(8, width - 2 - max(map(len, numbers)) - 1)
+    for text, number in zip(texts, numbers, strict=True):
+        lines.append(("  " + fit(sanitize(text), text_cols) + " " + number).rstrip()[:width])
+    if len(steps) > len(shown):
+        rest = steps[len(shown) :]
+        more = sum(step.duration for step in rest)
+        lines.append(
+            fit(f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}", width).rstrip()
+        )
+    return lines
 
 
 _MAX_LABEL = 60

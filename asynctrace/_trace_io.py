@@ -122,6 +122,7 @@ def format_timeline(
     internals: bool = False,
     window: tuple[float | None, float | None] | None = None,
     depth: int | None = None,
+    critical: bool = False,
 ) -> str:
     """The trace as the text timeline that ``asynctrace run`` prints on stderr.
 
@@ -140,6 +141,8 @@ def format_timeline(
             (``--window START:END``).
         depth: draw calls at most this deep under their task; 0 is one row per task
             (``--depth``).
+        critical: add the run's critical path after the axis, as ``asynctrace run`` prints
+            it: each step that set the run's end, on its row, with its time and share.
 
     The filters change what is drawn, never the trace or the header's counts.
 
@@ -162,4 +165,5 @@ def format_timeline(
         internals=internals,
         window=window,
         depth=depth,
+        critical=critical,
     )

@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeAlias
 
+from . import _critical
 from ._outline import Row, TreeMatcher, outline_size, parse_outline
 from ._spans import KINDS, Span, Trace
 
@@ -32,6 +33,7 @@ __all__ = [
     "SpanRef",
     "TraceAssertionError",
     "TraceSource",
+    "assert_critical_path",
     "assert_duration",
     "assert_max_concurrency",
     "assert_min_concurrency",
@@ -40,6 +42,7 @@ __all__ = [
     "assert_sequential",
     "assert_tree",
     "assert_within",
+    "critical_path",
     "find_span",
     "find_spans",
 ]
@@ -595,6 +598,77 @@ def assert_min_concurrency(
         f" {_t(time, _precision(time))} s: {_alive_text(_sweep(spans, peak)[1])}"
     )
     raise _fail(trace, [text], spans, mark=time)
+
+
+# ---------------------------------------------------------------- critical path
+
+
+def critical_path(trace: TraceSource, span: SpanRef | None = None) -> list[Span]:
+    """The spans whose ends set the end of ``span`` (default: the run), in time order.
+
+    The fork-join critical path: through gathers, TaskGroups, awaited tasks, nested coroutines
+    and thread jobs (see docs/analysis.md).  The list starts with ``span`` itself.
+    """
+    trace = _as_trace(trace)
+    return _critical.critical_path(trace, None if span is None else _resolve_one(trace, span))
+
+
+def path_text(trace: Trace, path: Sequence[Span]) -> list[str]:
+    """The critical path as lines: each step's kind, name, time and share of the first's."""
+    if not path:
+        return ["critical path: none (no spans)"]
+    total = path[0].duration
+    digits = _precision(*(s.duration for s in path))
+    lines = [f"critical path of {path[0].name} ({_t(total, digits)} s, {trace.clock} clock):"]
+    depth = {id(path[0]): 0}
+    for step in path[1:]:
+        parent = step.parent
+        level = depth.get(id(parent), 0) + 1 if parent is not None else 1
+        depth[id(step)] = level
+        share = f"{100 * step.duration / total:.0f}%" if total > 0 else "-"
+        lines.append(
+            f"  {'  ' * (level - 1)}{step.kind} {step.name}  {_t(step.duration, digits)} s  {share}"
+        )
+    return lines
+
+
+def assert_critical_path(trace: TraceSource, *spans: SpanRef) -> None:
+    """Assert that the spans are on the run's critical path, in this order.
+
+    A name or glob is on it when a span it matches is; each must come after the one before.
+    """
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    if not spans:
+        msg = "assert_critical_path() got no spans; pass the names, globs or Spans expected on it"
+        raise TypeError(msg)
+    path = _critical.critical_path(trace)
+    position = -1
+    previous = ""
+    for ref in spans:
+        if isinstance(ref, Span):
+            matching = [ref]
+        else:
+            if not isinstance(ref, str):
+                msg = f"span {ref!r} is a {type(ref).__name__}; pass a name, a glob or a Span"
+                raise TypeError(msg)
+            matching = find_spans(trace, ref)
+            if not matching:
+                raise _unknown(trace, ref, None)
+        label = ref.name if isinstance(ref, Span) else ref
+        on_path = [i for i, step in enumerate(path) if any(step is m for m in matching)]
+        if not on_path:
+            relation = f"{label!r} is not on the critical path"
+        elif on_path[-1] <= position:
+            relation = (
+                f"{label!r} is on the critical path, but before {previous!r}: the spans are"
+                " not on it in that order"
+            )
+        else:
+            position = min(i for i in on_path if i > position)
+            previous = label
+            continue
+        raise TraceAssertionError("\n".join([relation, "", *path_text(trace, path)]), trace, path)
 
 
 # ---------------------------------------------------------------- tree

@@ -115,7 +115,7 @@ def test_a_run_cut_into_traces_while_streamed_links_each_part_to_the_last(
     assert done.returncode == 0, done.stderr
     assert len(receiver.requests) > 2  # several batches
     spans = receiver.spans
-    assert len(spans) == 150 * 12 + 2  # each round: 5 tasks, 5 awaits, a gather, its await
+    assert len([s for s in spans if s.name == "handle"]) == 750  # all sent
     by_id = {s.span_id: s for s in spans}
     traces: dict[int, list[otlp_receiver.ReceivedSpan]] = {}
     for span in spans:

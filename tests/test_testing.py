@@ -119,6 +119,7 @@ def test_public_names_are_pinned_and_sorted() -> None:
         "SpanRef",
         "TraceAssertionError",
         "TraceSource",
+        "assert_critical_path",
         "assert_duration",
         "assert_max_concurrency",
         "assert_min_concurrency",
@@ -127,6 +128,7 @@ def test_public_names_are_pinned_and_sorted() -> None:
         "assert_sequential",
         "assert_tree",
         "assert_within",
+        "critical_path",
         "find_span",
         "find_spans",
     ]

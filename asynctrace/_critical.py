@@ -1,0 +1,158 @@
+"""The critical path: the chain of spans whose ends set a span's end.
+
+Problem: a timeline shows what ran when; the question after it is why the run took as long as
+it did.  The longest task is not the answer: a ``gather`` ends with its slowest task, a
+sequence of awaits adds up, a task awaited on another track sets its awaiter's end.
+
+Solution: the fork-join critical path, walked backwards from the span's end.  At time ``t``
+(at first the span's end) the step is the child that ended last at or before ``t`` and after
+the span started; ``t`` moves to that step's start, and the walk goes on until no child is
+left before ``t``.  Each step is expanded the same way inside it.  An await on a task, a gather
+or a thread job (``asynctrace.awaited.span_id``; for a trace from an older file, the name
+``Task-2 (task1)``) stands for what it waited on: the walk goes into that span.  An await on a
+``Future`` (a ``TaskGroup``'s exit, an ``Event``...) that a child task of the span ended during
+stands for that task.  The await a gather holds (its result being taken) is the gather's own
+waiting, not work: the walk goes into the gather's tasks.
+"""
+
+from __future__ import annotations
+
+from ._spans import AWAITED_SPAN, Span, Trace
+
+CRITICAL = "asynctrace.critical"
+"""Attribute of the spans on the run's critical path (JSON args, OTLP): True."""
+
+_MAX_DEPTH = 200  # a path deeper than this is cut there (a hostile file's chain)
+
+
+def critical_path(trace: Trace, span: Span | None = None) -> list[Span]:
+    """The spans whose ends set the end of ``span`` (default: the run), in time order.
+
+    The list starts with ``span`` (the run, or the trace's first root), then each step of the
+    path with, after it, the steps inside it.  An empty trace gives an empty list.
+    """
+    if span is None:
+        roots = trace.roots
+        if not roots:
+            return []
+        runs = [r for r in roots if r.kind == "run"]
+        span = runs[0] if runs else max(roots, key=lambda r: (r.end, r.end_seq))
+    tasks = _tasks_by_label(trace)
+    path: list[Span] = []
+    _walk(trace, span, path, tasks, set(), 0)
+    return path
+
+
+def mark_critical(trace: Trace) -> list[Span]:
+    """Set :data:`CRITICAL` on the spans of the run's critical path; returns them."""
+    path = critical_path(trace)
+    for step in path:
+        step.attributes[CRITICAL] = True
+    return path
+
+
+def _walk(
+    trace: Trace,
+    span: Span,
+    path: list[Span],
+    tasks: dict[str, Span],
+    seen: set[int],
+    depth: int,
+) -> None:
+    if id(span) in seen or depth > _MAX_DEPTH:
+        return
+    seen.add(id(span))
+    path.append(span)
+    if span.kind == "await":
+        cause = _awaited(trace, span, tasks)
+        if cause is not None:
+            _walk(trace, cause, path, tasks, seen, depth + 1)
+        return
+    steps: list[Span] = []
+    candidates = [c for c in span.children if not _held_by_gather(span, c)]
+    t, t_seq = span.end, span.end_seq
+    while True:
+        before = [
+            c
+            for c in candidates
+            if id(c) not in seen
+            and (c.end, c.end_seq) <= (t, t_seq)
+            and c.end > span.start
+            and c.duration > 0
+        ]
+        if not before:
+            break
+        step = max(before, key=lambda c: (c.end, c.end_seq))
+        step = _ended_during(step, before) or step
+        steps.append(step)
+        candidates.remove(step)
+        cause = _awaited(trace, step, tasks) if step.kind == "await" else None
+        start = min(step.start, cause.start) if cause is not None else step.start
+        t, t_seq = start, step.start_seq
+        if t <= span.start:
+            break
+    for step in reversed(steps):
+        _walk(trace, step, path, tasks, seen, depth + 1)
+
+
+def _held_by_gather(span: Span, child: Span) -> bool:
+    """The await nested in a gather: the gather's result being taken, not its work."""
+    return span.kind == "gather" and child.kind == "await"
+
+
+def _ended_during(step: Span, before: list[Span]) -> Span | None:
+    """For an await on a bare future: the child task that ended last while it waited."""
+    if step.kind != "await" or AWAITED_SPAN in step.attributes:
+        return None
+    awaited = step.attributes.get("asynctrace.awaited", step.name)
+    if isinstance(awaited, str) and awaited.startswith("asyncio.sleep"):
+        return None
+    ended = [
+        c
+        for c in before
+        if c.kind in ("task", "thread") and step.start <= c.end <= step.end and c is not step
+    ]
+    return max(ended, key=lambda c: (c.end, c.end_seq)) if ended else None
+
+
+def _awaited(trace: Trace, span: Span, tasks: dict[str, Span]) -> Span | None:
+    """What an await on a task, a gather or a thread job waited on, if it was one."""
+    target_id = span.attributes.get(AWAITED_SPAN)
+    if isinstance(target_id, int):
+        return trace.by_id.get(target_id)
+    awaited = span.attributes.get("asynctrace.awaited", span.name)
+    return tasks.get(awaited) if isinstance(awaited, str) else None
+
+
+def _tasks_by_label(trace: Trace) -> dict[str, Span]:
+    """Task spans by the label an await on them is named with: ``Task-2 (task1)``."""
+    found: dict[str, Span] = {}
+    for span in trace.spans:
+        if span.kind == "task":
+            task_name = span.attributes.get("asynctrace.task.name")
+            if task_name:
+                found[f"{task_name} ({span.name})"] = span
+    return found
+
+
+def path_steps(path: list[Span]) -> list[Span]:
+    """The path's steps that hold no other step: where its time went, in time order."""
+    if len(path) < 2:
+        return path[1:]
+    leaves = []
+    for step, after in zip(path, [*path[1:], None], strict=True):
+        if step is path[0]:
+            continue
+        if after is None or not _inside(after, step):
+            leaves.append(step)
+    return leaves
+
+
+def _inside(span: Span, ancestor: Span) -> bool:
+    """``span`` is ``ancestor`` 's descendant, or what an await of it waited on."""
+    node: Span | None = span.parent
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return ancestor.kind == "await" and ancestor.attributes.get(AWAITED_SPAN) == span.span_id

@@ -1,0 +1,175 @@
+"""The critical path: the chain of spans whose ends set a span's end, on known shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import asynctrace
+from asynctrace import testing
+from asynctrace._spans import Span, Trace
+
+
+def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
+    options.setdefault("virtual_time", True)
+    with asynctrace.tracing(**options) as tracing:
+        asyncio.run(main())
+    return tracing.trace
+
+
+def steps(path: list[Span]) -> list[str]:
+    return [f"{s.kind} {s.name}" for s in path if s.kind != "run"]
+
+
+@asynctrace.trace
+async def sleeper(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+def test_the_blog_gather_example_goes_through_task1_then_task3() -> None:
+    @asynctrace.trace
+    async def task1() -> None:
+        await asyncio.sleep(2)
+
+    @asynctrace.trace
+    async def task2() -> None:
+        await asyncio.sleep(1)
+
+    @asynctrace.trace
+    async def task3() -> None:
+        await asyncio.sleep(3)
+
+    @asynctrace.trace
+    async def main() -> None:
+        await asyncio.gather(task1(), task2())
+        await task3()
+
+    trace = traced_run(main)
+    assert steps(testing.critical_path(trace)) == [
+        "task main",
+        "gather gather(task1, task2)",
+        "task task1",
+        "await asyncio.sleep(2)",
+        "coroutine task3",
+        "await asyncio.sleep(3)",
+    ]
+
+
+def test_nested_gathers_follow_the_slowest_branch_at_each_level() -> None:
+    @asynctrace.trace
+    async def left() -> None:
+        await asyncio.gather(sleeper(1), sleeper(4))  # 4
+
+    @asynctrace.trace
+    async def right() -> None:
+        await sleeper(2)
+        await asyncio.gather(sleeper(1), sleeper(1.5))  # 3.5
+
+    @asynctrace.trace
+    async def main() -> None:
+        await asyncio.gather(left(), right())
+
+    trace = traced_run(main)
+    path = testing.critical_path(trace)
+    assert [s.name for s in path if s.kind == "task"] == ["main", "left", "sleeper"]
+    assert path[-1].name == "asyncio.sleep(4)"
+    assert sum(s.duration for s in path if s.kind == "await" and "sleep" in s.name) == 4
+
+
+def test_an_awaited_task_on_another_track_sets_its_awaiters_end() -> None:
+    @asynctrace.trace
+    async def main() -> None:
+        job = asyncio.create_task(sleeper(3), name="job")
+        await asyncio.sleep(1)
+        await job
+        await asyncio.sleep(0.5)
+
+    trace = traced_run(main)
+    assert steps(testing.critical_path(trace)) == [
+        "task main",
+        "await job (sleeper)",
+        "task sleeper",
+        "await asyncio.sleep(3)",
+        "await asyncio.sleep(0.5)",
+    ]
+
+
+def test_a_task_group_ends_with_its_slowest_task() -> None:
+    @asynctrace.trace
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(sleeper(1))
+            group.create_task(sleeper(2.5))
+            group.create_task(sleeper(2))
+
+    trace = traced_run(main)
+    path = testing.critical_path(trace)
+    (task,) = [s for s in path if s.kind == "task" and s.name == "sleeper"]
+    assert task.duration == 2.5
+    assert path[-1].name == "asyncio.sleep(2.5)"
+
+
+def test_a_thread_job_awaited_is_on_the_path() -> None:
+    @asynctrace.trace
+    async def main() -> None:
+        await asyncio.to_thread(time.sleep, 0.05)
+
+    trace = traced_run(main, virtual_time=False)
+    path = testing.critical_path(trace)
+    assert [s.kind for s in path[-2:]] == ["await", "thread"]
+    assert path[-1].name == "sleep"
+
+
+def test_the_path_of_any_span_and_a_task_left_running_is_not_on_it() -> None:
+    @asynctrace.trace
+    async def main() -> None:
+        background = asyncio.create_task(sleeper(10), name="background")  # sets no end
+        await sleeper(1)
+        await asyncio.sleep(0)
+        background.cancel()
+
+    trace = traced_run(main)
+    path = testing.critical_path(trace)
+    assert "background" not in {s.attributes.get("asynctrace.task.name") for s in path}
+    coroutine = testing.find_span(trace, "sleeper", kind="coroutine")
+    assert steps(testing.critical_path(trace, coroutine)) == [
+        "coroutine sleeper",
+        "await asyncio.sleep(1)",
+    ]
+
+
+def test_assert_critical_path_passes_in_order_and_explains_a_failure() -> None:
+    @asynctrace.trace
+    async def fast() -> None:
+        await asyncio.sleep(1)
+
+    @asynctrace.trace
+    async def slow() -> None:
+        await asyncio.sleep(2)
+
+    @asynctrace.trace
+    async def main() -> None:
+        await asyncio.gather(fast(), slow())
+
+    trace = traced_run(main)
+    testing.assert_critical_path(trace, "main", "slow")
+    with pytest.raises(testing.TraceAssertionError) as failure:
+        testing.assert_critical_path(trace, "main", "fast")
+    message = str(failure.value)
+    assert "'fast' is not on the critical path" in message
+    assert "critical path" in message and "slow" in message  # the path it has, shown
+    with pytest.raises(testing.TraceAssertionError, match="in that order"):
+        testing.assert_critical_path(trace, "slow", "main")
+    with pytest.raises(testing.TraceAssertionError, match="no span matches 'nothing'"):
+        testing.assert_critical_path(trace, "nothing")
+
+
+def test_the_run_span_starts_the_path_and_an_empty_trace_has_none() -> None:
+    trace = traced_run(lambda: sleeper(1))
+    path = testing.critical_path(trace)
+    assert path[0].kind == "run" and path[-1].name == "asyncio.sleep(1)"
+    assert testing.critical_path(Trace([])) == []
