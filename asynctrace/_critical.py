@@ -69,26 +69,25 @@ def _walk(
             _walk(trace, cause, path, tasks, seen, depth + 1)
         return
     steps: list[Span] = []
-    candidates = [c for c in span.children if not _held_by_gather(span, c)]
+    # children by end: the walk goes down this list once, as t only moves back
+    ordered = sorted(
+        (c for c in span.children if c.duration > 0 and not _held_by_gather(span, c)),
+        key=lambda c: (c.end, c.end_seq),
+    )
     t, t_seq = span.end, span.end_seq
-    while True:
-        before = [
-            c
-            for c in candidates
-            if id(c) not in seen
-            and (c.end, c.end_seq) <= (t, t_seq)
-            and c.end > span.start
-            and c.duration > 0
-        ]
-        if not before:
+    i = len(ordered) - 1
+    while i >= 0:
+        step = ordered[i]
+        i -= 1
+        if id(step) in seen or (step.end, step.end_seq) > (t, t_seq):
+            continue
+        if step.end <= span.start:
             break
-        step = max(before, key=lambda c: (c.end, c.end_seq))
-        step = _ended_during(step, before) or step
+        step = _ended_during(step, ordered, i) or step
         steps.append(step)
-        candidates.remove(step)
         cause = _awaited(trace, step, tasks) if step.kind == "await" else None
-        start = min(step.start, cause.start) if cause is not None else step.start
-        t, t_seq = start, step.start_seq
+        t = min(step.start, cause.start) if cause is not None else step.start
+        t_seq = step.start_seq
         if t <= span.start:
             break
     for step in reversed(steps):
@@ -100,19 +99,23 @@ def _held_by_gather(span: Span, child: Span) -> bool:
     return span.kind == "gather" and child.kind == "await"
 
 
-def _ended_during(step: Span, before: list[Span]) -> Span | None:
-    """For an await on a bare future: the child task that ended last while it waited."""
+def _ended_during(step: Span, ordered: list[Span], below: int) -> Span | None:
+    """For an await on a bare future: the child task that ended last while it waited.
+
+    ``ordered[: below + 1]`` are the children that end no later than ``step``, by end.
+    """
     if step.kind != "await" or AWAITED_SPAN in step.attributes:
         return None
     awaited = step.attributes.get("asynctrace.awaited", step.name)
     if isinstance(awaited, str) and awaited.startswith("asyncio.sleep"):
         return None
-    ended = [
-        c
-        for c in before
-        if c.kind in ("task", "thread") and step.start <= c.end <= step.end and c is not step
-    ]
-    return max(ended, key=lambda c: (c.end, c.end_seq)) if ended else None
+    for j in range(below, -1, -1):
+        child = ordered[j]
+        if child.end < step.start:
+            return None
+        if child.kind in ("task", "thread"):
+            return child
+    return None
 
 
 def _awaited(trace: Trace, span: Span, tasks: dict[str, Span]) -> Span | None:

@@ -204,3 +204,12 @@ class ATrace:
         """The span tree contains the outline (:func:`asynctrace.testing.assert_tree`)."""
         __tracebackhide__ = True
         testing.assert_tree(self, outline, exact=exact)
+
+    def critical_path(self, span: SpanRef | None = None) -> list[Span]:
+        """The spans whose ends set ``span``'s end (default: the test's run), in time order."""
+        return testing.critical_path(self, span)
+
+    def assert_critical_path(self, *spans: SpanRef) -> None:
+        """The spans are on the critical path, in this order (see ``asynctrace.testing``)."""
+        __tracebackhide__ = True
+        testing.assert_critical_path(self, *spans)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import _instrument
 from ._build import build_trace
 from ._coro import coro_name, safe_str
+from ._critical import mark_critical
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
@@ -348,6 +349,7 @@ class Tracing:
         if streaming and not flusher.spans_streamed and not flusher.shedding:
             # It ended before its first flush: build once, write once, send once.
             trace = build_trace(recorder)
+            mark_critical(trace)
             flusher.finish_unstreamed(trace.spans)
             self._write_json(trace)
             self._write_outputs(trace)
@@ -365,6 +367,7 @@ class Tracing:
             )
         else:
             trace = build_trace(recorder)
+            mark_critical(trace)
             self._write_json(trace)
         self._write_outputs(trace)
         return trace

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import asynctrace
 from asynctrace import testing
+from asynctrace._critical import CRITICAL
 from asynctrace._spans import Span, Trace
 
 
@@ -173,3 +177,36 @@ def test_the_run_span_starts_the_path_and_an_empty_trace_has_none() -> None:
     path = testing.critical_path(trace)
     assert path[0].kind == "run" and path[-1].name == "asyncio.sleep(1)"
     assert testing.critical_path(Trace([])) == []
+
+
+def test_asynctrace_run_ends_its_timeline_with_the_critical_path(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "gather.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-json",
+         "--width", "90", str(example)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tail = done.stderr.splitlines()[-3:]
+    assert tail[0] == "critical path 5.000 s (what set the end of gather.py):"
+    assert tail[1].split() == ["Task-2", "task1()", "›", "await", "asyncio.sleep(2)",
+                               "0.000", "2.000", "40%"]  # fmt: skip
+    assert tail[2].split() == ["Task-1", "main()", "›", "await", "asyncio.sleep(3)",
+                               "2.000", "3.000", "60%"]  # fmt: skip
+    assert all(len(line) <= 90 for line in done.stderr.splitlines())
+
+
+def test_the_json_timeline_marks_the_spans_on_the_runs_critical_path(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "gather.py"
+    out = tmp_path / "gather.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-timeline",
+         "--json", str(out), str(example)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = asynctrace.load(str(out))
+    marked = [s.name for s in loaded if s.attributes.get(CRITICAL) is True]
+    assert marked == [s.name for s in testing.critical_path(loaded)]
+    assert marked == ["gather.py", "main", "gather(task1, task2)", "task1",
+                      "asyncio.sleep(2)", "task3", "asyncio.sleep(3)"]  # fmt: skip

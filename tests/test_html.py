@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from browser import Page, launch
 
+from asynctrace._critical import mark_critical
 from asynctrace._html import render_html, write_html
 from asynctrace._spans import Span, Trace
 
@@ -462,6 +463,55 @@ def test_screenshot(browser: Any, tmp_path: Path, name: str, make: Any, height: 
         out = out_dir / f"html-{name}.png"
         page.page.screenshot(path=str(out))
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        page.close()
+
+
+def _ancestors(span: Span) -> Iterator[Span]:
+    while span.parent is not None:
+        span = span.parent
+        yield span
+
+
+def test_the_critical_path_is_highlighted_and_toggled(browser: Any, tmp_path: Path) -> None:
+    trace = gather_trace()
+    # a recorder's one counter for starts and ends (the hand-made trace has one number per
+    # span): at equal times ends come first, a child ending before its parent, a parent
+    # starting before its child
+    depth = {s.span_id: len(list(_ancestors(s))) for s in trace.spans}
+    events = [(s.end, 0, -depth[s.span_id], s, "end_seq") for s in trace.spans]
+    events += [(s.start, 1, depth[s.span_id], s, "start_seq") for s in trace.spans]
+    events.sort(key=lambda e: e[:3])
+    for seq, (*_, s, field) in enumerate(events):
+        setattr(s, field, seq)
+    on_path = {s.span_id for s in mark_critical(trace)}
+    assert on_path == {1, 2, 3, 5, 6, 9, 10}  # run, main, gather, task1, its sleep, task3, its
+    page = open_trace(browser, tmp_path, trace, viewport={"height": 440})
+    try:
+        marked = page.page.eval_on_selector_all(
+            ".bar.critical", "bs => bs.map(b => Number(b.dataset.spanId))"
+        )
+        assert set(marked) == on_path
+        assert page.page.evaluate("document.body.classList.contains('show-critical')")
+        dim = "b => getComputedStyle(b).opacity"
+        assert float(page.page.eval_on_selector('[data-span-id="7"]', dim)) < 0.5  # task2: off
+        assert float(page.page.eval_on_selector('[data-span-id="5"]', dim)) == 1.0
+        page.page.click("#critical-toggle")
+        assert not page.page.evaluate("document.body.classList.contains('show-critical')")
+        assert float(page.page.eval_on_selector('[data-span-id="7"]', dim)) == 1.0
+        assert page.page.get_attribute("#critical-toggle", "aria-pressed") == "false"
+        page.page.keyboard.press("c")
+        assert page.page.evaluate("document.body.classList.contains('show-critical')")
+        out_dir = IMG if os.environ.get("ASYNCTRACE_UPDATE_SCREENSHOTS") else tmp_path
+        out_dir.mkdir(parents=True, exist_ok=True)
+        page.page.screenshot(path=str(out_dir / "html-critical-path.png"))
+        assert page.errors == []
+    finally:
+        page.close()
+    # without a marked path there is no toggle
+    page = open_trace(browser, tmp_path, gather_trace(), viewport={"height": 440})
+    try:
+        assert page.page.locator("#critical-toggle").count() == 0
     finally:
         page.close()
 

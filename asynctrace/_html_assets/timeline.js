@@ -127,6 +127,19 @@
   bOut.id = "zoom-out"; bIn.id = "zoom-in"; bFit.id = "zoom-fit";
   bOut.setAttribute("title", "zoom out (-)"); bIn.setAttribute("title", "zoom in (+)"); bFit.setAttribute("title", "show everything (0)");
   controls.append(bOut, bIn, bFit);
+  var onPath = spans.some(function (s) { return s.attrs["asynctrace.critical"] === true; });
+  if (onPath) {  // the run's critical path: the spans whose ends set its end, highlighted
+    var bPath = el("button", null, "Critical path");
+    bPath.id = "critical-toggle";
+    bPath.setAttribute("title", "highlight the spans whose ends set the run's end (c)");
+    bPath.setAttribute("aria-pressed", "true");
+    document.body.classList.add("show-critical");
+    bPath.addEventListener("click", function () {
+      var on = document.body.classList.toggle("show-critical");
+      bPath.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    controls.append(bPath);
+  }
   top.appendChild(controls);
   header.appendChild(top);
   var summary = el("p");
@@ -256,6 +269,7 @@
     b.style.top = PAD + s.depth * (ROW_H + ROW_GAP) + "px";
     if (x1 - x0 > 28) b.textContent = s.name;
     if (selected === s.id) b.classList.add("selected");
+    if (s.attrs["asynctrace.critical"] === true) b.classList.add("critical");
     return b;
   }
   var aggInfo = new WeakMap(), barX = new Map();
@@ -449,6 +463,7 @@
     if (ev.key === "+" || ev.key === "=") zoomAt(1.6, areaW() / 2);
     else if (ev.key === "-") zoomAt(1 / 1.6, areaW() / 2);
     else if (ev.key === "0") { fit(); schedule(); }
+    else if (ev.key === "c" && onPath) document.getElementById("critical-toggle").click();
     else if (ev.key === "ArrowLeft") { view.t0 -= areaW() / 5 / view.scale; schedule(); }
     else if (ev.key === "ArrowRight") { view.t0 += areaW() / 5 / view.scale; schedule(); }
     else if (ev.key === "Escape") select(null);
