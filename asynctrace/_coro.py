@@ -95,6 +95,17 @@ def status_of(exc: BaseException) -> tuple[str, str, str] | None:
     return thrown_status(type(exc), exc)
 
 
+def call_status(exc: BaseException) -> tuple[str, str, str] | None:
+    """The record status for a traced call that ended by raising ``exc``.
+
+    ``StopAsyncIteration`` is how ``__anext__`` says an async iteration is over: the normal
+    end of the call, not an error (a task ended by one is still an error: see status_of).
+    """
+    if isinstance(exc, StopAsyncIteration):
+        return None
+    return status_of(exc)
+
+
 def thrown_status(cls: type[BaseException], exc: object = None) -> tuple[str, str, str]:
     """The record status for an exception of type ``cls`` (``exc`` gives the message)."""
     message = "" if exc is None else safe_str(exc)
@@ -298,15 +309,16 @@ class TaskRoot(_Base):  # type: ignore[misc]
 
     def send(self, value: Any = None) -> Any:
         t0 = clock()
+        step_top = self._top
         aw_t = self._aw_t
         if aw_t is not None:
             self._resume(aw_t, t0, self._aw_status)
         try:
             result = self._coro.send(value)
         except BaseException as exc:
-            self._finish(exc, t0)
+            self._finish(exc, t0, step_top)
             raise
-        self._suspend(result, t0)
+        self._suspend(result, t0, step_top)
         return result
 
     __next__ = send
@@ -318,6 +330,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
         tb: TracebackType | None = None,
     ) -> Any:
         t0 = clock()
+        step_top = self._top
         aw_t = self._aw_t
         if aw_t is not None:
             thrown = typ if isinstance(typ, BaseException) else val
@@ -332,9 +345,9 @@ class TaskRoot(_Base):  # type: ignore[misc]
             else:
                 result = self._coro.throw(typ, val, tb)
         except BaseException as exc:
-            self._finish(exc, t0)
+            self._finish(exc, t0, step_top)
             raise
-        self._suspend(result, t0)
+        self._suspend(result, t0, step_top)
         return result
 
     def _resume(self, aw_t: float, t0: float, status: tuple[str, str, str] | None) -> None:
@@ -357,7 +370,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
             if self._task_name is not None:
                 self._end(GeneratorExit(), clock())
 
-    def _suspend(self, result: Any, t0: float) -> None:
+    def _suspend(self, result: Any, t0: float, step_top: Any) -> None:
         """Note what the task now waits on: the await of its innermost traced frame.
 
         The pending await lives in the ``_aw_*`` slots until the resume appends it as one
@@ -366,7 +379,7 @@ class TaskRoot(_Base):  # type: ignore[misc]
         """
         t = clock()
         if t - t0 > blocked_threshold:
-            self._blocked(t0, t)
+            self._blocked(t0, t, step_top)
         if not record_awaits:
             self._aw_t = None
             return
@@ -393,8 +406,9 @@ class TaskRoot(_Base):  # type: ignore[misc]
                         what = inner.cr_code
                 self._aw_what = what
 
-    def _blocked(self, t0: float, t: float) -> None:
-        top = self._top
+    def _blocked(self, t0: float, t: float, top: Any) -> None:
+        """A step from ``t0`` to ``t`` that held the loop: a span of ``top``, the innermost
+        traced call when the step began (what runs after the block may have started since)."""
         coro = top._coro
         lasti = -1
         if top._native and coro.cr_frame is not None:
@@ -416,13 +430,13 @@ class TaskRoot(_Base):  # type: ignore[misc]
             )
         )
 
-    def _finish(self, exc: BaseException, t0: float) -> None:
+    def _finish(self, exc: BaseException, t0: float, step_top: Any) -> None:
         self._aw_t = None
         if exc.__class__ is not StopIteration:
             hide_frame(exc)
         t = clock()
         if t - t0 > blocked_threshold:
-            self._blocked(t0, t)
+            self._blocked(t0, t, step_top)
         self._end(exc, t)
 
     def _end(self, exc: BaseException, t: float) -> None:

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any, TypeVar, overload
 
 from . import _coro
-from ._coro import K_CORO, CallSpan, FnInfo, hide_frame, status_of
+from ._coro import K_CORO, CallSpan, FnInfo, call_status, hide_frame
 from ._redact import REDACTED, RETURN_KEY, ArgNames, looks_secret, safe_repr
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,7 +46,7 @@ def _wrap_c(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             result = await coro
         except BaseException as exc:
             hide_frame(exc)
-            leave(span, status_of(exc))
+            leave(span, call_status(exc))
             raise
         leave(span, None)
         return result
@@ -72,7 +72,7 @@ def _wrap_python(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             result = await coro
         except BaseException as exc:
             hide_frame(exc)
-            _end(span, root, status_of(exc))
+            _end(span, root, call_status(exc))
             raise
         _end(span, root, None)
         return result
@@ -113,7 +113,7 @@ def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
             result = await coro
         except BaseException as exc:
             hide_frame(exc)
-            _end(span, root, status_of(exc))
+            _end(span, root, call_status(exc))
             raise
         if result is not None:
             attrs[RETURN_KEY] = REDACTED if secret_return else safe_repr(result)

@@ -161,10 +161,10 @@ append_record(PyObject *record)
     return 0;
 }
 
-/* self._finish(exc, t0) for the exception set now, then the exception raised again (as a
- * bare ``raise``: with the traceback that _finish left on it).  Always returns NULL. */
+/* self._finish(exc, t0, step_top) for the exception set now, then the exception raised again
+ * (as a bare ``raise``: with the traceback that _finish left on it).  Always returns NULL. */
 static PyObject *
-finish_and_reraise(RootObject *self, PyObject *t0)
+finish_and_reraise(RootObject *self, PyObject *t0, PyObject *step_top)
 {
     PyObject *type, *exc, *tb;
     PyErr_Fetch(&type, &exc, &tb);
@@ -181,9 +181,9 @@ finish_and_reraise(RootObject *self, PyObject *t0)
     Py_INCREF(Py_TYPE(exc));
     Py_INCREF(exc);
     PyErr_SetExcInfo((PyObject *)Py_TYPE(exc), exc, PyException_GetTraceback(exc));
-    PyObject *args[3] = {(PyObject *)self, exc, t0};
+    PyObject *args[4] = {(PyObject *)self, exc, t0, step_top};
     PyObject *r = PyObject_VectorcallMethod(s_finish, args,
-                                            3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                                            4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     PyErr_SetExcInfo(saved_type, saved_exc, saved_tb);
     if (r == NULL) {
         Py_DECREF(exc);
@@ -224,9 +224,10 @@ top_attr(RootObject *self, PyObject *top, PyObject *name, PyObject *member, int 
     return PyObject_GetAttr(top, name);
 }
 
-/* What ``send`` does after the wrapped coroutine suspended with ``result`` (borrowed). */
+/* What ``send`` does after the wrapped coroutine suspended with ``result`` (borrowed);
+ * ``step_top`` is the root's _top when the step began (a blocked step belongs to it). */
 static int
-suspend(RootObject *self, PyObject *result, PyObject *t0)
+suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
 {
     PyObject *t = read_clock();
     if (t == NULL) {
@@ -237,9 +238,9 @@ suspend(RootObject *self, PyObject *result, PyObject *t0)
         goto error_t;
     }
     if (over) {
-        PyObject *args[3] = {(PyObject *)self, t0, t};
+        PyObject *args[4] = {(PyObject *)self, t0, t, step_top};
         PyObject *r = PyObject_VectorcallMethod(s_blocked, args,
-                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                                                4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (r == NULL) {
             goto error_t;
         }
@@ -460,6 +461,12 @@ root_send(RootObject *self, PyObject *value)
         return NULL;
     }
     PyObject *result = NULL;
+    PyObject *step_top = FIELD(self, top, I_TOP); /* where this step begins */
+    if (step_top == NULL) {
+        Py_DECREF(t0);
+        return NULL;
+    }
+    Py_INCREF(step_top);
     PyObject *aw_t = FIELD(self, aw_t, I_AW_T);
     if (aw_t == NULL) {
         goto done;
@@ -481,7 +488,7 @@ root_send(RootObject *self, PyObject *value)
     /* try: result = self._coro.send(value) */
     PyObject *coro = FIELD(self, coro, I_CORO);
     if (coro == NULL) {
-        finish_and_reraise(self, t0);
+        finish_and_reraise(self, t0, step_top);
         goto done;
     }
     Py_INCREF(coro);
@@ -507,13 +514,14 @@ root_send(RootObject *self, PyObject *value)
     }
     Py_DECREF(coro);
     if (result == NULL) {
-        finish_and_reraise(self, t0);
+        finish_and_reraise(self, t0, step_top);
         goto done;
     }
-    if (suspend(self, result, t0) < 0) {
+    if (suspend(self, result, t0, step_top) < 0) {
         Py_CLEAR(result);
     }
 done:
+    Py_DECREF(step_top);
     Py_DECREF(t0);
     return result;
 }

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import inspect
 import sys
+import time
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -308,3 +309,75 @@ def test_a_task_made_after_its_parent_task_ended_is_still_its_child() -> None:
     first_span = testing.find_span(trace, "first", kind="task")
     late = testing.find_span(trace, "child", kind="task")
     assert late.parent_id == first_span.span_id
+
+
+class _Countdown:
+    """An async iterator whose ``__anext__`` ends the iteration the normal way."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __aiter__(self) -> _Countdown:
+        return self
+
+    @asynctrace.trace
+    async def __anext__(self) -> int:
+        await asyncio.sleep(1)
+        if self.n == 0:
+            raise StopAsyncIteration
+        self.n -= 1
+        return self.n
+
+
+def test_stop_async_iteration_ending_an_iteration_is_no_error() -> None:
+    got: list[int] = []
+
+    async def main() -> None:
+        async for n in _Countdown(2):
+            got.append(n)
+
+    trace = traced_run(main)
+    assert got == [1, 0]
+    calls = [s for s in trace if s.kind == "coroutine"]
+    assert len(calls) == 3
+    assert {s.status for s in calls} == {"ok"}
+
+
+def test_a_task_ended_by_stop_async_iteration_is_still_an_error() -> None:
+    async def broken() -> None:
+        await asyncio.sleep(1)
+        raise StopAsyncIteration
+
+    async def main() -> None:
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.create_task(broken())
+
+    trace = traced_run(main)
+    assert testing.find_span(trace, "broken", kind="task").status == "error"
+
+
+def test_a_blocked_step_belongs_to_the_call_running_when_it_began() -> None:
+    """The block is in ``slow``; ``after`` starts once it is over and suspends first."""
+
+    @asynctrace.trace
+    async def slow() -> None:
+        time.sleep(0.15)  # holds the loop; then returns without suspending
+
+    @asynctrace.trace
+    async def after() -> None:
+        await asyncio.sleep(0.01)
+
+    @asynctrace.trace
+    async def step() -> None:
+        await asyncio.sleep(0)
+        await slow()
+        await after()
+
+    async def main() -> None:
+        await asyncio.create_task(step())
+
+    trace = traced_run(main, virtual_time=False)
+    (blocked,) = [s for s in trace if s.kind == "blocked"]
+    assert blocked.parent is not None
+    assert blocked.parent.name == "step", blocked.parent.name  # not "after", which came later
+    assert blocked.attributes["code.file.path"] == __file__

@@ -623,7 +623,7 @@ def test_an_unset_slot_raises_attribute_error_like_python() -> None:
     assert _speedups is not None
     root = _speedups.TaskRootBase()
     _sync()
-    with pytest.raises(AttributeError, match="_aw_t"):
+    with pytest.raises(AttributeError, match="_top"):
         root.send(None)
     with pytest.raises(TypeError, match="at most 1"):
         root.send(1, 2)
