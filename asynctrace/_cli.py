@@ -236,6 +236,12 @@ def _run_parser() -> argparse.ArgumentParser:
         "--no-timeline", action="store_true", help="do not print the timeline on stderr"
     )
     parser.add_argument(
+        "--summary",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end the timeline with the critical path and where the waiting went (default)",
+    )
+    parser.add_argument(
         "--width",
         type=_columns,
         metavar="COLUMNS",
@@ -489,7 +495,7 @@ def _show(trace: Trace, options: argparse.Namespace, json_path: str | None, *, w
             color = bool(getattr(sys.stderr, "isatty", lambda: False)())
             view = _terminal_rows.view_arguments(options)
             sys.stderr.write(
-                render_timeline(trace, width=width, color=color, critical=True, **view)
+                render_timeline(trace, width=width, color=color, summary=options.summary, **view)
             )
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
             report(f"could not draw the terminal timeline: {exc}")
@@ -518,6 +524,11 @@ def view(argv: Sequence[str]) -> int:
         help="write a self-contained HTML timeline page instead of printing",
     )
     parser.add_argument("--width", type=_columns, metavar="COLUMNS")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="end the timeline with the critical path and where the waiting went",
+    )
     _terminal_rows.add_view_options(parser)
     parser.add_argument(
         "--max-size",
@@ -576,7 +587,9 @@ def view(argv: Sequence[str]) -> int:
     width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
     view = _terminal_rows.view_arguments(options)
     sys.stdout.write(
-        render_timeline(trace, width=width, color=sys.stdout.isatty(), critical=True, **view)
+        render_timeline(
+            trace, width=width, color=sys.stdout.isatty(), summary=options.summary, **view
+        )
     )
     return 0
 

@@ -25,6 +25,7 @@ from ._sanitize import cap
 from ._spans import STATUSES, Span, Trace
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
 from ._timeline import activity, display_name, idle_waits, row_label
+from ._waits import wait_profile
 
 __all__ = ["render_timeline"]
 
@@ -163,7 +164,7 @@ def render_timeline(
     internals: bool = False,
     window: tuple[float | None, float | None] | None = None,
     depth: int | None = None,
-    critical: bool = False,
+    summary: bool = False,
 ) -> str:
     """The trace as text: a header, one bar per row on a shared time axis, and the axis.
 
@@ -182,7 +183,8 @@ def render_timeline(
         internals: also draw tasks and calls whose code is asyncio's or the stdlib's.
         window: ``(start, end)`` seconds of trace time to draw; ``None``: that edge's default.
         depth: draw call rows at most this deep under their task (0: one row per task).
-        critical: add the run's critical path: each step that set its end, with its share.
+        summary: add the run's critical path (each step that set its end, with its share)
+            and where the waiting went (the awaits that cost most, grouped by what and where).
 
     Raises:
         ValueError: ``width``, ``max_rows`` or ``depth`` too small, or an empty ``window``.
@@ -269,12 +271,41 @@ def render_timeline(
     legend = [_LEGEND[s] for s in STATUSES if s in statuses and s in _LEGEND]
     if legend:
         lines.extend(_wrap(legend, " · ", width))
-    if critical:
+    if summary:
         lines.extend(_critical_lines(trace, width, scale, unit))
+        lines.extend(_wait_lines(trace, width, scale, unit))
     return "\n".join(lines) + "\n"
 
 
 _PATH_STEPS = 12  # critical path steps shown; the rest are counted
+_WAIT_GROUPS = 5  # wait profile lines shown
+
+
+def _wait_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:
+    """The awaits that cost most, grouped by what they waited on and where."""
+    profile = wait_profile(trace)
+    if not profile.groups:
+        return []
+    shown = profile.groups[:_WAIT_GROUPS]
+    parts = [
+        f"waiting: {_num(profile.awaited, scale)} {unit} awaited at"
+        f" {len(profile.groups):,} places (top {len(shown)})",
+        f"loop blocked {_num(profile.blocked, scale)} {unit}",
+        f"no task running {_num(profile.idle, scale)} of {_num(profile.wall, scale)} {unit}",
+    ]
+    lines = _wrap([fit(sanitize(part), width).rstrip() for part in parts], " · ", width)
+    numbers = [
+        f"{g.count:>7,}× {_num(g.total, scale):>9} {_num(g.mean, scale):>8}"
+        f" {_num(g.p99, scale):>8} {_num(g.max, scale):>8}"
+        for g in shown
+    ]
+    title = f"{'count':>8} {'total':>9} {'mean':>8} {'p99':>8} {'max':>8}"
+    text_cols = max(8, width - 2 - len(numbers[0]) - 1)
+    lines.append((" " * (2 + text_cols + 1) + title)[:width].rstrip())
+    for group, number in zip(shown, numbers, strict=True):
+        text = f"{group.what} at {group.where}" if group.where else group.what
+        lines.append(("  " + fit(sanitize(text), text_cols) + " " + number)[:width].rstrip())
+    return lines
 
 
 def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:
@@ -300,7 +331,7 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     ]
     text_cols = max(8, width - 2 - max(map(len, numbers)) - 1)
     for text, number in zip(texts, numbers, strict=True):
-        lines.append(("  " + fit(sanitize(text), text_cols) + " " + number).rstrip()[:width])
+        lines.append(("  " + fit(sanitize(text), text_cols) + " " + number)[:width].rstrip())
     if len(steps) > len(shown):
         rest = steps[len(shown) :]
         more = sum(step.duration for step in rest)

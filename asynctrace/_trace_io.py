@@ -122,7 +122,7 @@ def format_timeline(
     internals: bool = False,
     window: tuple[float | None, float | None] | None = None,
     depth: int | None = None,
-    critical: bool = False,
+    summary: bool = False,
 ) -> str:
     """The trace as the text timeline that ``asynctrace run`` prints on stderr.
 
@@ -141,8 +141,9 @@ def format_timeline(
             (``--window START:END``).
         depth: draw calls at most this deep under their task; 0 is one row per task
             (``--depth``).
-        critical: add the run's critical path after the axis, as ``asynctrace run`` prints
-            it: each step that set the run's end, on its row, with its time and share.
+        summary: add, after the axis, what ``asynctrace run`` prints there: the run's
+            critical path (each step that set its end, on its row, with its time and share)
+            and where the waiting went (the costliest awaits by what and where).
 
     The filters change what is drawn, never the trace or the header's counts.
 
@@ -165,5 +166,5 @@ def format_timeline(
         internals=internals,
         window=window,
         depth=depth,
-        critical=critical,
+        summary=summary,
     )

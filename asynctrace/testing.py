@@ -27,6 +27,8 @@ from typing import Protocol, TypeAlias
 from . import _critical
 from ._outline import Row, TreeMatcher, outline_size, parse_outline
 from ._spans import KINDS, Span, Trace
+from ._waits import WaitProfile
+from ._waits import wait_profile as _wait_profile
 
 __all__ = [
     "HasTrace",
@@ -45,6 +47,7 @@ __all__ = [
     "critical_path",
     "find_span",
     "find_spans",
+    "wait_profile",
 ]
 
 SpanRef: TypeAlias = str | Span
@@ -669,6 +672,20 @@ def assert_critical_path(trace: TraceSource, *spans: SpanRef) -> None:
             previous = label
             continue
         raise TraceAssertionError("\n".join([relation, "", *path_text(trace, path)]), trace, path)
+
+
+# ---------------------------------------------------------------- waits
+
+
+def wait_profile(trace: TraceSource) -> WaitProfile:
+    """Where the waiting went: the awaits grouped by what they waited on and where.
+
+    ``profile.groups`` are ``WaitGroup`` s (``what``, ``where``,
+    ``count``, ``total``, ``mean``, ``p50``, ``p99``, ``max``), the costliest first;
+    ``profile.blocked`` is the time blocking steps held the loop, ``profile.idle`` the time no
+    task could run, of ``profile.wall``.
+    """
+    return _wait_profile(_as_trace(trace))
 
 
 # ---------------------------------------------------------------- tree

@@ -187,13 +187,27 @@ def test_asynctrace_run_ends_its_timeline_with_the_critical_path(tmp_path: Path)
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    tail = done.stderr.splitlines()[-3:]
-    assert tail[0] == "critical path 5.000 s (what set the end of gather.py):"
+    lines = done.stderr.splitlines()
+    at = lines.index("critical path 5.000 s (what set the end of gather.py):")
+    tail = lines[at : at + 3]
     assert tail[1].split() == ["Task-2", "task1()", "›", "await", "asyncio.sleep(2)",
                                "0.000", "2.000", "40%"]  # fmt: skip
     assert tail[2].split() == ["Task-1", "main()", "›", "await", "asyncio.sleep(3)",
                                "2.000", "3.000", "60%"]  # fmt: skip
-    assert all(len(line) <= 90 for line in done.stderr.splitlines())
+    # then where the waiting went, by what and where, the costliest first
+    assert lines[at + 3 : at + 5] == [
+        "waiting: 8.000 s awaited at 4 places (top 4) · loop blocked 0.000 s",
+        "no task running 5.000 of 5.000 s",
+    ]
+    first = lines[at + 6].split()
+    assert first[:3] == ["asyncio.sleep", "at", "gather.py:20"] and first[3] == "1×"
+    assert all(len(line) <= 90 for line in lines)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--virtual-time", "--no-json",
+         "--no-summary", str(example)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert "critical path" not in quiet.stderr and "waiting:" not in quiet.stderr
 
 
 def test_the_json_timeline_marks_the_spans_on_the_runs_critical_path(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def test_public_names_are_pinned_and_sorted() -> None:
         "critical_path",
         "find_span",
         "find_spans",
+        "wait_profile",
     ]
 
 

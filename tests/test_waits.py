@@ -1,0 +1,84 @@
+"""Where the waiting went: awaits grouped by what and where, blocked and idle time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asynctrace
+from asynctrace import testing
+from asynctrace._spans import Trace
+
+
+def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
+    options.setdefault("virtual_time", True)
+    with asynctrace.tracing(**options) as tracing:
+        asyncio.run(main())
+    return tracing.trace
+
+
+def line_of(marker: str, fn: Callable[..., Any]) -> str:
+    lines, first = inspect.getsourcelines(fn)
+    return f"test_waits.py:{first + next(i for i, t in enumerate(lines) if marker in t)}"
+
+
+async def crawler() -> None:
+    limit = asyncio.Semaphore(5)
+
+    async def fetch(n: int) -> None:
+        async with limit:  # the limit
+            await asyncio.sleep(1)  # the page
+
+    await asyncio.gather(*(fetch(n) for n in range(20)))
+
+
+def test_a_semaphore_limited_crawler_waits_on_the_semaphore_and_the_pages() -> None:
+    profile = testing.wait_profile(traced_run(crawler))
+    by_what = {g.what: g for g in profile.groups}
+    pages = by_what["asyncio.sleep"]
+    assert (pages.count, pages.total, pages.max) == (20, 20.0, 1.0)
+    assert pages.where == line_of("# the page", crawler)
+    acquire = by_what["Semaphore.acquire"]
+    assert acquire.where == line_of("# the limit", crawler)
+    assert acquire.count == 15  # the first five got in at once
+    assert acquire.total == 5 * 1 + 5 * 2 + 5 * 3  # three waves waited 1, 2 and 3 s
+    assert acquire.max == 3.0
+    assert profile.groups[0].what == "Semaphore.acquire"  # the costliest first: 30 s
+    assert profile.wall == 4.0 and profile.idle == 4.0  # virtual time: only waiting takes time
+    assert profile.blocked == 0.0
+
+
+def test_the_numbers_of_a_group() -> None:
+    async def main() -> None:
+        for n in range(1, 101):
+            await asyncio.sleep(n)
+
+    (group,) = testing.wait_profile(traced_run(main)).groups
+    assert (group.count, group.total, group.max) == (100, 5050.0, 100.0)
+    assert (group.mean, group.p50, group.p99) == (50.5, 50.0, 99.0)
+
+
+def test_an_await_on_a_task_is_grouped_by_the_tasks_coroutine() -> None:
+    async def job() -> None:
+        await asyncio.sleep(2)
+
+    async def main() -> None:
+        for _ in range(3):
+            await asyncio.create_task(job())
+
+    by_what = {g.what: g for g in testing.wait_profile(traced_run(main)).groups}
+    assert by_what["task job"].count == 3 and by_what["task job"].total == 6.0
+
+
+def test_blocked_and_idle_time_in_real_time() -> None:
+    async def main() -> None:
+        time.sleep(0.2)  # holds the loop: not idle, blocked
+        await asyncio.sleep(0.3)  # idle: the only task waits
+
+    profile = testing.wait_profile(traced_run(main, virtual_time=False))
+    assert 0.2 <= profile.blocked < 0.4
+    assert 0.25 < profile.idle < profile.wall - 0.15
+    assert testing.wait_profile(Trace([])).groups == []
