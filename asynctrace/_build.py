@@ -15,12 +15,13 @@ import os
 from types import CodeType
 from typing import Any
 
-from . import _coro, _instrument
+from . import _coro, _held, _instrument
 from ._coro import (
     K_AWAIT,
     K_BLOCKED,
     K_CORO,
     K_GATHER,
+    K_HELD,
     K_RUN,
     K_TASK,
     K_THREAD,
@@ -176,6 +177,9 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
     for sid, rec in list(_instrument.open_gathers.items()):
         if sid > recorder.run_sid:
             records.append((*rec[:5], now, recorder.next_seq(), *rec[7:10], unfinished, None))
+    for sid, rec in list(_held.open_holds.items()):
+        if sid > recorder.run_sid:
+            records.append((*rec[:5], now, recorder.next_seq(), *rec[7:10], unfinished, rec[11]))
     return records
 
 
@@ -304,8 +308,12 @@ class SpanBuilder:
             attrs["asynctrace.thread.name"] = extra
         elif kind == K_RUN:
             name = what
-        else:  # an await, a blocked step, a gather: at a place in their parent's code
+        else:  # an await, a blocked step, a gather, a hold: at a place in their parent's code
             name = "blocked" if kind == K_BLOCKED else ""
+            if kind == K_HELD:
+                name = f"holding {what}"
+                attrs["asynctrace.primitive"] = what
+                attrs["asynctrace.primitive.name"] = extra
             if code is None:
                 code = codes.get(parent)
                 if code is None and self._traces is not None:  # under an adoption mark

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _coro
+from . import _coro, _held
 from ._coro import K_GATHER, K_THREAD, TaskRoot, current_parent, status_of
 
 _BaseEventLoop = asyncio.base_events.BaseEventLoop
@@ -363,7 +363,7 @@ async def _to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
 
 # What awaiting asynctrace's own wrappers waits on, named as the program called it.
 TO_THREAD_CODE = _to_thread.__code__
-PUBLIC_NAMES = {TO_THREAD_CODE: "asyncio.to_thread"}
+PUBLIC_NAMES = {TO_THREAD_CODE: "asyncio.to_thread", **_held.PUBLIC_NAMES}
 
 
 def install() -> None:
@@ -374,6 +374,7 @@ def install() -> None:
     _installed = True
     _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign]
     asyncio.Task = Task  # type: ignore[misc]
+    _held.install()
     _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _new_event_loop
     if _Runner is not None:
@@ -397,6 +398,7 @@ def uninstall() -> None:
     _installed = False
     _BaseEventLoop.create_task = _orig_create_task  # type: ignore[method-assign]
     asyncio.Task = _OrigTask  # type: ignore[misc]
+    _held.uninstall()
     _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _orig_new_event_loop
     if _Runner is not None:

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import _coro
+from . import _coro, _held
 from ._coro import K_RUN, Rec
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class Recorder:
 
     def activate(self) -> None:
         """Make this the recorder that the hot path writes to."""
+        _held.reset()
         _coro.append = self.records.append
         _coro.clock = self.clock
         _coro.next_id = self.next_seq

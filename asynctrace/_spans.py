@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread"]
+Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread", "held"]
 Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
 
 CUT_PARENT = "asynctrace.cut_parent_id"
@@ -36,13 +36,16 @@ CUT_PARENT = "asynctrace.cut_parent_id"
 AWAITED_SPAN = "asynctrace.awaited.span_id"
 """Attribute of an await on a task, a gather or a thread job: the span id of what it awaited."""
 
-KINDS: tuple[Kind, ...] = ("run", "task", "coroutine", "gather", "await", "blocked", "thread")
+KINDS: tuple[Kind, ...] = (
+    "run", "task", "coroutine", "gather", "await", "blocked", "thread", "held"
+)  # fmt: skip
 STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinished")
 
 
 @dataclass(eq=False, slots=True)
 class Span:
-    """One recorded interval: a run, task, coroutine call, gather, await, blocked step, thread job.
+    """One recorded interval: a run, task, coroutine call, gather, await, blocked step, thread
+    job, or a lock or semaphore held.
 
     ``parent``/``children`` are filled in by :class:`Trace`; ``track`` is the ``span_id`` of the
     task (or thread job, or run) whose timeline row the span is drawn on.
