@@ -22,6 +22,7 @@ from ._coro import (
     K_CORO,
     K_GATHER,
     K_HELD,
+    K_MISUSE,
     K_RUN,
     K_TASK,
     K_THREAD,
@@ -308,6 +309,11 @@ class SpanBuilder:
             attrs["asynctrace.thread.name"] = extra
         elif kind == K_RUN:
             name = what
+        elif kind == K_MISUSE:
+            name = what
+            attrs["asynctrace.misuse"] = what
+            if extra:
+                attrs["asynctrace.misuse.detail"] = extra
         else:  # an await, a blocked step, a gather, a hold: at a place in their parent's code
             name = "blocked" if kind == K_BLOCKED else ""
             if kind == K_HELD:

@@ -31,7 +31,7 @@ from types import CodeType, CoroutineType, TracebackType
 from typing import Any
 
 # Record kinds (first field of every record).
-K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD, K_HELD = range(8)
+K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD, K_HELD, K_MISUSE = range(9)
 
 # A record: (kind, sid, parent_sid, track, start, end, end_seq, what, code, lasti, status, extra)
 #   what   - task/coroutine: FnInfo or a code object; await: a code object, a float (the delay

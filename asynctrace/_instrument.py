@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _coro, _held
+from . import _coro, _held, _misuse
 from ._coro import K_GATHER, K_THREAD, TaskRoot, current_parent, status_of
 
 _BaseEventLoop = asyncio.base_events.BaseEventLoop
@@ -375,6 +375,7 @@ def install() -> None:
     _BaseEventLoop.create_task = _create_task  # type: ignore[method-assign]
     asyncio.Task = Task  # type: ignore[misc]
     _held.install()
+    _misuse.install()
     _BaseEventLoop.run_in_executor = _run_in_executor  # type: ignore[method-assign,assignment]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _new_event_loop
     if _Runner is not None:
@@ -399,6 +400,7 @@ def uninstall() -> None:
     _BaseEventLoop.create_task = _orig_create_task  # type: ignore[method-assign]
     asyncio.Task = _OrigTask  # type: ignore[misc]
     _held.uninstall()
+    _misuse.uninstall()
     _BaseEventLoop.run_in_executor = _orig_run_in_executor  # type: ignore[method-assign]
     asyncio.events.new_event_loop = asyncio.new_event_loop = _orig_new_event_loop
     if _Runner is not None:

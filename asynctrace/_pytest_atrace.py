@@ -209,6 +209,16 @@ class ATrace:
         """The spans whose ends set ``span``'s end (default: the test's run), in time order."""
         return testing.critical_path(self, span)
 
+    def assert_no_misuse(self) -> None:
+        """No task destroyed pending, no task exception never retrieved (``testing``)."""
+        __tracebackhide__ = True
+        testing.assert_no_misuse(self)
+
+    def assert_no_blocking(self, threshold: float | None = None) -> None:
+        """No step held the loop (longer than ``threshold``; see ``asynctrace.testing``)."""
+        __tracebackhide__ = True
+        testing.assert_no_blocking(self, threshold)
+
     def assert_critical_path(self, *spans: SpanRef) -> None:
         """The spans are on the critical path, in this order (see ``asynctrace.testing``)."""
         __tracebackhide__ = True

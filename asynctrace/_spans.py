@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread", "held"]
+Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread", "held", "misuse"]
 Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
 
 CUT_PARENT = "asynctrace.cut_parent_id"
@@ -37,7 +37,7 @@ AWAITED_SPAN = "asynctrace.awaited.span_id"
 """Attribute of an await on a task, a gather or a thread job: the span id of what it awaited."""
 
 KINDS: tuple[Kind, ...] = (
-    "run", "task", "coroutine", "gather", "await", "blocked", "thread", "held"
+    "run", "task", "coroutine", "gather", "await", "blocked", "thread", "held", "misuse"
 )  # fmt: skip
 STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinished")
 
@@ -45,7 +45,7 @@ STATUSES: tuple[Status, ...] = ("ok", "error", "cancelled", "timeout", "unfinish
 @dataclass(eq=False, slots=True)
 class Span:
     """One recorded interval: a run, task, coroutine call, gather, await, blocked step, thread
-    job, or a lock or semaphore held.
+    job, a lock or semaphore held, or (no duration) an asyncio misuse noted.
 
     ``parent``/``children`` are filled in by :class:`Trace`; ``track`` is the ``span_id`` of the
     task (or thread job, or run) whose timeline row the span is drawn on.

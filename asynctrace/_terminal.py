@@ -274,11 +274,25 @@ def render_timeline(
     if summary:
         lines.extend(_critical_lines(trace, width, scale, unit))
         lines.extend(_wait_lines(trace, width, scale, unit))
+        lines.extend(_misuse_lines(trace, width))
     return "\n".join(lines) + "\n"
 
 
 _PATH_STEPS = 12  # critical path steps shown; the rest are counted
 _WAIT_GROUPS = 5  # wait profile lines shown
+
+
+def _misuse_lines(trace: Trace, width: int) -> list[str]:
+    """asyncio misuse noted while recording: how many of each, and the first few tasks."""
+    found = [s for s in trace.spans if s.kind == "misuse"]
+    by_what = Counter(s.name for s in found)
+    lines = []
+    for what, count in by_what.items():
+        tasks = [row_label(s.parent) for s in found if s.name == what and s.parent is not None]
+        shown = ", ".join(tasks[:3]) + (f", ... ({len(tasks) - 3} more)" if len(tasks) > 3 else "")
+        plural = what.replace("task ", "tasks ", 1) if count > 1 else what
+        lines.append(fit(sanitize(f"asyncio misuse: {count} {plural}: {shown}"), width).rstrip())
+    return lines
 
 
 def _wait_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Protocol, TypeAlias
 from . import _critical
 from ._outline import Row, TreeMatcher, outline_size, parse_outline
 from ._spans import KINDS, Span, Trace
+from ._timeline import row_label
 from ._waits import WaitProfile
 from ._waits import wait_profile as _wait_profile
 
@@ -39,6 +40,8 @@ __all__ = [
     "assert_duration",
     "assert_max_concurrency",
     "assert_min_concurrency",
+    "assert_no_blocking",
+    "assert_no_misuse",
     "assert_order",
     "assert_overlap",
     "assert_sequential",
@@ -672,6 +675,49 @@ def assert_critical_path(trace: TraceSource, *spans: SpanRef) -> None:
             previous = label
             continue
         raise TraceAssertionError("\n".join([relation, "", *path_text(trace, path)]), trace, path)
+
+
+# ---------------------------------------------------------------- misuse and blocking
+
+
+def assert_no_misuse(trace: TraceSource) -> None:
+    """Assert that asyncio reported no misuse while recording: no task destroyed while
+    pending, no task exception never retrieved (``misuse`` spans, see docs/analysis.md)."""
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    found = [s for s in trace.spans if s.kind == "misuse"]
+    if found:
+        lines = [f"asyncio reported {_spans_word(len(found)).replace('span', 'misuse')}:"]
+        for span in found[:_LIST_LIMIT]:
+            task = span.parent
+            where = "" if task is None else f" in {row_label(task)}"
+            detail = span.attributes.get("asynctrace.misuse.detail")
+            lines.append(
+                f"  {span.name}{where}{f': {detail}' if detail else ''} at {_t(span.start, 3)} s"
+            )
+        raise _fail(trace, lines, [s.parent or s for s in found])
+
+
+def assert_no_blocking(trace: TraceSource, threshold: float | None = None) -> None:
+    """Assert that no step held the event loop (longer than ``threshold`` seconds, if given;
+    else longer than the recording's blocked threshold: any ``blocked`` span)."""
+    __tracebackhide__ = True
+    trace = _as_trace(trace)
+    found = [
+        s
+        for s in trace.spans
+        if s.kind == "blocked" and (threshold is None or s.duration > threshold)
+    ]
+    if found:
+        limit = "" if threshold is None else f" longer than {threshold:g} s"
+        lines = [f"{_spans_word(len(found)).replace('span', 'step')} held the loop{limit}:"]
+        for span in found[:_LIST_LIMIT]:
+            owner = span.parent.name if span.parent is not None else "?"
+            where = span.attributes.get("code.file.path")
+            line = span.attributes.get("code.line.number")
+            at = f" at {where}:{line}" if where else ""
+            lines.append(f"  {_t(span.duration, 3)} s in {owner}{at}, from {_t(span.start, 3)} s")
+        raise _fail(trace, lines, found)
 
 
 # ---------------------------------------------------------------- waits

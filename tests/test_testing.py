@@ -123,6 +123,8 @@ def test_public_names_are_pinned_and_sorted() -> None:
         "assert_duration",
         "assert_max_concurrency",
         "assert_min_concurrency",
+        "assert_no_blocking",
+        "assert_no_misuse",
         "assert_order",
         "assert_overlap",
         "assert_sequential",
