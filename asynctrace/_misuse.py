@@ -1,4 +1,5 @@
-"""asyncio misuse, surfaced: a task destroyed while pending, a task exception never retrieved.
+"""asyncio misuse, surfaced: a coroutine never awaited, a task destroyed while pending, a task
+exception never retrieved.
 
 Problem: asyncio reports these through the loop's exception handler, as log lines at the
 moment a task object is collected, far from where the task ran; a timeline does not show
@@ -7,25 +8,53 @@ them and a test cannot check for them.
 Solution: while recording, ``BaseEventLoop.call_exception_handler`` notes such a report as a
 ``misuse`` span of no duration on the task's track, under the task (``asynctrace.misuse``: what
 happened; ``asynctrace.misuse.detail``: the exception never retrieved), then hands the report on
-unchanged, so asyncio logs it as before.  A coroutine never awaited is not noted: CPython warns
-of it from ``warnings._warn_unawaited_coroutine`` with ``stacklevel=2``, and a wrapper there
-would move the warning's reported location into asynctrace.
+unchanged, so asyncio logs it as before.  A coroutine never awaited is noted as Python shows
+its ``RuntimeWarning`` (``warnings._showwarnmsg``, after the filters: once per place by
+default), on the track where it was dropped, with its name and the warning's place
+(``fetch() at scraper.py:31``).  Wrapping ``warnings._warn_unawaited_coroutine`` instead would
+see every one, but it warns with ``stacklevel=2``: the warning's place would move into
+asynctrace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import asyncio.base_events
+import os
+import warnings
 from typing import Any
 
 from . import _coro
 from ._coro import K_MISUSE, TaskRoot, safe_str
+from ._spans import DESTROYED_PENDING, NEVER_AWAITED, NEVER_RETRIEVED
 
 _orig_handler: Any = asyncio.base_events.BaseEventLoop.call_exception_handler
 _installed = False
 
-DESTROYED_PENDING = "task destroyed while pending"
-NEVER_RETRIEVED = "task exception never retrieved"
+_orig_showwarnmsg: Any = warnings._showwarnmsg  # type: ignore[attr-defined]
+
+
+def _showwarnmsg(msg: Any) -> None:
+    if _coro.active:
+        _note_warning(msg)
+    _orig_showwarnmsg(msg)
+
+
+def _note_warning(msg: Any) -> None:
+    """A ``coroutine '...' was never awaited`` warning being shown: a misuse span."""
+    message = msg.message
+    text = str(message)
+    if not isinstance(message, RuntimeWarning) or not text.startswith("coroutine '"):
+        return
+    if "' was never awaited" not in text:
+        return
+    source = getattr(msg, "source", None)
+    name = getattr(source, "__qualname__", None) or text.split("'")[1]
+    detail = f"{name}() at {os.path.basename(str(msg.filename))}:{msg.lineno}"
+    parent, track = _coro.current_parent()
+    t = _coro.clock()
+    _coro.append((K_MISUSE, _coro.next_id(), parent, track, t, t, _coro.next_id(), NEVER_AWAITED,
+                  None, -1, None, detail))  # fmt: skip
 
 
 def _call_exception_handler(self: Any, context: dict[str, Any]) -> None:
@@ -61,6 +90,7 @@ def install() -> None:
     if not _installed:
         _installed = True
         asyncio.base_events.BaseEventLoop.call_exception_handler = _call_exception_handler  # type: ignore[method-assign]
+        warnings._showwarnmsg = _showwarnmsg  # type: ignore[attr-defined]
 
 
 def uninstall() -> None:
@@ -69,3 +99,4 @@ def uninstall() -> None:
     if _installed:
         _installed = False
         asyncio.base_events.BaseEventLoop.call_exception_handler = _orig_handler  # type: ignore[method-assign]
+        warnings._showwarnmsg = _orig_showwarnmsg  # type: ignore[attr-defined]

@@ -33,6 +33,11 @@ Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
 CUT_PARENT = "asynctrace.cut_parent_id"
 """Attribute of a span whose parent was cut to break a cycle: the parent id it had."""
 
+NEVER_AWAITED = "coroutine never awaited"
+DESTROYED_PENDING = "task destroyed while pending"
+NEVER_RETRIEVED = "task exception never retrieved"
+"""The names of ``misuse`` spans: what asyncio (or Python) reported."""
+
 AWAITED_SPAN = "asynctrace.awaited.span_id"
 """Attribute of an await on a task, a gather or a thread job: the span id of what it awaited."""
 

@@ -22,7 +22,7 @@ from collections import Counter
 from ._bars import NO_MARKS, Marks, row_levels
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
-from ._spans import STATUSES, Span, Trace
+from ._spans import NEVER_AWAITED, STATUSES, Span, Trace
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
 from ._timeline import activity, display_name, idle_waits, row_label
 from ._waits import wait_profile
@@ -288,9 +288,19 @@ def _misuse_lines(trace: Trace, width: int) -> list[str]:
     by_what = Counter(s.name for s in found)
     lines = []
     for what, count in by_what.items():
-        tasks = [row_label(s.parent) for s in found if s.name == what and s.parent is not None]
-        shown = ", ".join(tasks[:3]) + (f", ... ({len(tasks) - 3} more)" if len(tasks) > 3 else "")
-        plural = what.replace("task ", "tasks ", 1) if count > 1 else what
+        # a coroutine never awaited: its name and place; a task's misuse: the task
+        places = []
+        for span in found:
+            if span.name != what:
+                continue
+            if what == NEVER_AWAITED:
+                places.append(str(span.attributes.get("asynctrace.misuse.detail")))
+            elif span.parent is not None:
+                places.append(row_label(span.parent))
+        more = f", ... ({len(places) - 3} more)" if len(places) > 3 else ""
+        shown = ", ".join(places[:3]) + more
+        plural = what.replace("task ", "tasks ", 1).replace("coroutine ", "coroutines ", 1)
+        plural = plural if count > 1 else what
         lines.append(fit(sanitize(f"asyncio misuse: {count} {plural}: {shown}"), width).rstrip())
     return lines
 

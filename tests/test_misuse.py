@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +86,36 @@ def test_a_clean_run_passes_and_blocking_is_checked() -> None:
     testing.assert_no_blocking(trace, threshold=0.5)
     with pytest.raises(testing.TraceAssertionError, match=r"1 step held the loop:\n  0\.1"):
         testing.assert_no_blocking(trace)
+
+
+def test_a_coroutine_never_awaited_is_a_misuse_span_and_the_warning_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "forgot.py"
+    script.write_text(
+        "import asyncio\n"
+        "async def fetch():\n"
+        "    await asyncio.sleep(0)\n"
+        "async def main():\n"
+        "    fetch()\n"
+        "    await asyncio.sleep(0)\n"
+        "asyncio.run(main())\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    traced = subprocess.run(
+        [sys.executable, "-m", "asynctrace", "run", "--no-timeline", "--json", "t.json",
+         str(script)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert traced.returncode == plain.returncode == 0
+    warning = f"{script}:5: RuntimeWarning: coroutine 'fetch' was never awaited"
+    assert warning in plain.stderr
+    assert traced.stderr.startswith(plain.stderr)  # the same lines, then asynctrace's own
+    trace = asynctrace.load(str(tmp_path / "t.json"))
+    (misuse,) = testing.find_spans(trace, "coroutine never awaited", kind="misuse")
+    assert misuse.attributes["asynctrace.misuse.detail"] == "fetch() at forgot.py:5"
+    assert misuse.parent is not None and misuse.parent.name == "main"  # dropped in main
+    with pytest.raises(testing.TraceAssertionError, match="coroutine never awaited"):
+        testing.assert_no_misuse(trace)
