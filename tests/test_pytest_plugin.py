@@ -410,7 +410,9 @@ def test_threads_are_waited_for_in_real_time_and_deadlock_fails_at_once(
             # The 10 s deadline is not jumped to while the thread works.
             assert await asyncio.wait_for(asyncio.to_thread(work), 10) == 42
             job = atrace.span("work", kind="thread")
-            assert 0.04 < job.duration < 2
+            # real time, not the deadline: the virtual clock runs at real speed from when the
+            # loop begins to wait for the job (on a loaded machine, some ms after it started)
+            assert 0.02 < job.duration < 2
 
         async def test_deadlock(atrace):
             await asyncio.Event().wait()
