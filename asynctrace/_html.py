@@ -31,6 +31,7 @@ from importlib import resources
 from ._sanitize import cap, no_bidi, visible
 from ._spans import KINDS, STATUSES, Span, Trace
 from ._timeline import joins as joins_of
+from ._waits import wait_profile
 
 __all__ = ["render_html", "write_html"]
 
@@ -351,6 +352,7 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
             "spans": sum(1 for s in trace.spans if s.track not in lane_index),
             "series": _in_flight(hidden_owners, waits, joins) if hidden_owners else None,
         },
+        "waits": _waits_payload(trace),
         "summary": {
             "spans": len(trace.spans),
             "tasks": sum(1 for s in trace.spans if s.kind == "task"),
@@ -358,4 +360,29 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
             "lanes": len(lanes),
             "dropped": trace.dropped,
         },
+    }
+
+
+_WAIT_ROWS = 10  # wait profile rows on the page
+
+
+def _waits_payload(trace: Trace) -> dict[str, object]:
+    """Where the waiting went (see _waits.py): the costliest places, and the loop's times."""
+    profile = wait_profile(trace)
+    return {
+        "groups": [
+            [
+                _text(g.what),
+                _text(g.where),
+                g.count,
+                _num(g.total),
+                _num(g.mean),
+                _num(g.p99),
+                _num(g.max),
+            ]
+            for g in profile.groups[:_WAIT_ROWS]
+        ],  # fmt: skip
+        "places": len(profile.groups),
+        "blocked": _num(profile.blocked),
+        "idle": _num(profile.idle),
     }

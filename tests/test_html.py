@@ -516,6 +516,19 @@ def test_the_critical_path_is_highlighted_and_toggled(browser: Any, tmp_path: Pa
         page.close()
 
 
+def test_the_page_says_where_the_waiting_went(blog: Page) -> None:
+    blog.page.click("#waits summary")
+    rows = blog.page.eval_on_selector_all(
+        "#waits tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.textContent))"
+    )
+    assert rows[0] == ["what", "where", "count", "total", "mean", "p99", "max"]
+    assert rows[1][:3] == ["asyncio.sleep", "gather.py:16", "1"]  # task3's 3 s, the costliest
+    assert rows[1][3].startswith("3")
+    assert len(rows) == 1 + 4  # the gather's await and the three sleeps
+    caption = blog.page.text_content("#waits summary") or ""
+    assert caption.startswith("Where the waiting went: 4 places awaited")
+
+
 def test_empty_trace_and_thread_jobs_render(browser: Any, tmp_path: Path) -> None:
     page = open_trace(browser, tmp_path, Trace([]), title="empty.py")
     try:

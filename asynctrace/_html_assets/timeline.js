@@ -154,6 +154,24 @@
   part(" \u00b7 clock ", D.clock);
   summary.setAttribute("title", "overlap: time with two or more tasks in flight, not counting a task while it waits for a gather or another task");
   header.appendChild(summary);
+  var W = D.waits;
+  if (W.groups.length) {  // where the waiting went: the costliest places awaited
+    var waits = el("details"), caption = el("summary");
+    waits.id = "waits";
+    caption.textContent = "Where the waiting went: " + num(W.places) + " places awaited \u00b7 loop blocked " +
+      fmt(W.blocked) + " \u00b7 no task running " + fmt(W.idle);
+    var table = el("table"), head = el("tr");
+    ["what", "where", "count", "total", "mean", "p99", "max"].forEach(function (h) { head.appendChild(el("th", null, h)); });
+    table.appendChild(head);
+    W.groups.forEach(function (g) {
+      var row = el("tr");
+      row.append(el("td", null, g[0]), el("td", null, g[1]), el("td", "n", num(g[2])),
+        el("td", "n", fmt(g[3])), el("td", "n", fmt(g[4])), el("td", "n", fmt(g[5])), el("td", "n", fmt(g[6])));
+      table.appendChild(row);
+    });
+    waits.append(caption, table);
+    header.appendChild(waits);
+  }
   var legend = el("div", "legend");
   D.kinds.forEach(function (k) {
     var item = el("span"), sw = el("i", "k-" + k);
