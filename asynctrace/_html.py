@@ -371,17 +371,10 @@ def _waits_payload(trace: Trace) -> dict[str, object]:
     profile = wait_profile(trace)
     return {
         "groups": [
-            [
-                _text(g.what),
-                _text(g.where),
-                g.count,
-                _num(g.total),
-                _num(g.mean),
-                _num(g.p99),
-                _num(g.max),
-            ]
+            [_text(g.what), _text(g.where), g.count]
+            + [_num(g.total), _num(g.mean), _num(g.p99), _num(g.max)]
             for g in profile.groups[:_WAIT_ROWS]
-        ],  # fmt: skip
+        ],
         "places": len(profile.groups),
         "blocked": _num(profile.blocked),
         "idle": _num(profile.idle),
