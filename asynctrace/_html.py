@@ -31,7 +31,7 @@ from importlib import resources
 from ._sanitize import cap, no_bidi, visible
 from ._spans import KINDS, STATUSES, Span, Trace
 from ._timeline import joins as joins_of
-from ._waits import wait_profile
+from ._waits import WaitGroup, wait_profile
 
 __all__ = ["render_html", "write_html"]
 
@@ -370,12 +370,14 @@ def _waits_payload(trace: Trace) -> dict[str, object]:
     """Where the waiting went (see _waits.py): the costliest places, and the loop's times."""
     profile = wait_profile(trace)
     return {
-        "groups": [
-            [_text(g.what), _text(g.where), g.count]
-            + [_num(g.total), _num(g.mean), _num(g.p99), _num(g.max)]
-            for g in profile.groups[:_WAIT_ROWS]
-        ],
+        "groups": [_wait_row(g) for g in profile.groups[:_WAIT_ROWS]],
         "places": len(profile.groups),
         "blocked": _num(profile.blocked),
         "idle": _num(profile.idle),
     }
+
+
+def _wait_row(group: WaitGroup) -> list[object]:
+    """One row of the page's wait table: what, where, count, total, mean, p99, max."""
+    times = [_num(t) for t in (group.total, group.mean, group.p99, group.max)]
+    return [_text(group.what), _text(group.where), group.count, *times]
