@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ._spans import AWAITED_SPAN, Span, Trace
+from ._timeline import _merge
 
 
 @dataclass(frozen=True)
@@ -128,23 +129,11 @@ def _idle(trace: Trace, lo: float, hi: float) -> float:
         if task.kind != "task":
             continue
         t = task.start
-        for a, b in _merged(awaits.get(task.span_id, [])):
+        for a, b in _merge(awaits.get(task.span_id, []), task.start, task.end):
             if a > t:
                 running.append((t, min(a, task.end)))
             t = max(t, b)
         if t < task.end:
             running.append((t, task.end))
-    busy = sum(b - a for a, b in _merged([(max(a, lo), min(b, hi)) for a, b in running]))
+    busy = sum(b - a for a, b in _merge(running, lo, hi))
     return max(0.0, (hi - lo) - busy)
-
-
-def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return merged

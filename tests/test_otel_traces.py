@@ -38,6 +38,18 @@ def run_requests(
     return data["otel"], data["timeline"], data["outbound"]
 
 
+def run_otlp(script: Path, receiver: Any, *options: str) -> subprocess.CompletedProcess[str]:
+    """``asynctrace run --otlp`` of ``script`` to the test's receiver."""
+    return subprocess.run(
+        [
+            sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
+            f"--otlp={receiver.endpoint}", "--otlp-protocol", receiver.protocol,
+            *options, str(script),
+        ],
+        capture_output=True, text=True, timeout=60, cwd=script.parent,
+    )  # fmt: skip
+
+
 def one(spans: list[Span], name: str, **where: Any) -> Span:
     found = [s for s in spans if s["name"] == name and all(s[k] == v for k, v in where.items())]
     assert len(found) == 1, (name, where, found)
@@ -178,14 +190,7 @@ def test_the_programs_own_spans_reach_the_endpoint_when_it_set_no_provider(
         "asyncio.run(work())\n"
         "print('done')\n"
     )
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
-            f"--otlp={receiver.endpoint}", "--otlp-protocol", receiver.protocol,
-            "--service-name", "app", str(script),
-        ],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    proc = run_otlp(script, receiver, "--service-name", "app")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "done\n"
     # one line: the spans it counts are asynctrace's 3 and the program's one
@@ -223,14 +228,7 @@ def test_a_provider_the_program_sets_is_kept(tmp_path: Path, receiver: Any) -> N
         "print(trace.get_tracer_provider() is provider,"
         " [s.name for s in exporter.get_finished_spans()])\n"
     )
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "asynctrace", "run", "--no-json", "--no-timeline",
-            f"--otlp={receiver.endpoint}", "--otlp-protocol", receiver.protocol,
-            str(script),
-        ],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    proc = run_otlp(script, receiver)
     assert proc.returncode == 0, proc.stderr
     assert "Overriding" not in proc.stderr
     assert proc.stdout == "True ['app.step']\n"
