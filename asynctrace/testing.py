@@ -691,6 +691,8 @@ def assert_no_misuse(trace: TraceSource) -> None:
         for span in found[:_LIST_LIMIT]:
             task = span.parent
             where = "" if task is None else f" in {row_label(task)}"
+            if task is not None and task.kind == "task" and task.parent is not None:
+                where += f" (made in {task.parent.name})"
             detail = span.attributes.get("asynctrace.misuse.detail")
             lines.append(
                 f"  {span.name}{where}{f': {detail}' if detail else ''} at {_t(span.start, 3)} s"

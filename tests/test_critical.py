@@ -34,32 +34,33 @@ async def sleeper(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def test_the_blog_gather_example_goes_through_task1_then_task3() -> None:
+@pytest.mark.parametrize("unit", [1.0, 0.05])  # virtual seconds; real time, shorter
+def test_the_blog_gather_example_goes_through_task1_then_task3(unit: float) -> None:
     @asynctrace.trace
     async def task1() -> None:
-        await asyncio.sleep(2)
+        await asyncio.sleep(2 * unit)
 
     @asynctrace.trace
     async def task2() -> None:
-        await asyncio.sleep(1)
+        await asyncio.sleep(1 * unit)
 
     @asynctrace.trace
     async def task3() -> None:
-        await asyncio.sleep(3)
+        await asyncio.sleep(3 * unit)
 
     @asynctrace.trace
     async def main() -> None:
         await asyncio.gather(task1(), task2())
         await task3()
 
-    trace = traced_run(main)
+    trace = traced_run(main, virtual_time=unit == 1.0)
     assert steps(testing.critical_path(trace)) == [
         "task main",
         "gather gather(task1, task2)",
         "task task1",
-        "await asyncio.sleep(2)",
+        f"await asyncio.sleep({2 * unit:g})",
         "coroutine task3",
-        "await asyncio.sleep(3)",
+        f"await asyncio.sleep({3 * unit:g})",
     ]
 
 

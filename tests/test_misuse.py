@@ -62,7 +62,10 @@ def test_a_task_exception_never_retrieved_is_a_misuse_span_on_its_task(
     assert misuse.track == misuse.parent.span_id and misuse.duration == 0
     with pytest.raises(testing.TraceAssertionError) as failure:
         testing.assert_no_misuse(trace)
-    assert "task exception never retrieved in lost fails(): ValueError: boom" in str(failure.value)
+    assert (
+        "task exception never retrieved in lost fails() (made in forgets_a_failure):"
+        " ValueError: boom"
+    ) in str(failure.value)
 
 
 def test_a_task_destroyed_while_pending_is_a_misuse_span() -> None:
