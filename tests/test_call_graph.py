@@ -24,10 +24,8 @@ pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 14), reason="asyncio.capture_call_graph is new in Python 3.14"
 )
 
-_SKIPPED_DIRS = (
-    os.path.dirname(asyncio.__file__) + os.sep,
-    os.path.dirname(asynctrace.__file__) + os.sep,
-)
+_ASYNCTRACE_DIR = os.path.dirname(asynctrace.__file__) + os.sep
+_SKIPPED_DIRS = (os.path.dirname(asyncio.__file__) + os.sep, _ASYNCTRACE_DIR)
 
 
 @asynctrace.trace
@@ -83,6 +81,8 @@ def _frames(graph: Any) -> list[str]:
     names = []
     for entry in graph.call_stack:
         code = entry.frame.f_code
+        if code.co_filename.startswith(_ASYNCTRACE_DIR):
+            continue  # the tracer's own wrappers (a traced call's, Lock.acquire's)
         own = not code.co_filename.startswith(_SKIPPED_DIRS)
         names.append((code.co_qualname.rsplit("<locals>.", 1)[-1], own))
     return names
