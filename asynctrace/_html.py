@@ -378,6 +378,6 @@ def _waits_payload(trace: Trace) -> dict[str, object]:
 
 
 def _wait_row(group: WaitGroup) -> list[object]:
-    """One row of the page's wait table: what, where, count, total, mean, p99, max."""
-    times = [_num(t) for t in (group.total, group.mean, group.p99, group.max)]
+    """One row of the page's wait table: what, where, count, total, mean, p50, p99, max."""
+    times = [_num(t) for t in (group.total, group.mean, group.p50, group.p99, group.max)]
     return [_text(group.what), _text(group.where), group.count, *times]

@@ -29,6 +29,8 @@ from ._coro import K_MISUSE, TaskRoot, safe_str
 from ._spans import DESTROYED_PENDING, NEVER_AWAITED, NEVER_RETRIEVED
 
 _orig_handler: Any = asyncio.base_events.BaseEventLoop.call_exception_handler
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+_OURS = os.path.dirname(__file__) + os.sep
 _installed = False
 
 _orig_showwarnmsg: Any = warnings._showwarnmsg  # type: ignore[attr-defined]
@@ -76,6 +78,9 @@ def _note(context: dict[str, Any]) -> None:
     coro = task.get_coro() if isinstance(task, asyncio.Task) else None
     if coro.__class__ is not TaskRoot:
         return  # not a task asynctrace saw start
+    made = _made_at(task)
+    if made:
+        detail = f"{detail}; made at {made}" if detail else f"made at {made}"
     sid = coro._sid
     t = _coro.clock()
     if what == DESTROYED_PENDING and coro._task_name is not None:
@@ -100,3 +105,11 @@ def uninstall() -> None:
         _installed = False
         asyncio.base_events.BaseEventLoop.call_exception_handler = _orig_handler  # type: ignore[method-assign]
         warnings._showwarnmsg = _orig_showwarnmsg  # type: ignore[attr-defined]
+
+
+def _made_at(task: Any) -> str:
+    """``file.py:LINE`` where the task was made, when asyncio's debug mode recorded it."""
+    for frame in reversed(getattr(task, "_source_traceback", None) or ()):
+        if not frame.filename.startswith(_ASYNCIO_DIR) and not frame.filename.startswith(_OURS):
+            return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+    return ""

@@ -320,10 +320,10 @@ def _wait_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:
     lines = _wrap([fit(sanitize(part), width).rstrip() for part in parts], " · ", width)
     numbers = [
         f"{g.count:>7,}× {_num(g.total, scale):>9} {_num(g.mean, scale):>8}"
-        f" {_num(g.p99, scale):>8} {_num(g.max, scale):>8}"
+        f" {_num(g.p50, scale):>8} {_num(g.p99, scale):>8} {_num(g.max, scale):>8}"
         for g in shown
     ]
-    title = f"{'count':>8} {'total':>9} {'mean':>8} {'p99':>8} {'max':>8}"
+    title = f"{'count':>8} {'total':>9} {'mean':>8} {'p50':>8} {'p99':>8} {'max':>8}"
     text_cols = max(8, width - 2 - len(numbers[0]) - 1)
     lines.append((" " * (2 + text_cols + 1) + title)[:width].rstrip())
     for group, number in zip(shown, numbers, strict=True):

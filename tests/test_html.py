@@ -521,7 +521,7 @@ def test_the_page_says_where_the_waiting_went(blog: Page) -> None:
     rows = blog.page.eval_on_selector_all(
         "#waits tr", "rs => rs.map(r => Array.from(r.cells).map(c => c.textContent))"
     )
-    assert rows[0] == ["what", "where", "count", "total", "mean", "p99", "max"]
+    assert rows[0] == ["what", "where", "count", "total", "mean", "p50", "p99", "max"]
     assert rows[1][:3] == ["asyncio.sleep", "gather.py:16", "1"]  # task3's 3 s, the costliest
     assert rows[1][3].startswith("3")
     assert len(rows) == 1 + 4  # the gather's await and the three sleeps

@@ -122,3 +122,13 @@ def test_a_coroutine_never_awaited_is_a_misuse_span_and_the_warning_is_unchanged
     assert misuse.parent is not None and misuse.parent.name == "main"  # dropped in main
     with pytest.raises(testing.TraceAssertionError, match="coroutine never awaited"):
         testing.assert_no_misuse(trace)
+
+
+def test_with_asyncios_debug_mode_a_misused_task_says_where_it_was_made() -> None:
+    with asynctrace.tracing() as tracing:
+        asyncio.run(forgets_a_failure(), debug=True)
+    (misuse,) = testing.find_spans(tracing, kind="misuse")
+    line = forgets_a_failure.__code__.co_firstlineno + 1  # its create_task
+    assert misuse.attributes["asynctrace.misuse.detail"] == (
+        f"ValueError: boom; made at test_misuse.py:{line}"
+    )

@@ -161,12 +161,13 @@
     caption.textContent = "Where the waiting went: " + num(W.places) + " places awaited \u00b7 loop blocked " +
       fmt(W.blocked) + " \u00b7 no task running " + fmt(W.idle);
     var table = el("table"), head = el("tr");
-    ["what", "where", "count", "total", "mean", "p99", "max"].forEach(function (h) { head.appendChild(el("th", null, h)); });
+    ["what", "where", "count", "total", "mean", "p50", "p99", "max"].forEach(function (h) { head.appendChild(el("th", null, h)); });
     table.appendChild(head);
     W.groups.forEach(function (g) {
       var row = el("tr");
       row.append(el("td", null, g[0]), el("td", null, g[1]), el("td", "n", num(g[2])),
-        el("td", "n", fmt(g[3])), el("td", "n", fmt(g[4])), el("td", "n", fmt(g[5])), el("td", "n", fmt(g[6])));
+        el("td", "n", fmt(g[3])), el("td", "n", fmt(g[4])), el("td", "n", fmt(g[5])), el("td", "n", fmt(g[6])),
+        el("td", "n", fmt(g[7])));
       table.appendChild(row);
     });
     waits.append(caption, table);
