@@ -313,7 +313,8 @@ def _wait_lines(trace: Trace, width: int, scale: float, unit: str) -> list[str]:
     shown = profile.groups[:_WAIT_GROUPS]
     parts = [
         f"waiting: {_num(profile.awaited, scale)} {unit} awaited at"
-        f" {len(profile.groups):,} places (top {len(shown)})",
+        f" {len(profile.groups):,} place{'' if len(profile.groups) == 1 else 's'}"
+        f" (top {len(shown)})",
         f"loop blocked {_num(profile.blocked, scale)} {unit}",
         f"no task running {_num(profile.idle, scale)} of {_num(profile.wall, scale)} {unit}",
     ]
