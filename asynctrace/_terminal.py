@@ -278,7 +278,7 @@ def render_timeline(
     return "\n".join(lines) + "\n"
 
 
-_PATH_STEPS = 12  # critical path steps shown; the rest are counted
+_PATH_STEPS = 12  # critical path steps shown (the longest); the rest are counted
 _WAIT_GROUPS = 5  # wait profile lines shown
 
 
@@ -343,7 +343,9 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     by_id = trace.by_id
     head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
     lines = [fit(sanitize(head), width).rstrip()]
-    shown = steps[:_PATH_STEPS]
+    # the steps that took longest, in time order (a run of 20,000 tiny calls has no few)
+    longest = sorted(steps, key=lambda step: step.duration, reverse=True)[:_PATH_STEPS]
+    shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
     owners = [by_id.get(step.track) for step in shown]
     texts = [
         f"{row_label(owner) if owner is not None else '?'} › {display_name(step)}"
@@ -358,11 +360,15 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     for text, number in zip(texts, numbers, strict=True):
         lines.append(("  " + fit(sanitize(text), text_cols) + " " + number)[:width].rstrip())
     if len(steps) > len(shown):
-        rest = steps[len(shown) :]
+        kept = {id(step) for step in shown}
+        rest = [step for step in steps if id(step) not in kept]
         more = sum(step.duration for step in rest)
-        lines.append(
-            fit(f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}", width).rstrip()
-        )
+        tail = f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}"
+        lines.append(fit(tail, width).rstrip())
+    between = total - sum(step.duration for step in steps)
+    if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
+        tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
+        lines.append(fit(tail, width).rstrip())
     return lines
 
 

@@ -225,3 +225,22 @@ def test_the_json_timeline_marks_the_spans_on_the_runs_critical_path(tmp_path: P
     assert marked == [s.name for s in testing.critical_path(loaded)]
     assert marked == ["gather.py", "main", "gather(task1, task2)", "task1",
                       "asyncio.sleep(2)", "task3", "asyncio.sleep(3)"]  # fmt: skip
+
+
+def test_the_terminal_shows_the_longest_steps_of_a_long_path_and_the_time_between() -> None:
+    @asynctrace.trace
+    async def main() -> None:
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(5)
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+
+    trace = traced_run(main)
+    text = asynctrace.format_timeline(trace, width=100, summary=True)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("critical path"))
+    steps = lines[at + 1 : at + 13]
+    assert any("await asyncio.sleep(5)" in line and "45%" in line for line in steps)
+    assert lines[at + 13].startswith("  ... 49 more steps, 4.900 s")
+    assert not any("between them" in line for line in lines)  # virtual time: all awaited
