@@ -14,6 +14,7 @@ waiting: the loop idle on timers and I/O).
 from __future__ import annotations
 
 import math
+import operator
 import os
 from dataclasses import dataclass
 
@@ -60,38 +61,60 @@ class WaitProfile:
 
 def wait_profile(trace: Trace) -> WaitProfile:
     """The awaits of ``trace`` grouped by what and where, with the blocked and idle time."""
-    by_key: dict[tuple[str, str], list[float]] = {}
+    # One pass: durations by the raw attributes (few distinct), awaits by track, blocked time;
+    # what and where are worked out once per distinct raw key.
+    raw: dict[tuple[object, object, object, object], list[float]] = {}
+    awaits: dict[int, list[Span]] = {}
+    tasks: list[Span] = []
+    blocked = 0.0
+    run: Span | None = None
     for span in trace.spans:
-        if span.kind == "await":
-            by_key.setdefault((_what(trace, span), _where(span)), []).append(span.duration)
+        kind = span.kind
+        if kind == "await":
+            attrs = span.attributes
+            key = (
+                attrs.get(AWAITED_SPAN),
+                attrs.get("asynctrace.awaited", span.name),
+                attrs.get("code.file.path"),
+                attrs.get("code.line.number"),
+            )
+            durations = raw.get(key)
+            if durations is None:
+                durations = raw[key] = []
+            durations.append(span.end - span.start)
+            awaits.setdefault(span.track, []).append(span)
+        elif kind == "task":
+            tasks.append(span)
+        elif kind == "blocked":
+            blocked += span.duration
+        elif kind == "run" and run is None:
+            run = span
+    by_key: dict[tuple[str, str], list[float]] = {}
+    for (target, awaited, path, line), durations in raw.items():
+        place = (_what(trace, target, awaited), _where(path, line))
+        by_key.setdefault(place, []).extend(durations)
     groups = [_group(what, where, durations) for (what, where), durations in by_key.items()]
     groups.sort(key=lambda g: (-g.total, -g.count, g.what, g.where))
-    blocked = sum(s.duration for s in trace.spans if s.kind == "blocked")
-    runs = [s for s in trace.spans if s.kind == "run"]
-    if runs:
-        lo, hi = runs[0].start, runs[0].end
+    if run is not None:
+        lo, hi = run.start, run.end
     elif trace.spans:
         lo, hi = min(s.start for s in trace.spans), trace.end
     else:
         lo = hi = 0.0
-    return WaitProfile(groups, blocked, _idle(trace, lo, hi), max(0.0, hi - lo))
+    return WaitProfile(groups, blocked, _idle(tasks, awaits, lo, hi), max(0.0, hi - lo))
 
 
-def _what(trace: Trace, span: Span) -> str:
-    target_id = span.attributes.get(AWAITED_SPAN)
+def _what(trace: Trace, target_id: object, awaited: object) -> str:
     if isinstance(target_id, int):
         target = trace.by_id.get(target_id)
         if target is not None and target.kind in ("task", "thread"):
             return f"{target.kind} {target.name}"
-    awaited = span.attributes.get("asynctrace.awaited")
-    what = awaited if isinstance(awaited, str) else span.name
+    what = str(awaited)
     # sleeps of any length at one place are one wait (a backoff, a poll interval)
     return "asyncio.sleep" if what.startswith("asyncio.sleep(") else what
 
 
-def _where(span: Span) -> str:
-    path = span.attributes.get("code.file.path")
-    line = span.attributes.get("code.line.number")
+def _where(path: object, line: object) -> str:
     if not isinstance(path, str):
         return ""
     name = os.path.basename(path)
@@ -118,22 +141,21 @@ def _rank(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def _idle(trace: Trace, lo: float, hi: float) -> float:
+def _idle(tasks: list[Span], awaits: dict[int, list[Span]], lo: float, hi: float) -> float:
     """Seconds in ``[lo, hi)`` when no task was running: every live one was in an await."""
-    awaits: dict[int, list[tuple[float, float]]] = {}
-    for span in trace.spans:
-        if span.kind == "await":
-            awaits.setdefault(span.track, []).append((span.start, span.end))
     running: list[tuple[float, float]] = []
-    for task in trace.spans:
-        if task.kind != "task":
-            continue
-        t = task.start
-        for a, b in _merge(awaits.get(task.span_id, []), task.start, task.end):
-            if a > t:
-                running.append((t, min(a, task.end)))
-            t = max(t, b)
-        if t < task.end:
-            running.append((t, task.end))
+    for task in tasks:
+        t, end = task.start, task.end
+        # a task's awaits are one after the other (it waits on one thing at a time)
+        for wait in sorted(awaits.get(task.span_id, ()), key=_START):
+            if wait.start > t:
+                running.append((t, min(wait.start, end)))
+            if wait.end > t:
+                t = wait.end
+        if t < end:
+            running.append((t, end))
     busy = sum(b - a for a, b in _merge(running, lo, hi))
     return max(0.0, (hi - lo) - busy)
+
+
+_START = operator.attrgetter("start", "start_seq")
