@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,24 @@ def spans_of(traces: list[Any]) -> list[JaegerSpan]:
                 tags={t["key"]: t["value"] for t in span["tags"]},
             )
     return list(seen.values())
+
+
+def running(workdir: Path) -> Iterator[Jaeger]:
+    """Generator for a pytest fixture: a started Jaeger, stopped afterwards.
+
+    Without the binary the test fails under ``CI`` (CI installs it: a missing binary is a
+    broken CI, not a skip) and is skipped elsewhere.
+    """
+    import pytest
+
+    binary = find_binary()
+    if binary is None:
+        msg = "no Jaeger binary: run `bash .ci/install-jaeger.sh` (or set ASYNCTRACE_JAEGER_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    started = start(binary, workdir)
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -612,15 +612,7 @@ def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real Jaeger v2 on loopback (binary from .ci/install-jaeger.sh)."""
     import jaeger as jaeger_helper
 
-    binary = jaeger_helper.find_binary()
-    if binary is None:
-        msg = "no Jaeger binary: run `bash .ci/install-jaeger.sh` (or set ASYNCTRACE_JAEGER_BIN)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)  # CI installs it: a missing binary is a broken CI, not a skip
-        pytest.skip(msg)
-    running = jaeger_helper.start(binary, tmp_path_factory.mktemp("jaeger"))
-    yield running
-    running.stop()
+    yield from jaeger_helper.running(tmp_path_factory.mktemp("jaeger"))
 
 
 def _jaeger_traces(
