@@ -17,11 +17,14 @@ waiting, not work: the walk goes into the gather's tasks.
 
 from __future__ import annotations
 
-from ._spans import AWAITED_SPAN, Span, Trace
+import operator
+
+from ._spans import AWAITED_SPAN, Span, Trace, derived
 
 CRITICAL = "asynctrace.critical"
 """Attribute of the spans on the run's critical path (JSON args, OTLP): True."""
 
+_BY_END = operator.attrgetter("end", "end_seq")
 _MAX_DEPTH = 200  # a path deeper than this is cut there (a hostile file's chain)
 
 
@@ -32,11 +35,19 @@ def critical_path(trace: Trace, span: Span | None = None) -> list[Span]:
     path with, after it, the steps inside it.  An empty trace gives an empty list.
     """
     if span is None:
-        roots = trace.roots
-        if not roots:
-            return []
-        runs = [r for r in roots if r.kind == "run"]
-        span = runs[0] if runs else max(roots, key=lambda r: (r.end, r.end_seq))
+        return list(derived(trace, "critical_path", _run_path))
+    return _path(trace, span)
+
+
+def _run_path(trace: Trace) -> list[Span]:
+    roots = trace.roots
+    if not roots:
+        return []
+    runs = [r for r in roots if r.kind == "run"]
+    return _path(trace, runs[0] if runs else max(roots, key=lambda r: (r.end, r.end_seq)))
+
+
+def _path(trace: Trace, span: Span) -> list[Span]:
     tasks = _tasks_by_label(trace)
     path: list[Span] = []
     _walk(trace, span, path, tasks, set(), 0)
@@ -68,12 +79,15 @@ def _walk(
         if cause is not None:
             _walk(trace, cause, path, tasks, seen, depth + 1)
         return
+    children = span.children
+    if not children:
+        return
     steps: list[Span] = []
     # children by end: the walk goes down this list once, as t only moves back
-    ordered = sorted(
-        (c for c in span.children if c.duration > 0 and not _held_by_gather(span, c)),
-        key=lambda c: (c.end, c.end_seq),
-    )
+    held_await = span.kind == "gather"  # the await a gather holds is its result being taken
+    ordered = [c for c in children if c.end > c.start and not (held_await and c.kind == "await")]
+    if len(ordered) > 1:
+        ordered.sort(key=_BY_END)
     t, t_seq = span.end, span.end_seq
     i = len(ordered) - 1
     while i >= 0:
@@ -92,11 +106,6 @@ def _walk(
             break
     for step in reversed(steps):
         _walk(trace, step, path, tasks, seen, depth + 1)
-
-
-def _held_by_gather(span: Span, child: Span) -> bool:
-    """The await nested in a gather: the gather's result being taken, not its work."""
-    return span.kind == "gather" and child.kind == "await"
 
 
 def _ended_during(step: Span, ordered: list[Span], below: int) -> Span | None:

@@ -22,10 +22,10 @@ from __future__ import annotations
 import fnmatch
 import gc
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread", "held", "misuse"]
 Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
@@ -141,6 +141,7 @@ class Trace:
         self.clock = clock
         self.epoch_ns = epoch_ns
         self.dropped = dropped
+        self._derived: dict[str, Any] = {}  # see derived()
         self.by_id: dict[int, Span] = {s.span_id: s for s in self.spans}
         for span in self.spans:
             span.children = []
@@ -195,6 +196,24 @@ class Trace:
     def end(self) -> float:
         """The latest end time in the trace (0.0 when empty)."""
         return max((s.end for s in self.spans), default=0.0)
+
+
+_T = TypeVar("_T")
+
+
+def derived(trace: Trace, key: str, compute: Callable[[Trace], _T]) -> _T:
+    """``compute(trace)``, worked out once per trace and kept on it.
+
+    The JSON timeline, the terminal timeline, its summary and the HTML page each want the
+    joins, the tasks' activity, the critical path and the wait profile of the same trace; a
+    built trace does not change (see above), so each is worked out once.  Callers MUST NOT
+    mutate what this returns.
+    """
+    try:
+        return trace._derived[key]  # type: ignore[no-any-return]
+    except KeyError:
+        value = trace._derived[key] = compute(trace)
+        return value
 
 
 def _break_cycles(spans: list[Span]) -> None:

@@ -22,7 +22,7 @@ from collections import Counter
 from ._bars import NO_MARKS, Marks, row_levels
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
-from ._spans import NEVER_AWAITED, STATUSES, Span, Trace
+from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
 from ._timeline import activity, display_name, idle_waits, row_label
 from ._waits import wait_profile
@@ -278,6 +278,11 @@ def render_timeline(
     return "\n".join(lines) + "\n"
 
 
+def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:
+    """Tasks running and waiting over time, a task in a lock or queue counted as waiting."""
+    return activity(trace, idle_waits(trace))
+
+
 _PATH_STEPS = 12  # critical path steps shown (the longest); the rest are counted
 _WAIT_GROUPS = 5  # wait profile lines shown
 
@@ -409,7 +414,7 @@ def _summary(trace: Trace) -> list[str]:
     first = min(s.start for s in trace.spans)
     wall = max(0.0, trace.end - first)
     scale, unit = _unit(wall) if wall > 0 else (1.0, "s")
-    points = activity(trace, idle_waits(trace))
+    points = derived(trace, "idle_activity", _idle_activity)
     ends = [t for t, _, _ in points[1:]] + [trace.end] if points else []
     overlap = sum(
         end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
@@ -496,7 +501,7 @@ def _fold(hidden: list[Row], trace: Trace, scale: float, unit: str, width: int) 
     else:
         first = f"… {len(hidden):,} more rows"
     peak_t, peak, then = 0.0, 0, 0
-    for t, running, waiting in activity(trace, idle_waits(trace)):
+    for t, running, waiting in derived(trace, "idle_activity", _idle_activity):
         if running > peak:
             peak_t, peak, then = t, running, waiting
     second = (

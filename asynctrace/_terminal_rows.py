@@ -172,19 +172,21 @@ def all_rows(trace: Trace) -> list[Row]:
             continue  # the header already says what the run was
         rows.append(Row(owner, 0))
         # A call's depth: 1 + the calls above it on its track, below the owner.  In start
-        # order a call's parent call comes first, so its depth is known (a Trace is acyclic).
+        # order a call's parent call comes first, so its depth is known.
         depths: dict[int, int] = {}
         for span in calls:
             depth = 1
-            for up in ancestors(span):
-                if up.track != span.track or up is owner:
+            up = span.parent
+            for _ in range(len(trace.spans)):  # a longer walk: a cycle made after the build
+                if up is None or up.track != span.track or up is owner:
+                    break
+                known = depths.get(id(up))
+                if known is not None:
+                    depth += known
                     break
                 if up.kind in _CALLS:
-                    known = depths.get(id(up))
-                    if known is not None:
-                        depth += known
-                        break
                     depth += 1
+                up = up.parent
             depths[id(span)] = depth
             rows.append(Row(span, depth))
     return rows

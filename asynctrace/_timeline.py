@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ._sanitize import MAX_CHARS, cap
-from ._spans import Span, Trace
+from ._spans import Span, Trace, derived
 
 __all__ = ["activity", "display_name", "idle_waits", "joins", "row_label"]
 
@@ -75,6 +75,10 @@ def joins(trace: Trace) -> list[Span]:
     An await on a task is named like ``Task-2 (task1)`` (see architecture.md); an await on a
     gather is the gather span's child or is named ``gather(...)``.
     """
+    return derived(trace, "joins", _joins)
+
+
+def _joins(trace: Trace) -> list[Span]:
     names = set()
     for span in trace.spans:
         if span.kind == "task":
@@ -101,7 +105,11 @@ def idle_waits(trace: Trace) -> list[Span]:
     A task in one of these does nothing until another task acts: the terminal timeline counts
     it as waiting, not running (a semaphore's queue is not concurrency).
     """
-    found = joins(trace)
+    return derived(trace, "idle_waits", _idle_waits)
+
+
+def _idle_waits(trace: Trace) -> list[Span]:
+    found = list(joins(trace))
     seen = {id(s) for s in found}
     for span in trace.spans:
         if span.kind != "await" or id(span) in seen:

@@ -18,7 +18,7 @@ import operator
 import os
 from dataclasses import dataclass
 
-from ._spans import AWAITED_SPAN, Span, Trace
+from ._spans import AWAITED_SPAN, Span, Trace, derived
 from ._timeline import _merge
 
 
@@ -61,6 +61,10 @@ class WaitProfile:
 
 def wait_profile(trace: Trace) -> WaitProfile:
     """The awaits of ``trace`` grouped by what and where, with the blocked and idle time."""
+    return derived(trace, "wait_profile", _profile)
+
+
+def _profile(trace: Trace) -> WaitProfile:
     # One pass: durations by the raw attributes (few distinct), awaits by track, blocked time;
     # what and where are worked out once per distinct raw key.
     raw: dict[tuple[object, object, object, object], list[float]] = {}

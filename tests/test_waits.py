@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import asynctrace
@@ -82,3 +83,32 @@ def test_blocked_and_idle_time_in_real_time() -> None:
     assert 0.2 <= profile.blocked < 0.4
     assert 0.25 < profile.idle < profile.wall - 0.15
     assert testing.wait_profile(Trace([])).groups == []
+
+
+def test_every_output_of_a_run_shares_one_analysis(monkeypatch: Any, tmp_path: Path) -> None:
+    """The JSON timeline, the terminal timeline and its summary, the HTML page: one trace's
+    joins, wait profile and critical path are worked out once, however many outputs read them."""
+    from asynctrace import _critical, _timeline, _waits
+
+    trace = traced_run(crawler)
+    calls: dict[str, int] = {}
+    for module, name in ((_timeline, "_joins"), (_waits, "_profile"), (_critical, "_run_path")):
+        real = getattr(module, name)
+
+        def counted(t: Trace, real: Any = real, name: str = name) -> Any:
+            calls[name] = calls.get(name, 0) + 1
+            return real(t)
+
+        monkeypatch.setattr(module, name, counted)
+    path = testing.critical_path(trace)
+    asynctrace.write_json(trace, tmp_path / "t.json")
+    asynctrace.write_html(trace, tmp_path / "t.html")
+    text = asynctrace.format_timeline(trace, summary=True)
+    assert asynctrace.format_timeline(trace, summary=True) == text
+    # the critical path was worked out once already, when the run's trace was built (its
+    # spans are marked asynctrace.critical): no output works it out again
+    assert calls == {"_joins": 1, "_profile": 1}
+    names = [s.name for s in path]
+    assert len(names) > 1
+    path.clear()  # the caller's copy: the trace keeps its own
+    assert [s.name for s in testing.critical_path(trace)] == names
