@@ -7,9 +7,12 @@ exit; and ``pip install asynctrace`` alone brings no orjson (it is an extra).
 Solution: each workload with a ``source`` is written as a standalone script into a temporary
 directory, and run as a fresh process per mode, timed with ``perf_counter`` around
 ``subprocess.run`` (cwd: that directory, so each tool imports its installed asynctrace, never
-the source tree): untraced; ``asynctrace run --json`` from a bare virtual environment (``pip
-install`` of this checkout, no extras, cached and reinstalled when the sources change); the same
-from this environment (with its extras); and the peers installed here.  Rounds are interleaved
+the source tree): untraced; every asynctrace mode of the in-loop bench as a user runs it
+(``ASYNCTRACE_MODES``: ``asynctrace run`` with its default outputs, without any, with the JSON
+file only, with OTLP to a receiver the bench starts on 127.0.0.1; the script decorated), each
+from a bare virtual environment (``pip install`` of this checkout, no extras, cached and
+reinstalled when the sources change) and from this environment (with its extras); and the
+peers installed here.  Rounds are interleaved
 and rotated as in ``bench/run.py``; ratios are per round against the same round's untraced run.
 """
 
@@ -168,15 +171,44 @@ def _tool(bin_dir: str, name: str, python: str) -> list[str]:
     return [path] if os.access(path, os.X_OK) else [python, "-m", name]
 
 
+# The in-loop bench's asynctrace modes as a user runs them, each from both installs: (key,
+# title, the command after ``asynctrace``; None: the decorated script under plain ``python``).
+# OUT is the JSON file, URL the OTLP receiver's endpoint.
+ASYNCTRACE_MODES: tuple[tuple[str, str, list[str] | None], ...] = (
+    ("default", "asynctrace run (JSON file + terminal timeline: the default)",
+     ["run", "--json", "OUT"]),
+    ("decorators", "decorators only: @asynctrace.trace on main, python script.py", None),
+    ("auto", "asynctrace run --no-json --no-timeline (every await, no output)",
+     ["run", "--no-json", "--no-timeline"]),
+    ("json", "asynctrace run --json OUT --no-timeline", ["run", "--json", "OUT", "--no-timeline"]),
+    ("otlp", "asynctrace run --otlp URL --no-json --no-timeline (OTLP/HTTP)",
+     ["run", "--otlp", "URL", "--otlp-protocol", "http/protobuf", "--no-json", "--no-timeline"]),
+)  # fmt: skip
+INSTALLS = ("bare", "extras")
+
+
+def decorated(workload: Workload) -> str:
+    """The workload's script with ``@asynctrace.trace`` on its top coroutine, run under
+    ``tracing(record_awaits=False)`` (the in-loop "decorators only" mode), nothing written."""
+    top = workload.coroutine_names[-1]
+    source = workload.source.replace(f"async def {top}(", f"@asynctrace.trace\nasync def {top}(")
+    run = f"asyncio.run({top}())"
+    assert run in source and source.startswith("import asyncio\n"), workload.name
+    source = source.replace(run, f"with asynctrace.tracing(record_awaits=False):\n    {run}")
+    return "import asynctrace\n" + source
+
+
 def make_rows(
-    workload: Workload, directory: str, bare: str | None, bare_why: str
+    workload: Workload, directory: str, bare: str | None, bare_why: str, otlp_url: str
 ) -> list[ProcessRow]:
-    """The modes of one workload, with its script and the OTel wrapper written to ``directory``."""
+    """The modes of one workload, with its scripts and the OTel wrapper written to ``directory``."""
     script = os.path.join(directory, f"{workload.name}.py")
     with open(script, "w", encoding="utf-8") as file:
         file.write(workload.source)
+    decorated_script = os.path.join(directory, f"{workload.name}_decorated.py")
+    with open(decorated_script, "w", encoding="utf-8") as file:
+        file.write(decorated(workload))
     here = os.path.dirname(sys.executable)
-    out = os.path.join(directory, f"{workload.name}.%s.json")
     orjson = "orjson" if importlib.util.find_spec("orjson") else "no orjson"
     rows = [
         ProcessRow(workload, "untraced", "untraced: python script.py", [sys.executable, script]),
@@ -186,22 +218,40 @@ def make_rows(
             "python -c pass (the interpreter alone)",
             [sys.executable, "-c", "pass"],
         ),
-        ProcessRow(
-            workload,
-            "bare",
-            "asynctrace run --json, bare install (no extras)",
-            [os.path.join(bare or "", "bin", "asynctrace"), "run", "--json", out % "bare", script],
-            skipped=None if bare else bare_why,
-            json_path=out % "bare",
-        ),
-        ProcessRow(
-            workload,
-            "extras",
-            f"asynctrace run --json, this environment ({orjson})",
-            [*_tool(here, "asynctrace", sys.executable), "run", "--json", out % "extras", script],
-            json_path=out % "extras",
-        ),
     ]
+    for install in INSTALLS:
+        if install == "bare":
+            bin_dir, python = (
+                os.path.join(bare or "", "bin"),
+                os.path.join(bare or "", "bin", "python"),
+            )
+            where, skipped = "bare install (no extras)", None if bare else bare_why
+            tool = [os.path.join(bin_dir, "asynctrace")]
+        else:
+            bin_dir, python, where, skipped = (
+                here,
+                sys.executable,
+                f"this environment ({orjson})",
+                None,
+            )
+            tool = _tool(here, "asynctrace", sys.executable)
+        for mode, title, args in ASYNCTRACE_MODES:
+            key = f"{install}-{mode}"
+            out = os.path.join(directory, f"{workload.name}.{key}.json")
+            if args is None:
+                argv = [python, decorated_script]
+            else:
+                argv = [
+                    *tool,
+                    *(out if a == "OUT" else otlp_url if a == "URL" else a for a in args),
+                    script,
+                ]
+            rows.append(
+                ProcessRow(
+                    workload, key, f"{title}, {where}", argv, skipped=skipped,
+                    json_path=out if args is not None and "OUT" in args else "",
+                )
+            )  # fmt: skip
     otel = os.path.join(directory, "otel_asyncio_run.py")
     with open(otel, "w", encoding="utf-8") as file:
         file.write(OTEL_WRAPPER)
@@ -216,12 +266,13 @@ def make_rows(
         )
     )
     has_viz = importlib.util.find_spec("viztracer") is not None
+    viz_out = os.path.join(directory, f"{workload.name}.viz.json")
     rows.append(
         ProcessRow(
             workload,
             "viztracer",
             "viztracer --log_async -o OUT script.py",
-            [*_tool(here, "viztracer", sys.executable), "--log_async", "-o", out % "viz", script],
+            [*_tool(here, "viztracer", sys.executable), "--log_async", "-o", viz_out, script],
             skipped=None if has_viz else PEER_HINT,
         )
     )
@@ -235,7 +286,15 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def _run_once(row: ProcessRow, directory: str, env: dict[str, str], expected: str | None) -> float:
+def _run_once(
+    row: ProcessRow,
+    directory: str,
+    env: dict[str, str],
+    expected: str | None,
+    receiver: Any = None,
+) -> float:
+    if receiver is not None:
+        receiver.reset()
     t0 = time.perf_counter()
     proc = subprocess.run(
         row.argv, cwd=directory, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -247,7 +306,7 @@ def _run_once(row: ProcessRow, directory: str, env: dict[str, str], expected: st
             f"{proc.stderr.strip()[-1500:]}"
         )
         raise RuntimeError(msg)
-    if row.key in ("bare", "extras") and expected is not None and proc.stdout != expected:
+    if row.key.startswith(INSTALLS) and expected is not None and proc.stdout != expected:
         msg = (
             f"{row.title} changed the program's stdout on {row.workload.name}: "
             f"{proc.stdout!r} instead of {expected!r}"
@@ -256,11 +315,13 @@ def _run_once(row: ProcessRow, directory: str, env: dict[str, str], expected: st
     row.stdout = proc.stdout
     if row.key == "otel-asyncio":  # the wrapper's last line: "otel spans: N"
         row.spans = int(proc.stderr.rsplit(":", 1)[1])
+    if receiver is not None and row.key.endswith("-otlp"):
+        row.spans = receiver.spans  # the run waits for its export at exit (bounded)
     return wall
 
 
 def bench_workload(
-    workload: Workload, rounds: int, bare: str | None, bare_why: str
+    workload: Workload, rounds: int, bare: str | None, bare_why: str, receiver: Any
 ) -> list[ProcessRow]:
     """All modes of one workload as fresh processes, interleaved, ``rounds`` times after one
     untimed warm-up (which writes the bytecode caches and checks that every mode works)."""
@@ -268,12 +329,13 @@ def bench_workload(
 
     env = _environment()
     with tempfile.TemporaryDirectory(prefix="asynctrace-bench-process-") as directory:
-        rows = make_rows(workload, directory, bare, bare_why)
+        rows = make_rows(workload, directory, bare, bare_why, receiver.endpoint)
         live = [row for row in rows if row.skipped is None]
         untraced = rows[0]
         for row in live:
+            expected = untraced.stdout if row is not untraced else None
             try:
-                _run_once(row, directory, env, untraced.stdout if row is not untraced else None)
+                _run_once(row, directory, env, expected, receiver)
             except RuntimeError as exc:
                 if row.key not in PEERS:  # asynctrace or the script itself: the bench fails
                     raise
@@ -281,7 +343,9 @@ def bench_workload(
         live = [row for row in live if row.skipped is None]
         for r in range(rounds):
             order = live[r % len(live) :] + live[: r % len(live)]
-            samples = {row.key: _run_once(row, directory, env, untraced.stdout) for row in order}
+            samples = {
+                row.key: _run_once(row, directory, env, untraced.stdout, receiver) for row in order
+            }
             for row in live:
                 row.wall.append(samples[row.key])
                 row.ratio.append(samples[row.key] / samples["untraced"])
@@ -297,7 +361,7 @@ def _mark(ok: bool) -> str:
 
 def target(row: ProcessRow, rows: list[ProcessRow]) -> str:
     """Issue 12's targets, on the bare install's row: a limit, and below the peers' ratios."""
-    if row.key != "bare" or row.skipped is not None:
+    if row.key != "bare-default" or row.skipped is not None:
         return ""
     limit = {"fanout": 2.0, "deep": 2.5}[row.workload.name]
     ratio = row.median_ratio()
@@ -344,13 +408,19 @@ def table(all_rows: list[list[ProcessRow]]) -> list[str]:
 
 def section(workloads: list[Workload], rounds: int) -> tuple[list[str], list[dict[str, Any]]]:
     """Run the whole-process bench: (the lines to print, the rows for ``--json``)."""
+    from bench.receiver import Receiver
+
     bare, bare_why = bare_venv()
+    receiver = Receiver()
     all_rows = []
-    for workload in workloads:
-        sys.stderr.write(
-            f"bench: whole process, {workload.name} {workload.label}, {rounds} rounds ...\n"
-        )
-        all_rows.append(bench_workload(workload, rounds, bare, bare_why))
+    try:
+        for workload in workloads:
+            sys.stderr.write(
+                f"bench: whole process, {workload.name} {workload.label}, {rounds} rounds ...\n"
+            )
+            all_rows.append(bench_workload(workload, rounds, bare, bare_why, receiver))
+    finally:
+        receiver.stop()
     lines = [
         f"## The whole process (fresh processes: start, import, run, build, export, exit; "
         f"{rounds} rounds)",

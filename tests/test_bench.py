@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.process import ASYNCTRACE_MODES
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("fanout", "deep", "blog", "scale")
 MODES = (
@@ -119,16 +121,17 @@ def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
     stdout, data = quick_run
     rows = {(r["workload"], r["mode"]): r for r in data["process"]}  # type: ignore[attr-defined]
     for workload in ("fanout", "deep"):
-        for mode in ("untraced", "pass", "bare", "extras"):
+        modes = [f"{i}-{m}" for i in ("bare", "extras") for m, _, _ in ASYNCTRACE_MODES]
+        for mode in ("untraced", "pass", *modes):
             row = rows[(workload, mode)]
             assert row["skipped"] is None, row
             assert row["wall"] and all(t > 0 for t in row["wall"]), row
         assert rows[(workload, "untraced")]["ratio"] == [1.0]
     assert re.search(
-        r"\| fanout 50x3 \| asynctrace run --json, bare install .* <= 2.0x: (MET|MISSED)", stdout
+        r"\| fanout 50x3 \| asynctrace run \(JSON .*, bare install .* <= 2.0x: (MET|MISSED)", stdout
     )
     assert re.search(
-        r"\| deep 20x5 \| asynctrace run --json, bare install .* <= 2.5x: (MET|MISSED)", stdout
+        r"\| deep 20x5 \| asynctrace run \(JSON .*, bare install .* <= 2.5x: (MET|MISSED)", stdout
     )
     assert "C accelerator built" in stdout and "orjson not installed" in stdout
 
@@ -145,6 +148,8 @@ def test_whole_process_scripts_are_the_workloads(
         expected = f"{workload} {label} done\n"
         assert process[(workload, "untraced")]["stdout"] == expected
         spans = in_loop[(workload, "auto")]["metrics"][0]["spans"]
-        for mode in ("bare", "extras"):
-            assert process[(workload, mode)]["stdout"] == expected
-            assert process[(workload, mode)]["spans"] == spans, (workload, mode)
+        for install in ("bare", "extras"):
+            for mode, _, _ in ASYNCTRACE_MODES:
+                assert process[(workload, f"{install}-{mode}")]["stdout"] == expected
+            for mode in ("default", "json", "otlp"):  # OTLP: the spans the receiver got
+                assert process[(workload, f"{install}-{mode}")]["spans"] == spans, (workload, mode)
