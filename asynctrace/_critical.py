@@ -93,14 +93,18 @@ def _walk(
     while i >= 0:
         step = ordered[i]
         i -= 1
-        if id(step) in seen or (step.end, step.end_seq) > (t, t_seq):
+        end = step.end
+        if end > t or (end == t and step.end_seq > t_seq) or id(step) in seen:
             continue
-        if step.end <= span.start:
+        if end <= span.start:
             break
-        step = _ended_during(step, ordered, i) or step
+        cause = None
+        if step.kind == "await":
+            step = _ended_during(step, ordered, i) or step
+            if step.kind == "await":
+                cause = _awaited(trace, step, tasks)
         steps.append(step)
-        cause = _awaited(trace, step, tasks) if step.kind == "await" else None
-        t = min(step.start, cause.start) if cause is not None else step.start
+        t = step.start if cause is None or step.start < cause.start else cause.start
         t_seq = step.start_seq
         if t <= span.start:
             break
@@ -111,9 +115,11 @@ def _walk(
 def _ended_during(step: Span, ordered: list[Span], below: int) -> Span | None:
     """For an await on a bare future: the child task that ended last while it waited.
 
+    ``step`` is an await.
+
     ``ordered[: below + 1]`` are the children that end no later than ``step``, by end.
     """
-    if step.kind != "await" or AWAITED_SPAN in step.attributes:
+    if AWAITED_SPAN in step.attributes:
         return None
     awaited = step.attributes.get("asynctrace.awaited", step.name)
     if isinstance(awaited, str) and awaited.startswith("asyncio.sleep"):

@@ -163,11 +163,15 @@ def _merge(
 ) -> list[tuple[float, float]]:
     merged: list[tuple[float, float]] = []
     for a, b in sorted(intervals):
-        a, b = max(a, lo), min(b, hi)
+        if a < lo:
+            a = lo
+        if b > hi:
+            b = hi
         if b <= a:
             continue
         if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            if b > merged[-1][1]:
+                merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
     return merged

@@ -14,7 +14,6 @@ waiting: the loop idle on timers and I/O).
 from __future__ import annotations
 
 import math
-import operator
 import os
 from dataclasses import dataclass
 
@@ -150,16 +149,15 @@ def _idle(tasks: list[Span], awaits: dict[int, list[Span]], lo: float, hi: float
     running: list[tuple[float, float]] = []
     for task in tasks:
         t, end = task.start, task.end
-        # a task's awaits are one after the other (it waits on one thing at a time)
-        for wait in sorted(awaits.get(task.span_id, ()), key=_START):
-            if wait.start > t:
-                running.append((t, min(wait.start, end)))
+        # a task's awaits are one after the other (it waits on one thing at a time), and
+        # listed in the trace's order: by start
+        for wait in awaits.get(task.span_id, ()):
+            start = wait.start
+            if start > t:
+                running.append((t, start if start < end else end))
             if wait.end > t:
                 t = wait.end
         if t < end:
             running.append((t, end))
     busy = sum(b - a for a, b in _merge(running, lo, hi))
     return max(0.0, (hi - lo) - busy)
-
-
-_START = operator.attrgetter("start", "start_seq")
