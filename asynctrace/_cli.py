@@ -35,7 +35,7 @@ from ._flush import DEFAULT_FLUSH_INTERVAL
 from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
-from ._spans import Trace, release
+from ._spans import Trace, gc_paused, release
 from ._tracing import Tracing, report
 
 USAGE_ERROR = 2
@@ -420,17 +420,24 @@ def run(argv: Sequence[str]) -> int:
 def _finish(
     tracing: Tracing, options: argparse.Namespace, json_path: str | None, html: _HtmlOutput | None
 ) -> None:
-    """Stop recording, write the outputs, say where they are, wait (bounded) for OTLP."""
-    trace = tracing.stop(wait=False)
-    _show(trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed)
-    if html is not None and html.written:
-        report(f"HTML timeline: {html.path}")
-    for sent in tracing.wait_exports():
-        if sent.sent and not sent.not_sent:  # a failure already said so in its own line
-            protocol = tracing.otlp.protocol if tracing.otlp is not None else "OTLP"
-            report(f"OTLP: {sent.sent:,} spans sent to {sent.endpoint} ({protocol})")
-    if tracing.otlp is None:  # no exporter thread may still read it: free it before exit
-        release(trace)
+    """Stop recording, write the outputs, say where they are, wait (bounded) for OTLP.
+
+    The program has ended: no garbage collection until the outputs are out.  Every span
+    built here is live until then, and each collection would only scan them all again (a
+    third of the time of a 220,000-span run's outputs went to that).
+    """
+    with gc_paused():
+        trace = tracing.stop(wait=False)
+        whole = not tracing.streamed
+        _show(trace, options, None if tracing.json_failed else json_path, whole=whole)
+        if html is not None and html.written:
+            report(f"HTML timeline: {html.path}")
+        for sent in tracing.wait_exports():
+            if sent.sent and not sent.not_sent:  # a failure already said so in its own line
+                protocol = tracing.otlp.protocol if tracing.otlp is not None else "OTLP"
+                report(f"OTLP: {sent.sent:,} spans sent to {sent.endpoint} ({protocol})")
+        if tracing.otlp is None:  # no exporter thread may still read it: free it before exit
+            release(trace)
 
 
 def _write_outputs_on_sigterm(

@@ -23,7 +23,7 @@ from ._critical import mark_critical
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
-from ._spans import Span, Trace
+from ._spans import Span, Trace, gc_paused
 
 if TYPE_CHECKING:
     from ._chrome_stream import ChromeStream
@@ -308,9 +308,10 @@ class Tracing:
                 self._virtual = None
             if self._bridge is not None:
                 self._bridge.stop()
-            self._trace = self._final_trace()
-            if self._bridge is not None:
-                self._bridge.publish(self._trace)
+            with gc_paused():  # every span built is live: a collection would only scan them
+                self._trace = self._final_trace()
+                if self._bridge is not None:
+                    self._bridge.publish(self._trace)
             if self._program is not None:
                 from ._otel_program import withdraw
 
