@@ -246,28 +246,22 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     return {"traceEvents": placed, "displayTimeUnit": "ms", "otherData": other}
 
 
-def chrome_json(trace: Trace, *, full_args: bool = False) -> bytes:
-    """:func:`to_chrome`'s document as JSON, without making a dict per span when it can.
+def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
+    """:func:`to_chrome`'s document as JSON, in chunks to write one after the other, without
+    making a dict per span when it can.
 
     With the C accelerator, the events are written by :func:`encode_events`, each span's
     slice straight from the span; without it, :func:`to_chrome`'s document is encoded.  The
     same JSON meaning either way.
     """
     if _events_encoder() is None:
-        return dumps(to_chrome(trace, full_args=full_args))
+        return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
         placed, other = _document(trace, full_args, later=True)
         body = encode_events(placed, full_args, b",")
         del placed  # freed now: a collection when the collector is back would only scan it
-    return b"".join(
-        (
-            b'{"traceEvents":[',
-            body,
-            b'],"displayTimeUnit":"ms","otherData":',
-            dumps(other),
-            b"}",
-        )
-    )
+    tail = b'],"displayTimeUnit":"ms","otherData":' + dumps(other) + b"}"
+    return b'{"traceEvents":[', body, tail
 
 
 def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> bytes:
@@ -505,7 +499,7 @@ def write_chrome_json(
     A regular file is replaced whole (written aside, then renamed), so that a kill while
     writing leaves the previous file, such as the stream of the run, intact.
     """
-    write_whole(path, chrome_json(trace, full_args=full_args))
+    write_whole(path, *chrome_json(trace, full_args=full_args))
 
 
 def _bad(path: Path, what: str) -> ValueError:

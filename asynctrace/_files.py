@@ -16,19 +16,26 @@ import re
 from pathlib import Path
 
 
-def write_whole(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` whole; raises OSError as ``open``/``write`` do."""
+def write_whole(path: str | os.PathLike[str], *chunks: bytes) -> None:
+    """Write ``chunks`` to ``path``, one after the other, whole; raises OSError as
+    ``open``/``write`` do.  (Chunks, not their join: a large timeline is not copied again.)"""
     target = Path(path)
     if target.exists() and not target.is_file():
-        target.write_bytes(data)
+        _write(target, chunks)
         return
     aside = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        aside.write_bytes(data)
+        _write(aside, chunks)
         os.replace(aside, target)
     except BaseException:
         aside.unlink(missing_ok=True)
         raise
+
+
+def _write(path: Path, chunks: tuple[bytes, ...]) -> None:
+    with open(path, "wb") as file:
+        for chunk in chunks:
+            file.write(chunk)
 
 
 # What every output of ours starts with (read from a small prefix, never the whole file):

@@ -106,7 +106,7 @@ def _meaning(data: bytes) -> Any:
 @given(traces(), st.booleans())
 def test_the_c_timeline_means_what_the_python_one_does(trace: Trace, full: bool) -> None:
     reference = _meaning(dumps(_chrome.to_chrome(trace, full_args=full)))
-    assert _meaning(_chrome.chrome_json(trace, full_args=full)) == reference
+    assert _meaning(b"".join(_chrome.chrome_json(trace, full_args=full))) == reference
 
 
 @needs_c
