@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import importlib.abc
 import importlib.machinery
 import os
 import runpy
@@ -85,8 +84,12 @@ class _TracingLoader(importlib.machinery.SourceFileLoader):
         return compile_traced(self.get_data(path), path)
 
 
-class ProgramFinder(importlib.abc.MetaPathFinder):
-    """Finds the modules of the program (files under ``roots``) and loads them traced."""
+class ProgramFinder:
+    """Finds the modules of the program (files under ``roots``) and loads them traced.
+
+    A meta path finder by its ``find_spec`` (not a subclass of ``importlib.abc``'s, whose
+    import brings ``importlib.resources``, ``pathlib`` and ``tempfile``: 6 ms of every run).
+    """
 
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [os.path.join(os.path.abspath(r), "") for r in roots]

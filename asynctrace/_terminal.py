@@ -15,7 +15,6 @@ no line is ever wider than ``width``.
 from __future__ import annotations
 
 import math
-import statistics
 import unicodedata
 from collections import Counter
 
@@ -494,7 +493,8 @@ def _fold(hidden: list[Row], trace: Trace, scale: float, unit: str, width: int) 
         d = sorted(s.duration for s in tasks)
         first = (
             f"… {len(tasks):,} more tasks: durations min {_num(d[0], scale)}"
-            f" / median {_num(statistics.median(d), scale)} / max {_num(d[-1], scale)} {unit}"
+            f" / median {_num((d[(len(d) - 1) // 2] + d[len(d) // 2]) / 2, scale)}"
+            f" / max {_num(d[-1], scale)} {unit}"
         )
         if others:
             first += f" (+{others:,} more rows)"
