@@ -242,8 +242,12 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     Runs on the caller's thread, off the event loop.
     """
     with gc_paused():
-        placed, other = _document(trace, full_args, later=False)
-    return {"traceEvents": placed, "displayTimeUnit": "ms", "otherData": other}
+        layout = _layout(trace, full_args, lazy=False)
+        events = list(layout.head)
+        for track in layout.track_ids:
+            events.extend(_place(layout.rows[track]))
+        events.extend(layout.tail)
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": layout.other}
 
 
 def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
@@ -254,14 +258,27 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
     slice straight from the span; without it, :func:`to_chrome`'s document is encoded.  The
     same JSON meaning either way.
     """
-    if _events_encoder() is None:
+    place = _row_placer()
+    if place is None:
         return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
-        placed, other = _document(trace, full_args, later=True)
-        body = encode_events(placed, full_args, b",")
-        del placed  # freed now: a collection when the collector is back would only scan it
-    tail = b'],"displayTimeUnit":"ms","otherData":' + dumps(other) + b"}"
-    return b'{"traceEvents":[', body, tail
+        layout = _layout(trace, full_args, lazy=True)
+        rows = [(tid, spans, layout.rows[track]) for track, tid, spans in layout.row_spans()]
+        after = {sid: item.after for sid, item in layout.items.items() if item.after}
+        fallback = functools.partial(_slice_event, full_args=full_args)
+        try:
+            body = place(rows, after, full_args, fallback)
+        except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
+            return (dumps(to_chrome(trace, full_args=full_args)),)
+        del rows, after  # freed now: a collection when the collector is back would only scan them
+        head = encode_events(layout.head, full_args, b",")
+        tail = encode_events(layout.tail, full_args, b",")
+    parts = [b'{"traceEvents":[', head]
+    for part in (body, tail):
+        if part:
+            parts += [b",", part]
+    parts.append(b'],"displayTimeUnit":"ms","otherData":' + dumps(layout.other) + b"}")
+    return tuple(parts)
 
 
 def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> bytes:
@@ -286,26 +303,51 @@ _EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]], byt
 
 
 @functools.cache
-def _events_encoder() -> _EventsEncoder | None:
-    """``_cjson.timeline_events``, told once what ``_args`` leaves out; None without C."""
+def _cjson() -> Any:
+    """``_cjson``, told once what ``_args`` leaves out; None without C."""
     if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
         return None
     try:
-        from ._cjson import configure_slices, timeline_events
+        from . import _cjson
     except ImportError:  # built without a C compiler
         return None
-    configure_slices(_RESERVED, MAX_CHARS, _DEFAULTS, _FILE, _UNCLAMPED)
-    return timeline_events
+    _cjson.configure_slices(_RESERVED, MAX_CHARS, _DEFAULTS, _FILE, _UNCLAMPED, Span)
+    return _cjson
+
+
+def _events_encoder() -> _EventsEncoder | None:
+    """``_cjson.timeline_events`` (see :func:`encode_events`); None without C."""
+    module = _cjson()
+    return None if module is None else module.timeline_events
+
+
+def _row_placer() -> _RowPlacer | None:
+    """``_cjson.place_rows``: :func:`_place` and the slices' encoding in one C call, for every
+    row of the file; None without C."""
+    module = _cjson()
+    return None if module is None else module.place_rows
+
+
+_RowPlacer = Callable[
+    [list[tuple[int, list[Span], list["_Item"]]], dict[int, list[Any]], bool, Callable[..., Any]],
+    bytes,
+]
 
 
 def _slice(item: _Item, full_args: bool) -> dict[str, Any]:
     """A span's placed slice event, as :func:`to_chrome` writes it."""
-    span = item.span
-    assert span is not None
-    event = _event(span, item.tid, full_args)
-    if item.unclamped is not None:
-        event["args"][_UNCLAMPED] = _us(item.unclamped)
-    event["ts"], event["dur"] = _us(item.start), _us(item.end - item.start)
+    assert item.span is not None
+    return _slice_event(item.span, item.tid, item.start, item.end, item.unclamped, full_args)
+
+
+def _slice_event(
+    span: Span, tid: int, start: int, end: int, unclamped: int | None, full_args: bool
+) -> dict[str, Any]:
+    """A span's slice event, placed at ``[start, end)`` ns (``unclamped``: the end it had)."""
+    event = _event(span, tid, full_args)
+    if unclamped is not None:
+        event["args"][_UNCLAMPED] = _us(unclamped)
+    event["ts"], event["dur"] = _us(start), _us(end - start)
     return event
 
 
@@ -320,46 +362,84 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
     }
 
 
-def _document(
-    trace: Trace, full_args: bool, *, later: bool
-) -> tuple[list[_Placed], dict[str, Any]]:
-    """The events in file order, and ``otherData``; with ``later``, span slices as items."""
+class _Layout:
+    """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
+    each track's flow markers (``rows``), the span items the arrows bound events to
+    (``items``), the events after every slice (``tail``: join arrows' starts, the counter)
+    and ``otherData``."""
+
+    def __init__(self, trace: Trace, track_ids: list[int], tids: dict[int, int]) -> None:
+        self.trace = trace
+        self.track_ids = track_ids
+        self.tids = tids
+        self.head: list[_Placed] = []
+        self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
+        self.items: dict[int, _Item] = {}
+        self.tail: list[_Placed] = []
+        self.other: dict[str, Any] = {}
+
+    def row_spans(self) -> list[tuple[int, int, list[Span]]]:
+        """``(track, tid, spans)`` per track, in file order; spans in the trace's order."""
+        spans: dict[int, list[Span]] = {track: [] for track in self.track_ids}
+        for span in self.trace.spans:
+            spans[span.track].append(span)
+        return [(track, self.tids[track], spans[track]) for track in self.track_ids]
+
+
+class _SpanItems(dict[int, _Item]):
+    """Span items made as the arrows ask for them (the C placer places the spans itself)."""
+
+    def __init__(self, trace: Trace, tids: dict[int, int]) -> None:
+        super().__init__()
+        self._by_id = trace.by_id
+        self._tids = tids
+
+    def __missing__(self, span_id: int) -> _Item:
+        span = self._by_id[span_id]
+        item = self[span_id] = _span_item(span, self._tids[span.track], None)
+        return item
+
+
+def _span_item(span: Span, tid: int, event: dict[str, Any] | None) -> _Item:
+    start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
+    return _Item(start, end, (span.start_seq, 0), event, span, tid)
+
+
+def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
+    """The timeline's metadata, arrows and counter; with ``lazy``, span items only where an
+    arrow binds to a span, else every span's item with its event, in ``rows``."""
     track_ids = [s.span_id for s in trace.tracks]
     track_ids += sorted({s.track for s in trace.spans} - set(track_ids))  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
+    layout = _Layout(trace, track_ids, tids)
     run = next((s for s in trace.spans if s.kind == "run"), None)
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
-    events: list[_Placed] = [
+    layout.head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
-    ]
+    )
     for track in track_ids:
         owner = trace.by_id.get(track)
         label = row_label(owner) if owner is not None else f"track {track}"
         tid = tids[track]
         meta = {"name": label, "track": track}
-        events.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        layout.head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
         sort = {"sort_index": tid}
-        events.append(
+        layout.head.append(
             {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
         )
-
-    rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
-    items: dict[int, _Item] = {}
-    for span in trace.spans:
-        track = span.track
-        tid = tids[track]
-        event = None if later else _event(span, tid, full_args)
-        start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
-        item = _Item(start, end, (span.start_seq, 0), event, span, tid)
-        rows[track].append(item)
-        items[span.span_id] = item
+    if lazy:
+        layout.items = _SpanItems(trace, tids)
+    else:
+        for span in trace.spans:
+            item = _span_item(span, tids[span.track], _event(span, tids[span.track], full_args))
+            layout.rows[span.track].append(item)
+            layout.items[span.span_id] = item
     join_spans = joins(trace)
-    tail = _flows(trace, tids, rows, items, join_spans)
-    for track in track_ids:
-        events.extend(_place(rows[track]))
-    events.extend(tail)
-    events.extend(_counter(trace, join_spans))
-    other = {
+    layout.tail = [
+        *_flows(trace, tids, layout.rows, layout.items, join_spans),
+        *_counter(trace, join_spans),
+    ]
+    layout.other = {
         "asynctrace": __version__,
         "clock": trace.clock,
         "epoch_ns": trace.epoch_ns,
@@ -367,7 +447,7 @@ def _document(
         "spans": len(trace.spans),
         "origin_us": ORIGIN_NS // 1000,
     }
-    return events, other
+    return layout
 
 
 def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:

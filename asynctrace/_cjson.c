@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <structmember.h> /* T_OBJECT_EX */
 
 #define MAX_DEPTH 64
 
@@ -133,6 +134,23 @@ put_float(Buffer *buf, PyObject *value)
     return rc;
 }
 
+/* The decimal digits of ``v`` (with ``sign``), written without printf: a timeline writes
+ * several numbers per span, and snprintf was a fifth of the time of writing one. */
+static int
+put_digits(Buffer *buf, const char *sign, unsigned long long v)
+{
+    char text[24];
+    char *end = text + sizeof text, *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (*sign) {
+        *--p = '-';
+    }
+    return put(buf, p, end - p);
+}
+
 static int
 put_long(Buffer *buf, PyObject *value)
 {
@@ -142,9 +160,7 @@ put_long(Buffer *buf, PyObject *value)
         return -1;
     }
     if (overflow == 0) {
-        char text[24];
-        int n = snprintf(text, sizeof text, "%lld", v);
-        return put(buf, text, n);
+        return put_digits(buf, v < 0 ? "-" : "", v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v);
     }
     PyObject *digits = PyLong_Type.tp_repr(value); /* int.__repr__ even for a subclass */
     if (digits == NULL) {
@@ -162,23 +178,17 @@ put_long(Buffer *buf, PyObject *value)
 static int
 put_us(Buffer *buf, long long ns)
 {
-    char text[32];
     unsigned long long magnitude = ns < 0 ? 0ULL - (unsigned long long)ns : (unsigned long long)ns;
-    const char *sign = ns < 0 ? "-" : "";
     unsigned long long whole = magnitude / 1000, part = magnitude % 1000;
-    int n;
+    if (put_digits(buf, ns < 0 ? "-" : "", whole) < 0) {
+        return -1;
+    }
     if (part == 0) {
-        n = snprintf(text, sizeof text, "%s%llu", sign, whole);
+        return 0;
     }
-    else if (part % 100 == 0) {
-        n = snprintf(text, sizeof text, "%s%llu.%llu", sign, whole, part / 100);
-    }
-    else if (part % 10 == 0) {
-        n = snprintf(text, sizeof text, "%s%llu.%02llu", sign, whole, part / 10);
-    }
-    else {
-        n = snprintf(text, sizeof text, "%s%llu.%03llu", sign, whole, part);
-    }
+    char text[4] = {'.', (char)('0' + part / 100), (char)('0' + part / 10 % 10),
+                    (char)('0' + part % 10)};
+    int n = part % 100 == 0 ? 2 : part % 10 == 0 ? 3 : 4; /* no trailing zeros */
     return put(buf, text, n);
 }
 
@@ -308,13 +318,73 @@ static PyObject *s_kind, *s_name, *s_status, *s_error, *s_attributes, *s_span_id
     *s_start_seq, *s_end_seq, *s_track, *s_parent, *s_ok, *s_await, *s_blocked, *s_task,
     *s_coroutine, *s_thread;
 
+static PyObject *s_item_span, *s_item_tid, *s_item_start, *s_item_end, *s_item_unclamped;
+
+/* Span's fields, read straight from their slots when the object is exactly _spans.Span (a
+ * slots dataclass; the generic attribute lookup was a fifth of the time of writing a slice). */
+enum { F_KIND, F_NAME, F_STATUS, F_ERROR, F_ATTRIBUTES, F_SPAN_ID, F_PARENT_ID, F_START_SEQ,
+       F_END_SEQ, F_TRACK, F_PARENT, F_START, F_END, N_FIELDS };
+static PyObject **field_names[N_FIELDS] = {&s_kind, &s_name, &s_status, &s_error, &s_attributes,
+    &s_span_id, &s_parent_id, &s_start_seq, &s_end_seq, &s_track, &s_parent, &s_item_start,
+    &s_item_end};
+static PyTypeObject *c_span_type;
+static Py_ssize_t c_offsets[N_FIELDS]; /* 0: read through getattr */
+
+/* A borrowed reference to a field of ``span`` (the span holds it), NULL with an exception. */
+static PyObject *
+span_field(PyObject *span, int field)
+{
+    if (Py_TYPE(span) == c_span_type && c_offsets[field] > 0) {
+        PyObject *value = *(PyObject **)((char *)span + c_offsets[field]);
+        if (value != NULL) {
+            return value;
+        }
+    }
+    PyObject *value = PyObject_GetAttr(span, *field_names[field]);
+    if (value != NULL) {
+        Py_DECREF(value); /* stored on the span, which keeps it alive */
+    }
+    return value;
+}
+
+/* Where each field's slot is in a Span, from its member descriptors (0 when it is not one). */
+static int
+learn_offsets(PyObject *span_type)
+{
+    if (!PyType_Check(span_type)) {
+        PyErr_SetString(PyExc_TypeError, "span_type: a class");
+        return -1;
+    }
+    for (int i = 0; i < N_FIELDS; i++) {
+        c_offsets[i] = 0;
+        PyObject *descr = PyObject_GetAttr(span_type, *field_names[i]);
+        if (descr == NULL) {
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_TYPE(descr) == &PyMemberDescr_Type) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && member->offset > 0) {
+                c_offsets[i] = member->offset;
+            }
+        }
+        Py_DECREF(descr);
+    }
+    Py_INCREF(span_type);
+    Py_XSETREF(c_span_type, (PyTypeObject *)span_type);
+    return 0;
+}
+
 static PyObject *
 configure_slices(PyObject *module, PyObject *args)
 {
-    PyObject *reserved, *defaults, *file_key, *unclamped;
+    PyObject *reserved, *defaults, *file_key, *unclamped, *span_type;
     Py_ssize_t max_chars;
-    if (!PyArg_ParseTuple(args, "O!nO!UU", &PyFrozenSet_Type, &reserved, &max_chars,
-                          &PyDict_Type, &defaults, &file_key, &unclamped)) {
+    if (!PyArg_ParseTuple(args, "O!nO!UUO", &PyFrozenSet_Type, &reserved, &max_chars,
+                          &PyDict_Type, &defaults, &file_key, &unclamped, &span_type)) {
+        return NULL;
+    }
+    if (learn_offsets(span_type) < 0) {
         return NULL;
     }
     Py_INCREF(reserved);
@@ -368,15 +438,12 @@ read_span(PyObject *span, SpanFields *f, int full)
     PyObject **slots[] = {&f->kind, &f->name, &f->status, &f->error, &f->attributes,
                           &f->span_id, &f->parent_id, &f->start_seq, &f->end_seq, &f->track,
                           &f->parent};
-    PyObject *names[] = {s_kind, s_name, s_status, s_error, s_attributes, s_span_id,
-                         s_parent_id, s_start_seq, s_end_seq, s_track, s_parent};
-    for (int i = 0; i < 11; i++) {
-        PyObject *value = PyObject_GetAttr(span, names[i]);
+    for (int i = 0; i < 11; i++) { /* F_KIND .. F_PARENT, in this order */
+        PyObject *value = span_field(span, i);
         if (value == NULL) {
             return -1;
         }
-        *slots[i] = value; /* the span holds it: released at once below */
-        Py_DECREF(value);
+        *slots[i] = value;
     }
     if (!PyUnicode_CheckExact(f->kind) || !PyUnicode_CheckExact(f->name)
         || PyUnicode_GET_LENGTH(f->name) > c_max_chars || !PyUnicode_CheckExact(f->status)
@@ -538,6 +605,9 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
 
 /* One span's slice event into buf: 1 written, 0 not taken (buf unchanged: the Python way),
  * -1 error.  Times are whole nanoseconds (ints), written as microseconds. */
+static int put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns,
+                        long long dur_ns, const long long *unclamped_ns, int full);
+
 static int
 put_slice(Buffer *buf, PyObject *span, PyObject *tid, PyObject *start, PyObject *dur,
           PyObject *unclamped, int full)
@@ -562,6 +632,17 @@ put_slice(Buffer *buf, PyObject *span, PyObject *tid, PyObject *start, PyObject 
     if (overflow) {
         return 0; /* past 64 bits */
     }
+    return put_slice_ns(buf, span, tid, start_ns, dur_ns,
+                        unclamped == Py_None ? NULL : &unclamped_ns, full);
+}
+
+/* The slice of ``span`` at [start_ns, start_ns + dur_ns) on row ``tid`` (an exact int);
+ * ``unclamped_ns``: the end it had before it was clamped, or NULL.  1 written, 0 not taken
+ * (nothing written), -1 error. */
+static int
+put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, long long dur_ns,
+             const long long *unclamped_ns, int full)
+{
     SpanFields f;
     int taken = read_span(span, &f, full);
     if (taken <= 0) {
@@ -582,7 +663,7 @@ put_slice(Buffer *buf, PyObject *span, PyObject *tid, PyObject *start, PyObject 
     rc = rc < 0 ? -1 : put_key(buf, ",\"cat\":");
     rc = rc < 0 ? -1 : put_str(buf, f.kind);
     rc = rc < 0 ? -1 : put_key(buf, ",\"args\":");
-    rc = rc < 0 ? -1 : put_args(buf, &f, unclamped == Py_None ? NULL : &unclamped_ns, full);
+    rc = rc < 0 ? -1 : put_args(buf, &f, unclamped_ns, full);
     rc = rc < 0 ? -1 : put_key(buf, ",\"ts\":");
     rc = rc < 0 ? -1 : put_us(buf, start_ns);
     rc = rc < 0 ? -1 : put_key(buf, ",\"dur\":");
@@ -599,7 +680,6 @@ put_slice(Buffer *buf, PyObject *span, PyObject *tid, PyObject *start, PyObject 
     return 1;
 }
 
-static PyObject *s_item_span, *s_item_tid, *s_item_start, *s_item_end, *s_item_unclamped;
 
 /* A placed span item's slice (see _chrome._Item), or the Python way's event for it. */
 static int
@@ -678,12 +758,300 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- every row of a whole JSON timeline, placed (_chrome._place) and written ---- */
+
+typedef struct {
+    long long start, end, seq, sub; /* _Item.key: (start, -end, (seq, sub)) */
+    Py_ssize_t index;               /* ties: the order they came in (Python's sort is stable) */
+    PyObject *obj;                  /* a Span, or a marker _Item (borrowed from the row) */
+    int is_span, clamped;
+    long long unclamped;
+} Entry;
+
+static int
+entry_order(const void *pa, const void *pb)
+{
+    const Entry *a = pa, *b = pb;
+    if (a->start != b->start) {
+        return a->start < b->start ? -1 : 1;
+    }
+    if (a->end != b->end) {
+        return a->end > b->end ? -1 : 1; /* the longer first */
+    }
+    if (a->seq != b->seq) {
+        return a->seq < b->seq ? -1 : 1;
+    }
+    if (a->sub != b->sub) {
+        return a->sub < b->sub ? -1 : 1;
+    }
+    return a->index < b->index ? -1 : (a->index > b->index);
+}
+
+/* An attribute that MUST be an int fitting 64 bits: 0 with *out set, -1 with an exception
+ * (ValueError for an odd value: the caller writes the file the Python way). */
+static int
+int_ll(PyObject *value, long long *out)
+{
+    int overflow = 0;
+    *out = PyLong_Check(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : -1;
+    if (!PyLong_Check(value) || overflow) {
+        PyErr_SetString(PyExc_ValueError, "not an int of 64 bits");
+        return -1;
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int
+attr_ll(PyObject *obj, PyObject *name, long long *out)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int rc = int_ll(value, out);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* round(seconds * 1e9) + ORIGIN_NS, as _chrome._span_item computes it (round half to even). */
+static int
+span_ns(PyObject *span, int field, long long *out)
+{
+    PyObject *value = span_field(span, field);
+    if (value == NULL) {
+        return -1;
+    }
+    double seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    double ns = nearbyint(seconds * 1e9);
+    if (!(ns > -9.0e18 && ns < 9.0e18)) { /* NaN, infinities, past 64 bits */
+        PyErr_SetString(PyExc_ValueError, "a span time out of range");
+        return -1;
+    }
+    *out = (long long)ns + 1000;
+    return 0;
+}
+
+/* ns as _chrome._us gives it: an int of microseconds when whole, else a float. */
+static PyObject *
+us_object(long long ns)
+{
+    if (ns % 1000 == 0) {
+        return PyLong_FromLongLong(ns / 1000);
+    }
+    return PyFloat_FromDouble((double)ns / 1000.0);
+}
+
+static int
+put_events(Buffer *buf, PyObject *events, int *first)
+{
+    if (events == NULL) {
+        return 0;
+    }
+    if (!PyList_Check(events)) {
+        PyErr_SetString(PyExc_TypeError, "after: a list of events");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
+        if ((!*first && put(buf, ",", 1) < 0) || put_value(buf, PyList_GET_ITEM(events, i), 0) < 0) {
+            return -1;
+        }
+        *first = 0;
+    }
+    return 0;
+}
+
+static PyObject *s_key, *s_event, *s_after, *s_ts, *s_dur;
+
+/* One row: its entries sorted, each clamped into the one that encloses it, then written. */
+static int
+place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObject *after,
+          int full, PyObject *fallback, int *first)
+{
+    Py_ssize_t n_spans = PyList_GET_SIZE(spans), n = n_spans + PyList_GET_SIZE(markers);
+    if (n == 0) {
+        return 0;
+    }
+    Entry *entries = PyMem_Calloc((size_t)n, sizeof(Entry));
+    Entry **stack = PyMem_Calloc((size_t)n, sizeof(Entry *));
+    int rc = (entries == NULL || stack == NULL) ? -1 : 0;
+    if (rc < 0) {
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        Entry *e = &entries[i];
+        e->index = i;
+        if (i < n_spans) {
+            e->obj = PyList_GET_ITEM(spans, i);
+            e->is_span = 1;
+            PyObject *seq = span_ns(e->obj, F_START, &e->start) < 0
+                                    || span_ns(e->obj, F_END, &e->end) < 0
+                                ? NULL
+                                : span_field(e->obj, F_START_SEQ);
+            rc = seq == NULL || int_ll(seq, &e->seq) < 0 ? -1 : 0;
+            if (e->end < e->start) {
+                e->end = e->start;
+            }
+            continue;
+        }
+        e->obj = PyList_GET_ITEM(markers, i - n_spans);
+        PyObject *key = PyObject_GetAttr(e->obj, s_key);
+        if (key == NULL) {
+            rc = -1;
+            break;
+        }
+        PyObject *order = PyTuple_Check(key) && PyTuple_GET_SIZE(key) == 3 ? PyTuple_GET_ITEM(key, 2) : NULL;
+        if (order == NULL || !PyTuple_Check(order) || PyTuple_GET_SIZE(order) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a marker's key");
+            Py_DECREF(key);
+            rc = -1;
+            break;
+        }
+        int overflow = 0, more = 0;
+        e->seq = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(order, 0), &more);
+        overflow |= more;
+        e->sub = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(order, 1), &more);
+        overflow |= more;
+        Py_DECREF(key);
+        if (overflow && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "a marker's order past 64 bits");
+        }
+        rc = (PyErr_Occurred() || attr_ll(e->obj, s_item_start, &e->start) < 0
+              || attr_ll(e->obj, s_item_end, &e->end) < 0) ? -1 : 0;
+    }
+    if (rc == 0) {
+        qsort(entries, (size_t)n, sizeof(Entry), entry_order);
+    }
+    Py_ssize_t depth = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        Entry *e = &entries[i];
+        while (depth && stack[depth - 1]->end <= e->start) { /* half-open: over at its end */
+            depth--;
+        }
+        if (depth && e->end > stack[depth - 1]->end) {
+            if (e->is_span) {
+                e->clamped = 1;
+                e->unclamped = e->end;
+            }
+            e->end = stack[depth - 1]->end;
+        }
+        stack[depth++] = e;
+        if (!*first && put(buf, ",", 1) < 0) {
+            rc = -1;
+            break;
+        }
+        *first = 0;
+        if (e->is_span) {
+            int taken = put_slice_ns(buf, e->obj, tid, e->start, e->end - e->start,
+                                     e->clamped ? &e->unclamped : NULL, full);
+            if (taken == 0) {
+                PyObject *start = PyLong_FromLongLong(e->start);
+                PyObject *end = start ? PyLong_FromLongLong(e->end) : NULL;
+                PyObject *unclamped = end ? (e->clamped ? PyLong_FromLongLong(e->unclamped) : Py_NewRef(Py_None)) : NULL;
+                PyObject *event = unclamped ? PyObject_CallFunctionObjArgs(fallback, e->obj, tid, start, end, unclamped, NULL) : NULL;
+                taken = event ? put_value(buf, event, 0) : -1;
+                Py_XDECREF(start);
+                Py_XDECREF(end);
+                Py_XDECREF(unclamped);
+                Py_XDECREF(event);
+            }
+            if (taken < 0) {
+                rc = -1;
+                break;
+            }
+            PyObject *span_id = span_field(e->obj, F_SPAN_ID);
+            PyObject *bound = span_id ? PyDict_GetItemWithError(after, span_id) : NULL;
+            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_events(buf, bound, first) < 0) {
+                rc = -1;
+            }
+            continue;
+        }
+        PyObject *event = PyObject_GetAttr(e->obj, s_event);
+        PyObject *ts = event ? us_object(e->start) : NULL;
+        PyObject *dur = ts ? us_object(e->end - e->start) : NULL;
+        if (dur == NULL || !PyDict_Check(event) || PyDict_SetItem(event, s_ts, ts) < 0
+            || PyDict_SetItem(event, s_dur, dur) < 0 || put_value(buf, event, 0) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "a marker's event");
+            }
+            rc = -1;
+        }
+        Py_XDECREF(event);
+        Py_XDECREF(ts);
+        Py_XDECREF(dur);
+        if (rc == 0) {
+            PyObject *bound = PyObject_GetAttr(e->obj, s_after);
+            rc = bound == NULL || put_events(buf, bound, first) < 0 ? -1 : 0;
+            Py_XDECREF(bound);
+        }
+    }
+    PyMem_Free(entries);
+    PyMem_Free(stack);
+    return rc;
+}
+
+/* place_rows(rows, after, full, fallback) -> bytes: the rows of a whole JSON timeline, each
+ * placed as _chrome._place places it and written, joined by ",".  rows: (tid, spans in the
+ * trace's order, the row's flow markers as _Items); after: span_id -> the events written right
+ * after that span's slice; fallback(span, tid, start_ns, end_ns, unclamped_ns or None) gives
+ * the event of a span this does not write.  A value it cannot take as the Python way does (a
+ * time out of range, a sequence past 64 bits) raises ValueError: the caller writes the file
+ * the Python way. */
+static PyObject *
+place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "place_rows(rows, after, full, fallback)");
+        return NULL;
+    }
+    if (c_reserved == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_slices() MUST be called first");
+        return NULL;
+    }
+    int full = PyObject_IsTrue(args[2]);
+    if (full < 0) {
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    Buffer buf = {NULL, 0, 0};
+    Py_ssize_t total = 0;
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        if (PyTuple_Check(row) && PyTuple_GET_SIZE(row) == 3 && PyList_Check(PyTuple_GET_ITEM(row, 1))) {
+            total += PyList_GET_SIZE(PyTuple_GET_ITEM(row, 1));
+        }
+    }
+    int rc = reserve(&buf, 256 * (total + 1)), first = 1;
+    for (Py_ssize_t r = 0; rc == 0 && r < PyList_GET_SIZE(rows); r++) {
+        PyObject *row = PyList_GET_ITEM(rows, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 3 || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 0))
+            || !PyList_Check(PyTuple_GET_ITEM(row, 1)) || !PyList_Check(PyTuple_GET_ITEM(row, 2))) {
+            PyErr_SetString(PyExc_TypeError, "a row: (tid, spans, markers)");
+            rc = -1;
+            break;
+        }
+        rc = place_row(&buf, PyTuple_GET_ITEM(row, 0), PyTuple_GET_ITEM(row, 1),
+                       PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
+    }
+    if (rc < 0) {
+        PyMem_Free(buf.data);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
+    PyMem_Free(buf.data);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"dumps", dumps, METH_O, PyDoc_STR("dumps(value) -> bytes: compact UTF-8 JSON.")},
     {"configure_slices", configure_slices, METH_VARARGS,
      PyDoc_STR("configure_slices(reserved, max_chars, defaults, file_key, unclamped_key)")},
     {"timeline_events", (PyCFunction)(void (*)(void))timeline_events, METH_FASTCALL,
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
+    {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
+     PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -699,12 +1067,12 @@ PyInit__cjson(void)
     const char *texts[] = {"kind", "name", "status", "error", "attributes", "span_id",
                            "parent_id", "start_seq", "end_seq", "track", "parent", "ok",
                            "await", "blocked", "task", "coroutine", "thread", "span", "tid",
-                           "start", "end", "unclamped"};
+                           "start", "end", "unclamped", "key", "event", "after", "ts", "dur"};
     PyObject **targets[] = {&s_kind, &s_name, &s_status, &s_error, &s_attributes, &s_span_id,
                             &s_parent_id, &s_start_seq, &s_end_seq, &s_track, &s_parent, &s_ok,
                             &s_await, &s_blocked, &s_task, &s_coroutine, &s_thread,
                             &s_item_span, &s_item_tid, &s_item_start, &s_item_end,
-                            &s_item_unclamped};
+                            &s_item_unclamped, &s_key, &s_event, &s_after, &s_ts, &s_dur};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         *targets[i] = PyUnicode_InternFromString(texts[i]);
         if (*targets[i] == NULL) {

@@ -11,6 +11,7 @@ def configure_slices(
     defaults: dict[str, str],
     file_key: str,
     unclamped_key: str,
+    span_type: type,
     /,
 ) -> None: ...
 def timeline_events(
@@ -18,5 +19,12 @@ def timeline_events(
     full: bool,
     fallback: Callable[[Any], dict[str, Any]],
     separator: bytes,
+    /,
+) -> bytes: ...
+def place_rows(
+    rows: list[tuple[int, list[Any], list[Any]]],
+    after: dict[int, list[Any]],
+    full: bool,
+    fallback: Callable[..., dict[str, Any]],
     /,
 ) -> bytes: ...

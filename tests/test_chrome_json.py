@@ -113,13 +113,13 @@ def test_the_c_timeline_means_what_the_python_one_does(trace: Trace, full: bool)
 def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
     # Python makes the event of a span only when C does not take it.
     made: list[int] = []
-    real = _chrome._slice
+    real = _chrome._slice_event
 
-    def counted(item: Any, full_args: bool) -> dict[str, Any]:
-        made.append(item.span.span_id)
-        return real(item, full_args)
+    def counted(span: Span, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        made.append(span.span_id)
+        return real(span, *args, **kwargs)
 
-    monkeypatch.setattr(_chrome, "_slice", counted)
+    monkeypatch.setattr(_chrome, "_slice_event", counted)
     spans = [
         Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
         Span(
@@ -187,3 +187,16 @@ def test_the_stream_means_the_same_written_in_c_or_python(
         written[way] = _stream_lines(path)
         json.loads(path.read_bytes())  # a finished stream is plain JSON
     assert written["c"] == written["python"]
+
+
+@needs_c
+def test_values_past_64_bits_are_written_the_python_way() -> None:
+    """A hand-made trace's sequence number past 64 bits: the C placer refuses it, and the
+    file is written the Python way, with the same meaning."""
+    spans = [
+        Span(1, None, "run", "prog.py", 0.0, 3.0, 1, start_seq=2**70, end_seq=2**71),
+        Span(2, 1, "task", "main", 0.5, 3.5, 2, start_seq=1, end_seq=2),
+    ]
+    trace = Trace(spans)
+    whole = b"".join(_chrome.chrome_json(trace))
+    assert _meaning(whole) == _meaning(dumps(_chrome.to_chrome(trace)))
