@@ -193,9 +193,18 @@ class Trace:
         return found
 
     @property
+    def start(self) -> float:
+        """The earliest start time in the trace (0.0 when empty): its first span's."""
+        return self.spans[0].start if self.spans else 0.0
+
+    @property
     def end(self) -> float:
         """The latest end time in the trace (0.0 when empty)."""
-        return max((s.end for s in self.spans), default=0.0)
+        return derived(self, "end", _latest_end)
+
+
+def _latest_end(trace: Trace) -> float:
+    return max((s.end for s in trace.spans), default=0.0)
 
 
 _T = TypeVar("_T")

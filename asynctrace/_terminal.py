@@ -213,7 +213,7 @@ def render_timeline(
     lines.extend(_wrap(_summary(trace), " · ", width))
 
     drawn = [s for r in rows for s in r.spans]
-    first = min(s.start for s in trace.spans)
+    first = trace.start
     t0 = lo if lo is not None else min((s.start for s in drawn), default=first)
     t1 = hi if hi is not None else max((s.end for s in drawn), default=trace.end)
     # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
@@ -410,7 +410,7 @@ def display_name_plain(span: Span) -> str:
 
 def _summary(trace: Trace) -> list[str]:
     """The header's facts about the whole trace (filters do not change them)."""
-    first = min(s.start for s in trace.spans)
+    first = trace.start
     wall = max(0.0, trace.end - first)
     scale, unit = _unit(wall) if wall > 0 else (1.0, "s")
     points = derived(trace, "idle_activity", _idle_activity)

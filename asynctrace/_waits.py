@@ -101,7 +101,7 @@ def _profile(trace: Trace) -> WaitProfile:
     if run is not None:
         lo, hi = run.start, run.end
     elif trace.spans:
-        lo, hi = min(s.start for s in trace.spans), trace.end
+        lo, hi = trace.start, trace.end
     else:
         lo = hi = 0.0
     return WaitProfile(groups, blocked, _idle(tasks, awaits, lo, hi), max(0.0, hi - lo))
