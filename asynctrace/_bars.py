@@ -65,7 +65,9 @@ def cell_range(a: float, b: float, t0: float, step: float, cols: int) -> tuple[i
     return first, max(first, last)
 
 
-def _span_levels(item: Item, t0: float, step: float, cols: int, levels: list[int]) -> None:
+def _span_levels(
+    item: Item, t0: float, step: float, cols: int, levels: list[int], edges: list[float]
+) -> None:
     start, end, marks = item
     base, top = cell_range(start, end, t0, step, cols)
     if top < base:
@@ -78,9 +80,14 @@ def _span_levels(item: Item, t0: float, step: float, cols: int, levels: list[int
     def paint(cells: list[float], a: float, b: float) -> None:
         first, last = cell_range(a, b, t0, step, cols)
         # an instant at the span's very end can fall in the cell after it, which is not shown
-        for i in range(max(first, base), min(last, top) + 1):
-            lo, hi = t0 + i * step, t0 + (i + 1) * step
-            cells[i - base] += max(min(b, hi) - max(a, lo), 1e-12)  # an instant still shows
+        first, last = max(first, base), min(last, top)
+        for i in range(first, last + 1):
+            lo, hi = edges[i], edges[i + 1]
+            if a <= lo and hi <= b:  # a whole cell: its width, as the general case gives it
+                width = hi - lo
+            else:
+                width = (b if b < hi else hi) - (a if a > lo else lo)
+            cells[i - base] += width if width > 1e-12 else 1e-12  # an instant still shows
 
     paint(alive, start, end)
     for m_start, m_end, is_blocked in marks.overlapping(start, end):
@@ -106,8 +113,9 @@ def _span_levels(item: Item, t0: float, step: float, cols: int, levels: list[int
 def row_levels_python(items: Sequence[Item], t0: float, step: float, cols: int) -> bytes:
     """Each cell's level (0 to 3), the highest of ``items``'; the reference implementation."""
     levels = [EMPTY] * cols
+    edges = [t0 + i * step for i in range(cols + 1)]  # cell i is [edges[i], edges[i + 1])
     for item in items:
-        _span_levels(item, t0, step, cols, levels)
+        _span_levels(item, t0, step, cols, levels, edges)
     return bytes(levels)
 
 
