@@ -404,6 +404,8 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
     place while it cancels what it waited for; no other path suspends twice in a row.  The
     two awaits are one timed-out wait: the first is extended over the second, which goes.
     """
+    if not any(span.name == "asyncio.wait_for" for span in awaits):
+        return  # nearly always: nothing to sort
     previous: dict[int | None, Span] = {}
     for span in sorted(awaits, key=lambda s: s.start_seq):
         before = previous.get(span.parent_id)
