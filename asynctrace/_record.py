@@ -112,13 +112,17 @@ class Recorder:
         _coro.active = True
         _coro.sync_speedups()
 
+    def is_empty(self) -> bool:
+        """Nothing recorded yet: no record, no task being traced."""
+        return not self.records and not self.roots
+
     def use_clock(self, clock: Callable[[], float], name: str) -> None:
         """Switch to another clock (the virtual loop's), which MUST continue from ``self.clock()``.
 
         Called on the loop thread when a virtual-time loop starts.  When nothing was recorded
         yet, the trace starts here, so that virtual times read from 0.0.
         """
-        if not self.records and not self.roots:
+        if self.is_empty():
             self.origin = clock()
         self.clock = clock
         self.clock_name = name

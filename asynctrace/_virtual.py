@@ -368,6 +368,8 @@ class _Recorder(Protocol):
 
     clock: Callable[[], float]
 
+    def is_empty(self) -> bool: ...
+
     def use_clock(self, clock: Callable[[], float], name: str) -> None: ...
 
 
@@ -444,7 +446,10 @@ class VirtualTimeInstall:
         def on_new_loop(loop: VirtualTimeLoop) -> None:
             first = self.clocks is None
             if self.clocks is None:
-                self.clocks = LoopClocks(recorder.clock)
+                # Nothing recorded yet: the trace starts at the first loop's 0.0, so that its
+                # times are the loop's own (a monotonic reading as the offset would round
+                # them: a 99 s sleep lasting 98.999999999993 s).
+                self.clocks = LoopClocks(_zero if recorder.is_empty() else recorder.clock)
             self.clocks.add(loop)
             if first:
                 recorder.use_clock(self.clocks, "virtual")
@@ -455,6 +460,10 @@ class VirtualTimeInstall:
     def restore(self) -> None:
         """Make new loops ordinary again; idempotent."""
         self._loops.restore()
+
+
+def _zero() -> float:
+    return 0.0
 
 
 def install_virtual_time(recorder: _Recorder) -> VirtualTimeInstall:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import socket
 import subprocess
@@ -510,9 +511,13 @@ loop.close()
 
 
 class _FakeRecorder:
-    def __init__(self, reading: float) -> None:
+    def __init__(self, reading: float, *, empty: bool = False) -> None:
         self.clock: Callable[[], float] = lambda: reading
         self.clock_names: list[str] = []
+        self.empty = empty
+
+    def is_empty(self) -> bool:
+        return self.empty
 
     def use_clock(self, clock: Callable[[], float], name: str) -> None:
         self.clock = clock
@@ -536,6 +541,27 @@ def test_install_virtual_time_switches_the_recorder_to_the_loop_clock() -> None:
     assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
     installed.restore()  # idempotent
     assert _loop_type_of_asyncio_run() != "VirtualTimeLoop"
+
+
+def test_a_trace_that_starts_on_virtual_time_reads_the_loops_own_times() -> None:
+    """Nothing recorded before the first loop: the trace's clock is the loop's own, from 0.0,
+    whatever the monotonic reading was (as an offset it rounded a 99 s sleep to 98.99...)."""
+    recorder = _FakeRecorder(reading=60613.73912345, empty=True)
+    installed = install_virtual_time(recorder)
+    try:
+
+        async def main() -> list[float]:
+            readings = [recorder.clock()]
+            for n in range(1, 101):
+                await asyncio.sleep(n)
+                readings.append(recorder.clock())
+            return readings
+
+        readings = asyncio.run(main())
+    finally:
+        installed.restore()
+    assert readings[0] == 0.0
+    assert [b - a for a, b in itertools.pairwise(readings)] == [float(n) for n in range(1, 101)]
 
 
 # -- pytest-asyncio --------------------------------------------------------------------------
