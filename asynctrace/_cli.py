@@ -17,7 +17,8 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__, _autotrace, _terminal_rows
 from ._cli_args import (
@@ -37,6 +38,9 @@ from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
 from ._spans import Trace, release
 from ._tracing import Tracing, report
+
+if TYPE_CHECKING:
+    from ._live import LiveView
 
 USAGE_ERROR = 2
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -236,6 +240,12 @@ def _run_parser() -> argparse.ArgumentParser:
         "--no-timeline", action="store_true", help="do not print the timeline on stderr"
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="while the program runs, show the live view on stderr (a screen redrawn every "
+        "second on a terminal, else a line a second); the timeline still prints at the end",
+    )
+    parser.add_argument(
         "--summary",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -335,6 +345,9 @@ def run(argv: Sequence[str]) -> int:
     if options.otlp_json is not None:
         check_writable(options.otlp_json, "--otlp-json")
     check_distinct({"--json": json_path, "--html": options.html, "--otlp-json": options.otlp_json})
+    if options.live and (json_path is None or options.flush_interval == 0):
+        flag = "--no-json" if json_path is None else "--flush-interval 0"
+        raise UsageError(f"--live reads the JSON stream, which {flag} turns off; drop {flag}")
     html = None if options.html is None else _HtmlOutput(options.html, target)
     outputs = () if html is None else (html,)
 
@@ -386,7 +399,12 @@ def run(argv: Sequence[str]) -> int:
     status = 0
     interrupted = False
     tracing.start()
-    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html)
+    live = None
+    if options.live and json_path is not None:
+        from ._live import LiveView
+
+        live = LiveView(Path(json_path), sys.stderr, tty=sys.stderr.isatty()).start()
+    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html, live)
     try:
         if code is not None:
             _autotrace.exec_script(code, str(script), program_args)
@@ -409,7 +427,7 @@ def run(argv: Sequence[str]) -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
         _autotrace.remove_finder(finder)
         _flush_stdout()
-        _finish(tracing, options, json_path, html)
+        _finish(tracing, options, json_path, html, live)
     if interrupted:
         # As python does: die of SIGINT so the parent sees the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -418,9 +436,15 @@ def run(argv: Sequence[str]) -> int:
 
 
 def _finish(
-    tracing: Tracing, options: argparse.Namespace, json_path: str | None, html: _HtmlOutput | None
+    tracing: Tracing,
+    options: argparse.Namespace,
+    json_path: str | None,
+    html: _HtmlOutput | None,
+    live: LiveView | None = None,
 ) -> None:
     """Stop recording, write the outputs, say where they are, wait (bounded) for OTLP."""
+    if live is not None:  # first: the terminal back before the timeline, the file let go
+        live.stop()
     trace = tracing.stop(wait=False)
     _show(trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed)
     if html is not None and html.written:
@@ -438,6 +462,7 @@ def _write_outputs_on_sigterm(
     options: argparse.Namespace,
     json_path: str | None,
     html: _HtmlOutput | None,
+    live: LiveView | None,
 ) -> Any:
     """Under SIGTERM's default action (death), write the outputs first, then die of it.
 
@@ -452,7 +477,7 @@ def _write_outputs_on_sigterm(
 
     def on_sigterm(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _finish(tracing, options, json_path, html)
+        _finish(tracing, options, json_path, html, live)
         os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -531,6 +556,12 @@ def view(argv: Sequence[str]) -> int:
     )
     _terminal_rows.add_view_options(parser)
     parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow the file while a run writes it: redraw the live view every second "
+        "(a line a second when not on a terminal) until Ctrl-C",
+    )
+    parser.add_argument(
         "--max-size",
         type=_mebibytes,
         default=VIEW_MAX_MIB,
@@ -543,6 +574,8 @@ def view(argv: Sequence[str]) -> int:
             "the TRACE.json path is empty (''); give the path of a JSON timeline,"
             " e.g. `asynctrace view prog.trace.json`"
         )
+    if options.follow:
+        return _follow(options)
     from ._chrome import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
@@ -594,6 +627,32 @@ def view(argv: Sequence[str]) -> int:
     return 0
 
 
+def _follow(options: argparse.Namespace) -> int:
+    """``view --follow``: the live view on stdout until Ctrl-C (or SIGTERM), then exit 0."""
+    from ._follow import is_followable
+    from ._live import follow
+
+    if options.output is not None:
+        raise UsageError(
+            "--follow draws on the terminal; drop -o, or drop --follow to write a page"
+        )
+    why = is_followable(Path(options.trace))
+    if why is not None:
+        raise UsageError(f"{shown(options.trace)} {why}; give the JSON file a run writes")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        follow(Path(options.trace), sys.stdout, tty=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # `| head`: the reader is gone, which is no error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # stdout's final flush must not fail
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``asynctrace`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -601,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if not args or args[0] in ("-h", "--help"):
             print(
                 "usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
-                "       asynctrace view TRACE.json [-o PAGE.html]\n"
+                "       asynctrace view TRACE.json [-o PAGE.html | --follow]\n"
                 "       asynctrace --version\n\n"
                 "`asynctrace run --help` lists the options.",
                 file=sys.stdout if args else sys.stderr,
