@@ -1,0 +1,308 @@
+"""The live view: ``asynctrace view --follow`` and ``asynctrace run --live``, against a running
+program (tests/live_programs/server.py), in a real terminal (tmux) and through a pipe; the
+stream's ``asynctrace_open`` events; the follower over a file that is cut, replaced, or holds
+lines that are not events."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_stream import OPEN_EVENT
+from asynctrace._follow import Follower
+from asynctrace._live import LiveState
+
+SERVER = Path(__file__).resolve().parent / "live_programs" / "server.py"
+TMUX = shutil.which("tmux")
+
+
+def _asynctrace(*args: str) -> list[str]:
+    return [sys.executable, "-m", "asynctrace", *args]
+
+
+def _server(tmp_path: Path, *args: str, seconds: str = "") -> subprocess.Popen[str]:
+    """The server under ``asynctrace run``, its stream flushed every 0.2 s."""
+    trace = tmp_path / "server.trace.json"
+    command = _asynctrace(
+        "run", "--no-timeline", "--json", str(trace), "--flush-interval", "0.2", *args, str(SERVER)
+    )
+    if seconds:
+        command.append(seconds)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+
+
+def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _open_events(path: Path) -> list[dict[str, object]]:
+    events = []
+    for line in path.read_bytes().split(b"\n"):
+        if OPEN_EVENT.encode() in line:
+            events.append(json.loads(line.rstrip(b",")))
+    return events
+
+
+# -- the stream ---------------------------------------------------------------------------
+
+
+def test_stream_says_what_is_in_flight_and_readers_skip_it(tmp_path: Path) -> None:
+    # --max-spans 10: the run is shed, so the stream is finished in place, not rewritten
+    child = _server(tmp_path, "--max-spans", "10", seconds="1.5")
+    _out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    trace_path = tmp_path / "server.trace.json"
+    snapshots = _open_events(trace_path)
+    tasks = [ev["args"]["tasks"] for ev in snapshots]  # type: ignore[index]
+    assert tasks[-1] == 0  # the last flush, after the program ended: nothing in flight
+    assert 5 in tasks  # main, three consumers, the watchdog (and at times a failing job)
+    args = next(ev["args"] for ev in reversed(snapshots) if ev["args"]["tasks"] == 5)  # type: ignore[index]
+    assert isinstance(args, dict)
+    awaited = {ev["args"]["name"] for ev in args["spans"] if ev["cat"] == "await"}
+    assert "asyncio.sleep(30)" in awaited
+    assert "Queue.get" in awaited or "asyncio.sleep(0.04)" in awaited
+    assert all(ev["args"]["status"] == "unfinished" for ev in args["spans"])
+    # the reader takes the slices only: the snapshots' open spans are not spans of the trace
+    lines = trace_path.read_bytes().split(b"\n")
+    slices = sum(b'"ph":"X"' in line and OPEN_EVENT.encode() not in line for line in lines)
+    trace = read_chrome_json(trace_path)
+    assert len(trace.spans) == slices
+    assert not [s for s in trace.spans if s.status == "unfinished"]
+    view = subprocess.run(
+        _asynctrace("view", "--width", "100", str(trace_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert view.returncode == 0, view.stderr
+    assert "watchdog watchdog() [cancelled]" in view.stdout
+
+
+# -- the follower -------------------------------------------------------------------------
+
+
+def _line(event: dict[str, object]) -> bytes:
+    return json.dumps(event).encode() + b",\n"
+
+
+def test_follower_reads_whole_lines_and_starts_over_when_cut_or_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    follower = Follower(path)
+    assert follower.poll() == ([], False)
+    assert follower.problem == "does not exist (yet)"
+    path.write_bytes(b"[\n" + _line({"n": 1}) + b'{"n": 2')
+    first = follower.poll()
+    assert first.reset and first.events == [{"n": 1}]
+    with path.open("ab") as f:
+        f.write(b"},\n" + b"not json,\n" + _line({"n": 3}))
+    second = follower.poll()
+    assert second == ([{"n": 2}, {"n": 3}], False)
+    assert follower.bad_lines == 1
+    assert follower.poll() == ([], False)
+    os.truncate(path, 3)  # cut: what was read is gone
+    cut = follower.poll()
+    assert cut.reset and cut.events == []
+    replaced = tmp_path / "new.json"
+    replaced.write_bytes(b"[\n" + _line({"n": 9}))
+    os.replace(replaced, path)  # same size class, another file
+    again = follower.poll()
+    assert again == ([{"n": 9}], True)
+    path.unlink()
+    assert follower.poll().reset
+    assert follower.problem == "does not exist (yet)"
+
+
+def test_follower_reads_a_whole_timeline_whole(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"traceEvents": [{"n": 1}, {"n": 2}], "otherData": {}}, indent=1))
+    follower = Follower(path)
+    assert follower.poll() == ([{"n": 1}, {"n": 2}], True)
+    assert follower.poll() == ([], False)
+
+
+def test_follower_skips_deep_and_long_lines(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_bytes(b"[\n" + b"[" * 100_000 + b",\n" + _line({"n": 1}))
+    follower = Follower(path)
+    assert follower.poll().events == [{"n": 1}]
+    assert follower.bad_lines == 1
+
+
+# -- the state ----------------------------------------------------------------------------
+
+
+def test_state_counts_and_in_flight_from_a_stream(tmp_path: Path) -> None:
+    child = _server(tmp_path, "--max-spans", "10", seconds="1.2")
+    child.communicate(timeout=120)
+    path = tmp_path / "server.trace.json"
+    follower = Follower(path)
+    state = LiveState(window=10)
+    lines = path.read_bytes().split(b"\n")
+    last_open = max(i for i, line in enumerate(lines) if b'"tasks":5,' in line)
+    # the file as it was just after the last snapshot: the run still going
+    path.write_bytes(b"\n".join(lines[: last_open + 1]) + b"\n")
+    state.add(follower.poll().events)
+    assert state.finished is None
+    assert state.tasks == 5
+    assert state.spans > 20
+    assert state.errors >= 2  # failing_job every 10 items, 0.04 s apart
+    assert state.blocked == 0 or state.blocked_seconds >= 0.15 * state.blocked
+    rows = state.waiting(state.open_at + 2.0)
+    labels = {t.name: (aw.name if aw else None, sec) for t, aw, sec in rows}
+    assert labels["watchdog"][0] == "asyncio.sleep(30)"
+    assert labels["watchdog"][1] >= 2.0
+    screen = state.screen(state.open_wall_ns, "", 100, 40, color=False)
+    assert "5 tasks in flight" in screen
+    assert "last 10 s" in screen
+    assert all(len(line) <= 100 for line in screen.splitlines())
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("view", "--follow", "."), "is a directory"),
+        (("view", "--follow", "-o", "x.html", "t.json"), "--follow draws on the terminal"),
+        (("run", "--live", "--no-json", "x.py"), "--live reads the JSON stream"),
+        (("run", "--live", "--flush-interval", "0", "x.py"), "--flush-interval 0"),
+    ],
+)
+def test_bad_live_arguments_are_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    (tmp_path / "x.py").write_text("print('ran')\n")
+    result = subprocess.run(
+        _asynctrace(*args), capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert says in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_follow_through_a_pipe_writes_a_line_a_second(tmp_path: Path) -> None:
+    server = _server(tmp_path)
+    trace = tmp_path / "server.trace.json"
+    viewer = subprocess.Popen(
+        _asynctrace("view", "--follow", str(trace)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert viewer.stdout is not None
+        lines = [viewer.stdout.readline() for _ in range(4)]
+    finally:
+        viewer.send_signal(signal.SIGINT)
+        _out, err = viewer.communicate(timeout=30)
+        server.kill()
+        server.communicate(timeout=30)
+    assert viewer.returncode == 0, err
+    assert err == ""
+    assert "tasks in flight" in lines[-1]
+    assert "watchdog watchdog() asyncio.sleep(30)" in lines[-1], lines
+
+
+# -- a real terminal ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """A tmux session 120x40 running bash; yields ``run(*tmux_args)`` (its stdout)."""
+    if TMUX is None:
+        if os.environ.get("CI"):
+            pytest.fail("tmux is missing; .ci/setup installs it", pytrace=False)
+        pytest.skip("tmux is not installed")
+    name = f"asynctrace-live-{os.getpid()}"
+    socket = ["-L", name]
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [TMUX, *socket, *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    env = f"PS1='$ ' PYTHONPATH={Path(__file__).resolve().parent.parent}"
+    run("new-session", "-d", "-s", name, "-x", "120", "-y", "40", f"env {env} bash --norc")
+    run("set-option", "-t", name, "remain-on-exit", "on")
+    try:
+        yield run
+    finally:
+        subprocess.run([TMUX, *socket, "kill-server"], capture_output=True, timeout=30)
+
+
+def _screen(tmux: Callable[..., str]) -> str:
+    return tmux("capture-pane", "-p")
+
+
+def _wait_screen(tmux: Callable[..., str], *texts: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        screen = _screen(tmux)
+        if all(t in screen for t in texts):
+            return screen
+        assert time.monotonic() < deadline, f"never showed {texts}:\n{screen}"
+        time.sleep(0.2)
+
+
+def test_view_follow_in_a_terminal(tmp_path: Path, tmux: Callable[..., str]) -> None:
+    server = _server(tmp_path)
+    trace = tmp_path / "server.trace.json"
+    try:
+        command = f"{sys.executable} -m asynctrace view --follow {trace}; echo EXIT=$?"
+        tmux("send-keys", command, "Enter")
+        screen = _wait_screen(tmux, "5 tasks in flight", "asyncio.sleep(30)", "last 10 s")
+        assert "asynctrace live · server.py" in screen
+        assert "watchdog watchdog()" in screen
+        assert "consumer-0 consumer()" in screen
+        assert "errors" in screen and "blocked" in screen
+        assert all(len(line) <= 120 for line in screen.splitlines())
+        # the file is cut under the view: it starts over and goes on
+        os.truncate(trace, 0)
+        _wait_screen(tmux, "5 tasks in flight", "asyncio.sleep(30)")
+        # the program dies: the view stays, and says the file stopped growing
+        server.kill()
+        server.communicate(timeout=30)
+        _wait_screen(tmux, "no new data for", timeout=30)
+        tmux("send-keys", "C-c")
+        screen = _wait_screen(tmux, "EXIT=0")
+        # the terminal's own screen is back: the view's lines are gone
+        assert "tasks in flight" not in screen
+        assert "view --follow" in screen
+    finally:
+        server.kill()
+        server.communicate(timeout=30)
+
+
+def test_run_live_in_a_terminal(tmp_path: Path, tmux: Callable[..., str]) -> None:
+    out = tmp_path / "out.txt"
+    trace = tmp_path / "t.json"
+    command = (
+        f"cd {tmp_path} && {sys.executable} -m asynctrace run --live --json {trace} --width 100"
+        f" {SERVER} 4 > {out}; echo EXIT=$?"
+    )
+    tmux("send-keys", command, "Enter")
+    screen = _wait_screen(tmux, "tasks in flight", "asyncio.sleep(30)")
+    assert "asynctrace live · server.py" in screen
+    screen = _wait_screen(tmux, "EXIT=0", timeout=60)
+    assert "tasks in flight" not in screen  # the live screen is gone
+    assert "watchdog watchdog() [cancelled]" in screen  # the final timeline printed after it
+    printed = out.read_text().splitlines()
+    assert printed[-1].startswith("done ")
+    assert all(line.startswith("tick ") for line in printed[:-1])
