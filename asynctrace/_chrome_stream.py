@@ -15,8 +15,8 @@ spans without the rest of the run.  :meth:`ChromeStream.finish` writes the last 
 run span without a comma, then ``]``: a finished stream is plain JSON.  Arrows between tasks and
 the ``tasks`` counter need the whole run and are not streamed.
 
-What is in flight (the tasks still running and the await each is in) is not a slice yet: a
-flush that finds it changed appends it as one ``asynctrace_open`` metadata event (see
+What is in flight (the tasks still running and the await each is in) is not a slice yet: each
+flush appends it as one ``asynctrace_open`` metadata event (see
 :meth:`ChromeStream.write_open`), which ``asynctrace view --follow`` draws and every other
 reader (Perfetto, ``asynctrace view``) skips as a metadata event of a name it does not know.
 """
@@ -86,16 +86,18 @@ class ChromeStream:
         events = self._events(list(spans), labels)
         return self._write(_lines(events) + b",\n") if events else True
 
-    def write_open(self, now: float, spans: Iterable[Span], tasks: int) -> bool:
+    def write_open(self, now: float, spans: Iterable[Span] | None, tasks: int) -> bool:
         """Append what is in flight at trace time ``now``: ``tasks`` tasks still running, and
-        ``spans``, the open spans of some of them (``unfinished``, ending at ``now``).
+        ``spans``, the open spans of some of them (``unfinished``, ending at ``now``), or None
+        when they are those of the last call (still in flight at ``now``).
 
         One ``asynctrace_open`` metadata event: ``args`` holds ``ts`` (``now`` in the slices'
-        microseconds), ``wall_ns`` (the wall clock at ``now``), ``tasks`` and ``spans``, the
-        open spans as slices with full args.  False on failure.
+        microseconds), ``wall_ns`` (the wall clock at ``now``), ``tasks`` and, unless None,
+        ``spans``: the open spans as slices with full args.  False on failure.
         """
-        slices = [_slice(_item(span), True) for span in spans]
-        args = {"ts": _ns(now) / 1000, "wall_ns": time.time_ns(), "tasks": tasks, "spans": slices}
+        args: dict[str, Any] = {"ts": _ns(now) / 1000, "wall_ns": time.time_ns(), "tasks": tasks}
+        if spans is not None:
+            args["spans"] = [_slice(_item(span), True) for span in spans]
         event = {"ph": "M", "pid": PID, "tid": 0, "name": OPEN_EVENT, "args": args}
         return self._write(dumps(event) + b",\n")
 

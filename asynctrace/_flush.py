@@ -12,8 +12,9 @@ rewritten whole, with arrows and the tasks counter.  Once it outgrows
 ``max_spans``, the flusher *sheds* the records it has streamed: memory holds at most
 ``max_spans`` records plus one interval's, and at stop the stream is finished in place.
 OTLP gets every span once, batch by batch, whether the run is shed or not.  After its spans,
-a flush that finds what is in flight changed (other tasks, or other awaits) writes it to the
-stream (:func:`in_flight`): the tasks waiting longest, for ``asynctrace view --follow``.
+every flush writes what is in flight to the stream (:func:`in_flight`): the open spans of the
+tasks waiting longest when they changed (other tasks, or other awaits), else only the time at
+which they still were, for ``asynctrace view --follow``.
 
 No lock is held across the program's code: the hot path only appends to the record list, and
 the flusher's slice copy and ``del`` of its head are each one atomic operation under the GIL.
@@ -145,11 +146,12 @@ class Flusher:
     def _write_in_flight(self, stream: ChromeStream) -> None:
         now = self.recorder.clock()
         roots, total, key = in_flight(self.recorder, now)
-        if key == self._in_flight:
-            return
-        self._in_flight = key
-        builder = SpanBuilder(self.recorder, place=False)
-        spans = builder.build(_open_records(self.recorder, now, roots), open_codes(self.recorder))
+        spans = None  # unchanged: only the time it was still so
+        if key != self._in_flight:
+            self._in_flight = key
+            builder = SpanBuilder(self.recorder, place=False)
+            records = _open_records(self.recorder, now, roots)
+            spans = builder.build(records, open_codes(self.recorder))
         if (
             not stream.write_open(now - self.recorder.origin, spans, total)
             and self.on_error is not None

@@ -82,6 +82,7 @@ class LiveState:
             self._origin = float(self._other.get("origin_us", 0))
         except (TypeError, ValueError):
             self.bad += 1
+        self._ended_ids: set[int] = set()
         for ev in events:
             if ev.get("ph") == "X":
                 self._ended(ev)
@@ -91,6 +92,8 @@ class LiveState:
                 args = ev.get("args")
                 if isinstance(args, dict):
                     self.name = sanitize(str(args.get("name", ""))).removeprefix("asynctrace: ")
+        # what ended is no longer in flight, though the last snapshot still says so
+        self.in_flight = [s for s in self.in_flight if s.span_id not in self._ended_ids]
         horizon = self.latest - self.window
         self.recent = [s for s in self.recent if s.end >= horizon]
 
@@ -120,11 +123,12 @@ class LiveState:
             self.blocked_seconds += span.end - span.start
         self.latest = max(self.latest, span.end)
         self.recent.append(span)
-        # what ended is no longer in flight, though the last snapshot still says so
-        self.in_flight = [s for s in self.in_flight if s.span_id != span.span_id]
+        self._ended_ids.add(span.span_id)
 
     def _open(self, args: object) -> None:
-        if not isinstance(args, dict) or not isinstance(args.get("spans"), list):
+        """An ``asynctrace_open`` event: what is in flight, or (no ``spans``) that it still is."""
+        spans = args.get("spans", []) if isinstance(args, dict) else None
+        if not isinstance(args, dict) or not isinstance(spans, list):
             self.bad += 1
             return
         try:
@@ -134,8 +138,9 @@ class LiveState:
         except (KeyError, TypeError, ValueError, OverflowError):
             self.bad += 1
             return
-        found = (self._span(ev) for ev in args["spans"] if isinstance(ev, dict))
-        self.in_flight = [s for s in found if s is not None]
+        if "spans" in args:
+            found = (self._span(ev) for ev in spans if isinstance(ev, dict))
+            self.in_flight = [s for s in found if s is not None]
         self.latest = max(self.latest, self.open_at)
 
     def now(self, wall_ns: int) -> float:
@@ -144,17 +149,21 @@ class LiveState:
             return self.finished.end
         if self.open_wall_ns and self.clock == "monotonic":
             since = max(0.0, (wall_ns - self.open_wall_ns) / 1e9)
-            return max(self.latest, self.open_at + since)
+            return max(self.latest, self.open_at + since)  # the clock ticks between flushes
         return self.latest
 
-    def waiting(self, now: float) -> list[tuple[Span, Span | None, float]]:
-        """The tasks in flight, longest waiting first: (task, its await or None, seconds)."""
+    def waiting(self) -> list[tuple[Span, Span | None, float]]:
+        """The tasks in flight, longest waiting first: (task, its await or None, seconds).
+
+        The seconds are counted to the last time the stream said they were still in flight
+        (every flush does), not guessed past it: a short await is not shown as long.
+        """
         awaits = {s.track: s for s in self.in_flight if s.kind == "await"}
         rows = []
         for task in self.in_flight:
             if task.kind == "task":
                 aw = awaits.get(task.track)
-                rows.append((task, aw, now - (aw.start if aw is not None else now)))
+                rows.append((task, aw, self.open_at - aw.start if aw is not None else 0.0))
         rows.sort(key=lambda row: -row[2])
         return rows
 
@@ -167,7 +176,7 @@ class LiveState:
         """The one line a poll writes when the output is not a terminal."""
         now = self.now(wall_ns)
         parts = [f"{now:.1f} s", f"{self.tasks:,} tasks in flight", self.counts()]
-        rows = self.waiting(now)
+        rows = self.waiting()
         if rows:
             task, aw, seconds = rows[0]
             what = sanitize(aw.name) if aw is not None else "running"
@@ -181,7 +190,7 @@ class LiveState:
         now = self.now(wall_ns)
         title = f"asynctrace live · {sanitize(self.name) or 'waiting'} · {now:.1f} s"
         lines = [title + (f" · {status}" if status else ""), self.counts(), ""]
-        rows = self.waiting(now)
+        rows = self.waiting()
         room = max(1, (height - 12) // 2)
         head = f"{self.tasks:,} tasks in flight" if self.finished is None else "run finished"
         lines.append(head + (" (longest waiting first)" if rows else ""))
