@@ -199,7 +199,8 @@ class LiveState:
         name_cols = max(10, min(widest, width - 40))
         for label, aw, seconds in shown_rows:
             what = sanitize(aw.name) if aw is not None else "running"
-            lines.append(f"{fit(label, name_cols)} {fit(what, 28)} {seconds:>8.1f} s")
+            since = f"{seconds:>8.1f} s" if aw is not None else ""
+            lines.append(f"{fit(label, name_cols)} {fit(what, 28)} {since}".rstrip())
         if self.tasks > min(room, len(rows)):
             lines.append(f"… {self.tasks - min(room, len(rows)):,} more")
         lines.append("")

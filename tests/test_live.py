@@ -198,7 +198,8 @@ def test_bad_live_arguments_are_one_line_and_exit_2(
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
-def test_follow_through_a_pipe_writes_a_line_a_second(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_follow_through_a_pipe_writes_a_line_a_second(tmp_path: Path, stop: int) -> None:
     server = _server(tmp_path)
     trace = tmp_path / "server.trace.json"
     viewer = subprocess.Popen(
@@ -211,7 +212,7 @@ def test_follow_through_a_pipe_writes_a_line_a_second(tmp_path: Path) -> None:
         assert viewer.stdout is not None
         lines = [viewer.stdout.readline() for _ in range(4)]
     finally:
-        viewer.send_signal(signal.SIGINT)
+        viewer.send_signal(stop)
         _out, err = viewer.communicate(timeout=30)
         server.kill()
         server.communicate(timeout=30)
