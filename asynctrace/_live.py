@@ -5,19 +5,22 @@ usually about now: which tasks are in flight, what each is waiting for and since
 loop blocked, are errors piling up.
 
 Solution: :func:`follow` polls the stream file (:class:`~asynctrace._follow.Follower`) every
-``interval`` seconds and feeds its events to a :class:`LiveState`: the spans that ended (counted:
-spans, errors, blocked steps and their time; kept for the last ``window`` seconds only), the rows'
-names, and the latest ``asynctrace_open`` event (what was in flight when the flusher last saw a
-change; see ``_chrome_stream.py``).  On a terminal it redraws one screen in the alternate
-screen buffer (the terminal's own content comes back at exit): a status line, the counts, the
-tasks in flight, longest waiting first, with what each awaits and for how long, and the last
+``interval`` seconds and feeds its events to a :class:`LiveState`: the spans that ended (all
+counted: spans, errors, blocked steps and their time; built and kept only when they ended in
+the last ``window`` seconds, and then at most the last :data:`MAX_RECENT`), the rows' names,
+and the latest ``asynctrace_open`` event (what was in flight at the last flush; see
+``_chrome_stream.py``).  On a terminal it redraws one screen in the alternate screen buffer
+(the terminal's own content comes back at exit): a status line, the counts, the tasks in
+flight, longest waiting first, with what each awaits and for how long, and the last
 ``window`` seconds as a timeline (``render_timeline`` over a window that moves with now).
-Anywhere else it writes one line per poll.  Between two events, now is the last event's trace
+Anywhere else it writes one line per poll.  Between two flushes, now is the last one's trace
 time plus the wall time since it was written (monotonic clock only).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import shutil
 import threading
@@ -37,6 +40,8 @@ from ._timeline import row_label
 DEFAULT_WINDOW = 10.0
 ENTER = "\x1b[?1049h\x1b[?25l"  # the alternate screen, cursor hidden
 LEAVE = "\x1b[?25h\x1b[?1049l"  # cursor shown, the terminal's own screen back
+MAX_RECENT = 5_000  # ended spans kept to draw: a busy run's last, not its whole window
+MAX_LABELS = 50_000  # rows' names kept, the latest
 STALE = 5.0  # seconds without a change before the status line says so
 
 
@@ -77,25 +82,32 @@ class LiveState:
         tracks, labels = read_metadata(events, self._other, True)
         self._tracks.update(tracks)
         self.labels.update(labels)
+        for track in list(itertools.islice(self.labels, max(0, len(self.labels) - MAX_LABELS))):
+            del self.labels[track]  # the oldest rows' names: a run of millions of tasks
         self.clock = str(self._other.get("clock", self.clock))
         try:
             self._origin = float(self._other.get("origin_us", 0))
         except (TypeError, ValueError):
             self.bad += 1
-        self._ended_ids: set[int] = set()
+        slices = [(ev, _end_us(ev)) for ev in events if ev.get("ph") == "X"]
+        last = max((end for _, end in slices), default=-math.inf)
+        self.latest = max(self.latest, (last - self._origin) / 1e6)
+        horizon_us = self._origin + (self.latest - self.window) * 1e6
+        ended: set[object] = set()
+        drawn = len(slices) - MAX_RECENT  # a busy run: only the last slices are drawn
+        for i, (ev, end) in enumerate(slices):
+            self._ended(ev, end >= horizon_us and i >= drawn, ended)
         for ev in events:
-            if ev.get("ph") == "X":
-                self._ended(ev)
-            elif ev.get("ph") == "M" and ev.get("name") == OPEN_EVENT:
+            if ev.get("ph") == "M" and ev.get("name") == OPEN_EVENT:
                 self._open(ev.get("args"))
             elif ev.get("ph") == "M" and ev.get("name") == "process_name":
                 args = ev.get("args")
                 if isinstance(args, dict):
                     self.name = sanitize(str(args.get("name", ""))).removeprefix("asynctrace: ")
         # what ended is no longer in flight, though the last snapshot still says so
-        self.in_flight = [s for s in self.in_flight if s.span_id not in self._ended_ids]
+        self.in_flight = [s for s in self.in_flight if s.span_id not in ended]
         horizon = self.latest - self.window
-        self.recent = [s for s in self.recent if s.end >= horizon]
+        self.recent = [s for s in self.recent[-MAX_RECENT:] if s.end >= horizon]
 
     def _span(self, ev: dict[str, Any]) -> Span | None:
         args = ev.get("args")
@@ -107,23 +119,29 @@ class LiveState:
             self.bad += 1
             return None
 
-    def _ended(self, ev: dict[str, Any]) -> None:
-        span = self._span(ev)
-        if span is None:
+    def _ended(self, ev: dict[str, Any], recent: bool, ended: set[object]) -> None:
+        """Count a slice; build its span only when it is drawn (a slice of the last
+        ``window`` seconds, or the run's, which says the run ended): most are not."""
+        args = ev.get("args")
+        if not isinstance(args, dict) or "span_id" not in args:
             return
-        if span.kind == "run":
-            self.finished = span
-            self.in_flight = []
-            self.tasks = 0
-        else:
-            self.spans += 1
-        self.errors += span.status == "error"
-        if span.kind == "blocked":
+        kind = args.get("kind", ev.get("cat"))
+        if kind == "run":
+            self.finished = self._span(ev)
+            if self.finished is not None:
+                self.in_flight = []
+                self.tasks = 0
+            return
+        self.spans += 1
+        self.errors += args.get("status") == "error"
+        if kind == "blocked":
             self.blocked += 1
-            self.blocked_seconds += span.end - span.start
-        self.latest = max(self.latest, span.end)
-        self.recent.append(span)
-        self._ended_ids.add(span.span_id)
+            self.blocked_seconds += max(0.0, _end_us(ev) - _end_us(ev, 0)) / 1e6
+        ended.add(args["span_id"])
+        if recent:
+            span = self._span(ev)
+            if span is not None:
+                self.recent.append(span)
 
     def _open(self, args: object) -> None:
         """An ``asynctrace_open`` event: what is in flight, or (no ``spans``) that it still is."""
@@ -213,12 +231,22 @@ class LiveState:
             return []
         spans = [_until(s, now) for s in [*self.recent, *self.in_flight] if s.end > start]
         spans = [s for s in spans if s.kind != "run"]
-        spans += unfinished_owners(spans, self.labels)
+        rows = {s.track for s in spans}
+        spans += unfinished_owners(spans, {t: self.labels[t] for t in rows if t in self.labels})
         trace = Trace(spans, clock=self.clock)
         text = render_timeline(
             trace, width=width, color=color, max_rows=max_rows, window=(start, now), depth=0
         )
         return [f"last {self.window:g} s", *text.splitlines()[1:]]
+
+
+def _end_us(ev: dict[str, Any], dur: float = 1.0) -> float:
+    """A slice's end (``dur=0``: its start), in its file's microseconds; -inf if malformed."""
+    try:
+        end = float(ev["ts"]) + dur * float(ev["dur"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return -math.inf
+    return end if math.isfinite(end) else -math.inf
 
 
 def _until(span: Span, now: float) -> Span:
