@@ -291,18 +291,14 @@ def follow(
         out.write(ENTER)
     try:
         while True:
-            poll = follower.poll()
-            if poll.reset:
+            try:
+                text = _poll(follower, state, path, out if tty else None)
+            except Exception as exc:  # a bug of ours: say so, and read the file again
+                follower = Follower(path)
                 state.reset()
-            state.add(poll.events)
-            status = _status(follower, state, path)
-            wall = time.time_ns()
-            if tty:
-                cols, lines = _size(out)
-                screen = state.screen(wall, status, cols, lines, True)
-                out.write("\x1b[H" + screen.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J")
-            else:
-                out.write(state.line(wall, status) + "\n")
+                text = f"asynctrace: the live view failed (a bug, please report it): {exc!r}"
+                text = ("\x1b[H" + text + "\x1b[J") if tty else text + "\n"
+            out.write(text)
             out.flush()
             if stop.wait(interval):
                 break
@@ -310,6 +306,21 @@ def follow(
         if tty:
             out.write(LEAVE)
             out.flush()
+
+
+def _poll(follower: Follower, state: LiveState, path: Path, screen: TextIO | None) -> str:
+    """Read what the file gained; the text to write: a ``screen`` of its size, or a line."""
+    poll = follower.poll()
+    if poll.reset:
+        state.reset()
+    state.add(poll.events)
+    status = _status(follower, state, path)
+    wall = time.time_ns()
+    if screen is None:
+        return state.line(wall, status) + "\n"
+    cols, lines = _size(screen)
+    text = state.screen(wall, status, cols, lines, True)
+    return "\x1b[H" + text.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J"
 
 
 def _status(follower: Follower, state: LiveState, path: Path) -> str:

@@ -173,6 +173,33 @@ def test_state_counts_and_in_flight_from_a_stream(tmp_path: Path) -> None:
     assert all(len(line) <= 100 for line in screen.splitlines())
 
 
+HOSTILE = [
+    {"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": "\x1b[2Jevil"}},
+    {"ph": "M", "tid": 7, "name": "thread_name", "args": {"name": [[["x"]]], "track": 7}},
+    {"ph": "X", "ts": "soon", "dur": 1, "args": {"span_id": 1, "kind": "task"}},
+    {"ph": "X", "ts": 1e308, "dur": 1e308, "args": {"span_id": 2, "kind": "blocked"}},
+    {"ph": "X", "ts": 5, "dur": 1, "args": {"span_id": "x", "kind": "nope", "status": "??"}},
+    {"ph": "X", "ts": 5, "dur": 1, "args": []},
+    {"ph": "M", "name": OPEN_EVENT, "args": {"ts": "x", "wall_ns": 1, "tasks": 1, "spans": []}},
+    {"ph": "M", "name": OPEN_EVENT, "args": {"ts": 1, "wall_ns": 1, "tasks": 2, "spans": 3}},
+    {"ph": "M", "name": OPEN_EVENT, "args": {"ts": 9, "wall_ns": 1, "tasks": 1, "spans": [7, {}]}},
+    {"ph": "M", "name": OPEN_EVENT, "args": None},
+    {"ph": "X", "ts": 1, "dur": 2, "args": {"span_id": 3, "kind": "run", "parent_id": None}},
+]
+
+
+def test_state_takes_hostile_events_without_raising() -> None:
+    state = LiveState()
+    for event in HOSTILE:  # one at a time, then all at once
+        state.add([event])
+    state.add(HOSTILE)
+    assert state.bad > 0
+    for now in (0, time.time_ns()):
+        screen = state.screen(now, "", 80, 24, color=False)
+        assert "\x1b" not in screen  # the program's names cannot move the cursor
+        assert state.line(now, "")
+
+
 # -- the command line ---------------------------------------------------------------------
 
 
