@@ -19,6 +19,7 @@ time plus the wall time since it was written (monotonic clock only).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -253,19 +254,7 @@ def _until(span: Span, now: float) -> Span:
     """An in-flight span drawn up to now (a copy: the snapshot keeps its own end)."""
     if span.status != "unfinished" or span.end >= now:
         return span
-    return Span(
-        span_id=span.span_id,
-        parent_id=span.parent_id,
-        kind=span.kind,
-        name=span.name,
-        start=span.start,
-        end=now,
-        track=span.track,
-        status=span.status,
-        attributes=span.attributes,
-        start_seq=span.start_seq,
-        end_seq=span.end_seq,
-    )
+    return dataclasses.replace(span, end=now, parent=None, children=[])
 
 
 def follow(
