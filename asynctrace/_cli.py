@@ -406,10 +406,7 @@ def run(argv: Sequence[str]) -> int:
         live = LiveView(Path(json_path), sys.stderr, tty=sys.stderr.isatty()).start()
     previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html, live)
     try:
-        if code is not None:
-            _autotrace.exec_script(code, str(script), program_args)
-        else:
-            _autotrace.run_module(str(module), program_args)
+        _run_program(code, str(script), str(module), program_args, live)
     except SystemExit as exc:
         status = _exit_status(exc)
     except KeyboardInterrupt as exc:
@@ -433,6 +430,21 @@ def run(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return status
+
+
+def _run_program(
+    code: Any, script: str, module: str, program_args: list[str], live: LiveView | None
+) -> None:
+    """Run the script (``code``) or the module; the live view gives the terminal back as soon
+    as it ends, before an exception it raised is printed."""
+    try:
+        if code is not None:
+            _autotrace.exec_script(code, script, program_args)
+        else:
+            _autotrace.run_module(module, program_args)
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def _finish(

@@ -5,6 +5,7 @@ lines that are not events."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from asynctrace._live import LiveState
 
 SERVER = Path(__file__).resolve().parent / "live_programs" / "server.py"
 TMUX = shutil.which("tmux")
+_SESSIONS = itertools.count()
 
 
 def _asynctrace(*args: str) -> list[str]:
@@ -259,13 +261,13 @@ def tmux(tmp_path: Path) -> Iterator[Callable[..., str]]:
         if os.environ.get("CI"):
             pytest.fail("tmux is missing; .ci/setup installs it", pytrace=False)
         pytest.skip("tmux is not installed")
-    name = f"asynctrace-live-{os.getpid()}"
+    name = f"asynctrace-live-{os.getpid()}-{next(_SESSIONS)}"  # a tmux server of its own
     socket = ["-L", name]
 
     def run(*args: str) -> str:
-        return subprocess.run(
-            [TMUX, *socket, *args], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
+        done = subprocess.run([TMUX, *socket, *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, f"tmux {' '.join(args)}: {done.stderr}"
+        return done.stdout
 
     env = f"PS1='$ ' PYTHONPATH={Path(__file__).resolve().parent.parent}"
     run("new-session", "-d", "-s", name, "-x", "120", "-y", "40", f"env {env} bash --norc")
@@ -335,3 +337,46 @@ def test_run_live_in_a_terminal(tmp_path: Path, tmux: Callable[..., str]) -> Non
     printed = out.read_text().splitlines()
     assert printed[-1].startswith("done ")
     assert all(line.startswith("tick ") for line in printed[:-1])
+
+
+def test_run_live_ctrl_c_gives_the_terminal_back(tmp_path: Path, tmux: Callable[..., str]) -> None:
+    command = (
+        f"cd {tmp_path} && {sys.executable} -m asynctrace run --live --json {tmp_path / 't.json'}"
+        f" --no-timeline {SERVER} > {tmp_path / 'out.txt'}"
+    )
+    tmux("send-keys", command, "Enter")
+    _wait_screen(tmux, "tasks in flight", "asyncio.sleep(30)")
+    tmux("send-keys", "C-c")
+    _wait_screen(tmux, "JSON timeline:", timeout=60)
+    tmux("send-keys", "echo EXIT=$?", "Enter")  # the shell drops a `;` list cut by SIGINT
+    screen = _wait_screen(tmux, "EXIT=130")  # python's status for an interrupt
+    assert "tasks in flight" not in screen
+    assert "KeyboardInterrupt" in screen  # the program's own traceback, as under python
+    assert "JSON timeline:" in screen
+
+
+def test_run_live_leaves_output_and_status_as_python_does(tmp_path: Path) -> None:
+    program = tmp_path / "prog.py"
+    program.write_text(
+        "import asyncio, sys\n"
+        "async def main():\n"
+        "    for i in range(3):\n"
+        "        print('line', i, flush=True)\n"
+        "        await asyncio.sleep(0.6)\n"
+        "    sys.exit(3)\n"
+        "asyncio.run(main())\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60
+    )
+    live = subprocess.run(
+        _asynctrace("run", "--live", "--json", str(tmp_path / "t.json"), str(program)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (live.returncode, live.stdout) == (plain.returncode, plain.stdout) == (3, plain.stdout)
+    # stderr is not a terminal: a line a second, then the timeline as always
+    lines = [line for line in live.stderr.splitlines() if "tasks in flight" in line]
+    assert len(lines) >= 2, live.stderr
+    assert "Task-1 main()" in live.stderr
