@@ -424,7 +424,7 @@ def run(argv: Sequence[str]) -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
         _autotrace.remove_finder(finder)
         _flush_stdout()
-        _finish(tracing, options, json_path, html, live)
+        _finish(tracing, options, json_path, html)
     if interrupted:
         # As python does: die of SIGINT so the parent sees the interrupt.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -448,15 +448,9 @@ def _run_program(
 
 
 def _finish(
-    tracing: Tracing,
-    options: argparse.Namespace,
-    json_path: str | None,
-    html: _HtmlOutput | None,
-    live: LiveView | None = None,
+    tracing: Tracing, options: argparse.Namespace, json_path: str | None, html: _HtmlOutput | None
 ) -> None:
     """Stop recording, write the outputs, say where they are, wait (bounded) for OTLP."""
-    if live is not None:  # first: the terminal back before the timeline, the file let go
-        live.stop()
     trace = tracing.stop(wait=False)
     _show(trace, options, None if tracing.json_failed else json_path, whole=not tracing.streamed)
     if html is not None and html.written:
@@ -489,7 +483,9 @@ def _write_outputs_on_sigterm(
 
     def on_sigterm(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _finish(tracing, options, json_path, html, live)
+        if live is not None:  # the terminal back before the timeline, the stream let go
+            live.stop()
+        _finish(tracing, options, json_path, html)
         os.kill(os.getpid(), signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -587,7 +583,9 @@ def view(argv: Sequence[str]) -> int:
             " e.g. `asynctrace view prog.trace.json`"
         )
     if options.follow:
-        return _follow(options)
+        from ._live import view_follow
+
+        return view_follow(options.trace, options.output)
     from ._chrome import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
@@ -636,32 +634,6 @@ def view(argv: Sequence[str]) -> int:
             trace, width=width, color=sys.stdout.isatty(), summary=options.summary, **view
         )
     )
-    return 0
-
-
-def _follow(options: argparse.Namespace) -> int:
-    """``view --follow``: the live view on stdout until Ctrl-C (or SIGTERM), then exit 0."""
-    from ._follow import is_followable
-    from ._live import follow
-
-    if options.output is not None:
-        raise UsageError(
-            "--follow draws on the terminal; drop -o, or drop --follow to write a page"
-        )
-    why = is_followable(Path(options.trace))
-    if why is not None:
-        raise UsageError(f"{shown(options.trace)} {why}; give the JSON file a run writes")
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        follow(Path(options.trace), sys.stdout, tty=sys.stdout.isatty())
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:  # `| head`: the reader is gone, which is no error of ours
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # stdout's final flush must not fail
     return 0
 
 

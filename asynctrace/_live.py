@@ -24,6 +24,8 @@ import itertools
 import math
 import os
 import shutil
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +34,8 @@ from typing import Any, TextIO
 from ._chrome import _span
 from ._chrome_load import read_metadata, unfinished_owners
 from ._chrome_stream import OPEN_EVENT
-from ._follow import Follower
+from ._cli_args import UsageError
+from ._follow import Follower, is_followable
 from ._sanitize import shown
 from ._spans import Span, Trace
 from ._terminal import fit, render_timeline, sanitize, text_width
@@ -364,3 +367,31 @@ class LiveView:
             from ._tracing import report
 
             report(f"the live view stopped (a bug, please report it): {exc!r}")
+
+
+def view_follow(trace: str, output: str | None) -> int:
+    """``asynctrace view --follow``: the live view on stdout until Ctrl-C (or SIGTERM), then
+    exit status 0.
+
+    Raises:
+        UsageError: ``-o`` was given too, or ``trace`` can never be a timeline file.
+    """
+    if output is not None:
+        raise UsageError(
+            "--follow draws on the terminal; drop -o, or drop --follow to write a page"
+        )
+    why = is_followable(Path(trace))
+    if why is not None:
+        raise UsageError(f"{shown(trace)} {why}; give the JSON file a run writes")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        follow(Path(trace), sys.stdout, tty=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # `| head`: the reader is gone, which is no error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # stdout's final flush must not fail
+    return 0

@@ -380,3 +380,22 @@ def test_run_live_leaves_output_and_status_as_python_does(tmp_path: Path) -> Non
     lines = [line for line in live.stderr.splitlines() if "tasks in flight" in line]
     assert len(lines) >= 2, live.stderr
     assert "Task-1 main()" in live.stderr
+
+
+def test_run_live_under_sigterm_writes_the_outputs_and_dies_of_it(tmp_path: Path) -> None:
+    trace = tmp_path / "t.json"
+    child = subprocess.Popen(
+        _asynctrace("run", "--live", "--no-timeline", "--json", str(trace), str(SERVER)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()  # the program's first tick: a second in
+    child.send_signal(signal.SIGTERM)
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGTERM
+    assert "tasks in flight" in err
+    assert "JSON timeline:" in err
+    names = {span.name for span in read_chrome_json(trace).spans}
+    assert {"watchdog", "consumer", "Queue.get"} <= names
