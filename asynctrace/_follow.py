@@ -6,13 +6,15 @@ whole timeline over the stream), deleted, ends in the middle of a line (a flush 
 or a kill), stops growing (the program died), or holds lines that are not events at all.
 None of those may end in a traceback, a hang, or a view that shows spans of two runs at once.
 
-Solution: a :class:`Follower` remembers the file's identity (device and inode) and how far it
-read.  Each :meth:`Follower.poll` reads only what was appended (at most :data:`CHUNK` bytes, so
-that a huge file is caught up over several polls), splits it into whole lines (the stream is
-one event a line; an unended line waits for the next poll) and decodes each line on its own.
-A file that shrank or is another file is read again from its start, and the poll says so
-(``reset``).  A file in the object form (a run's timeline written whole) is read whole, through
-the safe reader.  A line that is not an event is counted in :attr:`Follower.bad_lines`.
+Solution: a :class:`Follower` remembers the file's identity (device and inode), its first
+bytes and how far it read.  Each :meth:`Follower.poll` reads only what was appended (at most
+:data:`CHUNK` bytes, so that a huge file is caught up over several polls), splits it into whole
+lines (the stream is one event a line; an unended line waits for the next poll) and decodes
+them, all at once when they all are JSON, else one at a time.  A file that shrank, is another
+file, or starts with other bytes (cut, then written past where the last poll stopped) is read
+again from its start, and the poll says so (``reset``).  A file in the object form (a run's
+timeline written whole) is read whole, through the safe reader.  A line that is not an event
+is counted in :attr:`Follower.bad_lines`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CHUNK = 16 * 2**20
 """Bytes read at most by one poll."""
 MAX_LINE = 16 * 2**20
 """A longer line is not an event of ours: it is dropped, not held in memory."""
+HEAD = 512
+"""The first bytes, compared at each poll: another run's stream differs in them (its epoch)."""
 MAX_WHOLE = 128 * 2**20
 """A timeline in the object form is read whole only up to this size."""
 
@@ -68,6 +72,7 @@ class Follower:
         self._offset = 0
         self._partial = b""
         self._whole = False  # the object form: read whole at each change
+        self._head = b""  # the file's first bytes (a run's header, with its epoch) when read
 
     def poll(self) -> Poll:
         """The events appended since the last poll; never raises for what the file holds."""
@@ -92,7 +97,12 @@ class Follower:
         self.grew_at = time.monotonic()
         try:
             with open(self.path, "rb") as f:
-                if self._offset == 0 and self._starts_whole(f):
+                head = f.read(HEAD)
+                if head[: len(self._head)] != self._head:  # cut, then grown past where we were
+                    self._start_over(identity)
+                    reset = True
+                self._head = head
+                if self._offset == 0 and self._starts_whole(head):
                     return self._read_whole(info.st_size)
                 f.seek(self._offset)
                 data = f.read(min(CHUNK, max(0, info.st_size - self._offset)))
@@ -113,12 +123,11 @@ class Follower:
         self._offset = 0
         self._partial = b""
         self._whole = False
+        self._head = b""
         self.bad_lines = 0
 
-    def _starts_whole(self, f: Any) -> bool:
-        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-        f.seek(0)
-        self._whole = head.startswith(b"{")
+    def _starts_whole(self, head: bytes) -> bool:
+        self._whole = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
         return self._whole
 
     def _read_whole(self, size: int) -> Poll:

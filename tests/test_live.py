@@ -129,6 +129,19 @@ def test_follower_reads_whole_lines_and_starts_over_when_cut_or_replaced(tmp_pat
     assert follower.problem == "does not exist (yet)"
 
 
+def test_follower_starts_over_when_another_run_writes_past_where_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_bytes(b"[\n" + _line({"run": "a", "n": 1}))
+    follower = Follower(path)
+    assert follower.poll().events == [{"run": "a", "n": 1}]
+    with path.open("r+b") as f:  # a new run truncates the same file and writes more than it had
+        f.truncate(0)
+        f.write(b"[\n" + _line({"run": "b", "n": 1}) + _line({"run": "b", "n": 2}))
+    again = follower.poll()
+    assert again.reset
+    assert again.events == [{"run": "b", "n": 1}, {"run": "b", "n": 2}]
+
+
 def test_follower_reads_a_whole_timeline_whole(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"traceEvents": [{"n": 1}, {"n": 2}], "otherData": {}}, indent=1))
