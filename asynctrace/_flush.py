@@ -38,6 +38,7 @@ REMEMBER = 10_000
 CHUNK = 2_000
 # tasks whose open spans a flush writes for the live view: the longest waiting, a screenful
 OPEN_TASKS = 40
+_OFF = object()  # the in-flight events failed once: no more of them
 
 
 class Flusher:
@@ -121,14 +122,20 @@ class Flusher:
                 batch = records[start : min(start + CHUNK, count)]
                 self._deliver(self._builder.build(batch, codes, final=False))
         self._written = count
-        stream = self.stream
-        if stream is not None and stream.error is None:
-            self._write_in_flight(stream)
         if count > recorder.max_spans:
             self.shedding = True
         if self.shedding:
             del records[:count]
             self._written = 0
+        stream = self.stream
+        if stream is not None and stream.error is None and self._in_flight is not _OFF:
+            try:
+                self._write_in_flight(stream)
+            except Exception as exc:  # a bug of ours: the spans stream on without it
+                self._in_flight = _OFF
+                from ._tracing import report
+
+                report(f"could not write what is in flight (a bug, please report it): {exc!r}")
 
     def _deliver(self, spans: list[Span]) -> None:
         self.spans_streamed += len(spans)

@@ -5,6 +5,7 @@ lines that are not events."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import asynctrace
+from asynctrace import _flush
 from asynctrace._chrome import read_chrome_json
 from asynctrace._chrome_stream import OPEN_EVENT
 from asynctrace._follow import Follower
@@ -93,6 +96,27 @@ def test_stream_says_what_is_in_flight_and_readers_skip_it(tmp_path: Path) -> No
     )
     assert view.returncode == 0, view.stderr
     assert "watchdog watchdog() [cancelled]" in view.stdout
+
+
+def test_a_failing_in_flight_event_is_said_once_and_the_spans_stream_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_flush, "in_flight", broken)
+
+    async def main() -> None:
+        for _ in range(30):
+            await asyncio.sleep(0.01)
+
+    path = tmp_path / "t.json"
+    with asynctrace.tracing(json=str(path), otel=False, flush_interval=0.05, max_spans=5):
+        asyncio.run(main())
+    err = capsys.readouterr().err
+    assert err.count("could not write what is in flight") == 1, err
+    assert OPEN_EVENT.encode() not in path.read_bytes()
+    assert len(read_chrome_json(path).spans_matching("asyncio.sleep(0.01)")) == 30
 
 
 # -- the follower -------------------------------------------------------------------------
