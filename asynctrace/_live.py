@@ -227,7 +227,8 @@ class LiveState:
             lines.append(f"… {self.tasks - min(room, len(rows)):,} more")
         lines.append("")
         lines.extend(self._timeline(now, width, max(1, height - len(lines) - 8), color))
-        return "\n".join(fit(line, width) if "\x1b" not in line else line for line in lines)
+        shown = lines[:height]  # one more line would scroll the screen
+        return "\n".join(fit(line, width) if "\x1b" not in line else line for line in shown)
 
     def _timeline(self, now: float, width: int, max_rows: int, color: bool) -> list[str]:
         start = max(0.0, now - self.window)

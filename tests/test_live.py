@@ -210,6 +210,7 @@ def test_state_counts_and_in_flight_from_a_stream(tmp_path: Path) -> None:
     assert "5 tasks in flight" in screen
     assert "last 10 s" in screen
     assert all(len(line) <= 100 for line in screen.splitlines())
+    assert len(state.screen(state.open_wall_ns, "", 60, 12, color=False).splitlines()) <= 12
 
 
 HOSTILE = [
