@@ -119,11 +119,16 @@ def _status(status: Any) -> tuple[Any, str | None, dict[str, object]]:
     return kind, error, {"exception.type": exc_type, "exception.message": message}
 
 
-def _open_records(recorder: Recorder, now: float) -> list[Rec]:
-    """Records for what is still open: pending tasks, their coroutine chain and await, gathers."""
+def _open_records(
+    recorder: Recorder, now: float, roots: list[_coro.TaskRoot] | None = None
+) -> list[Rec]:
+    """Records for what is still open: pending tasks, their coroutine chain and await, gathers.
+
+    With ``roots``, only those tasks, and the gathers and holds on their rows.
+    """
     records: list[Rec] = []
     unfinished = ("unfinished", "", "")
-    for root in recorder.live_roots():
+    for root in recorder.live_roots() if roots is None else roots:
         if root._task_name is None:
             continue
         call = root._top
@@ -175,11 +180,12 @@ def _open_records(recorder: Recorder, now: float) -> list[Rec]:
                 root._task_name(),
             )
         )
+    rows = None if roots is None else {root._sid for root in roots}
     for sid, rec in list(_instrument.open_gathers.items()):
-        if sid > recorder.run_sid:
+        if sid > recorder.run_sid and (rows is None or rec[3] in rows):
             records.append((*rec[:5], now, recorder.next_seq(), *rec[7:10], unfinished, None))
     for sid, rec in list(_held.open_holds.items()):
-        if sid > recorder.run_sid:
+        if sid > recorder.run_sid and (rows is None or rec[3] in rows):
             records.append((*rec[:5], now, recorder.next_seq(), *rec[7:10], unfinished, rec[11]))
     return records
 
@@ -226,13 +232,14 @@ class SpanBuilder:
     found; across batches the builder remembers the last ``remember`` tasks and gathers it built,
     holds a gather back one batch for the await on it to nest in it, and the caller passes the
     codes of the spans still open (:func:`open_codes`).  One thing only a single batch does:
-    merging the two halves of a ``wait_for`` expiry.
+    merging the two halves of a ``wait_for`` expiry.  With ``place=False`` the spans are not
+    placed in OpenTelemetry traces (a snapshot of what is open, which is built again later).
     """
 
-    def __init__(self, recorder: Recorder, *, remember: int = 0) -> None:
+    def __init__(self, recorder: Recorder, *, remember: int = 0, place: bool = True) -> None:
         self.origin = recorder.origin
         self.remember = remember
-        self._traces = recorder.traces
+        self._traces = recorder.traces if place else None
         self._names = _Names()
         self._recent: dict[int, Span] = {}  # insertion-ordered: the oldest go first
         self._held: dict[int, Span] = {}

@@ -14,20 +14,28 @@ that task is in the same batch, else from the task still running.  Slices carry 
 spans without the rest of the run.  :meth:`ChromeStream.finish` writes the last spans and the
 run span without a comma, then ``]``: a finished stream is plain JSON.  Arrows between tasks and
 the ``tasks`` counter need the whole run and are not streamed.
+
+What is in flight (the tasks still running and the await each is in) is not a slice yet: each
+flush appends it as one ``asynctrace_open`` metadata event (see
+:meth:`ChromeStream.write_open`), which ``asynctrace view --follow`` draws and every other
+reader (Perfetto, ``asynctrace view``) skips as a metadata event of a name it does not know.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import __version__
-from ._chrome import ORIGIN_NS, PID, _Item, _Placed, encode_events
+from ._chrome import ORIGIN_NS, PID, _Item, _Placed, _slice, encode_events
+from ._json import dumps
 from ._spans import Span
 from ._timeline import row_label
 
 TRACK_KINDS = ("run", "task", "thread")
+OPEN_EVENT = "asynctrace_open"
 
 
 class ChromeStream:
@@ -78,6 +86,21 @@ class ChromeStream:
         events = self._events(list(spans), labels)
         return self._write(_lines(events) + b",\n") if events else True
 
+    def write_open(self, now: float, spans: Iterable[Span] | None, tasks: int) -> bool:
+        """Append what is in flight at trace time ``now``: ``tasks`` tasks still running, and
+        ``spans``, the open spans of some of them (``unfinished``, ending at ``now``), or None
+        when they are those of the last call (still in flight at ``now``).
+
+        One ``asynctrace_open`` metadata event: ``args`` holds ``ts`` (``now`` in the slices'
+        microseconds), ``wall_ns`` (the wall clock at ``now``), ``tasks`` and, unless None,
+        ``spans``: the open spans as slices with full args.  False on failure.
+        """
+        args: dict[str, Any] = {"ts": _ns(now) / 1000, "wall_ns": time.time_ns(), "tasks": tasks}
+        if spans is not None:
+            args["spans"] = [_slice(_item(span), True) for span in spans]
+        event = {"ph": "M", "pid": PID, "tid": 0, "name": OPEN_EVENT, "args": args}
+        return self._write(dumps(event) + b",\n")
+
     def finish(self, spans: Iterable[Span], run: Span) -> bool:
         """Append the last ``spans`` and then the ``run`` span, close the array and the file."""
         events = self._events([*spans, run], {})
@@ -103,9 +126,7 @@ class ChromeStream:
                 label = row_label(owner) if owner is not None else labels.get(track)
                 events.extend(_row(track, label or f"track {track}"))
                 self._named.add(track)
-            start = round(span.start * 1e9) + ORIGIN_NS
-            end = round(span.end * 1e9) + ORIGIN_NS
-            events.append(_Item(start, end, (span.start_seq, 0), None, span, track))
+            events.append(_item(span))
         self._named.difference_update(owners)  # a row's owner is its last span
         return events
 
@@ -121,6 +142,15 @@ class ChromeStream:
             self.close()
             return False
         return True
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9) + ORIGIN_NS
+
+
+def _item(span: Span) -> _Item:
+    """A span's slice on its track's row."""
+    return _Item(_ns(span.start), _ns(span.end), (span.start_seq, 0), None, span, span.track)
 
 
 def _lines(events: list[_Placed]) -> bytes:

@@ -17,7 +17,8 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__, _autotrace, _terminal_rows
 from ._cli_args import (
@@ -37,6 +38,9 @@ from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
 from ._spans import Trace, gc_paused, release
 from ._tracing import Tracing, report
+
+if TYPE_CHECKING:
+    from ._live import LiveView
 
 USAGE_ERROR = 2
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -236,6 +240,12 @@ def _run_parser() -> argparse.ArgumentParser:
         "--no-timeline", action="store_true", help="do not print the timeline on stderr"
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="while the program runs, show the live view on stderr (a screen redrawn every "
+        "second on a terminal, else a line a second); the timeline still prints at the end",
+    )
+    parser.add_argument(
         "--summary",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -335,6 +345,9 @@ def run(argv: Sequence[str]) -> int:
     if options.otlp_json is not None:
         check_writable(options.otlp_json, "--otlp-json")
     check_distinct({"--json": json_path, "--html": options.html, "--otlp-json": options.otlp_json})
+    if options.live and (json_path is None or options.flush_interval == 0):
+        flag = "--no-json" if json_path is None else "--flush-interval 0"
+        raise UsageError(f"--live reads the JSON stream, which {flag} turns off; drop {flag}")
     html = None if options.html is None else _HtmlOutput(options.html, target)
     outputs = () if html is None else (html,)
 
@@ -386,12 +399,14 @@ def run(argv: Sequence[str]) -> int:
     status = 0
     interrupted = False
     tracing.start()
-    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html)
+    live = None
+    if options.live and json_path is not None:
+        from ._live import LiveView
+
+        live = LiveView(Path(json_path), sys.stderr, tty=sys.stderr.isatty()).start()
+    previous_sigterm = _write_outputs_on_sigterm(tracing, options, json_path, html, live)
     try:
-        if code is not None:
-            _autotrace.exec_script(code, str(script), program_args)
-        else:
-            _autotrace.run_module(str(module), program_args)
+        _run_program(code, str(script), str(module), program_args, live)
     except SystemExit as exc:
         status = _exit_status(exc)
     except KeyboardInterrupt as exc:
@@ -415,6 +430,21 @@ def run(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return status
+
+
+def _run_program(
+    code: Any, script: str, module: str, program_args: list[str], live: LiveView | None
+) -> None:
+    """Run the script (``code``) or the module; the live view gives the terminal back as soon
+    as it ends, before an exception it raised is printed."""
+    try:
+        if code is not None:
+            _autotrace.exec_script(code, script, program_args)
+        else:
+            _autotrace.run_module(module, program_args)
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def _finish(
@@ -445,6 +475,7 @@ def _write_outputs_on_sigterm(
     options: argparse.Namespace,
     json_path: str | None,
     html: _HtmlOutput | None,
+    live: LiveView | None,
 ) -> Any:
     """Under SIGTERM's default action (death), write the outputs first, then die of it.
 
@@ -459,6 +490,8 @@ def _write_outputs_on_sigterm(
 
     def on_sigterm(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if live is not None:  # the terminal back before the timeline, the stream let go
+            live.stop()
         _finish(tracing, options, json_path, html)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -538,6 +571,12 @@ def view(argv: Sequence[str]) -> int:
     )
     _terminal_rows.add_view_options(parser)
     parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow the file while a run writes it: redraw the live view every second "
+        "(a line a second when not on a terminal) until Ctrl-C",
+    )
+    parser.add_argument(
         "--max-size",
         type=_mebibytes,
         default=VIEW_MAX_MIB,
@@ -550,6 +589,10 @@ def view(argv: Sequence[str]) -> int:
             "the TRACE.json path is empty (''); give the path of a JSON timeline,"
             " e.g. `asynctrace view prog.trace.json`"
         )
+    if options.follow:
+        from ._live import view_follow
+
+        return view_follow(options.trace, options.output)
     from ._chrome import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
@@ -608,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if not args or args[0] in ("-h", "--help"):
             print(
                 "usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
-                "       asynctrace view TRACE.json [-o PAGE.html]\n"
+                "       asynctrace view TRACE.json [-o PAGE.html | --follow]\n"
                 "       asynctrace --version\n\n"
                 "`asynctrace run --help` lists the options.",
                 file=sys.stdout if args else sys.stderr,

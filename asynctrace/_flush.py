@@ -11,7 +11,10 @@ fits in the recorder's ``max_spans``, its records also stay in memory, and at st
 rewritten whole, with arrows and the tasks counter.  Once it outgrows
 ``max_spans``, the flusher *sheds* the records it has streamed: memory holds at most
 ``max_spans`` records plus one interval's, and at stop the stream is finished in place.
-OTLP gets every span once, batch by batch, whether the run is shed or not.
+OTLP gets every span once, batch by batch, whether the run is shed or not.  After its spans,
+every flush writes what is in flight to the stream (:func:`in_flight`): the open spans of the
+tasks waiting longest when they changed (other tasks, or other awaits), else only the time at
+which they still were, for ``asynctrace view --follow``.
 
 No lock is held across the program's code: the hot path only appends to the record list, and
 the flusher's slice copy and ``del`` of its head are each one atomic operation under the GIL.
@@ -24,6 +27,7 @@ from collections.abc import Callable
 
 from ._build import SpanBuilder, _fn_attributes, _open_records, open_codes
 from ._chrome_stream import ChromeStream
+from ._coro import _NOT_STARTED, TaskRoot
 from ._record import Recorder
 from ._spans import Span
 
@@ -32,6 +36,9 @@ DEFAULT_FLUSH_INTERVAL = 1.0
 REMEMBER = 10_000
 # records built and written at a time: what a flush holds at its peak, whatever the rate
 CHUNK = 2_000
+# tasks whose open spans a flush writes for the live view: the longest waiting, a screenful
+OPEN_TASKS = 40
+_OFF = object()  # the in-flight events failed once: no more of them
 
 
 class Flusher:
@@ -69,6 +76,7 @@ class Flusher:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed = False
+        self._in_flight: object = None  # what the stream last said was in flight
         recorder.streamed = self.streaming
 
     @property
@@ -119,6 +127,15 @@ class Flusher:
         if self.shedding:
             del records[:count]
             self._written = 0
+        stream = self.stream
+        if stream is not None and stream.error is None and self._in_flight is not _OFF:
+            try:
+                self._write_in_flight(stream)
+            except Exception as exc:  # a bug of ours: the spans stream on without it
+                self._in_flight = _OFF
+                from ._tracing import report
+
+                report(f"could not write what is in flight (a bug, please report it): {exc!r}")
 
     def _deliver(self, spans: list[Span]) -> None:
         self.spans_streamed += len(spans)
@@ -132,6 +149,21 @@ class Flusher:
             self.on_error(stream.error if stream is not None else None)
         if self.export is not None:
             self.export(spans)
+
+    def _write_in_flight(self, stream: ChromeStream) -> None:
+        now = self.recorder.clock()
+        roots, total, key = in_flight(self.recorder, now)
+        spans = None  # unchanged: only the time it was still so
+        if key != self._in_flight:
+            self._in_flight = key
+            builder = SpanBuilder(self.recorder, place=False)
+            records = _open_records(self.recorder, now, roots)
+            spans = builder.build(records, open_codes(self.recorder))
+        if (
+            not stream.write_open(now - self.recorder.origin, spans, total)
+            and self.on_error is not None
+        ):
+            self.on_error(stream.error)
 
     def finish(self) -> list[Span]:
         """After the recorder stopped: stream the rest and the spans still open.
@@ -163,6 +195,27 @@ class Flusher:
             self.stream.close()
         if self.export is not None:
             self.export(spans)
+
+
+def in_flight(recorder: Recorder, now: float) -> tuple[list[TaskRoot], int, object]:
+    """The :data:`OPEN_TASKS` tasks in an await the longest, how many tasks run, and a key
+    that changes when they or their awaits do.
+
+    Read on the flusher's thread while the loop runs: a root's await slots can change under
+    it, which at worst shows an await one step old.
+    """
+    running = [root for root in recorder.live_roots() if root._task_name is not None]
+
+    def since(root: TaskRoot) -> float:
+        t = root._aw_t
+        return t if t is not None and t != _NOT_STARTED else now
+
+    chosen = sorted(running, key=since)[:OPEN_TASKS]
+    return (
+        chosen,
+        len(running),
+        (len(running), [(r._sid, getattr(r, "_aw_sid", 0)) for r in chosen]),
+    )
 
 
 def open_labels(recorder: Recorder) -> dict[int, str]:
