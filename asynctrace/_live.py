@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._chrome import _span
 from ._chrome_load import read_metadata, unfinished_owners
+from ._chrome_read import event_span
 from ._chrome_stream import OPEN_EVENT
 from ._cli_args import UsageError
 from ._follow import Follower, is_followable
@@ -118,7 +118,7 @@ class LiveState:
         if not isinstance(args, dict) or "span_id" not in args:
             return None
         try:
-            return _span(ev, args, self._tracks, self._origin)
+            return event_span(ev, args, self._tracks, self._origin)
         except (KeyError, TypeError, ValueError, OverflowError):
             self.bad += 1
             return None

@@ -43,8 +43,8 @@ def load(path: str | os.PathLike[str], *, max_bytes: int | None = DEFAULT_MAX_BY
             deeply, not a Chrome trace written by asynctrace, or bigger than ``max_bytes``;
             the message names the file, what is wrong and the fix.
     """
-    from ._chrome import read_chrome_json_repaired
     from ._chrome_load import TraceTooLarge
+    from ._chrome_read import read_chrome_json_repaired
 
     if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 1):
         msg = f"max_bytes={max_bytes!r} must be a positive number of bytes, or None for no limit"

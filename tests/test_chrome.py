@@ -11,13 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asynctrace import _json
-from asynctrace._chrome import (
-    MARKER_CAT,
-    activity,
-    read_chrome_json,
-    to_chrome,
-    write_chrome_json,
-)
+from asynctrace._chrome import MARKER_CAT, activity, to_chrome, write_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 from asynctrace._spans import Span, Trace
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 from asynctrace._cli import _VALUE_OPTIONS
 from asynctrace._cli_args import UsageError, split_run_args
 

@@ -29,7 +29,8 @@ import pytest
 
 import asynctrace
 from asynctrace import Trace
-from asynctrace._chrome import read_chrome_json, write_chrome_json
+from asynctrace._chrome import write_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 from asynctrace._html import write_html
 from asynctrace._terminal import render_timeline
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 
 SERVER = """
 import asyncio, sys

@@ -25,14 +25,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asynctrace
-from asynctrace._chrome import (
-    Cut,
-    read_chrome_json,
-    read_chrome_json_repaired,
-    row_label,
-    write_chrome_json,
-)
+from asynctrace._chrome import row_label, write_chrome_json
 from asynctrace._chrome_load import nesting_deeper_than
+from asynctrace._chrome_read import Cut, read_chrome_json, read_chrome_json_repaired
 from asynctrace._chrome_stream import ChromeStream
 from asynctrace._cli import main
 from asynctrace._sanitize import MAX_CHARS, cap, utf8, visible

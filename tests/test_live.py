@@ -21,7 +21,7 @@ import pytest
 
 import asynctrace
 from asynctrace import _flush
-from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 from asynctrace._chrome_stream import OPEN_EVENT
 from asynctrace._follow import Follower
 from asynctrace._live import LiveState

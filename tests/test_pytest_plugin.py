@@ -17,7 +17,7 @@ import pytest
 import asynctrace
 import asynctrace._virtual  # kept across pytester's in-process runs: one VirtualTimeLoop class
 import asynctrace.testing
-from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 from asynctrace._decorator import is_traced
 
 HERE = Path(__file__).parent

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from asynctrace import Span, Trace
-from asynctrace._chrome import read_chrome_json
+from asynctrace._chrome_read import read_chrome_json
 
 TESTS = Path(__file__).resolve().parent
 CORPUS = TESTS / "corpus"
