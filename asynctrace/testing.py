@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeAlias
 
 from . import _critical
+from ._explore_search import ExploreFailure, explore
 from ._outline import Row, TreeMatcher, outline_size, parse_outline
 from ._spans import KINDS, Span, Trace
 from ._timeline import row_label
@@ -32,6 +33,7 @@ from ._waits import WaitProfile
 from ._waits import wait_profile as _wait_profile
 
 __all__ = [
+    "ExploreFailure",
     "HasTrace",
     "SpanRef",
     "TraceAssertionError",
@@ -48,6 +50,7 @@ __all__ = [
     "assert_tree",
     "assert_within",
     "critical_path",
+    "explore",
     "find_span",
     "find_spans",
     "wait_profile",
