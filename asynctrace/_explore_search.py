@@ -165,11 +165,11 @@ def search(
         if result.error is None:
             last_passing = s
             continue
-        head = (
-            f"schedule seed={s} fails (run {n + 1} of {len(seeds)}"
-            + (f", after {n} passing" if n else "")
-            + f"); replay it with {replay(s)}"
-        )
+        if seed is not None:
+            where = "replayed by its seed"
+        else:
+            where = f"run {n + 1} of {len(seeds)}" + (f", after {n} passing" if n else "")
+        head = f"schedule seed={s} fails ({where}); replay it with {replay(s)}"
         raise _failure(run, result, head, last_passing, json_dir, json_stem)
     return len(seeds)
 
