@@ -66,12 +66,16 @@ def session_option(raw: str | None, name: str) -> int | None:
 
 
 def options_for(
-    item: pytest.Item, marker: pytest.Mark | None, runs: int | None, seed: int | None
+    item: pytest.Item, marker: pytest.Mark | None, runs: int | None, seed: int | None, virtual: bool
 ) -> ExploreOptions | None:
-    """The test's exploration (marker over session options), or None; fails on a bad value."""
+    """The test's exploration (marker over session options), or None; fails on a bad value.
+
+    The session's options explore only the tests on the virtual clock.
+    """
     kwargs = marker.kwargs if marker is not None else {}
     explore = kwargs.get("explore")
-    if explore is None and seed is None and runs is None and "seed" not in kwargs:
+    asked = explore is not None or "seed" in kwargs
+    if not asked and (not virtual or (seed is None and runs is None)):
         return None
     if explore is True:
         explore = DEFAULT_RUNS

@@ -238,13 +238,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     else:
         virtual_loops = virtual
     state = RunState(item, virtual)
-    if virtual and (
-        settings.explore_runs is not None or settings.explore_seed is not None or marked
-    ):
+    if marked or settings.explore_runs is not None or settings.explore_seed is not None:
         from ._pytest_explore import options_for
 
         marker = item.get_closest_marker("asynctrace")
-        state.explore = options_for(item, marker, settings.explore_runs, settings.explore_seed)
+        runs, seed = settings.explore_runs, settings.explore_seed
+        state.explore = options_for(item, marker, runs, seed, virtual)
     if virtual_loops and state.virtual_loops is not None:
         state.virtual_loops.install()
     item.stash[_STATE] = state
