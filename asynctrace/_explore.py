@@ -83,10 +83,11 @@ class Perturbation:
         """``withdraw#1: the 0.01 s wait at withdraw (bank.py:12) took 0.0143 s (+43%)``."""
         if self.kind == "io":
             return "the I/O events that one select reported were handled in a shuffled order"
-        if self.kind == "deadline":
+        if self.factor == 1.0:  # a deadline, or a duration with no jitter: only its tie rank
+            what = "deadline" if self.kind == "deadline" else "wait"
             return (
-                f"{self.task}: the deadline at {self.where} ({_s(self.delay)} s) "
-                "fired in a different order among the timers due with it"
+                f"{self.task}: the {_s(self.delay)} s {what} at {self.where} fired by its "
+                "task's priority among the timers due at the same time"
             )
         return (
             f"{self.task}: the {_s(self.delay)} s wait at {self.where} took "
@@ -167,7 +168,10 @@ class ExploringLoop(VirtualTimeLoop):
             self._task_labels[task] = self._new_label(_qualname(coro))
         return task
 
-    def _new_label(self, name: str) -> str:
+    def _new_label(self, qualname: str) -> str:
+        name = qualname.rsplit(".<locals>.", 1)[
+            -1
+        ]  # as the spans name it: writer, not f.<locals>.writer
         n = self._label_counts[name] = self._label_counts.get(name, 0) + 1
         return f"{name}#{n}"
 
