@@ -29,14 +29,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asynctrace import VirtualTimeLoop  # noqa: E402
-from asynctrace.testing import ExploreFailure, explore  # noqa: E402
-from tests.race_programs import bank, cache, counter, deadline, fifo, ties  # noqa: E402
+from asynctrace import VirtualTimeLoop
+from asynctrace._explore import Schedule
+from asynctrace._explore_search import run_schedule
+from asynctrace.testing import ExploreFailure, explore
+from tests.race_programs import bank, cache, counter, deadline, fifo, ties
 
 Program = Callable[[], Coroutine[Any, Any, None]]
 
 RACES: list[tuple[str, Program, float]] = [
-    ("lost update (issue): ledger call outlasts the 2nd start", bank.race, 0.5),
+    ("lost update (issue): ledger call outlasts 2nd start", bank.race, 0.5),
     ("cache filled by the first of two fetches", cache.race, 0.5),
     ("wait_for timeout that only sometimes fires", deadline.race, 0.5),
     ("two timers due at once (tie order)", ties.race, 0.5),
@@ -59,18 +61,28 @@ def _simloop() -> Any:
     return simloop
 
 
-def _ours_finds(program: Program, runs: int, jitter: float) -> tuple[int | None, float]:
-    start = time.perf_counter()
+def _ours_finds(program: Program, runs: int, jitter: float) -> tuple[int | None, int]:
+    """The first failing run of ``explore``, and how many of the ``runs`` schedules fail."""
+    first = None
     try:
         explore(program, runs=runs, jitter=jitter)
     except ExploreFailure as failure:
-        return failure.seed + 1, time.perf_counter() - start
-    return None, time.perf_counter() - start
+        first = failure.seed + 1
+    failing = sum(
+        run_schedule(program, Schedule(seed, jitter)).error is not None for seed in range(runs)
+    )
+    return first, failing
 
 
-def _simloop_finds(simloop: Any, program: Program, runs: int, policy: str) -> int | None:
+def _simloop_finds(
+    simloop: Any, program: Program, runs: int, policy: str
+) -> tuple[int | None, int]:
     report = simloop.explore(program, range(runs), policy=policy)
-    return None if report is None else int(report.seeds_passed) + 1
+    first = None if report is None else int(report.seeds_passed) + 1
+    failing = sum(
+        simloop.explore(program, [seed], policy=policy) is not None for seed in range(runs)
+    )
+    return first, failing
 
 
 async def _simloop_readme_counter() -> None:
@@ -114,29 +126,32 @@ async def _simloop_readme_counter() -> None:
     assert count == 2
 
 
-def _cell(found: int | None) -> str:
-    return "-" if found is None else str(found)
+def _cell(found: tuple[int | None, int]) -> str:
+    first, failing = found
+    return f"{'-' if first is None else first} ({failing})"
 
 
 def races(runs: int) -> None:
     simloop = _simloop()
-    print(f"Races: the run that failed first (of {runs}; '-': none failed)")
-    print(f"{'program':<55} {'asynctrace':>10} {'simloop':>8} {'simloop':>8}")
-    print(f"{'':<55} {'explore':>10} {'random':>8} {'pct':>8}")
+    print(
+        f"Races: the run that failed first, and (in brackets) how many of {runs} schedules fail;"
+        " '-': none failed"
+    )
+    print(f"{'program':<52} {'asynctrace':>11} {'simloop':>11} {'simloop':>11}")
+    print(f"{'':<52} {'explore':>11} {'random':>11} {'pct':>11}")
     for name, program, jitter in RACES:
-        ours, _ = _ours_finds(program, runs, jitter)
-        if simloop is None:
-            theirs = ["n/a", "n/a"]
-        else:
+        ours = _cell(_ours_finds(program, runs, jitter))
+        theirs = ["n/a", "n/a"]
+        if simloop is not None:
             theirs = [_cell(_simloop_finds(simloop, program, runs, p)) for p in ("random", "pct")]
-        print(f"{name:<55} {_cell(ours):>10} {theirs[0]:>8} {theirs[1]:>8}")
+        print(f"{name:<52} {ours:>11} {theirs[0]:>11} {theirs[1]:>11}")
     if simloop is not None:
         theirs = [
             _cell(_simloop_finds(simloop, _simloop_readme_counter, runs, p))
             for p in ("random", "pct")
         ]
         name = "simloop's README lost update (its network)"
-        print(f"{name:<55} {'n/a':>10} {theirs[0]:>8} {theirs[1]:>8}")
+        print(f"{name:<52} {'n/a':>11} {theirs[0]:>11} {theirs[1]:>11}")
     else:
         print("simloop: not installed (it needs Python 3.12+; pip install simloop)")
 
