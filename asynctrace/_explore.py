@@ -17,7 +17,10 @@ Solution: a :class:`Schedule` is a seed and a jitter bound.  :class:`ExploringLo
 - I/O events reported by one ``select`` are handled in a shuffled order.
 
 What asyncio guarantees stays guaranteed: ``call_soon`` callbacks run in FIFO order, and the
-clock only moves forward.  Seed 0 is the schedule of a plain virtual-time run (nothing drawn).
+clock only moves forward.  Seed 0 is the schedule of a plain virtual-time run (nothing drawn);
+seed 1 keeps every duration and reverses every tie (of the timers due at once, the one made
+last fires first: the race a two-timer tie hides is found at the second run); seeds from 2 on
+are drawn.
 
 Each perturbation has a key that names it independently of the others (the task by its
 coroutine's name and creation rank, ``withdraw#2``, and the rank of the timer in that task,
@@ -42,6 +45,8 @@ from ._virtual import VirtualTimeLoop, _Event
 
 DEFAULT_JITTER = 0.5
 DEFAULT_RUNS = 100
+REVERSED = 1
+"""The seed whose schedule keeps every duration and reverses every tie between timers."""
 
 # Callbacks of the timers that are deadlines (asyncio.timeout / wait_for in 3.12+, wait_for and
 # wait in 3.11, as_completed): kept exact.
@@ -77,12 +82,17 @@ class Perturbation:
     where: str  # the program's line that made the timer: withdraw (bank.py:12)
     delay: float  # as the program asked
     factor: float  # 1.0 for a deadline: only its tie order changed
-    kind: str = "duration"  # or "deadline", or "io" (the order of one select's I/O events)
+    kind: str = "duration"  # "deadline", "reversed" (seed 1), "io" (one select's events)
 
     def text(self) -> str:
         """``withdraw#1: the 0.01 s wait at withdraw (bank.py:12) took 0.0143 s (+43%)``."""
         if self.kind == "io":
             return "the I/O events that one select reported were handled in a shuffled order"
+        if self.kind == "reversed":
+            return (
+                f"{self.task}: the {_s(self.delay)} s timer at {self.where} fired before the "
+                "timers made earlier and due at the same time"
+            )
         if self.factor == 1.0:  # a deadline, or a duration with no jitter: only its tie rank
             what = "deadline" if self.kind == "deadline" else "wait"
             return (
@@ -160,6 +170,7 @@ class ExploringLoop(VirtualTimeLoop):
         self._label_counts: dict[str, int] = {}
         self._timer_counts: dict[str, int] = {}
         self._selects = 0
+        self._reversed = 0.0
 
     def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         """Create the task like asyncio does, and give it a label by creation rank."""
@@ -202,14 +213,18 @@ class ExploringLoop(VirtualTimeLoop):
             return super().call_at(when, callback, *args, context=context)
         delay = when - now
         factor, kind = 1.0, "deadline"
-        if not _is_deadline(callback):
-            factor = 1.0 + schedule.jitter * (2.0 * schedule.unit(key, "duration") - 1.0)
-            kind = "duration"
+        if schedule.seed == REVERSED:
+            # Durations exact; of the timers due at once, the one made last fires first.
+            self._reversed -= 1.0
+            tie, kind = self._reversed, "reversed"
+        else:
+            tie = schedule.unit(label, "priority")
+            if not _is_deadline(callback):
+                factor = 1.0 + schedule.jitter * (2.0 * schedule.unit(key, "duration") - 1.0)
+                kind = "duration"
         self.applied.append(Perturbation(key, label, _program_line(), delay, factor, kind))
         self._check_closed()  # type: ignore[attr-defined]
-        timer = _TieTimer(
-            schedule.unit(label, "priority"), now + delay * factor, callback, args, self, context
-        )
+        timer = _TieTimer(tie, now + delay * factor, callback, args, self, context)
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer

@@ -158,7 +158,7 @@ def explored(
                 runs=options.runs,
                 seed=options.seed,
                 jitter=options.jitter,
-                replay=lambda s: f"--asynctrace-seed={s} (or asynctrace(..., seed={s}))",
+                replay=lambda s: f"--asynctrace-seed={s} (or @pytest.mark.asynctrace(seed={s}))",
                 json_dir=json_dir,
                 json_stem=_stem(item.nodeid),
             )

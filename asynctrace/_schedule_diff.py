@@ -23,7 +23,7 @@ _KINDS = ("task", "coroutine", "await", "gather")
 _TASK_NAME = re.compile(r"\bTask-\d+\b")
 _CONTEXT_BEFORE = 6
 _CONTEXT_AFTER = 4
-_COLUMN = 56
+_COLUMN = 62
 DIVERGENCE = "asynctrace.explore.divergence"
 """Attribute set on the span whose start or end is a run's first diverging event."""
 
