@@ -153,10 +153,11 @@ def test_the_wait_for_race_shrinks_to_the_one_slow_reservation() -> None:
     with pytest.raises(ExploreFailure) as found:
         explore(deadline.race)
     (only,) = found.value.perturbations
-    assert only.task == "reserve#1"
+    # wait_for runs the coroutine in a task of its own before 3.12, in the caller's from 3.12
+    assert only.task == ("reserve#1" if sys.version_info < (3, 12) else "race#1")
     assert only.where.startswith("reserve (deadline.py:")
     assert only.delay == 0.08 and only.delay * only.factor >= 0.1
-    assert "reserve#1: the 0.08 s wait at reserve (deadline.py:" in str(found.value)
+    assert f"{only.task}: the 0.08 s wait at reserve (deadline.py:" in str(found.value)
 
 
 def test_the_cache_race_shows_the_replica_answering_first() -> None:
