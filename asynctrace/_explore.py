@@ -62,6 +62,7 @@ class Schedule:
     seed: int
     jitter: float = DEFAULT_JITTER
     only: frozenset[str] | None = None
+    time_limit: float | None = None  # virtual seconds a run may reach before it is stopped
 
     def applies(self, key: str) -> bool:
         """True if this schedule perturbs the timer or stream ``key``."""
@@ -103,6 +104,10 @@ class Perturbation:
             f"{self.task}: the {_s(self.delay)} s wait at {self.where} took "
             f"{_s(self.delay * self.factor)} s ({self.factor - 1:+.0%})"
         )
+
+
+class ScheduleTimeLimit(RuntimeError):
+    """A run under an explored schedule went on far longer than under the plain schedule."""
 
 
 def _s(seconds: float) -> str:
@@ -233,6 +238,15 @@ class ExploringLoop(VirtualTimeLoop):
         self, select: Callable[[float | None], list[_Event]], timeout: float | None
     ) -> list[_Event]:
         events = super()._vt_select(select, timeout)
+        limit = self.schedule.time_limit
+        if limit is not None and self._vt_now > limit:
+            msg = (
+                f"asynctrace explore: the run reached t={self._vt_now:.3f} s of virtual time "
+                f"without ending, past the limit of {limit:.3f} s (10 times the plain "
+                "schedule's run, plus 1 s): under this schedule the program does not finish "
+                "(a retry or polling loop that never succeeds?)"
+            )
+            raise ScheduleTimeLimit(msg)
         if len(events) > 1 and self.schedule.applies("io"):
             if not self._selects:
                 self.applied.append(Perturbation("io", "loop", "select", 0.0, 1.0, "io"))

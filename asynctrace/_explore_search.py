@@ -21,7 +21,7 @@ import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class RunResult:
     error: BaseException | None
     applied: list[Perturbation] = field(default_factory=list)
     trace: Trace | None = None
+    end: float = 0.0  # the loop's virtual time when the run ended
 
 
 RunOnce = Callable[[Schedule, bool], RunResult]
@@ -114,7 +115,8 @@ def run_schedule(
     finally:
         trace = tracing.stop() if tracing is not None else None
     applied = loops[0].applied if loops else []
-    return RunResult(schedule, error, applied, trace)
+    end = loops[0].time() if loops else 0.0
+    return RunResult(schedule, error, applied, trace, end)
 
 
 def _coroutine(make: Callable[[], Awaitable[object]]) -> Coroutine[Any, Any, object]:
@@ -160,8 +162,16 @@ def search(
     """
     seeds = [seed] if seed is not None else list(range(runs))
     last_passing: int | None = None
+    limit: float | None = None
+    if seed is not None and seed != 0:  # the plain schedule sets the time limit (see below)
+        plain = run(Schedule(seed, jitter, frozenset()), False)
+        limit = None if plain.error is not None else plain.end * 10 + 1.0
     for n, s in enumerate(seeds):
-        result = run(Schedule(s, jitter), False)
+        result = run(Schedule(s, jitter, time_limit=limit), False)
+        if s == 0 and result.error is None:
+            # A run that passes ten times the plain schedule's virtual time (and 1 s) is one
+            # that never ends under its schedule: stopped and reported, not hung on.
+            limit = result.end * 10 + 1.0
         if result.error is None:
             last_passing = s
             continue
@@ -188,7 +198,7 @@ def shrink(run: RunOnce, failing: RunResult) -> tuple[Schedule, int]:
     def fails(subset: list[str]) -> bool:
         nonlocal used
         used += 1
-        result = run(Schedule(base.seed, base.jitter, frozenset(subset)), False)
+        result = run(replace(base, only=frozenset(subset)), False)
         return _same_failure(failing.error, result.error)  # type: ignore[arg-type]
 
     parts = 2
@@ -207,7 +217,7 @@ def shrink(run: RunOnce, failing: RunResult) -> tuple[Schedule, int]:
             parts = min(len(keys), parts * 2)
     if len(keys) == 1 and used < MAX_SHRINK_RUNS and fails([]):
         keys = []
-    return Schedule(base.seed, base.jitter, frozenset(keys)), used
+    return replace(base, only=frozenset(keys)), used
 
 
 def _failure(
@@ -236,10 +246,10 @@ def _failure(
             "perturbations; it fails when:"
         )
         lines += [f"  {p.text()}" for p in perturbations]
-    passing = run(Schedule(seed, first.schedule.jitter, frozenset()), True)
+    passing = run(replace(first.schedule, only=frozenset()), True)
     passing_title = "passing: the same seed, nothing perturbed"
     if passing.error is not None and last_passing is not None:
-        passing = run(Schedule(last_passing, first.schedule.jitter), True)
+        passing = run(replace(first.schedule, seed=last_passing, only=None), True)
         passing_title = f"passing: seed={last_passing}"
     timelines: dict[str, str] = {}
     if passing.error is None and passing.trace is not None and failing.trace is not None:

@@ -294,3 +294,32 @@ def test_run_with_a_bad_seed_is_one_line_and_status_2(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "'x' is not a schedule's seed; give a whole number of 0 or more" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_run_that_never_ends_under_some_schedule_is_stopped_and_reported() -> None:
+    async def main() -> None:
+        state = {"ready": False}
+
+        async def loader() -> None:
+            await asyncio.sleep(0.010)
+            state["ready"] = True
+
+        async def poller() -> None:
+            await asyncio.sleep(0.011)
+            if not state["ready"]:
+                return  # gave up early: nothing will set it now
+            state["polled"] = True
+
+        asyncio.get_running_loop().create_task(loader())
+        await poller()
+        while not state.get("polled"):  # waits for what the poller gave up on
+            await asyncio.sleep(1.0)
+
+    with pytest.raises(ExploreFailure) as found:
+        explore(main)
+    assert type(found.value.error).__name__ == "ScheduleTimeLimit"
+    text = str(found.value)
+    assert "of virtual time without ending, past the limit of 1.110 s" in text
+    with pytest.raises(ExploreFailure) as replayed:
+        explore(main, seed=found.value.seed)
+    assert type(replayed.value.error).__name__ == "ScheduleTimeLimit"
