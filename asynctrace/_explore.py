@@ -229,6 +229,9 @@ class ExploringLoop(VirtualTimeLoop):
                 kind = "duration"
         self.applied.append(Perturbation(key, label, _program_line(), delay, factor, kind))
         self._check_closed()  # type: ignore[attr-defined]
+        if self.get_debug():  # as asyncio's call_at checks in debug mode
+            self._check_thread()  # type: ignore[attr-defined]
+            self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
         timer = _TieTimer(tie, now + delay * factor, callback, args, self, context)
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True  # type: ignore[attr-defined]

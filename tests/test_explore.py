@@ -80,6 +80,16 @@ def test_jitter_zero_keeps_durations_but_varies_the_order_of_timers_due_together
     assert len(orders) > 5
 
 
+def test_asyncio_debug_mode_runs_the_same_schedule() -> None:
+    plain, _ = _run(Schedule(5), _sleepers)
+    loop = ExploringLoop(Schedule(5))
+    loop.set_debug(True)
+    try:
+        assert loop.run_until_complete(_sleepers()) == plain
+    finally:
+        loop.close()
+
+
 def test_deadlines_stay_exact() -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
