@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ._explore import DEFAULT_JITTER, DEFAULT_RUNS, ExploringLoop, Perturbation, Schedule
-from ._schedule_diff import events, first_divergence, marked_chrome, side_by_side
+from ._schedule_diff import (
+    divergence_text,
+    events,
+    first_divergence,
+    marked_chrome,
+    side_by_side,
+)
 from ._spans import Trace
 from ._tracing import Tracing
 
@@ -258,10 +264,7 @@ def _failure(
         if at is None:
             lines.append("both runs did the same events in the same order")
         else:
-            lines.append(
-                f"first divergence at event {at + 1}: the failing run "
-                f"{_event_text(theirs, at)} where the passing run {_event_text(ours, at)}"
-            )
+            lines.append(f"first divergence at event {at + 1}: {divergence_text(ours, theirs, at)}")
         lines.append(side_by_side(ours, theirs, at, (passing_title, f"failing: seed={seed}")))
         if json_dir is not None:
             where = "-" if at is None else str(at + 1)
@@ -277,10 +280,6 @@ def _failure(
     failure = ExploreFailure("\n".join(lines), seed, error, perturbations, timelines)
     failure.__cause__ = error
     return failure
-
-
-def _event_text(evs: list[Any], i: int) -> str:
-    return f"has '{evs[i].label}'" if i < len(evs) else "had ended"
 
 
 def _one_line(error: BaseException) -> str:

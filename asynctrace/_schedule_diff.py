@@ -91,6 +91,18 @@ def first_divergence(a: list[Event], b: list[Event]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
+def divergence_text(passing: list[Event], failing: list[Event], at: int) -> str:
+    """The first divergence in words: which event comes first in the failing run."""
+    if at >= len(failing):
+        return f"the failing run ended where the passing run went on with '{passing[at].label}'"
+    if at >= len(passing):
+        return f"the passing run ended where the failing run went on with '{failing[at].label}'"
+    first, expected = failing[at].label, passing[at].label
+    if any(ev.label == expected for ev in failing[at + 1 :]):
+        return f"'{first}' comes before '{expected}' (in the passing run, after it)"
+    return f"the failing run has '{first}' where the passing run has '{expected}'"
+
+
 def side_by_side(
     passing: list[Event], failing: list[Event], at: int | None, titles: tuple[str, str]
 ) -> str:

@@ -175,8 +175,8 @@ def test_the_cache_race_shows_the_replica_answering_first() -> None:
         explore(cache.race)
     text = str(found.value)
     assert (
-        "the failing run has '_fill_first#2: fetch_replica ends' where the passing run has "
-        "'_fill_first#1: fetch_primary ends'"
+        "'_fill_first#2: fetch_replica ends' comes before '_fill_first#1: fetch_primary ends' "
+        "(in the passing run, after it)"
     ) in text
     slower = {p.task: p.delay * p.factor for p in found.value.perturbations}
     assert slower.get("_fill_first#1", 0.010) > slower.get("_fill_first#2", 0.014)
