@@ -268,3 +268,17 @@ def test_bad_options_are_one_line(pytester: pytest.Pytester, option: str, messag
     result = pytester.runpytest_inprocess(option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_the_docs_lost_update_prints_what_docs_testing_shows(pytester: pytest.Pytester) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    section = page.split("### Exploring schedules", 1)[1]
+    blocks = re.findall(r"```(?:python)?\n(.*?)```", section, re.S)
+    test_file, printed = blocks[0], blocks[1]
+    pytester.makeini(INI.format(mode="strict"))
+    pytester.makepyfile(test_bank=test_file)
+    result = pytester.runpytest_inprocess()
+    assert outcomes(result) == {"failed": 1}
+    shown = printed.split("asynctrace explore:", 1)[1].split("JSON timelines:")[0]
+    out = result.stdout.str().split("asynctrace explore:", 1)[1].split("JSON timelines:")[0]
+    assert out == shown
