@@ -48,9 +48,9 @@ DEFAULT_RUNS = 100
 REVERSED = 1
 """The seed whose schedule keeps every duration and reverses every tie between timers."""
 
-# Callbacks of the timers that are deadlines (asyncio.timeout / wait_for in 3.12+, wait_for and
-# wait in 3.11, as_completed): kept exact.
-_DEADLINES = ("Timeout._on_timeout", "_release_waiter")
+# Callbacks of the timers that are deadlines besides asyncio.timeout's (wait_for and wait in
+# 3.11, as_completed): kept exact.
+_DEADLINES = ("_on_timeout", "_release_waiter")
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -142,8 +142,10 @@ def _qualname(obj: object) -> str:
 
 
 def _is_deadline(callback: Callable[..., object]) -> bool:
-    name = _qualname(getattr(callback, "func", callback))  # functools.partial: its function
-    return name in _DEADLINES or name.endswith("._on_timeout")
+    fn = getattr(callback, "func", callback)  # functools.partial: its function
+    if isinstance(getattr(fn, "__self__", None), asyncio.Timeout):
+        return True  # whatever its method is now (asynctrace's own patch records timeouts)
+    return _qualname(fn).rsplit(".", 1)[-1] in _DEADLINES
 
 
 def _program_line() -> str:

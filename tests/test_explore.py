@@ -4,6 +4,7 @@ the first divergence, the JSON timelines, and `asynctrace run --seed`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_asyncio_debug_mode_runs_the_same_schedule() -> None:
         loop.close()
 
 
-def test_deadlines_stay_exact() -> None:
+@pytest.mark.parametrize("traced", [False, True])
+def test_deadlines_stay_exact(traced: bool) -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
         try:
@@ -101,7 +103,9 @@ def test_deadlines_stay_exact() -> None:
         raise AssertionError("no timeout")
 
     for seed in range(2, 10):
-        now, loop = _run(Schedule(seed), main)
+        # Traced, asyncio.Timeout's _on_timeout is asynctrace's patch: still a deadline.
+        with Tracing(otel=False, flush_interval=0) if traced else contextlib.nullcontext():
+            now, loop = _run(Schedule(seed), main)
         assert now == 0.05
         assert sorted(p.kind for p in loop.applied) == ["deadline", "duration"]
 
