@@ -51,6 +51,7 @@ _VALUE_OPTIONS = {
     "--html",
     "--width",
     "--max-spans",
+    "--seed",
     "--flush-interval",
     "--otlp-protocol",
     "--otlp-json",
@@ -102,6 +103,18 @@ def _seconds(text: str) -> float:
         value = math.nan
     if not (0 < value < math.inf):
         msg = f"{text!r} is not a positive number of seconds; e.g. --blocked-threshold 0.05"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _seed(text: str) -> int:
+    """``--seed``: a schedule's seed, a whole number of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        msg = f"{text!r} is not a schedule's seed; give a whole number of 0 or more, e.g. 7"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -206,6 +219,14 @@ def _run_parser() -> argparse.ArgumentParser:
         "--virtual-time",
         action="store_true",
         help="virtual clock: sleeps take no real time, durations stay exact",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        metavar="S",
+        help="run under the explored schedule of seed S on the virtual clock (implies "
+        "--virtual-time; see docs/testing.md, exploring schedules)",
     )
     parser.add_argument(
         "--blocked-threshold",
@@ -363,6 +384,7 @@ def run(argv: Sequence[str]) -> int:
             trace_per=options.trace_per,
             max_trace_spans=options.max_trace_spans,
             virtual_time=options.virtual_time,
+            seed=options.seed,
             blocked_threshold=options.blocked_threshold,
             max_spans=options.max_spans,
             flush_interval=options.flush_interval,
@@ -413,7 +435,7 @@ def run(argv: Sequence[str]) -> int:
         _print_uncaught(exc)
         interrupted = True
     except BaseException as exc:
-        if options.virtual_time and _is_deadlock(exc):
+        if (options.virtual_time or options.seed is not None) and _is_deadlock(exc):
             # Not the program's error: under python it would hang here forever.
             report(f"error: {exc}")
         else:

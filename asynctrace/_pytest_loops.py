@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.events
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from ._pytest_atrace import NamespacePatch
 from ._spans import Trace
 from ._tracing import Tracing
 from ._virtual import VirtualLoops, VirtualTimeLoop
+
+if TYPE_CHECKING:
+    from ._pytest_explore import ExploreOptions
 
 
 def asyncio_loop_scope(item: pytest.Item) -> str | None:
@@ -63,6 +67,7 @@ class RunState:
         self.json_path: str | None = None
         self.json_dir: Path | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # pytest-asyncio's, if any
+        self.explore: ExploreOptions | None = None  # set when the test explores schedules
 
     def _on_new_loop(self, loop: VirtualTimeLoop) -> None:
         self.loops.append(loop)

@@ -49,8 +49,11 @@ _BOOL_VALUES = {
 }
 _MARKER_HELP = (
     "asynctrace(virtual_time=True): run the test's event loops on asynctrace's "
-    "virtual clock (sleeps take no real time, durations are exact loop time)"
+    "virtual clock (sleeps take no real time, durations are exact loop time); "
+    "asynctrace(explore=N, seed=S, jitter=J): run an async test under N schedules of durations "
+    "and timer orders on the virtual clock (docs/testing.md)"
 )
+_MARKER_KEYS = ("virtual_time", "explore", "seed", "jitter")
 
 
 class _Settings:
@@ -59,6 +62,8 @@ class _Settings:
     def __init__(
         self, disabled: bool, json_dir: Path | None, keep: str, virtual_default: bool
     ) -> None:
+        self.explore_runs: int | None = None  # --asynctrace-explore
+        self.explore_seed: int | None = None  # --asynctrace-seed
         self.disabled = disabled
         self.json_dir = json_dir
         self.keep = keep
@@ -102,6 +107,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "write --asynctrace-otlp=ENDPOINT",
     )
     group.addoption(
+        "--asynctrace-explore",
+        metavar="N",
+        default=None,
+        help="run each async test on the virtual clock under N schedules (durations within "
+        "+-50%%, timer ties, I/O order varied); the first that fails fails the test, named "
+        "by its seed",
+    )
+    group.addoption(
+        "--asynctrace-seed",
+        metavar="S",
+        default=None,
+        help="run each async test on the virtual clock under the one schedule of seed S "
+        "(replays what a failure under exploration names)",
+    )
+    group.addoption(
         "--no-asynctrace",
         action="store_true",
         default=False,
@@ -142,6 +162,12 @@ def pytest_configure(config: pytest.Config) -> None:
         keep=keep,
         virtual_default=_bool_ini(config, "asynctrace_virtual_time"),
     )
+    explore, seed = config.getoption("asynctrace_explore"), config.getoption("asynctrace_seed")
+    if explore is not None or seed is not None:
+        from ._pytest_explore import session_option
+
+        settings.explore_runs = session_option(explore, "explore")
+        settings.explore_seed = session_option(seed, "seed")
     otlp = config.getoption("asynctrace_otlp")
     if otlp is not None and not settings.disabled:
         from ._pytest_output import OtlpSink, otlp_settings_for
@@ -179,12 +205,12 @@ def _marker_virtual(item: pytest.Item, default: bool) -> bool:
     marker = item.get_closest_marker("asynctrace")
     if marker is None:
         return default
-    unknown = set(marker.kwargs) - {"virtual_time"}
+    unknown = set(marker.kwargs) - set(_MARKER_KEYS)
     if marker.args or unknown:
         bad = ", ".join([repr(a) for a in marker.args] + sorted(unknown))
         pytest.fail(
-            f"@pytest.mark.asynctrace got {bad}; it takes one keyword: "
-            "virtual_time=True or virtual_time=False",
+            f"@pytest.mark.asynctrace got {bad}; it takes the keywords "
+            "virtual_time=True|False, explore=N, seed=S, jitter=J",
             pytrace=False,
         )
     value = marker.kwargs.get("virtual_time", True)
@@ -212,6 +238,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     else:
         virtual_loops = virtual
     state = RunState(item, virtual)
+    if marked or settings.explore_runs is not None or settings.explore_seed is not None:
+        from ._pytest_explore import options_for
+
+        marker = item.get_closest_marker("asynctrace")
+        runs, seed = settings.explore_runs, settings.explore_seed
+        state.explore = options_for(item, marker, runs, seed, virtual)
     if virtual_loops and state.virtual_loops is not None:
         state.virtual_loops.install()
     item.stash[_STATE] = state
@@ -325,6 +357,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
         state.stop()
 
 
+@pytest.hookimpl(wrapper=True, specname="pytest_pyfunc_call")
+def pytest_pyfunc_call_explore(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run the test under the schedules it explores (``_pytest_explore.py``), if any."""
+    state = pyfuncitem.stash.get(_STATE, None)
+    if state is None or state.explore is None:
+        return (yield)
+    from ._pytest_explore import explored
+
+    json_dir = state.json_dir or _json_dir(pyfuncitem.config.stash[_SETTINGS], pyfuncitem._request)
+    with explored(pyfuncitem, state, state.explore, json_dir):
+        return (yield)
+
+
 @pytest.hookimpl(specname="pytest_pyfunc_call")
 def pytest_pyfunc_call_async(pyfuncitem: pytest.Function) -> bool | None:
     """Run an ``async def`` test that uses asynctrace and that no other plugin runs.
@@ -404,6 +449,10 @@ def pytest_runtest_makereport(
         error = call.excinfo.value if call.excinfo is not None else None
         section = failure_section(trace, state.json_path, error, virtual=state.virtual)
         rep.sections.append(("asynctrace", section))
+    if state.explore is not None:
+        from ._pytest_explore import short_failure
+
+        rep = short_failure(item, call, rep)
     return _short_deadlock(item, call, rep)
 
 

@@ -67,6 +67,8 @@ class Tracing:
             instrumentation, hand the spans to its global TracerProvider): True, False, or
             None for "when OTLP output is asked for or ``opentelemetry`` is imported".
         virtual_time: run event loops created while tracing on the virtual clock.
+        seed: run them under the explored schedule of this seed (implies ``virtual_time``;
+            see "Exploring schedules" in docs/testing.md); None: the plain virtual clock.
         blocked_threshold: seconds a loop step may run before it is a ``blocked`` span.
         record_awaits: False keeps tasks, coroutines and gathers but no await spans.
         max_spans: keep at most this many spans in memory.  With a ``json`` file, a longer
@@ -91,6 +93,7 @@ class Tracing:
         trace_per: str = "auto",
         max_trace_spans: int = DEFAULT_MAX_TRACE_SPANS,
         virtual_time: bool = False,
+        seed: int | None = None,
         blocked_threshold: float = DEFAULT_BLOCKED_THRESHOLD,
         record_awaits: bool = True,
         max_spans: int = DEFAULT_MAX_SPANS,
@@ -112,7 +115,11 @@ class Tracing:
         self._flusher: Flusher | None = None
         self.json = json
         self.outputs = outputs
-        self.virtual_time = virtual_time
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            msg = f"seed={seed!r} is not a schedule's seed; give an integer of 0 or more"
+            raise ValueError(msg)
+        self.virtual_time = virtual_time or seed is not None
+        self.seed = seed
         self.recorder = Recorder(
             name,
             blocked_threshold=blocked_threshold,
@@ -160,7 +167,13 @@ class Tracing:
         if self.virtual_time:
             from ._virtual import install_virtual_time
 
-            self._virtual = install_virtual_time(self.recorder)
+            if self.seed is None:
+                self._virtual = install_virtual_time(self.recorder)
+            else:
+                from ._explore import ExploringLoop, Schedule
+
+                schedule = Schedule(self.seed)
+                self._virtual = install_virtual_time(self.recorder, lambda: ExploringLoop(schedule))
         if self.otel or (
             self.otel is None
             and (

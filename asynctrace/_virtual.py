@@ -301,10 +301,16 @@ class VirtualLoops:
 
     Args:
         on_new_loop: called with each loop made, on the thread that makes it.
+        factory: makes each loop (an ``ExploringLoop`` runs one explored schedule).
     """
 
-    def __init__(self, on_new_loop: Callable[[VirtualTimeLoop], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_new_loop: Callable[[VirtualTimeLoop], None] | None = None,
+        factory: Callable[[], VirtualTimeLoop] = VirtualTimeLoop,
+    ) -> None:
         self._on_new_loop = on_new_loop
+        self._factory = factory
         self._cls: Any = getattr(asyncio.events, "BaseDefaultEventLoopPolicy", None) or getattr(
             asyncio.events, "_BaseDefaultEventLoopPolicy", None
         )
@@ -319,10 +325,10 @@ class VirtualLoops:
 
         _instrument.install()  # first, so that its own patches cannot replace this one later
         self._saved = self._cls.__dict__["new_event_loop"]
-        on_new_loop = self._on_new_loop
+        on_new_loop, factory = self._on_new_loop, self._factory
 
         def new_event_loop(policy: Any) -> asyncio.AbstractEventLoop:
-            loop = VirtualTimeLoop()
+            loop = factory()
             if on_new_loop is not None:
                 on_new_loop(loop)
             return loop
@@ -440,7 +446,9 @@ class LoopClocks:
 class VirtualTimeInstall:
     """What :func:`install_virtual_time` did, undone by :meth:`restore`."""
 
-    def __init__(self, recorder: _Recorder) -> None:
+    def __init__(
+        self, recorder: _Recorder, factory: Callable[[], VirtualTimeLoop] = VirtualTimeLoop
+    ) -> None:
         self.clocks: LoopClocks | None = None
 
         def on_new_loop(loop: VirtualTimeLoop) -> None:
@@ -454,7 +462,7 @@ class VirtualTimeInstall:
             if first:
                 recorder.use_clock(self.clocks, "virtual")
 
-        self._loops = VirtualLoops(on_new_loop)
+        self._loops = VirtualLoops(on_new_loop, factory)
         self._loops.install()
 
     def restore(self) -> None:
@@ -466,13 +474,15 @@ def _zero() -> float:
     return 0.0
 
 
-def install_virtual_time(recorder: _Recorder) -> VirtualTimeInstall:
+def install_virtual_time(
+    recorder: _Recorder, factory: Callable[[], VirtualTimeLoop] = VirtualTimeLoop
+) -> VirtualTimeInstall:
     """Run loops made from now on (``asyncio.run``) on virtual time, recorded on their clock.
 
-    Each loop's spans read that loop's own clock (see :class:`LoopClocks`).  Call
-    ``.restore()`` on the result to make new loops ordinary again.
+    Each loop's spans read that loop's own clock (see :class:`LoopClocks`); ``factory`` makes
+    the loops.  Call ``.restore()`` on the result to make new loops ordinary again.
     """
-    return VirtualTimeInstall(recorder)
+    return VirtualTimeInstall(recorder, factory)
 
 
 @contextlib.contextmanager

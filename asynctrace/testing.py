@@ -22,7 +22,7 @@ import fnmatch
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from . import _critical
 from ._outline import Row, TreeMatcher, outline_size, parse_outline
@@ -31,7 +31,11 @@ from ._timeline import row_label
 from ._waits import WaitProfile
 from ._waits import wait_profile as _wait_profile
 
+if TYPE_CHECKING:
+    from ._explore_search import ExploreFailure, explore
+
 __all__ = [
+    "ExploreFailure",
     "HasTrace",
     "SpanRef",
     "TraceAssertionError",
@@ -48,6 +52,7 @@ __all__ = [
     "assert_tree",
     "assert_within",
     "critical_path",
+    "explore",
     "find_span",
     "find_spans",
     "wait_profile",
@@ -779,3 +784,16 @@ def assert_tree(trace: TraceSource, outline: str, *, exact: bool = False) -> Non
     ]
     spans = [r.span for r in rows if r.span is not None]
     raise _fail(trace, lines, spans)
+
+
+def __getattr__(name: str) -> Any:
+    """``explore`` and ``ExploreFailure``, imported when first used: they bring in asyncio and
+    the recorder, which the assertions alone do not need."""
+    if name in ("ExploreFailure", "explore"):
+        from . import _explore_search
+
+        value = getattr(_explore_search, name)
+        globals()[name] = value
+        return value
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

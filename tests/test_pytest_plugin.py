@@ -454,8 +454,8 @@ def test_marker_with_a_wrong_argument_is_an_error_naming_the_fix(
     assert outcomes(result) == {"errors": 1}
     result.stdout.fnmatch_lines(
         [
-            "*@pytest.mark.asynctrace got virtual; it takes one keyword:"
-            " virtual_time=True or virtual_time=False*"
+            "*@pytest.mark.asynctrace got virtual; it takes the keywords"
+            " virtual_time=True|False, explore=N, seed=S, jitter=J"
         ]
     )
 

@@ -115,6 +115,7 @@ timeline (virtual clock, 0.000 s to 5.000 s, one column = 0.125 s):
 def test_public_names_are_pinned_and_sorted() -> None:
     assert at.__all__ == sorted(at.__all__)
     assert at.__all__ == [
+        "ExploreFailure",
         "HasTrace",
         "SpanRef",
         "TraceAssertionError",
@@ -131,6 +132,7 @@ def test_public_names_are_pinned_and_sorted() -> None:
         "assert_tree",
         "assert_within",
         "critical_path",
+        "explore",
         "find_span",
         "find_spans",
         "wait_profile",
