@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Generator
 from types import CodeType, CoroutineType, TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 # Record kinds (first field of every record).
 K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD, K_HELD, K_MISUSE = range(9)
@@ -200,6 +200,16 @@ if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # any non-empty value: test the pu
     _speedups = None  # type: ignore[assignment]
 # For _decorator, which picks its traced-call wrapper by it.
 speedups = _speedups
+
+# A recorder's records: read as a list of Rec (len, index, slice, iteration, append, del).
+RecordList: TypeAlias = "list[Rec] | _speedups.Records"
+
+
+def new_records() -> RecordList:
+    """An empty record list: with the C accelerator a ``_speedups.Records``, whose await
+    records are C structs until read (no object per await: see ``_records.c``); else a list."""
+    return [] if _speedups is None else _speedups.Records()
+
 
 # TaskRoot's base: its slots (and send) in C, or only the __qualname__ slot.
 _Base: type = _QualnameSlot if _speedups is None else _speedups.TaskRootBase

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import _coro, _held
-from ._coro import K_RUN, Rec
+from ._coro import K_RUN, Rec, RecordList, new_records
 
 if TYPE_CHECKING:
     from ._otel_traces import TraceMap
@@ -61,7 +61,7 @@ class Recorder:
         self.blocked_threshold = blocked_threshold
         self.record_awaits = record_awaits
         self.max_spans = max_spans
-        self.records: list[Rec] = []
+        self.records: RecordList = new_records()
         self.dropped = 0
         self.streamed = False  # set by a flusher that streams the records to a file
         self.clock_name = "monotonic"

@@ -24,6 +24,7 @@
 /* ---- the _coro globals, mirrored (strong references) ---- */
 static PyObject *g_append;       /* _coro.append */
 static PyObject *g_append_list;  /* the list when g_append is that list's bound append */
+static PyObject *g_append_buf;   /* the Records when g_append is its bound append */
 static PyObject *g_clock;        /* _coro.clock */
 static int g_clock_native;       /* g_clock is time.perf_counter and read here directly */
 static PyObject *g_next_id;      /* _coro.next_id */
@@ -45,6 +46,16 @@ static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_c
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
+
+/* The recorder's Records type, in _records.c (compiled into this extension). */
+extern PyTypeObject _asynctrace_RecordsType;
+void _asynctrace_records_set_kind(PyObject *kind);
+int _asynctrace_records_append(PyObject *self, PyObject *rec);
+int _asynctrace_records_append_await(PyObject *self, PyObject *sid, PyObject *parent,
+                                     PyObject *track, PyObject *start, PyObject *end,
+                                     PyObject *end_seq, PyObject *what, PyObject *lasti,
+                                     PyObject *status);
+PyObject *_asynctrace_records_of_append(PyObject *fn);
 
 typedef struct {
     PyObject_HEAD
@@ -150,6 +161,9 @@ next_seq(void)
 static int
 append_record(PyObject *record)
 {
+    if (g_append_buf != NULL) {
+        return _asynctrace_records_append(g_append_buf, record);
+    }
     if (g_append_list != NULL) {
         return PyList_Append(g_append_list, record);
     }
@@ -421,8 +435,18 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
         Py_DECREF(what);
         return -1;
     }
+    items[6] = seq;
     items[9] = self->aw_lasti;
     items[10] = self->aw_status;
+    int r;
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        r = _asynctrace_records_append_await(g_append_buf, items[1], items[2], items[3],
+                                             items[4], items[5], seq, what, items[9],
+                                             items[10]);
+        Py_DECREF(seq);
+        Py_DECREF(what);
+        return r;
+    }
     PyObject *rec = PyTuple_New(12);
     if (rec == NULL) {
         Py_DECREF(seq);
@@ -433,7 +457,7 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
         if (i != 6 && i != 7) {
             Py_INCREF(items[i]);
         }
-        PyTuple_SET_ITEM(rec, i, i == 6 ? seq : items[i]); /* steals seq and what */
+        PyTuple_SET_ITEM(rec, i, items[i]); /* steals seq and what */
     }
     /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
      * cycle: untrack it now, as the collector would at its next pass, so that collections
@@ -441,7 +465,7 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     if (!PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10])) {
         PyObject_GC_UnTrack(rec);
     }
-    int r = append_record(rec);
+    r = append_record(rec);
     Py_DECREF(rec);
     return r;
 }
@@ -1021,6 +1045,9 @@ configure(PyObject *module, PyObject *args)
     PyObject *list = is_list_append(append) ? PyCFunction_GET_SELF(append) : NULL;
     Py_XINCREF(list);
     Py_XSETREF(g_append_list, list);
+    PyObject *buf = _asynctrace_records_of_append(append);
+    Py_XINCREF(buf);
+    Py_XSETREF(g_append_buf, buf);
     Py_INCREF(clock);
     Py_XSETREF(g_clock, clock);
     g_clock_native = native;
@@ -1067,6 +1094,7 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_not_started, not_started);
     KEEP(c_reduce_awaited, reduce_awaited);
     KEEP(c_k_await, k_await);
+    _asynctrace_records_set_kind(k_await);
     KEEP(c_coroutine_type, coro_type);
     KEEP(c_current_root, current_root);
     KEEP(c_current_gather, current_gather);
@@ -1147,7 +1175,8 @@ intern_all(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0) {
+    if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
+        PyType_Ready(&_asynctrace_RecordsType) < 0) {
         return NULL;
     }
     c_zero = PyLong_FromLong(0);
@@ -1198,6 +1227,12 @@ PyInit__speedups(void)
     Py_INCREF(&CallType);
     if (PyModule_AddObject(module, "CallSpan", (PyObject *)&CallType) < 0) {
         Py_DECREF(&CallType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&_asynctrace_RecordsType);
+    if (PyModule_AddObject(module, "Records", (PyObject *)&_asynctrace_RecordsType) < 0) {
+        Py_DECREF(&_asynctrace_RecordsType);
         Py_DECREF(module);
         return NULL;
     }

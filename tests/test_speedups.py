@@ -573,9 +573,14 @@ class _Driver:
         raise AssertionError("send() must be called, not __next__")
 
 
-def _drive(cls: type, coro: Any, values: list[Any]) -> tuple[list[Any], Any, list[Any]]:
-    """Send ``values`` into a root of ``cls`` wrapping ``coro``: (yields, return, records)."""
-    recorder = _record.Recorder("drive", clock=iter(range(1000)).__next__)
+def _drive(
+    cls: type, coro: Any, values: list[Any], clock: Callable[[], float] | None = None
+) -> tuple[list[Any], Any, _coro.RecordList]:
+    """Send ``values`` into a root of ``cls`` wrapping ``coro``: (yields, return, records).
+
+    The clock counts 0, 1, 2... unless ``clock`` is given.
+    """
+    recorder = _record.Recorder("drive", clock=clock or iter(range(1000)).__next__)
     recorder.activate()
     _sync()
     try:
@@ -601,8 +606,81 @@ def test_send_and_next_return_and_raise_stop_iteration_alike() -> None:
 
     for make in (pair, _Driver):
         results = [_drive(cls, make(), [None, "a", None, None]) for cls in (PyRoot, CRoot)]
-        assert results[0] == results[1]
+        assert [(y, v, list(r)) for y, v, r in results[:1]] == [
+            (y, v, list(r)) for y, v, r in results[1:]
+        ]
         assert results[1][1] in ((1, 2), ("done", 3))
+
+
+async def _three_awaits() -> str:
+    for _ in range(3):
+        await _Yield()
+    return "done"
+
+
+@needs_c
+def test_await_records_are_c_fields_read_as_the_python_paths_tuples() -> None:
+    def quarters() -> Callable[[], float]:
+        return iter([i / 4 for i in range(1000)]).__next__
+
+    values = [None] * 4
+    _, _, python = _drive(PyRoot, _three_awaits(), values, quarters())
+    _, _, c = _drive(CRoot, _three_awaits(), values, quarters())
+    assert _speedups is not None and isinstance(c, _speedups.Records)
+    awaits = [i for i, r in enumerate(c) if r[0] == _coro.K_AWAIT]
+    assert len(awaits) == 3
+    assert list(c) == list(python)
+    assert [type(f) for f in c[awaits[0]]] == [type(f) for f in python[awaits[0]]]
+    # an await is stored as C fields: each read makes its tuple anew; other records are kept
+    assert all(c[i] is not c[i] and c[i] == c[i] for i in awaits)
+    others = [i for i in range(len(c)) if i not in awaits]
+    assert others and all(c[i] is c[i] for i in others)
+    # under a clock that is not a float (this test's integers), awaits are kept whole
+    _, _, whole = _drive(CRoot, _three_awaits(), values)
+    starts = [r[4] for r in whole if r[0] == _coro.K_AWAIT]
+    assert len(starts) == 3 and all(type(t) is int for t in starts)
+    assert all(r is whole[i] for i, r in enumerate(whole))
+
+
+@needs_c
+def test_records_behave_as_a_list_of_their_tuples() -> None:
+    eighths = iter([i / 8 for i in range(99)]).__next__
+    _, _, records = _drive(CRoot, _three_awaits(), [None] * 4, eighths)
+    assert _speedups is not None and isinstance(records, _speedups.Records)
+    records.append(("extra", 1))
+    same = list(records)
+    assert len(records) == len(same) > 5 and bool(records)
+    for key in (
+        0,
+        3,
+        -1,
+        -5,
+        slice(None),
+        slice(1, 3),
+        slice(-2, None),
+        slice(None, None, 2),
+        slice(4, 1, -1),
+        slice(9, 20),
+    ):
+        assert records[key] == same[key], key
+    for bad in (len(same), -len(same) - 1):
+        with pytest.raises(IndexError):
+            records[bad]
+    with pytest.raises(TypeError):
+        records["0"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        records[0] = ("no",)  # type: ignore[index]
+    with pytest.raises(ValueError, match="step 1"):
+        del records[::2]
+    del records[1:3]
+    del same[1:3]
+    assert list(records) == same
+    del records[-1]
+    del same[-1]
+    del records[:0]
+    assert list(records) == same and len(records) == len(same) > 1
+    del records[:]
+    assert len(records) == 0 and not records and list(records) == []
 
 
 @needs_c

@@ -1,0 +1,442 @@
+/* asynctrace._speedups.Records: the recorder's record list, with await records kept as C
+ * structs (compiled into the _speedups extension; see _speedups.c for the hot path).
+ *
+ * Problem: an await record as a 12-tuple costs an object allocation on every await, and each
+ * GC-tracked allocation counts toward the next collection even when the tuple is untracked at
+ * once: on a fanout of 2,000 tasks the records alone triple the collections.
+ *
+ * Solution: a list-like object whose entries are structs.  An await record appended by the C
+ * send is stored by its fields (ids as C integers, times as C doubles): no object is made.  Any
+ * other record (and an await whose fields are not exact ints and floats, e.g. under a test's
+ * integer clock) is stored as the tuple it is.  Reading (index, slice, iteration) turns an
+ * entry into the same tuple the Python path appends, equal field for field.  The readers use
+ * only len(), indexing, slices, iteration, append and ``del`` of a slice, which this type
+ * gives with a list's meaning.
+ *
+ * Threads: the loop thread appends while the flusher thread reads and deletes.  Every method
+ * is one run of C under the GIL, except that making a tuple may run a collection (and with it
+ * a finalizer's Python code, which may let another thread append): readers re-read the entry
+ * array after each allocation, and ``del`` detaches what it drops before releasing it.  Only
+ * one thread at a time deletes (the flusher, or the loop thread once the flusher stopped).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+typedef struct {
+    PyObject *rec; /* a whole record, or NULL: an await record stored by its fields */
+    PyObject *what, *lasti, *status;
+    long long sid, parent, track, end_seq;
+    double start, end;
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    Entry *items;
+    Py_ssize_t len, cap;
+} RecordsObject;
+
+PyTypeObject _asynctrace_RecordsType;
+static PyObject *k_await; /* the K_AWAIT constant, set by _asynctrace_records_set_kind */
+
+void
+_asynctrace_records_set_kind(PyObject *kind)
+{
+    Py_INCREF(kind);
+    Py_XSETREF(k_await, kind);
+}
+
+static int
+push(RecordsObject *self, const Entry *entry)
+{
+    if (self->len == self->cap) {
+        Py_ssize_t cap = self->cap < 64 ? 64 : self->cap + (self->cap >> 1);
+        if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Entry)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Entry *items = PyMem_Realloc(self->items, (size_t)cap * sizeof(Entry));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->items = items;
+        self->cap = cap;
+    }
+    self->items[self->len++] = *entry;
+    return 0;
+}
+
+/* Append ``rec`` (any record) as it is. */
+int
+_asynctrace_records_append(PyObject *self, PyObject *rec)
+{
+    Entry entry = {rec, NULL, NULL, NULL, 0, 0, 0, 0, 0.0, 0.0};
+    if (push((RecordsObject *)self, &entry) < 0) {
+        return -1;
+    }
+    Py_INCREF(rec);
+    return 0;
+}
+
+/* An exact int that fits a long long: 1 with *out set, else 0. */
+static int
+as_id(PyObject *v, long long *out)
+{
+    if (!PyLong_CheckExact(v)) {
+        return 0;
+    }
+    int overflow;
+    *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+    return !overflow && !(*out == -1 && PyErr_Occurred());
+}
+
+/* (K_AWAIT, sid, parent, track, start, end, end_seq, what, None, lasti, status, None): as
+ * fields when the ids are exact ints and the times exact floats, else as that tuple.  The
+ * arguments are borrowed. */
+int
+_asynctrace_records_append_await(PyObject *self, PyObject *sid, PyObject *parent,
+                                 PyObject *track, PyObject *start, PyObject *end,
+                                 PyObject *end_seq, PyObject *what, PyObject *lasti,
+                                 PyObject *status)
+{
+    Entry e;
+    e.rec = NULL;
+    if (PyFloat_CheckExact(start) && PyFloat_CheckExact(end) && as_id(sid, &e.sid) &&
+        as_id(parent, &e.parent) && as_id(track, &e.track) && as_id(end_seq, &e.end_seq)) {
+        e.start = PyFloat_AS_DOUBLE(start);
+        e.end = PyFloat_AS_DOUBLE(end);
+        e.what = what;
+        e.lasti = lasti;
+        e.status = status;
+        if (push((RecordsObject *)self, &e) < 0) {
+            return -1;
+        }
+        Py_INCREF(what);
+        Py_INCREF(lasti);
+        Py_INCREF(status);
+        return 0;
+    }
+    PyObject *rec = PyTuple_Pack(12, k_await, sid, parent, track, start, end, end_seq, what,
+                                 Py_None, lasti, status, Py_None);
+    if (rec == NULL) {
+        return -1;
+    }
+    int r = _asynctrace_records_append(self, rec);
+    Py_DECREF(rec);
+    return r;
+}
+
+/* The record of ``e`` as a tuple (new reference); ``e`` holds references of its own. */
+static PyObject *
+materialize(const Entry *e)
+{
+    if (e->rec != NULL) {
+        Py_INCREF(e->rec);
+        return e->rec;
+    }
+    PyObject *rec = PyTuple_New(12);
+    if (rec == NULL) {
+        return NULL;
+    }
+    PyObject *fields[12] = {
+        k_await,
+        PyLong_FromLongLong(e->sid),
+        PyLong_FromLongLong(e->parent),
+        PyLong_FromLongLong(e->track),
+        PyFloat_FromDouble(e->start),
+        PyFloat_FromDouble(e->end),
+        PyLong_FromLongLong(e->end_seq),
+        e->what,
+        Py_None,
+        e->lasti,
+        e->status,
+        Py_None,
+    };
+    int failed = 0;
+    for (int i = 0; i < 12; i++) {
+        if (fields[i] == NULL) {
+            failed = 1;
+            continue;
+        }
+        if (i == 0 || i >= 7) {
+            Py_INCREF(fields[i]);
+        }
+        PyTuple_SET_ITEM(rec, i, fields[i]);
+    }
+    if (failed) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    /* As the hot path did with its tuples: one that can be in no cycle is not tracked. */
+    if (!PyObject_GC_IsTracked(e->what) && !PyObject_GC_IsTracked(e->status)) {
+        PyObject_GC_UnTrack(rec);
+    }
+    return rec;
+}
+
+/* The entry at ``i`` as a tuple; see the threads note above. */
+static PyObject *
+entry_record(RecordsObject *self, Py_ssize_t i)
+{
+    Entry e = self->items[i];
+    if (e.rec != NULL) {
+        Py_INCREF(e.rec);
+        return e.rec;
+    }
+    /* Hold the fields' objects: a deletion on another thread cannot free them meanwhile. */
+    Py_INCREF(e.what);
+    Py_INCREF(e.lasti);
+    Py_INCREF(e.status);
+    PyObject *rec = materialize(&e);
+    Py_DECREF(e.what);
+    Py_DECREF(e.lasti);
+    Py_DECREF(e.status);
+    return rec;
+}
+
+static Py_ssize_t
+records_length(RecordsObject *self)
+{
+    return self->len;
+}
+
+static PyObject *
+records_subscript(RecordsObject *self, PyObject *key)
+{
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (i < 0) {
+            i += self->len;
+        }
+        if (i < 0 || i >= self->len) {
+            PyErr_SetString(PyExc_IndexError, "record index out of range");
+            return NULL;
+        }
+        return entry_record(self, i);
+    }
+    if (!PySlice_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "record indices must be integers or slices, not %.100s",
+                     Py_TYPE(key)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PySlice_AdjustIndices(self->len, &start, &stop, step);
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t k = 0, i = start; k < n; k++, i += step) {
+        PyObject *rec = entry_record(self, i);
+        if (rec == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, k, rec);
+    }
+    return list;
+}
+
+static void
+release(Entry *entries, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(entries[i].rec);
+        Py_XDECREF(entries[i].what);
+        Py_XDECREF(entries[i].lasti);
+        Py_XDECREF(entries[i].status);
+    }
+}
+
+/* ``del self[lo:hi]``: the entries are detached first, released after. */
+static int
+delete_range(RecordsObject *self, Py_ssize_t lo, Py_ssize_t hi)
+{
+    Py_ssize_t n = hi - lo;
+    if (n <= 0) {
+        return 0;
+    }
+    Entry *dropped = PyMem_Malloc((size_t)n * sizeof(Entry));
+    if (dropped == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(dropped, self->items + lo, (size_t)n * sizeof(Entry));
+    memmove(self->items + lo, self->items + hi, (size_t)(self->len - hi) * sizeof(Entry));
+    self->len -= n;
+    release(dropped, n);
+    PyMem_Free(dropped);
+    return 0;
+}
+
+static int
+records_ass_subscript(RecordsObject *self, PyObject *key, PyObject *value)
+{
+    if (value != NULL) {
+        PyErr_SetString(PyExc_TypeError, "records are only appended and deleted");
+        return -1;
+    }
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (i < 0) {
+            i += self->len;
+        }
+        if (i < 0 || i >= self->len) {
+            PyErr_SetString(PyExc_IndexError, "record assignment index out of range");
+            return -1;
+        }
+        return delete_range(self, i, i + 1);
+    }
+    Py_ssize_t start, stop, step;
+    if (!PySlice_Check(key) || PySlice_Unpack(key, &start, &stop, &step) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "record indices must be integers or slices, not %.100s",
+                         Py_TYPE(key)->tp_name);
+        }
+        return -1;
+    }
+    if (step != 1) {
+        PyErr_SetString(PyExc_ValueError, "records are deleted by slices of step 1 only");
+        return -1;
+    }
+    PySlice_AdjustIndices(self->len, &start, &stop, step);
+    return delete_range(self, start, stop);
+}
+
+static PyObject *
+records_iter(RecordsObject *self)
+{
+    /* A copy: iterating while the loop thread appends sees the records of this moment. */
+    PyObject *slice = PySlice_New(NULL, NULL, NULL);
+    if (slice == NULL) {
+        return NULL;
+    }
+    PyObject *list = records_subscript(self, slice);
+    Py_DECREF(slice);
+    if (list == NULL) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(list);
+    Py_DECREF(list);
+    return it;
+}
+
+static PyObject *
+records_append_method(RecordsObject *self, PyObject *rec)
+{
+    if (_asynctrace_records_append((PyObject *)self, rec) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+records_sizeof(RecordsObject *self, PyObject *unused)
+{
+    /* The object and its entries; whole records (tuples) by their own size. */
+    size_t total = sizeof(RecordsObject) + (size_t)self->cap * sizeof(Entry);
+    for (Py_ssize_t i = 0; i < self->len; i++) {
+        PyObject *rec = self->items[i].rec;
+        if (rec != NULL) {
+            total += (size_t)Py_TYPE(rec)->tp_basicsize +
+                     (size_t)Py_SIZE(rec) * (size_t)Py_TYPE(rec)->tp_itemsize;
+        }
+    }
+    return PyLong_FromSize_t(total);
+}
+
+static PyObject *
+records_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Records() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static int
+records_traverse(RecordsObject *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t i = 0; i < self->len; i++) {
+        Py_VISIT(self->items[i].rec);
+        Py_VISIT(self->items[i].what);
+        Py_VISIT(self->items[i].lasti);
+        Py_VISIT(self->items[i].status);
+    }
+    return 0;
+}
+
+static int
+records_clear(RecordsObject *self)
+{
+    Entry *items = self->items;
+    Py_ssize_t len = self->len;
+    self->items = NULL;
+    self->len = self->cap = 0;
+    if (items != NULL) {
+        release(items, len);
+        PyMem_Free(items);
+    }
+    return 0;
+}
+
+static void
+records_dealloc(RecordsObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    records_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMappingMethods records_as_mapping = {
+    (lenfunc)records_length,
+    (binaryfunc)records_subscript,
+    (objobjargproc)records_ass_subscript,
+};
+
+static PySequenceMethods records_as_sequence = {
+    .sq_length = (lenfunc)records_length,
+};
+
+static PyMethodDef records_methods[] = {
+    {"append", (PyCFunction)records_append_method, METH_O,
+     PyDoc_STR("append(record): add one record (a tuple) at the end.")},
+    {"__sizeof__", (PyCFunction)records_sizeof, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject _asynctrace_RecordsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "asynctrace._speedups.Records",
+    .tp_basicsize = sizeof(RecordsObject),
+    .tp_dealloc = (destructor)records_dealloc,
+    .tp_as_sequence = &records_as_sequence,
+    .tp_as_mapping = &records_as_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = PyDoc_STR("The recorder's records: a list of tuples to its readers, await "
+                        "records stored as C structs (see _records.c)."),
+    .tp_traverse = (traverseproc)records_traverse,
+    .tp_clear = (inquiry)records_clear,
+    .tp_iter = (getiterfunc)records_iter,
+    .tp_methods = records_methods,
+    .tp_new = records_new,
+};
+
+/* ``fn`` is the bound ``append`` of a Records: that Records (borrowed), else NULL. */
+PyObject *
+_asynctrace_records_of_append(PyObject *fn)
+{
+    if (!PyCFunction_Check(fn) || PyCFunction_GET_FUNCTION(fn) != (PyCFunction)records_append_method) {
+        return NULL;
+    }
+    PyObject *self = PyCFunction_GET_SELF(fn);
+    return self != NULL && Py_IS_TYPE(self, &_asynctrace_RecordsType) ? self : NULL;
+}
