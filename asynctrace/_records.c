@@ -6,9 +6,10 @@
  * once: on a fanout of 2,000 tasks the records alone triple the collections.
  *
  * Solution: a list-like object whose entries are structs.  An await record appended by the C
- * send is stored by its fields (ids as C integers, times as C doubles): no object is made.  Any
- * other record (and an await whose fields are not exact ints and floats, e.g. under a test's
- * integer clock) is stored as the tuple it is.  Reading (index, slice, iteration) turns an
+ * send, and a traced call's record appended by the C leave(), is stored by its fields (ids as
+ * C integers, times as C doubles): no object is made.  Any other record (and one whose fields
+ * are not exact ints and floats, e.g. under a test's integer clock) is stored as the tuple it
+ * is.  Reading (index, slice, iteration) turns an
  * entry into the same tuple the Python path appends, equal field for field.  The readers use
  * only len(), indexing, slices, iteration, append and ``del`` of a slice, which this type
  * gives with a list's meaning.
@@ -23,10 +24,11 @@
 #include <Python.h>
 
 typedef struct {
-    PyObject *rec; /* a whole record, or NULL: an await record stored by its fields */
-    PyObject *what, *lasti, *status;
+    PyObject *rec; /* a whole record, or NULL: a record stored by its fields */
+    PyObject *kind, *what, *lasti, *status;
     long long sid, parent, track, end_seq;
     double start, end;
+    int untrack; /* its tuple is made untracked, as the hot path made it */
 } Entry;
 
 typedef struct {
@@ -36,14 +38,6 @@ typedef struct {
 } RecordsObject;
 
 PyTypeObject _asynctrace_RecordsType;
-static PyObject *k_await; /* the K_AWAIT constant, set by _asynctrace_records_set_kind */
-
-void
-_asynctrace_records_set_kind(PyObject *kind)
-{
-    Py_INCREF(kind);
-    Py_XSETREF(k_await, kind);
-}
 
 static int
 push(RecordsObject *self, const Entry *entry)
@@ -70,7 +64,7 @@ push(RecordsObject *self, const Entry *entry)
 int
 _asynctrace_records_append(PyObject *self, PyObject *rec)
 {
-    Entry entry = {rec, NULL, NULL, NULL, 0, 0, 0, 0, 0.0, 0.0};
+    Entry entry = {rec, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0.0, 0.0, 0};
     if (push((RecordsObject *)self, &entry) < 0) {
         return -1;
     }
@@ -90,36 +84,43 @@ as_id(PyObject *v, long long *out)
     return !overflow && !(*out == -1 && PyErr_Occurred());
 }
 
-/* (K_AWAIT, sid, parent, track, start, end, end_seq, what, None, lasti, status, None): as
- * fields when the ids are exact ints and the times exact floats, else as that tuple.  The
- * arguments are borrowed. */
+/* (kind, sid, parent, track, start, end, end_seq, what, None, lasti, status, None), the shape
+ * of an await and of a traced call: as fields when the ids are exact ints and the times exact
+ * floats, else as that tuple.  ``untrack``: the tuple, when made, is untracked by the garbage
+ * collector (see _speedups.c).  The arguments are borrowed. */
 int
-_asynctrace_records_append_await(PyObject *self, PyObject *sid, PyObject *parent,
-                                 PyObject *track, PyObject *start, PyObject *end,
-                                 PyObject *end_seq, PyObject *what, PyObject *lasti,
-                                 PyObject *status)
+_asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
+                                  PyObject *parent, PyObject *track, PyObject *start,
+                                  PyObject *end, PyObject *end_seq, PyObject *what,
+                                  PyObject *lasti, PyObject *status, int untrack)
 {
     Entry e;
     e.rec = NULL;
+    e.untrack = untrack;
     if (PyFloat_CheckExact(start) && PyFloat_CheckExact(end) && as_id(sid, &e.sid) &&
         as_id(parent, &e.parent) && as_id(track, &e.track) && as_id(end_seq, &e.end_seq)) {
         e.start = PyFloat_AS_DOUBLE(start);
         e.end = PyFloat_AS_DOUBLE(end);
+        e.kind = kind;
         e.what = what;
         e.lasti = lasti;
         e.status = status;
         if (push((RecordsObject *)self, &e) < 0) {
             return -1;
         }
+        Py_INCREF(kind);
         Py_INCREF(what);
         Py_INCREF(lasti);
         Py_INCREF(status);
         return 0;
     }
-    PyObject *rec = PyTuple_Pack(12, k_await, sid, parent, track, start, end, end_seq, what,
+    PyObject *rec = PyTuple_Pack(12, kind, sid, parent, track, start, end, end_seq, what,
                                  Py_None, lasti, status, Py_None);
     if (rec == NULL) {
         return -1;
+    }
+    if (untrack) {
+        PyObject_GC_UnTrack(rec);
     }
     int r = _asynctrace_records_append(self, rec);
     Py_DECREF(rec);
@@ -139,7 +140,7 @@ materialize(const Entry *e)
         return NULL;
     }
     PyObject *fields[12] = {
-        k_await,
+        e->kind,
         PyLong_FromLongLong(e->sid),
         PyLong_FromLongLong(e->parent),
         PyLong_FromLongLong(e->track),
@@ -167,8 +168,7 @@ materialize(const Entry *e)
         Py_DECREF(rec);
         return NULL;
     }
-    /* As the hot path did with its tuples: one that can be in no cycle is not tracked. */
-    if (!PyObject_GC_IsTracked(e->what) && !PyObject_GC_IsTracked(e->status)) {
+    if (e->untrack) {
         PyObject_GC_UnTrack(rec);
     }
     return rec;
@@ -184,10 +184,12 @@ entry_record(RecordsObject *self, Py_ssize_t i)
         return e.rec;
     }
     /* Hold the fields' objects: a deletion on another thread cannot free them meanwhile. */
+    Py_INCREF(e.kind);
     Py_INCREF(e.what);
     Py_INCREF(e.lasti);
     Py_INCREF(e.status);
     PyObject *rec = materialize(&e);
+    Py_DECREF(e.kind);
     Py_DECREF(e.what);
     Py_DECREF(e.lasti);
     Py_DECREF(e.status);
@@ -247,6 +249,7 @@ release(Entry *entries, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_XDECREF(entries[i].rec);
+        Py_XDECREF(entries[i].kind);
         Py_XDECREF(entries[i].what);
         Py_XDECREF(entries[i].lasti);
         Py_XDECREF(entries[i].status);
@@ -368,6 +371,7 @@ records_traverse(RecordsObject *self, visitproc visit, void *arg)
 {
     for (Py_ssize_t i = 0; i < self->len; i++) {
         Py_VISIT(self->items[i].rec);
+        Py_VISIT(self->items[i].kind);
         Py_VISIT(self->items[i].what);
         Py_VISIT(self->items[i].lasti);
         Py_VISIT(self->items[i].status);

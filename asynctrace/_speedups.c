@@ -49,12 +49,11 @@ static PyTypeObject *count_type; /* itertools.count */
 
 /* The recorder's Records type, in _records.c (compiled into this extension). */
 extern PyTypeObject _asynctrace_RecordsType;
-void _asynctrace_records_set_kind(PyObject *kind);
 int _asynctrace_records_append(PyObject *self, PyObject *rec);
-int _asynctrace_records_append_await(PyObject *self, PyObject *sid, PyObject *parent,
-                                     PyObject *track, PyObject *start, PyObject *end,
-                                     PyObject *end_seq, PyObject *what, PyObject *lasti,
-                                     PyObject *status);
+int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
+                                      PyObject *parent, PyObject *track, PyObject *start,
+                                      PyObject *end, PyObject *end_seq, PyObject *what,
+                                      PyObject *lasti, PyObject *status, int untrack);
 PyObject *_asynctrace_records_of_append(PyObject *fn);
 
 typedef struct {
@@ -438,11 +437,15 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     items[6] = seq;
     items[9] = self->aw_lasti;
     items[10] = self->aw_status;
+    /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
+     * cycle: untrack it now, as the collector would at its next pass, so that collections
+     * while the program runs do not walk the records. */
+    int untrack = !PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10]);
     int r;
     if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
-        r = _asynctrace_records_append_await(g_append_buf, items[1], items[2], items[3],
-                                             items[4], items[5], seq, what, items[9],
-                                             items[10]);
+        r = _asynctrace_records_append_fields(g_append_buf, c_k_await, items[1], items[2],
+                                              items[3], items[4], items[5], seq, what,
+                                              items[9], items[10], untrack);
         Py_DECREF(seq);
         Py_DECREF(what);
         return r;
@@ -459,10 +462,7 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
         }
         PyTuple_SET_ITEM(rec, i, items[i]); /* steals seq and what */
     }
-    /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
-     * cycle: untrack it now, as the collector would at its next pass, so that collections
-     * while the program runs do not walk the records. */
-    if (!PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10])) {
+    if (untrack) {
         PyObject_GC_UnTrack(rec);
     }
     r = append_record(rec);
@@ -925,6 +925,17 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* (K_CORO, sid, parent, track, start, end, end_seq, info, None, 0, status, None) */
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        int r = _asynctrace_records_append_fields(g_append_buf, c_k_coro, span->sid,
+                                                  span->parent, span->track, span->start, t,
+                                                  seq, span->info, c_zero, status, 1);
+        Py_DECREF(t);
+        Py_DECREF(seq);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *rec = PyTuple_New(12);
     if (rec == NULL) {
         Py_DECREF(t);
@@ -1094,7 +1105,6 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_not_started, not_started);
     KEEP(c_reduce_awaited, reduce_awaited);
     KEEP(c_k_await, k_await);
-    _asynctrace_records_set_kind(k_await);
     KEEP(c_coroutine_type, coro_type);
     KEEP(c_current_root, current_root);
     KEEP(c_current_gather, current_gather);
