@@ -85,21 +85,16 @@ def _make_task(
     name = kwargs.get("name")
     root._task_name = _eager_task_name if name is None else functools.partial(str, name)
     # The task's context MUST carry its own root and no gather (a gather being built is the
-    # parent of the tasks it creates, not of what runs inside them).
+    # parent of the tasks it creates, not of what runs inside them).  Without a context, the
+    # copy the Task would make is made here and set, rather than the current context set and
+    # reset around the Task's copy: half the context changes.  A given context (Runner shares
+    # one across runs) is set as it is.
     if context is None:
-        # The Task copies the current context: let the copy carry them.
-        token = _coro.current_root.set(root)
-        gather_token = _coro.current_gather.set(0)
-        try:
-            task = create(root, None)
-        finally:
-            _coro.current_gather.reset(gather_token)
-            _coro.current_root.reset(token)
-    else:
-        # MUST run in the given context (Runner shares one across runs): set them in it.
-        context.run(_coro.current_root.set, root)
+        context = contextvars.copy_context()
+    context.run(_coro.current_root.set, root)
+    if context.get(_coro.current_gather):
         context.run(_coro.current_gather.set, 0)
-        task = create(root, context)
+    task = create(root, context)
     if root._task_name is not None:
         root._task_name = task.get_name
     else:  # it ended eagerly, its record written; a done task may forget its coroutine (3.12+)
