@@ -614,5 +614,7 @@ if _speedups is not None:
         current_root,
         current_gather,
         K_CORO,
+        K_TASK,
+        EndedTask,
     )
     sync_speedups()

@@ -39,6 +39,8 @@ static PyObject *g_run_sid;      /* _coro.run_sid */
 static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited, *c_k_await;
 static PyObject *c_coroutine_type;
 static PyObject *c_current_root, *c_current_gather, *c_k_coro, *c_zero; /* enter(), leave() */
+static PyObject *c_k_task, *c_empty; /* a task's end */
+static PyTypeObject *c_ended_task;   /* _coro.EndedTask */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
@@ -470,6 +472,73 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     return r;
 }
 
+/* The task's coroutine returned at a step that began at t0: what TaskRoot._finish and _end
+ * do for a StopIteration, without a Python call unless the step was blocked or the task has
+ * a name getter (always, once created by _instrument: Task.get_name, a C method). */
+static int
+end_task(RootObject *self, PyObject *t0, PyObject *step_top)
+{
+    Py_INCREF(Py_None);
+    SET(self, aw_t, Py_None);
+    PyObject *t = read_clock();
+    if (t == NULL) {
+        return -1;
+    }
+    int over = over_threshold(t0, t);
+    if (over > 0) {
+        PyObject *args[4] = {(PyObject *)self, t0, t, step_top};
+        PyObject *r = PyObject_VectorcallMethod(s_blocked, args,
+                                                4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+        over = r == NULL ? -1 : 0;
+    }
+    if (over < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyObject *getter = self->task_name;
+    PyObject *name;
+    if (getter == NULL || getter == Py_None) {
+        name = c_empty;
+        Py_INCREF(name);
+    }
+    else {
+        name = PyObject_CallNoArgs(getter);
+    }
+    PyObject *seq = name == NULL ? NULL : next_seq();
+    if (seq == NULL || FIELD(self, sid, I_SID) == NULL || FIELD(self, parent, 4) == NULL ||
+        FIELD(self, start, 6) == NULL || FIELD(self, info, 1) == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(seq);
+        Py_DECREF(t);
+        return -1;
+    }
+    /* (K_TASK, sid, parent, sid, start, t, next_id(), info, None, 0, None, name) */
+    PyObject *rec = PyTuple_Pack(12, c_k_task, self->sid, self->parent, self->sid, self->start,
+                                 t, seq, self->info, Py_None, c_zero, Py_None, name);
+    Py_DECREF(name);
+    Py_DECREF(seq);
+    Py_DECREF(t);
+    if (rec == NULL) {
+        return -1;
+    }
+    int r = append_record(rec);
+    Py_DECREF(rec);
+    if (r < 0) {
+        return -1;
+    }
+    Py_INCREF(Py_None);
+    SET(self, task_name, Py_None);
+    /* self._top = EndedTask(self._sid): its one slot set as its __init__ does */
+    PyObject *ended = c_ended_task->tp_alloc(c_ended_task, 0);
+    if (ended == NULL || PyObject_SetAttr(ended, s_sid, self->sid) < 0) {
+        Py_XDECREF(ended);
+        return -1;
+    }
+    SET(self, top, ended);
+    return 0;
+}
+
 /* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL. */
 static PyObject *
 root_send(RootObject *self, PyObject *value)
@@ -519,15 +588,20 @@ root_send(RootObject *self, PyObject *value)
     if (PyCoro_CheckExact(coro)) {
         PySendResult status = PyIter_Send(coro, value, &result);
         if (status == PYGEN_RETURN) {
-            /* coro.send raises StopIteration(value): _finish sees that exception. */
-            PyObject *stop = result == Py_None
-                                 ? PyObject_CallNoArgs(PyExc_StopIteration)
-                                 : PyObject_CallOneArg(PyExc_StopIteration, result);
-            Py_CLEAR(result);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
+            /* coro.send raises StopIteration(value), once the task's span is ended in C (an
+             * error there propagates, as one in _finish does from the Python send) */
+            if (end_task(self, t0, step_top) == 0) {
+                PyObject *stop = result == Py_None
+                                     ? PyObject_CallNoArgs(PyExc_StopIteration)
+                                     : PyObject_CallOneArg(PyExc_StopIteration, result);
+                if (stop != NULL) {
+                    PyErr_SetObject(PyExc_StopIteration, stop);
+                    Py_DECREF(stop);
+                }
             }
+            Py_CLEAR(result);
+            Py_DECREF(coro);
+            goto done;
         }
         else if (status == PYGEN_ERROR) {
             result = NULL;
@@ -1079,10 +1153,15 @@ static PyObject *
 constants(PyObject *module, PyObject *args)
 {
     PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
-    PyObject *current_root, *current_gather, *k_coro;
-    if (!PyArg_UnpackTuple(args, "constants", 9, 9, &sleep_code, &aenter_code, &not_started,
+    PyObject *current_root, *current_gather, *k_coro, *k_task, *ended_task;
+    if (!PyArg_UnpackTuple(args, "constants", 11, 11, &sleep_code, &aenter_code, &not_started,
                            &reduce_awaited, &k_await, &coro_type, &current_root,
-                           &current_gather, &k_coro)) {
+                           &current_gather, &k_coro, &k_task, &ended_task)) {
+        return NULL;
+    }
+    if (!PyType_Check(ended_task)) {
+        PyErr_Format(PyExc_TypeError, "constants() got ended_task=%R; pass _coro.EndedTask",
+                     ended_task);
         return NULL;
     }
     if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
@@ -1109,6 +1188,8 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_current_root, current_root);
     KEEP(c_current_gather, current_gather);
     KEEP(c_k_coro, k_coro);
+    KEEP(c_k_task, k_task);
+    KEEP(c_ended_task, (PyTypeObject *)ended_task);
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -1190,7 +1271,8 @@ PyInit__speedups(void)
         return NULL;
     }
     c_zero = PyLong_FromLong(0);
-    if (c_zero == NULL) {
+    c_empty = PyUnicode_FromString("");
+    if (c_zero == NULL || c_empty == NULL) {
         return NULL;
     }
     PyObject *time = PyImport_ImportModule("time");

@@ -60,6 +60,8 @@ def constants(
     current_root: Any,
     current_gather: Any,
     k_coro: int,
+    k_task: int,
+    ended_task: type,
     /,
 ) -> None: ...
 def _state() -> tuple[Any, Any, int, int, int]: ...

@@ -90,6 +90,8 @@ def _root_classes() -> tuple[type, type | None]:
         _coro.current_root,
         _coro.current_gather,
         _coro.K_CORO,
+        _coro.K_TASK,
+        _coro.EndedTask,
     )
     return _coro.TaskRoot, c_root
 
