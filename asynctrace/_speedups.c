@@ -83,6 +83,31 @@ static const char *const field_names[N_FIELDS] = {
     "__qualname__", "_outer",
 };
 
+/* A native coroutine's cr_frame, cr_await and cr_code getters, found once (NULL: not a getset
+ * here, read with getattr): the same values as getattr gives, without its lookup by name. */
+static getter coro_get_frame, coro_get_await, coro_get_code;
+
+static getter
+coro_getter(const char *name)
+{
+    for (PyGetSetDef *g = PyCoro_Type.tp_getset; g != NULL && g->name != NULL; g++) {
+        if (strcmp(g->name, name) == 0) {
+            return g->get;
+        }
+    }
+    return NULL;
+}
+
+/* getattr(obj, name) for one of those three (new reference). */
+static inline PyObject *
+coro_attr(PyObject *obj, getter get, PyObject *name)
+{
+    if (get != NULL && Py_IS_TYPE(obj, &PyCoro_Type)) {
+        return get(obj, NULL);
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
 /* A member's value (borrowed), or NULL with AttributeError set as the slot would raise. */
 static PyObject *
 field(RootObject *self, PyObject *value, int index)
@@ -304,7 +329,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         goto what_is_result;
     }
     /* self._aw_lasti = coro.cr_frame.f_lasti */
-    PyObject *frame = PyObject_GetAttr(coro, s_cr_frame);
+    PyObject *frame = coro_attr(coro, coro_get_frame, s_cr_frame);
     if (frame == NULL) {
         goto error;
     }
@@ -322,7 +347,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         goto error;
     }
     SET(self, aw_lasti, v);
-    PyObject *awaited = PyObject_GetAttr(coro, s_cr_await);
+    PyObject *awaited = coro_attr(coro, coro_get_await, s_cr_await);
     if (awaited == NULL) {
         goto error;
     }
@@ -330,7 +355,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         Py_DECREF(awaited);
         goto what_is_result;
     }
-    PyObject *what = PyObject_GetAttr(awaited, s_cr_code);
+    PyObject *what = coro_attr(awaited, coro_get_code, s_cr_code);
     if (what == NULL) {
         Py_DECREF(awaited);
         goto error;
@@ -339,7 +364,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         if (result != Py_None) {
             /* self._aw_what = float(awaited.cr_frame.f_locals["delay"]) */
             PyObject *delay = NULL;
-            PyObject *f = PyObject_GetAttr(awaited, s_cr_frame);
+            PyObject *f = coro_attr(awaited, coro_get_frame, s_cr_frame);
             if (f != NULL) {
                 PyObject *locals = PyObject_GetAttr(f, s_f_locals);
                 Py_DECREF(f);
@@ -362,14 +387,14 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         }
     }
     else if (what == c_aenter_code) {
-        PyObject *inner = PyObject_GetAttr(awaited, s_cr_await);
+        PyObject *inner = coro_attr(awaited, coro_get_await, s_cr_await);
         if (inner == NULL) {
             Py_DECREF(awaited);
             Py_DECREF(what);
             goto error;
         }
         if ((PyObject *)Py_TYPE(inner) == c_coroutine_type) {
-            PyObject *inner_code = PyObject_GetAttr(inner, s_cr_code);
+            PyObject *inner_code = coro_attr(inner, coro_get_code, s_cr_code);
             if (inner_code == NULL) {
                 Py_DECREF(inner);
                 Py_DECREF(awaited);
@@ -898,7 +923,7 @@ call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 if (task_coro == NULL) {
                     goto error;
                 }
-                PyObject *frame = PyObject_GetAttr(task_coro, s_cr_frame);
+                PyObject *frame = coro_attr(task_coro, coro_get_frame, s_cr_frame);
                 Py_DECREF(task_coro);
                 if (frame == NULL) {
                     goto error;
@@ -1270,6 +1295,9 @@ PyInit__speedups(void)
         PyType_Ready(&_asynctrace_RecordsType) < 0) {
         return NULL;
     }
+    coro_get_frame = coro_getter("cr_frame");
+    coro_get_await = coro_getter("cr_await");
+    coro_get_code = coro_getter("cr_code");
     c_zero = PyLong_FromLong(0);
     c_empty = PyUnicode_FromString("");
     if (c_zero == NULL || c_empty == NULL) {
