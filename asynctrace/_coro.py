@@ -26,6 +26,7 @@ import collections.abc
 import contextvars
 import os
 import time
+import weakref
 from collections.abc import Callable, Generator
 from types import CodeType, CoroutineType, TracebackType
 from typing import Any, TypeAlias
@@ -209,6 +210,16 @@ def new_records() -> RecordList:
     """An empty record list: with the C accelerator a ``_speedups.Records``, whose await
     records are C structs until read (no object per await: see ``_records.c``); else a list."""
     return [] if _speedups is None else _speedups.Records()
+
+
+# The task roots started while recording, held weakly (to find the spans still open).
+RootSet: TypeAlias = "weakref.WeakSet[TaskRoot] | _speedups.Roots"
+
+
+def new_roots() -> RootSet:
+    """An empty root set: with the C accelerator a ``_speedups.Roots`` (no Python code per
+    task, see ``_records.c``); else a ``weakref.WeakSet``."""
+    return weakref.WeakSet() if _speedups is None else _speedups.Roots()
 
 
 # TaskRoot's base: its slots (and send) in C, or only the __qualname__ slot.

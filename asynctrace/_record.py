@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import _coro, _held
-from ._coro import K_RUN, Rec, RecordList, new_records
+from ._coro import K_RUN, Rec, RecordList, RootSet, new_records, new_roots
 
 if TYPE_CHECKING:
     from ._otel_traces import TraceMap
@@ -71,17 +71,20 @@ class Recorder:
         self.epoch_ns = time.time_ns()
         self.end: float | None = None
         # Tasks started while recording, to find the spans still open when the trace is built.
-        self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
+        self.roots: RootSet = new_roots()
         # With OpenTelemetry on: the traces of the spans built (see _otel_traces.py).
         self.traces: TraceMap | None = None
 
     def live_roots(self) -> list[_coro.TaskRoot]:
         """The tasks started while recording that still exist; safe from any thread.
 
-        Iterating the WeakSet itself fails when another thread adds a task meanwhile; copying
-        its set of references is one C call, atomic under the GIL.
+        Iterating a WeakSet itself fails when another thread adds a task meanwhile; copying
+        its set of references is one C call, atomic under the GIL (as is ``Roots.live``).
         """
-        found = (ref() for ref in list(self.roots.data))  # type: ignore[attr-defined]
+        roots = self.roots
+        if not isinstance(roots, weakref.WeakSet):
+            return roots.live()
+        found = (ref() for ref in list(roots.data))  # type: ignore[attr-defined]
         return [root for root in found if root is not None]
 
     def trim(self) -> None:

@@ -1,5 +1,6 @@
 /* asynctrace._speedups.Records: the recorder's record list, with await records kept as C
- * structs (compiled into the _speedups extension; see _speedups.c for the hot path).
+ * structs; and Roots, its task roots held weakly (below).  Compiled into the _speedups
+ * extension; see _speedups.c for the hot path.
  *
  * Problem: an await record as a 12-tuple costs an object allocation on every await, and each
  * GC-tracked allocation counts toward the next collection even when the tuple is untracked at
@@ -450,3 +451,154 @@ _asynctrace_records_of_append(PyObject *fn)
     PyObject *self = PyCFunction_GET_SELF(fn);
     return self != NULL && Py_IS_TYPE(self, &_asynctrace_RecordsType) ? self : NULL;
 }
+
+/* ---- Roots: the tasks started while recording, held weakly ----
+ *
+ * The recorder finds the spans still open (when it builds, and the flusher's row names) in
+ * the task roots alive.  A weakref.WeakSet costs two calls of Python code per task (add, and
+ * the weak reference's callback when the root dies); this holds plain weak references
+ * without callback and drops the dead ones when the array is full (amortized, in add).
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject **refs;
+    Py_ssize_t len, cap;
+} RootsObject;
+
+/* The object of weak reference ``ref`` (new reference), or NULL when it is dead. */
+static PyObject *
+referent(PyObject *ref)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *obj = NULL;
+    if (PyWeakref_GetRef(ref, &obj) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return obj;
+#else
+    PyObject *obj = PyWeakref_GET_OBJECT(ref);
+    if (obj == Py_None || Py_REFCNT(obj) <= 0) {
+        return NULL;
+    }
+    Py_INCREF(obj);
+    return obj;
+#endif
+}
+
+static int
+roots_alive(PyObject *ref)
+{
+    PyObject *obj = referent(ref);
+    Py_XDECREF(obj);
+    return obj != NULL;
+}
+
+static PyObject *
+roots_add(RootsObject *self, PyObject *root)
+{
+    /* Made before the array changes: making it may run a collection, and other threads. */
+    PyObject *ref = PyWeakref_NewRef(root, NULL);
+    if (ref == NULL) {
+        return NULL;
+    }
+    if (self->len == self->cap) {
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t i = 0; i < self->len; i++) {
+            if (roots_alive(self->refs[i])) {
+                self->refs[kept++] = self->refs[i];
+            }
+            else {
+                Py_DECREF(self->refs[i]); /* a dead reference without callback: no code runs */
+            }
+        }
+        self->len = kept;
+        if (kept * 2 >= self->cap) { /* more than half alive (or none held yet): grow */
+            Py_ssize_t cap = self->cap < 64 ? 64 : self->cap * 2;
+            PyObject **refs = PyMem_Realloc(self->refs, (size_t)cap * sizeof(PyObject *));
+            if (refs == NULL) {
+                Py_DECREF(ref);
+                return PyErr_NoMemory();
+            }
+            self->refs = refs;
+            self->cap = cap;
+        }
+    }
+    self->refs[self->len++] = ref;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+roots_live(RootsObject *self, PyObject *unused)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->len; i++) {
+        PyObject *obj = referent(self->refs[i]);
+        if (obj != NULL) {
+            int r = PyList_Append(list, obj);
+            Py_DECREF(obj);
+            if (r < 0) {
+                Py_DECREF(list);
+                return NULL;
+            }
+        }
+    }
+    return list;
+}
+
+static Py_ssize_t
+roots_length(RootsObject *self)
+{
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < self->len; i++) {
+        n += roots_alive(self->refs[i]);
+    }
+    return n;
+}
+
+static PyObject *
+roots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Roots() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static void
+roots_dealloc(RootsObject *self)
+{
+    for (Py_ssize_t i = 0; i < self->len; i++) {
+        Py_DECREF(self->refs[i]);
+    }
+    PyMem_Free(self->refs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PySequenceMethods roots_as_sequence = {
+    .sq_length = (lenfunc)roots_length,
+};
+
+static PyMethodDef roots_methods[] = {
+    {"add", (PyCFunction)roots_add, METH_O,
+     PyDoc_STR("add(root): hold ``root`` weakly, until it is freed.")},
+    {"live", (PyCFunction)roots_live, METH_NOARGS,
+     PyDoc_STR("live(): the roots added that still exist, in the order they were added.")},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject _asynctrace_RootsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "asynctrace._speedups.Roots",
+    .tp_basicsize = sizeof(RootsObject),
+    .tp_dealloc = (destructor)roots_dealloc,
+    .tp_as_sequence = &roots_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("The task roots started while recording, held weakly (see "
+                        "_records.c); len() counts those alive."),
+    .tp_methods = roots_methods,
+    .tp_new = roots_new,
+};

@@ -50,7 +50,7 @@ static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
 
 /* The recorder's Records type, in _records.c (compiled into this extension). */
-extern PyTypeObject _asynctrace_RecordsType;
+extern PyTypeObject _asynctrace_RecordsType, _asynctrace_RootsType;
 int _asynctrace_records_append(PyObject *self, PyObject *rec);
 int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
                                       PyObject *parent, PyObject *track, PyObject *start,
@@ -1292,7 +1292,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
-        PyType_Ready(&_asynctrace_RecordsType) < 0) {
+        PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
         return NULL;
     }
     coro_get_frame = coro_getter("cr_frame");
@@ -1353,6 +1353,12 @@ PyInit__speedups(void)
     Py_INCREF(&_asynctrace_RecordsType);
     if (PyModule_AddObject(module, "Records", (PyObject *)&_asynctrace_RecordsType) < 0) {
         Py_DECREF(&_asynctrace_RecordsType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&_asynctrace_RootsType);
+    if (PyModule_AddObject(module, "Roots", (PyObject *)&_asynctrace_RootsType) < 0) {
+        Py_DECREF(&_asynctrace_RootsType);
         Py_DECREF(module);
         return NULL;
     }

@@ -841,3 +841,25 @@ def test_100k_traced_calls_leak_nothing() -> None:
     assert grown < 20_000, f"{grown} bytes kept after 105k traced calls"
     info_refs_after = sys.getrefcount(info)  # (outside the assert: see above)
     assert info_refs_after == info_refs
+
+
+@needs_c
+def test_roots_hold_tasks_weakly_and_drop_the_dead() -> None:
+    assert _speedups is not None
+    roots = _speedups.Roots()
+    kept = [CRoot(_three_awaits(), 0) for _ in range(3)]
+    for root in kept:
+        roots.add(root)
+    for _ in range(1000):  # made, added and freed at once: pruned as the array fills
+        short = CRoot(_three_awaits(), 0)
+        roots.add(short)
+        short._coro.close()
+        del short
+    gc.collect()  # an unstarted root is its own _top: a cycle
+    assert roots.live() == kept and len(roots) == 3
+    kept[0]._coro.close()
+    del kept[0]
+    gc.collect()
+    assert roots.live() == kept and len(roots) == 2
+    for root in kept:
+        root._coro.close()
