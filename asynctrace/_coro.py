@@ -525,10 +525,12 @@ class TaskRoot(_Base):  # type: ignore[misc]
         return repr(self._coro if self._shown is None else self._shown)
 
 
-# The pure-Python send, kept for tests of the C one (tests/test_speedups.py).
+# The pure-Python __init__ and send, kept for tests of the C ones (tests/test_speedups.py).
+python_init = TaskRoot.__init__
 python_send = TaskRoot.send
 if _speedups is not None:
-    del TaskRoot.send, TaskRoot.__next__  # TaskRootBase's, in C: the same, faster
+    # TaskRootBase's, in C: the same, faster
+    del TaskRoot.__init__, TaskRoot.send, TaskRoot.__next__
 
 # Frames of asynctrace's own wrappers, left out of the program's tracebacks.
 hidden_codes = {f.__code__ for f in (python_send, TaskRoot.throw, TaskRoot.close)}

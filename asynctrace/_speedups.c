@@ -44,7 +44,7 @@ static PyTypeObject *c_ended_task;   /* _coro.EndedTask */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown;
+    *s_shown, *s_qualname;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
@@ -649,6 +649,62 @@ done:
     return result;
 }
 
+/* TaskRoot.__init__(coro, parent): the task span opens under ``parent`` and starts at the
+ * task's first step; what _coro.TaskRoot.__init__ does, without a Python frame. */
+static int
+root_init(RootObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *coro, *parent;
+    static char *names[] = {"coro", "parent", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:TaskRoot", names, &coro, &parent)) {
+        return -1;
+    }
+    if (c_not_started == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asynctrace._speedups is not set up; call "
+                                             "constants() first (asynctrace._coro does)");
+        return -1;
+    }
+    int native = Py_IS_TYPE(coro, &PyCoro_Type);
+    PyObject *name, *info;
+    if (native) {
+        name = PyObject_GetAttr(coro, s_qualname);
+        info = name == NULL ? NULL : coro_attr(coro, coro_get_code, s_cr_code);
+    }
+    else {
+        /* _coro.coro_name(coro), which never raises for a coroutine that lacks a name */
+        PyObject *module = PyImport_ImportModule("asynctrace._coro");
+        PyObject *coro_name = module == NULL ? NULL : PyObject_GetAttrString(module, "coro_name");
+        Py_XDECREF(module);
+        name = coro_name == NULL ? NULL : PyObject_CallOneArg(coro_name, coro);
+        Py_XDECREF(coro_name);
+        info = name;
+        Py_XINCREF(info);
+    }
+    PyObject *sid = info == NULL ? NULL : next_seq();
+    PyObject *start = sid == NULL ? NULL : read_clock();
+    if (start == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(info);
+        Py_XDECREF(sid);
+        return -1;
+    }
+    Py_INCREF(coro);
+    SET(self, coro, coro);
+    SET(self, native, Py_NewRef(native ? Py_True : Py_False));
+    SET(self, qualname, name);
+    SET(self, info, info);
+    SET(self, track, Py_NewRef(sid));
+    SET(self, sid, sid);
+    SET(self, parent, Py_NewRef(parent));
+    SET(self, start, start);
+    SET(self, top, Py_NewRef((PyObject *)self));
+    SET(self, aw_t, Py_NewRef(c_not_started));
+    SET(self, aw_status, Py_NewRef(Py_None));
+    SET(self, task_name, Py_NewRef(Py_None));
+    SET(self, shown, Py_NewRef(Py_None));
+    return 0;
+}
+
 static PyObject *
 root_send_method(RootObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -742,6 +798,7 @@ static PyTypeObject RootType = {
     .tp_iternext = (iternextfunc)root_iternext,
     .tp_methods = root_methods,
     .tp_members = root_members,
+    .tp_init = (initproc)root_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -1277,7 +1334,7 @@ intern_all(void)
         {&s_cr_frame, "cr_frame"}, {&s_cr_await, "cr_await"}, {&s_cr_code, "cr_code"},
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
         {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
-        {&s_shown, "_shown"},
+        {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);

@@ -32,7 +32,6 @@ Main = Callable[[], Coroutine[Any, Any, Any]]
 
 # TaskRoot's cold methods and properties, reused as they are: they only use the slots.
 _REUSED = (
-    "__init__",
     "__await__",
     "__iter__",
     "throw",
@@ -56,6 +55,7 @@ _REUSED = (
 def _root_classes() -> tuple[type, type | None]:
     """(the pure-Python TaskRoot, one on the C TaskRootBase), before or after integration."""
     methods = {name: _coro.TaskRoot.__dict__[name] for name in _REUSED}
+    init = _coro.python_init  # the C TaskRootBase has its own
     if _speedups is None:
         return _coro.TaskRoot, None
     if issubclass(_coro.TaskRoot, _speedups.TaskRootBase):  # _coro uses the C send
@@ -72,6 +72,7 @@ def _root_classes() -> tuple[type, type | None]:
                 **methods,
                 "__slots__": (*slots, "__weakref__"),
                 "__module__": __name__,
+                "__init__": init,
                 "send": send,
                 "__next__": send,
             },
@@ -701,7 +702,7 @@ def test_awaiting_a_root_returns_its_value() -> None:
 @needs_c
 def test_an_unset_slot_raises_attribute_error_like_python() -> None:
     assert _speedups is not None
-    root = _speedups.TaskRootBase()
+    root = _speedups.TaskRootBase.__new__(_speedups.TaskRootBase)  # its __init__ not run
     _sync()
     with pytest.raises(AttributeError, match="_top"):
         root.send(None)
@@ -728,7 +729,7 @@ def test_roots_are_weakly_referenced_and_collected() -> None:
 def test_roots_have_no_dict() -> None:
     if _speedups is None:
         pytest.skip("not built")
-    root = _speedups.TaskRootBase()
+    root = _speedups.TaskRootBase.__new__(_speedups.TaskRootBase)
     with pytest.raises(AttributeError):
         root.anything = 1
 
