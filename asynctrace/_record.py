@@ -6,7 +6,10 @@ and from worker threads too, without locks held across user code.
 Solution: a :class:`Recorder` owns a list that the hot path (``_coro.py``) appends tuples to
 (``list.append`` is atomic under the GIL; a cap on it is enforced off the hot path, see
 :meth:`Recorder.trim`), an id counter shared by starts and ends (so ties on
-the clock are decided by the order of events) and one injectable clock.  Activating a recorder
+the clock are decided by the order of events) and one injectable clock.  With the C
+accelerator the list is a ``_speedups.Records``: the C send keeps await and call records as C
+fields (no object per await) and makes them into the same tuples when they are read; its
+readers (``_build.py``, ``_flush.py``) use it as the list of tuples it stands for.  Activating a recorder
 binds these to module globals of ``_coro`` so that each record costs one lookup.  The recorder
 imports nothing from OpenTelemetry.
 """
