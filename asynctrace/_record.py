@@ -9,9 +9,9 @@ Solution: a :class:`Recorder` owns a list that the hot path (``_coro.py``) appen
 the clock are decided by the order of events) and one injectable clock.  With the C
 accelerator the list is a ``_speedups.Records``: the C send keeps await and call records as C
 fields (no object per await) and makes them into the same tuples when they are read; its
-readers (``_build.py``, ``_flush.py``) use it as the list of tuples it stands for.  Activating a recorder
-binds these to module globals of ``_coro`` so that each record costs one lookup.  The recorder
-imports nothing from OpenTelemetry.
+readers (``_build.py``, ``_flush.py``) use it as the list of tuples it stands for.
+Activating a recorder binds these to module globals of ``_coro`` so that each record costs one
+lookup.  The recorder imports nothing from OpenTelemetry.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ static int
 push(RecordsObject *self, const Entry *entry)
 {
     if (self->len == self->cap) {
-        Py_ssize_t cap = self->cap < 1024 ? 1024 : self->cap * 2;
+        Py_ssize_t cap = self->cap < 1024 ? 1024 : self->cap + (self->cap >> 1);
         if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(Entry)) {
             PyErr_NoMemory();
             return -1;

@@ -71,9 +71,11 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *coro, *info, *outer, *parent, *sid, *start, *track, *root;
+    PyObject *frame; /* coro's frame, once an await read it: the same object every time */
+    PyObject *frame_of; /* the coro that frame is of (not a reference: compared only) */
 } CallObject;
 
-#define N_CALL_FIELDS 8
+#define N_CALL_FIELDS 9
 static PyTypeObject CallType;
 #define FIELDS(o) (&(o)->coro)
 
@@ -328,10 +330,21 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         SET(self, aw_lasti, PyLong_FromLong(-1));
         goto what_is_result;
     }
-    /* self._aw_lasti = coro.cr_frame.f_lasti */
-    PyObject *frame = coro_attr(coro, coro_get_frame, s_cr_frame);
-    if (frame == NULL) {
-        goto error;
+    /* self._aw_lasti = coro.cr_frame.f_lasti (a traced call keeps the frame it read) */
+    PyObject *frame;
+    CallObject *call = Py_IS_TYPE(top, &CallType) ? (CallObject *)top : NULL;
+    if (call != NULL && call->frame != NULL && call->frame_of == coro) {
+        frame = Py_NewRef(call->frame);
+    }
+    else {
+        frame = coro_attr(coro, coro_get_frame, s_cr_frame);
+        if (frame == NULL) {
+            goto error;
+        }
+        if (call != NULL && PyFrame_Check(frame)) {
+            Py_XSETREF(call->frame, Py_NewRef(frame));
+            call->frame_of = coro;
+        }
     }
 #if PY_VERSION_HEX >= 0x030B0000
     if (PyFrame_Check(frame)) {
@@ -918,6 +931,7 @@ call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     memset(&span->coro, 0, sizeof(PyObject *) * N_CALL_FIELDS);
+    span->frame_of = NULL;
     PyObject_GC_Track(span);
     Py_INCREF(coro);
     span->coro = coro;
