@@ -100,12 +100,31 @@ coro_getter(const char *name)
     return NULL;
 }
 
+/* cr_code where it is a member (3.11): its definition, read with PyMember_GetOne. */
+static PyMemberDef *coro_code_member;
+
+static PyMemberDef *
+coro_member(const char *name)
+{
+    for (PyMemberDef *m = PyCoro_Type.tp_members; m != NULL && m->name != NULL; m++) {
+        if (strcmp(m->name, name) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
 /* getattr(obj, name) for one of those three (new reference). */
 static inline PyObject *
 coro_attr(PyObject *obj, getter get, PyObject *name)
 {
-    if (get != NULL && Py_IS_TYPE(obj, &PyCoro_Type)) {
-        return get(obj, NULL);
+    if (Py_IS_TYPE(obj, &PyCoro_Type)) {
+        if (get != NULL) {
+            return get(obj, NULL);
+        }
+        if (name == s_cr_code && coro_code_member != NULL) {
+            return PyMember_GetOne((const char *)obj, coro_code_member);
+        }
     }
     return PyObject_GetAttr(obj, name);
 }
@@ -1369,6 +1388,7 @@ PyInit__speedups(void)
     coro_get_frame = coro_getter("cr_frame");
     coro_get_await = coro_getter("cr_await");
     coro_get_code = coro_getter("cr_code");
+    coro_code_member = coro_get_code == NULL ? coro_member("cr_code") : NULL;
     c_zero = PyLong_FromLong(0);
     c_empty = PyUnicode_FromString("");
     if (c_zero == NULL || c_empty == NULL) {
