@@ -6,8 +6,9 @@
  * GC-tracked allocation counts toward the next collection even when the tuple is untracked at
  * once: on a fanout of 2,000 tasks the records alone triple the collections.
  *
- * Solution: a list-like object whose entries are structs.  An await record appended by the C
- * send, and a traced call's record appended by the C leave(), is stored by its fields (ids as
+ * Solution: a list-like object whose entries are structs.  An await record and a task's end
+ * record appended by the C send, and a traced call's record appended by the C leave(), is
+ * stored by its fields (ids as
  * C integers, times as C doubles): no object is made.  Any other record (and one whose fields
  * are not exact ints and floats, e.g. under a test's integer clock) is stored as the tuple it
  * is.  Reading (index, slice, iteration) turns an
@@ -26,7 +27,7 @@
 
 typedef struct {
     PyObject *rec; /* a whole record, or NULL: a record stored by its fields */
-    PyObject *kind, *what, *lasti, *status;
+    PyObject *kind, *what, *lasti, *status, *extra;
     long long sid, parent, track, end_seq;
     double start, end;
     int untrack; /* its tuple is made untracked, as the hot path made it */
@@ -65,7 +66,7 @@ push(RecordsObject *self, const Entry *entry)
 int
 _asynctrace_records_append(PyObject *self, PyObject *rec)
 {
-    Entry entry = {rec, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0.0, 0.0, 0};
+    Entry entry = {rec, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, 0.0, 0.0, 0};
     if (push((RecordsObject *)self, &entry) < 0) {
         return -1;
     }
@@ -85,15 +86,16 @@ as_id(PyObject *v, long long *out)
     return !overflow && !(*out == -1 && PyErr_Occurred());
 }
 
-/* (kind, sid, parent, track, start, end, end_seq, what, None, lasti, status, None), the shape
- * of an await and of a traced call: as fields when the ids are exact ints and the times exact
+/* (kind, sid, parent, track, start, end, end_seq, what, None, lasti, status, extra), the shape
+ * of an await, a traced call and a task's end: as fields when the ids are exact ints and the times exact
  * floats, else as that tuple.  ``untrack``: the tuple, when made, is untracked by the garbage
  * collector (see _speedups.c).  The arguments are borrowed. */
 int
 _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
                                   PyObject *parent, PyObject *track, PyObject *start,
                                   PyObject *end, PyObject *end_seq, PyObject *what,
-                                  PyObject *lasti, PyObject *status, int untrack)
+                                  PyObject *lasti, PyObject *status, PyObject *extra,
+                                  int untrack)
 {
     Entry e;
     e.rec = NULL;
@@ -106,6 +108,7 @@ _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
         e.what = what;
         e.lasti = lasti;
         e.status = status;
+        e.extra = extra;
         if (push((RecordsObject *)self, &e) < 0) {
             return -1;
         }
@@ -113,10 +116,11 @@ _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
         Py_INCREF(what);
         Py_INCREF(lasti);
         Py_INCREF(status);
+        Py_INCREF(extra);
         return 0;
     }
     PyObject *rec = PyTuple_Pack(12, kind, sid, parent, track, start, end, end_seq, what,
-                                 Py_None, lasti, status, Py_None);
+                                 Py_None, lasti, status, extra);
     if (rec == NULL) {
         return -1;
     }
@@ -152,7 +156,7 @@ materialize(const Entry *e)
         Py_None,
         e->lasti,
         e->status,
-        Py_None,
+        e->extra,
     };
     int failed = 0;
     for (int i = 0; i < 12; i++) {
@@ -160,7 +164,7 @@ materialize(const Entry *e)
             failed = 1;
             continue;
         }
-        if (i == 0 || i >= 7) {
+        if (i == 0 || i >= 7) { /* the objects, and None */
             Py_INCREF(fields[i]);
         }
         PyTuple_SET_ITEM(rec, i, fields[i]);
@@ -189,11 +193,13 @@ entry_record(RecordsObject *self, Py_ssize_t i)
     Py_INCREF(e.what);
     Py_INCREF(e.lasti);
     Py_INCREF(e.status);
+    Py_INCREF(e.extra);
     PyObject *rec = materialize(&e);
     Py_DECREF(e.kind);
     Py_DECREF(e.what);
     Py_DECREF(e.lasti);
     Py_DECREF(e.status);
+    Py_DECREF(e.extra);
     return rec;
 }
 
@@ -254,6 +260,7 @@ release(Entry *entries, Py_ssize_t n)
         Py_XDECREF(entries[i].what);
         Py_XDECREF(entries[i].lasti);
         Py_XDECREF(entries[i].status);
+        Py_XDECREF(entries[i].extra);
     }
 }
 
@@ -381,6 +388,7 @@ records_traverse(RecordsObject *self, visitproc visit, void *arg)
         else if (!e->untrack) {
             Py_VISIT(e->what);
             Py_VISIT(e->status);
+            Py_VISIT(e->extra);
         }
     }
     return 0;

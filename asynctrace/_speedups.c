@@ -55,7 +55,8 @@ int _asynctrace_records_append(PyObject *self, PyObject *rec);
 int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
                                       PyObject *parent, PyObject *track, PyObject *start,
                                       PyObject *end, PyObject *end_seq, PyObject *what,
-                                      PyObject *lasti, PyObject *status, int untrack);
+                                      PyObject *lasti, PyObject *status, PyObject *extra,
+                                      int untrack);
 PyObject *_asynctrace_records_of_append(PyObject *fn);
 
 typedef struct {
@@ -504,7 +505,7 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
         r = _asynctrace_records_append_fields(g_append_buf, c_k_await, items[1], items[2],
                                               items[3], items[4], items[5], seq, what,
-                                              items[9], items[10], untrack);
+                                              items[9], items[10], Py_None, untrack);
         Py_DECREF(seq);
         Py_DECREF(what);
         return r;
@@ -571,16 +572,23 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
         return -1;
     }
     /* (K_TASK, sid, parent, sid, start, t, next_id(), info, None, 0, None, name) */
-    PyObject *rec = PyTuple_Pack(12, c_k_task, self->sid, self->parent, self->sid, self->start,
-                                 t, seq, self->info, Py_None, c_zero, Py_None, name);
+    int r;
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        r = _asynctrace_records_append_fields(g_append_buf, c_k_task, self->sid, self->parent,
+                                              self->sid, self->start, t, seq, self->info,
+                                              c_zero, Py_None, name,
+                                              !PyObject_GC_IsTracked(self->info));
+    }
+    else {
+        PyObject *rec = PyTuple_Pack(12, c_k_task, self->sid, self->parent, self->sid,
+                                     self->start, t, seq, self->info, Py_None, c_zero, Py_None,
+                                     name);
+        r = rec == NULL ? -1 : append_record(rec);
+        Py_XDECREF(rec);
+    }
     Py_DECREF(name);
     Py_DECREF(seq);
     Py_DECREF(t);
-    if (rec == NULL) {
-        return -1;
-    }
-    int r = append_record(rec);
-    Py_DECREF(rec);
     if (r < 0) {
         return -1;
     }
@@ -1117,7 +1125,7 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
         int r = _asynctrace_records_append_fields(g_append_buf, c_k_coro, span->sid,
                                                   span->parent, span->track, span->start, t,
-                                                  seq, span->info, c_zero, status, 1);
+                                                  seq, span->info, c_zero, status, Py_None, 1);
         Py_DECREF(t);
         Py_DECREF(seq);
         if (r < 0) {
