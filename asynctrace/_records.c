@@ -364,11 +364,12 @@ records_sizeof(RecordsObject *self, PyObject *unused)
     return PyLong_FromSize_t(total);
 }
 
+/* tp_new of Records and Roots: an empty one, made without arguments. */
 static PyObject *
-records_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+new_empty(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "Records() takes no arguments");
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type->tp_name);
         return NULL;
     }
     return type->tp_alloc(type, 0);
@@ -446,7 +447,7 @@ PyTypeObject _asynctrace_RecordsType = {
     .tp_clear = (inquiry)records_clear,
     .tp_iter = (getiterfunc)records_iter,
     .tp_methods = records_methods,
-    .tp_new = records_new,
+    .tp_new = new_empty,
 };
 
 /* ``fn`` is the bound ``append`` of a Records: that Records (borrowed), else NULL. */
@@ -567,16 +568,6 @@ roots_length(RootsObject *self)
     return n;
 }
 
-static PyObject *
-roots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "Roots() takes no arguments");
-        return NULL;
-    }
-    return type->tp_alloc(type, 0);
-}
-
 static void
 roots_dealloc(RootsObject *self)
 {
@@ -608,5 +599,5 @@ PyTypeObject _asynctrace_RootsType = {
     .tp_doc = PyDoc_STR("The task roots started while recording, held weakly (see "
                         "_records.c); len() counts those alive."),
     .tp_methods = roots_methods,
-    .tp_new = roots_new,
+    .tp_new = new_empty,
 };

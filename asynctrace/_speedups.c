@@ -1437,29 +1437,22 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&RootType);
-    if (PyModule_AddObject(module, "TaskRootBase", (PyObject *)&RootType) < 0) {
-        Py_DECREF(&RootType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&CallType);
-    if (PyModule_AddObject(module, "CallSpan", (PyObject *)&CallType) < 0) {
-        Py_DECREF(&CallType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&_asynctrace_RecordsType);
-    if (PyModule_AddObject(module, "Records", (PyObject *)&_asynctrace_RecordsType) < 0) {
-        Py_DECREF(&_asynctrace_RecordsType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&_asynctrace_RootsType);
-    if (PyModule_AddObject(module, "Roots", (PyObject *)&_asynctrace_RootsType) < 0) {
-        Py_DECREF(&_asynctrace_RootsType);
-        Py_DECREF(module);
-        return NULL;
+    struct {
+        const char *name;
+        PyTypeObject *type;
+    } types[] = {
+        {"TaskRootBase", &RootType},
+        {"CallSpan", &CallType},
+        {"Records", &_asynctrace_RecordsType},
+        {"Roots", &_asynctrace_RootsType},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        Py_INCREF(types[i].type);
+        if (PyModule_AddObject(module, types[i].name, (PyObject *)types[i].type) < 0) {
+            Py_DECREF(types[i].type);
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }
