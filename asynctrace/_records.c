@@ -16,11 +16,11 @@
  * only len(), indexing, slices, iteration, append and ``del`` of a slice, which this type
  * gives with a list's meaning.
  *
- * Threads: the loop thread appends while the flusher thread reads and deletes.  Every method
- * is one run of C under the GIL, except that making a tuple may run a collection (and with it
- * a finalizer's Python code, which may let another thread append): readers re-read the entry
- * array after each allocation, and ``del`` detaches what it drops before releasing it.  Only
- * one thread at a time deletes (the flusher, or the loop thread once the flusher stopped).
+ * Threads: the loop thread appends while the flusher thread reads and deletes (and the loop
+ * thread may read a snapshot of the trace meanwhile).  Every method is one run of C under the
+ * GIL, except that making a tuple may run a collection (and with it a finalizer's Python
+ * code, which may let another thread run): readers first copy the entries they read, holding
+ * their objects, and ``del`` detaches what it drops before releasing it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -179,28 +179,63 @@ materialize(const Entry *e)
     return rec;
 }
 
-/* The entry at ``i`` as a tuple; see the threads note above. */
-static PyObject *
-entry_record(RecordsObject *self, Py_ssize_t i)
+static void
+release(Entry *entries, Py_ssize_t n)
 {
-    Entry e = self->items[i];
-    if (e.rec != NULL) {
-        Py_INCREF(e.rec);
-        return e.rec;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_XDECREF(entries[i].rec);
+        Py_XDECREF(entries[i].kind);
+        Py_XDECREF(entries[i].what);
+        Py_XDECREF(entries[i].lasti);
+        Py_XDECREF(entries[i].status);
+        Py_XDECREF(entries[i].extra);
     }
-    /* Hold the fields' objects: a deletion on another thread cannot free them meanwhile. */
-    Py_INCREF(e.kind);
-    Py_INCREF(e.what);
-    Py_INCREF(e.lasti);
-    Py_INCREF(e.status);
-    Py_INCREF(e.extra);
-    PyObject *rec = materialize(&e);
-    Py_DECREF(e.kind);
-    Py_DECREF(e.what);
-    Py_DECREF(e.lasti);
-    Py_DECREF(e.status);
-    Py_DECREF(e.extra);
-    return rec;
+}
+
+/* Copy entries [start, start + n * step) and hold their objects: a snapshot that no other
+ * thread's append or del can change, taken without allocating a Python object (so without a
+ * collection, and without a switch of threads).  NULL on failure. */
+static Entry *
+snapshot(RecordsObject *self, Py_ssize_t start, Py_ssize_t n, Py_ssize_t step)
+{
+    Entry *copy = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(Entry));
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Entry *e = &copy[k];
+        *e = self->items[start + k * step];
+        Py_XINCREF(e->rec);
+        Py_XINCREF(e->kind);
+        Py_XINCREF(e->what);
+        Py_XINCREF(e->lasti);
+        Py_XINCREF(e->status);
+        Py_XINCREF(e->extra);
+    }
+    return copy;
+}
+
+/* Entries [start, start + n * step) as a list of tuples (the threads note above). */
+static PyObject *
+records_list(RecordsObject *self, Py_ssize_t start, Py_ssize_t n, Py_ssize_t step)
+{
+    Entry *copy = snapshot(self, start, n, step);
+    if (copy == NULL) {
+        return NULL;
+    }
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t k = 0; list != NULL && k < n; k++) {
+        PyObject *rec = materialize(&copy[k]);
+        if (rec == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, k, rec);
+    }
+    release(copy, n);
+    PyMem_Free(copy);
+    return list;
 }
 
 static Py_ssize_t
@@ -224,7 +259,10 @@ records_subscript(RecordsObject *self, PyObject *key)
             PyErr_SetString(PyExc_IndexError, "record index out of range");
             return NULL;
         }
-        return entry_record(self, i);
+        PyObject *one = records_list(self, i, 1, 1);
+        PyObject *rec = one == NULL ? NULL : Py_NewRef(PyList_GET_ITEM(one, 0));
+        Py_XDECREF(one);
+        return rec;
     }
     if (!PySlice_Check(key)) {
         PyErr_Format(PyExc_TypeError, "record indices must be integers or slices, not %.100s",
@@ -236,32 +274,7 @@ records_subscript(RecordsObject *self, PyObject *key)
         return NULL;
     }
     Py_ssize_t n = PySlice_AdjustIndices(self->len, &start, &stop, step);
-    PyObject *list = PyList_New(n);
-    if (list == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t k = 0, i = start; k < n; k++, i += step) {
-        PyObject *rec = entry_record(self, i);
-        if (rec == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, k, rec);
-    }
-    return list;
-}
-
-static void
-release(Entry *entries, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_XDECREF(entries[i].rec);
-        Py_XDECREF(entries[i].kind);
-        Py_XDECREF(entries[i].what);
-        Py_XDECREF(entries[i].lasti);
-        Py_XDECREF(entries[i].status);
-        Py_XDECREF(entries[i].extra);
-    }
+    return records_list(self, start, n, step);
 }
 
 /* ``del self[lo:hi]``: the entries are detached first, released after. */
