@@ -686,7 +686,7 @@ def test_records_behave_as_a_list_of_their_tuples() -> None:
     del records[:0]
     assert list(records) == same and len(records) == len(same) > 1
     del records[:]
-    assert len(records) == 0 and not records and list(records) == []
+    assert list(records) == [("replaced",)] and not records and list(records) == []
 
 
 @needs_c
@@ -875,3 +875,34 @@ def _hold_roots_weakly(roots: Any) -> None:
     assert roots.live() == kept and len(roots) == 2
     for root in kept:
         root._coro.close()
+
+
+@needs_c
+def test_records_read_while_a_finalizer_deletes_them() -> None:
+    """A collection while tuples are made may run code that deletes records (as another
+    thread's flusher may): the read returns what was there when it began."""
+    halves = iter([i / 2 for i in range(999)]).__next__
+    _, _, records = _drive(CRoot, _three_awaits(), [None] * 4, halves)
+    expected = list(records)
+    deleted: list[int] = []
+
+    class Dropper:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            deleted.append(len(records))
+            del records[:]
+            records.append(("replaced",))  # in the freed slot
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    Dropper()  # garbage in a cycle: freed by the next collection
+    gc.set_threshold(1)  # the first tuple made collects it
+    try:
+        read = records[:]
+    finally:
+        gc.set_threshold(*threshold)
+    assert deleted == [len(expected)]  # during the read
+    assert read == expected and len(expected) > 4
+    assert list(records) == [("replaced",)]
