@@ -903,6 +903,10 @@ def test_records_read_while_a_finalizer_deletes_them() -> None:
         read = records[:]
     finally:
         gc.set_threshold(*threshold)
-    assert deleted == [len(expected)]  # during the read
+    # Up to 3.11 the collection runs inside the read; from 3.12 collections wait for the
+    # next bytecode, and a read in C cannot be cut (the finalizer runs after it).
+    assert deleted == ([len(expected)] if sys.version_info < (3, 12) else [])
+    gc.collect()
+    assert deleted == [len(expected)]
     assert read == expected and len(expected) > 4
     assert list(records) == [("replaced",)]
