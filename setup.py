@@ -10,7 +10,11 @@ SAME_ROUNDING = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 # optional=True: without a compiler the build goes on and asynctrace runs in pure Python.
 setup(
     ext_modules=[
-        Extension("asynctrace._speedups", ["asynctrace/_speedups.c"], optional=True),
+        Extension(
+            "asynctrace._speedups",
+            ["asynctrace/_speedups.c", "asynctrace/_records.c"],
+            optional=True,
+        ),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),
         Extension(
             "asynctrace._cbars",

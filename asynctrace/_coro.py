@@ -26,9 +26,10 @@ import collections.abc
 import contextvars
 import os
 import time
+import weakref
 from collections.abc import Callable, Generator
 from types import CodeType, CoroutineType, TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 # Record kinds (first field of every record).
 K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD, K_HELD, K_MISUSE = range(9)
@@ -200,6 +201,26 @@ if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # any non-empty value: test the pu
     _speedups = None  # type: ignore[assignment]
 # For _decorator, which picks its traced-call wrapper by it.
 speedups = _speedups
+
+# A recorder's records: read as a list of Rec (len, index, slice, iteration, append, del).
+RecordList: TypeAlias = "list[Rec] | _speedups.Records"
+
+
+def new_records() -> RecordList:
+    """An empty record list: with the C accelerator a ``_speedups.Records``, whose await
+    records are C structs until read (no object per await: see ``_records.c``); else a list."""
+    return [] if _speedups is None else _speedups.Records()
+
+
+# The task roots started while recording, held weakly (to find the spans still open).
+RootSet: TypeAlias = "weakref.WeakSet[TaskRoot] | _speedups.Roots"
+
+
+def new_roots() -> RootSet:
+    """An empty root set: with the C accelerator a ``_speedups.Roots`` (no Python code per
+    task, see ``_records.c``); else a ``weakref.WeakSet``."""
+    return weakref.WeakSet() if _speedups is None else _speedups.Roots()
+
 
 # TaskRoot's base: its slots (and send) in C, or only the __qualname__ slot.
 _Base: type = _QualnameSlot if _speedups is None else _speedups.TaskRootBase
@@ -504,10 +525,12 @@ class TaskRoot(_Base):  # type: ignore[misc]
         return repr(self._coro if self._shown is None else self._shown)
 
 
-# The pure-Python send, kept for tests of the C one (tests/test_speedups.py).
+# The pure-Python __init__ and send, kept for tests of the C ones (tests/test_speedups.py).
+python_init = TaskRoot.__init__
 python_send = TaskRoot.send
 if _speedups is not None:
-    del TaskRoot.send, TaskRoot.__next__  # TaskRootBase's, in C: the same, faster
+    # TaskRootBase's, in C: the same, faster
+    del TaskRoot.__init__, TaskRoot.send, TaskRoot.__next__
 
 # Frames of asynctrace's own wrappers, left out of the program's tracebacks.
 hidden_codes = {f.__code__ for f in (python_send, TaskRoot.throw, TaskRoot.close)}
@@ -604,5 +627,7 @@ if _speedups is not None:
         current_root,
         current_gather,
         K_CORO,
+        K_TASK,
+        EndedTask,
     )
     sync_speedups()

@@ -29,6 +29,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any
 
 from . import _coro, _held, _misuse
@@ -58,53 +59,42 @@ eager_ended: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKey
 
 
 def _start_task(
-    coro: Any,
-    create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
-    context: contextvars.Context | None,
-    kwargs: dict[str, Any],
+    coro: Any, create: Callable[..., asyncio.Task[Any]], kwargs: dict[str, Any]
 ) -> asyncio.Task[Any]:
+    """Wrap ``coro`` in a TaskRoot and make its task with ``create(root, **kwargs)``.
+
+    Runs for every task: one call of ours, besides the root's ``__init__``.
+    """
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
     made = None if task_made is None else task_made(root)
     try:
-        return _make_task(root, create, context, kwargs)
+        # An eager task (Python 3.12+ eager_task_factory) runs its first step inside its
+        # creation and may end there, before `task` exists (and, up to 3.13, before its name
+        # is set).
+        name = kwargs.get("name")
+        root._task_name = _eager_task_name if name is None else functools.partial(str, name)
+        # The task's context MUST carry its own root and no gather (a gather being built is
+        # the parent of the tasks it creates, not of what runs inside them).  Without a
+        # context, the copy the Task would make is made here and set, rather than the current
+        # context set and reset around the Task's copy: half the context changes.  A given
+        # context (Runner shares one across runs) is set as it is.
+        context = kwargs.get("context")
+        if context is None:
+            context = kwargs["context"] = contextvars.copy_context()
+        context.run(_coro.current_root.set, root)
+        if context.get(_coro.current_gather):
+            context.run(_coro.current_gather.set, 0)
+        task = create(root, **kwargs)
+        if root._task_name is not None:
+            root._task_name = task.get_name
+        else:  # it ended eagerly, its record written; a done task may forget its coroutine
+            eager_ended[task] = root._sid
+        return task
     finally:
         if made is not None:
             made()
-
-
-def _make_task(
-    root: TaskRoot,
-    create: Callable[[Any, contextvars.Context | None], asyncio.Task[Any]],
-    context: contextvars.Context | None,
-    kwargs: dict[str, Any],
-) -> asyncio.Task[Any]:
-    # An eager task (Python 3.12+ eager_task_factory) runs its first step inside its creation
-    # and may end there, before `task` exists (and, up to 3.13, before its name is set).
-    name = kwargs.get("name")
-    root._task_name = _eager_task_name if name is None else functools.partial(str, name)
-    # The task's context MUST carry its own root and no gather (a gather being built is the
-    # parent of the tasks it creates, not of what runs inside them).
-    if context is None:
-        # The Task copies the current context: let the copy carry them.
-        token = _coro.current_root.set(root)
-        gather_token = _coro.current_gather.set(0)
-        try:
-            task = create(root, None)
-        finally:
-            _coro.current_gather.reset(gather_token)
-            _coro.current_root.reset(token)
-    else:
-        # MUST run in the given context (Runner shares one across runs): set them in it.
-        context.run(_coro.current_root.set, root)
-        context.run(_coro.current_gather.set, 0)
-        task = create(root, context)
-    if root._task_name is not None:
-        root._task_name = task.get_name
-    else:  # it ended eagerly, its record written; a done task may forget its coroutine (3.12+)
-        eager_ended[task] = root._sid
-    return task
 
 
 def _eager_task_name() -> str:
@@ -128,30 +118,20 @@ def _unwatched(coro: Any) -> bool:
 
 
 def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-    if not _coro.active or not asyncio.iscoroutine(coro) or _unwatched(coro):
+    if (
+        not _coro.active
+        or (coro.__class__ is not CoroutineType and not asyncio.iscoroutine(coro))
+        or _unwatched(coro)
+    ):
         return _orig_create_task(self, coro, **kwargs)  # type: ignore[arg-type]
-    context = kwargs.pop("context", None)
-
-    def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
-        if ctx is not None:
-            kwargs["context"] = ctx
-        return _orig_create_task(self, root, **kwargs)  # type: ignore[arg-type]
-
-    return _start_task(coro, create, context, kwargs)
+    return _start_task(coro, functools.partial(_orig_create_task, self), kwargs)  # type: ignore[arg-type]
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
     """The task factory installed on loops that are not asyncio's own (uvloop)."""
     if not _coro.active or _unwatched(coro):
         return _OrigTask(coro, loop=loop, **kwargs)  # type: ignore[no-any-return]
-    context = kwargs.pop("context", None)
-
-    def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
-        if ctx is not None:
-            kwargs["context"] = ctx
-        return _OrigTask(root, loop=loop, **kwargs)  # type: ignore[no-any-return]
-
-    return _start_task(coro, create, context, kwargs)
+    return _start_task(coro, functools.partial(_OrigTask, loop=loop), kwargs)
 
 
 _OrigTask: Any = asyncio.Task
@@ -182,15 +162,12 @@ class Task(_OrigTask, metaclass=_TaskType):  # type: ignore[misc]
         if not _coro.active or not asyncio.iscoroutine(coro) or _unwatched(coro):
             super().__init__(coro, loop=loop, **kwargs)
             return
-        context = kwargs.pop("context", None)
 
-        def create(root: Any, ctx: contextvars.Context | None) -> asyncio.Task[Any]:
-            if ctx is not None:
-                kwargs["context"] = ctx
+        def create(root: Any, **kwargs: Any) -> asyncio.Task[Any]:
             _OrigTask.__init__(self, root, loop=loop, **kwargs)
             return self
 
-        _start_task(coro, create, context, kwargs)
+        _start_task(coro, create, kwargs)
 
 
 Task.__module__ = _OrigTask.__module__

@@ -6,9 +6,12 @@ and from worker threads too, without locks held across user code.
 Solution: a :class:`Recorder` owns a list that the hot path (``_coro.py``) appends tuples to
 (``list.append`` is atomic under the GIL; a cap on it is enforced off the hot path, see
 :meth:`Recorder.trim`), an id counter shared by starts and ends (so ties on
-the clock are decided by the order of events) and one injectable clock.  Activating a recorder
-binds these to module globals of ``_coro`` so that each record costs one lookup.  The recorder
-imports nothing from OpenTelemetry.
+the clock are decided by the order of events) and one injectable clock.  With the C
+accelerator the list is a ``_speedups.Records``: the C send keeps await and call records as C
+fields (no object per await) and makes them into the same tuples when they are read; its
+readers (``_build.py``, ``_flush.py``) use it as the list of tuples it stands for.
+Activating a recorder binds these to module globals of ``_coro`` so that each record costs one
+lookup.  The recorder imports nothing from OpenTelemetry.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import _coro, _held
-from ._coro import K_RUN, Rec
+from ._coro import K_RUN, Rec, RecordList, RootSet, new_records, new_roots
 
 if TYPE_CHECKING:
     from ._otel_traces import TraceMap
@@ -61,7 +64,7 @@ class Recorder:
         self.blocked_threshold = blocked_threshold
         self.record_awaits = record_awaits
         self.max_spans = max_spans
-        self.records: list[Rec] = []
+        self.records: RecordList = new_records()
         self.dropped = 0
         self.streamed = False  # set by a flusher that streams the records to a file
         self.clock_name = "monotonic"
@@ -71,17 +74,20 @@ class Recorder:
         self.epoch_ns = time.time_ns()
         self.end: float | None = None
         # Tasks started while recording, to find the spans still open when the trace is built.
-        self.roots: weakref.WeakSet[_coro.TaskRoot] = weakref.WeakSet()
+        self.roots: RootSet = new_roots()
         # With OpenTelemetry on: the traces of the spans built (see _otel_traces.py).
         self.traces: TraceMap | None = None
 
     def live_roots(self) -> list[_coro.TaskRoot]:
         """The tasks started while recording that still exist; safe from any thread.
 
-        Iterating the WeakSet itself fails when another thread adds a task meanwhile; copying
-        its set of references is one C call, atomic under the GIL.
+        Iterating a WeakSet itself fails when another thread adds a task meanwhile; copying
+        its set of references is one C call, atomic under the GIL (as is ``Roots.live``).
         """
-        found = (ref() for ref in list(self.roots.data))  # type: ignore[attr-defined]
+        roots = self.roots
+        if not isinstance(roots, weakref.WeakSet):
+            return roots.live()
+        found = (ref() for ref in list(roots.data))  # type: ignore[attr-defined]
         return [root for root in found if root is not None]
 
     def trim(self) -> None:

@@ -24,6 +24,7 @@
 /* ---- the _coro globals, mirrored (strong references) ---- */
 static PyObject *g_append;       /* _coro.append */
 static PyObject *g_append_list;  /* the list when g_append is that list's bound append */
+static PyObject *g_append_buf;   /* the Records when g_append is its bound append */
 static PyObject *g_clock;        /* _coro.clock */
 static int g_clock_native;       /* g_clock is time.perf_counter and read here directly */
 static PyObject *g_next_id;      /* _coro.next_id */
@@ -38,13 +39,25 @@ static PyObject *g_run_sid;      /* _coro.run_sid */
 static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited, *c_k_await;
 static PyObject *c_coroutine_type;
 static PyObject *c_current_root, *c_current_gather, *c_k_coro, *c_zero; /* enter(), leave() */
+static PyObject *c_k_task, *c_empty; /* a task's end */
+static PyTypeObject *c_ended_task;   /* _coro.EndedTask */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown;
+    *s_shown, *s_qualname;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
+
+/* The recorder's Records type, in _records.c (compiled into this extension). */
+extern PyTypeObject _asynctrace_RecordsType, _asynctrace_RootsType;
+int _asynctrace_records_append(PyObject *self, PyObject *rec);
+int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
+                                      PyObject *parent, PyObject *track, PyObject *start,
+                                      PyObject *end, PyObject *end_seq, PyObject *what,
+                                      PyObject *lasti, PyObject *status, PyObject *extra,
+                                      int untrack);
+PyObject *_asynctrace_records_of_append(PyObject *fn);
 
 typedef struct {
     PyObject_HEAD
@@ -59,9 +72,11 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *coro, *info, *outer, *parent, *sid, *start, *track, *root;
+    PyObject *frame; /* coro's frame, once an await read it: the same object every time */
+    PyObject *frame_of; /* the coro that frame is of (not a reference: compared only) */
 } CallObject;
 
-#define N_CALL_FIELDS 8
+#define N_CALL_FIELDS 9
 static PyTypeObject CallType;
 #define FIELDS(o) (&(o)->coro)
 
@@ -70,6 +85,50 @@ static const char *const field_names[N_FIELDS] = {
     "_aw_sid", "_aw_parent", "_aw_what", "_aw_lasti", "_aw_status", "_task_name", "_shown",
     "__qualname__", "_outer",
 };
+
+/* A native coroutine's cr_frame, cr_await and cr_code getters, found once (NULL: not a getset
+ * here, read with getattr): the same values as getattr gives, without its lookup by name. */
+static getter coro_get_frame, coro_get_await, coro_get_code;
+
+static getter
+coro_getter(const char *name)
+{
+    for (PyGetSetDef *g = PyCoro_Type.tp_getset; g != NULL && g->name != NULL; g++) {
+        if (strcmp(g->name, name) == 0) {
+            return g->get;
+        }
+    }
+    return NULL;
+}
+
+/* cr_code where it is a member (3.11): its definition, read with PyMember_GetOne. */
+static PyMemberDef *coro_code_member;
+
+static PyMemberDef *
+coro_member(const char *name)
+{
+    for (PyMemberDef *m = PyCoro_Type.tp_members; m != NULL && m->name != NULL; m++) {
+        if (strcmp(m->name, name) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* getattr(obj, name) for one of those three (new reference). */
+static inline PyObject *
+coro_attr(PyObject *obj, getter get, PyObject *name)
+{
+    if (Py_IS_TYPE(obj, &PyCoro_Type)) {
+        if (get != NULL) {
+            return get(obj, NULL);
+        }
+        if (name == s_cr_code && coro_code_member != NULL) {
+            return PyMember_GetOne((const char *)obj, coro_code_member);
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
 
 /* A member's value (borrowed), or NULL with AttributeError set as the slot would raise. */
 static PyObject *
@@ -150,6 +209,9 @@ next_seq(void)
 static int
 append_record(PyObject *record)
 {
+    if (g_append_buf != NULL) {
+        return _asynctrace_records_append(g_append_buf, record);
+    }
     if (g_append_list != NULL) {
         return PyList_Append(g_append_list, record);
     }
@@ -288,10 +350,21 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         SET(self, aw_lasti, PyLong_FromLong(-1));
         goto what_is_result;
     }
-    /* self._aw_lasti = coro.cr_frame.f_lasti */
-    PyObject *frame = PyObject_GetAttr(coro, s_cr_frame);
-    if (frame == NULL) {
-        goto error;
+    /* self._aw_lasti = coro.cr_frame.f_lasti (a traced call keeps the frame it read) */
+    PyObject *frame;
+    CallObject *call = Py_IS_TYPE(top, &CallType) ? (CallObject *)top : NULL;
+    if (call != NULL && call->frame != NULL && call->frame_of == coro) {
+        frame = Py_NewRef(call->frame);
+    }
+    else {
+        frame = coro_attr(coro, coro_get_frame, s_cr_frame);
+        if (frame == NULL) {
+            goto error;
+        }
+        if (call != NULL && PyFrame_Check(frame)) {
+            Py_XSETREF(call->frame, Py_NewRef(frame));
+            call->frame_of = coro;
+        }
     }
 #if PY_VERSION_HEX >= 0x030B0000
     if (PyFrame_Check(frame)) {
@@ -307,7 +380,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         goto error;
     }
     SET(self, aw_lasti, v);
-    PyObject *awaited = PyObject_GetAttr(coro, s_cr_await);
+    PyObject *awaited = coro_attr(coro, coro_get_await, s_cr_await);
     if (awaited == NULL) {
         goto error;
     }
@@ -315,7 +388,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         Py_DECREF(awaited);
         goto what_is_result;
     }
-    PyObject *what = PyObject_GetAttr(awaited, s_cr_code);
+    PyObject *what = coro_attr(awaited, coro_get_code, s_cr_code);
     if (what == NULL) {
         Py_DECREF(awaited);
         goto error;
@@ -324,7 +397,7 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         if (result != Py_None) {
             /* self._aw_what = float(awaited.cr_frame.f_locals["delay"]) */
             PyObject *delay = NULL;
-            PyObject *f = PyObject_GetAttr(awaited, s_cr_frame);
+            PyObject *f = coro_attr(awaited, coro_get_frame, s_cr_frame);
             if (f != NULL) {
                 PyObject *locals = PyObject_GetAttr(f, s_f_locals);
                 Py_DECREF(f);
@@ -347,14 +420,14 @@ suspend(RootObject *self, PyObject *result, PyObject *t0, PyObject *step_top)
         }
     }
     else if (what == c_aenter_code) {
-        PyObject *inner = PyObject_GetAttr(awaited, s_cr_await);
+        PyObject *inner = coro_attr(awaited, coro_get_await, s_cr_await);
         if (inner == NULL) {
             Py_DECREF(awaited);
             Py_DECREF(what);
             goto error;
         }
         if ((PyObject *)Py_TYPE(inner) == c_coroutine_type) {
-            PyObject *inner_code = PyObject_GetAttr(inner, s_cr_code);
+            PyObject *inner_code = coro_attr(inner, coro_get_code, s_cr_code);
             if (inner_code == NULL) {
                 Py_DECREF(inner);
                 Py_DECREF(awaited);
@@ -421,8 +494,22 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
         Py_DECREF(what);
         return -1;
     }
+    items[6] = seq;
     items[9] = self->aw_lasti;
     items[10] = self->aw_status;
+    /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
+     * cycle: untrack it now, as the collector would at its next pass, so that collections
+     * while the program runs do not walk the records. */
+    int untrack = !PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10]);
+    int r;
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        r = _asynctrace_records_append_fields(g_append_buf, c_k_await, items[1], items[2],
+                                              items[3], items[4], items[5], seq, what,
+                                              items[9], items[10], Py_None, untrack);
+        Py_DECREF(seq);
+        Py_DECREF(what);
+        return r;
+    }
     PyObject *rec = PyTuple_New(12);
     if (rec == NULL) {
         Py_DECREF(seq);
@@ -433,17 +520,88 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
         if (i != 6 && i != 7) {
             Py_INCREF(items[i]);
         }
-        PyTuple_SET_ITEM(rec, i, i == 6 ? seq : items[i]); /* steals seq and what */
+        PyTuple_SET_ITEM(rec, i, items[i]); /* steals seq and what */
     }
-    /* A tuple of untracked objects (numbers, code objects, strings, None) can be in no
-     * cycle: untrack it now, as the collector would at its next pass, so that collections
-     * while the program runs do not walk the records. */
-    if (!PyObject_GC_IsTracked(what) && !PyObject_GC_IsTracked(items[10])) {
+    if (untrack) {
         PyObject_GC_UnTrack(rec);
     }
-    int r = append_record(rec);
+    r = append_record(rec);
     Py_DECREF(rec);
     return r;
+}
+
+/* The task's coroutine returned at a step that began at t0: what TaskRoot._finish and _end
+ * do for a StopIteration, without a Python call unless the step was blocked or the task has
+ * a name getter (always, once created by _instrument: Task.get_name, a C method). */
+static int
+end_task(RootObject *self, PyObject *t0, PyObject *step_top)
+{
+    Py_INCREF(Py_None);
+    SET(self, aw_t, Py_None);
+    PyObject *t = read_clock();
+    if (t == NULL) {
+        return -1;
+    }
+    int over = over_threshold(t0, t);
+    if (over > 0) {
+        PyObject *args[4] = {(PyObject *)self, t0, t, step_top};
+        PyObject *r = PyObject_VectorcallMethod(s_blocked, args,
+                                                4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(r);
+        over = r == NULL ? -1 : 0;
+    }
+    if (over < 0) {
+        Py_DECREF(t);
+        return -1;
+    }
+    PyObject *getter = self->task_name;
+    PyObject *name;
+    if (getter == NULL || getter == Py_None) {
+        name = c_empty;
+        Py_INCREF(name);
+    }
+    else {
+        name = PyObject_CallNoArgs(getter);
+    }
+    PyObject *seq = name == NULL ? NULL : next_seq();
+    if (seq == NULL || FIELD(self, sid, I_SID) == NULL || FIELD(self, parent, 4) == NULL ||
+        FIELD(self, start, 6) == NULL || FIELD(self, info, 1) == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(seq);
+        Py_DECREF(t);
+        return -1;
+    }
+    /* (K_TASK, sid, parent, sid, start, t, next_id(), info, None, 0, None, name) */
+    int r;
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        r = _asynctrace_records_append_fields(g_append_buf, c_k_task, self->sid, self->parent,
+                                              self->sid, self->start, t, seq, self->info,
+                                              c_zero, Py_None, name,
+                                              !PyObject_GC_IsTracked(self->info));
+    }
+    else {
+        PyObject *rec = PyTuple_Pack(12, c_k_task, self->sid, self->parent, self->sid,
+                                     self->start, t, seq, self->info, Py_None, c_zero, Py_None,
+                                     name);
+        r = rec == NULL ? -1 : append_record(rec);
+        Py_XDECREF(rec);
+    }
+    Py_DECREF(name);
+    Py_DECREF(seq);
+    Py_DECREF(t);
+    if (r < 0) {
+        return -1;
+    }
+    Py_INCREF(Py_None);
+    SET(self, task_name, Py_None);
+    /* self._top = EndedTask(self._sid): its one slot set as its __init__ does */
+    PyObject *ended = c_ended_task->tp_alloc(c_ended_task, 0);
+    if (ended == NULL || PyObject_SetAttr(ended, s_sid, self->sid) < 0) {
+        Py_XDECREF(ended);
+        return -1;
+    }
+    SET(self, top, ended);
+    return 0;
 }
 
 /* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL. */
@@ -495,15 +653,20 @@ root_send(RootObject *self, PyObject *value)
     if (PyCoro_CheckExact(coro)) {
         PySendResult status = PyIter_Send(coro, value, &result);
         if (status == PYGEN_RETURN) {
-            /* coro.send raises StopIteration(value): _finish sees that exception. */
-            PyObject *stop = result == Py_None
-                                 ? PyObject_CallNoArgs(PyExc_StopIteration)
-                                 : PyObject_CallOneArg(PyExc_StopIteration, result);
-            Py_CLEAR(result);
-            if (stop != NULL) {
-                PyErr_SetObject(PyExc_StopIteration, stop);
-                Py_DECREF(stop);
+            /* coro.send raises StopIteration(value), once the task's span is ended in C (an
+             * error there propagates, as one in _finish does from the Python send) */
+            if (end_task(self, t0, step_top) == 0) {
+                PyObject *stop = result == Py_None
+                                     ? PyObject_CallNoArgs(PyExc_StopIteration)
+                                     : PyObject_CallOneArg(PyExc_StopIteration, result);
+                if (stop != NULL) {
+                    PyErr_SetObject(PyExc_StopIteration, stop);
+                    Py_DECREF(stop);
+                }
             }
+            Py_CLEAR(result);
+            Py_DECREF(coro);
+            goto done;
         }
         else if (status == PYGEN_ERROR) {
             result = NULL;
@@ -524,6 +687,62 @@ done:
     Py_DECREF(step_top);
     Py_DECREF(t0);
     return result;
+}
+
+/* TaskRoot.__init__(coro, parent): the task span opens under ``parent`` and starts at the
+ * task's first step; what _coro.TaskRoot.__init__ does, without a Python frame. */
+static int
+root_init(RootObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *coro, *parent;
+    static char *names[] = {"coro", "parent", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:TaskRoot", names, &coro, &parent)) {
+        return -1;
+    }
+    if (c_not_started == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "asynctrace._speedups is not set up; call "
+                                             "constants() first (asynctrace._coro does)");
+        return -1;
+    }
+    int native = Py_IS_TYPE(coro, &PyCoro_Type);
+    PyObject *name, *info;
+    if (native) {
+        name = PyObject_GetAttr(coro, s_qualname);
+        info = name == NULL ? NULL : coro_attr(coro, coro_get_code, s_cr_code);
+    }
+    else {
+        /* _coro.coro_name(coro), which never raises for a coroutine that lacks a name */
+        PyObject *module = PyImport_ImportModule("asynctrace._coro");
+        PyObject *coro_name = module == NULL ? NULL : PyObject_GetAttrString(module, "coro_name");
+        Py_XDECREF(module);
+        name = coro_name == NULL ? NULL : PyObject_CallOneArg(coro_name, coro);
+        Py_XDECREF(coro_name);
+        info = name;
+        Py_XINCREF(info);
+    }
+    PyObject *sid = info == NULL ? NULL : next_seq();
+    PyObject *start = sid == NULL ? NULL : read_clock();
+    if (start == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(info);
+        Py_XDECREF(sid);
+        return -1;
+    }
+    Py_INCREF(coro);
+    SET(self, coro, coro);
+    SET(self, native, Py_NewRef(native ? Py_True : Py_False));
+    SET(self, qualname, name);
+    SET(self, info, info);
+    SET(self, track, Py_NewRef(sid));
+    SET(self, sid, sid);
+    SET(self, parent, Py_NewRef(parent));
+    SET(self, start, start);
+    SET(self, top, Py_NewRef((PyObject *)self));
+    SET(self, aw_t, Py_NewRef(c_not_started));
+    SET(self, aw_status, Py_NewRef(Py_None));
+    SET(self, task_name, Py_NewRef(Py_None));
+    SET(self, shown, Py_NewRef(Py_None));
+    return 0;
 }
 
 static PyObject *
@@ -619,6 +838,7 @@ static PyTypeObject RootType = {
     .tp_iternext = (iternextfunc)root_iternext,
     .tp_methods = root_methods,
     .tp_members = root_members,
+    .tp_init = (initproc)root_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -738,6 +958,7 @@ call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     memset(&span->coro, 0, sizeof(PyObject *) * N_CALL_FIELDS);
+    span->frame_of = NULL;
     PyObject_GC_Track(span);
     Py_INCREF(coro);
     span->coro = coro;
@@ -800,7 +1021,7 @@ call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 if (task_coro == NULL) {
                     goto error;
                 }
-                PyObject *frame = PyObject_GetAttr(task_coro, s_cr_frame);
+                PyObject *frame = coro_attr(task_coro, coro_get_frame, s_cr_frame);
                 Py_DECREF(task_coro);
                 if (frame == NULL) {
                     goto error;
@@ -901,6 +1122,17 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* (K_CORO, sid, parent, track, start, end, end_seq, info, None, 0, status, None) */
+    if (g_append_buf != NULL) { /* no tuple: the record's fields, in C */
+        int r = _asynctrace_records_append_fields(g_append_buf, c_k_coro, span->sid,
+                                                  span->parent, span->track, span->start, t,
+                                                  seq, span->info, c_zero, status, Py_None, 1);
+        Py_DECREF(t);
+        Py_DECREF(seq);
+        if (r < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *rec = PyTuple_New(12);
     if (rec == NULL) {
         Py_DECREF(t);
@@ -1021,6 +1253,9 @@ configure(PyObject *module, PyObject *args)
     PyObject *list = is_list_append(append) ? PyCFunction_GET_SELF(append) : NULL;
     Py_XINCREF(list);
     Py_XSETREF(g_append_list, list);
+    PyObject *buf = _asynctrace_records_of_append(append);
+    Py_XINCREF(buf);
+    Py_XSETREF(g_append_buf, buf);
     Py_INCREF(clock);
     Py_XSETREF(g_clock, clock);
     g_clock_native = native;
@@ -1041,10 +1276,15 @@ static PyObject *
 constants(PyObject *module, PyObject *args)
 {
     PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
-    PyObject *current_root, *current_gather, *k_coro;
-    if (!PyArg_UnpackTuple(args, "constants", 9, 9, &sleep_code, &aenter_code, &not_started,
+    PyObject *current_root, *current_gather, *k_coro, *k_task, *ended_task;
+    if (!PyArg_UnpackTuple(args, "constants", 11, 11, &sleep_code, &aenter_code, &not_started,
                            &reduce_awaited, &k_await, &coro_type, &current_root,
-                           &current_gather, &k_coro)) {
+                           &current_gather, &k_coro, &k_task, &ended_task)) {
+        return NULL;
+    }
+    if (!PyType_Check(ended_task)) {
+        PyErr_Format(PyExc_TypeError, "constants() got ended_task=%R; pass _coro.EndedTask",
+                     ended_task);
         return NULL;
     }
     if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
@@ -1071,6 +1311,8 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_current_root, current_root);
     KEEP(c_current_gather, current_gather);
     KEEP(c_k_coro, k_coro);
+    KEEP(c_k_task, k_task);
+    KEEP(c_ended_task, (PyTypeObject *)ended_task);
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -1133,7 +1375,7 @@ intern_all(void)
         {&s_cr_frame, "cr_frame"}, {&s_cr_await, "cr_await"}, {&s_cr_code, "cr_code"},
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
         {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
-        {&s_shown, "_shown"},
+        {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);
@@ -1147,11 +1389,17 @@ intern_all(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0) {
+    if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
+        PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
         return NULL;
     }
+    coro_get_frame = coro_getter("cr_frame");
+    coro_get_await = coro_getter("cr_await");
+    coro_get_code = coro_getter("cr_code");
+    coro_code_member = coro_get_code == NULL ? coro_member("cr_code") : NULL;
     c_zero = PyLong_FromLong(0);
-    if (c_zero == NULL) {
+    c_empty = PyUnicode_FromString("");
+    if (c_zero == NULL || c_empty == NULL) {
         return NULL;
     }
     PyObject *time = PyImport_ImportModule("time");
@@ -1189,17 +1437,22 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&RootType);
-    if (PyModule_AddObject(module, "TaskRootBase", (PyObject *)&RootType) < 0) {
-        Py_DECREF(&RootType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    Py_INCREF(&CallType);
-    if (PyModule_AddObject(module, "CallSpan", (PyObject *)&CallType) < 0) {
-        Py_DECREF(&CallType);
-        Py_DECREF(module);
-        return NULL;
+    struct {
+        const char *name;
+        PyTypeObject *type;
+    } types[] = {
+        {"TaskRootBase", &RootType},
+        {"CallSpan", &CallType},
+        {"Records", &_asynctrace_RecordsType},
+        {"Roots", &_asynctrace_RootsType},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        Py_INCREF(types[i].type);
+        if (PyModule_AddObject(module, types[i].name, (PyObject *)types[i].type) < 0) {
+            Py_DECREF(types[i].type);
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }

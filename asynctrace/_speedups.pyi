@@ -1,8 +1,8 @@
 """Types of the optional C accelerator ``asynctrace/_speedups.c`` (see ``_coro.TaskRoot`` and
 ``_decorator._wrap_c``)."""
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, overload
 
 class TaskRootBase:
     """TaskRoot's slots and its ``send``/``__next__`` in C; subclassed by ``_coro.TaskRoot``."""
@@ -60,7 +60,28 @@ def constants(
     current_root: Any,
     current_gather: Any,
     k_coro: int,
+    k_task: int,
+    ended_task: type,
     /,
 ) -> None: ...
 def _state() -> tuple[Any, Any, int, int, int]: ...
 def _native_clock() -> float: ...
+
+class Records:
+    """The recorder's records (``_records.c``): a list of tuples to its readers."""
+
+    def append(self, record: tuple[Any, ...], /) -> None: ...
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int, /) -> tuple[Any, ...]: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> list[tuple[Any, ...]]: ...
+    def __delitem__(self, index: int | slice, /) -> None: ...
+    def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+
+class Roots:
+    """Task roots held weakly (``_records.c``); ``len()`` counts those alive."""
+
+    def add(self, root: Any, /) -> None: ...
+    def live(self) -> list[Any]: ...
+    def __len__(self) -> int: ...

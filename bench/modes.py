@@ -130,9 +130,15 @@ class Decorators(Mode):
         return {}
 
 
-def record_bytes(records: list[Any]) -> int:
+def record_bytes(records: Any) -> int:
     """The memory the recorder's records hold: the list's slots, each record and the floats and
-    large ints it owns (code objects, names and small ints are shared and not counted)."""
+    large ints it owns (code objects, names and small ints are shared and not counted).
+
+    The C ``Records`` (``asynctrace/_records.c``) says it itself: its entries (an await's
+    fields in C) and the tuples of the other records, without their floats (a few bytes a span).
+    """
+    if not isinstance(records, list):
+        return sys.getsizeof(records)
     total = sys.getsizeof(records)
     for record in records:
         total += sys.getsizeof(record)

@@ -32,7 +32,6 @@ Main = Callable[[], Coroutine[Any, Any, Any]]
 
 # TaskRoot's cold methods and properties, reused as they are: they only use the slots.
 _REUSED = (
-    "__init__",
     "__await__",
     "__iter__",
     "throw",
@@ -56,6 +55,7 @@ _REUSED = (
 def _root_classes() -> tuple[type, type | None]:
     """(the pure-Python TaskRoot, one on the C TaskRootBase), before or after integration."""
     methods = {name: _coro.TaskRoot.__dict__[name] for name in _REUSED}
+    init = _coro.python_init  # the C TaskRootBase has its own
     if _speedups is None:
         return _coro.TaskRoot, None
     if issubclass(_coro.TaskRoot, _speedups.TaskRootBase):  # _coro uses the C send
@@ -72,6 +72,7 @@ def _root_classes() -> tuple[type, type | None]:
                 **methods,
                 "__slots__": (*slots, "__weakref__"),
                 "__module__": __name__,
+                "__init__": init,
                 "send": send,
                 "__next__": send,
             },
@@ -90,6 +91,8 @@ def _root_classes() -> tuple[type, type | None]:
         _coro.current_root,
         _coro.current_gather,
         _coro.K_CORO,
+        _coro.K_TASK,
+        _coro.EndedTask,
     )
     return _coro.TaskRoot, c_root
 
@@ -575,9 +578,14 @@ class _Driver:
         raise AssertionError("send() must be called, not __next__")
 
 
-def _drive(cls: type, coro: Any, values: list[Any]) -> tuple[list[Any], Any, list[Any]]:
-    """Send ``values`` into a root of ``cls`` wrapping ``coro``: (yields, return, records)."""
-    recorder = _record.Recorder("drive", clock=iter(range(1000)).__next__)
+def _drive(
+    cls: type, coro: Any, values: list[Any], clock: Callable[[], float] | None = None
+) -> tuple[list[Any], Any, _coro.RecordList]:
+    """Send ``values`` into a root of ``cls`` wrapping ``coro``: (yields, return, records).
+
+    The clock counts 0, 1, 2... unless ``clock`` is given.
+    """
+    recorder = _record.Recorder("drive", clock=clock or iter(range(1000)).__next__)
     recorder.activate()
     _sync()
     try:
@@ -603,8 +611,84 @@ def test_send_and_next_return_and_raise_stop_iteration_alike() -> None:
 
     for make in (pair, _Driver):
         results = [_drive(cls, make(), [None, "a", None, None]) for cls in (PyRoot, CRoot)]
-        assert results[0] == results[1]
+        assert [(y, v, list(r)) for y, v, r in results[:1]] == [
+            (y, v, list(r)) for y, v, r in results[1:]
+        ]
         assert results[1][1] in ((1, 2), ("done", 3))
+
+
+async def _three_awaits() -> str:
+    for _ in range(3):
+        await _Yield()
+    return "done"
+
+
+@needs_c
+def test_await_records_are_c_fields_read_as_the_python_paths_tuples() -> None:
+    def quarters() -> Callable[[], float]:
+        return iter([i / 4 for i in range(1000)]).__next__
+
+    values = [None] * 4
+    _, _, python = _drive(PyRoot, _three_awaits(), values, quarters())
+    _, _, c = _drive(CRoot, _three_awaits(), values, quarters())
+    assert _speedups is not None and isinstance(c, _speedups.Records)
+    awaits = [i for i, r in enumerate(c) if r[0] == _coro.K_AWAIT]
+    assert len(awaits) == 3
+    assert list(c) == list(python)
+    assert [type(f) for f in c[awaits[0]]] == [type(f) for f in python[awaits[0]]]
+    # an await and the task's end are stored as C fields: each read makes its tuple anew;
+    # other records (here the blocked steps, made in Python) are kept
+    fields = [i for i, r in enumerate(c) if r[0] in (_coro.K_AWAIT, _coro.K_TASK)]
+    assert len(fields) == 4 and [c[i][0] for i in fields].count(_coro.K_TASK) == 1
+    assert all(c[i] is not c[i] and c[i] == c[i] for i in fields)
+    others = [i for i in range(len(c)) if i not in fields]
+    assert others and all(c[i] is c[i] for i in others)
+    # under a clock that is not a float (this test's integers), awaits are kept whole
+    _, _, whole = _drive(CRoot, _three_awaits(), values)
+    starts = [r[4] for r in whole if r[0] == _coro.K_AWAIT]
+    assert len(starts) == 3 and all(type(t) is int for t in starts)
+    assert all(r is whole[i] for i, r in enumerate(whole))
+
+
+@needs_c
+def test_records_behave_as_a_list_of_their_tuples() -> None:
+    eighths = iter([i / 8 for i in range(99)]).__next__
+    _, _, records = _drive(CRoot, _three_awaits(), [None] * 4, eighths)
+    assert _speedups is not None and isinstance(records, _speedups.Records)
+    records.append(("extra", 1))
+    same = list(records)
+    assert len(records) == len(same) > 5 and bool(records)
+    for key in (
+        0,
+        3,
+        -1,
+        -5,
+        slice(None),
+        slice(1, 3),
+        slice(-2, None),
+        slice(None, None, 2),
+        slice(4, 1, -1),
+        slice(9, 20),
+    ):
+        assert records[key] == same[key], key
+    for bad in (len(same), -len(same) - 1):
+        with pytest.raises(IndexError):
+            records[bad]
+    with pytest.raises(TypeError):
+        records["0"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        records[0] = ("no",)  # type: ignore[index]
+    with pytest.raises(ValueError, match="step 1"):
+        del records[::2]
+    del records[1:3]
+    del same[1:3]
+    assert list(records) == same
+    del records[-1]
+    del same[-1]
+    del records[:0]
+    assert list(records) == same and len(records) == len(same) > 1
+    del records[:]
+    assert len(records) == 0 and not records and list(records) == []
 
 
 @needs_c
@@ -623,7 +707,7 @@ def test_awaiting_a_root_returns_its_value() -> None:
 @needs_c
 def test_an_unset_slot_raises_attribute_error_like_python() -> None:
     assert _speedups is not None
-    root = _speedups.TaskRootBase()
+    root = _speedups.TaskRootBase.__new__(_speedups.TaskRootBase)  # its __init__ not run
     _sync()
     with pytest.raises(AttributeError, match="_top"):
         root.send(None)
@@ -650,7 +734,7 @@ def test_roots_are_weakly_referenced_and_collected() -> None:
 def test_roots_have_no_dict() -> None:
     if _speedups is None:
         pytest.skip("not built")
-    root = _speedups.TaskRootBase()
+    root = _speedups.TaskRootBase.__new__(_speedups.TaskRootBase)
     with pytest.raises(AttributeError):
         root.anything = 1
 
@@ -763,3 +847,68 @@ def test_100k_traced_calls_leak_nothing() -> None:
     assert grown < 20_000, f"{grown} bytes kept after 105k traced calls"
     info_refs_after = sys.getrefcount(info)  # (outside the assert: see above)
     assert info_refs_after == info_refs
+
+
+@needs_c
+def test_roots_hold_tasks_weakly_and_drop_the_dead() -> None:
+    assert _speedups is not None
+    recorder = _record.Recorder("roots")  # the clock and ids that a root's __init__ reads
+    recorder.activate()
+    try:
+        _hold_roots_weakly(_speedups.Roots())
+    finally:
+        recorder.deactivate()
+
+
+def _hold_roots_weakly(roots: Any) -> None:
+    kept = [CRoot(_three_awaits(), 0) for _ in range(3)]
+    for root in kept:
+        roots.add(root)
+    for _ in range(1000):  # made, added and freed at once: pruned as the array fills
+        short = CRoot(_three_awaits(), 0)
+        roots.add(short)
+        short._coro.close()
+        del short
+    gc.collect()  # an unstarted root is its own _top: a cycle
+    assert roots.live() == kept and len(roots) == 3
+    kept[0]._coro.close()
+    del kept[0]
+    gc.collect()
+    assert roots.live() == kept and len(roots) == 2
+    for root in kept:
+        root._coro.close()
+
+
+@needs_c
+def test_records_read_while_a_finalizer_deletes_them() -> None:
+    """A collection while tuples are made may run code that deletes records (as another
+    thread's flusher may): the read returns what was there when it began."""
+    halves = iter([i / 2 for i in range(999)]).__next__
+    _, _, records = _drive(CRoot, _three_awaits(), [None] * 4, halves)
+    expected = list(records)
+    deleted: list[int] = []
+
+    class Dropper:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            deleted.append(len(records))
+            del records[:]
+            records.append(("replaced",))  # in the freed slot
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    Dropper()  # garbage in a cycle: freed by the next collection
+    gc.set_threshold(1)  # the first tuple made collects it
+    try:
+        read = records[:]
+    finally:
+        gc.set_threshold(*threshold)
+    # Up to 3.11 the collection runs inside the read; from 3.12 collections wait for the
+    # next bytecode, and a read in C cannot be cut (the finalizer runs after it).
+    assert deleted == ([len(expected)] if sys.version_info < (3, 12) else [])
+    gc.collect()
+    assert deleted == [len(expected)]
+    assert read == expected and len(expected) > 4
+    assert list(records) == [("replaced",)]
