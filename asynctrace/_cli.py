@@ -602,6 +602,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             print(
                 "usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
                 "       asynctrace view TRACE.json [-o PAGE.html]\n"
+                "       asynctrace attach PID [--duration S] [--json PATH] [--html PATH]\n"
                 "       asynctrace --version\n\n"
                 "`asynctrace run --help` lists the options.",
                 file=sys.stdout if args else sys.stderr,
@@ -615,6 +616,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.exit(run(rest))
         if command == "view":
             sys.exit(view(rest))
+        if command == "attach":
+            from ._attach import attach
+
+            sys.exit(attach(rest))
         if command.lower().endswith(".json") and os.path.isfile(command):
             raise UsageError(
                 f"unknown command {command!r}; to show a timeline, put `view` first:"
