@@ -40,6 +40,7 @@ WAKE_TIMEOUT = 5.0
 FINISH_TIMEOUT = 60.0
 """Seconds to wait, after ``stop``, for the target to write the trace."""
 HEARTBEAT = 1.0
+_MAX_SOCKET_PATH = 100  # bytes: sockaddr_un holds 108 on Linux, 104 on macOS
 
 # Runs in the target at a safe point of its main thread, in a namespace of its own.  It MUST
 # NOT print, and MUST leave the program as it was when it cannot attach.
@@ -223,6 +224,9 @@ def _record(options: argparse.Namespace) -> Any:
     """Attach, record, detach: the trace, or None when the target ended meanwhile."""
     pid = options.pid
     where = tempfile.mkdtemp(prefix="asynctrace-attach-")
+    if len(os.path.join(where, "control").encode()) > _MAX_SOCKET_PATH:
+        os.rmdir(where)  # a long TMPDIR: the socket's path would not fit
+        where = tempfile.mkdtemp(prefix="asynctrace-attach-", dir="/tmp")
     keep = False  # left for the target to remove (it may still run the script)
     try:
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
