@@ -8,14 +8,16 @@ attaching process dies without a word.
 Solution: the injected script (``_attach.py`` writes it) connects to the attacher's Unix
 socket and calls :func:`begin`, which only schedules :meth:`Session.start` on the running
 loop: everything else happens between the loop's callbacks, on its thread.  ``start`` turns
-tracing on for the tasks made from now on (``_instrument``) and adopts the tasks that exist
-(``_adopt``).  The socket is watched by the loop itself (``add_reader``): no thread.  The
-attacher sends ``stop`` (write the trace, then detach), or a heartbeat every second; the
-socket's end (the attacher died) or ``HEARTBEAT_TIMEOUT`` seconds of silence (it froze)
-detach without writing.  Detaching stops the tracing, frees what adopted the old tasks,
-puts asyncio's functions back (when this session installed them), writes the trace as a
-Chrome JSON file in the attacher's directory, and says ``done``.  Messages are JSON lines.
-Nothing is ever written to the program's stdout or stderr.
+a recorder on for the tasks made from now on (``_instrument``) and adopts the tasks that
+exist (``_adopt``).  The socket is watched by the loop itself (``add_reader``), and a timer
+every ``TICK`` seconds holds the records to ``max_spans``.  The attacher sends ``stop``
+(write the trace, then detach), or a heartbeat every second; the socket's end (the attacher
+died) or ``HEARTBEAT_TIMEOUT`` seconds of silence (it froze) detach without writing.
+Detaching, on the loop: the recorder off, the adopted tasks let go, asyncio's functions put
+back (when this session installed them).  Then a short-lived thread builds the trace, writes
+it as a Chrome JSON file in the attacher's directory and says ``done``: the loop keeps
+turning meanwhile (sharing the GIL) instead of stalling for the whole build.  Messages are
+JSON lines.  Nothing is ever written to the program's stdout or stderr.
 """
 
 from __future__ import annotations
@@ -24,18 +26,23 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
-from . import _instrument, _tracing
+from . import _coro, _instrument
 from ._adopt import Adopter
+from ._record import Recorder
 
 PROTOCOL = 1
 """The injected script and this module MUST agree on it (an attacher of another version)."""
 HEARTBEAT_TIMEOUT = 15.0
 """Seconds without a word from the attacher after which it is taken for gone."""
+TICK = 0.1
+"""Seconds between two trims of the records to ``max_spans`` (a run has its flusher for it)."""
 TRACE_FILE = "trace.json"
 
 _session: Session | None = None
@@ -65,7 +72,7 @@ def begin(sock: socket.socket, where: str, options: dict[str, Any]) -> None:
         )
     elif loop is None:
         problem = "no asyncio event loop is running in its main thread"
-    elif _session is not None or _tracing._active is not None:
+    elif _session is not None or _coro.active:
         problem = "it is being traced already (by asynctrace run, tracing() or another attach)"
     if problem is not None:
         send(sock, {"error": problem})
@@ -90,8 +97,8 @@ class Session:
         self.loop = loop
         self.options = options
         self.heard = time.monotonic()
-        self.watchdog: asyncio.TimerHandle | None = None
-        self.tracing: _tracing.Tracing | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.recorder: Recorder | None = None
         self.adopter: Adopter | None = None
         self.installed = _instrument._installed
 
@@ -106,13 +113,13 @@ class Session:
         argv = getattr(sys, "argv", None) or [""]
         name = os.path.basename(str(argv[0])) or f"process {os.getpid()}"
         try:
-            self.tracing = _tracing.Tracing(
-                name=name,
-                otel=False,
-                flush_interval=0,
+            _instrument.install()
+            self.recorder = Recorder(
+                name,
                 blocked_threshold=self.options["blocked_threshold"],
                 max_spans=self.options["max_spans"],
-            ).start()
+            )
+            self.recorder.activate()
             self.adopter = Adopter(self.loop, self.options["blocked_threshold"])
             adopted = self.adopter.start()
             self.loop.add_reader(self.sock.fileno(), self._heard)
@@ -121,8 +128,7 @@ class Session:
             send(self.sock, {"error": f"recording could not start: {exc!r}"})
             self._close()
             return
-        self.sock.setblocking(False)
-        self.watchdog = self.loop.call_later(HEARTBEAT_TIMEOUT / 3, self._watch)
+        self.timer = self.loop.call_later(TICK, self._tick)
         python = ".".join(map(str, sys.version_info[:3]))
         send(self.sock, {"attached": adopted, "python": python, "name": name})
         self.sock.setblocking(False)
@@ -141,52 +147,64 @@ class Session:
         if b"stop" in data:
             self.finish(write=True)
 
-    def _watch(self) -> None:
+    def _tick(self) -> None:
         if time.monotonic() - self.heard > HEARTBEAT_TIMEOUT:
             self.finish(write=False)
-        else:
-            self.watchdog = self.loop.call_later(HEARTBEAT_TIMEOUT / 3, self._watch)
+            return
+        if self.recorder is not None:
+            self.recorder.trim()
+        self.timer = self.loop.call_later(TICK, self._tick)
 
     def finish(self, *, write: bool) -> None:
-        """Stop recording and detach; with ``write``, the trace goes to the attacher."""
-        trace = self._undo()
-        message: dict[str, Any] = {"abandoned": True}
-        if write and trace is not None:
-            from ._chrome import write_chrome_json
-
-            try:
-                write_chrome_json(trace, os.path.join(self.where, TRACE_FILE))
-                message = {"done": len(trace.spans)}
-            except Exception as exc:  # told to the attacher, never to the program
-                message = {"error": f"the trace could not be written: {exc!r}"}
-        send(self.sock, message)
+        """Detach; with ``write``, a thread then builds the trace for the attacher."""
+        recorder = self._undo()
+        if write and recorder is not None:
+            threading.Thread(
+                target=self._deliver, args=(recorder,), name="asynctrace-attach", daemon=True
+            ).start()
+            return
+        send(self.sock, {"abandoned": True})
         self._close()
         if not write:  # the attacher is gone: its directory is left to us
-            import shutil
-
             shutil.rmtree(self.where, ignore_errors=True)
 
-    def _undo(self) -> Any:
-        """Everything :meth:`start` did, undone; returns the trace recorded (or None)."""
+    def _deliver(self, recorder: Recorder) -> None:
+        """Build and write the trace, say ``done`` (in its own thread, which then ends)."""
+        from ._build import build_trace
+        from ._chrome import write_chrome_json
+        from ._critical import mark_critical
+
+        try:
+            trace = build_trace(recorder)
+            mark_critical(trace)
+            write_chrome_json(trace, os.path.join(self.where, TRACE_FILE))
+            message: dict[str, Any] = {"done": len(trace.spans)}
+        except Exception as exc:  # told to the attacher, never to the program
+            message = {"error": f"the trace could not be written: {exc!r}"}
+        send(self.sock, message)
+        self._close()
+
+    def _undo(self) -> Recorder | None:
+        """Everything :meth:`start` did, undone; returns the recorder that was on (or None)."""
         with contextlib.suppress(ValueError, OSError):  # a closed socket has no fd
             self.loop.remove_reader(self.sock.fileno())
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
-        trace = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        recorder = self.recorder
+        self.recorder = None
         if self.adopter is not None:
             records = self.adopter.stop()
             self.adopter = None
-            if self.tracing is not None:
-                self.tracing.recorder.records.extend(records)
-        if self.tracing is not None and self.tracing.active:
-            trace = self.tracing.stop()
-        self.tracing = None
+            if recorder is not None:
+                recorder.records.extend(records)
+        if recorder is not None:
+            recorder.deactivate()
         if not self.installed:
             _instrument.uninstall()
             if self.loop.get_task_factory() is _instrument._task_factory:
                 self.loop.set_task_factory(None)
-        return trace
+        return recorder
 
     def _close(self) -> None:
         global _session
