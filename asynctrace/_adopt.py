@@ -21,12 +21,13 @@ tasks' steps: they MUST NOT raise).
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from types import CodeType, CoroutineType, FrameType
 from typing import Any
 
 from . import _coro
-from ._coro import K_AWAIT, K_BLOCKED, K_TASK, Rec
+from ._coro import K_AWAIT, K_BLOCKED, K_GATHER, K_TASK, Rec
 
 _SLEEP_CODE = asyncio.sleep.__code__
 _AENTER_CODE = asyncio.locks._ContextManagerMixin.__aenter__.__code__
@@ -117,6 +118,8 @@ class Adopter:
         self._frames: dict[FrameType, tuple[asyncio.Task[Any], _Adopted]] = {}
         self._codes: set[CodeType] = set()
         self._sids: dict[Any, int] = {}
+        # Gathers awaited at attach -> (record prefix, suffix, their done callback).
+        self._gathers: dict[asyncio.Future[Any], tuple[Any, ...]] = {}
         # What the await at (outermost code, offset) waits on: a code object, _SLEEP, or None
         # for a future (read once per place, as it shows only while the task is suspended).
         self._sites: dict[tuple[CodeType, int], Any] = {}
@@ -150,6 +153,8 @@ class Adopter:
             except Exception:  # a user future that cannot be hashed or named: say "Future"
                 adopted.aw_what = "Future"
             task.add_done_callback(self._done)
+        for task, adopted in list(self.tasks.items()):
+            self._open_gather(task, adopted, sids)
         self._sids = sids
         monitoring = _monitoring
         events = monitoring.events
@@ -159,6 +164,33 @@ class Adopter:
         for code in self._codes:
             monitoring.set_local_events(self.tool, code, events.PY_RESUME | events.PY_YIELD)
         return len(self.tasks)
+
+    def _open_gather(
+        self, task: asyncio.Task[Any], adopted: _Adopted, sids: dict[Any, int]
+    ) -> None:
+        """A gather that ``task`` awaits at attach: a span from now, its children under it."""
+        waiter = getattr(task, "_fut_waiter", None)
+        children = getattr(waiter, "_children", None)
+        if waiter is None or not isinstance(children, list) or waiter.done():
+            return
+        sid = _coro.next_id()
+        child_sids = tuple(sids.get(child, 0) for child in children)
+        for child in children:
+            if child in self.tasks:
+                self.tasks[child].parent = sid
+        frame = adopted.frame
+        prefix = (K_GATHER, sid, adopted.sid, adopted.sid, adopted.aw_t)
+        suffix = (child_sids, frame.f_code, frame.f_lasti)
+        ended = functools.partial(self._gather_done, prefix, suffix)
+        self._gathers[waiter] = (prefix, suffix, ended)
+        waiter.add_done_callback(ended)
+        adopted.aw_what = ("gather", sid)
+
+    def _gather_done(
+        self, prefix: tuple[Any, ...], suffix: tuple[Any, ...], future: asyncio.Future[Any]
+    ) -> None:
+        if self._gathers.pop(future, None) is not None:
+            _coro.append((*prefix, _coro.clock(), _coro.next_id(), *suffix, _ended(future), None))
 
     @staticmethod
     def _awaiting(task: asyncio.Task[Any], sids: dict[Any, int]) -> int:
@@ -264,6 +296,10 @@ class Adopter:
             if adopted.aw_t is not None:
                 records.append(adopted.await_record(now, UNFINISHED))
             records.append(adopted.task_record(now, UNFINISHED, task.get_name()))
+        for future, (prefix, suffix, ended) in self._gathers.items():
+            future.remove_done_callback(ended)
+            records.append((*prefix, now, _coro.next_id(), *suffix, UNFINISHED, None))
+        self._gathers.clear()
         self.tasks.clear()
         self._frames.clear()
         self._codes.clear()
@@ -272,9 +308,9 @@ class Adopter:
         return records
 
 
-def _ended(task: asyncio.Task[Any]) -> tuple[str, str, str] | None:
-    """How a done task ended, read without marking its exception as retrieved (asyncio would
-    then not log an exception the program never retrieved)."""
+def _ended(task: asyncio.Future[Any]) -> tuple[str, str, str] | None:
+    """How a done task or future ended, read without marking its exception as retrieved
+    (asyncio would then not log an exception the program never retrieved)."""
     if task.cancelled():
         return ("cancelled", "CancelledError", "")
     exc = getattr(task, "_exception", None)

@@ -138,7 +138,11 @@ def test_attached_twice_the_server_shows_its_tasks_and_runs_as_if_never_attached
         assert names == {"producer": {"asyncio.sleep(0.005)"}, "consumer": {"Queue.get"}}
         sleeps = [s for s in awaits if s.name == "asyncio.sleep(0.005)"]
         assert len(sleeps) > 100  # every await from the attach on, not one snapshot
-        assert tasks["producer"].parent_id == tasks["main"].span_id  # main awaits them
+        # main awaits them in a gather that began before the attach: a span from the attach on
+        (gather,) = trace.spans_matching(kind="gather")
+        assert gather.name == "gather(producer, consumer)" and gather.status == "unfinished"
+        assert gather.parent_id == tasks["main"].span_id
+        assert tasks["producer"].parent_id == tasks["consumer"].parent_id == gather.span_id
     expected = plain.finish()
     assert expected[2] == 3 and expected[0].endswith("total 979300\n")
     assert attached.finish() == expected
@@ -339,3 +343,24 @@ def test_a_python_without_remote_exec_says_what_attach_needs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     one_error_line(result, "needs Python 3.14", "python3.14 -m asynctrace attach")
+
+
+@NEEDS_314
+def test_existing_tasks_that_end_while_attached(targets: list[Target], tmp_path: Path) -> None:
+    plain = Target("ending_tasks.py")
+    attached = Target("ending_tasks.py")
+    targets += [plain, attached]
+    plain.ready()
+    attached.ready()
+    path = tmp_path / "ending.json"
+    result = attach(attached.pid, "--duration", 1.6, "--json", path, "--no-timeline")
+    assert result.returncode == 0, result.stderr
+    trace = asynctrace.load(path)
+    tasks = {span.name: span for span in trace.spans if span.kind == "task"}
+    assert tasks["fails"].status == "error" and tasks["fails"].error == "ValueError: boom"
+    assert tasks["blocks"].status == "ok"
+    (blocked,) = trace.spans_matching(kind="blocked")
+    assert blocked.track == tasks["blocks"].span_id and 0.25 < blocked.duration < 1
+    expected = plain.finish()
+    assert "Task exception was never retrieved" in expected[1]  # not retrieved by the tracer
+    assert attached.finish() == expected
