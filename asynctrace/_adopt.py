@@ -70,8 +70,7 @@ class _Adopted:
     def __init__(self, sid: int, frame: FrameType, start: float) -> None:
         self.sid = sid
         self.frame = frame
-        code = frame.f_code
-        self.code = code
+        self.code = frame.f_code
         self.parent = 0
         self.start = start
         self.step: float | None = None  # start of the step running now
@@ -131,31 +130,42 @@ class Adopter:
         if self.tool is None:
             return 0
         now = _coro.clock()
-        sids: dict[Any, int] = {}
+        frames: dict[asyncio.Task[Any], FrameType] = {}
         for task in asyncio.all_tasks(self.loop):
             coro = task.get_coro()
             frame = getattr(coro, "cr_frame", None)
-            if coro.__class__ is not CoroutineType or frame is None:
-                continue  # ours already (a TaskRoot), or a generator-based coroutine
-            adopted = _Adopted(_coro.next_id(), frame, now)
+            if coro.__class__ is CoroutineType and frame is not None:
+                frames[task] = frame  # else ours already (a TaskRoot), or generator-based
+        awaiting = {task: _awaiting(task, frames) for task in frames}
+        # Ids in the order of the await graph (a task before those it awaits, a gather between):
+        # a parent's id MUST be the lower one (readers order spans that start together by id).
+        gathers: dict[asyncio.Future[Any], tuple[int, _Adopted]] = {}
+        in_gather: dict[Any, int] = {}
+        for task in sorted(frames, key=lambda t: _depth(t, awaiting)):
+            adopted = _Adopted(_coro.next_id(), frames[task], now)
             self.tasks[task] = adopted
-            self._frames[frame] = (task, adopted)
-            self._codes.add(coro.cr_code)
-            sids[task] = adopted.sid
+            self._frames[adopted.frame] = (task, adopted)
+            self._codes.add(adopted.code)
+            self._sids[task] = adopted.sid
+            waiter = getattr(task, "_fut_waiter", None)
+            children = getattr(waiter, "_children", None)
+            if waiter is not None and isinstance(children, list) and not waiter.done():
+                gathers[waiter] = (_coro.next_id(), adopted)
+                in_gather.update((child, gathers[waiter][0]) for child in children)
         for task, adopted in self.tasks.items():
-            adopted.parent = self._awaiting(task, sids)
-            coro = task.get_coro()
+            above = awaiting[task]
+            adopted.parent = in_gather.get(task) or self._sids.get(above) or _coro.run_sid
             adopted.aw_t = now
             adopted.aw_sid = _coro.next_id()
             adopted.aw_lasti = adopted.frame.f_lasti
             try:
-                adopted.aw_what = awaited(coro, getattr(task, "_fut_waiter", None), sids)
+                waiter = getattr(task, "_fut_waiter", None)
+                adopted.aw_what = awaited(task.get_coro(), waiter, self._sids)
             except Exception:  # a user future that cannot be hashed or named: say "Future"
                 adopted.aw_what = "Future"
             task.add_done_callback(self._done)
-        for task, adopted in list(self.tasks.items()):
-            self._open_gather(task, adopted, sids)
-        self._sids = sids
+        for waiter, (sid, adopted) in gathers.items():
+            self._open_gather(waiter, sid, adopted)
         monitoring = _monitoring
         events = monitoring.events
         monitoring.use_tool_id(self.tool, "asynctrace attach")
@@ -165,19 +175,10 @@ class Adopter:
             monitoring.set_local_events(self.tool, code, events.PY_RESUME | events.PY_YIELD)
         return len(self.tasks)
 
-    def _open_gather(
-        self, task: asyncio.Task[Any], adopted: _Adopted, sids: dict[Any, int]
-    ) -> None:
-        """A gather that ``task`` awaits at attach: a span from now, its children under it."""
-        waiter = getattr(task, "_fut_waiter", None)
-        children = getattr(waiter, "_children", None)
-        if waiter is None or not isinstance(children, list) or waiter.done():
-            return
-        sid = _coro.next_id()
-        child_sids = tuple(sids.get(child, 0) for child in children)
-        for child in children:
-            if child in self.tasks:
-                self.tasks[child].parent = sid
+    def _open_gather(self, waiter: asyncio.Future[Any], sid: int, adopted: _Adopted) -> None:
+        """A gather that a task awaits at attach: a span from now, its children under it."""
+        children = getattr(waiter, "_children", ())
+        child_sids = tuple(self._sids.get(child, 0) for child in children)
         frame = adopted.frame
         prefix = (K_GATHER, sid, adopted.sid, adopted.sid, adopted.aw_t)
         suffix = (child_sids, frame.f_code, frame.f_lasti)
@@ -191,19 +192,6 @@ class Adopter:
     ) -> None:
         if self._gathers.pop(future, None) is not None:
             _coro.append((*prefix, _coro.clock(), _coro.next_id(), *suffix, _ended(future), None))
-
-    @staticmethod
-    def _awaiting(task: asyncio.Task[Any], sids: dict[Any, int]) -> int:
-        """The span of the adopted task that awaits ``task`` (its parent), else the run's."""
-        try:
-            graph = asyncio.capture_call_graph(task, depth=1)  # type: ignore[attr-defined]
-        except Exception:  # MUST NOT fail the attach: the run is a parent too
-            graph = None
-        for awaiting in getattr(graph, "awaited_by", ()):
-            sid = sids.get(awaiting.future)
-            if sid is not None:
-                return sid
-        return _coro.run_sid
 
     def _resumed(self, code: CodeType, offset: int) -> None:
         found = self._frames.get(sys._getframe(1))
@@ -306,6 +294,28 @@ class Adopter:
         self._sids = {}
         self._sites.clear()
         return records
+
+
+def _awaiting(task: asyncio.Task[Any], tasks: dict[asyncio.Task[Any], Any]) -> Any:
+    """The task among ``tasks`` that awaits ``task`` (from asyncio's call graph), or None."""
+    try:
+        graph = asyncio.capture_call_graph(task, depth=1)  # type: ignore[attr-defined]
+    except Exception:  # MUST NOT fail the attach: the run is a parent too
+        return None
+    for above in getattr(graph, "awaited_by", ()):
+        if above.future in tasks:
+            return above.future
+    return None
+
+
+def _depth(task: Any, awaiting: dict[Any, Any]) -> int:
+    """How many tasks await ``task``, one above the other (a cycle counts once round)."""
+    depth = 0
+    seen = {task}
+    while (task := awaiting.get(task)) is not None and task not in seen:
+        seen.add(task)
+        depth += 1
+    return depth
 
 
 def _ended(task: asyncio.Future[Any]) -> tuple[str, str, str] | None:

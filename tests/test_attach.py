@@ -136,6 +136,9 @@ def test_attached_twice_the_server_shows_its_tasks_and_runs_as_if_never_attached
             for task in ("producer", "consumer")
         }
         assert names == {"producer": {"asyncio.sleep(0.005)"}, "consumer": {"Queue.get"}}
+        for span in awaits:  # each at its line of the program
+            assert str(span.attributes["code.file.path"]).endswith("queue_server.py")
+            assert span.attributes["code.line.number"] in (15, 22, 32)
         sleeps = [s for s in awaits if s.name == "asyncio.sleep(0.005)"]
         assert len(sleeps) > 100  # every await from the attach on, not one snapshot
         # main awaits them in a gather that began before the attach: a span from the attach on
@@ -328,6 +331,8 @@ def test_usage_mistakes_are_one_line() -> None:
     one_error_line(attach("123", "--duration", "-1"), "--duration", "positive number")
     if sys.version_info >= (3, 14):  # before, the version is refused first
         one_error_line(attach("123", "--json", "server.py"), "--json", "Python file")
+        gone = str(os.getpid() + 10**6)
+        one_error_line(attach("--otlp", gone), f"no process {gone}")  # the PID, not an endpoint
     one_error_line(attach(), "PID")
 
 
