@@ -84,6 +84,15 @@ def _asynctrace_attach(where, package_parent, options):
 """
 
 
+# Run in a target whose loop did not answer: detach from the main thread (at a safe point).
+_ABORT = """\
+import sys
+attached = sys.modules.get("asynctrace._attached")
+if attached is not None:
+    attached.abort({where!r})
+"""
+
+
 class AttachError(Exception):
     """The target cannot be attached, or stopped answering: one line, exit status 2."""
 
@@ -261,10 +270,37 @@ def _record(options: argparse.Namespace) -> Any:
         finally:
             server.close()
         with conn:
-            return _session(conn, options, where)
+            try:
+                return _session(conn, options, where)
+            except _NoAnswer:
+                keep = _abort(pid, where)
+                return None
     finally:
         if not keep:
             shutil.rmtree(where, ignore_errors=True)
+
+
+class _NoAnswer(Exception):
+    """The target did not answer ``stop``: its loop is blocked, or no longer runs."""
+
+
+def _abort(pid: int, where: str) -> bool:
+    """Tell a target whose loop does not answer to detach from its main thread, without the
+    trace; returns whether the directory must stay (for the target to read the script)."""
+    script = os.path.join(where, "abort.py")
+    with open(script, "w", encoding="utf-8") as file:
+        file.write(_ABORT.format(where=where))
+    _share_with(pid, where)
+    try:
+        sys.remote_exec(pid, script)  # type: ignore[attr-defined]
+    except (RuntimeError, OSError):  # it ended: nothing left to detach
+        report(f"process {pid} ended before it sent the trace")
+        return False
+    report(
+        f"process {pid} did not answer for {WAKE_TIMEOUT:g} s (its event loop is blocked or"
+        " no longer runs): it was told to detach without the trace"
+    )
+    return True
 
 
 def _share_with(pid: int, where: str) -> None:
@@ -274,8 +310,9 @@ def _share_with(pid: int, where: str) -> None:
     except OSError:
         return
     if os.geteuid() == 0 and uid != 0:
-        for name in ("", "control", "attach.py"):
+        for name in os.listdir(where):
             os.chown(os.path.join(where, name), uid, -1)
+        os.chown(where, uid, -1)
 
 
 def _remote_exec(pid: int, script: str) -> None:
@@ -339,12 +376,20 @@ def _session(conn: socket.socket, options: argparse.Namespace, where: str) -> An
         report(f"process {options.pid} ended while attached; its recording ended with it")
         return None
     conn.sendall(b"stop\n")
-    conn.settimeout(FINISH_TIMEOUT)
+    answer = None
     try:
+        conn.settimeout(WAKE_TIMEOUT)  # the loop answers at once, unless blocked or gone
         answer = _message(reader)
+        if answer is not None and "stopping" in answer:
+            conn.settimeout(FINISH_TIMEOUT)  # then its thread builds and writes the trace
+            answer = _message(reader)
     except KeyboardInterrupt:
         report("interrupted: detached without the trace")
         return None
+    except AttachError:
+        if answer is None:
+            raise _NoAnswer from None
+        raise
     if answer is None or "done" not in answer:
         problem = "it ended" if answer is None else answer.get("error", answer)
         report(f"process {options.pid} sent no trace: {problem}")

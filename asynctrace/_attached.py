@@ -82,6 +82,15 @@ def begin(sock: socket.socket, where: str, options: dict[str, Any]) -> None:
     Session(sock, where, loop, options).begin()
 
 
+def abort(where: str) -> None:
+    """Detach now, without the trace: the attacher got no answer from the loop (blocked, or
+    ended while attached).  Run by a second injected script, on the main thread."""
+    session = _session
+    if session is not None and session.recorder is not None:
+        session.finish(write=False)
+    shutil.rmtree(where, ignore_errors=True)
+
+
 class Session:
     """One attach in this process: from :meth:`start` to :meth:`finish`, on the loop's thread."""
 
@@ -145,6 +154,7 @@ class Session:
             return
         self.heard = time.monotonic()
         if b"stop" in data:
+            send(self.sock, {"stopping": True})
             self.finish(write=True)
 
     def _tick(self) -> None:

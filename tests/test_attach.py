@@ -38,7 +38,9 @@ def _env(**extra: str) -> dict[str, str]:
 class Target:
     """A program started with plain python, waited for until it prints ``ready``."""
 
-    def __init__(self, *args: str, python: str = PLAIN_PYTHON, **env: str) -> None:
+    def __init__(
+        self, *args: str, python: str = PLAIN_PYTHON, user: int | None = None, **env: str
+    ) -> None:
         self.proc = subprocess.Popen(
             [python, *args],
             stdout=subprocess.PIPE,
@@ -46,6 +48,7 @@ class Target:
             text=True,
             env=_env(**env),
             cwd=PROGRAMS,
+            user=user,
         )
         self.pid = self.proc.pid
 
@@ -326,6 +329,20 @@ def test_permission_refused(targets: list[Target]) -> None:
     one_error_line(result, "permission refused", "as root")
 
 
+@NEEDS_314
+@pytest.mark.skipif(os.geteuid() != 0, reason="root attaching to another user's program")
+def test_root_attaches_to_another_users_program(targets: list[Target], tmp_path: Path) -> None:
+    target = Target("queue_server.py", "500", user=65534)
+    targets.append(target)
+    target.ready()
+    path = tmp_path / "nobody.json"
+    result = attach(target.pid, "--duration", 1, "--json", path, "--no-timeline")
+    assert result.returncode == 0, result.stderr
+    assert {"producer", "consumer"} <= {s.name for s in asynctrace.load(path).spans}
+    out, err, status = target.finish()
+    assert (out.endswith("total 124750\n"), err, status) == (True, "", 3)
+
+
 def test_usage_mistakes_are_one_line() -> None:
     one_error_line(attach("abc"), "'abc' is not a process id")
     one_error_line(attach("123", "--duration", "-1"), "--duration", "positive number")
@@ -369,3 +386,17 @@ def test_existing_tasks_that_end_while_attached(targets: list[Target], tmp_path:
     expected = plain.finish()
     assert "Task exception was never retrieved" in expected[1]  # not retrieved by the tracer
     assert attached.finish() == expected
+
+
+@NEEDS_314
+def test_a_loop_that_ends_while_attached_is_told_to_detach(
+    targets: list[Target], short_tmp: Path
+) -> None:
+    target = Target("loop_ends.py")
+    targets.append(target)
+    target.ready()
+    result = attach(target.pid, "--duration", 2, env={**os.environ, "TMPDIR": str(short_tmp)})
+    assert result.returncode == 1, result.stderr
+    assert "did not answer for 5 s" in result.stderr and "told to detach" in result.stderr
+    assert target.finish() == ("changed: False\n", "", 0)
+    assert not list(short_tmp.iterdir())  # the abort script ran and removed the directory
