@@ -257,7 +257,46 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {tool} | {workload} | {base:,.0f} | {attached_rate / base:.2f}x"
                 f" | {after_rate / base:.2f}x | {to_attach:.2f} | {stall * 1e3:.0f} | {rss:+,} |"
             )
+    steps = 20_000 if args.quick else 200_000
+    ratios = [_leftover(steps) for _ in range(rounds * 2 + 1)]
+    print()
+    print(
+        f"a task made while attached and still running after the detach: its steps take"
+        f" {statistics.median(ratios):.2f}x those of a task made after ({steps:,} sleep(0)"
+        f" steps, median of {len(ratios)}, in this process)"
+    )
     return 0
+
+
+def _leftover(steps: int) -> float:
+    """Time of ``steps`` awaits in a task whose coroutine stayed wrapped (made while tracing,
+    run after it stopped), against a task made after; in this process."""
+    import asyncio
+
+    import asynctrace
+    from asynctrace import _instrument
+
+    async def stepper(go: asyncio.Event) -> None:
+        await go.wait()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+
+    async def both() -> float:
+        go_wrapped, go_plain = asyncio.Event(), asyncio.Event()
+        with asynctrace.tracing(otel=False, flush_interval=0):
+            wrapped = asyncio.ensure_future(stepper(go_wrapped))
+        _instrument.uninstall()  # as the detach does
+        plain = asyncio.ensure_future(stepper(go_plain))
+        t0 = time.perf_counter()
+        go_plain.set()
+        await plain
+        t1 = time.perf_counter()
+        go_wrapped.set()
+        await wrapped
+        t2 = time.perf_counter()
+        return (t2 - t1) / (t1 - t0)
+
+    return asyncio.run(both())
 
 
 if __name__ == "__main__":
