@@ -39,14 +39,18 @@ class Target:
     """A program started with plain python, waited for until it prints ``ready``."""
 
     def __init__(
-        self, *args: str, python: str = PLAIN_PYTHON, user: int | None = None, **env: str
+        self,
+        *args: str,
+        python: str = PLAIN_PYTHON,
+        user: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.proc = subprocess.Popen(
             [python, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(**env),
+            env=_env(**(env or {})),
             cwd=PROGRAMS,
             user=user,
         )
@@ -88,6 +92,22 @@ def short_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def twins(targets: list[Target], *args: str) -> tuple[Target, Target]:
+    """The same program twice, both ready: one to leave alone, one to attach to."""
+    plain, attached = Target(*args), Target(*args)
+    targets += [plain, attached]
+    plain.ready()
+    attached.ready()
+    return plain, attached
+
+
+def record(target: Target, path: Path, *options: object) -> asynctrace.Trace:
+    """Attach with ``--json path``; the trace."""
+    result = attach(target.pid, *options, "--json", path, "--no-timeline")
+    assert result.returncode == 0, result.stderr
+    return asynctrace.load(path)
+
+
 def attach(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "asynctrace", "attach", *map(str, args)],
@@ -112,12 +132,7 @@ def one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> str
 def test_attached_twice_the_server_shows_its_tasks_and_runs_as_if_never_attached(
     targets: list[Target], tmp_path: Path
 ) -> None:
-    server = ["queue_server.py", "1400", "0.005"]
-    plain = Target(*server)
-    attached = Target(*server)
-    targets += [plain, attached]
-    plain.ready()
-    attached.ready()
+    plain, attached = twins(targets, "queue_server.py", "1400", "0.005")
     for round_ in (1, 2):
         path = tmp_path / f"attach{round_}.json"
         result = attach(attached.pid, "--duration", 2, "--json", path, "--width", 100)
@@ -158,15 +173,9 @@ def test_attached_twice_the_server_shows_its_tasks_and_runs_as_if_never_attached
 def test_detach_leaves_the_program_as_found_even_when_the_attacher_is_killed(
     targets: list[Target], tmp_path: Path, short_tmp: Path
 ) -> None:
-    plain = Target("probe_server.py", "6")
-    probe = Target("probe_server.py", "6")
-    targets += [plain, probe]
-    plain.ready()
-    probe.ready()
-    path = tmp_path / "probe.json"
-    result = attach(probe.pid, "--duration", 1, "--json", path, "--no-timeline")
-    assert result.returncode == 0, result.stderr
-    jobs = [s for s in asynctrace.load(path).spans if s.kind == "task" and s.name == "job"]
+    plain, probe = twins(targets, "probe_server.py", "6")
+    trace = record(probe, tmp_path / "probe.json", "--duration", 1)
+    jobs = [s for s in trace.spans if s.kind == "task" and s.name == "job"]
     assert len(jobs) >= 5
     ended = [job for job in jobs if job.status == "ok"]
     assert ended
@@ -229,7 +238,7 @@ def test_ctrl_c_stops_the_recording_and_writes_the_outputs(
 def test_remote_debugging_off_is_refused(
     targets: list[Target], env: dict[str, str], args: list[str]
 ) -> None:
-    target = Target(*args, "queue_server.py", "200", **env)
+    target = Target(*args, "queue_server.py", "200", env=env)
     targets.append(target)
     target.ready()
     one_error_line(attach(target.pid, "--duration", 1), "remote debugging off", "restart it")
@@ -335,10 +344,8 @@ def test_root_attaches_to_another_users_program(targets: list[Target], tmp_path:
     target = Target("queue_server.py", "500", user=65534)
     targets.append(target)
     target.ready()
-    path = tmp_path / "nobody.json"
-    result = attach(target.pid, "--duration", 1, "--json", path, "--no-timeline")
-    assert result.returncode == 0, result.stderr
-    assert {"producer", "consumer"} <= {s.name for s in asynctrace.load(path).spans}
+    trace = record(target, tmp_path / "nobody.json", "--duration", 1)
+    assert {"producer", "consumer"} <= {s.name for s in trace.spans}
     out, err, status = target.finish()
     assert (out.endswith("total 124750\n"), err, status) == (True, "", 3)
 
@@ -369,15 +376,8 @@ def test_a_python_without_remote_exec_says_what_attach_needs() -> None:
 
 @NEEDS_314
 def test_existing_tasks_that_end_while_attached(targets: list[Target], tmp_path: Path) -> None:
-    plain = Target("ending_tasks.py")
-    attached = Target("ending_tasks.py")
-    targets += [plain, attached]
-    plain.ready()
-    attached.ready()
-    path = tmp_path / "ending.json"
-    result = attach(attached.pid, "--duration", 1.6, "--json", path, "--no-timeline")
-    assert result.returncode == 0, result.stderr
-    trace = asynctrace.load(path)
+    plain, attached = twins(targets, "ending_tasks.py")
+    trace = record(attached, tmp_path / "ending.json", "--duration", 1.6)
     tasks = {span.name: span for span in trace.spans if span.kind == "task"}
     assert tasks["fails"].status == "error" and tasks["fails"].error == "ValueError: boom"
     assert tasks["blocks"].status == "ok"
