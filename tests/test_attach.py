@@ -142,7 +142,7 @@ def test_attached_twice_the_server_shows_its_tasks_and_runs_as_if_never_attached
         trace = asynctrace.load(path)
         (run,) = trace.spans_matching(kind="run")
         assert run.name == "queue_server.py"
-        assert 1.9 < run.duration < 3.0
+        assert 1.9 < run.duration < 4
         tasks = {span.name: span for span in trace.spans if span.kind == "task"}
         assert {"producer", "consumer", "main"} <= set(tasks), sorted(tasks)
         for name in ("producer", "consumer", "main"):
@@ -377,7 +377,7 @@ def test_a_python_without_remote_exec_says_what_attach_needs() -> None:
 @NEEDS_314
 def test_existing_tasks_that_end_while_attached(targets: list[Target], tmp_path: Path) -> None:
     plain, attached = twins(targets, "ending_tasks.py")
-    trace = record(attached, tmp_path / "ending.json", "--duration", 1.6)
+    trace = record(attached, tmp_path / "ending.json", "--duration", 2.6)
     tasks = {span.name: span for span in trace.spans if span.kind == "task"}
     assert tasks["fails"].status == "error" and tasks["fails"].error == "ValueError: boom"
     assert tasks["blocks"].status == "ok"

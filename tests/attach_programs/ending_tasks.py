@@ -7,12 +7,12 @@ import time
 
 
 async def fails() -> None:
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)
     raise ValueError("boom")
 
 
 async def blocks() -> str:
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.6)
     time.sleep(0.3)  # holds the loop: a blocked step
     await asyncio.sleep(0.1)
     return "ok"
