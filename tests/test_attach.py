@@ -400,3 +400,14 @@ def test_a_loop_that_ends_while_attached_is_told_to_detach(
     assert "did not answer for 5 s" in result.stderr and "told to detach" in result.stderr
     assert target.finish() == ("changed: False\n", "", 0)
     assert not list(short_tmp.iterdir())  # the abort script ran and removed the directory
+
+
+@NEEDS_314
+def test_a_program_traced_already_is_refused(targets: list[Target]) -> None:
+    run = ["-m", "asynctrace", "run", "--no-json", "--no-timeline", "queue_server.py", "400"]
+    target = Target(*run, python=sys.executable)
+    targets.append(target)
+    target.ready()
+    one_error_line(attach(target.pid, "--duration", 1), "being traced already")
+    out, _, status = target.finish()
+    assert status == 3 and out.endswith("total 79800\n")
