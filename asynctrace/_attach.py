@@ -194,12 +194,9 @@ def attach(argv: Sequence[str]) -> int:
         if path is not None:
             check_writable(path, option)
     check_distinct({"--json": options.json, "--html": options.html})
-    otlp = None
     if options.otlp is not None:
-        from ._otlp_config import otlp_settings
-
-        try:
-            otlp = otlp_settings(endpoint=options.otlp or None, protocol=options.otlp_protocol)
+        try:  # checked now, made again with the program's name as service.name at the end
+            _otlp_settings(options, "asynctrace")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     _check_target(options.pid)
@@ -212,7 +209,7 @@ def attach(argv: Sequence[str]) -> int:
         return 130
     if trace is None:
         return 1
-    _outputs(trace, options, otlp)
+    _outputs(trace, options)
     return 0
 
 
@@ -435,24 +432,36 @@ def _wait(conn: socket.socket, duration: float | None) -> bool:
     return False
 
 
-def _outputs(trace: Any, options: argparse.Namespace, otlp: Any) -> None:
+def _otlp_settings(options: argparse.Namespace, program: str) -> Any:
+    from ._otlp_config import otlp_settings
+
+    return otlp_settings(
+        endpoint=options.otlp or None,
+        protocol=options.otlp_protocol,
+        default_service=program.removesuffix(".py"),
+    )
+
+
+def _outputs(trace: Any, options: argparse.Namespace) -> None:
     """The terminal timeline, the files and OTLP, made here from the target's trace."""
     from ._cli import _HtmlOutput, _show
 
+    (run,) = trace.spans_matching(kind="run")
     if options.json is not None:
         from ._chrome import write_chrome_json
 
         write_chrome_json(trace, options.json)
     _show(trace, options, options.json, whole=True)
     if options.html is not None:
-        html = _HtmlOutput(options.html, f"process {options.pid}")
+        html = _HtmlOutput(options.html, run.name)
         html(trace)
         if html.written:
             report(f"HTML timeline: {options.html}")
-    if otlp is not None:
+    if options.otlp is not None:
         from ._otlp import new_span_id_base, new_trace_id
         from ._otlp_send import OtlpExport
 
+        otlp = _otlp_settings(options, run.name)
         export = OtlpExport(otlp)
         export.submit(trace, trace_id=new_trace_id(), span_id_base=new_span_id_base())
         sent = export.close()

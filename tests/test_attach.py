@@ -411,3 +411,30 @@ def test_a_program_traced_already_is_refused(targets: list[Target]) -> None:
     one_error_line(attach(target.pid, "--duration", 1), "being traced already")
     out, _, status = target.finish()
     assert status == 3 and out.endswith("total 79800\n")
+
+
+@NEEDS_314
+def test_otlp_and_html_outputs_are_made_by_the_attacher(
+    targets: list[Target], tmp_path: Path
+) -> None:
+    import otlp_receiver
+
+    target = Target("queue_server.py", "400")
+    targets.append(target)
+    target.ready()
+    html = tmp_path / "page.html"
+    receiver = otlp_receiver.receiver("http/protobuf")
+    try:
+        result = attach(
+            target.pid, "--duration", 1, "--html", html, "--no-timeline",
+            f"--otlp={receiver.endpoint}", "--otlp-protocol", "http/protobuf",
+        )  # fmt: skip
+        spans = receiver.spans
+    finally:
+        receiver.stop()
+    assert result.returncode == 0, result.stderr
+    assert "OTLP:" in result.stderr and "HTML timeline" in result.stderr
+    assert {s.resource["service.name"] for s in spans} == {"queue_server"}
+    names = {s.name for s in spans}
+    assert {"producer", "consumer", "Queue.get", "asyncio.sleep(0.005)"} <= names
+    assert "producer" in html.read_text()
