@@ -5,7 +5,7 @@ main thread reached, maybe inside a task's step; it has to record that program's
 a while, stop when told, hand the trace back, and leave the program as it was, even when the
 attaching process dies without a word.
 
-Solution: the injected script (``_attach.py`` writes it) connects to the attacher's Unix
+Solution: the injected script (``_attach_link.py`` writes it) connects to the attacher's Unix
 socket and calls :func:`begin`, which only schedules :meth:`Session.start` on the running
 loop: everything else happens between the loop's callbacks, on its thread.  ``start`` turns
 a recorder on for the tasks made from now on (``_instrument``) and adopts the tasks that
