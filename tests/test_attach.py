@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,13 @@ def short_tmp() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="at-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def started(targets: list[Target], *args: str, **options: Any) -> Target:
+    """A target, ready, killed at the end of the test if still running."""
+    target = Target(*args, **options)
+    targets.append(target)
+    return target.ready()
 
 
 def twins(targets: list[Target], *args: str) -> tuple[Target, Target]:
@@ -208,9 +216,7 @@ def test_detach_leaves_the_program_as_found_even_when_the_attacher_is_killed(
 def test_ctrl_c_stops_the_recording_and_writes_the_outputs(
     targets: list[Target], tmp_path: Path
 ) -> None:
-    probe = Target("probe_server.py", "4")
-    targets.append(probe)
-    probe.ready()
+    probe = started(targets, "probe_server.py", "4")
     html = tmp_path / "page.html"
     proc = subprocess.Popen(
         [sys.executable, "-m", "asynctrace", "attach", str(probe.pid), "--html", str(html)],
@@ -238,9 +244,7 @@ def test_ctrl_c_stops_the_recording_and_writes_the_outputs(
 def test_remote_debugging_off_is_refused(
     targets: list[Target], env: dict[str, str], args: list[str]
 ) -> None:
-    target = Target(*args, "queue_server.py", "200", env=env)
-    targets.append(target)
-    target.ready()
+    target = started(targets, *args, "queue_server.py", "200", env=env)
     one_error_line(attach(target.pid, "--duration", 1), "remote debugging off", "restart it")
     out, _, status = target.finish()
     assert status == 3 and out.endswith("total 19900\n")
@@ -253,9 +257,7 @@ def test_a_program_without_a_running_loop_is_refused_and_left_alone(
     busy = "import time\nprint('ready', flush=True)\nend = time.time() + 4\n" + (
         "while time.time() < end: time.sleep(0.01)\nprint('bye')\n"
     )
-    target = Target("-c", busy)
-    targets.append(target)
-    target.ready()
+    target = started(targets, "-c", busy)
     one_error_line(attach(target.pid, "--duration", 1), "no asyncio event loop is running")
     assert target.finish() == ("bye\n", "", 0)
 
@@ -274,9 +276,7 @@ def test_an_idle_loop_that_never_runs_python_code_is_refused_and_tidied_later(
         "    print('woken')\n"
         "asyncio.run(main())\n"
     )
-    target = Target("-c", idle)
-    targets.append(target)
-    target.ready()
+    target = started(targets, "-c", idle)
     scratch = short_tmp
     result = attach(target.pid, "--duration", 1, env={**os.environ, "TMPDIR": str(scratch)})
     one_error_line(result, "ran no Python code", "Nothing was changed")
@@ -309,22 +309,16 @@ def test_a_target_of_another_python_version_is_refused(targets: list[Target]) ->
     if other is None:
         assert os.environ.get("CI") != "true", "CI runs the chroot with 3.13, 3.14 and 3.15"
         pytest.skip("no other Python 3.13+ on PATH")
-    target = Target("queue_server.py", "200", python=f"python{other}")
-    targets.append(target)
-    target.ready()
+    target = started(targets, "queue_server.py", "200", python=f"python{other}")
     one_error_line(attach(target.pid), f"runs Python {other}", f"python{other} -m asynctrace")
     assert target.finish()[2] == 3
 
 
 @NEEDS_314
 def test_permission_refused(targets: list[Target]) -> None:
-    if os.geteuid() != 0:
-        target_pid = 1  # init: another user's process
-    else:  # as root, attach as nobody to a process of root
-        target = Target("queue_server.py", "400")
-        targets.append(target)
-        target.ready()
-        target_pid = target.pid
+    # as root, attach as nobody to a process of root; else to init, another user's process
+    root = os.geteuid() == 0
+    target_pid = started(targets, "queue_server.py", "400").pid if root else 1
     nobody = {"user": 65534} if os.geteuid() == 0 else {}
     result = subprocess.run(
         [sys.executable, "-m", "asynctrace", "attach", str(target_pid)],
@@ -341,9 +335,7 @@ def test_permission_refused(targets: list[Target]) -> None:
 @NEEDS_314
 @pytest.mark.skipif(os.geteuid() != 0, reason="root attaching to another user's program")
 def test_root_attaches_to_another_users_program(targets: list[Target], tmp_path: Path) -> None:
-    target = Target("queue_server.py", "500", user=65534)
-    targets.append(target)
-    target.ready()
+    target = started(targets, "queue_server.py", "500", user=65534)
     trace = record(target, tmp_path / "nobody.json", "--duration", 1)
     assert {"producer", "consumer"} <= {s.name for s in trace.spans}
     out, err, status = target.finish()
@@ -392,9 +384,7 @@ def test_existing_tasks_that_end_while_attached(targets: list[Target], tmp_path:
 def test_a_loop_that_ends_while_attached_is_told_to_detach(
     targets: list[Target], short_tmp: Path
 ) -> None:
-    target = Target("loop_ends.py")
-    targets.append(target)
-    target.ready()
+    target = started(targets, "loop_ends.py")
     result = attach(target.pid, "--duration", 2, env={**os.environ, "TMPDIR": str(short_tmp)})
     assert result.returncode == 1, result.stderr
     assert "did not answer for 5 s" in result.stderr and "told to detach" in result.stderr
@@ -405,9 +395,7 @@ def test_a_loop_that_ends_while_attached_is_told_to_detach(
 @NEEDS_314
 def test_a_program_traced_already_is_refused(targets: list[Target]) -> None:
     run = ["-m", "asynctrace", "run", "--no-json", "--no-timeline", "queue_server.py", "400"]
-    target = Target(*run, python=sys.executable)
-    targets.append(target)
-    target.ready()
+    target = started(targets, *run, python=sys.executable)
     one_error_line(attach(target.pid, "--duration", 1), "being traced already")
     out, _, status = target.finish()
     assert status == 3 and out.endswith("total 79800\n")
@@ -419,9 +407,7 @@ def test_otlp_and_html_outputs_are_made_by_the_attacher(
 ) -> None:
     import otlp_receiver
 
-    target = Target("queue_server.py", "400")
-    targets.append(target)
-    target.ready()
+    target = started(targets, "queue_server.py", "400")
     html = tmp_path / "page.html"
     receiver = otlp_receiver.receiver("http/protobuf")
     try:
