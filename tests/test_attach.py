@@ -385,7 +385,7 @@ def test_a_loop_that_ends_while_attached_is_told_to_detach(
     targets: list[Target], short_tmp: Path
 ) -> None:
     target = started(targets, "loop_ends.py")
-    result = attach(target.pid, "--duration", 2, env={**os.environ, "TMPDIR": str(short_tmp)})
+    result = attach(target.pid, "--duration", 3, env={**os.environ, "TMPDIR": str(short_tmp)})
     assert result.returncode == 1, result.stderr
     assert "did not answer for 5 s" in result.stderr and "told to detach" in result.stderr
     assert target.finish() == ("changed: False\n", "", 0)

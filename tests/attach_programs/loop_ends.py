@@ -14,7 +14,7 @@ def state() -> list[object]:
 
 async def main() -> None:
     print("ready", flush=True)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(2.5)
 
 
 before = state()
