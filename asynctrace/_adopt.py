@@ -54,10 +54,18 @@ def awaited(coro: Any, waiter: Any, tasks: dict[Any, int]) -> Any:
         if code is _AENTER_CODE and inner.cr_await.__class__ is CoroutineType:
             code = inner.cr_await.cr_code
         return code
-    sid = tasks.get(waiter)
+    return awaited_future(waiter, tasks)
+
+
+def awaited_future(future: Any, tasks: dict[Any, int]) -> Any:
+    """A future awaited, as a record's ``what``: an adopted task, else as a TaskRoot names it.
+
+    Raises what hashing a user's future raises (the caller catches it).
+    """
+    sid = tasks.get(future) if future is not None else None
     if sid is not None:
         return ("task", sid)
-    return _coro._reduce_awaited(waiter)
+    return _coro._reduce_awaited(future)
 
 
 class _Adopted:
@@ -229,7 +237,7 @@ class Adopter:
             adopted.aw_what = site
             return
         try:
-            adopted.aw_what = _coro._reduce_awaited(value) if value is not None else "yield"
+            adopted.aw_what = awaited_future(value, self._sids)
             if site is _UNKNOWN or site is _SLEEP:
                 # The coroutine awaited shows only once the task is suspended: look once (a
                 # sleep's delay: at each sleep).

@@ -424,3 +424,14 @@ def test_otlp_and_html_outputs_are_made_by_the_attacher(
     names = {s.name for s in spans}
     assert {"producer", "consumer", "Queue.get", "asyncio.sleep(0.005)"} <= names
     assert "producer" in html.read_text()
+
+
+@NEEDS_314
+def test_awaits_on_existing_tasks_name_them(targets: list[Target], tmp_path: Path) -> None:
+    target = started(targets, "awaits_tasks.py")
+    trace = record(target, tmp_path / "tasks.json", "--duration", 2)
+    (main,) = [s for s in trace.spans if s.kind == "task" and s.name == "main"]
+    awaits = [s.name for s in trace.spans if s.kind == "await" and s.track == main.span_id]
+    # worker-1 at the attach (from the call graph), worker-2 after it (from the yield)
+    assert awaits == ["worker-1 (worker)", "worker-2 (worker)"]
+    assert target.finish() == ("1\n2\n3\n", "", 0)
