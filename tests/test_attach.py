@@ -116,6 +116,13 @@ def record(target: Target, path: Path, *options: object) -> asynctrace.Trace:
     return asynctrace.load(path)
 
 
+def refused_and_untouched(server: Target, items: int, *words: str) -> None:
+    """An attach to a queue_server.py of ``items`` is refused; the server ends as ever."""
+    one_error_line(attach(server.pid, "--duration", 1), *words)
+    out, err, status = server.finish()
+    assert (out.endswith(f"total {items * (items - 1) // 2}\n"), err, status) == (True, "", 3)
+
+
 def attach(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "asynctrace", "attach", *map(str, args)],
@@ -245,9 +252,7 @@ def test_remote_debugging_off_is_refused(
     targets: list[Target], env: dict[str, str], args: list[str]
 ) -> None:
     target = started(targets, *args, "queue_server.py", "200", env=env)
-    one_error_line(attach(target.pid, "--duration", 1), "remote debugging off", "restart it")
-    out, _, status = target.finish()
-    assert status == 3 and out.endswith("total 19900\n")
+    refused_and_untouched(target, 200, "remote debugging off", "restart it")
 
 
 @NEEDS_314
@@ -396,9 +401,7 @@ def test_a_loop_that_ends_while_attached_is_told_to_detach(
 def test_a_program_traced_already_is_refused(targets: list[Target]) -> None:
     run = ["-m", "asynctrace", "run", "--no-json", "--no-timeline", "queue_server.py", "400"]
     target = started(targets, *run, python=sys.executable)
-    one_error_line(attach(target.pid, "--duration", 1), "being traced already")
-    out, _, status = target.finish()
-    assert status == 3 and out.endswith("total 79800\n")
+    refused_and_untouched(target, 400, "being traced already")
 
 
 @NEEDS_314
