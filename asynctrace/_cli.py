@@ -674,6 +674,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             print(
                 "usage: asynctrace run [options] (SCRIPT | -m MODULE) [ARGS...]\n"
                 "       asynctrace view TRACE.json [-o PAGE.html | --follow]\n"
+                "       asynctrace attach PID [--duration S] [--json PATH] [--html PATH]\n"
                 "       asynctrace --version\n\n"
                 "`asynctrace run --help` lists the options.",
                 file=sys.stdout if args else sys.stderr,
@@ -687,6 +688,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.exit(run(rest))
         if command == "view":
             sys.exit(view(rest))
+        if command == "attach":
+            from ._attach import attach
+
+            sys.exit(attach(rest))
         if command.lower().endswith(".json") and os.path.isfile(command):
             raise UsageError(
                 f"unknown command {command!r}; to show a timeline, put `view` first:"
