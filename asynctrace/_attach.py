@@ -41,8 +41,7 @@ def _pid(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _terminal_rows
-    from ._cli import _columns, _Parser, _seconds, _span_count
+    from ._cli import _Parser, add_recording_options, add_timeline_options
     from ._record import DEFAULT_MAX_SPANS
 
     parser = _Parser(
@@ -72,32 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=("grpc", "http/protobuf", "http"),
         help="OTLP protocol (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)",
     )
-    parser.add_argument(
-        "--blocked-threshold",
-        type=_seconds,
-        default=0.1,
-        metavar="SECONDS",
-        help="a loop step longer than this is a blocked span (default 0.1)",
-    )
-    parser.add_argument(
-        "--max-spans",
-        type=_span_count,
-        default=DEFAULT_MAX_SPANS,
-        metavar="N",
-        help=f"spans the target keeps while attached (default {DEFAULT_MAX_SPANS}); "
+    add_recording_options(
+        parser,
+        max_spans=f"spans the target keeps while attached (default {DEFAULT_MAX_SPANS}); "
         "the rest are counted as dropped",
     )
     parser.add_argument(
         "--no-timeline", action="store_true", help="do not print the timeline on stderr"
     )
-    parser.add_argument(
-        "--summary",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="end the timeline with the critical path and where the waiting went (default)",
-    )
-    parser.add_argument("--width", type=_columns, metavar="COLUMNS")
-    _terminal_rows.add_view_options(parser)
+    add_timeline_options(parser)
     return parser
 
 

@@ -228,19 +228,9 @@ def _run_parser() -> argparse.ArgumentParser:
         help="run under the explored schedule of seed S on the virtual clock (implies "
         "--virtual-time; see docs/testing.md, exploring schedules)",
     )
-    parser.add_argument(
-        "--blocked-threshold",
-        type=_seconds,
-        default=0.1,
-        metavar="SECONDS",
-        help="a loop step longer than this is a blocked span (default 0.1)",
-    )
-    parser.add_argument(
-        "--max-spans",
-        type=_span_count,
-        default=DEFAULT_MAX_SPANS,
-        metavar="N",
-        help=f"spans kept in memory (default {DEFAULT_MAX_SPANS}); a longer run is streamed "
+    add_recording_options(
+        parser,
+        max_spans=f"spans kept in memory (default {DEFAULT_MAX_SPANS}); a longer run is streamed "
         "to the JSON file whole, or without one, the rest are counted as dropped",
     )
     parser.add_argument(
@@ -266,6 +256,28 @@ def _run_parser() -> argparse.ArgumentParser:
         help="while the program runs, show the live view on stderr (a screen redrawn every "
         "second on a terminal, else a line a second); the timeline still prints at the end",
     )
+    add_timeline_options(parser)
+    return parser
+
+
+def add_recording_options(parser: argparse.ArgumentParser, *, max_spans: str) -> None:
+    """``--blocked-threshold`` and ``--max-spans`` (``max_spans``: its help), for ``run`` and
+    ``attach``."""
+    parser.add_argument(
+        "--blocked-threshold",
+        type=_seconds,
+        default=0.1,
+        metavar="SECONDS",
+        help="a loop step longer than this is a blocked span (default 0.1)",
+    )
+    parser.add_argument(
+        "--max-spans", type=_span_count, default=DEFAULT_MAX_SPANS, metavar="N", help=max_spans
+    )
+
+
+def add_timeline_options(parser: argparse.ArgumentParser) -> None:
+    """``--summary``, ``--width`` and what the terminal timeline draws, for ``run`` and
+    ``attach``."""
     parser.add_argument(
         "--summary",
         action=argparse.BooleanOptionalAction,
@@ -279,7 +291,6 @@ def _run_parser() -> argparse.ArgumentParser:
         help="width of the terminal timeline (default: the terminal's)",
     )
     _terminal_rows.add_view_options(parser)
-    return parser
 
 
 def _exit_status(exc: SystemExit) -> int:
