@@ -12,7 +12,8 @@ setup(
     ext_modules=[
         Extension(
             "asynctrace._speedups",
-            ["asynctrace/_speedups.c", "asynctrace/_records.c"],
+            ["asynctrace/_speedups.c", "asynctrace/_records.c", "asynctrace/_cbuild.c"],
+            depends=["asynctrace/_records.h"],
             optional=True,
         ),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),

@@ -153,7 +153,7 @@ def _outputs(trace: Any, options: argparse.Namespace) -> None:
         from ._chrome import write_chrome_json
 
         write_chrome_json(trace, options.json)
-    _show(trace, options, options.json, whole=True)
+    _show(None if options.no_timeline else trace, options, options.json)
     if options.html is not None:
         html = _HtmlOutput(options.html, run.name)
         html(trace)

@@ -29,6 +29,9 @@ from ._coro import (
     AdoptionMark,
     FnInfo,
     Rec,
+    RecordList,
+    copy_records,
+    speedups,
 )
 from ._record import Recorder
 from ._source import await_expression
@@ -44,14 +47,15 @@ class _Names:
 
     def __init__(self) -> None:
         self._lines: dict[tuple[CodeType, int], int] = {}
-        self._functions: dict[Any, tuple[str, dict[str, object]]] = {}
+        self.functions: dict[Any, tuple[str, dict[str, object]]] = {}
+        self.awaits: dict[Any, str] = {}  # for the C builder: await_name() by what
 
     def function(self, what: Any) -> tuple[str, dict[str, object]]:
         """:func:`_fn_attributes`, once per function (the caller MUST NOT change the dict)."""
         try:
-            return self._functions[what]
+            return self.functions[what]
         except KeyError:
-            found = self._functions[what] = _fn_attributes(what)
+            found = self.functions[what] = _fn_attributes(what)
             return found
         except TypeError:  # not hashable: a hand-made record
             return _fn_attributes(what)
@@ -90,6 +94,13 @@ def awaited_code_name(code: CodeType) -> str:
     if code.co_filename.startswith(_ASYNCIO_DIR) and "." not in name:
         return f"asyncio.{_ASYNCIO_PUBLIC.get(name, name)}"
     return name
+
+
+def await_name(what: float | CodeType) -> str:
+    """The name of an await of a delay (``asyncio.sleep(0.5)``) or of a coroutine's code."""
+    if isinstance(what, float):
+        return f"asyncio.sleep({what:g})"
+    return awaited_code_name(what)
 
 
 def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
@@ -194,8 +205,8 @@ def build_trace(recorder: Recorder) -> Trace:
     """Build the span tree of everything ``recorder`` holds, open spans included."""
     recorder.trim()
     now = recorder.end if recorder.end is not None else recorder.clock()
-    records = list(recorder.records)
-    records += _open_records(recorder, now)
+    records = copy_records(recorder.records)
+    records.extend(_open_records(recorder, now))
     records.append(recorder.run_record())
     with gc_paused():  # tens of thousands of new objects: collections would only slow it
         return Trace(
@@ -224,6 +235,10 @@ def open_codes(recorder: Recorder) -> dict[int, CodeType]:
     return codes
 
 
+if speedups is not None:  # what the C builder leaves to Python to name
+    speedups.configure_build(FnInfo, frozenset({_instrument.TO_THREAD_CODE}))
+
+
 class SpanBuilder:
     """Turns records into spans: all at once, or batch after batch while a run is streamed.
 
@@ -245,7 +260,11 @@ class SpanBuilder:
         self._held: dict[int, Span] = {}
 
     def build(
-        self, records: list[Rec], codes: dict[int, CodeType] | None = None, *, final: bool = True
+        self,
+        records: RecordList | list[Rec],
+        codes: dict[int, CodeType] | None = None,
+        *,
+        final: bool = True,
     ) -> list[Span]:
         """The spans of ``records``; ``codes`` maps open spans' ids to their code.
 
@@ -254,24 +273,37 @@ class SpanBuilder:
         after the gather ends) nests in it as in a single build.
         """
         codes = dict(codes) if codes else {}
-        # Awaits and blocked steps store an offset in their parent span's code: find that code.
-        for rec in records:
-            if rec[0] == K_TASK or rec[0] == K_CORO:
-                what = rec[7]
-                code_of = what.code if isinstance(what, FnInfo) else what
-                if isinstance(code_of, CodeType):
-                    codes[rec[1]] = code_of
         spans: dict[int, Span] = self._held  # gathers held back from the last batch first
         self._held = {}
-        awaits: list[tuple[Span, Any]] = []
+        await_spans: list[Span] = []
+        awaits: list[tuple[Span, Any]] = []  # the awaits named below, with what they awaited
         gathers: list[tuple[Span, Any]] = []
-        for rec in records:
+
+        def build_one(rec: Rec) -> None:
             span = self._span(rec, codes)
             spans[span.span_id] = span
             if rec[0] == K_AWAIT:
+                await_spans.append(span)
                 awaits.append((span, rec[7]))
             elif rec[0] == K_GATHER:
                 gathers.append((span, rec[7]))
+
+        cache = self._names
+        if speedups is not None and isinstance(records, speedups.Records):
+            # fmt: off
+            speedups.build_spans(records, self.origin, codes, build_one, _fn_attributes,
+                                 await_name, cache.functions, cache.awaits, spans, await_spans)
+            # fmt: on
+        else:
+            # Awaits and blocked steps store an offset in their parent span's code: find it.
+            for rec in records:
+                if rec[0] == K_TASK or rec[0] == K_CORO:
+                    what = rec[7]
+                    code_of = what.code if isinstance(what, FnInfo) else what
+                    if isinstance(code_of, CodeType):
+                        codes[rec[1]] = code_of
+            for rec in records:
+                build_one(rec)
         recent = self._recent
         for span, children in gathers:
             names = (found.name for c in children if (found := spans.get(c) or recent.get(c)))
@@ -279,7 +311,7 @@ class SpanBuilder:
         for span, what in awaits:
             _name_await(span, what, spans, recent)
         _name_thread_awaits(awaits, spans)
-        _merge_wait_for_timeouts([span for span, _ in awaits], spans)
+        _merge_wait_for_timeouts(await_spans, spans)
         if self.remember and not final:
             awaited = {what[1] for _, what in awaits if isinstance(what, tuple)}
             for span, _ in gathers:
@@ -343,10 +375,8 @@ class SpanBuilder:
 
 
 def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int, Span]) -> None:
-    if isinstance(what, float):
-        name = f"asyncio.sleep({what:g})"
-    elif isinstance(what, CodeType):
-        name = awaited_code_name(what)
+    if isinstance(what, float | CodeType):
+        name = await_name(what)
     elif isinstance(what, tuple):
         target = spans.get(what[1]) or earlier.get(what[1])
         if target is not None:

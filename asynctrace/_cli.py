@@ -490,17 +490,19 @@ def _finish(
     third of the time of a 220,000-span run's outputs went to that).
     """
     with gc_paused():
-        trace = tracing.stop(wait=False)
-        whole = not tracing.streamed
-        _show(trace, options, None if tracing.json_failed else json_path, whole=whole)
+        tracing.stop_recording(wait=False)
+        # the timeline of a whole run only: not of a streamed run's last spans
+        drawn = not options.no_timeline and not tracing.streamed
+        json_written = None if tracing.json_failed else json_path
+        _show(tracing.trace if drawn else None, options, json_written)
         if html is not None and html.written:
             report(f"HTML timeline: {html.path}")
         for sent in tracing.wait_exports():
             if sent.sent and not sent.not_sent:  # a failure already said so in its own line
                 protocol = tracing.otlp.protocol if tracing.otlp is not None else "OTLP"
                 report(f"OTLP: {sent.sent:,} spans sent to {sent.endpoint} ({protocol})")
-        if tracing.otlp is None:  # no exporter thread may still read it: free it before exit
-            release(trace)
+        if tracing.otlp is None and tracing.built:  # no exporter thread may still read it
+            release(tracing.trace)  # freed before exit
 
 
 def _write_outputs_on_sigterm(
@@ -558,18 +560,19 @@ def _flush_stdout() -> None:
         sys.stdout.flush()
 
 
-def _show(trace: Trace, options: argparse.Namespace, json_path: str | None, *, whole: bool) -> None:
-    """The terminal timeline (of a ``whole`` run only: not of a streamed run's last spans)."""
-    if not options.no_timeline and whole:
+def _show(trace: Trace | None, options: argparse.Namespace, json_path: str | None) -> None:
+    """The terminal timeline of ``trace`` (None: none drawn), and where the JSON file is."""
+    if trace is not None:
         try:
             from ._terminal import render_timeline
 
             width = max(24, options.width or shutil.get_terminal_size((100, 24)).columns)
             color = bool(getattr(sys.stderr, "isatty", lambda: False)())
             view = _terminal_rows.view_arguments(options)
-            sys.stderr.write(
-                render_timeline(trace, width=width, color=color, summary=options.summary, **view)
+            timeline = render_timeline(
+                trace, width=width, color=color, summary=options.summary, **view
             )
+            sys.stderr.write(timeline)
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
             report(f"could not draw the terminal timeline: {exc}")
     if json_path is not None and os.path.exists(json_path):

@@ -212,6 +212,14 @@ def new_records() -> RecordList:
     return [] if _speedups is None else _speedups.Records()
 
 
+def copy_records(records: RecordList, start: int = 0, stop: int | None = None) -> RecordList:
+    """``records[start:stop]`` as a record list of the same kind (a ``Records`` copy makes no
+    tuple: the C span builder reads its entries)."""
+    if isinstance(records, list):
+        return records[start:stop]
+    return records.copy(start, len(records) if stop is None else stop)
+
+
 # The task roots started while recording, held weakly (to find the spans still open).
 RootSet: TypeAlias = "weakref.WeakSet[TaskRoot] | _speedups.Roots"
 

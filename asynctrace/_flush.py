@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from ._build import SpanBuilder, _fn_attributes, _open_records, open_codes
 from ._chrome_stream import ChromeStream
-from ._coro import _NOT_STARTED, TaskRoot
+from ._coro import _NOT_STARTED, TaskRoot, copy_records
 from ._record import Recorder
 from ._spans import Span
 
@@ -119,7 +119,7 @@ class Flusher:
         if count > self._written:
             codes = open_codes(recorder)
             for start in range(self._written, count, CHUNK):
-                batch = records[start : min(start + CHUNK, count)]
+                batch = copy_records(records, start, min(start + CHUNK, count))
                 self._deliver(self._builder.build(batch, codes, final=False))
         self._written = count
         if count > recorder.max_spans:

@@ -25,19 +25,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-typedef struct {
-    PyObject *rec; /* a whole record, or NULL: a record stored by its fields */
-    PyObject *kind, *what, *lasti, *status, *extra;
-    long long sid, parent, track, end_seq;
-    double start, end;
-    int untrack; /* its tuple is made untracked, as the hot path made it */
-} Entry;
-
-typedef struct {
-    PyObject_HEAD
-    Entry *items;
-    Py_ssize_t len, cap;
-} RecordsObject;
+#include "_records.h"
 
 PyTypeObject _asynctrace_RecordsType;
 
@@ -133,8 +121,8 @@ _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
 }
 
 /* The record of ``e`` as a tuple (new reference); ``e`` holds references of its own. */
-static PyObject *
-materialize(const Entry *e)
+PyObject *
+_asynctrace_entry_tuple(const Entry *e)
 {
     if (e->rec != NULL) {
         Py_INCREF(e->rec);
@@ -179,8 +167,8 @@ materialize(const Entry *e)
     return rec;
 }
 
-static void
-release(Entry *entries, Py_ssize_t n)
+void
+_asynctrace_entries_release(Entry *entries, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_XDECREF(entries[i].rec);
@@ -195,8 +183,9 @@ release(Entry *entries, Py_ssize_t n)
 /* Copy entries [start, start + n * step) and hold their objects: a snapshot that no other
  * thread's append or del can change, taken without allocating a Python object (so without a
  * collection, and without a switch of threads).  NULL on failure. */
-static Entry *
-snapshot(RecordsObject *self, Py_ssize_t start, Py_ssize_t n, Py_ssize_t step)
+Entry *
+_asynctrace_records_snapshot(RecordsObject *self, Py_ssize_t start, Py_ssize_t n,
+                             Py_ssize_t step)
 {
     Entry *copy = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(Entry));
     if (copy == NULL) {
@@ -220,20 +209,20 @@ snapshot(RecordsObject *self, Py_ssize_t start, Py_ssize_t n, Py_ssize_t step)
 static PyObject *
 records_list(RecordsObject *self, Py_ssize_t start, Py_ssize_t n, Py_ssize_t step)
 {
-    Entry *copy = snapshot(self, start, n, step);
+    Entry *copy = _asynctrace_records_snapshot(self, start, n, step);
     if (copy == NULL) {
         return NULL;
     }
     PyObject *list = PyList_New(n);
     for (Py_ssize_t k = 0; list != NULL && k < n; k++) {
-        PyObject *rec = materialize(&copy[k]);
+        PyObject *rec = _asynctrace_entry_tuple(&copy[k]);
         if (rec == NULL) {
             Py_CLEAR(list);
             break;
         }
         PyList_SET_ITEM(list, k, rec);
     }
-    release(copy, n);
+    _asynctrace_entries_release(copy, n);
     PyMem_Free(copy);
     return list;
 }
@@ -293,7 +282,7 @@ delete_range(RecordsObject *self, Py_ssize_t lo, Py_ssize_t hi)
     memcpy(dropped, self->items + lo, (size_t)n * sizeof(Entry));
     memmove(self->items + lo, self->items + hi, (size_t)(self->len - hi) * sizeof(Entry));
     self->len -= n;
-    release(dropped, n);
+    _asynctrace_entries_release(dropped, n);
     PyMem_Free(dropped);
     return 0;
 }
@@ -362,6 +351,63 @@ records_append_method(RecordsObject *self, PyObject *rec)
     Py_RETURN_NONE;
 }
 
+/* ``copy(start=0, stop=len)``: entries [start, stop) as a new Records, no tuple made (the
+ * span builder, _cbuild.c, reads the entries themselves). */
+static PyObject *
+records_copy(RecordsObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t start = 0, stop = self->len;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "copy() takes at most 2 arguments (start, stop)");
+        return NULL;
+    }
+    if (nargs > 0 && (start = PyNumber_AsSsize_t(args[0], NULL)) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (nargs > 1 && (stop = PyNumber_AsSsize_t(args[1], NULL)) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t n = PySlice_AdjustIndices(self->len, &start, &stop, 1);
+    RecordsObject *copy =
+        (RecordsObject *)_asynctrace_RecordsType.tp_alloc(&_asynctrace_RecordsType, 0);
+    if (copy == NULL) {
+        return NULL;
+    }
+    if (n > 0) {
+        copy->items = _asynctrace_records_snapshot(self, start, n, 1);
+        if (copy->items == NULL) {
+            Py_DECREF(copy);
+            return NULL;
+        }
+        copy->len = copy->cap = n;
+    }
+    return (PyObject *)copy;
+}
+
+/* ``extend(records)``: append each record (a tuple) of an iterable, as append() does. */
+static PyObject *
+records_extend(RecordsObject *self, PyObject *iterable)
+{
+    PyObject *it = PyObject_GetIter(iterable);
+    if (it == NULL) {
+        return NULL;
+    }
+    PyObject *rec;
+    while ((rec = PyIter_Next(it)) != NULL) {
+        int r = _asynctrace_records_append((PyObject *)self, rec);
+        Py_DECREF(rec);
+        if (r < 0) {
+            Py_DECREF(it);
+            return NULL;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 records_sizeof(RecordsObject *self, PyObject *unused)
 {
@@ -416,7 +462,7 @@ records_clear(RecordsObject *self)
     self->items = NULL;
     self->len = self->cap = 0;
     if (items != NULL) {
-        release(items, len);
+        _asynctrace_entries_release(items, len);
         PyMem_Free(items);
     }
     return 0;
@@ -443,6 +489,10 @@ static PySequenceMethods records_as_sequence = {
 static PyMethodDef records_methods[] = {
     {"append", (PyCFunction)records_append_method, METH_O,
      PyDoc_STR("append(record): add one record (a tuple) at the end.")},
+    {"extend", (PyCFunction)records_extend, METH_O,
+     PyDoc_STR("extend(records): append each record of an iterable.")},
+    {"copy", (PyCFunction)(void (*)(void))records_copy, METH_FASTCALL,
+     PyDoc_STR("copy(start=0, stop=len): records [start:stop] as a new Records.")},
     {"__sizeof__", (PyCFunction)records_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

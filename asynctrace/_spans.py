@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import gc
 import operator
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,6 +86,15 @@ class Span:
 
 _START_ORDER = operator.attrgetter("start", "start_seq")  # ties of time: the recorder's order
 
+try:  # the optional C accelerator: spans built and linked in C (_cbuild.c)
+    from . import _speedups as speedups
+except ImportError:  # built without a C compiler
+    speedups = None  # type: ignore[assignment]
+if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
+    speedups = None  # type: ignore[assignment]
+if speedups is not None:
+    speedups.configure_spans(Span, KINDS)
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -137,12 +147,18 @@ class Trace:
         epoch_ns: int = 0,
         dropped: int = 0,
     ) -> None:
-        self.spans = sorted(spans, key=_START_ORDER)
         self.clock = clock
         self.epoch_ns = epoch_ns
         self.dropped = dropped
         self._derived: dict[str, Any] = {}  # see derived()
-        self.by_id: dict[int, Span] = {s.span_id: s for s in self.spans}
+        linked = speedups.link_spans(spans) if speedups is not None else None
+        if linked is not None:
+            self.spans, self.by_id, forest = linked
+            if not forest:
+                _break_cycles(self.spans)
+            return
+        self.spans = sorted(spans, key=_START_ORDER)
+        self.by_id = {s.span_id: s for s in self.spans}
         for span in self.spans:
             span.children = []
         for span in self.spans:

@@ -58,6 +58,11 @@ int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *
                                       PyObject *lasti, PyObject *status, PyObject *extra,
                                       int untrack);
 PyObject *_asynctrace_records_of_append(PyObject *fn);
+/* The span builder, in _cbuild.c. */
+PyObject *_asynctrace_configure_spans(PyObject *module, PyObject *args);
+PyObject *_asynctrace_configure_build(PyObject *module, PyObject *args);
+PyObject *_asynctrace_build_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *_asynctrace_link_spans(PyObject *module, PyObject *spans);
 
 typedef struct {
     PyObject_HEAD
@@ -1340,6 +1345,15 @@ native_clock(PyObject *module, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
+    {"configure_spans", _asynctrace_configure_spans, METH_VARARGS,
+     PyDoc_STR("configure_spans(span_type, kinds): once, before link_spans (_cbuild.c).")},
+    {"configure_build", _asynctrace_configure_build, METH_VARARGS,
+     PyDoc_STR("configure_build(fn_info_type, named_by_python): once, before build_spans.")},
+    {"build_spans", (PyCFunction)(void (*)(void))_asynctrace_build_spans, METH_FASTCALL,
+     PyDoc_STR("build_spans(records, origin, codes, fallback, function_of, await_name_of, "
+               "functions, await_names, spans, await_spans): see _cbuild.c.")},
+    {"link_spans", _asynctrace_link_spans, METH_O,
+     PyDoc_STR("link_spans(spans) -> (ordered, by_id, forest) or None: Trace's links.")},
     {"configure", configure, METH_VARARGS,
      PyDoc_STR("configure(append, clock, next_id, blocked_threshold, record_awaits): mirror "
                "the _coro globals; call whenever they are rebound.")},

@@ -1,7 +1,7 @@
 """Types of the optional C accelerator ``asynctrace/_speedups.c`` (see ``_coro.TaskRoot`` and
 ``_decorator._wrap_c``)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, overload
 
 class TaskRootBase:
@@ -71,6 +71,8 @@ class Records:
     """The recorder's records (``_records.c``): a list of tuples to its readers."""
 
     def append(self, record: tuple[Any, ...], /) -> None: ...
+    def extend(self, records: Iterable[tuple[Any, ...]], /) -> None: ...
+    def copy(self, start: int = 0, stop: int = ..., /) -> Records: ...
     def __len__(self) -> int: ...
     @overload
     def __getitem__(self, index: int, /) -> tuple[Any, ...]: ...
@@ -78,6 +80,23 @@ class Records:
     def __getitem__(self, index: slice, /) -> list[tuple[Any, ...]]: ...
     def __delitem__(self, index: int | slice, /) -> None: ...
     def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+
+def configure_spans(span_type: type, kinds: tuple[str, ...], /) -> None: ...
+def configure_build(fn_info_type: type, named_by_python: frozenset[Any], /) -> None: ...
+def build_spans(
+    records: Records,
+    origin: float,
+    codes: dict[int, Any],
+    fallback: Callable[[tuple[Any, ...]], None],
+    function_of: Callable[[Any], tuple[str, dict[str, object]]],
+    await_name_of: Callable[[Any], str],
+    functions: dict[Any, tuple[str, dict[str, object]]],
+    await_names: dict[Any, str],
+    spans: dict[int, Any],
+    await_spans: list[Any],
+    /,
+) -> None: ...
+def link_spans(spans: list[Any], /) -> tuple[list[Any], dict[Any, Any], bool] | None: ...
 
 class Roots:
     """Task roots held weakly (``_records.c``); ``len()`` counts those alive."""

@@ -127,6 +127,7 @@ class Tracing:
             max_spans=max_spans,
         )
         self._trace: Trace | None = None
+        self._stopped = False  # the final trace, when None, is built on first read
         self._json_error: BaseException | None = None
         self._virtual: Any = None
         self._bridge: Any = None
@@ -312,6 +313,12 @@ class Tracing:
             wait: wait (bounded by the OTLP timeout) until OTLP exports are delivered; with
                 False, call :meth:`wait_exports` later.
         """
+        self.stop_recording(wait=wait)
+        return self.trace
+
+    def stop_recording(self, *, wait: bool = True) -> None:
+        """:meth:`stop`, with the trace built only if an output needs it (else on first read
+        of :attr:`trace`): ``asynctrace run --no-json --no-timeline`` builds none."""
         global _active
         if _active is self:
             self.recorder.deactivate()
@@ -321,10 +328,11 @@ class Tracing:
                 self._virtual = None
             if self._bridge is not None:
                 self._bridge.stop()
+            self._stopped = True
             with gc_paused():  # every span built is live: a collection would only scan them
                 self._trace = self._final_trace()
                 if self._bridge is not None:
-                    self._bridge.publish(self._trace)
+                    self._bridge.publish(self.trace)
             if self._program is not None:
                 from ._otel_program import withdraw
 
@@ -334,7 +342,6 @@ class Tracing:
                 self._program = None
         if wait:
             self.wait_exports()
-        return self.trace
 
     def wait_exports(self) -> list[ExportReport]:
         """Wait, bounded, for OTLP exports in flight; a failure is one line on stderr.
@@ -347,11 +354,12 @@ class Tracing:
             reports.append(self._exports.pop().close())
         return reports
 
-    def _final_trace(self) -> Trace:
+    def _final_trace(self) -> Trace | None:
         """Finish streaming; build the trace and write the outputs.
 
         A run that outgrew ``max_spans`` was streamed to the JSON file (and OTLP) whole; the
-        other outputs then get the spans of the last flush, and a line says so.
+        other outputs then get the spans of the last flush, and a line says so.  None: no
+        output needs the trace (it is built when read).
         """
         flusher = self._flusher
         assert flusher is not None
@@ -368,6 +376,8 @@ class Tracing:
             self._write_json(trace)
             self._write_outputs(trace)
             return trace
+        if not streaming and self.json is None and not self.outputs and self._bridge is None:
+            return None
         last = flusher.finish() if streaming else []
         if flusher.stream is not None and flusher.stream.error is not None:
             self._json_failed(flusher.stream.error)
@@ -403,8 +413,17 @@ class Tracing:
                 report(f"output {coro_name(output)!r} failed: {safe_str(exc)}")
 
     @property
+    def built(self) -> bool:
+        """Whether the final trace is built (see :meth:`stop_recording`)."""
+        return self._trace is not None
+
+    @property
     def trace(self) -> Trace:
         """The recorded trace: final after stop, a snapshot with open spans while active."""
+        if self._trace is None and self._stopped:
+            with gc_paused():
+                self._trace = build_trace(self.recorder)
+                mark_critical(self._trace)
         if self._trace is not None:
             return self._trace
         return build_trace(self.recorder)

@@ -38,3 +38,28 @@ def test_no_collection_while_the_trace_is_built_and_written(tmp_path: Path) -> N
     assert len(trace.spans) > 4000 and (tmp_path / "t.json").stat().st_size > 0
     assert len(collections) <= 1, collections  # the one when the collector is back
     assert gc.isenabled()  # and the collector is back afterwards
+
+
+def test_a_run_without_outputs_builds_its_trace_only_when_read(tmp_path: Path) -> None:
+    """``asynctrace run --no-json --no-timeline``: nothing reads the trace, none is built;
+    read later, it is the trace stop() gives (critical path marked), built once."""
+    from asynctrace._critical import CRITICAL
+
+    lazy = asynctrace.tracing(virtual_time=True, otel=False).start()
+    asyncio.run(many_tasks())
+    lazy.stop_recording()
+    assert not lazy.built
+    eager = asynctrace.tracing(json=str(tmp_path / "e.json"), virtual_time=True, otel=False)
+    eager.start()
+    asyncio.run(many_tasks())
+    eager.stop_recording()
+    assert eager.built
+    trace = lazy.trace
+    assert lazy.built and lazy.trace is trace
+    assert len(trace) > 4000
+
+    def marks(t: Any) -> list[tuple[str, str, object]]:
+        return [(s.kind, s.name, s.attributes.get(CRITICAL)) for s in t]
+
+    assert marks(trace) == marks(eager.trace) and any(m[2] for m in marks(trace))
+    assert asynctrace.tracing(json=str(tmp_path / "t.json")).start().stop_recording() is None
