@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import process
+from bench import export, process
 from bench.modes import Mode, make_modes
 from bench.workloads import Main, Workload, workloads
 
@@ -379,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 print(line)
 
+    export_lines, export_raw = export.section(
+        [name for name in names if name in ("fanout", "deep", "scale")], args.quick, rounds
+    )
+    print()
+    print("\n".join(export_lines))
+
     process_rows: list[dict[str, Any]] = []
     with_source = [chosen[name] for name in names if chosen[name].source]
     if not args.no_process and with_source:
@@ -426,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "memory": mem_out,
             "process": process_rows,
+            "export": export_raw,
             "import": imports,
         }
         with open(args.json, "w", encoding="utf-8") as file:

@@ -136,6 +136,19 @@ def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
     assert "C accelerator built" in stdout and "orjson not installed" in stdout
 
 
+def test_build_and_write_per_span_rows(quick_run: tuple[str, dict[str, object]]) -> None:
+    stdout, data = quick_run
+    raw = {(r["workload"], r["pure"]): r for r in data["export"]}  # type: ignore[attr-defined]
+    for workload in ("fanout", "deep", "scale"):
+        c, pure = raw[(workload, False)], raw[(workload, True)]
+        assert "error" not in c and "error" not in pure, (c, pure)
+        assert c["c"] is True and pure["c"] is False  # each path is the one it says
+        assert c["spans"] == pure["spans"] > 10 and c["bytes"] > 0 and pure["bytes"] > 0
+    assert re.search(r"\| fanout \| C accelerator \| [\d,]+ \| .* us/span: (MET|MISSED) \|", stdout)
+    assert re.search(r"\| fanout \| pure Python \| .* [\d.]+x C \(<= 3x\): (MET|MISSED) \|", stdout)
+    assert re.search(r"\| scale \| C accelerator \| .* <= 4 s: (MET|MISSED) \|", stdout)
+
+
 def test_whole_process_scripts_are_the_workloads(
     quick_run: tuple[str, dict[str, object]],
 ) -> None:
