@@ -38,6 +38,7 @@ from ._source import await_expression
 from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+_WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
 # asyncio's private coroutines, named for the public call that awaits them.
 _ASYNCIO_PUBLIC = {"_wait_for_one": "as_completed", "_wait": "wait", "_cancel_and_wait": "wait_for"}
 
@@ -48,7 +49,7 @@ class _Names:
     def __init__(self) -> None:
         self._lines: dict[tuple[CodeType, int], int] = {}
         self.functions: dict[Any, tuple[str, dict[str, object]]] = {}
-        self.awaits: dict[Any, str] = {}  # for the C builder: await_name() by what
+        self.awaits: dict[Any, str | None] = {}  # for the C builder: _c_await_name() by what
 
     def function(self, what: Any) -> tuple[str, dict[str, object]]:
         """:func:`_fn_attributes`, once per function (the caller MUST NOT change the dict)."""
@@ -101,6 +102,15 @@ def await_name(what: float | CodeType) -> str:
     if isinstance(what, float):
         return f"asyncio.sleep({what:g})"
     return awaited_code_name(what)
+
+
+def _c_await_name(what: float | CodeType) -> str | None:
+    """:func:`await_name` for the C builder; None: an await it leaves to Python to build, as
+    the naming below needs it (``to_thread``, a ``wait_for`` that may have expired)."""
+    if what is _instrument.TO_THREAD_CODE:
+        return None
+    name = await_name(what)
+    return None if name == _WAIT_FOR else name
 
 
 def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
@@ -235,8 +245,8 @@ def open_codes(recorder: Recorder) -> dict[int, CodeType]:
     return codes
 
 
-if speedups is not None:  # what the C builder leaves to Python to name
-    speedups.configure_build(FnInfo, frozenset({_instrument.TO_THREAD_CODE}))
+if speedups is not None:
+    speedups.configure_build(FnInfo)
 
 
 class SpanBuilder:
@@ -275,7 +285,6 @@ class SpanBuilder:
         codes = dict(codes) if codes else {}
         spans: dict[int, Span] = self._held  # gathers held back from the last batch first
         self._held = {}
-        await_spans: list[Span] = []
         awaits: list[tuple[Span, Any]] = []  # the awaits named below, with what they awaited
         gathers: list[tuple[Span, Any]] = []
 
@@ -283,7 +292,6 @@ class SpanBuilder:
             span = self._span(rec, codes)
             spans[span.span_id] = span
             if rec[0] == K_AWAIT:
-                await_spans.append(span)
                 awaits.append((span, rec[7]))
             elif rec[0] == K_GATHER:
                 gathers.append((span, rec[7]))
@@ -292,7 +300,7 @@ class SpanBuilder:
         if speedups is not None and isinstance(records, speedups.Records):
             # fmt: off
             speedups.build_spans(records, self.origin, codes, build_one, _fn_attributes,
-                                 await_name, cache.functions, cache.awaits, spans, await_spans)
+                                 _c_await_name, cache.functions, cache.awaits, spans)
             # fmt: on
         else:
             # Awaits and blocked steps store an offset in their parent span's code: find it.
@@ -311,7 +319,7 @@ class SpanBuilder:
         for span, what in awaits:
             _name_await(span, what, spans, recent)
         _name_thread_awaits(awaits, spans)
-        _merge_wait_for_timeouts(await_spans, spans)
+        _merge_wait_for_timeouts([span for span, _ in awaits], spans)
         if self.remember and not final:
             awaited = {what[1] for _, what in awaits if isinstance(what, tuple)}
             for span, _ in gathers:
@@ -441,7 +449,7 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
     place while it cancels what it waited for; no other path suspends twice in a row.  The
     two awaits are one timed-out wait: the first is extended over the second, which goes.
     """
-    if not any(span.name == "asyncio.wait_for" for span in awaits):
+    if not any(span.name == _WAIT_FOR for span in awaits):
         return  # nearly always: nothing to sort
     previous: dict[int | None, Span] = {}
     for span in sorted(awaits, key=lambda s: s.start_seq):
@@ -449,7 +457,7 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
         previous[span.parent_id] = span
         if (
             before is not None
-            and span.name == before.name == "asyncio.wait_for"
+            and span.name == before.name == _WAIT_FOR
             and before.status == "ok"
             and span.start_seq == before.end_seq + 1  # nothing happened in between
             and before.attributes.get("code.line.number") == span.attributes.get("code.line.number")

@@ -11,20 +11,21 @@
  * allocated and its slots are filled here; its line comes from PyCode_Addr2Line, its name
  * and its function's attributes from caches that Python fills on a miss (the callbacks
  * below).  Every other record (an error or a cancellation, a gather, a thread job, an
- * await of a task, a future or to_thread, a record stored as a tuple) goes to ``fallback``,
+ * await of a task or a future, a record stored as a tuple) goes to ``fallback``,
  * the Python builder of one record, in record order.
  *
  * build_spans(records, origin, codes, fallback, function_of, await_name_of, functions,
- *             await_names, spans, await_spans)
+ *             await_names, spans)
  *   records: a _speedups.Records (the builder's own copy); origin: subtracted from times;
  *   codes: span id -> code object (read, and filled with the code of every task and call);
  *   fallback(record): builds one record's span in Python and files it itself;
  *   function_of(what) -> (name, attributes): a task's or call's name and attributes;
- *   await_name_of(what) -> str: the name of an await of a float delay or a code object;
+ *   await_name_of(what) -> str | None: the name of an await of a float delay or a code
+ *       object; None: Python builds that await (to_thread, wait_for: named from others);
  *   functions, await_names: the caches of those two (dicts, kept by the caller);
- *   spans: span id -> Span, filled in record order; await_spans: every await span made here.
- * configure_spans(span_type, kinds) and configure_build(fn_info_type, named_by_python) once,
- * first (_spans.py and _build.py, at import).
+ *   spans: span id -> Span, filled in record order.
+ * configure_spans(span_type, kinds) and configure_build(fn_info_type) once, first (_spans.py
+ * and _build.py, at import).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,7 +48,6 @@ static Py_ssize_t offsets[N_FIELDS];
 static PyTypeObject *span_type;
 static PyObject *kinds;           /* KINDS: the kind's name by its number */
 static PyObject *fn_info_type;    /* _coro.FnInfo: its .code is a call's code */
-static PyObject *named_by_python; /* awaited code objects that Python names (to_thread) */
 static PyObject *s_ok, *s_code, *s_file, *s_line, *s_awaited, *s_task_name;
 
 static int
@@ -106,15 +106,12 @@ _asynctrace_configure_spans(PyObject *module, PyObject *args)
 PyObject *
 _asynctrace_configure_build(PyObject *module, PyObject *args)
 {
-    PyObject *fn_info, *python_named;
-    if (!PyArg_ParseTuple(args, "OO!:configure_build", &fn_info, &PyFrozenSet_Type,
-                          &python_named)) {
+    PyObject *fn_info;
+    if (!PyArg_ParseTuple(args, "O:configure_build", &fn_info)) {
         return NULL;
     }
     Py_INCREF(fn_info);
     Py_XSETREF(fn_info_type, fn_info);
-    Py_INCREF(python_named);
-    Py_XSETREF(named_by_python, python_named);
     Py_RETURN_NONE;
 }
 
@@ -206,11 +203,38 @@ line_of(PyObject *code, PyObject *lasti_obj)
     return PyLong_FromLong(line < 0 ? co->co_firstlineno : line);
 }
 
+/* Awaits at one place awaiting one thing have equal attributes: each is a copy of the first
+ * one's dict, found again by (parent's code, offset, what).  The objects compared by address
+ * are held by the records being built, so no address is reused meanwhile. */
+#define PLACES 256
+typedef struct {
+    PyObject *code, *what; /* borrowed: the key, with the offset */
+    long lasti;
+    PyObject *attrs;               /* owned: code.file.path, code.line.number, awaited */
+    PyObject *name;                /* borrowed from attrs */
+} Place;
+
 typedef struct {
     double origin;
     PyObject *codes, *fallback, *function_of, *await_name_of, *functions, *await_names;
-    PyObject *spans, *await_spans;
+    PyObject *spans;
+    Place places[PLACES];
 } Build;
+
+/* The attributes of awaits at ``code``'s ``lasti`` on ``what``, named ``name`` (new). */
+static PyObject *
+await_attributes(PyObject *code, PyObject *lasti, PyObject *name)
+{
+    PyObject *line = line_of(code, lasti);
+    PyObject *attrs = line == NULL ? NULL : PyDict_New();
+    if (attrs != NULL &&
+        (PyDict_SetItem(attrs, s_file, ((PyCodeObject *)code)->co_filename) < 0 ||
+         PyDict_SetItem(attrs, s_line, line) < 0 || PyDict_SetItem(attrs, s_awaited, name) < 0)) {
+        Py_CLEAR(attrs);
+    }
+    Py_XDECREF(line);
+    return attrs;
+}
 
 /* The attributes and name of an await whose name C can give; 0 when Python builds it. */
 static int
@@ -224,28 +248,46 @@ await_parts(Build *b, const Entry *e, PyObject *parent_id, PyObject **attrs, PyO
         copysign(1.0, PyFloat_AS_DOUBLE(what)) < 0) {
         return 0; /* -0.0 is equal to 0.0 as a key, but named "-0" */
     }
-    int python = PySet_Contains(named_by_python, what);
-    if (python != 0) {
-        return python < 0 ? -1 : 0; /* an error, or an await that Python names */
-    }
     PyObject *code = PyDict_GetItemWithError(b->codes, parent_id);
     if (code == NULL) {
         return PyErr_Occurred() ? -1 : 0; /* no code: under an adoption mark */
     }
-    PyObject *line = line_of(code, e->lasti);
-    if (line == NULL) {
+    long lasti = PyLong_AsLong(e->lasti);
+    if (lasti == -1 && PyErr_Occurred()) {
         return -1;
     }
-    *name = cached(b->await_names, what, b->await_name_of);
-    *attrs = *name == NULL ? NULL : PyDict_New();
-    if (*attrs == NULL || PyDict_SetItem(*attrs, s_file, ((PyCodeObject *)code)->co_filename) < 0 ||
-        PyDict_SetItem(*attrs, s_line, line) < 0 || PyDict_SetItem(*attrs, s_awaited, *name) < 0) {
-        Py_DECREF(line);
-        Py_CLEAR(*name);
-        Py_CLEAR(*attrs);
+    size_t slot = (((size_t)code >> 4) ^ (size_t)lasti * 31 ^ ((size_t)what >> 4) * 17) % PLACES;
+    Place *place = &b->places[slot];
+    if (place->attrs == NULL || place->code != code || place->lasti != lasti ||
+        place->what != what) {
+        PyObject *found = cached(b->await_names, what, b->await_name_of);
+        if (found == NULL) {
+            return -1;
+        }
+        if (found == Py_None) {
+            Py_DECREF(found);
+            return 0;
+        }
+        PyObject *made = await_attributes(code, e->lasti, found);
+        Py_DECREF(found);
+        if (made == NULL) {
+            return -1;
+        }
+        Py_XSETREF(place->attrs, made);
+        place->code = code;
+        place->lasti = lasti;
+        place->what = what;
+        place->name = PyDict_GetItemWithError(made, s_awaited);
+        if (place->name == NULL) {
+            Py_CLEAR(place->attrs);
+            return -1;
+        }
+    }
+    *attrs = PyDict_Copy(place->attrs);
+    if (*attrs == NULL) {
         return -1;
     }
-    Py_DECREF(line);
+    *name = Py_NewRef(place->name);
     return 1;
 }
 
@@ -319,9 +361,6 @@ build_one(Build *b, const Entry *e)
     };
     PyObject *span = new_span(values);
     int r = span == NULL ? -1 : PyDict_SetItem(b->spans, sid, span);
-    if (r == 0 && kind == K_AWAIT) {
-        r = PyList_Append(b->await_spans, span);
-    }
     Py_XDECREF(span);
     Py_DECREF(sid);
     return r < 0 ? -1 : 1;
@@ -366,20 +405,30 @@ _asynctrace_build_spans(PyObject *module, PyObject *const *args, Py_ssize_t narg
         PyErr_SetString(PyExc_RuntimeError, "configure_spans() and configure_build() first");
         return NULL;
     }
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "build_spans() takes 10 arguments");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "build_spans() takes 9 arguments");
         return NULL;
     }
     if (!PyObject_TypeCheck(args[0], &_asynctrace_RecordsType) || !PyDict_Check(args[2]) ||
-        !PyDict_Check(args[6]) || !PyDict_Check(args[7]) || !PyDict_Check(args[8]) ||
-        !PyList_Check(args[9])) {
+        !PyDict_Check(args[6]) || !PyDict_Check(args[7]) || !PyDict_Check(args[8])) {
         PyErr_SetString(PyExc_TypeError,
-                        "build_spans(Records, float, dict, f, f, f, dict, dict, dict, list)");
+                        "build_spans(Records, float, dict, f, f, f, dict, dict, dict)");
         return NULL;
     }
-    Build b = {PyFloat_AsDouble(args[1]), args[2], args[3], args[4], args[5],
-               args[6],                   args[7], args[8], args[9]};
-    if (b.origin == -1.0 && PyErr_Occurred()) {
+    Build *b = PyMem_Calloc(1, sizeof(Build));
+    if (b == NULL) {
+        return PyErr_NoMemory();
+    }
+    b->origin = PyFloat_AsDouble(args[1]);
+    b->codes = args[2];
+    b->fallback = args[3];
+    b->function_of = args[4];
+    b->await_name_of = args[5];
+    b->functions = args[6];
+    b->await_names = args[7];
+    b->spans = args[8];
+    if (b->origin == -1.0 && PyErr_Occurred()) {
+        PyMem_Free(b);
         return NULL;
     }
     RecordsObject *records = (RecordsObject *)args[0];
@@ -387,21 +436,26 @@ _asynctrace_build_spans(PyObject *module, PyObject *const *args, Py_ssize_t narg
     /* A snapshot: a callback's Python code may let another thread change ``records``. */
     Entry *entries = _asynctrace_records_snapshot(records, 0, n, 1);
     if (entries == NULL) {
+        PyMem_Free(b);
         return NULL;
     }
-    int failed = note_codes(&b, entries, n) < 0;
+    int failed = note_codes(b, entries, n) < 0;
     for (Py_ssize_t i = 0; !failed && i < n; i++) {
         const Entry *e = &entries[i];
-        int done = e->rec != NULL ? 0 : build_one(&b, e);
+        int done = e->rec != NULL ? 0 : build_one(b, e);
         if (done == 0) {
             PyObject *rec = _asynctrace_entry_tuple(e);
-            PyObject *result = rec == NULL ? NULL : PyObject_CallOneArg(b.fallback, rec);
+            PyObject *result = rec == NULL ? NULL : PyObject_CallOneArg(b->fallback, rec);
             Py_XDECREF(rec);
             done = result == NULL ? -1 : 1;
             Py_XDECREF(result);
         }
         failed = done < 0;
     }
+    for (int i = 0; i < PLACES; i++) {
+        Py_XDECREF(b->places[i].attrs);
+    }
+    PyMem_Free(b);
     _asynctrace_entries_release(entries, n);
     PyMem_Free(entries);
     if (failed) {
@@ -440,54 +494,6 @@ order_cmp(const void *a, const void *b)
 }
 
 #define SLOT(span, field) (*(PyObject **)((char *)(span) + offsets[field]))
-
-/* A set of pointers (open addressing): the spans already placed, for ``forest``. */
-typedef struct {
-    PyObject **slots;
-    size_t mask;
-} PtrSet;
-
-static int
-ptrset_init(PtrSet *set, Py_ssize_t n)
-{
-    size_t size = 16;
-    while (size < (size_t)n * 2) {
-        size <<= 1;
-    }
-    set->slots = PyMem_Calloc(size, sizeof(PyObject *));
-    set->mask = size - 1;
-    return set->slots == NULL ? -1 : 0;
-}
-
-static size_t
-ptr_hash(PyObject *p)
-{
-    size_t h = (size_t)p >> 4;
-    return h * (size_t)0x9E3779B97F4A7C15ULL;
-}
-
-static void
-ptrset_add(PtrSet *set, PyObject *p)
-{
-    size_t i = ptr_hash(p) & set->mask;
-    while (set->slots[i] != NULL && set->slots[i] != p) {
-        i = (i + 1) & set->mask;
-    }
-    set->slots[i] = p;
-}
-
-static int
-ptrset_has(const PtrSet *set, PyObject *p)
-{
-    size_t i = ptr_hash(p) & set->mask;
-    while (set->slots[i] != NULL) {
-        if (set->slots[i] == p) {
-            return 1;
-        }
-        i = (i + 1) & set->mask;
-    }
-    return 0;
-}
 
 static void
 set_slot(PyObject *span, int field, PyObject *value)
@@ -535,15 +541,20 @@ _asynctrace_link_spans(PyObject *module, PyObject *spans)
     qsort(order, (size_t)n, sizeof(Order), order_cmp);
     PyObject *ordered = PyList_New(n);
     PyObject *by_id = PyDict_New();
-    PtrSet placed = {NULL, 0};
-    int failed = ordered == NULL || by_id == NULL || ptrset_init(&placed, n) < 0;
+    int failed = ordered == NULL || by_id == NULL;
     for (Py_ssize_t i = 0; !failed && i < n; i++) {
         PyObject *span = order[i].span;
         PyList_SET_ITEM(ordered, i, Py_NewRef(span));
-        PyObject *children = PyList_New(0);
-        failed = children == NULL || PyDict_SetItem(by_id, SLOT(span, F_SPAN_ID), span) < 0;
-        if (children != NULL) {
-            set_slot(span, F_CHILDREN, children);
+        failed = PyDict_SetItem(by_id, SLOT(span, F_SPAN_ID), span) < 0;
+        /* New lists of children; an empty exact list (a new span's) is kept as it is. */
+        PyObject *children = SLOT(span, F_CHILDREN);
+        if (!failed && !(children != NULL && PyList_CheckExact(children) &&
+                         PyList_GET_SIZE(children) == 0)) {
+            children = PyList_New(0);
+            failed = children == NULL;
+            if (children != NULL) {
+                set_slot(span, F_CHILDREN, children);
+            }
         }
     }
     int forest = 1;
@@ -561,11 +572,12 @@ _asynctrace_link_spans(PyObject *module, PyObject *spans)
         set_slot(span, F_PARENT, Py_NewRef(parent != NULL ? parent : Py_None));
         if (parent != NULL) {
             failed = PyList_Append(SLOT(parent, F_CHILDREN), span) < 0;
-            forest &= ptrset_has(&placed, parent);
+            /* before its child in the order, strictly by key (a tie: let Python look) */
+            double start = PyFloat_AS_DOUBLE(SLOT(parent, F_START));
+            long long seq = PyLong_AsLongLong(SLOT(parent, F_START_SEQ));
+            forest &= start < order[i].start || (start == order[i].start && seq < order[i].seq);
         }
-        ptrset_add(&placed, span);
     }
-    PyMem_Free(placed.slots);
     PyMem_Free(order);
     if (failed) {
         Py_XDECREF(ordered);

@@ -21,7 +21,6 @@ from typing import Any, TypeVar, overload
 
 from . import _coro
 from ._coro import K_CORO, CallSpan, FnInfo, call_status, hide_frame
-from ._redact import REDACTED, RETURN_KEY, ArgNames, looks_secret, safe_repr
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +92,8 @@ def _wrap_recording(fn: Callable[..., Any], info: FnInfo) -> Callable[..., Any]:
     this option.  Each call gets its own :class:`FnInfo`, whose attributes are plain strings
     made now (see ``_redact.py``), so the span never holds the program's objects.
     """
+    from ._redact import REDACTED, RETURN_KEY, ArgNames, looks_secret, safe_repr
+
     static = info.attributes or {}
     arg_names = ArgNames(fn)
     # A function named like a secret (``get_token``) returns one: its return value is redacted.

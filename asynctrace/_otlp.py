@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +59,7 @@ def otel_span_id(span_id_base: int, sid: int) -> int:
 def new_span_id_base() -> int:
     """A random base for :func:`otel_span_id` whose 0 and fallback ids are out of reach."""
     while True:
-        base = random.getrandbits(64)
+        base = int.from_bytes(os.urandom(8), "big")
         zero_sid = (base * _MIX_INVERSE) & _MASK64
         fallback_sid = ((_MASK64 ^ base) * _MIX_INVERSE) & _MASK64
         if zero_sid >= _HALF and fallback_sid >= _HALF:
@@ -69,7 +68,7 @@ def new_span_id_base() -> int:
 
 def new_trace_id() -> int:
     """A random, non-zero 128-bit trace id."""
-    return random.getrandbits(128) or 1
+    return int.from_bytes(os.urandom(16), "big") or 1
 
 
 def to_readable_spans(

@@ -1348,10 +1348,10 @@ static PyMethodDef module_methods[] = {
     {"configure_spans", _asynctrace_configure_spans, METH_VARARGS,
      PyDoc_STR("configure_spans(span_type, kinds): once, before link_spans (_cbuild.c).")},
     {"configure_build", _asynctrace_configure_build, METH_VARARGS,
-     PyDoc_STR("configure_build(fn_info_type, named_by_python): once, before build_spans.")},
+     PyDoc_STR("configure_build(fn_info_type): once, before build_spans.")},
     {"build_spans", (PyCFunction)(void (*)(void))_asynctrace_build_spans, METH_FASTCALL,
      PyDoc_STR("build_spans(records, origin, codes, fallback, function_of, await_name_of, "
-               "functions, await_names, spans, await_spans): see _cbuild.c.")},
+               "functions, await_names, spans): see _cbuild.c.")},
     {"link_spans", _asynctrace_link_spans, METH_O,
      PyDoc_STR("link_spans(spans) -> (ordered, by_id, forest) or None: Trace's links.")},
     {"configure", configure, METH_VARARGS,

@@ -82,18 +82,17 @@ class Records:
     def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
 
 def configure_spans(span_type: type, kinds: tuple[str, ...], /) -> None: ...
-def configure_build(fn_info_type: type, named_by_python: frozenset[Any], /) -> None: ...
+def configure_build(fn_info_type: type, /) -> None: ...
 def build_spans(
     records: Records,
     origin: float,
     codes: dict[int, Any],
     fallback: Callable[[tuple[Any, ...]], None],
     function_of: Callable[[Any], tuple[str, dict[str, object]]],
-    await_name_of: Callable[[Any], str],
+    await_name_of: Callable[[Any], str | None],
     functions: dict[Any, tuple[str, dict[str, object]]],
-    await_names: dict[Any, str],
+    await_names: dict[Any, str | None],
     spans: dict[int, Any],
-    await_spans: list[Any],
     /,
 ) -> None: ...
 def link_spans(spans: list[Any], /) -> tuple[list[Any], dict[Any, Any], bool] | None: ...

@@ -45,7 +45,7 @@ from asynctrace._spans import gc_paused, release
 script, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 code = _autotrace.compile_script(script)
 finder = _autotrace.install_finder([os.path.dirname(os.path.abspath(script))])
-tracing = asynctrace.Tracing(otel=False).start()
+tracing = asynctrace.Tracing(otel=False, max_spans=10**8).start()  # all kept: built whole
 with contextlib.redirect_stdout(io.StringIO()):
     _autotrace.exec_script(code, script, [])
 tracing.stop_recording()
