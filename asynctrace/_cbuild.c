@@ -352,7 +352,10 @@ build_one(Build *b, const Entry *e)
         name,
         PyFloat_FromDouble(e->start - b->origin),
         PyFloat_FromDouble(e->end - b->origin),
-        PyLong_FromLongLong(e->track),
+        /* a task's row is its own; an await's or call's, often its parent's: one object */
+        e->track == e->sid      ? Py_NewRef(sid)
+        : e->track == e->parent ? Py_NewRef(parent)
+                                : PyLong_FromLongLong(e->track),
         Py_NewRef(s_ok),
         Py_NewRef(Py_None),
         attrs,
