@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
@@ -39,6 +40,7 @@ from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
+_FILE, _LINE, _AWAITED = "code.file.path", "code.line.number", "asynctrace.awaited"
 # asyncio's private coroutines, named for the public call that awaits them.
 _ASYNCIO_PUBLIC = {"_wait_for_one": "as_completed", "_wait": "wait", "_cancel_and_wait": "wait_for"}
 
@@ -49,7 +51,7 @@ class _Names:
     def __init__(self) -> None:
         self._lines: dict[tuple[CodeType, int], int] = {}
         self.functions: dict[Any, tuple[str, dict[str, object]]] = {}
-        self.awaits: dict[Any, str | None] = {}  # for the C builder: _c_await_name() by what
+        self.awaits: dict[Any, str | None] = {}  # for the C builder: quick_await_name() by what
 
     def function(self, what: Any) -> tuple[str, dict[str, object]]:
         """:func:`_fn_attributes`, once per function (the caller MUST NOT change the dict)."""
@@ -104,9 +106,9 @@ def await_name(what: float | CodeType) -> str:
     return awaited_code_name(what)
 
 
-def _c_await_name(what: float | CodeType) -> str | None:
-    """:func:`await_name` for the C builder; None: an await it leaves to Python to build, as
-    the naming below needs it (``to_thread``, a ``wait_for`` that may have expired)."""
+def quick_await_name(what: float | CodeType) -> str | None:
+    """:func:`await_name` for the builders' loops (C and Python); None: an await built one by
+    one, as naming it needs other spans (``to_thread``, a ``wait_for`` that may have expired)."""
     if what is _instrument.TO_THREAD_CODE:
         return None
     name = await_name(what)
@@ -117,8 +119,8 @@ def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
     if isinstance(what, FnInfo):
         attrs: dict[str, object] = {
             "code.function.name": qualname(what.code),
-            "code.file.path": what.code.co_filename,
-            "code.line.number": what.code.co_firstlineno,
+            _FILE: what.code.co_filename,
+            _LINE: what.code.co_firstlineno,
         }
         if what.attributes:
             attrs.update(what.attributes)
@@ -126,8 +128,8 @@ def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
     if isinstance(what, CodeType):
         return short_name(qualname(what)), {
             "code.function.name": qualname(what),
-            "code.file.path": what.co_filename,
-            "code.line.number": what.co_firstlineno,
+            _FILE: what.co_filename,
+            _LINE: what.co_firstlineno,
         }
     return str(what), {}
 
@@ -300,18 +302,10 @@ class SpanBuilder:
         if speedups is not None and isinstance(records, speedups.Records):
             # fmt: off
             speedups.build_spans(records, self.origin, codes, build_one, _fn_attributes,
-                                 _c_await_name, cache.functions, cache.awaits, spans)
+                                 quick_await_name, cache.functions, cache.awaits, spans)
             # fmt: on
         else:
-            # Awaits and blocked steps store an offset in their parent span's code: find it.
-            for rec in records:
-                if rec[0] == K_TASK or rec[0] == K_CORO:
-                    what = rec[7]
-                    code_of = what.code if isinstance(what, FnInfo) else what
-                    if isinstance(code_of, CodeType):
-                        codes[rec[1]] = code_of
-            for rec in records:
-                build_one(rec)
+            self._build_python(records, codes, spans, build_one)
         recent = self._recent
         for span, children in gathers:
             names = (found.name for c in children if (found := spans.get(c) or recent.get(c)))
@@ -335,6 +329,72 @@ class SpanBuilder:
         if self._traces is not None:
             self._traces.place(built, bool(self.remember))
         return built
+
+    def _build_python(
+        self,
+        records: list[Rec],
+        codes: dict[int, CodeType],
+        spans: dict[int, Span],
+        build_one: Callable[[Rec], None],
+    ) -> None:
+        """What ``_speedups.build_spans`` does (``_cbuild.c``), in Python: the spans of nearly
+        every record (a task's, a call's, an await's on a delay or a coroutine, with no error)
+        made here, every other record's by ``build_one``, in record order."""
+        # Awaits and blocked steps store an offset in their parent span's code: find it.
+        for rec in records:
+            if rec[0] == K_TASK or rec[0] == K_CORO:
+                what = rec[7]
+                code_of = what.code if isinstance(what, FnInfo) else what
+                if isinstance(code_of, CodeType):
+                    codes[rec[1]] = code_of
+        origin = self.origin
+        function = self._names.function
+        places: dict[tuple[int, int, int], tuple[str, dict[str, object]] | None] = {}
+        for rec in records:
+            kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
+            if status is not None or code is not None:
+                build_one(rec)
+            elif kind == K_AWAIT and (what.__class__ is float or what.__class__ is CodeType):
+                code = codes.get(parent)
+                if code is None:
+                    build_one(rec)
+                    continue
+                # Awaits at one place on one thing are alike: keyed by identity, as in C
+                key = (id(code), lasti, id(what))
+                try:
+                    place = places[key]
+                except KeyError:
+                    place = places[key] = self._await_place(code, lasti, what)
+                if place is None:
+                    build_one(rec)
+                    continue
+                name, attrs = place
+                # fmt: off
+                spans[sid] = Span(sid, parent, "await", name, start - origin, end - origin,
+                                  track, "ok", None, attrs.copy(), sid, end_seq)
+                # fmt: on
+            elif kind in (K_TASK, K_CORO):
+                name, fn_attrs = function(what)
+                attrs = dict(fn_attrs)
+                if kind == K_TASK:
+                    attrs["asynctrace.task.name"] = extra
+                # fmt: off
+                spans[sid] = Span(sid, parent, KINDS[kind], name, start - origin, end - origin,
+                                  track, "ok", None, attrs, sid, end_seq)
+                # fmt: on
+            else:
+                build_one(rec)
+
+    def _await_place(
+        self, code: CodeType, lasti: int, what: float | CodeType
+    ) -> tuple[str, dict[str, object]] | None:
+        """The name and attributes of awaits on ``what`` at ``code``'s ``lasti``; None: built
+        one by one (see :func:`quick_await_name`)."""
+        name = quick_await_name(what)
+        if name is None:
+            return None
+        line = self._names.line(code, lasti)
+        return name, {_FILE: code.co_filename, _LINE: line, _AWAITED: name}
 
     def _span(self, rec: Rec, codes: dict[int, CodeType]) -> Span:
         kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
@@ -372,8 +432,8 @@ class SpanBuilder:
                 if code is None and self._traces is not None:  # under an adoption mark
                     code = self._traces.code_of(parent)
             if code is not None:
-                attrs["code.file.path"] = code.co_filename
-                attrs["code.line.number"] = self._names.line(code, lasti)
+                attrs[_FILE] = code.co_filename
+                attrs[_LINE] = self._names.line(code, lasti)
         origin = self.origin
         # positional, in Span's field order: keywords cost a third of the call
         return Span(
@@ -406,15 +466,13 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int
         name = str(what)
         if what not in ("yield", "Task"):  # a future, named by its type: say what made it
             attrs = span.attributes
-            expression = await_expression(
-                attrs.get("code.file.path"), attrs.get("code.line.number")
-            )
+            expression = await_expression(attrs.get(_FILE), attrs.get(_LINE))
             if expression is not None and expression != name:
                 span.name = f"{name} ({expression})"
-                attrs["asynctrace.awaited"] = name
+                attrs[_AWAITED] = name
                 return
     span.name = name
-    span.attributes["asynctrace.awaited"] = name
+    span.attributes[_AWAITED] = name
 
 
 def _name_thread_awaits(awaits: list[tuple[Span, Any]], spans: dict[int, Span]) -> None:
@@ -438,7 +496,7 @@ def _name_thread_awaits(awaits: list[tuple[Span, Any]], spans: dict[int, Span]) 
         if before:
             job = max(before, key=lambda j: j.span_id)
             span.name = f"asyncio.to_thread({short_name(job.name)})"
-            span.attributes["asynctrace.awaited"] = span.name
+            span.attributes[_AWAITED] = span.name
             span.attributes[AWAITED_SPAN] = job.span_id
 
 
@@ -460,7 +518,7 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
             and span.name == before.name == _WAIT_FOR
             and before.status == "ok"
             and span.start_seq == before.end_seq + 1  # nothing happened in between
-            and before.attributes.get("code.line.number") == span.attributes.get("code.line.number")
+            and before.attributes.get(_LINE) == span.attributes.get(_LINE)
         ):
             before.end, before.end_seq = span.end, span.end_seq
             before.status, before.error = "timeout", "TimeoutError: the timeout expired"

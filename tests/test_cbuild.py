@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -89,6 +91,42 @@ def test_c_and_python_builders_make_the_same_spans(name: str) -> None:
     assert all(type(s) is Span for s in c_spans)
     c_trace, python_trace = Trace(c_spans), Trace(python_spans)
     assert [_fields(s) for s in c_trace] == [_fields(s) for s in python_trace]
+
+
+def _record_by_record(
+    self: SpanBuilder,
+    records: list[Any],
+    codes: dict[int, Any],
+    spans: dict[int, Span],
+    build_one: Callable[[Any], None],
+) -> None:
+    """The reference: every record through ``SpanBuilder._span``, none through a quick loop."""
+    for rec in records:
+        if rec[0] in (_coro.K_TASK, _coro.K_CORO):
+            info = rec[7]
+            code = info.code if isinstance(info, _coro.FnInfo) else info
+            if isinstance(code, types.CodeType):
+                codes[rec[1]] = code
+    for rec in records:
+        build_one(rec)
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS) + sorted(MORE))
+def test_the_quick_loops_make_the_spans_of_the_record_by_record_builder(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C loop and the Python loop build most spans themselves; the one-record builder
+    (``_span``, which every other record goes through) is the reference for both."""
+    recorder = _recorder({**WORKLOADS, **MORE}[name])
+    python_spans = SpanBuilder(recorder, place=False).build(list(recorder.records))
+    with monkeypatch.context() as patch:
+        patch.setattr(SpanBuilder, "_build_python", _record_by_record)
+        reference = SpanBuilder(recorder, place=False).build(list(recorder.records))
+    assert len(reference) > 1
+    assert [_fields(s) for s in python_spans] == [_fields(s) for s in reference]
+    if _coro.speedups is not None:
+        c_spans = SpanBuilder(recorder, place=False).build(copy_records(recorder.records))
+        assert [_fields(s) for s in c_spans] == [_fields(s) for s in reference]
 
 
 @needs_c
