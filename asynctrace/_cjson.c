@@ -35,7 +35,12 @@
 
 #define MAX_DEPTH 64
 
+/* The output, written straight into the bytes object that is returned: grown in place (a
+ * realloc, which the allocator does without copying for a big block) and cut to its length at
+ * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
+ * and copying more). */
 typedef struct {
+    PyObject *bytes; /* NULL until the first reserve() */
     char *data;
     Py_ssize_t len, cap;
 } Buffer;
@@ -50,14 +55,33 @@ reserve(Buffer *buf, Py_ssize_t more)
     if (cap < buf->len + more) {
         cap = buf->len + more;
     }
-    char *data = PyMem_Realloc(buf->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
+    if (buf->bytes == NULL) {
+        buf->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    }
+    else if (_PyBytes_Resize(&buf->bytes, cap) < 0) {
+        return -1; /* buf->bytes is freed and NULL */
+    }
+    if (buf->bytes == NULL) {
         return -1;
     }
-    buf->data = data;
+    buf->data = PyBytes_AS_STRING(buf->bytes);
     buf->cap = cap;
     return 0;
+}
+
+/* The bytes written (a new reference), NULL with an exception; the buffer is left empty. */
+static PyObject *
+finish(Buffer *buf)
+{
+    if (buf->bytes == NULL) {
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    PyObject *out = buf->bytes;
+    buf->bytes = NULL;
+    if (_PyBytes_Resize(&out, buf->len) < 0) {
+        return NULL;
+    }
+    return out;
 }
 
 static int
@@ -123,22 +147,6 @@ put_str(Buffer *buf, PyObject *text)
     return put(buf, "\"", 1);
 }
 
-static int
-put_float(Buffer *buf, PyObject *value)
-{
-    double d = PyFloat_AS_DOUBLE(value);
-    if (!isfinite(d)) {
-        return put(buf, "null", 4);
-    }
-    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (text == NULL) {
-        return -1;
-    }
-    int rc = put(buf, text, (Py_ssize_t)strlen(text));
-    PyMem_Free(text);
-    return rc;
-}
-
 /* The decimal digits of ``v`` (with ``sign``), written without printf: a timeline writes
  * several numbers per span, and snprintf was a fifth of the time of writing one. */
 static int
@@ -195,6 +203,35 @@ put_us(Buffer *buf, long long ns)
                     (char)('0' + part % 10)};
     int n = part % 100 == 0 ? 2 : part % 10 == 0 ? 3 : 4; /* no trailing zeros */
     return put(buf, text, n);
+}
+
+static int
+put_float(Buffer *buf, PyObject *value)
+{
+    double d = PyFloat_AS_DOUBLE(value);
+    if (!isfinite(d)) {
+        return put(buf, "null", 4);
+    }
+    /* A time in microseconds from whole nanoseconds (_chrome._us: ts, the counter's points):
+     * the double nearest a multiple of 0.001, written as that decimal without dtoa.  Below
+     * 2**42 the doubles are less than 0.0005 apart, so no shorter decimal reads back as d:
+     * it is what repr() writes.  Zero keeps repr's sign. */
+    if (d != 0.0 && d > -4.0e12 && d < 4.0e12) {
+        long long ns = llround(d * 1000.0);
+        if ((double)ns / 1000.0 == d) {
+            if (put_us(buf, ns) < 0) {
+                return -1;
+            }
+            return ns % 1000 == 0 ? put(buf, ".0", 2) : 0;
+        }
+    }
+    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = put(buf, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return rc;
 }
 
 static int put_value(Buffer *buf, PyObject *value, int depth);
@@ -301,14 +338,12 @@ put_value(Buffer *buf, PyObject *value, int depth)
 static PyObject *
 dumps(PyObject *module, PyObject *value)
 {
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0};
     if (reserve(&buf, 4096) < 0 || put_value(&buf, value, 0) < 0) {
-        PyMem_Free(buf.data);
+        Py_XDECREF(buf.bytes);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
 }
 
 /* ---- slice events of the JSON timeline (_chrome.chrome_json) ---- */
@@ -380,6 +415,85 @@ learn_offsets(PyObject *span_type)
     return 0;
 }
 
+/* Equal strs (both exact strs, ready): the same object, or the same characters. */
+static int
+is(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* The ',"key":' text of each attribute key the fast path takes (an exact str no longer than
+ * c_max_chars, not one that _args renames), made once per key object: a trace repeats a few
+ * keys on every span, and checking and escaping them on each was a tenth of the time of a
+ * slice.  A fixed table that holds its keys (so no other object can take a key's address) and
+ * is only emptied by configure_slices(): a text stays where it is while a fallback runs Python
+ * code, and a call that runs then fills the same table.  A key that finds no free slot near its
+ * own sends its span the Python way. */
+#define KEY_SLOTS 512
+#define KEY_PROBES 16
+typedef struct {
+    PyObject *key;  /* a strong reference, NULL for a free slot */
+    PyObject *text; /* bytes */
+} KeyText;
+static KeyText key_texts[KEY_SLOTS];
+
+static void
+forget_keys(void)
+{
+    for (int i = 0; i < KEY_SLOTS; i++) {
+        Py_CLEAR(key_texts[i].key);
+        Py_CLEAR(key_texts[i].text);
+    }
+}
+
+/* The text of an attribute key into *text (borrowed bytes): 1, or 0 when the fast path does not
+ * take the key, or -1 with an exception (UnicodeEncodeError for a lone surrogate). */
+static int
+key_text(PyObject *key, PyObject **text)
+{
+    size_t home = ((uintptr_t)key >> 4) % KEY_SLOTS;
+    KeyText *free_slot = NULL;
+    for (int probe = 0; probe < KEY_PROBES; probe++) {
+        KeyText *slot = &key_texts[(home + probe) % KEY_SLOTS];
+        if (slot->key == key) {
+            *text = slot->text;
+            return 1;
+        }
+        if (slot->key == NULL) {
+            free_slot = slot;
+            break;
+        }
+    }
+    if (free_slot == NULL || !PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars) {
+        return 0;
+    }
+    int clash = PySet_Contains(c_reserved, key);
+    if (clash != 0) {
+        return clash < 0 ? -1 : 0;
+    }
+    if (is(key, c_unclamped)) {
+        return 0;
+    }
+    Buffer made = {NULL, NULL, 0, 0};
+    if (put(&made, ",", 1) < 0 || put_str(&made, key) < 0 || put(&made, ":", 1) < 0) {
+        Py_XDECREF(made.bytes);
+        return -1;
+    }
+    PyObject *bytes = finish(&made);
+    if (bytes == NULL) {
+        return -1;
+    }
+    free_slot->key = Py_NewRef(key);
+    free_slot->text = bytes;
+    *text = bytes;
+    return 1;
+}
+
 static PyObject *
 configure_slices(PyObject *module, PyObject *args)
 {
@@ -392,6 +506,7 @@ configure_slices(PyObject *module, PyObject *args)
     if (learn_offsets(span_type) < 0) {
         return NULL;
     }
+    forget_keys(); /* what the fast path takes may have changed */
     Py_INCREF(reserved);
     Py_XSETREF(c_reserved, reserved);
     c_max_chars = max_chars;
@@ -465,41 +580,6 @@ read_span(PyObject *span, SpanFields *f, int full)
     return 1;
 }
 
-/* Equal strs (both exact strs, ready): the same object, or the same characters. */
-static int
-is(PyObject *a, PyObject *b)
-{
-    if (a == b) {
-        return 1;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
-        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
-}
-
-/* 1 when every attribute is one the fast path writes as _args would; 0; -1 on error. */
-static int
-plain_attributes(PyObject *attributes)
-{
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(attributes, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars
-            || !plain(value)) {
-            return 0;
-        }
-        int clash = PySet_Contains(c_reserved, key);
-        if (clash != 0) {
-            return clash < 0 ? -1 : 0;
-        }
-        if (is(key, c_unclamped)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-
 /* The slice name, as _timeline.display_name gives it (not for blocked steps). */
 static int
 put_display_name(Buffer *buf, SpanFields *f)
@@ -518,6 +598,8 @@ put_display_name(Buffer *buf, SpanFields *f)
     return put(buf, "\"", 1);
 }
 
+/* The slice's args: 1 written, 0 not taken (an attribute the fast path does not write as
+ * _args would: the caller takes back what was written), -1 error. */
 static int
 put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
 {
@@ -550,23 +632,29 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
     }
     PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
     if (f->parent != Py_None) {
-        PyObject *parent_attributes = PyObject_GetAttr(f->parent, s_attributes);
+        PyObject *parent_attributes = span_field(f->parent, F_ATTRIBUTES);
         if (parent_attributes == NULL) {
             return -1;
         }
         if (PyDict_Check(parent_attributes)) {
             parent_file = PyDict_GetItemWithError(parent_attributes, c_file_key);
         }
-        Py_DECREF(parent_attributes); /* the parent span holds the dict and its values */
         if (parent_file == NULL && PyErr_Occurred()) {
             return -1;
         }
     }
+    int has_default = 0, has_file = 0;
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(f->attributes, &pos, &key, &value)) {
-        if (!full && default_key != NULL && is(key, default_key)) {
-            int same = PyObject_RichCompareBool(value, f->name, Py_EQ);
+        PyObject *text;
+        int taken = plain(value) ? key_text(key, &text) : 0;
+        if (taken <= 0) {
+            return taken;
+        }
+        if (default_key != NULL && is(key, default_key)) {
+            has_default = 1;
+            int same = full ? 0 : PyObject_RichCompareBool(value, f->name, Py_EQ);
             if (same < 0) {
                 return -1;
             }
@@ -574,8 +662,9 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
                 continue; /* it repeats the name */
             }
         }
-        if (!full && parent_file != NULL && is(key, c_file_key)) {
-            int same = PyObject_RichCompareBool(value, parent_file, Py_EQ);
+        if (parent_file != NULL && is(key, c_file_key)) {
+            has_file = 1;
+            int same = full ? 0 : PyObject_RichCompareBool(value, parent_file, Py_EQ);
             if (same < 0) {
                 return -1;
             }
@@ -583,21 +672,16 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
                 continue; /* the parent's file: said once per row */
             }
         }
-        if (put_item(buf, key, value) < 0) {
+        if (put(buf, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0
+            || put_value(buf, value, 1) < 0) {
             return -1;
         }
     }
-    if (default_key != NULL) {
-        int has = PyDict_Contains(f->attributes, default_key);
-        if (has < 0 || (!has && put_item(buf, default_key, Py_None) < 0)) {
-            return -1;
-        }
+    if (default_key != NULL && !has_default && put_item(buf, default_key, Py_None) < 0) {
+        return -1;
     }
-    if (parent_file != NULL) {
-        int has = PyDict_Contains(f->attributes, c_file_key);
-        if (has < 0 || (!has && put_item(buf, c_file_key, Py_None) < 0)) {
-            return -1;
-        }
+    if (parent_file != NULL && !has_file && put_item(buf, c_file_key, Py_None) < 0) {
+        return -1;
     }
     if (unclamped_ns != NULL) {
         if (put(buf, ",", 1) < 0 || put_str(buf, c_unclamped) < 0 || put(buf, ":", 1) < 0
@@ -605,7 +689,7 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
             return -1;
         }
     }
-    return put(buf, "}", 1);
+    return put(buf, "}", 1) < 0 ? -1 : 1;
 }
 
 /* One span's slice event into buf: 1 written, 0 not taken (buf unchanged: the Python way),
@@ -656,31 +740,25 @@ put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, lon
     if (is(f.kind, s_blocked)) {
         return 0; /* its name carries its duration, formatted in Python */
     }
-    taken = plain_attributes(f.attributes);
-    if (taken <= 0) {
-        return taken;
-    }
     Py_ssize_t mark = buf->len;
-    int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":");
-    rc = rc < 0 ? -1 : put_value(buf, tid, 1);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"name\":");
-    rc = rc < 0 ? -1 : put_display_name(buf, &f);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"cat\":");
-    rc = rc < 0 ? -1 : put_str(buf, f.kind);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"args\":");
-    rc = rc < 0 ? -1 : put_args(buf, &f, unclamped_ns, full);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"ts\":");
-    rc = rc < 0 ? -1 : put_us(buf, start_ns);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"dur\":");
-    rc = rc < 0 ? -1 : put_us(buf, dur_ns);
-    rc = rc < 0 ? -1 : put_key(buf, "}");
-    if (rc < 0) {
+    int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":") < 0 || put_value(buf, tid, 1) < 0
+                     || put_key(buf, ",\"name\":") < 0 || put_display_name(buf, &f) < 0
+                     || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f.kind) < 0
+                     || put_key(buf, ",\"args\":") < 0
+                 ? -1
+                 : put_args(buf, &f, unclamped_ns, full);
+    if (rc > 0 && (put_key(buf, ",\"ts\":") < 0 || put_us(buf, start_ns) < 0
+                   || put_key(buf, ",\"dur\":") < 0 || put_us(buf, dur_ns) < 0
+                   || put_key(buf, "}") < 0)) {
+        rc = -1;
+    }
+    if (rc <= 0) {
         buf->len = mark;
-        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        if (rc < 0 && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
             PyErr_Clear(); /* a lone surrogate: the Python way writes U+FFFD */
             return 0;
         }
-        return -1;
+        return rc;
     }
     return 1;
 }
@@ -740,7 +818,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (placed == NULL) {
         return NULL;
     }
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
     PyObject **entries = PySequence_Fast_ITEMS(placed);
     int rc = reserve(&buf, 256 * (n + 1));
@@ -755,12 +833,10 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(placed);
     if (rc < 0) {
-        PyMem_Free(buf.data);
+        Py_XDECREF(buf.bytes);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
 }
 
 /* ---- every row of a whole JSON timeline, placed (_chrome._place) and written ---- */
@@ -1020,7 +1096,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0];
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0};
     Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
@@ -1041,12 +1117,10 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                        PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
     }
     if (rc < 0) {
-        PyMem_Free(buf.data);
+        Py_XDECREF(buf.bytes);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
 }
 
 static PyMethodDef module_methods[] = {
