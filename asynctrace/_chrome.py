@@ -239,7 +239,10 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
         return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
         layout = _layout(trace, full_args, lazy=True)
-        rows = [(tid, spans, layout.rows[track]) for track, tid, spans in layout.row_spans()]
+        rows = [
+            (layout.tids[track], layout.spans[track], layout.rows[track])
+            for track in layout.track_ids
+        ]
         after = {sid: item.after for sid, item in layout.items.items() if item.after}
         fallback = functools.partial(_slice_event, full_args=full_args)
         try:
@@ -340,26 +343,19 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
 
 class _Layout:
     """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
-    each track's flow markers (``rows``), the span items the arrows bound events to
-    (``items``), the events after every slice (``tail``: join arrows' starts, the counter)
-    and ``otherData``."""
+    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the span
+    items the arrows bound events to (``items``), the events after every slice (``tail``: join
+    arrows' starts, the counter) and ``otherData``."""
 
-    def __init__(self, trace: Trace, track_ids: list[int], tids: dict[int, int]) -> None:
-        self.trace = trace
+    def __init__(self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]):
         self.track_ids = track_ids
         self.tids = tids
+        self.spans = spans
         self.head: list[_Placed] = []
         self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
         self.items: dict[int, _Item] = {}
         self.tail: list[_Placed] = []
         self.other: dict[str, Any] = {}
-
-    def row_spans(self) -> list[tuple[int, int, list[Span]]]:
-        """``(track, tid, spans)`` per track, in file order; spans in the trace's order."""
-        spans: dict[int, list[Span]] = {track: [] for track in self.track_ids}
-        for span in self.trace.spans:
-            spans[span.track].append(span)
-        return [(track, self.tids[track], spans[track]) for track in self.track_ids]
 
 
 class _SpanItems(dict[int, _Item]):
@@ -381,28 +377,54 @@ def _span_item(span: Span, tid: int, event: dict[str, Any] | None) -> _Item:
     return _Item(start, end, (span.start_seq, 0), event, span, tid)
 
 
+_CREATION_ORDER = operator.attrgetter("start_seq", "span_id")  # as Trace.tracks orders rows
+_SPAWNED = frozenset(("task", "thread"))  # the spans a spawn arrow can point to
+
+
+def _group_rows(spans: list[Span]) -> tuple[dict[int, list[Span]], list[Span]]:
+    """Each track's spans, in the trace's order, and the spans a spawn arrow can point to: in
+    one pass (``_cjson.group_rows`` with the C accelerator)."""
+    module = _cjson()
+    if module is not None:
+        return module.group_rows(spans, _SPAWNED)  # type: ignore[no-any-return]
+    rows: dict[int, list[Span]] = {}
+    spawned: list[Span] = []
+    for span in spans:
+        row = rows.get(span.track)
+        if row is None:
+            rows[span.track] = [span]
+        else:
+            row.append(span)
+        if span.kind in _SPAWNED:
+            spawned.append(span)
+    return rows, spawned
+
+
 def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     """The timeline's metadata, arrows and counter; with ``lazy``, span items only where an
     arrow binds to a span, else every span's item with its event, in ``rows``."""
-    track_ids = [s.span_id for s in trace.tracks]
-    track_ids += sorted({s.track for s in trace.spans} - set(track_ids))  # owner dropped
+    # the rows in Trace.tracks' order, then the tracks whose owner was dropped
+    spans, spawned = _group_rows(trace.spans)
+    by_id = trace.by_id
+    owners = sorted((by_id[track] for track in spans if track in by_id), key=_CREATION_ORDER)
+    track_ids = [s.span_id for s in owners]
+    track_ids += sorted(track for track in spans if track not in by_id)  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
-    layout = _Layout(trace, track_ids, tids)
+    layout = _Layout(track_ids, tids, spans)
     run = next((s for s in trace.spans if s.kind == "run"), None)
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
-    layout.head.append(
+    head = layout.head
+    head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
     for track in track_ids:
-        owner = trace.by_id.get(track)
+        owner = by_id.get(track)
         label = row_label(owner) if owner is not None else f"track {track}"
         tid = tids[track]
         meta = {"name": label, "track": track}
-        layout.head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
         sort = {"sort_index": tid}
-        layout.head.append(
-            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
-        )
+        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort})
     if lazy:
         layout.items = _SpanItems(trace, tids)
     else:
@@ -412,7 +434,7 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
             layout.items[span.span_id] = item
     join_spans = joins(trace)
     layout.tail = [
-        *_flows(trace, tids, layout.rows, layout.items, join_spans),
+        *_flows(spawned, tids, layout.rows, layout.items, join_spans),
         *_counter(trace, join_spans),
     ]
     layout.other = {
@@ -431,22 +453,15 @@ def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
     return _Item(ns, ns + 1, (seq, 1), event, tid=tid)
 
 
-def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str, bp: bool = True) -> dict[str, Any]:
-    # no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself
-    event = {"ph": ph, "pid": PID, "tid": tid, "ts": _us(ns), "id": flow_id, "cat": cat}
-    if bp and ph == "f":
-        event["bp"] = "e"
-    return event
-
-
 def _flows(
-    trace: Trace,
+    spawned: list[Span],
     tids: dict[int, int],
     rows: dict[int, list[_Item]],
     items: dict[int, _Item],
     join_spans: list[Span],
 ) -> list[dict[str, Any]]:
-    """Add spawn and join arrows; returns events that must come after every slice.
+    """Add spawn and join arrows from the tasks and thread jobs (``spawned``, in the trace's
+    order); returns events that must come after every slice.
 
     spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
@@ -454,7 +469,8 @@ def _flows(
     What Perfetto does, and so what MUST hold: at equal times it reads "X" events before flow
     events; an "s" (and an "f" with ``"bp": "e"``) binds to the deepest slice open on its row at
     its time; an "f" without ``bp`` binds to the next slice that begins on its row; an arrow is
-    drawn from the end of its source slice to the start of its target slice.
+    drawn from the end of its source slice to the start of its target slice.  A flow event has
+    no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself.
     """
     tail: list[dict[str, Any]] = []
     flow_id = 0
@@ -464,9 +480,9 @@ def _flows(
         by_track.setdefault(span.track, []).append(span)
     join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
     join_markers: dict[int, _Item] = {}
-    for span in trace.spans:
+    for span in spawned:
         parent = span.parent
-        if span.kind not in ("task", "thread") or parent is None or parent.track == span.track:
+        if parent is None or parent.track == span.track:
             continue
         flow_id += 1
         item = items[span.span_id]
@@ -478,12 +494,16 @@ def _flows(
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
             spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)
-        elif marker.event is not None:  # a marker always has its event
-            marker.event["name"] = f"start {len(marker.after) + 1} tasks"
-        marker.after.append(_flow("s", marker.tid, marker.start, flow_id, "spawn"))
+        tid, ts = marker.tid, _us(marker.start)
+        marker.after.append(
+            {"ph": "s", "pid": PID, "tid": tid, "ts": ts, "id": flow_id, "cat": "spawn"}
+        )
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
-        item.after.append(_flow("f", tids[span.track], item.start - 1, flow_id, "spawn", False))
+        tid, ts = tids[span.track], _us(item.start - 1)
+        item.after.append(
+            {"ph": "f", "pid": PID, "tid": tid, "ts": ts, "id": flow_id, "cat": "spawn"}
+        )
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
@@ -496,8 +516,22 @@ def _flows(
             rows[waiter.track].append(jm)
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
-        tail.append(_flow("s", tids[span.track], max(item.end - 2, item.start), flow_id, "join"))
-        jm.after.append(_flow("f", jm.tid, jm.start, flow_id, "join"))
+        ts = _us(max(item.end - 2, item.start))
+        tail.append({"ph": "s", "pid": PID, "tid": tid, "ts": ts, "id": flow_id, "cat": "join"})
+        jm.after.append(
+            {
+                "ph": "f",
+                "pid": PID,
+                "tid": jm.tid,
+                "ts": _us(jm.start),
+                "id": flow_id,
+                "cat": "join",
+                "bp": "e",
+            }
+        )
+    for marker in spawn_markers.values():
+        if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
+            marker.event["name"] = f"start {len(marker.after)} tasks"
     return tail
 
 

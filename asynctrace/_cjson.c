@@ -1123,6 +1123,45 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return finish(&buf);
 }
 
+/* group_rows(spans, spawned_kinds) -> (rows, spawned): the spans of each track (a dict from
+ * track to its spans, in the order given: the rows in the order their first span comes) and the
+ * spans of those kinds, as the loop in _chrome._group_rows makes them. */
+static PyObject *
+group_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "group_rows(spans: list, spawned_kinds: frozenset)");
+        return NULL;
+    }
+    PyObject *spans = args[0];
+    PyObject *rows = PyDict_New();
+    PyObject *spawned = rows ? PyList_New(0) : NULL;
+    for (Py_ssize_t i = 0; spawned != NULL && i < PyList_GET_SIZE(spans); i++) {
+        PyObject *span = PyList_GET_ITEM(spans, i);
+        PyObject *track = span_field(span, F_TRACK);
+        PyObject *kind = track ? span_field(span, F_KIND) : NULL;
+        PyObject *row = kind ? PyDict_GetItemWithError(rows, track) : NULL;
+        int rc = kind == NULL || (row == NULL && PyErr_Occurred()) ? -1 : 0;
+        if (rc == 0 && row == NULL) {
+            row = PyList_New(0);
+            rc = row == NULL || PyDict_SetItem(rows, track, row) < 0 ? -1 : 0;
+            Py_XDECREF(row); /* the dict holds it */
+        }
+        if (rc == 0) {
+            rc = PyList_Append(row, span);
+        }
+        int wanted = rc == 0 ? PySet_Contains(args[1], kind) : -1;
+        if (wanted < 0 || (wanted && PyList_Append(spawned, span) < 0)) {
+            Py_CLEAR(spawned);
+        }
+    }
+    if (spawned == NULL) {
+        Py_XDECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", rows, spawned);
+}
+
 static PyMethodDef module_methods[] = {
     {"dumps", dumps, METH_O, PyDoc_STR("dumps(value) -> bytes: compact UTF-8 JSON.")},
     {"configure_slices", configure_slices, METH_VARARGS,
@@ -1131,6 +1170,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
      PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
+    {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
+     PyDoc_STR("group_rows(spans, spawned_kinds) -> (rows, spawned)")},
     {NULL, NULL, 0, NULL},
 };
 
