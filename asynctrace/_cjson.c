@@ -23,10 +23,14 @@
  * longer than _sanitize.MAX_CHARS, not a blocked step; for any other span it asks
  * fallback(item) for the event dict.  configure_slices() tells it, once, what _args leaves out.
  *
+ * Flow events (arrow ends) come as _chrome._Flow tuples and are written as _chrome._flow_event
+ * makes their dicts.
+ *
  * place_rows(rows, after, full, fallback): the rows of a whole timeline, each sorted and clamped
  * as _chrome._place does and its slices written as above, straight from the spans: no Python
- * object per span.  (One file past the house's 700 lines: the three share the buffer and the
- * value writers, and apart they would need a header of their own.)
+ * object per span.  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
+ * past the house's 700 lines: they share the buffer and the value writers, and apart they
+ * would need a header of their own.)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -764,6 +768,27 @@ put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, lon
 }
 
 
+/* A flow event from _chrome's tuple (ph, tid, ts, id, cat, enclosing), as _chrome._flow_event
+ * makes its dict: no dict per arrow end. */
+static int
+put_flow(Buffer *buf, PyObject *flow)
+{
+    if (!PyTuple_CheckExact(flow) || PyTuple_GET_SIZE(flow) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a flow: (ph, tid, ts, id, cat, enclosing)");
+        return -1;
+    }
+    int enclosing = PyObject_IsTrue(PyTuple_GET_ITEM(flow, 5));
+    if (enclosing < 0 || put_key(buf, "{\"ph\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 0), 1) < 0
+        || put_key(buf, ",\"pid\":1,\"tid\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 1), 1) < 0
+        || put_key(buf, ",\"ts\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 2), 1) < 0
+        || put_key(buf, ",\"id\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 3), 1) < 0
+        || put_key(buf, ",\"cat\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 4), 1) < 0
+        || (enclosing && put_key(buf, ",\"bp\":\"e\"") < 0)) {
+        return -1;
+    }
+    return put(buf, "}", 1);
+}
+
 /* A placed span item's slice (see _chrome._Item), or the Python way's event for it. */
 static int
 put_item_slice(Buffer *buf, PyObject *item, int full, PyObject *fallback)
@@ -827,8 +852,9 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             rc = put(&buf, separator, separator_len);
         }
         if (rc == 0) {
-            rc = PyDict_Check(entries[i]) ? put_value(&buf, entries[i], 0)
-                                          : put_item_slice(&buf, entries[i], full, args[2]);
+            rc = PyDict_Check(entries[i])    ? put_value(&buf, entries[i], 0)
+                 : PyTuple_Check(entries[i]) ? put_flow(&buf, entries[i])
+                                             : put_item_slice(&buf, entries[i], full, args[2]);
         }
     }
     Py_DECREF(placed);
@@ -926,17 +952,17 @@ us_object(long long ns)
 }
 
 static int
-put_events(Buffer *buf, PyObject *events, int *first)
+put_flows(Buffer *buf, PyObject *flows, int *first)
 {
-    if (events == NULL) {
+    if (flows == NULL) {
         return 0;
     }
-    if (!PyList_Check(events)) {
-        PyErr_SetString(PyExc_TypeError, "after: a list of events");
+    if (!PyList_Check(flows)) {
+        PyErr_SetString(PyExc_TypeError, "after: a list of flows");
         return -1;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
-        if ((!*first && put(buf, ",", 1) < 0) || put_value(buf, PyList_GET_ITEM(events, i), 0) < 0) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(flows); i++) {
+        if ((!*first && put(buf, ",", 1) < 0) || put_flow(buf, PyList_GET_ITEM(flows, i)) < 0) {
             return -1;
         }
         *first = 0;
@@ -1044,7 +1070,7 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
             }
             PyObject *span_id = span_field(e->obj, F_SPAN_ID);
             PyObject *bound = span_id ? PyDict_GetItemWithError(after, span_id) : NULL;
-            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_events(buf, bound, first) < 0) {
+            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_flows(buf, bound, first) < 0) {
                 rc = -1;
             }
             continue;
@@ -1064,7 +1090,7 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
         Py_XDECREF(dur);
         if (rc == 0) {
             PyObject *bound = PyObject_GetAttr(e->obj, s_after);
-            rc = bound == NULL || put_events(buf, bound, first) < 0 ? -1 : 0;
+            rc = bound == NULL || put_flows(buf, bound, first) < 0 ? -1 : 0;
             Py_XDECREF(bound);
         }
     }
