@@ -257,7 +257,7 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
             (layout.tids[track], layout.spans[track], layout.rows[track])
             for track in layout.track_ids
         ]
-        after = {sid: item.after for sid, item in layout.items.items() if item.after}
+        after = layout.after
         fallback = functools.partial(_slice_event, full_args=full_args)
         try:
             body = place(rows, after, full_args, fallback)
@@ -364,9 +364,9 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
 
 class _Layout:
     """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
-    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the span
-    items the arrows bound events to (``items``), the events after every slice (``tail``: join
-    arrows' starts, the counter) and ``otherData``."""
+    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the flow
+    events to write right after a span's slice (``after``, by span id), the events after every
+    slice (``tail``: join arrows' starts, the counter) and ``otherData``."""
 
     def __init__(self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]):
         self.track_ids = track_ids
@@ -374,28 +374,18 @@ class _Layout:
         self.spans = spans
         self.head: list[_Placed] = []
         self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
-        self.items: dict[int, _Item] = {}
+        self.after: dict[int, list[_Flow]] = {}
         self.tail: list[_Placed] = []
         self.other: dict[str, Any] = {}
 
 
-class _SpanItems(dict[int, _Item]):
-    """Span items made as the arrows ask for them (the C placer places the spans itself)."""
-
-    def __init__(self, trace: Trace, tids: dict[int, int]) -> None:
-        super().__init__()
-        self._by_id = trace.by_id
-        self._tids = tids
-
-    def __missing__(self, span_id: int) -> _Item:
-        span = self._by_id[span_id]
-        item = self[span_id] = _span_item(span, self._tids[span.track], None)
-        return item
+def _ns(seconds: float) -> int:
+    """Trace time as the file's whole nanoseconds (ORIGIN_NS at trace time 0)."""
+    return round(seconds * 1e9) + ORIGIN_NS
 
 
 def _span_item(span: Span, tid: int, event: dict[str, Any] | None) -> _Item:
-    start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
-    return _Item(start, end, (span.start_seq, 0), event, span, tid)
+    return _Item(_ns(span.start), _ns(span.end), (span.start_seq, 0), event, span, tid)
 
 
 _CREATION_ORDER = operator.attrgetter("start_seq", "span_id")  # as Trace.tracks orders rows
@@ -446,18 +436,19 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
         head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
         sort = {"sort_index": tid}
         head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort})
-    if lazy:
-        layout.items = _SpanItems(trace, tids)
-    else:
+    join_spans = joins(trace)
+    layout.tail = [
+        *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
+        *_counter(trace, join_spans),
+    ]
+    if not lazy:
+        items = {}
         for span in trace.spans:
             item = _span_item(span, tids[span.track], _event(span, tids[span.track], full_args))
             layout.rows[span.track].append(item)
-            layout.items[span.span_id] = item
-    join_spans = joins(trace)
-    layout.tail = [
-        *_flows(spawned, tids, layout.rows, layout.items, join_spans),
-        *_counter(trace, join_spans),
-    ]
+            items[span.span_id] = item
+        for span_id, flows in layout.after.items():
+            items[span_id].after = flows
     layout.other = {
         "asynctrace": __version__,
         "clock": trace.clock,
@@ -475,14 +466,16 @@ def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
 
 
 def _flows(
+    trace: Trace,
     spawned: list[Span],
     tids: dict[int, int],
     rows: dict[int, list[_Item]],
-    items: dict[int, _Item],
+    after: dict[int, list[_Flow]],
     join_spans: list[Span],
 ) -> list[_Flow]:
     """Add spawn and join arrows from the tasks and thread jobs (``spawned``, in the trace's
-    order); returns events that must come after every slice.
+    order): markers to ``rows``, the events bound to a span's slice to ``after``; returns the
+    events that must come after every slice.
 
     spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
@@ -500,17 +493,20 @@ def _flows(
         by_track.setdefault(span.track, []).append(span)
     join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
     join_markers: dict[int, _Item] = {}
+    by_id = trace.by_id  # a slice's span by its id, as the rows are written (ids may repeat)
     for span in spawned:
         parent = span.parent
         if parent is None or parent.track == span.track:
             continue
         flow_id += 1
-        item = items[span.span_id]
+        task = by_id[span.span_id]
+        start = _ns(task.start)
+        end = max(_ns(task.end), start)
         marker = spawn_markers.get(parent.span_id)
         if marker is None:
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
-            at = item.start - 2
+            at = start - 2
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
             spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)
@@ -518,20 +514,22 @@ def _flows(
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
         tid = tids[span.track]
-        item.after.append(("f", tid, _us(item.start - 1), flow_id, "spawn", False))
+        flow = ("f", tid, _us(start - 1), flow_id, "spawn", False)
+        after.setdefault(span.span_id, []).append(flow)
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
-        witem = items[waiter.span_id]
         jm = join_markers.get(waiter.span_id)
         if jm is None:
-            at_end = max(witem.end - 1, witem.start)
+            awaiting = by_id[waiter.span_id]
+            awaiting_start = _ns(awaiting.start)
+            at_end = max(_ns(awaiting.end) - 1, awaiting_start)
             jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
             join_markers[waiter.span_id] = jm
             rows[waiter.track].append(jm)
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
-        tail.append(("s", tid, _us(max(item.end - 2, item.start)), flow_id, "join", False))
+        tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
         jm.after.append(("f", jm.tid, _us(jm.start), flow_id, "join", True))
     for marker in spawn_markers.values():
         if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
@@ -561,22 +559,26 @@ def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
     if len(points) > MAX_COUNTER_POINTS:
         t0, t1 = points[0][0], points[-1][0]
         step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
-        buckets: dict[int, tuple[float, int, int]] = {}
-        for t, running, waiting in points:
-            b = min(int((t - t0) / step), MAX_COUNTER_POINTS - 1)
-            old = buckets.get(b)
-            if old is None:
-                buckets[b] = (t0 + b * step, running, waiting)
+        last = MAX_COUNTER_POINTS - 1
+        buckets: list[tuple[float, int, int]] = []
+        bucket = -1
+        for t, running, waiting in points:  # in time order: each bucket's points one after another
+            b = min(int((t - t0) / step), last)
+            if b != bucket:
+                bucket = b
+                buckets.append((t0 + b * step, running, waiting))
             else:
-                buckets[b] = (old[0], max(old[1], running), max(old[2], waiting))
-        points = [buckets[b] for b in sorted(buckets)]
+                at, most_running, most_waiting = buckets[-1]
+                if running > most_running or waiting > most_waiting:
+                    buckets[-1] = (at, max(most_running, running), max(most_waiting, waiting))
+        points = buckets
         points[-1] = (t1, *points[-1][1:])
     return [
         {
             "ph": "C",
             "pid": PID,
             "tid": COUNTER_TID,
-            "ts": _us(round(t * 1e9) + ORIGIN_NS),
+            "ts": _us(_ns(t)),
             "name": "tasks",
             "args": {"running": running, "waiting": waiting},
         }
