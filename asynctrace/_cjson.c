@@ -50,11 +50,8 @@ typedef struct {
 } Buffer;
 
 static int
-reserve(Buffer *buf, Py_ssize_t more)
+grow(Buffer *buf, Py_ssize_t more)
 {
-    if (buf->len + more <= buf->cap) {
-        return 0;
-    }
     Py_ssize_t cap = buf->cap * 2;
     if (cap < buf->len + more) {
         cap = buf->len + more;
@@ -73,6 +70,13 @@ reserve(Buffer *buf, Py_ssize_t more)
     return 0;
 }
 
+/* Room for ``more`` bytes: inline, since nearly every call finds it (writes are small). */
+static inline int
+reserve(Buffer *buf, Py_ssize_t more)
+{
+    return buf->len + more <= buf->cap ? 0 : grow(buf, more);
+}
+
 /* The bytes written (a new reference), NULL with an exception; the buffer is left empty. */
 static PyObject *
 finish(Buffer *buf)
@@ -88,7 +92,7 @@ finish(Buffer *buf)
     return out;
 }
 
-static int
+static inline int
 put(Buffer *buf, const char *text, Py_ssize_t n)
 {
     if (reserve(buf, n) < 0) {
@@ -156,12 +160,26 @@ put_str(Buffer *buf, PyObject *text)
 static int
 put_digits(Buffer *buf, const char *sign, unsigned long long v)
 {
+    static const char pairs[201] = "0001020304050607080910111213141516171819"
+                                   "2021222324252627282930313233343536373839"
+                                   "4041424344454647484950515253545556575859"
+                                   "6061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
     char text[24];
     char *end = text + sizeof text, *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) { /* two digits per division */
+        unsigned long long pair = v % 100;
+        v /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * pair, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    }
+    else {
+        *--p = (char)('0' + v);
+    }
     if (*sign) {
         *--p = '-';
     }
@@ -534,7 +552,7 @@ plain(PyObject *v)
     return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= c_max_chars;
 }
 
-static int
+static inline int
 put_key(Buffer *buf, const char *key)
 {
     return put(buf, key, (Py_ssize_t)strlen(key));
