@@ -374,6 +374,7 @@ dumps(PyObject *module, PyObject *value)
 static PyObject *c_reserved;   /* frozenset of attribute keys that _args renames */
 static Py_ssize_t c_max_chars; /* longer strings are capped by _args: not taken here */
 static PyObject *c_defaults;   /* dict: kind -> the attribute that repeats the name */
+static PyObject *last_kind, *last_default; /* see default_key_of() */
 static PyObject *c_file_key;   /* "code.file.path": left out when the parent's is the same */
 static PyObject *c_unclamped;  /* "unclamped_end" */
 static PyObject *s_kind, *s_name, *s_status, *s_error, *s_attributes, *s_span_id, *s_parent_id,
@@ -529,6 +530,7 @@ configure_slices(PyObject *module, PyObject *args)
         return NULL;
     }
     forget_keys(); /* what the fast path takes may have changed */
+    Py_CLEAR(last_kind);
     Py_INCREF(reserved);
     Py_XSETREF(c_reserved, reserved);
     c_max_chars = max_chars;
@@ -602,6 +604,24 @@ read_span(PyObject *span, SpanFields *f, int full)
     return 1;
 }
 
+/* c_defaults[kind] into *out (borrowed; NULL when the kind has none), remembered for the last
+ * kind object (held, so no other object takes its address): a row's spans share a few kind
+ * strs.  0, or -1 with an exception. */
+static int
+default_key_of(PyObject *kind, PyObject **out)
+{
+    if (kind != last_kind) {
+        PyObject *found = PyDict_GetItemWithError(c_defaults, kind);
+        if (found == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        Py_XSETREF(last_kind, Py_NewRef(kind));
+        last_default = found;
+    }
+    *out = last_default;
+    return 0;
+}
+
 /* The slice name, as _timeline.display_name gives it (not for blocked steps). */
 static int
 put_display_name(Buffer *buf, SpanFields *f)
@@ -648,8 +668,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
     if (f->error != Py_None && (put_key(buf, ",\"error\":") < 0 || put_str(buf, f->error) < 0)) {
         return -1;
     }
-    PyObject *default_key = PyDict_GetItemWithError(c_defaults, f->kind);
-    if (default_key == NULL && PyErr_Occurred()) {
+    PyObject *default_key;
+    if (default_key_of(f->kind, &default_key) < 0) {
         return -1;
     }
     PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
@@ -1046,7 +1066,11 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
         rc = (PyErr_Occurred() || attr_ll(e->obj, s_item_start, &e->start) < 0
               || attr_ll(e->obj, s_item_end, &e->end) < 0) ? -1 : 0;
     }
-    if (rc == 0) {
+    int sorted = 1; /* nearly always, on a row without markers: spans come in start order */
+    for (Py_ssize_t i = 1; rc == 0 && sorted && i < n; i++) {
+        sorted = entry_order(&entries[i - 1], &entries[i]) < 0;
+    }
+    if (rc == 0 && !sorted) {
         qsort(entries, (size_t)n, sizeof(Entry), entry_order);
     }
     Py_ssize_t depth = 0;
