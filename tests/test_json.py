@@ -87,3 +87,13 @@ def test_the_c_encoder_writes_floats_as_repr_does() -> None:
     for value in floats:
         if math.isfinite(value):
             assert encode(value) == repr(value).encode(), value
+
+
+@pytest.mark.skipif("c" not in ENCODERS, reason="built without a C compiler")
+def test_the_c_encoder_writes_ints_as_str_does() -> None:
+    rnd = random.Random(11)
+    ints = [0, 9, 10, 99, 100, 101, -1, -10, -100, 2**63 - 1, -(2**63), 2**64, -(10**30)]
+    ints += [rnd.getrandbits(64) - 2**63 >> rnd.randrange(64) for _ in range(20_000)]
+    encode = ENCODERS["c"]
+    for value in ints:
+        assert encode(value) == str(value).encode(), value
