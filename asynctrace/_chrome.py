@@ -368,7 +368,9 @@ class _Layout:
     events to write right after a span's slice (``after``, by span id), the events after every
     slice (``tail``: join arrows' starts, the counter) and ``otherData``."""
 
-    def __init__(self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]):
+    def __init__(
+        self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]
+    ) -> None:
         self.track_ids = track_ids
         self.tids = tids
         self.spans = spans
@@ -412,8 +414,8 @@ def _group_rows(spans: list[Span]) -> tuple[dict[int, list[Span]], list[Span]]:
 
 
 def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
-    """The timeline's metadata, arrows and counter; with ``lazy``, span items only where an
-    arrow binds to a span, else every span's item with its event, in ``rows``."""
+    """The timeline's metadata, arrows and counter; with ``lazy``, no span items (the C placer
+    writes each slice from its span), else every span's item with its event, in ``rows``."""
     # the rows in Trace.tracks' order, then the tracks whose owner was dropped
     spans, spawned = _group_rows(trace.spans)
     by_id = trace.by_id
