@@ -39,6 +39,15 @@
 
 #define MAX_DEPTH 64
 
+/* An attribute key's ',"key":' text, kept for the rest of a call (see put_key_text). */
+typedef struct {
+    PyObject *key;  /* a strong reference (no other object can take its address), or NULL */
+    PyObject *text; /* bytes */
+} KeyText;
+
+#define KEY_SLOTS 512
+#define KEY_PROBES 16
+
 /* The output, written straight into the bytes object that is returned: grown in place (a
  * realloc, which the allocator does without copying for a big block) and cut to its length at
  * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
@@ -47,7 +56,23 @@ typedef struct {
     PyObject *bytes; /* NULL until the first reserve() */
     char *data;
     Py_ssize_t len, cap;
+    KeyText *keys; /* KEY_SLOTS of them, NULL until an attribute key is written */
 } Buffer;
+
+/* Frees what the buffer holds (after an error, or once its bytes are taken). */
+static void
+drop(Buffer *buf)
+{
+    Py_CLEAR(buf->bytes);
+    if (buf->keys != NULL) {
+        for (int i = 0; i < KEY_SLOTS; i++) {
+            Py_XDECREF(buf->keys[i].key);
+            Py_XDECREF(buf->keys[i].text);
+        }
+        PyMem_Free(buf->keys);
+        buf->keys = NULL;
+    }
+}
 
 static int
 grow(Buffer *buf, Py_ssize_t more)
@@ -77,15 +102,17 @@ reserve(Buffer *buf, Py_ssize_t more)
     return buf->len + more <= buf->cap ? 0 : grow(buf, more);
 }
 
-/* The bytes written (a new reference), NULL with an exception; the buffer is left empty. */
+/* The bytes written (a new reference), NULL with an exception; the buffer is dropped. */
 static PyObject *
 finish(Buffer *buf)
 {
     if (buf->bytes == NULL) {
+        drop(buf);
         return PyBytes_FromStringAndSize("", 0);
     }
     PyObject *out = buf->bytes;
     buf->bytes = NULL;
+    drop(buf);
     if (_PyBytes_Resize(&out, buf->len) < 0) {
         return NULL;
     }
@@ -360,9 +387,9 @@ put_value(Buffer *buf, PyObject *value, int depth)
 static PyObject *
 dumps(PyObject *module, PyObject *value)
 {
-    Buffer buf = {NULL, NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     if (reserve(&buf, 4096) < 0 || put_value(&buf, value, 0) < 0) {
-        Py_XDECREF(buf.bytes);
+        drop(&buf);
         return NULL;
     }
     return finish(&buf);
@@ -450,49 +477,35 @@ is(PyObject *a, PyObject *b)
         && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
 }
 
-/* The ',"key":' text of each attribute key the fast path takes (an exact str no longer than
- * c_max_chars, not one that _args renames), made once per key object: a trace repeats a few
- * keys on every span, and checking and escaping them on each was a tenth of the time of a
- * slice.  A fixed table that holds its keys (so no other object can take a key's address) and
- * is only emptied by configure_slices(): a text stays where it is while a fallback runs Python
- * code, and a call that runs then fills the same table.  A key that finds no free slot near its
- * own sends its span the Python way. */
-#define KEY_SLOTS 512
-#define KEY_PROBES 16
-typedef struct {
-    PyObject *key;  /* a strong reference, NULL for a free slot */
-    PyObject *text; /* bytes */
-} KeyText;
-static KeyText key_texts[KEY_SLOTS];
-
-static void
-forget_keys(void)
-{
-    for (int i = 0; i < KEY_SLOTS; i++) {
-        Py_CLEAR(key_texts[i].key);
-        Py_CLEAR(key_texts[i].text);
-    }
-}
-
-/* The text of an attribute key into *text (borrowed bytes): 1, or 0 when the fast path does not
- * take the key, or -1 with an exception (UnicodeEncodeError for a lone surrogate). */
+/* ,"key": for an attribute key the fast path takes (an exact str no longer than c_max_chars,
+ * not one that _args renames): 1 written, 0 not taken, -1 with an exception (UnicodeEncodeError
+ * for a lone surrogate).  Each key object is checked and escaped once per call and its text
+ * kept in buf->keys: a trace repeats a few keys on every span, and doing it on each was a
+ * tenth of the time of a slice.  A key that finds no free slot near its own is written
+ * without being kept. */
 static int
-key_text(PyObject *key, PyObject **text)
+put_key_text(Buffer *buf, PyObject *key)
 {
+    if (buf->keys == NULL) {
+        buf->keys = PyMem_Calloc(KEY_SLOTS, sizeof(KeyText));
+        if (buf->keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     size_t home = ((uintptr_t)key >> 4) % KEY_SLOTS;
     KeyText *free_slot = NULL;
     for (int probe = 0; probe < KEY_PROBES; probe++) {
-        KeyText *slot = &key_texts[(home + probe) % KEY_SLOTS];
+        KeyText *slot = &buf->keys[(home + probe) % KEY_SLOTS];
         if (slot->key == key) {
-            *text = slot->text;
-            return 1;
+            return put(buf, PyBytes_AS_STRING(slot->text), PyBytes_GET_SIZE(slot->text)) < 0 ? -1 : 1;
         }
         if (slot->key == NULL) {
             free_slot = slot;
             break;
         }
     }
-    if (free_slot == NULL || !PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars) {
+    if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars) {
         return 0;
     }
     int clash = PySet_Contains(c_reserved, key);
@@ -502,18 +515,18 @@ key_text(PyObject *key, PyObject **text)
     if (is(key, c_unclamped)) {
         return 0;
     }
-    Buffer made = {NULL, NULL, 0, 0};
-    if (put(&made, ",", 1) < 0 || put_str(&made, key) < 0 || put(&made, ":", 1) < 0) {
-        Py_XDECREF(made.bytes);
+    Py_ssize_t mark = buf->len;
+    if (put(buf, ",", 1) < 0 || put_str(buf, key) < 0 || put(buf, ":", 1) < 0) {
         return -1;
     }
-    PyObject *bytes = finish(&made);
-    if (bytes == NULL) {
-        return -1;
+    if (free_slot != NULL) {
+        PyObject *text = PyBytes_FromStringAndSize(buf->data + mark, buf->len - mark);
+        if (text == NULL) {
+            return -1;
+        }
+        free_slot->key = Py_NewRef(key);
+        free_slot->text = text;
     }
-    free_slot->key = Py_NewRef(key);
-    free_slot->text = bytes;
-    *text = bytes;
     return 1;
 }
 
@@ -529,8 +542,7 @@ configure_slices(PyObject *module, PyObject *args)
     if (learn_offsets(span_type) < 0) {
         return NULL;
     }
-    forget_keys(); /* what the fast path takes may have changed */
-    Py_CLEAR(last_kind);
+    Py_CLEAR(last_kind); /* the defaults may have changed */
     Py_INCREF(reserved);
     Py_XSETREF(c_reserved, reserved);
     c_max_chars = max_chars;
@@ -689,8 +701,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(f->attributes, &pos, &key, &value)) {
-        PyObject *text;
-        int taken = plain(value) ? key_text(key, &text) : 0;
+        Py_ssize_t mark = buf->len; /* taken back when the attribute is left out */
+        int taken = plain(value) ? put_key_text(buf, key) : 0;
         if (taken <= 0) {
             return taken;
         }
@@ -701,6 +713,7 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
                 return -1;
             }
             if (same) {
+                buf->len = mark;
                 continue; /* it repeats the name */
             }
         }
@@ -711,11 +724,11 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
                 return -1;
             }
             if (same) {
+                buf->len = mark;
                 continue; /* the parent's file: said once per row */
             }
         }
-        if (put(buf, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0
-            || put_value(buf, value, 1) < 0) {
+        if (put_value(buf, value, 1) < 0) {
             return -1;
         }
     }
@@ -881,7 +894,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (placed == NULL) {
         return NULL;
     }
-    Buffer buf = {NULL, NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
     PyObject **entries = PySequence_Fast_ITEMS(placed);
     int rc = reserve(&buf, 256 * (n + 1));
@@ -897,7 +910,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(placed);
     if (rc < 0) {
-        Py_XDECREF(buf.bytes);
+        drop(&buf);
         return NULL;
     }
     return finish(&buf);
@@ -1164,7 +1177,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0];
-    Buffer buf = {NULL, NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
@@ -1185,7 +1198,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                        PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
     }
     if (rc < 0) {
-        Py_XDECREF(buf.bytes);
+        drop(&buf);
         return NULL;
     }
     return finish(&buf);

@@ -229,3 +229,17 @@ def test_rows_are_grouped_alike_in_c_and_python(trace: Trace) -> None:
         _chrome._cjson = c_module  # type: ignore[assignment]
     assert in_c == in_python
     assert list(in_c[0]) == list(in_python[0])  # the rows in the same order
+
+
+@needs_c
+def test_more_attribute_keys_than_the_c_writer_keeps() -> None:
+    # each key's text is kept for the call in a table of 512: past it, keys are still written
+    spans = [Span(1, None, "run", "prog.py", 0.0, 3.0, 1)]
+    for sid in range(2, 2000):
+        attributes = {f"key {sid}": sid, "code.line.number": sid}
+        spans.append(
+            Span(sid, 1, "await", "x", sid / 1000, sid / 1000 + 0.001, 1, attributes=attributes)
+        )
+    trace = Trace(spans)
+    reference = _json.available_encoders()["c"](_chrome.to_chrome(trace))
+    assert b"".join(_chrome.chrome_json(trace)) == reference
