@@ -165,11 +165,25 @@ class _Item:
         self.span = span
         self.tid = tid
         self.unclamped: int | None = None
-        self.after: list[dict[str, Any]] = []  # flow events bound to this slice
+        self.after: list[_Flow] = []  # flow events bound to this slice
 
 
 _by_key = operator.attrgetter("key")
-_Placed = dict[str, Any] | _Item  # an event, or a span's slice whose event is encoded later
+# One end of an arrow, (ph, tid, ts, id, cat, enclosing): a tuple, which costs a tenth of an
+# event dict to make, turned into its event by _flow_event or written from it by _cjson
+_Flow = tuple[str, int, int | float, int, str, bool]
+# an event, a span's slice whose event is encoded later, or a flow event
+_Placed = dict[str, Any] | _Item | _Flow
+
+
+def _flow_event(flow: _Flow) -> dict[str, Any]:
+    """A flow event's dict; ``enclosing`` binds an "f" to the slice open at its time."""
+    ph, tid, ts, flow_id, cat, enclosing = flow
+    # no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself
+    event = {"ph": ph, "pid": PID, "tid": tid, "ts": ts, "id": flow_id, "cat": cat}
+    if enclosing:
+        event["bp"] = "e"
+    return event
 
 
 def _place(items: list[_Item]) -> list[_Placed]:
@@ -203,7 +217,7 @@ def _place(items: list[_Item]) -> list[_Placed]:
             ev["dur"] = dur // 1000 if dur % 1000 == 0 else dur / 1000
             out.append(ev)
         if it.after:
-            out.extend(it.after)
+            out.extend(map(_flow_event, it.after))
     return out
 
 
@@ -222,7 +236,7 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
         events = list(layout.head)
         for track in layout.track_ids:
             events.extend(_place(layout.rows[track]))
-        events.extend(layout.tail)
+        events.extend(_flow_event(e) if isinstance(e, tuple) else e for e in layout.tail)
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": layout.other}
 
 
@@ -239,8 +253,11 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
         return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
         layout = _layout(trace, full_args, lazy=True)
-        rows = [(tid, spans, layout.rows[track]) for track, tid, spans in layout.row_spans()]
-        after = {sid: item.after for sid, item in layout.items.items() if item.after}
+        rows = [
+            (layout.tids[track], layout.spans[track], layout.rows[track])
+            for track in layout.track_ids
+        ]
+        after = layout.after
         fallback = functools.partial(_slice_event, full_args=full_args)
         try:
             body = place(rows, after, full_args, fallback)
@@ -258,7 +275,8 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
 
 
 def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> bytes:
-    """Event dicts and span items (slices whose event was not made) as JSON, joined.
+    """Event dicts, flow events and span items (slices whose event was not made) as JSON,
+    joined.
 
     With the C accelerator in one call (``_cjson.timeline_events``): each span's slice is
     written straight from the span, and a span it does not take (a long name, a list value, a
@@ -272,7 +290,13 @@ def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> 
             return events(entries, full_args, fallback, separator)
         except (TypeError, ValueError):
             pass
-    return separator.join(dumps(fallback(e) if isinstance(e, _Item) else e) for e in entries)
+    return separator.join(dumps(_placed_event(e, full_args)) for e in entries)
+
+
+def _placed_event(entry: _Placed, full_args: bool) -> dict[str, Any]:
+    if isinstance(entry, _Item):
+        return _slice(entry, full_args)
+    return _flow_event(entry) if isinstance(entry, tuple) else entry
 
 
 _EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]], bytes], bytes]
@@ -340,81 +364,93 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
 
 class _Layout:
     """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
-    each track's flow markers (``rows``), the span items the arrows bound events to
-    (``items``), the events after every slice (``tail``: join arrows' starts, the counter)
-    and ``otherData``."""
+    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the flow
+    events to write right after a span's slice (``after``, by span id), the events after every
+    slice (``tail``: join arrows' starts, the counter) and ``otherData``."""
 
-    def __init__(self, trace: Trace, track_ids: list[int], tids: dict[int, int]) -> None:
-        self.trace = trace
+    def __init__(
+        self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]
+    ) -> None:
         self.track_ids = track_ids
         self.tids = tids
+        self.spans = spans
         self.head: list[_Placed] = []
         self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
-        self.items: dict[int, _Item] = {}
+        self.after: dict[int, list[_Flow]] = {}
         self.tail: list[_Placed] = []
         self.other: dict[str, Any] = {}
 
-    def row_spans(self) -> list[tuple[int, int, list[Span]]]:
-        """``(track, tid, spans)`` per track, in file order; spans in the trace's order."""
-        spans: dict[int, list[Span]] = {track: [] for track in self.track_ids}
-        for span in self.trace.spans:
-            spans[span.track].append(span)
-        return [(track, self.tids[track], spans[track]) for track in self.track_ids]
 
-
-class _SpanItems(dict[int, _Item]):
-    """Span items made as the arrows ask for them (the C placer places the spans itself)."""
-
-    def __init__(self, trace: Trace, tids: dict[int, int]) -> None:
-        super().__init__()
-        self._by_id = trace.by_id
-        self._tids = tids
-
-    def __missing__(self, span_id: int) -> _Item:
-        span = self._by_id[span_id]
-        item = self[span_id] = _span_item(span, self._tids[span.track], None)
-        return item
+def _ns(seconds: float) -> int:
+    """Trace time as the file's whole nanoseconds (ORIGIN_NS at trace time 0)."""
+    return round(seconds * 1e9) + ORIGIN_NS
 
 
 def _span_item(span: Span, tid: int, event: dict[str, Any] | None) -> _Item:
-    start, end = round(span.start * 1e9) + ORIGIN_NS, round(span.end * 1e9) + ORIGIN_NS
-    return _Item(start, end, (span.start_seq, 0), event, span, tid)
+    return _Item(_ns(span.start), _ns(span.end), (span.start_seq, 0), event, span, tid)
+
+
+_CREATION_ORDER = operator.attrgetter("start_seq", "span_id")  # as Trace.tracks orders rows
+_SPAWNED = frozenset(("task", "thread"))  # the spans a spawn arrow can point to
+
+
+def _group_rows(spans: list[Span]) -> tuple[dict[int, list[Span]], list[Span]]:
+    """Each track's spans, in the trace's order, and the spans a spawn arrow can point to: in
+    one pass (``_cjson.group_rows`` with the C accelerator)."""
+    module = _cjson()
+    if module is not None:
+        return module.group_rows(spans, _SPAWNED)  # type: ignore[no-any-return]
+    rows: dict[int, list[Span]] = {}
+    spawned: list[Span] = []
+    for span in spans:
+        row = rows.get(span.track)
+        if row is None:
+            rows[span.track] = [span]
+        else:
+            row.append(span)
+        if span.kind in _SPAWNED:
+            spawned.append(span)
+    return rows, spawned
 
 
 def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
-    """The timeline's metadata, arrows and counter; with ``lazy``, span items only where an
-    arrow binds to a span, else every span's item with its event, in ``rows``."""
-    track_ids = [s.span_id for s in trace.tracks]
-    track_ids += sorted({s.track for s in trace.spans} - set(track_ids))  # owner dropped
+    """The timeline's metadata, arrows and counter; with ``lazy``, no span items (the C placer
+    writes each slice from its span), else every span's item with its event, in ``rows``."""
+    # the rows in Trace.tracks' order, then the tracks whose owner was dropped
+    spans, spawned = _group_rows(trace.spans)
+    by_id = trace.by_id
+    owners = sorted((by_id[track] for track in spans if track in by_id), key=_CREATION_ORDER)
+    track_ids = [s.span_id for s in owners]
+    track_ids += sorted(track for track in spans if track not in by_id)  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
-    layout = _Layout(trace, track_ids, tids)
+    layout = _Layout(track_ids, tids, spans)
     run = next((s for s in trace.spans if s.kind == "run"), None)
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
-    layout.head.append(
+    head = layout.head
+    head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
     for track in track_ids:
-        owner = trace.by_id.get(track)
+        owner = by_id.get(track)
         label = row_label(owner) if owner is not None else f"track {track}"
         tid = tids[track]
         meta = {"name": label, "track": track}
-        layout.head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
         sort = {"sort_index": tid}
-        layout.head.append(
-            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
-        )
-    if lazy:
-        layout.items = _SpanItems(trace, tids)
-    else:
+        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort})
+    join_spans = joins(trace)
+    layout.tail = [
+        *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
+        *_counter(trace, join_spans),
+    ]
+    if not lazy:
+        items = {}
         for span in trace.spans:
             item = _span_item(span, tids[span.track], _event(span, tids[span.track], full_args))
             layout.rows[span.track].append(item)
-            layout.items[span.span_id] = item
-    join_spans = joins(trace)
-    layout.tail = [
-        *_flows(trace, tids, layout.rows, layout.items, join_spans),
-        *_counter(trace, join_spans),
-    ]
+            items[span.span_id] = item
+        for span_id, flows in layout.after.items():
+            items[span_id].after = flows
     layout.other = {
         "asynctrace": __version__,
         "clock": trace.clock,
@@ -431,22 +467,17 @@ def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
     return _Item(ns, ns + 1, (seq, 1), event, tid=tid)
 
 
-def _flow(ph: str, tid: int, ns: int, flow_id: int, cat: str, bp: bool = True) -> dict[str, Any]:
-    # no "name": Perfetto matches s/f by (id, cat, name), and an absent name matches itself
-    event = {"ph": ph, "pid": PID, "tid": tid, "ts": _us(ns), "id": flow_id, "cat": cat}
-    if bp and ph == "f":
-        event["bp"] = "e"
-    return event
-
-
 def _flows(
     trace: Trace,
+    spawned: list[Span],
     tids: dict[int, int],
     rows: dict[int, list[_Item]],
-    items: dict[int, _Item],
+    after: dict[int, list[_Flow]],
     join_spans: list[Span],
-) -> list[dict[str, Any]]:
-    """Add spawn and join arrows; returns events that must come after every slice.
+) -> list[_Flow]:
+    """Add spawn and join arrows from the tasks and thread jobs (``spawned``, in the trace's
+    order): markers to ``rows``, the events bound to a span's slice to ``after``; returns the
+    events that must come after every slice.
 
     spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
@@ -456,7 +487,7 @@ def _flows(
     its time; an "f" without ``bp`` binds to the next slice that begins on its row; an arrow is
     drawn from the end of its source slice to the start of its target slice.
     """
-    tail: list[dict[str, Any]] = []
+    tail: list[_Flow] = []
     flow_id = 0
     spawn_markers: dict[int, _Item] = {}  # one per creating span, at its first child's start
     by_track: dict[int, list[Span]] = {}
@@ -464,40 +495,47 @@ def _flows(
         by_track.setdefault(span.track, []).append(span)
     join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
     join_markers: dict[int, _Item] = {}
-    for span in trace.spans:
+    by_id = trace.by_id  # a slice's span by its id, as the rows are written (ids may repeat)
+    for span in spawned:
         parent = span.parent
-        if span.kind not in ("task", "thread") or parent is None or parent.track == span.track:
+        if parent is None or parent.track == span.track:
             continue
         flow_id += 1
-        item = items[span.span_id]
+        task = by_id[span.span_id]
+        start = _ns(task.start)
+        end = max(_ns(task.end), start)
         marker = spawn_markers.get(parent.span_id)
         if marker is None:
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
-            at = item.start - 2
+            at = start - 2
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
             spawn_markers[parent.span_id] = marker
             rows[parent.track].append(marker)
-        elif marker.event is not None:  # a marker always has its event
-            marker.event["name"] = f"start {len(marker.after) + 1} tasks"
-        marker.after.append(_flow("s", marker.tid, marker.start, flow_id, "spawn"))
+        marker.after.append(("s", marker.tid, _us(marker.start), flow_id, "spawn", False))
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
-        item.after.append(_flow("f", tids[span.track], item.start - 1, flow_id, "spawn", False))
+        tid = tids[span.track]
+        flow = ("f", tid, _us(start - 1), flow_id, "spawn", False)
+        after.setdefault(span.span_id, []).append(flow)
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
-        witem = items[waiter.span_id]
         jm = join_markers.get(waiter.span_id)
         if jm is None:
-            at_end = max(witem.end - 1, witem.start)
+            awaiting = by_id[waiter.span_id]
+            awaiting_start = _ns(awaiting.start)
+            at_end = max(_ns(awaiting.end) - 1, awaiting_start)
             jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
             join_markers[waiter.span_id] = jm
             rows[waiter.track].append(jm)
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
-        tail.append(_flow("s", tids[span.track], max(item.end - 2, item.start), flow_id, "join"))
-        jm.after.append(_flow("f", jm.tid, jm.start, flow_id, "join"))
+        tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
+        jm.after.append(("f", jm.tid, _us(jm.start), flow_id, "join", True))
+    for marker in spawn_markers.values():
+        if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
+            marker.event["name"] = f"start {len(marker.after)} tasks"
     return tail
 
 
@@ -523,22 +561,26 @@ def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
     if len(points) > MAX_COUNTER_POINTS:
         t0, t1 = points[0][0], points[-1][0]
         step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
-        buckets: dict[int, tuple[float, int, int]] = {}
-        for t, running, waiting in points:
-            b = min(int((t - t0) / step), MAX_COUNTER_POINTS - 1)
-            old = buckets.get(b)
-            if old is None:
-                buckets[b] = (t0 + b * step, running, waiting)
+        last = MAX_COUNTER_POINTS - 1
+        buckets: list[tuple[float, int, int]] = []
+        bucket = -1
+        for t, running, waiting in points:  # in time order: each bucket's points one after another
+            b = min(int((t - t0) / step), last)
+            if b != bucket:
+                bucket = b
+                buckets.append((t0 + b * step, running, waiting))
             else:
-                buckets[b] = (old[0], max(old[1], running), max(old[2], waiting))
-        points = [buckets[b] for b in sorted(buckets)]
+                at, most_running, most_waiting = buckets[-1]
+                if running > most_running or waiting > most_waiting:
+                    buckets[-1] = (at, max(most_running, running), max(most_waiting, waiting))
+        points = buckets
         points[-1] = (t1, *points[-1][1:])
     return [
         {
             "ph": "C",
             "pid": PID,
             "tid": COUNTER_TID,
-            "ts": _us(round(t * 1e9) + ORIGIN_NS),
+            "ts": _us(_ns(t)),
             "name": "tasks",
             "args": {"running": running, "waiting": waiting},
         }

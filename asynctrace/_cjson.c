@@ -23,10 +23,14 @@
  * longer than _sanitize.MAX_CHARS, not a blocked step; for any other span it asks
  * fallback(item) for the event dict.  configure_slices() tells it, once, what _args leaves out.
  *
+ * Flow events (arrow ends) come as _chrome._Flow tuples and are written as _chrome._flow_event
+ * makes their dicts.
+ *
  * place_rows(rows, after, full, fallback): the rows of a whole timeline, each sorted and clamped
  * as _chrome._place does and its slices written as above, straight from the spans: no Python
- * object per span.  (One file past the house's 700 lines: the three share the buffer and the
- * value writers, and apart they would need a header of their own.)
+ * object per span.  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
+ * past the house's 700 lines: they share the buffer and the value writers, and apart they
+ * would need a header of their own.)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,32 +39,87 @@
 
 #define MAX_DEPTH 64
 
+/* An attribute key's ',"key":' text, kept for the rest of a call (see put_key_text). */
 typedef struct {
+    PyObject *key;  /* a strong reference (no other object can take its address), or NULL */
+    PyObject *text; /* bytes */
+} KeyText;
+
+#define KEY_SLOTS 512
+#define KEY_PROBES 16
+
+/* The output, written straight into the bytes object that is returned: grown in place (a
+ * realloc, which the allocator does without copying for a big block) and cut to its length at
+ * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
+ * and copying more). */
+typedef struct {
+    PyObject *bytes; /* NULL until the first reserve() */
     char *data;
     Py_ssize_t len, cap;
+    KeyText *keys; /* KEY_SLOTS of them, NULL until an attribute key is written */
 } Buffer;
 
-static int
-reserve(Buffer *buf, Py_ssize_t more)
+/* Frees what the buffer holds (after an error, or once its bytes are taken). */
+static void
+drop(Buffer *buf)
 {
-    if (buf->len + more <= buf->cap) {
-        return 0;
+    Py_CLEAR(buf->bytes);
+    if (buf->keys != NULL) {
+        for (int i = 0; i < KEY_SLOTS; i++) {
+            Py_XDECREF(buf->keys[i].key);
+            Py_XDECREF(buf->keys[i].text);
+        }
+        PyMem_Free(buf->keys);
+        buf->keys = NULL;
     }
+}
+
+static int
+grow(Buffer *buf, Py_ssize_t more)
+{
     Py_ssize_t cap = buf->cap * 2;
     if (cap < buf->len + more) {
         cap = buf->len + more;
     }
-    char *data = PyMem_Realloc(buf->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
+    if (buf->bytes == NULL) {
+        buf->bytes = PyBytes_FromStringAndSize(NULL, cap);
+    }
+    else if (_PyBytes_Resize(&buf->bytes, cap) < 0) {
+        return -1; /* buf->bytes is freed and NULL */
+    }
+    if (buf->bytes == NULL) {
         return -1;
     }
-    buf->data = data;
+    buf->data = PyBytes_AS_STRING(buf->bytes);
     buf->cap = cap;
     return 0;
 }
 
-static int
+/* Room for ``more`` bytes: inline, since nearly every call finds it (writes are small). */
+static inline int
+reserve(Buffer *buf, Py_ssize_t more)
+{
+    return buf->len + more <= buf->cap ? 0 : grow(buf, more);
+}
+
+/* The bytes written (a new reference), NULL with an exception; the buffer is dropped. */
+static PyObject *
+finish(Buffer *buf)
+{
+    if (buf->bytes == NULL) {
+        drop(buf);
+        return PyBytes_FromStringAndSize("", 0);
+    }
+    PyObject *out = buf->bytes;
+    buf->bytes = NULL;
+    drop(buf);
+    if (_PyBytes_Resize(&out, buf->len) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+static inline int
 put(Buffer *buf, const char *text, Py_ssize_t n)
 {
     if (reserve(buf, n) < 0) {
@@ -123,33 +182,31 @@ put_str(Buffer *buf, PyObject *text)
     return put(buf, "\"", 1);
 }
 
-static int
-put_float(Buffer *buf, PyObject *value)
-{
-    double d = PyFloat_AS_DOUBLE(value);
-    if (!isfinite(d)) {
-        return put(buf, "null", 4);
-    }
-    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (text == NULL) {
-        return -1;
-    }
-    int rc = put(buf, text, (Py_ssize_t)strlen(text));
-    PyMem_Free(text);
-    return rc;
-}
-
 /* The decimal digits of ``v`` (with ``sign``), written without printf: a timeline writes
  * several numbers per span, and snprintf was a fifth of the time of writing one. */
 static int
 put_digits(Buffer *buf, const char *sign, unsigned long long v)
 {
+    static const char pairs[201] = "0001020304050607080910111213141516171819"
+                                   "2021222324252627282930313233343536373839"
+                                   "4041424344454647484950515253545556575859"
+                                   "6061626364656667686970717273747576777879"
+                                   "8081828384858687888990919293949596979899";
     char text[24];
     char *end = text + sizeof text, *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) { /* two digits per division */
+        unsigned long long pair = v % 100;
+        v /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * pair, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    }
+    else {
+        *--p = (char)('0' + v);
+    }
     if (*sign) {
         *--p = '-';
     }
@@ -195,6 +252,35 @@ put_us(Buffer *buf, long long ns)
                     (char)('0' + part % 10)};
     int n = part % 100 == 0 ? 2 : part % 10 == 0 ? 3 : 4; /* no trailing zeros */
     return put(buf, text, n);
+}
+
+static int
+put_float(Buffer *buf, PyObject *value)
+{
+    double d = PyFloat_AS_DOUBLE(value);
+    if (!isfinite(d)) {
+        return put(buf, "null", 4);
+    }
+    /* A time in microseconds from whole nanoseconds (_chrome._us: ts, the counter's points):
+     * the double nearest a multiple of 0.001, written as that decimal without dtoa.  Below
+     * 2**42 the doubles are less than 0.0005 apart, so no shorter decimal reads back as d:
+     * it is what repr() writes.  Zero keeps repr's sign. */
+    if (d != 0.0 && d > -4.0e12 && d < 4.0e12) {
+        long long ns = llround(d * 1000.0);
+        if ((double)ns / 1000.0 == d) {
+            if (put_us(buf, ns) < 0) {
+                return -1;
+            }
+            return ns % 1000 == 0 ? put(buf, ".0", 2) : 0;
+        }
+    }
+    char *text = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return -1;
+    }
+    int rc = put(buf, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return rc;
 }
 
 static int put_value(Buffer *buf, PyObject *value, int depth);
@@ -301,14 +387,12 @@ put_value(Buffer *buf, PyObject *value, int depth)
 static PyObject *
 dumps(PyObject *module, PyObject *value)
 {
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     if (reserve(&buf, 4096) < 0 || put_value(&buf, value, 0) < 0) {
-        PyMem_Free(buf.data);
+        drop(&buf);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
 }
 
 /* ---- slice events of the JSON timeline (_chrome.chrome_json) ---- */
@@ -317,6 +401,7 @@ dumps(PyObject *module, PyObject *value)
 static PyObject *c_reserved;   /* frozenset of attribute keys that _args renames */
 static Py_ssize_t c_max_chars; /* longer strings are capped by _args: not taken here */
 static PyObject *c_defaults;   /* dict: kind -> the attribute that repeats the name */
+static PyObject *last_kind, *last_default; /* see default_key_of() */
 static PyObject *c_file_key;   /* "code.file.path": left out when the parent's is the same */
 static PyObject *c_unclamped;  /* "unclamped_end" */
 static PyObject *s_kind, *s_name, *s_status, *s_error, *s_attributes, *s_span_id, *s_parent_id,
@@ -380,6 +465,71 @@ learn_offsets(PyObject *span_type)
     return 0;
 }
 
+/* Equal strs (both exact strs, ready): the same object, or the same characters. */
+static int
+is(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* ,"key": for an attribute key the fast path takes (an exact str no longer than c_max_chars,
+ * not one that _args renames): 1 written, 0 not taken, -1 with an exception (UnicodeEncodeError
+ * for a lone surrogate).  Each key object is checked and escaped once per call and its text
+ * kept in buf->keys: a trace repeats a few keys on every span, and doing it on each was a
+ * tenth of the time of a slice.  A key that finds no free slot near its own is written
+ * without being kept. */
+static int
+put_key_text(Buffer *buf, PyObject *key)
+{
+    if (buf->keys == NULL) {
+        buf->keys = PyMem_Calloc(KEY_SLOTS, sizeof(KeyText));
+        if (buf->keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    size_t home = ((uintptr_t)key >> 4) % KEY_SLOTS;
+    KeyText *free_slot = NULL;
+    for (int probe = 0; probe < KEY_PROBES; probe++) {
+        KeyText *slot = &buf->keys[(home + probe) % KEY_SLOTS];
+        if (slot->key == key) {
+            return put(buf, PyBytes_AS_STRING(slot->text), PyBytes_GET_SIZE(slot->text)) < 0 ? -1 : 1;
+        }
+        if (slot->key == NULL) {
+            free_slot = slot;
+            break;
+        }
+    }
+    if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars) {
+        return 0;
+    }
+    int clash = PySet_Contains(c_reserved, key);
+    if (clash != 0) {
+        return clash < 0 ? -1 : 0;
+    }
+    if (is(key, c_unclamped)) {
+        return 0;
+    }
+    Py_ssize_t mark = buf->len;
+    if (put(buf, ",", 1) < 0 || put_str(buf, key) < 0 || put(buf, ":", 1) < 0) {
+        return -1;
+    }
+    if (free_slot != NULL) {
+        PyObject *text = PyBytes_FromStringAndSize(buf->data + mark, buf->len - mark);
+        if (text == NULL) {
+            return -1;
+        }
+        free_slot->key = Py_NewRef(key);
+        free_slot->text = text;
+    }
+    return 1;
+}
+
 static PyObject *
 configure_slices(PyObject *module, PyObject *args)
 {
@@ -392,6 +542,7 @@ configure_slices(PyObject *module, PyObject *args)
     if (learn_offsets(span_type) < 0) {
         return NULL;
     }
+    Py_CLEAR(last_kind); /* the defaults may have changed */
     Py_INCREF(reserved);
     Py_XSETREF(c_reserved, reserved);
     c_max_chars = max_chars;
@@ -415,7 +566,7 @@ plain(PyObject *v)
     return PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v) <= c_max_chars;
 }
 
-static int
+static inline int
 put_key(Buffer *buf, const char *key)
 {
     return put(buf, key, (Py_ssize_t)strlen(key));
@@ -465,40 +616,23 @@ read_span(PyObject *span, SpanFields *f, int full)
     return 1;
 }
 
-/* Equal strs (both exact strs, ready): the same object, or the same characters. */
+/* c_defaults[kind] into *out (borrowed; NULL when the kind has none), remembered for the last
+ * kind object (held, so no other object takes its address): a row's spans share a few kind
+ * strs.  0, or -1 with an exception. */
 static int
-is(PyObject *a, PyObject *b)
+default_key_of(PyObject *kind, PyObject **out)
 {
-    if (a == b) {
-        return 1;
+    if (kind != last_kind) {
+        PyObject *found = PyDict_GetItemWithError(c_defaults, kind);
+        if (found == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        Py_XSETREF(last_kind, Py_NewRef(kind));
+        last_default = found;
     }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
-        && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+    *out = last_default;
+    return 0;
 }
-
-/* 1 when every attribute is one the fast path writes as _args would; 0; -1 on error. */
-static int
-plain_attributes(PyObject *attributes)
-{
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(attributes, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) > c_max_chars
-            || !plain(value)) {
-            return 0;
-        }
-        int clash = PySet_Contains(c_reserved, key);
-        if (clash != 0) {
-            return clash < 0 ? -1 : 0;
-        }
-        if (is(key, c_unclamped)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 
 /* The slice name, as _timeline.display_name gives it (not for blocked steps). */
 static int
@@ -518,6 +652,8 @@ put_display_name(Buffer *buf, SpanFields *f)
     return put(buf, "\"", 1);
 }
 
+/* The slice's args: 1 written, 0 not taken (an attribute the fast path does not write as
+ * _args would: the caller takes back what was written), -1 error. */
 static int
 put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
 {
@@ -544,60 +680,63 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
     if (f->error != Py_None && (put_key(buf, ",\"error\":") < 0 || put_str(buf, f->error) < 0)) {
         return -1;
     }
-    PyObject *default_key = PyDict_GetItemWithError(c_defaults, f->kind);
-    if (default_key == NULL && PyErr_Occurred()) {
+    PyObject *default_key;
+    if (default_key_of(f->kind, &default_key) < 0) {
         return -1;
     }
     PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
     if (f->parent != Py_None) {
-        PyObject *parent_attributes = PyObject_GetAttr(f->parent, s_attributes);
+        PyObject *parent_attributes = span_field(f->parent, F_ATTRIBUTES);
         if (parent_attributes == NULL) {
             return -1;
         }
         if (PyDict_Check(parent_attributes)) {
             parent_file = PyDict_GetItemWithError(parent_attributes, c_file_key);
         }
-        Py_DECREF(parent_attributes); /* the parent span holds the dict and its values */
         if (parent_file == NULL && PyErr_Occurred()) {
             return -1;
         }
     }
+    int has_default = 0, has_file = 0;
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(f->attributes, &pos, &key, &value)) {
-        if (!full && default_key != NULL && is(key, default_key)) {
-            int same = PyObject_RichCompareBool(value, f->name, Py_EQ);
+        Py_ssize_t mark = buf->len; /* taken back when the attribute is left out */
+        int taken = plain(value) ? put_key_text(buf, key) : 0;
+        if (taken <= 0) {
+            return taken;
+        }
+        if (default_key != NULL && is(key, default_key)) {
+            has_default = 1;
+            int same = full ? 0 : PyObject_RichCompareBool(value, f->name, Py_EQ);
             if (same < 0) {
                 return -1;
             }
             if (same) {
+                buf->len = mark;
                 continue; /* it repeats the name */
             }
         }
-        if (!full && parent_file != NULL && is(key, c_file_key)) {
-            int same = PyObject_RichCompareBool(value, parent_file, Py_EQ);
+        if (parent_file != NULL && is(key, c_file_key)) {
+            has_file = 1;
+            int same = full ? 0 : PyObject_RichCompareBool(value, parent_file, Py_EQ);
             if (same < 0) {
                 return -1;
             }
             if (same) {
+                buf->len = mark;
                 continue; /* the parent's file: said once per row */
             }
         }
-        if (put_item(buf, key, value) < 0) {
+        if (put_value(buf, value, 1) < 0) {
             return -1;
         }
     }
-    if (default_key != NULL) {
-        int has = PyDict_Contains(f->attributes, default_key);
-        if (has < 0 || (!has && put_item(buf, default_key, Py_None) < 0)) {
-            return -1;
-        }
+    if (default_key != NULL && !has_default && put_item(buf, default_key, Py_None) < 0) {
+        return -1;
     }
-    if (parent_file != NULL) {
-        int has = PyDict_Contains(f->attributes, c_file_key);
-        if (has < 0 || (!has && put_item(buf, c_file_key, Py_None) < 0)) {
-            return -1;
-        }
+    if (parent_file != NULL && !has_file && put_item(buf, c_file_key, Py_None) < 0) {
+        return -1;
     }
     if (unclamped_ns != NULL) {
         if (put(buf, ",", 1) < 0 || put_str(buf, c_unclamped) < 0 || put(buf, ":", 1) < 0
@@ -605,7 +744,7 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
             return -1;
         }
     }
-    return put(buf, "}", 1);
+    return put(buf, "}", 1) < 0 ? -1 : 1;
 }
 
 /* One span's slice event into buf: 1 written, 0 not taken (buf unchanged: the Python way),
@@ -656,35 +795,50 @@ put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, lon
     if (is(f.kind, s_blocked)) {
         return 0; /* its name carries its duration, formatted in Python */
     }
-    taken = plain_attributes(f.attributes);
-    if (taken <= 0) {
-        return taken;
-    }
     Py_ssize_t mark = buf->len;
-    int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":");
-    rc = rc < 0 ? -1 : put_value(buf, tid, 1);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"name\":");
-    rc = rc < 0 ? -1 : put_display_name(buf, &f);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"cat\":");
-    rc = rc < 0 ? -1 : put_str(buf, f.kind);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"args\":");
-    rc = rc < 0 ? -1 : put_args(buf, &f, unclamped_ns, full);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"ts\":");
-    rc = rc < 0 ? -1 : put_us(buf, start_ns);
-    rc = rc < 0 ? -1 : put_key(buf, ",\"dur\":");
-    rc = rc < 0 ? -1 : put_us(buf, dur_ns);
-    rc = rc < 0 ? -1 : put_key(buf, "}");
-    if (rc < 0) {
+    int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":") < 0 || put_value(buf, tid, 1) < 0
+                     || put_key(buf, ",\"name\":") < 0 || put_display_name(buf, &f) < 0
+                     || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f.kind) < 0
+                     || put_key(buf, ",\"args\":") < 0
+                 ? -1
+                 : put_args(buf, &f, unclamped_ns, full);
+    if (rc > 0 && (put_key(buf, ",\"ts\":") < 0 || put_us(buf, start_ns) < 0
+                   || put_key(buf, ",\"dur\":") < 0 || put_us(buf, dur_ns) < 0
+                   || put_key(buf, "}") < 0)) {
+        rc = -1;
+    }
+    if (rc <= 0) {
         buf->len = mark;
-        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        if (rc < 0 && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
             PyErr_Clear(); /* a lone surrogate: the Python way writes U+FFFD */
             return 0;
         }
-        return -1;
+        return rc;
     }
     return 1;
 }
 
+
+/* A flow event from _chrome's tuple (ph, tid, ts, id, cat, enclosing), as _chrome._flow_event
+ * makes its dict: no dict per arrow end. */
+static int
+put_flow(Buffer *buf, PyObject *flow)
+{
+    if (!PyTuple_CheckExact(flow) || PyTuple_GET_SIZE(flow) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a flow: (ph, tid, ts, id, cat, enclosing)");
+        return -1;
+    }
+    int enclosing = PyObject_IsTrue(PyTuple_GET_ITEM(flow, 5));
+    if (enclosing < 0 || put_key(buf, "{\"ph\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 0), 1) < 0
+        || put_key(buf, ",\"pid\":1,\"tid\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 1), 1) < 0
+        || put_key(buf, ",\"ts\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 2), 1) < 0
+        || put_key(buf, ",\"id\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 3), 1) < 0
+        || put_key(buf, ",\"cat\":") < 0 || put_value(buf, PyTuple_GET_ITEM(flow, 4), 1) < 0
+        || (enclosing && put_key(buf, ",\"bp\":\"e\"") < 0)) {
+        return -1;
+    }
+    return put(buf, "}", 1);
+}
 
 /* A placed span item's slice (see _chrome._Item), or the Python way's event for it. */
 static int
@@ -740,7 +894,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (placed == NULL) {
         return NULL;
     }
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
     PyObject **entries = PySequence_Fast_ITEMS(placed);
     int rc = reserve(&buf, 256 * (n + 1));
@@ -749,18 +903,17 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             rc = put(&buf, separator, separator_len);
         }
         if (rc == 0) {
-            rc = PyDict_Check(entries[i]) ? put_value(&buf, entries[i], 0)
-                                          : put_item_slice(&buf, entries[i], full, args[2]);
+            rc = PyDict_Check(entries[i])    ? put_value(&buf, entries[i], 0)
+                 : PyTuple_Check(entries[i]) ? put_flow(&buf, entries[i])
+                                             : put_item_slice(&buf, entries[i], full, args[2]);
         }
     }
     Py_DECREF(placed);
     if (rc < 0) {
-        PyMem_Free(buf.data);
+        drop(&buf);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
 }
 
 /* ---- every row of a whole JSON timeline, placed (_chrome._place) and written ---- */
@@ -850,17 +1003,17 @@ us_object(long long ns)
 }
 
 static int
-put_events(Buffer *buf, PyObject *events, int *first)
+put_flows(Buffer *buf, PyObject *flows, int *first)
 {
-    if (events == NULL) {
+    if (flows == NULL) {
         return 0;
     }
-    if (!PyList_Check(events)) {
-        PyErr_SetString(PyExc_TypeError, "after: a list of events");
+    if (!PyList_Check(flows)) {
+        PyErr_SetString(PyExc_TypeError, "after: a list of flows");
         return -1;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
-        if ((!*first && put(buf, ",", 1) < 0) || put_value(buf, PyList_GET_ITEM(events, i), 0) < 0) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(flows); i++) {
+        if ((!*first && put(buf, ",", 1) < 0) || put_flow(buf, PyList_GET_ITEM(flows, i)) < 0) {
             return -1;
         }
         *first = 0;
@@ -926,7 +1079,11 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
         rc = (PyErr_Occurred() || attr_ll(e->obj, s_item_start, &e->start) < 0
               || attr_ll(e->obj, s_item_end, &e->end) < 0) ? -1 : 0;
     }
-    if (rc == 0) {
+    int sorted = 1; /* nearly always, on a row without markers: spans come in start order */
+    for (Py_ssize_t i = 1; rc == 0 && sorted && i < n; i++) {
+        sorted = entry_order(&entries[i - 1], &entries[i]) < 0;
+    }
+    if (rc == 0 && !sorted) {
         qsort(entries, (size_t)n, sizeof(Entry), entry_order);
     }
     Py_ssize_t depth = 0;
@@ -968,7 +1125,7 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
             }
             PyObject *span_id = span_field(e->obj, F_SPAN_ID);
             PyObject *bound = span_id ? PyDict_GetItemWithError(after, span_id) : NULL;
-            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_events(buf, bound, first) < 0) {
+            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_flows(buf, bound, first) < 0) {
                 rc = -1;
             }
             continue;
@@ -988,7 +1145,7 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
         Py_XDECREF(dur);
         if (rc == 0) {
             PyObject *bound = PyObject_GetAttr(e->obj, s_after);
-            rc = bound == NULL || put_events(buf, bound, first) < 0 ? -1 : 0;
+            rc = bound == NULL || put_flows(buf, bound, first) < 0 ? -1 : 0;
             Py_XDECREF(bound);
         }
     }
@@ -1020,7 +1177,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0];
-    Buffer buf = {NULL, 0, 0};
+    Buffer buf = {NULL, NULL, 0, 0, NULL};
     Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
@@ -1041,12 +1198,49 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                        PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
     }
     if (rc < 0) {
-        PyMem_Free(buf.data);
+        drop(&buf);
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(buf.data, buf.len);
-    PyMem_Free(buf.data);
-    return out;
+    return finish(&buf);
+}
+
+/* group_rows(spans, spawned_kinds) -> (rows, spawned): the spans of each track (a dict from
+ * track to its spans, in the order given: the rows in the order their first span comes) and the
+ * spans of those kinds, as the loop in _chrome._group_rows makes them. */
+static PyObject *
+group_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "group_rows(spans: list, spawned_kinds: frozenset)");
+        return NULL;
+    }
+    PyObject *spans = args[0];
+    PyObject *rows = PyDict_New();
+    PyObject *spawned = rows ? PyList_New(0) : NULL;
+    for (Py_ssize_t i = 0; spawned != NULL && i < PyList_GET_SIZE(spans); i++) {
+        PyObject *span = PyList_GET_ITEM(spans, i);
+        PyObject *track = span_field(span, F_TRACK);
+        PyObject *kind = track ? span_field(span, F_KIND) : NULL;
+        PyObject *row = kind ? PyDict_GetItemWithError(rows, track) : NULL;
+        int rc = kind == NULL || (row == NULL && PyErr_Occurred()) ? -1 : 0;
+        if (rc == 0 && row == NULL) {
+            row = PyList_New(0);
+            rc = row == NULL || PyDict_SetItem(rows, track, row) < 0 ? -1 : 0;
+            Py_XDECREF(row); /* the dict holds it */
+        }
+        if (rc == 0) {
+            rc = PyList_Append(row, span);
+        }
+        int wanted = rc == 0 ? PySet_Contains(args[1], kind) : -1;
+        if (wanted < 0 || (wanted && PyList_Append(spawned, span) < 0)) {
+            Py_CLEAR(spawned);
+        }
+    }
+    if (spawned == NULL) {
+        Py_XDECREF(rows);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", rows, spawned);
 }
 
 static PyMethodDef module_methods[] = {
@@ -1057,6 +1251,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
      PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
+    {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
+     PyDoc_STR("group_rows(spans, spawned_kinds) -> (rows, spawned)")},
     {NULL, NULL, 0, NULL},
 };
 

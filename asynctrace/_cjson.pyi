@@ -28,3 +28,6 @@ def place_rows(
     fallback: Callable[..., dict[str, Any]],
     /,
 ) -> bytes: ...
+def group_rows(
+    spans: list[Any], spawned_kinds: frozenset[str], /
+) -> tuple[dict[int, list[Any]], list[Any]]: ...

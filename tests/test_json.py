@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
+import struct
 from typing import Any
 
 import pytest
@@ -70,3 +72,28 @@ def test_control_characters_are_escaped_not_written() -> None:
         data = encode({"s": "".join(map(chr, range(32))) + '"\\'})
         assert not any(b < 0x20 for b in data), name
         assert json.loads(data) == {"s": "".join(map(chr, range(32))) + '"\\'}
+
+
+@pytest.mark.skipif("c" not in ENCODERS, reason="built without a C compiler")
+def test_the_c_encoder_writes_floats_as_repr_does() -> None:
+    # times in microseconds from whole nanoseconds are written without dtoa (see _cjson.c):
+    # the same text as repr(), including where that shortcut stops (2**42) and for -0.0
+    rnd = random.Random(7)
+    floats = [0.0, -0.0, 0.5, -2.0, 0.001, 0.1, 1e-06, 4e12, -4e12, 2**42 + 0.5, 1e16, 5e-324]
+    for _ in range(20_000):
+        ns = rnd.randrange(-(10**17), 10**17) // rnd.choice([1, 10, 1000, 10**6, 10**9])
+        floats += [ns / 1000, ns / 1e9, struct.unpack("d", rnd.getrandbits(64).to_bytes(8))[0]]
+    encode = ENCODERS["c"]
+    for value in floats:
+        if math.isfinite(value):
+            assert encode(value) == repr(value).encode(), value
+
+
+@pytest.mark.skipif("c" not in ENCODERS, reason="built without a C compiler")
+def test_the_c_encoder_writes_ints_as_str_does() -> None:
+    rnd = random.Random(11)
+    ints = [0, 9, 10, 99, 100, 101, -1, -10, -100, 2**63 - 1, -(2**63), 2**64, -(10**30)]
+    ints += [rnd.getrandbits(64) - 2**63 >> rnd.randrange(64) for _ in range(20_000)]
+    encode = ENCODERS["c"]
+    for value in ints:
+        assert encode(value) == str(value).encode(), value
