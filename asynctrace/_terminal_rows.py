@@ -166,6 +166,7 @@ def all_rows(trace: Trace) -> list[Row]:
         if span.kind in _CALLS:
             by_track.setdefault(span.track, []).append(span)
     rows: list[Row] = []
+    walk = len(trace.spans)
     for owner in trace.tracks:
         calls = by_track.get(owner.span_id, [])
         if owner.kind == "run" and not calls and len(trace.tracks) > 1:
@@ -175,21 +176,32 @@ def all_rows(trace: Trace) -> list[Row]:
         # order a call's parent call comes first, so its depth is known.
         depths: dict[int, int] = {}
         for span in calls:
-            depth = 1
             up = span.parent
-            for _ in range(len(trace.spans)):  # a longer walk: a cycle made after the build
-                if up is None or up.track != span.track or up is owner:
-                    break
-                known = depths.get(id(up))
-                if known is not None:
-                    depth += known
-                    break
-                if up.kind in _CALLS:
-                    depth += 1
-                up = up.parent
+            if up is None or up.track != span.track or up is owner:
+                depth = 1
+            else:
+                known = depths.get(id(up))  # nearly always: the call's parent is a call
+                depth = known + 1 if known is not None else _depth_above(span, owner, depths, walk)
             depths[id(span)] = depth
             rows.append(Row(span, depth))
     return rows
+
+
+def _depth_above(span: Span, owner: Span, depths: dict[int, int], walk: int) -> int:
+    """1 + the calls above ``span`` on its track, below ``owner``: ``walk`` steps up at most."""
+    depth = 1
+    up = span.parent
+    for _ in range(walk):  # a longer walk: a cycle made after the build
+        if up is None or up.track != span.track or up is owner:
+            break
+        known = depths.get(id(up))
+        if known is not None:
+            depth += known
+            break
+        if up.kind in _CALLS:
+            depth += 1
+        up = up.parent
+    return depth
 
 
 def select_rows(trace: Trace, view: View) -> Selection:
@@ -201,15 +213,26 @@ def select_rows(trace: Trace, view: View) -> Selection:
         keep, sel.matched = _matches(trace, view.filter)
     lo, hi = view.window or (None, None)
     hidden_tracks: set[int] = set()
+    by_path: dict[str, bool] = {}  # rows share few files: each one's answer, asked once
+
+    def internal(span: Span) -> bool:
+        path = span.attributes.get("code.file.path")
+        if not isinstance(path, str):
+            return is_internal(span)
+        known = by_path.get(path)
+        if known is None:
+            known = by_path[path] = is_internal_path(path)
+        return known
+
     for i, row in enumerate(rows):
         span = row.span
         if span.kind == "run" and len(rows) > 1:
             calls = [r for r in rows[i + 1 :] if r.span.track == span.track]
-            if not view.internals and calls and all(is_internal(r.span) for r in calls):
+            if not view.internals and calls and all(internal(r.span) for r in calls):
                 continue  # asyncio.run's shutdown gather alone: the header names the run
         if keep is not None and id(span) not in keep:
             continue
-        if not view.internals and (span.track in hidden_tracks or is_internal(span)):
+        if not view.internals and (span.track in hidden_tracks or internal(span)):
             if row.depth == 0:
                 hidden_tracks.add(span.track)
             sel.internal += 1
