@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import os
 from collections.abc import Callable, Iterable, Sequence
 
@@ -30,6 +31,7 @@ __all__ = ["EMPTY", "NO_MARKS", "Item", "Mark", "Marks", "row_levels"]
 
 EMPTY, WAITING, RUNNING, BLOCKED = 0, 1, 2, 3
 Mark = tuple[float, float, bool]  # start, end, is a blocked step (else an await)
+_START, _END = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class Marks:
@@ -40,9 +42,9 @@ class Marks:
     __slots__ = ("ends_so_far", "marks", "starts")
 
     def __init__(self, marks: Iterable[Mark]) -> None:
-        self.marks = sorted(marks, key=lambda m: m[0])
-        self.starts = [m[0] for m in self.marks]
-        self.ends_so_far = list(itertools.accumulate((m[1] for m in self.marks), max))
+        self.marks = sorted(marks, key=_START)
+        self.starts = list(map(_START, self.marks))
+        self.ends_so_far = list(itertools.accumulate(map(_END, self.marks), max))
 
     def overlapping(self, a: float, b: float) -> list[Mark]:
         """The marks with ``start <= b`` and ``end >= a``."""

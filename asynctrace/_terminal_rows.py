@@ -167,9 +167,10 @@ def all_rows(trace: Trace) -> list[Row]:
             by_track.setdefault(span.track, []).append(span)
     rows: list[Row] = []
     walk = len(trace.spans)
-    for owner in trace.tracks:
+    owners = trace.tracks
+    for owner in owners:
         calls = by_track.get(owner.span_id, [])
-        if owner.kind == "run" and not calls and len(trace.tracks) > 1:
+        if owner.kind == "run" and not calls and len(owners) > 1:
             continue  # the header already says what the run was
         rows.append(Row(owner, 0))
         # A call's depth: 1 + the calls above it on its track, below the owner.  In start

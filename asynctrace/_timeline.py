@@ -9,7 +9,9 @@ that wait on other tasks and :func:`activity` counts tasks running and waiting o
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
+from itertools import repeat
 
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace, derived
@@ -34,6 +36,8 @@ _IDLE_NAMES = frozenset(
     ("Future", "asyncio.wait_for", "asyncio.wait", "asyncio.shield", "asyncio.as_completed")
 )
 _FUNCTION = "code.function.name"
+_ATTRIBUTES = operator.attrgetter("attributes")
+_NAME = operator.attrgetter("name")
 
 
 def row_label(span: Span) -> str:
@@ -109,15 +113,16 @@ def idle_waits(trace: Trace) -> list[Span]:
 def _idle_waits(trace: Trace) -> list[Span]:
     found = list(joins(trace))
     seen = {id(s) for s in found}
-    idle_names: dict[str, bool] = {}  # a trace awaits few distinct things, thousands of times
-    for span in spans_by_kind(trace).get("await", ()):
-        awaited = span.attributes.get(_AWAITED)  # "Future" for "Future (resp.json())"
-        name = awaited if isinstance(awaited, str) else span.name
-        idle = idle_names.get(name)
-        if idle is None:
-            idle = idle_names[name] = name in _IDLE_NAMES or name.startswith(_IDLE_PREFIXES)
-        if idle and id(span) not in seen:
-            found.append(span)
+    awaits = spans_by_kind(trace).get("await", [])
+    # "Future" for "Future (resp.json())"; the awaits' attributes read by map(), and each of
+    # the few distinct names (a trace awaits the same things thousands of times) tested once
+    awaited = zip(map(dict.get, map(_ATTRIBUTES, awaits), repeat(_AWAITED)), map(_NAME, awaits))
+    names = [a if isinstance(a, str) else n for a, n in awaited]
+    idle = {n for n in set(names) if n in _IDLE_NAMES or n.startswith(_IDLE_PREFIXES)}
+    if idle:
+        found += [
+            s for s, n in zip(awaits, names, strict=True) if n in idle and id(s) not in seen
+        ]
     return found
 
 
