@@ -116,13 +116,12 @@ def _idle_waits(trace: Trace) -> list[Span]:
     awaits = spans_by_kind(trace).get("await", [])
     # "Future" for "Future (resp.json())"; the awaits' attributes read by map(), and each of
     # the few distinct names (a trace awaits the same things thousands of times) tested once
-    awaited = zip(map(dict.get, map(_ATTRIBUTES, awaits), repeat(_AWAITED)), map(_NAME, awaits))
-    names = [a if isinstance(a, str) else n for a, n in awaited]
+    awaited = map(dict.get, map(_ATTRIBUTES, awaits), repeat(_AWAITED))
+    named = zip(awaited, map(_NAME, awaits), strict=True)
+    names = [a if isinstance(a, str) else n for a, n in named]
     idle = {n for n in set(names) if n in _IDLE_NAMES or n.startswith(_IDLE_PREFIXES)}
     if idle:
-        found += [
-            s for s, n in zip(awaits, names, strict=True) if n in idle and id(s) not in seen
-        ]
+        found += [s for s, n in zip(awaits, names, strict=True) if n in idle and id(s) not in seen]
     return found
 
 
