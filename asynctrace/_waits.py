@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import operator
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -152,6 +153,18 @@ def _rank(ordered: list[float], q: float) -> float:
 
 def _idle(tasks: list[Span], awaits: list[Span], lo: float, hi: float) -> float:
     """Seconds in ``[lo, hi)`` when no task was running: every live one was in an await."""
+    busy = sum(running_lengths(tasks, awaits, lo, hi))
+    return max(0.0, (hi - lo) - busy)
+
+
+def running_lengths_python(
+    tasks: Sequence[Span], awaits: Sequence[Span], lo: float, hi: float
+) -> list[float]:
+    """How long each stretch of ``[lo, hi)`` was in which a task ran, in time order.
+
+    A task runs from its start to its end but for its awaits (the awaits whose track is its
+    span id).  The reference implementation.
+    """
     by_track: dict[int, list[Span]] = {}
     for track, wait in zip(map(_TRACK, awaits), awaits, strict=True):
         same = by_track.get(track)
@@ -172,5 +185,33 @@ def _idle(tasks: list[Span], awaits: list[Span], lo: float, hi: float) -> float:
                 t = wait.end
         if t < end:
             running.append((t, end))
-    busy = sum(b - a for a, b in _merge(running, lo, hi))
-    return max(0.0, (hi - lo) - busy)
+    return [b - a for a, b in _merge(running, lo, hi)]
+
+
+_RunningLengths = Callable[[Sequence[Span], Sequence[Span], float, float], list[float]]
+
+
+def _choose() -> _RunningLengths | None:
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _bars.py: test the pure-Python path
+        return None
+    try:
+        from ._cbars import running_lengths as c_running_lengths
+    except ImportError:  # built without a C compiler
+        return None
+    return c_running_lengths
+
+
+_C_RUNNING_LENGTHS = _choose()
+
+
+def running_lengths(
+    tasks: Sequence[Span], awaits: Sequence[Span], lo: float, hi: float
+) -> list[float]:
+    """:func:`running_lengths_python`, in C (``_cbars.running_lengths``) when it is built and
+    every time is a finite float."""
+    if _C_RUNNING_LENGTHS is not None:
+        try:
+            return _C_RUNNING_LENGTHS(tasks, awaits, lo, hi)
+        except (ValueError, TypeError, OverflowError):  # not finite, not a float: Python says it
+            pass
+    return running_lengths_python(tasks, awaits, lo, hi)
