@@ -417,7 +417,8 @@ def _label(row: Row) -> tuple[str, str]:
     span = row.span
     if row.members:
         text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
-        counts = Counter(s.status for s in row.members if s.status != "ok")
+        counts = Counter(map(_STATUS, row.members))
+        del counts["ok"]
         mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
         return text, f" [{mark}]" if mark else ""
     own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
