@@ -284,19 +284,20 @@ def render_timeline(
 def _marks(trace: Trace, tracks: set[int]) -> dict[int, Marks]:
     """The awaits and blocked steps of each of ``tracks`` (the drawn rows'), by track."""
     by_kind = spans_by_kind(trace)
-    awaits, blocked = by_kind.get("await", []), by_kind.get("blocked", [])
     by_track: dict[int, list[Mark]] = {}
     # the marks as (start, end, is blocked), made by map() rather than one Python call each
-    for spans, is_blocked in ((awaits, False), (blocked, True)):
-        kept = [s for s in spans if s.track in tracks]
-        found = zip(map(_START, kept), map(_END, kept), repeat(is_blocked), strict=False)
-        for track, mark in zip(map(_TRACK, kept), found, strict=True):
+    for spans, is_blocked in (
+        (by_kind.get("await", []), False),
+        (by_kind.get("blocked", []), True),
+    ):
+        found = zip(map(_START, spans), map(_END, spans), repeat(is_blocked), strict=False)
+        for track, mark in zip(map(_TRACK, spans), found, strict=True):
             same = by_track.get(track)
             if same is None:
                 by_track[track] = [mark]
             else:
                 same.append(mark)
-    return {track: Marks(track_marks) for track, track_marks in by_track.items()}
+    return {track: Marks(marks) for track, marks in by_track.items() if track in tracks}
 
 
 def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:

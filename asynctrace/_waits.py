@@ -18,10 +18,9 @@ import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 
-from ._spans import AWAITED_SPAN, Span, Trace, derived
-from ._timeline import _merge, spans_by_kind
+from ._spans import Span, Trace, derived
+from ._timeline import AwaitKey, _merge, await_keys, spans_by_kind
 
 
 @dataclass(frozen=True)
@@ -66,29 +65,19 @@ def wait_profile(trace: Trace) -> WaitProfile:
     return derived(trace, "wait_profile", _profile)
 
 
-_ATTRIBUTES = operator.attrgetter("attributes")
-_NAME = operator.attrgetter("name")
 _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
 _TRACK = operator.attrgetter("track")
 
 
 def _profile(trace: Trace) -> WaitProfile:
-    # Durations by the raw attributes (few distinct), read by map() rather than one Python
+    # Durations by the raw attributes (few distinct), made by map() rather than one Python
     # call per await; what and where are worked out once per distinct raw key.
     by_kind = spans_by_kind(trace)
     awaits = by_kind.get("await", [])
-    attrs = list(map(_ATTRIBUTES, awaits))
-    keys = zip(
-        map(dict.get, attrs, repeat(AWAITED_SPAN)),
-        map(dict.get, attrs, repeat("asynctrace.awaited"), map(_NAME, awaits)),
-        map(dict.get, attrs, repeat("code.file.path")),
-        map(dict.get, attrs, repeat("code.line.number")),
-        strict=True,
-    )
-    raw: dict[tuple[object, object, object, object], list[float]] = {}
+    raw: dict[AwaitKey, list[float]] = {}
     durations_all = map(operator.sub, map(_END, awaits), map(_START, awaits))
-    for key, duration in zip(keys, durations_all, strict=True):
+    for key, duration in zip(await_keys(trace), durations_all, strict=True):
         durations = raw.get(key)
         if durations is None:
             raw[key] = [duration]
