@@ -246,7 +246,7 @@ def render_timeline(
         head = " " * (label_cols + 1 + bar_cols) + f" {'start ' + unit:>8} {'dur ' + unit:>8}"
         lines.append(head[:width].rstrip())
 
-    marks = _marks(trace, {s.track for s in drawn})
+    marks = _marks(trace, set(map(_TRACK, drawn)))
     statuses: set[str] = set()
     for row, (text, mark) in zip(rows, labels, strict=True):
         spans = row.spans
