@@ -103,6 +103,7 @@ _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
 _TRACK = operator.attrgetter("track")
 _STATUS = operator.attrgetter("status")
+_DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
@@ -371,7 +372,7 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
     lines = [fit(sanitize(head), width).rstrip()]
     # the steps that took longest, in time order (a run of 20,000 tiny calls has no few)
-    longest = sorted(steps, key=lambda step: step.duration, reverse=True)[:_PATH_STEPS]
+    longest = sorted(steps, key=_DURATION, reverse=True)[:_PATH_STEPS]
     shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
     owners = [by_id.get(step.track) for step in shown]
     texts = [
@@ -389,10 +390,10 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     if len(steps) > len(shown):
         kept = {id(step) for step in shown}
         rest = [step for step in steps if id(step) not in kept]
-        more = sum(step.duration for step in rest)
+        more = sum(map(_DURATION, rest))
         tail = f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}"
         lines.append(fit(tail, width).rstrip())
-    between = total - sum(step.duration for step in steps)
+    between = total - sum(map(_DURATION, steps))
     if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
         tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
         lines.append(fit(tail, width).rstrip())
