@@ -26,7 +26,7 @@ from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
-from ._timeline import activity, display_name, idle_waits, row_label, spans_by_kind
+from ._timeline import activity, display_name, idle_waits, row_label, spans_of_kind
 from ._waits import wait_profile
 
 __all__ = ["render_timeline"]
@@ -284,12 +284,11 @@ def render_timeline(
 
 def _marks(trace: Trace, tracks: set[int]) -> dict[int, Marks]:
     """The awaits and blocked steps of each of ``tracks`` (the drawn rows'), by track."""
-    by_kind = spans_by_kind(trace)
     by_track: dict[int, list[Mark]] = {}
     # the marks as (start, end, is blocked), made by map() rather than one Python call each
     for spans, is_blocked in (
-        (by_kind.get("await", []), False),
-        (by_kind.get("blocked", []), True),
+        (spans_of_kind(trace, "await"), False),
+        (spans_of_kind(trace, "blocked"), True),
     ):
         found = zip(map(_START, spans), map(_END, spans), repeat(is_blocked), strict=False)
         for track, mark in zip(map(_TRACK, spans), found, strict=True):
@@ -312,7 +311,7 @@ _WAIT_GROUPS = 5  # wait profile lines shown
 
 def _misuse_lines(trace: Trace, width: int) -> list[str]:
     """asyncio misuse noted while recording: how many of each, and the first few tasks."""
-    found = spans_by_kind(trace).get("misuse", [])
+    found = spans_of_kind(trace, "misuse")
     by_what = Counter(s.name for s in found)
     lines = []
     for what, count in by_what.items():
@@ -446,7 +445,7 @@ def _summary(trace: Trace) -> list[str]:
     parts = [f"wall {_num(wall, scale)} {unit}" if wall > 0 else "wall 0 s"]
     if wall > 0:
         parts.append(f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})")
-    tasks = len(spans_by_kind(trace).get("task", ()))
+    tasks = len(spans_of_kind(trace, "task"))
     parts += [_count(tasks, "task"), _count(len(trace.spans), "span")]
     open_spans = operator.countOf(map(_STATUS, trace.spans), "unfinished")
     if open_spans:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._spans import Span, Trace
-from ._timeline import display_name, row_label, spans_by_kind
+from ._timeline import display_name, row_label, spans_of_kind
 
 __all__ = [
     "Row",
@@ -161,8 +161,7 @@ def _matches(trace: Trace, pattern: str) -> tuple[set[int], int]:
 
 def all_rows(trace: Trace) -> list[Row]:
     """Each track's owner, then its coroutine and gather calls, nested, in creation order."""
-    by_kind = spans_by_kind(trace)
-    coroutines, gathers = by_kind.get("coroutine", []), by_kind.get("gather", [])
+    coroutines, gathers = spans_of_kind(trace, "coroutine"), spans_of_kind(trace, "gather")
     if coroutines and gathers:
         calls_of_all = [s for s in trace.spans if s.kind in _CALLS]  # in the trace's order
     else:

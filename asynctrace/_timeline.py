@@ -23,7 +23,7 @@ __all__ = [
     "idle_waits",
     "joins",
     "row_label",
-    "spans_by_kind",
+    "spans_of_kind",
 ]
 
 _AWAITED = "asynctrace.awaited"
@@ -46,6 +46,7 @@ _IDLE_NAMES = frozenset(
 _FUNCTION = "code.function.name"
 _ATTRIBUTES = operator.attrgetter("attributes")
 _NAME = operator.attrgetter("name")
+_KIND = operator.attrgetter("kind")
 
 
 def row_label(span: Span) -> str:
@@ -91,14 +92,13 @@ def joins(trace: Trace) -> list[Span]:
 
 
 def _joins(trace: Trace) -> list[Span]:
-    by_kind = spans_by_kind(trace)
     names = set()
-    for span in by_kind.get("task", ()):
+    for span in spans_of_kind(trace, "task"):
         task_name = span.attributes.get("asynctrace.task.name")
         if task_name:
             names.add(f"{task_name} ({span.name})")
     found = []
-    for span in by_kind.get("await", ()):
+    for span in spans_of_kind(trace, "await"):
         parent = span.parent
         on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
             "gather("
@@ -121,7 +121,7 @@ def idle_waits(trace: Trace) -> list[Span]:
 def _idle_waits(trace: Trace) -> list[Span]:
     found = list(joins(trace))
     seen = {id(s) for s in found}
-    awaits = spans_by_kind(trace).get("await", [])
+    awaits = spans_of_kind(trace, "await")
     # "Future" for "Future (resp.json())"; each of the few distinct names (a trace awaits the
     # same things thousands of times) tested once
     named = zip(await_keys(trace), map(_NAME, awaits), strict=True)
@@ -132,13 +132,16 @@ def _idle_waits(trace: Trace) -> list[Span]:
     return found
 
 
-def spans_by_kind(trace: Trace) -> dict[str, list[Span]]:
-    """The spans of each kind, in the trace's order; worked out once per trace.
+def spans_of_kind(trace: Trace, kind: str) -> list[Span]:
+    """The spans of ``kind``, in the trace's order.
 
     The terminal timeline, its summary and the wait profile each want the tasks or the awaits
-    of a 22,000-span trace: one pass here instead of one each.
+    of a 22,000-span trace: one pass over it finds where each kind's are, once per trace.  The
+    trace keeps their positions, not the spans: a trace that outlives its spans (see
+    ``_spans.release``) MUST NOT keep them alive for the garbage collector to find at exit.
     """
-    return derived(trace, "spans_by_kind", _spans_by_kind)
+    positions = derived(trace, "kind_positions", _kind_positions).get(kind)
+    return list(map(trace.spans.__getitem__, positions)) if positions else []
 
 
 AwaitKey = tuple[object, object, object, object]
@@ -147,14 +150,14 @@ AwaitKey = tuple[object, object, object, object]
 def await_keys(trace: Trace) -> list[AwaitKey]:
     """Each await's target span id, what it awaited (its name without one), file and line.
 
-    In the order of ``spans_by_kind(trace)["await"]``: the attributes of 20,000 awaits read
+    In the order of ``spans_of_kind(trace, "await")``: the attributes of 20,000 awaits read
     once, by map(), for the idle waits and the wait profile.
     """
     return derived(trace, "await_keys", _await_keys)
 
 
 def _await_keys(trace: Trace) -> list[AwaitKey]:
-    awaits = spans_by_kind(trace).get("await", [])
+    awaits = spans_of_kind(trace, "await")
     attrs = list(map(_ATTRIBUTES, awaits))
     return list(
         zip(
@@ -167,15 +170,15 @@ def _await_keys(trace: Trace) -> list[AwaitKey]:
     )
 
 
-def _spans_by_kind(trace: Trace) -> dict[str, list[Span]]:
-    by_kind: dict[str, list[Span]] = {}
-    for span in trace.spans:
-        same = by_kind.get(span.kind)
+def _kind_positions(trace: Trace) -> dict[str, list[int]]:
+    positions: dict[str, list[int]] = {}
+    for i, kind in enumerate(map(_KIND, trace.spans)):
+        same = positions.get(kind)
         if same is None:
-            by_kind[span.kind] = [span]
+            positions[kind] = [i]
         else:
-            same.append(span)
-    return by_kind
+            same.append(i)
+    return positions
 
 
 def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[float, int, int]]:
@@ -187,7 +190,7 @@ def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[f
     task executes Python at a time, so "running" in that sense could never exceed one and the
     overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
     """
-    tasks = {s.span_id: s for s in spans_by_kind(trace).get("task", ())}
+    tasks = {s.span_id: s for s in spans_of_kind(trace, "task")}
     deltas: dict[float, list[int]] = {}
 
     def add(t: float, running: int, waiting: int) -> None:

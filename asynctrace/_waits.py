@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ._spans import Span, Trace, derived
-from ._timeline import AwaitKey, _merge, await_keys, spans_by_kind
+from ._timeline import AwaitKey, _merge, await_keys, spans_of_kind
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ _TRACK = operator.attrgetter("track")
 def _profile(trace: Trace) -> WaitProfile:
     # Durations by the raw attributes (few distinct), made by map() rather than one Python
     # call per await; what and where are worked out once per distinct raw key.
-    by_kind = spans_by_kind(trace)
-    awaits = by_kind.get("await", [])
+    awaits = spans_of_kind(trace, "await")
     raw: dict[AwaitKey, list[float]] = {}
     durations_all = map(operator.sub, map(_END, awaits), map(_START, awaits))
     for key, duration in zip(await_keys(trace), durations_all, strict=True):
@@ -84,9 +83,9 @@ def _profile(trace: Trace) -> WaitProfile:
         else:
             durations.append(duration)
     blocked = 0.0
-    for span in by_kind.get("blocked", ()):
+    for span in spans_of_kind(trace, "blocked"):
         blocked += span.duration
-    runs = by_kind.get("run")
+    runs = spans_of_kind(trace, "run")
     by_key: dict[tuple[str, str], list[float]] = {}
     for (target, awaited, path, line), durations in raw.items():
         place = (_what(trace, target, awaited), _where(path, line))
@@ -99,7 +98,7 @@ def _profile(trace: Trace) -> WaitProfile:
         lo, hi = trace.start, trace.end
     else:
         lo = hi = 0.0
-    idle = _idle(by_kind.get("task", []), awaits, lo, hi)
+    idle = _idle(spans_of_kind(trace, "task"), awaits, lo, hi)
     return WaitProfile(groups, blocked, idle, max(0.0, hi - lo))
 
 
