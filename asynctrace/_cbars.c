@@ -380,11 +380,11 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t *first = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_tasks + 2));
     Py_ssize_t *wait_group = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_awaits + 1));
     Piece *waits = PyMem_Malloc(sizeof(Piece) * (size_t)(n_awaits + 1));
-    Piece *pieces = PyMem_Malloc(sizeof(Piece) * (size_t)(n_awaits + n_tasks + 1));
+    Piece *pieces = NULL;
     if (groups == NULL) {
         goto done;
     }
-    if (!task_group || !first || !wait_group || !waits || !pieces) {
+    if (!task_group || !first || !wait_group || !waits) {
         PyErr_NoMemory();
         goto done;
     }
@@ -432,7 +432,18 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    /* first[g] is now the end of group g's awaits, and its start is first[g - 1] (or 0) */
+    /* first[g] is now the end of group g's awaits, and its start is first[g - 1] (or 0); a
+     * task has at most one piece more than its group has awaits (tasks may share an id) */
+    Py_ssize_t most = 1;
+    for (Py_ssize_t i = 0; i < n_tasks; i++) {
+        Py_ssize_t g = task_group[i];
+        most += (first[g] - (g > 0 ? first[g - 1] : 0)) + 1;
+    }
+    pieces = PyMem_Malloc(sizeof(Piece) * (size_t)most);
+    if (pieces == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_ssize_t n_pieces = 0;
     for (Py_ssize_t i = 0; i < n_tasks; i++) {
         double t, end;
@@ -445,11 +456,6 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         for (; k < first[g]; k++) {
             double start = waits[k].a;
             if (start > t) {
-                if (n_pieces >= n_awaits + n_tasks) {
-                    /* more pieces than awaits and tasks: cannot happen, but never overflow */
-                    PyErr_SetString(PyExc_ValueError, "too many pieces");
-                    goto done;
-                }
                 pieces[n_pieces].a = t;
                 pieces[n_pieces].b = start < end ? start : end;
                 n_pieces++;
@@ -459,10 +465,6 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
         }
         if (t < end) {
-            if (n_pieces >= n_awaits + n_tasks) {
-                PyErr_SetString(PyExc_ValueError, "too many pieces");
-                goto done;
-            }
             pieces[n_pieces].a = t;
             pieces[n_pieces].b = end;
             n_pieces++;
