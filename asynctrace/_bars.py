@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import os
 from collections.abc import Callable, Iterable, Sequence
 
@@ -30,6 +31,7 @@ __all__ = ["EMPTY", "NO_MARKS", "Item", "Mark", "Marks", "row_levels"]
 
 EMPTY, WAITING, RUNNING, BLOCKED = 0, 1, 2, 3
 Mark = tuple[float, float, bool]  # start, end, is a blocked step (else an await)
+_START, _END = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class Marks:
@@ -40,9 +42,9 @@ class Marks:
     __slots__ = ("ends_so_far", "marks", "starts")
 
     def __init__(self, marks: Iterable[Mark]) -> None:
-        self.marks = sorted(marks, key=lambda m: m[0])
-        self.starts = [m[0] for m in self.marks]
-        self.ends_so_far = list(itertools.accumulate((m[1] for m in self.marks), max))
+        self.marks = sorted(marks, key=_START)
+        self.starts = list(map(_START, self.marks))
+        self.ends_so_far = list(itertools.accumulate(map(_END, self.marks), max))
 
     def overlapping(self, a: float, b: float) -> list[Mark]:
         """The marks with ``start <= b`` and ``end >= a``."""
@@ -56,13 +58,24 @@ Item = tuple[float, float, Marks]  # a span's start and end, and its track's mar
 
 
 def cell_range(a: float, b: float, t0: float, step: float, cols: int) -> tuple[int, int]:
-    """The first and last cells that ``[a, b]`` touches (clipped to the bar), or (0, -1)."""
-    a, b = max(a, t0), min(b, t0 + cols * step)  # a window cuts what lies outside it
+    """The first and last cells that ``[a, b]`` touches (clipped to the bar), or (0, -1).
+
+    ``max(x, y)`` and ``min(x, y)`` are spelled ``y if y > x else x`` and ``y if y < x else x``
+    (what they compute, for NaN too): a call each is too many for 60,000 spans.
+    """
+    right = t0 + cols * step
+    a = t0 if t0 > a else a  # a window cuts what lies outside it
+    b = right if right < b else b
     if b < a:
         return 0, -1
-    first = max(0, min(cols - 1, int((a - t0) / step)))
-    last = max(0, min(cols - 1, math.ceil((b - t0) / step) - 1))
-    return first, max(first, last)
+    top = cols - 1
+    first = int((a - t0) / step)
+    first = first if first < top else top
+    first = first if first > 0 else 0
+    last = math.ceil((b - t0) / step) - 1
+    last = last if last < top else top
+    last = last if last > 0 else 0
+    return first, last if last > first else first
 
 
 def _span_levels(
@@ -80,7 +93,8 @@ def _span_levels(
     def paint(cells: list[float], a: float, b: float) -> None:
         first, last = cell_range(a, b, t0, step, cols)
         # an instant at the span's very end can fall in the cell after it, which is not shown
-        first, last = max(first, base), min(last, top)
+        first = base if base > first else first
+        last = top if top < last else last
         for i in range(first, last + 1):
             lo, hi = edges[i], edges[i + 1]
             if a <= lo and hi <= b:  # a whole cell: its width, as the general case gives it
@@ -91,7 +105,8 @@ def _span_levels(
 
     paint(alive, start, end)
     for m_start, m_end, is_blocked in marks.overlapping(start, end):
-        a, b = max(m_start, start), min(m_end, end)
+        a = start if start > m_start else m_start
+        b = end if end < m_end else m_end
         if b >= a:
             paint(blocked if is_blocked else waiting, a, b)
     shown = [a >= step / 2 for a in alive]

@@ -13,6 +13,9 @@
  * 3 blocked; a cell shows the highest level of the row's items.  A time that is not a finite
  * float, or a step that is not positive, is a ValueError (the caller then runs the Python
  * version, which fails or not exactly as before).
+ *
+ * running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does: the
+ * time some task was running, for the wait profile's "no task running" (see below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -286,9 +289,239 @@ row_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* running_lengths(tasks, awaits, lo, hi): _waits.running_lengths_python in C, the same
+ * comparisons on the same doubles.  Each task runs from its start to its end but for its
+ * awaits (those whose track is its span_id, in their order); the pieces of all tasks are
+ * sorted, cut to [lo, hi) and merged, and the merged intervals' lengths are returned in time
+ * order (the caller sums them, as Python's sum() does).  A time that is not a finite float
+ * (an int, a NaN) is a ValueError or TypeError: the caller then runs the Python version. */
+
+static PyObject *s_start, *s_end, *s_track, *s_span_id;
+
+/* An attribute that MUST be a finite float (an int would compare exactly in Python). */
+static int
+float_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    if (!PyFloat_Check(value)) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
+        return -1;
+    }
+    double d = PyFloat_AS_DOUBLE(value);
+    Py_DECREF(value);
+    if (!isfinite(d)) {
+        PyErr_SetString(PyExc_ValueError, "a time that is not finite");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+typedef struct {
+    double a, b;
+} Piece;
+
+static int
+by_start_end(const void *x, const void *y)
+{
+    const Piece *p = x, *q = y;
+    if (p->a != q->a) {
+        return p->a < q->a ? -1 : 1;
+    }
+    return p->b < q->b ? -1 : (p->b > q->b ? 1 : 0);
+}
+
+/* The group (index in 0..) of each task's span_id; -1 for an await whose track is none. */
+static Py_ssize_t
+group_of(PyObject *groups, PyObject *key, int add)
+{
+    PyObject *found = PyDict_GetItemWithError(groups, key);
+    if (found != NULL) {
+        return PyLong_AsSsize_t(found);
+    }
+    if (PyErr_Occurred()) {
+        return -2;
+    }
+    if (!add) {
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(PyDict_GET_SIZE(groups));
+    if (number == NULL || PyDict_SetItem(groups, key, number) < 0) {
+        Py_XDECREF(number);
+        return -2;
+    }
+    Py_ssize_t group = PyDict_GET_SIZE(groups) - 1;
+    Py_DECREF(number);
+    return group;
+}
+
+static PyObject *
+running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "running_lengths(tasks, awaits, lo, hi)");
+        return NULL;
+    }
+    double lo, hi;
+    if (as_finite(args[2], &lo) < 0 || as_finite(args[3], &hi) < 0) {
+        return NULL;
+    }
+    PyObject *tasks = PySequence_Fast(args[0], "tasks is a sequence");
+    PyObject *awaits = tasks ? PySequence_Fast(args[1], "awaits is a sequence") : NULL;
+    PyObject *groups = awaits ? PyDict_New() : NULL;
+    PyObject *out = NULL;
+    Py_ssize_t n_tasks = tasks ? PySequence_Fast_GET_SIZE(tasks) : 0;
+    Py_ssize_t n_awaits = awaits ? PySequence_Fast_GET_SIZE(awaits) : 0;
+    Py_ssize_t *task_group = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_tasks + 1));
+    Py_ssize_t *first = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_tasks + 2));
+    Py_ssize_t *wait_group = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n_awaits + 1));
+    Piece *waits = PyMem_Malloc(sizeof(Piece) * (size_t)(n_awaits + 1));
+    Piece *pieces = NULL;
+    if (groups == NULL) {
+        goto done;
+    }
+    if (!task_group || !first || !wait_group || !waits) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject **task_items = PySequence_Fast_ITEMS(tasks);
+    PyObject **await_items = PySequence_Fast_ITEMS(awaits);
+    for (Py_ssize_t i = 0; i < n_tasks; i++) {
+        PyObject *span_id = PyObject_GetAttr(task_items[i], s_span_id);
+        if (span_id == NULL) {
+            goto done;
+        }
+        task_group[i] = group_of(groups, span_id, 1);
+        Py_DECREF(span_id);
+        if (task_group[i] < -1) {
+            goto done;
+        }
+    }
+    /* the awaits of each group, in their order: counted, then placed (a counting sort) */
+    Py_ssize_t n_groups = PyDict_GET_SIZE(groups);
+    memset(first, 0, sizeof(Py_ssize_t) * (size_t)(n_groups + 1));
+    for (Py_ssize_t i = 0; i < n_awaits; i++) {
+        PyObject *track = PyObject_GetAttr(await_items[i], s_track);
+        if (track == NULL) {
+            goto done;
+        }
+        wait_group[i] = group_of(groups, track, 0);
+        Py_DECREF(track);
+        if (wait_group[i] < -1) {
+            goto done;
+        }
+        if (wait_group[i] >= 0) {
+            first[wait_group[i] + 1]++;
+        }
+    }
+    for (Py_ssize_t g = 0; g < n_groups; g++) {
+        first[g + 1] += first[g];
+    }
+    for (Py_ssize_t i = 0; i < n_awaits; i++) {
+        Py_ssize_t g = wait_group[i];
+        if (g < 0) {
+            continue;
+        }
+        Py_ssize_t slot = first[g]++;
+        if (float_attr(await_items[i], s_start, &waits[slot].a) < 0
+            || float_attr(await_items[i], s_end, &waits[slot].b) < 0) {
+            goto done;
+        }
+    }
+    /* first[g] is now the end of group g's awaits, and its start is first[g - 1] (or 0); a
+     * task has at most one piece more than its group has awaits (tasks may share an id) */
+    Py_ssize_t most = 1;
+    for (Py_ssize_t i = 0; i < n_tasks; i++) {
+        Py_ssize_t g = task_group[i];
+        most += (first[g] - (g > 0 ? first[g - 1] : 0)) + 1;
+    }
+    pieces = PyMem_Malloc(sizeof(Piece) * (size_t)most);
+    if (pieces == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n_pieces = 0;
+    for (Py_ssize_t i = 0; i < n_tasks; i++) {
+        double t, end;
+        if (float_attr(task_items[i], s_start, &t) < 0
+            || float_attr(task_items[i], s_end, &end) < 0) {
+            goto done;
+        }
+        Py_ssize_t g = task_group[i];
+        Py_ssize_t k = g > 0 ? first[g - 1] : 0;
+        for (; k < first[g]; k++) {
+            double start = waits[k].a;
+            if (start > t) {
+                pieces[n_pieces].a = t;
+                pieces[n_pieces].b = start < end ? start : end;
+                n_pieces++;
+            }
+            if (waits[k].b > t) {
+                t = waits[k].b;
+            }
+        }
+        if (t < end) {
+            pieces[n_pieces].a = t;
+            pieces[n_pieces].b = end;
+            n_pieces++;
+        }
+    }
+    qsort(pieces, (size_t)n_pieces, sizeof(Piece), by_start_end);
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    Py_ssize_t merged = 0;
+    double last_a = 0.0, last_b = 0.0;
+    for (Py_ssize_t i = 0; i <= n_pieces; i++) {
+        double a = 0.0, b = 0.0;
+        if (i < n_pieces) {
+            a = pieces[i].a < lo ? lo : pieces[i].a;
+            b = pieces[i].b > hi ? hi : pieces[i].b;
+            if (b <= a) {
+                continue;
+            }
+            if (merged && a <= last_b) {
+                if (b > last_b) {
+                    last_b = b;
+                }
+                continue;
+            }
+        }
+        if (merged) {
+            PyObject *length = PyFloat_FromDouble(last_b - last_a);
+            if (length == NULL || PyList_Append(out, length) < 0) {
+                Py_XDECREF(length);
+                Py_CLEAR(out);
+                goto done;
+            }
+            Py_DECREF(length);
+        }
+        last_a = a;
+        last_b = b;
+        merged = 1;
+    }
+done:
+    PyMem_Free(task_group);
+    PyMem_Free(first);
+    PyMem_Free(wait_group);
+    PyMem_Free(waits);
+    PyMem_Free(pieces);
+    Py_XDECREF(groups);
+    Py_XDECREF(awaits);
+    Py_XDECREF(tasks);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"row_levels", (PyCFunction)(void (*)(void))row_levels, METH_FASTCALL,
      PyDoc_STR("row_levels(items, t0, step, cols) -> bytes: each cell's level (see _bars.py).")},
+    {"running_lengths", (PyCFunction)(void (*)(void))running_lengths, METH_FASTCALL,
+     PyDoc_STR("running_lengths(tasks, awaits, lo, hi) -> list[float] (see _waits.py).")},
     {NULL, NULL, 0, NULL},
 };
 
@@ -303,7 +536,12 @@ PyInit__cbars(void)
     s_marks = PyUnicode_InternFromString("marks");
     s_starts = PyUnicode_InternFromString("starts");
     s_ends_so_far = PyUnicode_InternFromString("ends_so_far");
-    if (s_marks == NULL || s_starts == NULL || s_ends_so_far == NULL) {
+    s_start = PyUnicode_InternFromString("start");
+    s_end = PyUnicode_InternFromString("end");
+    s_track = PyUnicode_InternFromString("track");
+    s_span_id = PyUnicode_InternFromString("span_id");
+    if (s_marks == NULL || s_starts == NULL || s_ends_so_far == NULL || s_start == NULL
+        || s_end == NULL || s_track == NULL || s_span_id == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);

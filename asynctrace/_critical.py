@@ -161,7 +161,8 @@ def path_steps(path: list[Span]) -> list[Span]:
     for step, after in zip(path, [*path[1:], None], strict=True):
         if step is path[0]:
             continue
-        if after is None or not _inside(after, step):
+        # nearly always the next step is a child (no walk up), or the step is a leaf
+        if after is None or (after.parent is not step and not _inside(after, step)):
             leaves.append(step)
     return leaves
 

@@ -15,15 +15,18 @@ no line is ever wider than ``width``.
 from __future__ import annotations
 
 import math
+import operator
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
+from itertools import repeat
 
-from ._bars import NO_MARKS, Marks, row_levels
+from ._bars import NO_MARKS, Mark, Marks, row_levels
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
 from ._terminal_rows import Row, Selection, View, fold_rows, select_rows
-from ._timeline import activity, display_name, idle_waits, row_label
+from ._timeline import activity, display_name, idle_waits, row_label, spans_of_kind
 from ._waits import wait_profile
 
 __all__ = ["render_timeline"]
@@ -96,6 +99,11 @@ def _num(seconds: float, scale: float) -> str:
     return f"{value:.2e}"
 
 
+_START = operator.attrgetter("start")
+_END = operator.attrgetter("end")
+_TRACK = operator.attrgetter("track")
+_STATUS = operator.attrgetter("status")
+_DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
@@ -104,9 +112,11 @@ def _bar(row: Row, marks: dict[int, Marks], t0: float, step: float, cols: int) -
 
     An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
     """
-    items = [(s.start, s.end, marks.get(s.track, NO_MARKS)) for s in row.spans]
+    spans = row.spans
+    track_marks = map(marks.get, map(_TRACK, spans), repeat(NO_MARKS))
+    items = list(zip(map(_START, spans), map(_END, spans), track_marks, strict=True))
     chars = [_CHARS[level] for level in row_levels(items, t0, step, cols)]
-    if any(s.status == "unfinished" for s in row.spans):
+    if "unfinished" in map(_STATUS, spans):
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
         if last >= 0:
             chars[last] = OPEN
@@ -214,8 +224,8 @@ def render_timeline(
 
     drawn = [s for r in rows for s in r.spans]
     first = trace.start
-    t0 = lo if lo is not None else min((s.start for s in drawn), default=first)
-    t1 = hi if hi is not None else max((s.end for s in drawn), default=trace.end)
+    t0 = lo if lo is not None else min(map(_START, drawn), default=first)
+    t1 = hi if hi is not None else max(map(_END, drawn), default=trace.end)
     # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
     # the float spacing at t0 (a hostile file's huge times): drawn as one instant.
     zero = not t1 - t0 > abs(t0) * 1e-12
@@ -237,17 +247,12 @@ def render_timeline(
         head = " " * (label_cols + 1 + bar_cols) + f" {'start ' + unit:>8} {'dur ' + unit:>8}"
         lines.append(head[:width].rstrip())
 
-    by_track: dict[int, list[Span]] = {}
-    for span in trace.spans:
-        if span.kind in ("await", "blocked"):
-            by_track.setdefault(span.track, []).append(span)
-    marks = {
-        track: Marks((m.start, m.end, m.kind == "blocked") for m in spans)
-        for track, spans in by_track.items()
-    }
+    marks = _marks(trace, set(map(_TRACK, drawn)))
     statuses: set[str] = set()
     for row, (text, mark) in zip(rows, labels, strict=True):
-        statuses.update(s.status for s in row.spans)
+        spans = row.spans
+        row_statuses = dict.fromkeys(map(_STATUS, spans))  # in the order first seen
+        statuses.update(row_statuses)
         text = sanitize(text)
         if mark and label_cols >= text_width(mark) + 4:
             label = fit(text, label_cols - text_width(mark)).rstrip() + mark
@@ -255,11 +260,11 @@ def render_timeline(
             label = text + mark
         line = fit(label, label_cols) + " " + _bar(row, marks, t0, step, bar_cols)
         if numbers:
-            start = min(s.start for s in row.spans)
-            dur = max(s.end for s in row.spans) - start
+            start = min(map(_START, spans))
+            dur = max(map(_END, spans)) - start
             line += f" {_num(start, scale):>8} {_num(dur, scale):>8}"
         line = line.rstrip()
-        code = _COLORS.get(_worst(row.spans)) if color else None
+        code = _COLORS.get(_worst(row_statuses)) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
     if folded or any(r.members for r in rows):
         lines.extend(_fold(folded, trace, scale, unit, width))
@@ -277,6 +282,24 @@ def render_timeline(
     return "\n".join(lines) + "\n"
 
 
+def _marks(trace: Trace, tracks: set[int]) -> dict[int, Marks]:
+    """The awaits and blocked steps of each of ``tracks`` (the drawn rows'), by track."""
+    by_track: dict[int, list[Mark]] = {}
+    # the marks as (start, end, is blocked), made by map() rather than one Python call each
+    for spans, is_blocked in (
+        (spans_of_kind(trace, "await"), False),
+        (spans_of_kind(trace, "blocked"), True),
+    ):
+        found = zip(map(_START, spans), map(_END, spans), repeat(is_blocked), strict=False)
+        for track, mark in zip(map(_TRACK, spans), found, strict=True):
+            same = by_track.get(track)
+            if same is None:
+                by_track[track] = [mark]
+            else:
+                same.append(mark)
+    return {track: Marks(marks) for track, marks in by_track.items() if track in tracks}
+
+
 def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:
     """Tasks running and waiting over time, a task in a lock or queue counted as waiting."""
     return activity(trace, idle_waits(trace))
@@ -288,7 +311,7 @@ _WAIT_GROUPS = 5  # wait profile lines shown
 
 def _misuse_lines(trace: Trace, width: int) -> list[str]:
     """asyncio misuse noted while recording: how many of each, and the first few tasks."""
-    found = [s for s in trace.spans if s.kind == "misuse"]
+    found = spans_of_kind(trace, "misuse")
     by_what = Counter(s.name for s in found)
     lines = []
     for what, count in by_what.items():
@@ -348,7 +371,7 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
     lines = [fit(sanitize(head), width).rstrip()]
     # the steps that took longest, in time order (a run of 20,000 tiny calls has no few)
-    longest = sorted(steps, key=lambda step: step.duration, reverse=True)[:_PATH_STEPS]
+    longest = sorted(steps, key=_DURATION, reverse=True)[:_PATH_STEPS]
     shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
     owners = [by_id.get(step.track) for step in shown]
     texts = [
@@ -366,10 +389,10 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     if len(steps) > len(shown):
         kept = {id(step) for step in shown}
         rest = [step for step in steps if id(step) not in kept]
-        more = sum(step.duration for step in rest)
+        more = sum(map(_DURATION, rest))
         tail = f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}"
         lines.append(fit(tail, width).rstrip())
-    between = total - sum(step.duration for step in steps)
+    between = total - sum(map(_DURATION, steps))
     if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
         tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
         lines.append(fit(tail, width).rstrip())
@@ -386,8 +409,8 @@ _LEGEND = {
 _SEVERITY = {"ok": 0, "unfinished": 1, "cancelled": 2, "timeout": 3, "error": 4}
 
 
-def _worst(spans: list[Span]) -> str:
-    return max((s.status for s in spans), key=lambda st: _SEVERITY.get(st, 0))
+def _worst(statuses: Iterable[str]) -> str:
+    return max(statuses, key=lambda st: _SEVERITY.get(st, 0))
 
 
 def _label(row: Row) -> tuple[str, str]:
@@ -395,7 +418,8 @@ def _label(row: Row) -> tuple[str, str]:
     span = row.span
     if row.members:
         text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
-        counts = Counter(s.status for s in row.members if s.status != "ok")
+        counts = Counter(map(_STATUS, row.members))
+        del counts["ok"]
         mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
         return text, f" [{mark}]" if mark else ""
     own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
@@ -421,9 +445,9 @@ def _summary(trace: Trace) -> list[str]:
     parts = [f"wall {_num(wall, scale)} {unit}" if wall > 0 else "wall 0 s"]
     if wall > 0:
         parts.append(f"overlap {_num(overlap, scale)} {unit} ({overlap / wall:.0%})")
-    tasks = sum(1 for s in trace.spans if s.kind == "task")
+    tasks = len(spans_of_kind(trace, "task"))
     parts += [_count(tasks, "task"), _count(len(trace.spans), "span")]
-    open_spans = sum(1 for s in trace.spans if s.status == "unfinished")
+    open_spans = operator.countOf(map(_STATUS, trace.spans), "unfinished")
     if open_spans:
         parts[-1] += f" ({open_spans:,} still open)"
     if trace.dropped:

@@ -21,12 +21,12 @@ import math
 import os
 import re
 import sysconfig
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._spans import Span, Trace
-from ._timeline import display_name, row_label
+from ._timeline import display_name, row_label, spans_of_kind
 
 __all__ = [
     "Row",
@@ -70,18 +70,18 @@ class View:
     depth: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # a 20,000-call trace makes as many rows: slots make them faster
 class Row:
     """One drawn row: a task, thread job or run (depth 0), a call under it, or a group."""
 
     span: Span
     depth: int
-    members: list[Span] = field(default_factory=list)  # a group: every task it stands for
+    members: Sequence[Span] = ()  # a group: every task it stands for
     member: bool = False  # one task of the group above, drawn under it
 
     @property
-    def spans(self) -> list[Span]:
-        return self.members or [self.span]
+    def spans(self) -> Sequence[Span]:
+        return self.members or (self.span,)
 
 
 @dataclass
@@ -161,35 +161,56 @@ def _matches(trace: Trace, pattern: str) -> tuple[set[int], int]:
 
 def all_rows(trace: Trace) -> list[Row]:
     """Each track's owner, then its coroutine and gather calls, nested, in creation order."""
+    coroutines, gathers = spans_of_kind(trace, "coroutine"), spans_of_kind(trace, "gather")
+    if coroutines and gathers:
+        calls_of_all = [s for s in trace.spans if s.kind in _CALLS]  # in the trace's order
+    else:
+        calls_of_all = coroutines or gathers
     by_track: dict[int, list[Span]] = {}
-    for span in trace.spans:
-        if span.kind in _CALLS:
-            by_track.setdefault(span.track, []).append(span)
+    for span in calls_of_all:
+        same = by_track.get(span.track)
+        if same is None:
+            by_track[span.track] = [span]
+        else:
+            same.append(span)
     rows: list[Row] = []
-    for owner in trace.tracks:
+    walk = len(trace.spans)
+    owners = trace.tracks
+    for owner in owners:
         calls = by_track.get(owner.span_id, [])
-        if owner.kind == "run" and not calls and len(trace.tracks) > 1:
+        if owner.kind == "run" and not calls and len(owners) > 1:
             continue  # the header already says what the run was
         rows.append(Row(owner, 0))
         # A call's depth: 1 + the calls above it on its track, below the owner.  In start
         # order a call's parent call comes first, so its depth is known.
         depths: dict[int, int] = {}
         for span in calls:
-            depth = 1
             up = span.parent
-            for _ in range(len(trace.spans)):  # a longer walk: a cycle made after the build
-                if up is None or up.track != span.track or up is owner:
-                    break
-                known = depths.get(id(up))
-                if known is not None:
-                    depth += known
-                    break
-                if up.kind in _CALLS:
-                    depth += 1
-                up = up.parent
+            if up is None or up.track != span.track or up is owner:
+                depth = 1
+            else:
+                known = depths.get(id(up))  # nearly always: the call's parent is a call
+                depth = known + 1 if known is not None else _depth_above(span, owner, depths, walk)
             depths[id(span)] = depth
             rows.append(Row(span, depth))
     return rows
+
+
+def _depth_above(span: Span, owner: Span, depths: dict[int, int], walk: int) -> int:
+    """1 + the calls above ``span`` on its track, below ``owner``: ``walk`` steps up at most."""
+    depth = 1
+    up = span.parent
+    for _ in range(walk):  # a longer walk: a cycle made after the build
+        if up is None or up.track != span.track or up is owner:
+            break
+        known = depths.get(id(up))
+        if known is not None:
+            depth += known
+            break
+        if up.kind in _CALLS:
+            depth += 1
+        up = up.parent
+    return depth
 
 
 def select_rows(trace: Trace, view: View) -> Selection:
@@ -200,21 +221,33 @@ def select_rows(trace: Trace, view: View) -> Selection:
     if view.filter is not None:
         keep, sel.matched = _matches(trace, view.filter)
     lo, hi = view.window or (None, None)
+    internals, depth = view.internals, view.depth
     hidden_tracks: set[int] = set()
+    by_path: dict[str, bool] = {}  # rows share few files: each one's answer, asked once
+
+    def internal(span: Span) -> bool:
+        path = span.attributes.get("code.file.path")
+        if not isinstance(path, str):
+            return is_internal(span)
+        known = by_path.get(path)
+        if known is None:
+            known = by_path[path] = is_internal_path(path)
+        return known
+
     for i, row in enumerate(rows):
         span = row.span
         if span.kind == "run" and len(rows) > 1:
             calls = [r for r in rows[i + 1 :] if r.span.track == span.track]
-            if not view.internals and calls and all(is_internal(r.span) for r in calls):
+            if not internals and calls and all(internal(r.span) for r in calls):
                 continue  # asyncio.run's shutdown gather alone: the header names the run
         if keep is not None and id(span) not in keep:
             continue
-        if not view.internals and (span.track in hidden_tracks or is_internal(span)):
+        if not internals and (span.track in hidden_tracks or internal(span)):
             if row.depth == 0:
                 hidden_tracks.add(span.track)
             sel.internal += 1
             continue
-        if view.depth is not None and row.depth > view.depth:
+        if depth is not None and row.depth > depth:
             sel.outside += 1
             continue
         if (lo is not None and span.end < lo) or (hi is not None and span.start > hi):
@@ -240,12 +273,17 @@ def _units(rows: list[Row]) -> list[list[Row]]:
 
 def _group_calls(unit: list[Row]) -> list[Row]:
     """A task's repeated calls (a gather in a loop) as one row per name and depth: ``×111``."""
+    keys = [(r.depth, r.span.kind, r.span.name) for r in unit[1:]]
     same: dict[tuple[int, str, str], list[Row]] = {}
-    for r in unit[1:]:
-        same.setdefault((r.depth, r.span.kind, r.span.name), []).append(r)
+    for key, r in zip(keys, unit[1:], strict=True):
+        rows = same.get(key)
+        if rows is None:
+            same[key] = [r]
+        else:
+            rows.append(r)
     out = unit[:1]
-    for r in unit[1:]:
-        rows = same[(r.depth, r.span.kind, r.span.name)]
+    for key, r in zip(keys, unit[1:], strict=True):
+        rows = same[key]
         if len(rows) < 2:
             out.append(r)
         elif rows[0] is r:

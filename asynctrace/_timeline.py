@@ -9,12 +9,22 @@ that wait on other tasks and :func:`activity` counts tasks running and waiting o
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
+from itertools import repeat
 
 from ._sanitize import MAX_CHARS, cap
-from ._spans import Span, Trace, derived
+from ._spans import AWAITED_SPAN, Span, Trace, derived
 
-__all__ = ["activity", "display_name", "idle_waits", "joins", "row_label"]
+__all__ = [
+    "activity",
+    "await_keys",
+    "display_name",
+    "idle_waits",
+    "joins",
+    "row_label",
+    "spans_of_kind",
+]
 
 _AWAITED = "asynctrace.awaited"
 # Awaits on which a task waits for something another task does (a lock released, an item put,
@@ -34,6 +44,9 @@ _IDLE_NAMES = frozenset(
     ("Future", "asyncio.wait_for", "asyncio.wait", "asyncio.shield", "asyncio.as_completed")
 )
 _FUNCTION = "code.function.name"
+_ATTRIBUTES = operator.attrgetter("attributes")
+_NAME = operator.attrgetter("name")
+_KIND = operator.attrgetter("kind")
 
 
 def row_label(span: Span) -> str:
@@ -80,15 +93,12 @@ def joins(trace: Trace) -> list[Span]:
 
 def _joins(trace: Trace) -> list[Span]:
     names = set()
-    for span in trace.spans:
-        if span.kind == "task":
-            task_name = span.attributes.get("asynctrace.task.name")
-            if task_name:
-                names.add(f"{task_name} ({span.name})")
+    for span in spans_of_kind(trace, "task"):
+        task_name = span.attributes.get("asynctrace.task.name")
+        if task_name:
+            names.add(f"{task_name} ({span.name})")
     found = []
-    for span in trace.spans:
-        if span.kind != "await":
-            continue
+    for span in spans_of_kind(trace, "await"):
         parent = span.parent
         on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
             "gather("
@@ -111,14 +121,64 @@ def idle_waits(trace: Trace) -> list[Span]:
 def _idle_waits(trace: Trace) -> list[Span]:
     found = list(joins(trace))
     seen = {id(s) for s in found}
-    for span in trace.spans:
-        if span.kind != "await" or id(span) in seen:
-            continue
-        awaited = span.attributes.get(_AWAITED)  # "Future" for "Future (resp.json())"
-        name = awaited if isinstance(awaited, str) else span.name
-        if name in _IDLE_NAMES or name.startswith(_IDLE_PREFIXES):
-            found.append(span)
+    awaits = spans_of_kind(trace, "await")
+    # "Future" for "Future (resp.json())"; each of the few distinct names (a trace awaits the
+    # same things thousands of times) tested once
+    named = zip(await_keys(trace), map(_NAME, awaits), strict=True)
+    names = [key[1] if isinstance(key[1], str) else n for key, n in named]
+    idle = {n for n in set(names) if n in _IDLE_NAMES or n.startswith(_IDLE_PREFIXES)}
+    if idle:
+        found += [s for s, n in zip(awaits, names, strict=True) if n in idle and id(s) not in seen]
     return found
+
+
+def spans_of_kind(trace: Trace, kind: str) -> list[Span]:
+    """The spans of ``kind``, in the trace's order.
+
+    The terminal timeline, its summary and the wait profile each want the tasks or the awaits
+    of a 22,000-span trace: one pass over it finds where each kind's are, once per trace.  The
+    trace keeps their positions, not the spans: a trace that outlives its spans (see
+    ``_spans.release``) MUST NOT keep them alive for the garbage collector to find at exit.
+    """
+    positions = derived(trace, "kind_positions", _kind_positions).get(kind)
+    return list(map(trace.spans.__getitem__, positions)) if positions else []
+
+
+AwaitKey = tuple[object, object, object, object]
+
+
+def await_keys(trace: Trace) -> list[AwaitKey]:
+    """Each await's target span id, what it awaited (its name without one), file and line.
+
+    In the order of ``spans_of_kind(trace, "await")``: the attributes of 20,000 awaits read
+    once, by map(), for the idle waits and the wait profile.
+    """
+    return derived(trace, "await_keys", _await_keys)
+
+
+def _await_keys(trace: Trace) -> list[AwaitKey]:
+    awaits = spans_of_kind(trace, "await")
+    attrs = list(map(_ATTRIBUTES, awaits))
+    return list(
+        zip(
+            map(dict.get, attrs, repeat(AWAITED_SPAN)),
+            map(dict.get, attrs, repeat(_AWAITED), map(_NAME, awaits)),
+            map(dict.get, attrs, repeat("code.file.path")),
+            map(dict.get, attrs, repeat("code.line.number")),
+            strict=True,
+        )
+    )
+
+
+def _kind_positions(trace: Trace) -> dict[str, list[int]]:
+    positions: dict[str, list[int]] = {}
+    for i, kind in enumerate(map(_KIND, trace.spans)):
+        same = positions.get(kind)
+        if same is None:
+            positions[kind] = [i]
+        else:
+            same.append(i)
+    return positions
 
 
 def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[float, int, int]]:
@@ -130,13 +190,16 @@ def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[f
     task executes Python at a time, so "running" in that sense could never exceed one and the
     overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
     """
-    tasks = {s.span_id: s for s in trace.spans if s.kind == "task"}
+    tasks = {s.span_id: s for s in spans_of_kind(trace, "task")}
     deltas: dict[float, list[int]] = {}
 
     def add(t: float, running: int, waiting: int) -> None:
-        d = deltas.setdefault(t, [0, 0])
-        d[0] += running
-        d[1] += waiting
+        d = deltas.get(t)
+        if d is None:
+            deltas[t] = [running, waiting]
+        else:
+            d[0] += running
+            d[1] += waiting
 
     waits: dict[int, list[tuple[float, float]]] = {}
     for span in joins(trace) if join_spans is None else join_spans:
@@ -145,7 +208,10 @@ def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[f
     for task in tasks.values():
         add(task.start, 1, 0)
         add(task.end, -1, 0)
-        for a, b in _merge(waits.get(task.span_id, ()), task.start, task.end):
+        task_waits = waits.get(task.span_id)
+        if task_waits is None:
+            continue
+        for a, b in _merge(task_waits, task.start, task.end):
             add(a, -1, 1)
             add(b, 1, -1)
     points: list[tuple[float, int, int]] = []

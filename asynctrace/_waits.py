@@ -14,11 +14,13 @@ waiting: the loop idle on timers and I/O).
 from __future__ import annotations
 
 import math
+import operator
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ._spans import AWAITED_SPAN, Span, Trace, derived
-from ._timeline import _merge
+from ._spans import Span, Trace, derived
+from ._timeline import AwaitKey, _merge, await_keys, spans_of_kind
 
 
 @dataclass(frozen=True)
@@ -63,48 +65,41 @@ def wait_profile(trace: Trace) -> WaitProfile:
     return derived(trace, "wait_profile", _profile)
 
 
+_START = operator.attrgetter("start")
+_END = operator.attrgetter("end")
+_TRACK = operator.attrgetter("track")
+
+
 def _profile(trace: Trace) -> WaitProfile:
-    # One pass: durations by the raw attributes (few distinct), awaits by track, blocked time;
-    # what and where are worked out once per distinct raw key.
-    raw: dict[tuple[object, object, object, object], list[float]] = {}
-    awaits: dict[int, list[Span]] = {}
-    tasks: list[Span] = []
+    # Durations by the raw attributes (few distinct), made by map() rather than one Python
+    # call per await; what and where are worked out once per distinct raw key.
+    awaits = spans_of_kind(trace, "await")
+    raw: dict[AwaitKey, list[float]] = {}
+    durations_all = map(operator.sub, map(_END, awaits), map(_START, awaits))
+    for key, duration in zip(await_keys(trace), durations_all, strict=True):
+        durations = raw.get(key)
+        if durations is None:
+            raw[key] = [duration]
+        else:
+            durations.append(duration)
     blocked = 0.0
-    run: Span | None = None
-    for span in trace.spans:
-        kind = span.kind
-        if kind == "await":
-            attrs = span.attributes
-            key = (
-                attrs.get(AWAITED_SPAN),
-                attrs.get("asynctrace.awaited", span.name),
-                attrs.get("code.file.path"),
-                attrs.get("code.line.number"),
-            )
-            durations = raw.get(key)
-            if durations is None:
-                durations = raw[key] = []
-            durations.append(span.end - span.start)
-            awaits.setdefault(span.track, []).append(span)
-        elif kind == "task":
-            tasks.append(span)
-        elif kind == "blocked":
-            blocked += span.duration
-        elif kind == "run" and run is None:
-            run = span
+    for span in spans_of_kind(trace, "blocked"):
+        blocked += span.duration
+    runs = spans_of_kind(trace, "run")
     by_key: dict[tuple[str, str], list[float]] = {}
     for (target, awaited, path, line), durations in raw.items():
         place = (_what(trace, target, awaited), _where(path, line))
         by_key.setdefault(place, []).extend(durations)
     groups = [_group(what, where, durations) for (what, where), durations in by_key.items()]
     groups.sort(key=lambda g: (-g.total, -g.count, g.what, g.where))
-    if run is not None:
-        lo, hi = run.start, run.end
+    if runs:
+        lo, hi = runs[0].start, runs[0].end
     elif trace.spans:
         lo, hi = trace.start, trace.end
     else:
         lo = hi = 0.0
-    return WaitProfile(groups, blocked, _idle(tasks, awaits, lo, hi), max(0.0, hi - lo))
+    idle = _idle(spans_of_kind(trace, "task"), awaits, lo, hi)
+    return WaitProfile(groups, blocked, idle, max(0.0, hi - lo))
 
 
 def _what(trace: Trace, target_id: object, awaited: object) -> str:
@@ -144,14 +139,33 @@ def _rank(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def _idle(tasks: list[Span], awaits: dict[int, list[Span]], lo: float, hi: float) -> float:
+def _idle(tasks: list[Span], awaits: list[Span], lo: float, hi: float) -> float:
     """Seconds in ``[lo, hi)`` when no task was running: every live one was in an await."""
+    busy = sum(running_lengths(tasks, awaits, lo, hi))
+    return max(0.0, (hi - lo) - busy)
+
+
+def running_lengths_python(
+    tasks: Sequence[Span], awaits: Sequence[Span], lo: float, hi: float
+) -> list[float]:
+    """How long each stretch of ``[lo, hi)`` was in which a task ran, in time order.
+
+    A task runs from its start to its end but for its awaits (the awaits whose track is its
+    span id).  The reference implementation.
+    """
+    by_track: dict[int, list[Span]] = {}
+    for track, wait in zip(map(_TRACK, awaits), awaits, strict=True):
+        same = by_track.get(track)
+        if same is None:
+            by_track[track] = [wait]
+        else:
+            same.append(wait)
     running: list[tuple[float, float]] = []
     for task in tasks:
         t, end = task.start, task.end
         # a task's awaits are one after the other (it waits on one thing at a time), and
         # listed in the trace's order: by start
-        for wait in awaits.get(task.span_id, ()):
+        for wait in by_track.get(task.span_id, ()):
             start = wait.start
             if start > t:
                 running.append((t, start if start < end else end))
@@ -159,5 +173,33 @@ def _idle(tasks: list[Span], awaits: dict[int, list[Span]], lo: float, hi: float
                 t = wait.end
         if t < end:
             running.append((t, end))
-    busy = sum(b - a for a, b in _merge(running, lo, hi))
-    return max(0.0, (hi - lo) - busy)
+    return [b - a for a, b in _merge(running, lo, hi)]
+
+
+_RunningLengths = Callable[[Sequence[Span], Sequence[Span], float, float], list[float]]
+
+
+def _choose() -> _RunningLengths | None:
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _bars.py: test the pure-Python path
+        return None
+    try:
+        from ._cbars import running_lengths as c_running_lengths
+    except ImportError:  # built without a C compiler
+        return None
+    return c_running_lengths
+
+
+_C_RUNNING_LENGTHS = _choose()
+
+
+def running_lengths(
+    tasks: Sequence[Span], awaits: Sequence[Span], lo: float, hi: float
+) -> list[float]:
+    """:func:`running_lengths_python`, in C (``_cbars.running_lengths``) when it is built and
+    every time is a finite float."""
+    if _C_RUNNING_LENGTHS is not None:
+        try:
+            return _C_RUNNING_LENGTHS(tasks, awaits, lo, hi)
+        except (ValueError, TypeError, OverflowError):  # not finite, not a float: Python says it
+            pass
+    return running_lengths_python(tasks, awaits, lo, hi)

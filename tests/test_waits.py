@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
+import os
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import asynctrace
-from asynctrace import testing
-from asynctrace._spans import Trace
+from asynctrace import _waits, testing
+from asynctrace._spans import Span, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
@@ -112,3 +118,56 @@ def test_every_output_of_a_run_shares_one_analysis(monkeypatch: Any, tmp_path: P
     assert len(names) > 1
     path.clear()  # the caller's copy: the trace keeps its own
     assert [s.name for s in testing.critical_path(trace)] == names
+
+
+try:
+    from asynctrace._cbars import running_lengths as c_running_lengths
+except ImportError:  # built without a C compiler: only the reference runs
+    c_running_lengths = None
+
+needs_c = pytest.mark.skipif(
+    c_running_lengths is None and not os.environ.get("CI"), reason="built without a C compiler"
+)
+# Times on a coarse grid make exact ties (an await that starts as its task does, two pieces
+# that meet) common, as under virtual time; the fine ones are anything.
+coarse = st.integers(0, 40).map(lambda k: k * 0.125)
+times = st.one_of(coarse, st.floats(0, 5, allow_nan=False))
+
+
+@st.composite
+def tasks_and_awaits(draw: st.DrawFn) -> tuple[list[Span], list[Span], float, float]:
+    """Tasks (ids 1 to 4, one id may be twice) and awaits on them or on no task, any order."""
+    tasks, awaits = [], []
+    for _ in range(draw(st.integers(0, 5))):
+        a, b = sorted((draw(times), draw(times)))
+        task_id = draw(st.integers(1, 4))
+        tasks.append(Span(task_id, None, "task", "t", a, b, task_id))
+    for _ in range(draw(st.integers(0, 12))):
+        a, b = sorted((draw(times), draw(times)))
+        track = draw(st.integers(1, 6))
+        awaits.append(Span(100, track, "await", "w", a, b, track))
+    lo, hi = draw(st.one_of(st.just((0.0, 5.0)), st.tuples(times, times)))
+    return tasks, awaits, lo, hi
+
+
+@needs_c
+@settings(max_examples=3000, deadline=None)
+@given(tasks_and_awaits())
+def test_c_and_python_find_the_same_running_time(
+    case: tuple[list[Span], list[Span], float, float],
+) -> None:
+    assert c_running_lengths is not None
+    assert c_running_lengths(*case) == _waits.running_lengths_python(*case)
+
+
+@needs_c
+def test_what_c_refuses_for_the_running_time_the_reference_decides() -> None:
+    assert c_running_lengths is not None
+    task = Span(1, None, "task", "t", 0.0, 2.0, 1)
+    for start, error in ((0, TypeError), (math.nan, ValueError), (math.inf, ValueError)):
+        wait = Span(2, 1, "await", "w", start, 1.0, 1)
+        with pytest.raises(error):
+            c_running_lengths([task], [wait], 0.0, 2.0)
+    # running_lengths then runs the reference: an int time is a time like any other
+    wait = Span(2, 1, "await", "w", 0, 1, 1)
+    assert _waits.running_lengths([task], [wait], 0.0, 2.0) == [1.0]
