@@ -26,6 +26,7 @@ import math
 import operator
 import os
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = ["EMPTY", "NO_MARKS", "Item", "Mark", "Marks", "row_levels"]
 
@@ -137,17 +138,19 @@ def row_levels_python(items: Sequence[Item], t0: float, step: float, cols: int) 
 _RowLevels = Callable[[Sequence[Item], float, float, int], bytes]
 
 
-def _choose() -> _RowLevels | None:
-    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
+def c_function(name: str) -> Any:
+    """The function ``name`` of the C extension ``_cbars``; None without it (not built, or
+    ``ASYNCTRACE_NO_SPEEDUPS`` set, as in ``_coro.py``: to test the pure-Python path)."""
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):
         return None
     try:
-        from ._cbars import row_levels as c_row_levels
+        from . import _cbars
     except ImportError:  # built without a C compiler
         return None
-    return c_row_levels
+    return getattr(_cbars, name)
 
 
-_C_ROW_LEVELS = _choose()
+_C_ROW_LEVELS: _RowLevels | None = c_function("row_levels")
 
 
 def row_levels(items: Sequence[Item], t0: float, step: float, cols: int) -> bytes:

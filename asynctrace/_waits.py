@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ._bars import c_function
 from ._spans import Span, Trace, derived
 from ._timeline import AwaitKey, _merge, await_keys, spans_of_kind
 
@@ -179,17 +180,7 @@ def running_lengths_python(
 _RunningLengths = Callable[[Sequence[Span], Sequence[Span], float, float], list[float]]
 
 
-def _choose() -> _RunningLengths | None:
-    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _bars.py: test the pure-Python path
-        return None
-    try:
-        from ._cbars import running_lengths as c_running_lengths
-    except ImportError:  # built without a C compiler
-        return None
-    return c_running_lengths
-
-
-_C_RUNNING_LENGTHS = _choose()
+_C_RUNNING_LENGTHS: _RunningLengths | None = c_function("running_lengths")
 
 
 def running_lengths(
