@@ -273,7 +273,7 @@ class SpanBuilder:
 
     def build(
         self,
-        records: RecordList | list[Rec],
+        records: RecordList,
         codes: dict[int, CodeType] | None = None,
         *,
         final: bool = True,

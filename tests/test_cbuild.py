@@ -78,21 +78,6 @@ def _recorder(main: Main) -> Any:
     return tracing.recorder
 
 
-@needs_c
-@pytest.mark.parametrize("name", sorted(WORKLOADS) + sorted(MORE))
-def test_c_and_python_builders_make_the_same_spans(name: str) -> None:
-    recorder = _recorder({**WORKLOADS, **MORE}[name])
-    stored = copy_records(recorder.records)
-    assert isinstance(stored, _coro.speedups.Records)
-    c_spans = SpanBuilder(recorder, place=False).build(stored)
-    python_spans = SpanBuilder(recorder, place=False).build(list(recorder.records))
-    assert len(c_spans) > 1
-    assert [_fields(s) for s in c_spans] == [_fields(s) for s in python_spans]
-    assert all(type(s) is Span for s in c_spans)
-    c_trace, python_trace = Trace(c_spans), Trace(python_spans)
-    assert [_fields(s) for s in c_trace] == [_fields(s) for s in python_trace]
-
-
 def _record_by_record(
     self: SpanBuilder,
     records: list[Any],
@@ -125,8 +110,13 @@ def test_the_quick_loops_make_the_spans_of_the_record_by_record_builder(
     assert len(reference) > 1
     assert [_fields(s) for s in python_spans] == [_fields(s) for s in reference]
     if _coro.speedups is not None:
-        c_spans = SpanBuilder(recorder, place=False).build(copy_records(recorder.records))
+        stored = copy_records(recorder.records)
+        assert isinstance(stored, _coro.speedups.Records)
+        c_spans = SpanBuilder(recorder, place=False).build(stored)
         assert [_fields(s) for s in c_spans] == [_fields(s) for s in reference]
+        assert all(type(s) is Span for s in c_spans)
+        c_trace, python_trace = Trace(c_spans), Trace(python_spans)  # linked in C, alike
+        assert [_fields(s) for s in c_trace] == [_fields(s) for s in python_trace]
 
 
 @needs_c
