@@ -12,8 +12,13 @@ setup(
     ext_modules=[
         Extension(
             "asynctrace._speedups",
-            ["asynctrace/_speedups.c", "asynctrace/_records.c", "asynctrace/_cbuild.c"],
-            depends=["asynctrace/_records.h"],
+            [
+                "asynctrace/_speedups.c",
+                "asynctrace/_records.c",
+                "asynctrace/_cbuild.c",
+                "asynctrace/_ccritical.c",
+            ],
+            depends=["asynctrace/_records.h", "asynctrace/_spanslots.h"],
             optional=True,
         ),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),

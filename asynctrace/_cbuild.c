@@ -32,20 +32,16 @@
 #include <structmember.h>
 
 #include "_records.h"
+#include "_spanslots.h"
 
 enum { K_TASK = 1, K_CORO = 2, K_AWAIT = 4 };
 
-/* Span's slots, in its field order. */
-enum {
-    F_SPAN_ID, F_PARENT_ID, F_KIND, F_NAME, F_START, F_END, F_TRACK, F_STATUS, F_ERROR,
-    F_ATTRIBUTES, F_START_SEQ, F_END_SEQ, F_PARENT, F_CHILDREN, N_FIELDS
-};
 static const char *field_names[N_FIELDS] = {
     "span_id", "parent_id", "kind", "name", "start", "end", "track", "status", "error",
     "attributes", "start_seq", "end_seq", "parent", "children",
 };
-static Py_ssize_t offsets[N_FIELDS];
-static PyTypeObject *span_type;
+Py_ssize_t _asynctrace_span_offsets[N_FIELDS];
+PyTypeObject *_asynctrace_span_type;
 static PyObject *kinds;           /* KINDS: the kind's name by its number */
 static PyObject *fn_info_type;    /* _coro.FnInfo: its .code is a call's code */
 static PyObject *s_ok, *s_code, *s_file, *s_line, *s_awaited, *s_task_name;
@@ -65,7 +61,7 @@ learn_offsets(PyTypeObject *type)
                          field_names[i]);
             return -1;
         }
-        offsets[i] = member->offset;
+        _asynctrace_span_offsets[i] = member->offset;
     }
     return 0;
 }
@@ -97,7 +93,7 @@ _asynctrace_configure_spans(PyObject *module, PyObject *args)
         }
     }
     Py_INCREF(type);
-    Py_XSETREF(span_type, (PyTypeObject *)type);
+    Py_XSETREF(_asynctrace_span_type, (PyTypeObject *)type);
     Py_INCREF(kinds_arg);
     Py_XSETREF(kinds, kinds_arg);
     Py_RETURN_NONE;
@@ -126,7 +122,7 @@ new_span(PyObject *values[N_FIELDS - 2])
     }
     PyObject *children = failed ? NULL : PyList_New(0);
     if (children != NULL) {
-        span = span_type->tp_alloc(span_type, 0);
+        span = _asynctrace_span_type->tp_alloc(_asynctrace_span_type, 0);
     }
     if (span == NULL) {
         for (int i = 0; i < N_FIELDS - 2; i++) {
@@ -136,10 +132,10 @@ new_span(PyObject *values[N_FIELDS - 2])
         return NULL;
     }
     for (int i = 0; i < N_FIELDS - 2; i++) {
-        *(PyObject **)((char *)span + offsets[i]) = values[i];
+        SLOT(span, i) = values[i];
     }
-    *(PyObject **)((char *)span + offsets[F_PARENT]) = Py_NewRef(Py_None);
-    *(PyObject **)((char *)span + offsets[F_CHILDREN]) = children;
+    SLOT(span, F_PARENT) = Py_NewRef(Py_None);
+    SLOT(span, F_CHILDREN) = children;
     return span;
 }
 
@@ -404,7 +400,7 @@ note_codes(Build *b, const Entry *entries, Py_ssize_t n)
 PyObject *
 _asynctrace_build_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (span_type == NULL || fn_info_type == NULL) {
+    if (_asynctrace_span_type == NULL || fn_info_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure_spans() and configure_build() first");
         return NULL;
     }
@@ -496,8 +492,6 @@ order_cmp(const void *a, const void *b)
     return x->index < y->index ? -1 : (x->index > y->index);
 }
 
-#define SLOT(span, field) (*(PyObject **)((char *)(span) + offsets[field]))
-
 static void
 set_slot(PyObject *span, int field, PyObject *value)
 {
@@ -509,7 +503,7 @@ set_slot(PyObject *span, int field, PyObject *value)
 PyObject *
 _asynctrace_link_spans(PyObject *module, PyObject *spans)
 {
-    if (span_type == NULL) {
+    if (_asynctrace_span_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure_spans() MUST be called first");
         return NULL;
     }
@@ -523,7 +517,7 @@ _asynctrace_link_spans(PyObject *module, PyObject *spans)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *span = PyList_GET_ITEM(spans, i);
-        PyObject *start = Py_TYPE(span) == span_type ? SLOT(span, F_START) : NULL;
+        PyObject *start = Py_TYPE(span) == _asynctrace_span_type ? SLOT(span, F_START) : NULL;
         PyObject *seq = start != NULL ? SLOT(span, F_START_SEQ) : NULL;
         int overflow = 0;
         if (start == NULL || seq == NULL || !PyFloat_CheckExact(start) ||

@@ -63,6 +63,7 @@ PyObject *_asynctrace_configure_spans(PyObject *module, PyObject *args);
 PyObject *_asynctrace_configure_build(PyObject *module, PyObject *args);
 PyObject *_asynctrace_build_spans(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *_asynctrace_link_spans(PyObject *module, PyObject *spans);
+PyObject *_asynctrace_critical_walk(PyObject *module, PyObject *args);
 
 typedef struct {
     PyObject_HEAD
@@ -1354,6 +1355,8 @@ static PyMethodDef module_methods[] = {
                "functions, await_names, spans): see _cbuild.c.")},
     {"link_spans", _asynctrace_link_spans, METH_O,
      PyDoc_STR("link_spans(spans) -> (ordered, by_id, forest) or None: Trace's links.")},
+    {"critical_walk", _asynctrace_critical_walk, METH_VARARGS,
+     PyDoc_STR("critical_walk(span, by_id, tasks, max_depth) -> path: see _ccritical.c.")},
     {"configure", configure, METH_VARARGS,
      PyDoc_STR("configure(append, clock, next_id, blocked_threshold, record_awaits): mirror "
                "the _coro globals; call whenever they are rebound.")},

@@ -96,6 +96,9 @@ def build_spans(
     /,
 ) -> None: ...
 def link_spans(spans: list[Any], /) -> tuple[list[Any], dict[Any, Any], bool] | None: ...
+def critical_walk(
+    span: Any, by_id: dict[Any, Any], tasks: dict[str, Any], max_depth: int, /
+) -> list[Any]: ...
 
 class Roots:
     """Task roots held weakly (``_records.c``); ``len()`` counts those alive."""
