@@ -16,7 +16,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, TypeVar, overload
 
 from . import _coro
@@ -278,5 +278,7 @@ def trace(
     return decorate(fn)
 
 
-for _wrapper in (_wrap, _wrap_python, _wrap_recording):
-    _coro.hidden_codes.add(_wrapper(lambda: None, FnInfo("", _wrap.__code__, None)).__code__)
+# The wrappers' frames are hidden from the program's tracebacks: their ``traced`` code objects,
+# taken from the wrappers' constants (making a recording wrapper would import _redact now).
+for _wrapper in (_wrap_c, _wrap_python, _wrap_recording):
+    _coro.hidden_codes.update(c for c in _wrapper.__code__.co_consts if isinstance(c, CodeType))
