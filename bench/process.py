@@ -94,6 +94,7 @@ def _stale(stamp: str) -> bool:
     paths = [os.path.join(ROOT, "pyproject.toml"), os.path.join(ROOT, "setup.py")]
     paths += glob.glob(os.path.join(ROOT, "asynctrace", "*.py"))
     paths += glob.glob(os.path.join(ROOT, "asynctrace", "*.c"))
+    paths += glob.glob(os.path.join(ROOT, "asynctrace", "*.h"))
     return any(os.path.getmtime(path) > made for path in paths)
 
 
@@ -102,7 +103,7 @@ def bare_venv() -> tuple[str | None, str]:
 
     Made under ``~/.cache/asynctrace`` (one per Python version), reinstalled when its stamp
     names another checkout, or ``pyproject.toml``, ``setup.py`` or a source under
-    ``asynctrace/`` is newer than the stamp;
+    ``asynctrace/`` (a .py, .c or .h) is newer than the stamp;
     a lock keeps two benches (two test workers) from installing into it at once.
 
     Returns:
