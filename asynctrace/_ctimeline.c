@@ -272,9 +272,36 @@ fail:
     return NULL;
 }
 
+/* The verdict on the last name looked up: a trace awaits the same few things thousands of
+ * times, often under one str object (borrowed: the awaits hold it). */
+typedef struct {
+    PyObject *name;
+    int verdict;
+} Memo;
+
+/* 1 when an await of ``name`` (an exact str) is a join by its name: on a gather, or on a
+ * task by the name an await on it has (see task_await_names); 0 if not, -1 with an error. */
+static int
+is_join_name(PyObject *name, PyObject *names, int gather_prefix, Memo *memo)
+{
+    if (name == memo->name) {
+        return memo->verdict;
+    }
+    int verdict = gather_prefix
+        ? (int)PyUnicode_Tailmatch(name, s_gather_call, 0, PY_SSIZE_T_MAX, -1) : 0;
+    if (verdict == 0) {
+        verdict = PySet_Contains(names, name);
+    }
+    if (verdict >= 0) {
+        memo->name = name;
+        memo->verdict = verdict;
+    }
+    return verdict;
+}
+
 /* 1 when the await is a join: on a gather, or on a task by its name or what it awaited. */
 static int
-is_join(PyObject *span, PyObject *names)
+is_join(PyObject *span, PyObject *names, Memo *by_name, Memo *by_awaited)
 {
     PyObject *attributes = dict_field(span, F_ATTRIBUTES);
     PyObject *name = str_field(span, F_NAME);
@@ -291,23 +318,19 @@ is_join(PyObject *span, PyObject *names)
             return 1;
         }
     }
-    int found = (int)PyUnicode_Tailmatch(name, s_gather_call, 0, PY_SSIZE_T_MAX, -1);
+    int found = is_join_name(name, names, 1, by_name);
     if (found != 0) {
         return found;
     }
     PyObject *awaited = PyDict_GetItemWithError(attributes, s_awaited);
-    if (awaited == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    found = PySet_Contains(names, name);
-    if (found != 0 || awaited == NULL || !PyUnicode_Check(awaited)) {
-        return found;
+    if (awaited == NULL || !PyUnicode_Check(awaited)) {
+        return PyErr_Occurred() ? -1 : 0;
     }
     if (!PyUnicode_CheckExact(awaited)) {
         refuse("an awaited name of a str subclass");
         return -1;
     }
-    return PySet_Contains(names, awaited);
+    return is_join_name(awaited, names, 0, by_awaited);
 }
 
 static PyObject *
@@ -328,9 +351,10 @@ joins(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (found == NULL) {
         goto fail;
     }
+    Memo by_name = {NULL, 0}, by_awaited = {NULL, 0};
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(awaits); i++) {
         PyObject *span = PyList_GET_ITEM(awaits, i);
-        int join = is_join(span, names);
+        int join = is_join(span, names, &by_name, &by_awaited);
         if (join < 0 || (join && PyList_Append(found, span) < 0)) {
             goto fail;
         }

@@ -5,6 +5,7 @@ a hand-made trace's odd values that C refuses get the Python answer (or its erro
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,13 @@ def test_c_refuses_a_position_outside_the_spans() -> None:
     positions = _timeline._C.kind_positions(trace.spans)
     with pytest.raises(ValueError, match="position"):
         _timeline._C.spans_at([], positions["task"])  # then Python raises its IndexError
+
+
+def test_the_extension_is_built() -> None:
+    # Optional for users (pure-Python fallback); this project's CI (CI=true) MUST build it.
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS") or not os.environ.get("CI"):
+        pytest.skip("asynctrace._ctimeline is only required on CI, with speedups")
+    assert _timeline._C is not None, "asynctrace._ctimeline did not build; see pip install -e . -v"
 
 
 def test_no_speedups_selects_the_python_passes(monkeypatch: pytest.MonkeyPatch) -> None:
