@@ -10,17 +10,18 @@
  * reading a Span's slots straight from the object (configure(span_type) learns where they are,
  * once, at import), so both give the same lists of the same objects and bit-identical floats:
  *
- *   kind_positions(spans) -> {kind: [position, ...]}     (_timeline._kind_positions)
- *   spans_at(spans, positions) -> [span, ...]             (spans_of_kind's lookup)
- *   joins(tasks, awaits) -> [await, ...]                  (_timeline._joins_python)
- *   await_keys(awaits) -> [(span id, awaited, file, line), ...]
+ *   kind_positions(spans) -> {kind: [position, ...]}      (_kind_positions_python)
+ *   spans_at(spans, positions) -> [span, ...]              (_spans_at_python)
+ *   joins(tasks, awaits) -> [await, ...]                   (_joins_python)
+ *   await_keys(awaits) -> [(span id, awaited, file, line)] (_await_keys_python)
  *   idle_waits(joins, awaits, keys, idle_names, idle_prefixes) -> [await, ...]
- *   activity(tasks, waits) -> [(time, running, waiting), ...]
+ *                                                          (_idle_waits_python)
+ *   activity(tasks, joins) -> [(time, running, waiting)]   (_activity_python)
  *
  * Only what gives the same answer with no Python code run is taken: exact Spans (not a
  * subclass), exact lists, dicts and strs, float times that are not NaN, int ids.  Anything
  * else (a hand-made trace's odd values) is a TypeError or ValueError, and the caller then runs
- * the Python version, which answers (or fails) exactly as before.
+ * the Python version, which answers (or fails) as it always did.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -120,6 +121,7 @@ configure(PyObject *module, PyObject *type)
         PyErr_SetString(PyExc_TypeError, "configure(span_type): span_type MUST be a class");
         return NULL;
     }
+    Py_ssize_t learned[N_FIELDS];
     for (int i = 0; i < N_FIELDS; i++) {
         PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, field_names[i]);
         if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
@@ -133,8 +135,9 @@ configure(PyObject *module, PyObject *type)
                          ((PyTypeObject *)type)->tp_name, field_names[i]);
             return NULL;
         }
-        offsets[i] = member->offset;
+        learned[i] = member->offset;
     }
+    memcpy(offsets, learned, sizeof(offsets)); /* all or nothing: spans are read by them */
     Py_INCREF(type);
     Py_XSETREF(span_type, (PyTypeObject *)type);
     Py_RETURN_NONE;
@@ -367,12 +370,23 @@ fail:
     return NULL;
 }
 
-/* attributes.get(key, otherwise), borrowed; NULL with an exception. */
-static PyObject *
-get(PyObject *attributes, PyObject *key, PyObject *otherwise)
+/* The attributes an await's key holds, in its order (see _timeline.await_keys). */
+enum { N_KEY_VALUES = 4 };
+static PyObject **key_attributes[N_KEY_VALUES] = {&s_awaited_span, &s_awaited, &s_file, &s_line};
+
+/* The values of the key's attributes (borrowed) into ``values``, each left as it is when the
+ * attribute is absent (as dict.get's default); -1 with an exception. */
+static int
+key_values(PyObject *attributes, PyObject *values[N_KEY_VALUES])
 {
-    PyObject *value = PyDict_GetItemWithError(attributes, key);
-    return value != NULL || PyErr_Occurred() ? value : otherwise;
+    for (int k = 0; k < N_KEY_VALUES; k++) {
+        PyObject *value = PyDict_GetItemWithError(attributes, *key_attributes[k]);
+        if (value == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        values[k] = value != NULL ? value : values[k];
+    }
+    return 0;
 }
 
 static PyObject *
@@ -393,20 +407,15 @@ await_keys(PyObject *module, PyObject *awaits)
         if (name == NULL) {
             goto fail;
         }
-        PyObject *values[4] = {
-            get(attributes, s_awaited_span, Py_None),
-            get(attributes, s_awaited, name),
-            get(attributes, s_file, Py_None),
-            get(attributes, s_line, Py_None),
-        };
-        if (!values[0] || !values[1] || !values[2] || !values[3]) {
+        PyObject *values[N_KEY_VALUES] = {Py_None, name, Py_None, Py_None}; /* the defaults */
+        if (key_values(attributes, values) < 0) {
             goto fail;
         }
-        PyObject *key = PyTuple_New(4);
+        PyObject *key = PyTuple_New(N_KEY_VALUES);
         if (key == NULL) {
             goto fail;
         }
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < N_KEY_VALUES; k++) {
             PyTuple_SET_ITEM(key, k, Py_NewRef(values[k]));
         }
         PyList_SET_ITEM(out, i, key);
@@ -579,13 +588,26 @@ change_points(Change *changes, Py_ssize_t n)
         if (PyList_GET_SIZE(points) && running == last_running && waiting == last_waiting) {
             continue;
         }
-        PyObject *point = Py_BuildValue("(dll)", t, running, waiting);
+        PyObject *point = PyTuple_New(3);
         if (point == NULL || PyList_Append(points, point) < 0) {
             Py_XDECREF(point);
             Py_DECREF(points);
             return NULL;
         }
-        Py_DECREF(point);
+        Py_DECREF(point); /* points holds it */
+        PyObject *values[3] = {PyFloat_FromDouble(t), PyLong_FromLong(running),
+                               PyLong_FromLong(waiting)};
+        for (int k = 0; k < 3; k++) {
+            if (values[k] == NULL) {
+                Py_XDECREF(values[(k + 1) % 3]);
+                Py_XDECREF(values[(k + 2) % 3]);
+                Py_DECREF(points); /* and the tuple, its unset items NULL */
+                return NULL;
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            PyTuple_SET_ITEM(point, k, values[k]);
+        }
         last_running = running;
         last_waiting = waiting;
     }
