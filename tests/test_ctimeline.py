@@ -181,6 +181,10 @@ class _Text(str):
     __slots__ = ()
 
 
+class _Attributes(dict[str, object]):
+    pass
+
+
 def _set(position: int, **fields: Any) -> Callable[[list[Span]], None]:
     def change(spans: list[Span]) -> None:
         for name, value in fields.items():
@@ -216,6 +220,9 @@ ODD = {
     "int_times": _set(3, start=0, end=5),
     "inf_end": _set(3, end=math.inf),
     "duplicate_task_ids": _set(3, span_id=2),
+    "attributes_a_dict_subclass": _set(6, attributes=_Attributes({"asynctrace.awaited": "x"})),
+    "no_spans": lambda spans: spans.clear(),
+    "no_tasks": lambda spans: spans.__delitem__(slice(1, 5)),
     "track_not_an_int": _set(6, track="2"),
 }
 
