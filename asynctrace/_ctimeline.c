@@ -552,24 +552,51 @@ by_task_then_interval(const void *x, const void *y)
  * -0.0 are equal), Python's dict keeps the first one added as the key. */
 typedef struct {
     double t;
-    Py_ssize_t order;
     long running, waiting;
 } Change;
 
+/* Sorts ``changes`` by time, keeping the order they were added in among equal times (a merge
+ * sort, stable; qsort's calls to a comparator were most of activity's time); -1 out of
+ * memory. */
 static int
-by_time_then_order(const void *x, const void *y)
+sort_by_time(Change *changes, Py_ssize_t n)
 {
-    const Change *p = x, *q = y;
-    if (p->t != q->t) {
-        return p->t < q->t ? -1 : 1;
+    Change *spare = PyMem_New(Change, n + 1);
+    if (spare == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
-    return (p->order > q->order) - (p->order < q->order);
+    Change *from = changes, *to = spare;
+    for (Py_ssize_t width = 1; width < n; width *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * width) {
+            Py_ssize_t mid = lo + width < n ? lo + width : n;
+            Py_ssize_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            Py_ssize_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                to[k++] = from[j].t < from[i].t ? from[j++] : from[i++];
+            }
+            while (i < mid) {
+                to[k++] = from[i++];
+            }
+            while (j < hi) {
+                to[k++] = from[j++];
+            }
+        }
+        Change *merged = to;
+        to = from;
+        from = merged;
+    }
+    if (from != changes) {
+        memcpy(changes, from, (size_t)n * sizeof(Change));
+    }
+    PyMem_Free(spare);
+    return 0;
 }
 
 static void
 add_change(Change *changes, Py_ssize_t *n, double t, long running, long waiting)
 {
-    changes[*n] = (Change){t, *n, running, waiting};
+    changes[*n] = (Change){t, running, waiting};
     (*n)++;
 }
 
@@ -720,8 +747,9 @@ activity(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             add_change(changes, &n_changes, last_b, 1, -1);
         }
     }
-    qsort(changes, (size_t)n_changes, sizeof(Change), by_time_then_order);
-    points = change_points(changes, n_changes);
+    if (sort_by_time(changes, n_changes) == 0) {
+        points = change_points(changes, n_changes);
+    }
 done:
     Py_XDECREF(task_of_id);
     PyMem_Free(task_times);
