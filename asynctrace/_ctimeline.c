@@ -392,6 +392,19 @@ key_values(PyObject *attributes, PyObject *values[N_KEY_VALUES])
     return 0;
 }
 
+/* 1 when ``key`` holds these very objects: a loop awaits the same thing from the same line
+ * thousands of times, and one tuple for all of them saves making each. */
+static int
+same_values(PyObject *key, PyObject *values[N_KEY_VALUES])
+{
+    for (int k = 0; k < N_KEY_VALUES; k++) {
+        if (PyTuple_GET_ITEM(key, k) != values[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *
 await_keys(PyObject *module, PyObject *awaits)
 {
@@ -403,6 +416,7 @@ await_keys(PyObject *module, PyObject *awaits)
     if (out == NULL) {
         return NULL;
     }
+    PyObject *last = NULL; /* the last key made (out holds it) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *span = PyList_GET_ITEM(awaits, i);
         PyObject *attributes = dict_field(span, F_ATTRIBUTES);
@@ -414,6 +428,10 @@ await_keys(PyObject *module, PyObject *awaits)
         if (key_values(attributes, values) < 0) {
             goto fail;
         }
+        if (last != NULL && same_values(last, values)) { /* a tuple is a value: shared */
+            PyList_SET_ITEM(out, i, Py_NewRef(last));
+            continue;
+        }
         PyObject *key = PyTuple_New(N_KEY_VALUES);
         if (key == NULL) {
             goto fail;
@@ -422,6 +440,7 @@ await_keys(PyObject *module, PyObject *awaits)
             PyTuple_SET_ITEM(key, k, Py_NewRef(values[k]));
         }
         PyList_SET_ITEM(out, i, key);
+        last = key;
     }
     return out;
 fail:
