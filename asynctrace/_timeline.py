@@ -5,13 +5,20 @@ same way, and agree on when a task counts as running or waiting.
 
 Solution: :func:`row_label` and :func:`display_name` name them; :func:`joins` finds the awaits
 that wait on other tasks and :func:`activity` counts tasks running and waiting over time.
+
+These passes read every span of a trace, for both the JSON file and the terminal: the optional
+C extension ``_ctimeline`` (built with asynctrace) does each of them exactly as its Python
+version here, which is the reference and the fallback (without C, with
+``ASYNCTRACE_NO_SPEEDUPS`` set, or for a hand-made trace's odd values that C refuses).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from itertools import repeat
+from typing import Any, TypeVar
 
 from ._sanitize import MAX_CHARS, cap
 from ._spans import AWAITED_SPAN, Span, Trace, derived
@@ -47,6 +54,34 @@ _FUNCTION = "code.function.name"
 _ATTRIBUTES = operator.attrgetter("attributes")
 _NAME = operator.attrgetter("name")
 _KIND = operator.attrgetter("kind")
+_T = TypeVar("_T")
+
+
+def _load_ctimeline() -> Any:
+    """``_ctimeline``, told once which class a span is; None without C."""
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
+        return None
+    try:
+        from . import _ctimeline
+    except ImportError:  # built without a C compiler
+        return None
+    _ctimeline.configure(Span)
+    return _ctimeline
+
+
+_C = _load_ctimeline()
+
+
+def _fastest(c_name: str, python_version: Callable[..., _T], *args: Any) -> _T:
+    """``_ctimeline``'s ``c_name(*args)``; ``python_version(*args)`` without C, or when C
+    refuses a hand-made trace's odd values (a TypeError or ValueError: Python then answers,
+    or fails, as it always did)."""
+    if _C is not None:
+        try:
+            return getattr(_C, c_name)(*args)  # type: ignore[no-any-return]
+        except (TypeError, ValueError):
+            pass
+    return python_version(*args)
 
 
 def row_label(span: Span) -> str:
@@ -92,13 +127,18 @@ def joins(trace: Trace) -> list[Span]:
 
 
 def _joins(trace: Trace) -> list[Span]:
+    tasks, awaits = spans_of_kind(trace, "task"), spans_of_kind(trace, "await")
+    return _fastest("joins", _joins_python, tasks, awaits)
+
+
+def _joins_python(tasks: list[Span], awaits: list[Span]) -> list[Span]:
     names = set()
-    for span in spans_of_kind(trace, "task"):
+    for span in tasks:
         task_name = span.attributes.get("asynctrace.task.name")
         if task_name:
             names.add(f"{task_name} ({span.name})")
     found = []
-    for span in spans_of_kind(trace, "await"):
+    for span in awaits:
         parent = span.parent
         on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
             "gather("
@@ -119,14 +159,24 @@ def idle_waits(trace: Trace) -> list[Span]:
 
 
 def _idle_waits(trace: Trace) -> list[Span]:
-    found = list(joins(trace))
+    args = (joins(trace), spans_of_kind(trace, "await"), await_keys(trace))
+    return _fastest("idle_waits", _idle_waits_python, *args, _IDLE_NAMES, _IDLE_PREFIXES)
+
+
+def _idle_waits_python(
+    join_spans: list[Span],
+    awaits: list[Span],
+    keys: list[AwaitKey],
+    idle_names: frozenset[str],
+    idle_prefixes: tuple[str, ...],
+) -> list[Span]:
+    found = list(join_spans)
     seen = {id(s) for s in found}
-    awaits = spans_of_kind(trace, "await")
     # "Future" for "Future (resp.json())"; each of the few distinct names (a trace awaits the
     # same things thousands of times) tested once
-    named = zip(await_keys(trace), map(_NAME, awaits), strict=True)
+    named = zip(keys, map(_NAME, awaits), strict=True)
     names = [key[1] if isinstance(key[1], str) else n for key, n in named]
-    idle = {n for n in set(names) if n in _IDLE_NAMES or n.startswith(_IDLE_PREFIXES)}
+    idle = {n for n in set(names) if n in idle_names or n.startswith(idle_prefixes)}
     if idle:
         found += [s for s, n in zip(awaits, names, strict=True) if n in idle and id(s) not in seen]
     return found
@@ -141,7 +191,11 @@ def spans_of_kind(trace: Trace, kind: str) -> list[Span]:
     ``_spans.release``) MUST NOT keep them alive for the garbage collector to find at exit.
     """
     positions = derived(trace, "kind_positions", _kind_positions).get(kind)
-    return list(map(trace.spans.__getitem__, positions)) if positions else []
+    return _fastest("spans_at", _spans_at_python, trace.spans, positions) if positions else []
+
+
+def _spans_at_python(spans: list[Span], positions: list[int]) -> list[Span]:
+    return list(map(spans.__getitem__, positions))
 
 
 AwaitKey = tuple[object, object, object, object]
@@ -157,7 +211,10 @@ def await_keys(trace: Trace) -> list[AwaitKey]:
 
 
 def _await_keys(trace: Trace) -> list[AwaitKey]:
-    awaits = spans_of_kind(trace, "await")
+    return _fastest("await_keys", _await_keys_python, spans_of_kind(trace, "await"))
+
+
+def _await_keys_python(awaits: list[Span]) -> list[AwaitKey]:
     attrs = list(map(_ATTRIBUTES, awaits))
     return list(
         zip(
@@ -171,13 +228,16 @@ def _await_keys(trace: Trace) -> list[AwaitKey]:
 
 
 def _kind_positions(trace: Trace) -> dict[str, list[int]]:
+    return _fastest("kind_positions", _kind_positions_python, trace.spans)
+
+
+def _kind_positions_python(spans: list[Span]) -> dict[str, list[int]]:
     positions: dict[str, list[int]] = {}
-    for i, kind in enumerate(map(_KIND, trace.spans)):
-        same = positions.get(kind)
-        if same is None:
+    for i, kind in enumerate(map(_KIND, spans)):
+        try:  # no test for the rare miss: half the time of dict.get on 22,000 spans
+            positions[kind].append(i)
+        except KeyError:
             positions[kind] = [i]
-        else:
-            same.append(i)
     return positions
 
 
@@ -190,7 +250,14 @@ def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[f
     task executes Python at a time, so "running" in that sense could never exceed one and the
     overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
     """
-    tasks = {s.span_id: s for s in spans_of_kind(trace, "task")}
+    waits = joins(trace) if join_spans is None else join_spans
+    return _fastest("activity", _activity_python, spans_of_kind(trace, "task"), waits)
+
+
+def _activity_python(
+    task_spans: list[Span], join_spans: Iterable[Span]
+) -> list[tuple[float, int, int]]:
+    tasks = {s.span_id: s for s in task_spans}
     deltas: dict[float, list[int]] = {}
 
     def add(t: float, running: int, waiting: int) -> None:
@@ -202,7 +269,7 @@ def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[f
             d[1] += waiting
 
     waits: dict[int, list[tuple[float, float]]] = {}
-    for span in joins(trace) if join_spans is None else join_spans:
+    for span in join_spans:
         if span.track in tasks:
             waits.setdefault(span.track, []).append((span.start, span.end))
     for task in tasks.values():
