@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
+from typing import BinaryIO
 
 
 def write_whole(path: str | os.PathLike[str], *chunks: bytes) -> None:
@@ -22,25 +24,72 @@ def write_whole(path: str | os.PathLike[str], *chunks: bytes) -> None:
 
     os.path, not pathlib: every run writes its file, and pathlib's import is 3 ms of it.
     """
+    file, aside = _open_whole(path)
+    _write_rest(file, aside, path, chunks)
+
+
+class BackgroundWrite:
+    """:func:`write_whole`, opened now (so that a file that cannot be made says so now), its
+    bytes written in a thread: they go to the kernel (which releases the GIL) while the caller
+    goes on; :meth:`join` waits and returns the write's error.
+
+    ``asynctrace run`` draws the terminal timeline meanwhile: a 5 MB file's write is no longer
+    added to it.  The thread is not a daemon, so an interpreter that exits first still
+    completes the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], chunks: tuple[bytes, ...]) -> None:
+        file, aside = _open_whole(path)
+        self.error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._write, args=(file, aside, path, chunks), name="asynctrace-write"
+        )
+        self._thread.start()
+
+    def _write(
+        self,
+        file: BinaryIO,
+        aside: str | None,
+        path: str | os.PathLike[str],
+        chunks: tuple[bytes, ...],
+    ) -> None:
+        try:
+            _write_rest(file, aside, path, chunks)
+        except Exception as exc:  # said by whoever joins, in the order of their messages
+            self.error = exc
+
+    def join(self) -> Exception | None:
+        """Wait for the write; its error, or None when the file is written."""
+        self._thread.join()
+        return self.error
+
+
+def _open_whole(path: str | os.PathLike[str]) -> tuple[BinaryIO, str | None]:
+    """The file to write ``path`` through: ``path`` itself when it exists and is not a regular
+    file (a device, a FIFO), else a new file aside it, whose name comes second."""
     target = os.fspath(path)
     if os.path.exists(target) and not os.path.isfile(target):
-        _write(target, chunks)
-        return
+        return open(target, "wb"), None
     directory, name = os.path.split(target.rstrip(os.sep) or target)  # "out/" names "out"
     aside = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    return open(aside, "wb"), aside
+
+
+def _write_rest(
+    file: BinaryIO, aside: str | None, path: str | os.PathLike[str], chunks: tuple[bytes, ...]
+) -> None:
+    """Write the chunks, close, and rename the file aside (if any) over ``path``."""
     try:
-        _write(aside, chunks)
-        os.replace(aside, target)
+        with file:
+            for chunk in chunks:
+                file.write(chunk)
+        if aside is not None:
+            os.replace(aside, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(aside)
+        if aside is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(aside)
         raise
-
-
-def _write(path: str, chunks: tuple[bytes, ...]) -> None:
-    with open(path, "wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
 
 
 # What every output of ours starts with (read from a small prefix, never the whole file):

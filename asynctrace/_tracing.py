@@ -20,6 +20,7 @@ from . import _instrument
 from ._build import build_trace
 from ._coro import coro_name, safe_str
 from ._critical import mark_critical
+from ._files import BackgroundWrite
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
@@ -132,6 +133,7 @@ class Tracing:
         self._virtual: Any = None
         self._bridge: Any = None
         self._exports: list[Any] = []
+        self._json_write: BackgroundWrite | None = None  # the JSON file, written in a thread
         self._program: Any = None  # (provider, processor) set for the program's own spans
         self.otlp_json = otlp_json
         self.otlp = None
@@ -310,8 +312,8 @@ class Tracing:
         """Stop recording, build the trace, write the outputs; returns the trace.
 
         Args:
-            wait: wait (bounded by the OTLP timeout) until OTLP exports are delivered; with
-                False, call :meth:`wait_exports` later.
+            wait: wait until the JSON file is written and (bounded by the OTLP timeout) OTLP
+                exports are delivered; with False, call :meth:`wait_exports` later.
         """
         self.stop_recording(wait=wait)
         return self.trace
@@ -344,11 +346,17 @@ class Tracing:
             self.wait_exports()
 
     def wait_exports(self) -> list[ExportReport]:
-        """Wait, bounded, for OTLP exports in flight; a failure is one line on stderr.
+        """Wait for the JSON file's write, then, bounded, for OTLP exports in flight; a failure
+        is one line on stderr.
 
-        Returns what each export delivered (none when there was no OTLP export, or when they
-        were waited for already).
+        Returns what each OTLP export delivered (none when there was no OTLP export, or when
+        they were waited for already).
         """
+        if self._json_write is not None:
+            error = self._json_write.join()
+            self._json_write = None
+            if error is not None:
+                self._json_failed(error)
         reports = []
         while self._exports:
             reports.append(self._exports.pop().close())
@@ -397,11 +405,12 @@ class Tracing:
         return trace
 
     def _write_json(self, trace: Trace) -> None:
+        """Encode the JSON file now, write it in a thread (see :meth:`wait_exports`)."""
         if self.json is not None and self._json_error is None:
             try:
-                from ._chrome import write_chrome_json
+                from ._chrome import chrome_json
 
-                write_chrome_json(trace, self.json)
+                self._json_write = BackgroundWrite(self.json, chrome_json(trace))
             except Exception as exc:  # an output MUST NOT break the program or the others
                 self._json_failed(exc)
 

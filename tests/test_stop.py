@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import asynctrace
 
@@ -63,3 +66,43 @@ def test_a_run_without_outputs_builds_its_trace_only_when_read(tmp_path: Path) -
 
     assert marks(trace) == marks(eager.trace) and any(m[2] for m in marks(trace))
     assert asynctrace.tracing(json=str(tmp_path / "t.json")).start().stop_recording() is None
+
+
+def test_the_json_file_is_written_in_a_thread_until_waited_for(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """``asynctrace run`` draws the terminal timeline while the file's bytes go to the kernel:
+    stop_recording(wait=False) leaves the write to a thread, wait_exports() completes it."""
+    import json
+    import threading
+
+    from asynctrace import _files
+
+    writers: list[str] = []
+    write_rest = _files._write_rest
+
+    def noted(*args: Any) -> None:
+        writers.append(threading.current_thread().name)
+        write_rest(*args)
+
+    monkeypatch.setattr(_files, "_write_rest", noted)
+    path = tmp_path / "t.json"
+    tracing = asynctrace.tracing(json=str(path), virtual_time=True, otel=False).start()
+    asyncio.run(many_tasks())
+    tracing.stop_recording(wait=False)
+    assert tracing.wait_exports() == [] and writers == ["asynctrace-write"]
+    assert json.loads(path.read_text())["otherData"]["spans"] == len(tracing.trace)
+    assert not tracing.json_failed and capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_write_that_fails_in_the_thread_is_said_once_when_waited_for(capsys: Any) -> None:
+    full = asynctrace.tracing(json="/dev/full", virtual_time=True, otel=False).start()
+    asyncio.run(many_tasks())
+    full.stop_recording(wait=False)
+    assert not full.json_failed  # opened; its bytes are still being written
+    full.wait_exports()
+    full.wait_exports()
+    assert full.json_failed
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and "could not write the JSON timeline '/dev/full'" in errors[0]
