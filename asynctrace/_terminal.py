@@ -19,9 +19,8 @@ import operator
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from itertools import repeat
 
-from ._bars import NO_MARKS, Mark, Marks, row_levels
+from ._bars import paint_rows
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
@@ -101,22 +100,19 @@ def _num(seconds: float, scale: float) -> str:
 
 _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
-_TRACK = operator.attrgetter("track")
 _STATUS = operator.attrgetter("status")
 _DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
-def _bar(row: Row, marks: dict[int, Marks], t0: float, step: float, cols: int) -> str:
-    """One row's bar (see ``_bars.py``); a group's shows, in each cell, its busiest task.
+def _bar(row: Row, levels: bytes) -> str:
+    """One row's bar from its cells' levels (see ``_bars.py``); a group's shows, in each cell,
+    its busiest task.
 
     An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
     """
-    spans = row.spans
-    track_marks = map(marks.get, map(_TRACK, spans), repeat(NO_MARKS))
-    items = list(zip(map(_START, spans), map(_END, spans), track_marks, strict=True))
-    chars = [_CHARS[level] for level in row_levels(items, t0, step, cols)]
-    if "unfinished" in map(_STATUS, spans):
+    chars = [_CHARS[level] for level in levels]
+    if "unfinished" in map(_STATUS, row.spans):
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
         if last >= 0:
             chars[last] = OPEN
@@ -247,9 +243,10 @@ def render_timeline(
         head = " " * (label_cols + 1 + bar_cols) + f" {'start ' + unit:>8} {'dur ' + unit:>8}"
         lines.append(head[:width].rstrip())
 
-    marks = _marks(trace, set(map(_TRACK, drawn)))
+    awaits, blocked = spans_of_kind(trace, "await"), spans_of_kind(trace, "blocked")
+    bars = paint_rows([row.spans for row in rows], awaits, blocked, t0, step, bar_cols)
     statuses: set[str] = set()
-    for row, (text, mark) in zip(rows, labels, strict=True):
+    for row, (text, mark), levels in zip(rows, labels, bars, strict=True):
         spans = row.spans
         row_statuses = dict.fromkeys(map(_STATUS, spans))  # in the order first seen
         statuses.update(row_statuses)
@@ -258,7 +255,7 @@ def render_timeline(
             label = fit(text, label_cols - text_width(mark)).rstrip() + mark
         else:
             label = text + mark
-        line = fit(label, label_cols) + " " + _bar(row, marks, t0, step, bar_cols)
+        line = fit(label, label_cols) + " " + _bar(row, levels)
         if numbers:
             start = min(map(_START, spans))
             dur = max(map(_END, spans)) - start
@@ -280,24 +277,6 @@ def render_timeline(
         lines.extend(_wait_lines(trace, width, scale, unit))
         lines.extend(_misuse_lines(trace, width))
     return "\n".join(lines) + "\n"
-
-
-def _marks(trace: Trace, tracks: set[int]) -> dict[int, Marks]:
-    """The awaits and blocked steps of each of ``tracks`` (the drawn rows'), by track."""
-    by_track: dict[int, list[Mark]] = {}
-    # the marks as (start, end, is blocked), made by map() rather than one Python call each
-    for spans, is_blocked in (
-        (spans_of_kind(trace, "await"), False),
-        (spans_of_kind(trace, "blocked"), True),
-    ):
-        found = zip(map(_START, spans), map(_END, spans), repeat(is_blocked), strict=False)
-        for track, mark in zip(map(_TRACK, spans), found, strict=True):
-            same = by_track.get(track)
-            if same is None:
-                by_track[track] = [mark]
-            else:
-                same.append(mark)
-    return {track: Marks(marks) for track, marks in by_track.items() if track in tracks}
 
 
 def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:
