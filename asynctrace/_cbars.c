@@ -628,10 +628,166 @@ done:
     return out;
 }
 
+/* call_depths(calls, owner, walk): _terminal_rows.call_depths_python in C, the same steps:
+ * each call's depth, 1 + that of its parent when the parent is a call of the same track
+ * (nearly always, and then already known: calls are in start order), else the walk up of
+ * _depth_above.  The depths known are kept by the call's address (Python: by id()). */
+
+typedef struct {
+    PyObject **keys;
+    Py_ssize_t *values;
+    size_t mask;
+} Depths;
+
+static Py_ssize_t
+depth_of(const Depths *known, PyObject *span)
+{
+    size_t i = ((size_t)span >> 4) & known->mask;
+    while (known->keys[i] != NULL) {
+        if (known->keys[i] == span) {
+            return known->values[i];
+        }
+        i = (i + 1) & known->mask;
+    }
+    return -1;
+}
+
+static void
+set_depth(Depths *known, PyObject *span, Py_ssize_t depth)
+{
+    size_t i = ((size_t)span >> 4) & known->mask;
+    while (known->keys[i] != NULL && known->keys[i] != span) {
+        i = (i + 1) & known->mask;
+    }
+    known->keys[i] = span;
+    known->values[i] = depth;
+}
+
+static PyObject *s_parent, *s_kind, *s_coroutine, *s_gather;
+
+/* Whether up is the end of the walk: None, on another track than span's, or the owner;
+ * -1 with an exception set. */
+static int
+walk_ends(PyObject *up, PyObject *track, PyObject *owner)
+{
+    if (up == Py_None || up == owner) {
+        return 1;
+    }
+    PyObject *up_track = PyObject_GetAttr(up, s_track);
+    if (up_track == NULL) {
+        return -1;
+    }
+    int other = PyObject_RichCompareBool(up_track, track, Py_NE);
+    Py_DECREF(up_track);
+    return other;
+}
+
+/* _terminal_rows._depth_above: walk steps up at most. */
+static Py_ssize_t
+depth_above(PyObject *span, PyObject *track, PyObject *owner, const Depths *known,
+            Py_ssize_t walk)
+{
+    Py_ssize_t depth = 1;
+    PyObject *up = PyObject_GetAttr(span, s_parent);
+    for (Py_ssize_t step = 0; up != NULL && step < walk; step++) {
+        int ends = walk_ends(up, track, owner);
+        if (ends != 0) {
+            Py_DECREF(up);
+            return ends < 0 ? -1 : depth;
+        }
+        Py_ssize_t above = depth_of(known, up);
+        if (above >= 0) {
+            Py_DECREF(up);
+            return depth + above;
+        }
+        PyObject *kind = PyObject_GetAttr(up, s_kind);
+        int call = kind == NULL ? -1 : PyObject_RichCompareBool(kind, s_coroutine, Py_EQ);
+        if (call == 0) {
+            call = PyObject_RichCompareBool(kind, s_gather, Py_EQ);
+        }
+        Py_XDECREF(kind);
+        if (call < 0) {
+            Py_DECREF(up);
+            return -1;
+        }
+        depth += call;
+        PyObject *next = PyObject_GetAttr(up, s_parent);
+        Py_DECREF(up);
+        up = next;
+    }
+    if (up == NULL) {
+        return -1;
+    }
+    Py_DECREF(up);
+    return depth;
+}
+
+static PyObject *
+call_depths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "call_depths(calls, owner, walk)");
+        return NULL;
+    }
+    PyObject *owner = args[1];
+    Py_ssize_t walk = PyLong_AsSsize_t(args[2]);
+    if (walk == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *calls = PySequence_Fast(args[0], "calls is a sequence of spans");
+    if (calls == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(calls);
+    PyObject **items = PySequence_Fast_ITEMS(calls);
+    size_t size = 16;
+    while (size < 2 * (size_t)n) {
+        size *= 2;
+    }
+    Depths known = {PyMem_Calloc(size, sizeof(PyObject *)),
+                    PyMem_Malloc(size * sizeof(Py_ssize_t)), size - 1};
+    PyObject *out = NULL;
+    if (known.keys == NULL || known.values == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *span = items[i];
+        PyObject *up = PyObject_GetAttr(span, s_parent);
+        PyObject *track = up != NULL ? PyObject_GetAttr(span, s_track) : NULL;
+        int ends = track != NULL ? walk_ends(up, track, owner) : -1;
+        Py_ssize_t depth = -1;
+        if (ends == 1) {
+            depth = 1;
+        }
+        else if (ends == 0) {
+            Py_ssize_t above = depth_of(&known, up);
+            depth = above >= 0 ? above + 1 : depth_above(span, track, owner, &known, walk);
+        }
+        Py_XDECREF(up);
+        Py_XDECREF(track);
+        PyObject *number = depth >= 0 ? PyLong_FromSsize_t(depth) : NULL;
+        if (number == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        set_depth(&known, span, depth);
+        PyList_SET_ITEM(out, i, number);
+    }
+done:
+    PyMem_Free(known.keys);
+    PyMem_Free(known.values);
+    Py_DECREF(calls);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"paint_rows", (PyCFunction)(void (*)(void))paint_rows, METH_FASTCALL,
      PyDoc_STR("paint_rows(rows, awaits, blocked, t0, step, cols) -> list[bytes]: each row's "
                "cells' levels (see _bars.py).")},
+    {"call_depths", (PyCFunction)(void (*)(void))call_depths, METH_FASTCALL,
+     PyDoc_STR("call_depths(calls, owner, walk) -> list[int] (see _terminal_rows.py).")},
     {"running_lengths", (PyCFunction)(void (*)(void))running_lengths, METH_FASTCALL,
      PyDoc_STR("running_lengths(tasks, awaits, lo, hi) -> list[float] (see _waits.py).")},
     {NULL, NULL, 0, NULL},
@@ -649,7 +805,12 @@ PyInit__cbars(void)
     s_end = PyUnicode_InternFromString("end");
     s_track = PyUnicode_InternFromString("track");
     s_span_id = PyUnicode_InternFromString("span_id");
-    if (s_start == NULL || s_end == NULL || s_track == NULL || s_span_id == NULL) {
+    s_parent = PyUnicode_InternFromString("parent");
+    s_kind = PyUnicode_InternFromString("kind");
+    s_coroutine = PyUnicode_InternFromString("coroutine");
+    s_gather = PyUnicode_InternFromString("gather");
+    if (s_start == NULL || s_end == NULL || s_track == NULL || s_span_id == NULL
+        || s_parent == NULL || s_kind == NULL || s_coroutine == NULL || s_gather == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);

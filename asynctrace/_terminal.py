@@ -215,7 +215,7 @@ def render_timeline(
         return "\n".join(lines) + "\n"
     view = View(filter, internals, window, depth)
     sel = select_rows(trace, view)
-    rows, folded = fold_rows(sel.rows, max_rows)
+    rows, folded = fold_rows(sel.units, max_rows)
     lines.extend(_wrap(_summary(trace), " · ", width))
 
     drawn = [s for r in rows for s in r.spans]
@@ -455,7 +455,7 @@ def _notes(
     if view.filter is not None:
         what = _count(sel.matched, "span")
         notes.append(f"filter {sanitize(repr(view.filter))}: {what} match")
-        if not sel.rows:
+        if not sel.units:
             notes[-1] += ", no row to draw"
     if sel.internal:
         notes.append(f"{_count(sel.internal, 'asyncio-internal row')} hidden (--internals)")
