@@ -19,6 +19,7 @@ import operator
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 
 from ._bars import paint_rows
 from ._critical import critical_path, path_steps
@@ -105,14 +106,15 @@ _DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
-def _bar(row: Row, levels: bytes) -> str:
+def _bar(levels: bytes, unfinished: bool) -> str:
     """One row's bar from its cells' levels (see ``_bars.py``); a group's shows, in each cell,
     its busiest task.
 
-    An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
+    An ``unfinished`` row (a span still open when the trace ended) ends in ``→``: it did not
+    end there.
     """
     chars = [_CHARS[level] for level in levels]
-    if "unfinished" in map(_STATUS, row.spans):
+    if unfinished:
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
         if last >= 0:
             chars[last] = OPEN
@@ -218,7 +220,7 @@ def render_timeline(
     rows, folded = fold_rows(sel.units, max_rows)
     lines.extend(_wrap(_summary(trace), " · ", width))
 
-    drawn = [s for r in rows for s in r.spans]
+    drawn = list(chain.from_iterable(r.spans for r in rows))
     first = trace.start
     t0 = lo if lo is not None else min(map(_START, drawn), default=first)
     t1 = hi if hi is not None else max(map(_END, drawn), default=trace.end)
@@ -233,7 +235,9 @@ def render_timeline(
     if not rows:
         return "\n".join(lines) + "\n"
 
-    labels = [_label(r) for r in rows]
+    # each row's statuses and how many of each, in the order first seen
+    row_statuses = [Counter(map(_STATUS, r.spans)) for r in rows]
+    labels = [_label(r, counts) for r, counts in zip(rows, row_statuses, strict=True)]
     numbers = width >= 50
     widest = max(text_width(sanitize(text)) + text_width(mark) for text, mark in labels)
     label_cols = max(8, min(widest, max(8, min(_MAX_LABEL, width * 2 // 5))))
@@ -246,22 +250,21 @@ def render_timeline(
     awaits, blocked = spans_of_kind(trace, "await"), spans_of_kind(trace, "blocked")
     bars = paint_rows([row.spans for row in rows], awaits, blocked, t0, step, bar_cols)
     statuses: set[str] = set()
-    for row, (text, mark), levels in zip(rows, labels, bars, strict=True):
+    for row, (text, mark), levels, counts in zip(rows, labels, bars, row_statuses, strict=True):
         spans = row.spans
-        row_statuses = dict.fromkeys(map(_STATUS, spans))  # in the order first seen
-        statuses.update(row_statuses)
+        statuses.update(counts)
         text = sanitize(text)
         if mark and label_cols >= text_width(mark) + 4:
             label = fit(text, label_cols - text_width(mark)).rstrip() + mark
         else:
             label = text + mark
-        line = fit(label, label_cols) + " " + _bar(row, levels)
+        line = fit(label, label_cols) + " " + _bar(levels, "unfinished" in counts)
         if numbers:
             start = min(map(_START, spans))
             dur = max(map(_END, spans)) - start
             line += f" {_num(start, scale):>8} {_num(dur, scale):>8}"
         line = line.rstrip()
-        code = _COLORS.get(_worst(row_statuses)) if color else None
+        code = _COLORS.get(_worst(counts)) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
     if folded or any(r.members for r in rows):
         lines.extend(_fold(folded, trace, scale, unit, width))
@@ -392,14 +395,14 @@ def _worst(statuses: Iterable[str]) -> str:
     return max(statuses, key=lambda st: _SEVERITY.get(st, 0))
 
 
-def _label(row: Row) -> tuple[str, str]:
-    """A row's text (not yet sanitized) and its status mark, which is never cut off."""
+def _label(row: Row, statuses: Counter[str]) -> tuple[str, str]:
+    """A row's text (not yet sanitized) and its status mark, which is never cut off;
+    ``statuses``: how many of the row's spans have each status."""
     span = row.span
     if row.members:
         text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
-        counts = Counter(map(_STATUS, row.members))
-        del counts["ok"]
-        mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
+        failed = sorted((st, n) for st, n in statuses.items() if st != "ok")
+        mark = ", ".join(f"{n:,} {st}" for st, n in failed)
         return text, f" [{mark}]" if mark else ""
     own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
     text = "  " * row.depth + own

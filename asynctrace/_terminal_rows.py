@@ -25,9 +25,9 @@ import os
 import re
 import sysconfig
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._bars import c_function
 from ._spans import Span, Trace
@@ -38,6 +38,7 @@ __all__ = [
     "View",
     "add_view_options",
     "ancestors",
+    "by_key",
     "fold_rows",
     "is_internal",
     "select_rows",
@@ -332,24 +333,35 @@ def select_rows(trace: Trace, view: View) -> Selection:
     return sel
 
 
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+def by_key(keys: Sequence[_K], values: Sequence[_V]) -> dict[_K, list[_V]]:
+    """``values`` grouped by their ``keys``: the keys in first-seen order, each one's values in
+    their order; by one sort on the key's first place rather than a Python step per value."""
+    counts = Counter(keys)
+    if len(counts) == 1:
+        return {keys[0]: list(values)}
+    first = {key: i for i, key in enumerate(counts)}
+    order = sorted(range(len(keys)), key=list(map(first.__getitem__, keys)).__getitem__)
+    in_order = list(map(values.__getitem__, order))
+    groups = {}
+    at = 0
+    for key, n in counts.items():
+        groups[key] = in_order[at : at + n]
+        at += n
+    return groups
+
+
 def _group_calls(unit: Unit) -> list[Row]:
     """A task's repeated calls (a gather in a loop) as one row per name and depth: ``×111``."""
     spans, depths = unit
-    calls, call_depth = spans[1:], depths[1:]
+    calls = spans[1:]
+    keys = list(zip(depths[1:], map(_KIND, calls), map(_NAME, calls), strict=True))
     rows = [Row(spans[0], depths[0])]
-    keys = list(zip(call_depth, map(_KIND, calls), map(_NAME, calls), strict=True))
-    counts = Counter(keys)
-    if len(counts) == len(keys):
-        return rows + list(map(Row, calls, call_depth))
-    # the calls of each key together, in their order: sorted by the key's first place
-    first = {key: i for i, key in enumerate(counts)}
-    order = sorted(range(len(keys)), key=list(map(first.__getitem__, keys)).__getitem__)
-    by_key = list(map(calls.__getitem__, order))
-    at = 0
-    for (depth, _, _), n in counts.items():
-        same = by_key[at : at + n]
-        at += n
-        rows.append(Row(same[0], depth, same) if n > 1 else Row(same[0], depth))
+    for (depth, _, _), same in by_key(keys, calls).items():
+        rows.append(Row(same[0], depth, same) if len(same) > 1 else Row(same[0], depth))
     return rows
 
 
