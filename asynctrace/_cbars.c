@@ -14,8 +14,10 @@
  * that is not a finite float, or a step that is not positive, is a ValueError or TypeError
  * (the caller then runs the Python version, which fails or not exactly as before).
  *
- * running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does: the
- * time some task was running, for the wait profile's "no task running" (see below).
+ * call_depths(calls, owner, walk) does what _terminal_rows.call_depths_python does: how deep
+ * each of a task's calls is drawn under it (20,000 nested calls make 20,000 rows to choose
+ * from).  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
+ * the time some task was running, for the wait profile's "no task running" (see below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

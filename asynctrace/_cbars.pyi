@@ -1,5 +1,6 @@
-"""The cells of a terminal timeline's rows in C (_cbars.c), see _bars.py, its reference; and the
-wait profile's running time, see _waits.py."""
+"""The cells of a terminal timeline's rows in C (_cbars.c), see _bars.py, its reference; the
+depths of a task's calls, see _terminal_rows.py; and the wait profile's running time, see
+_waits.py."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ def paint_rows(
     cols: int,
     /,
 ) -> list[bytes]: ...
+def call_depths(calls: Sequence[Any], owner: Any, walk: int, /) -> list[int]: ...
 def running_lengths(
     tasks: Sequence[Any], awaits: Sequence[Any], lo: float, hi: float, /
 ) -> list[float]: ...
