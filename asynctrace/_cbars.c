@@ -16,7 +16,8 @@
  *
  * call_depths(calls, owner, walk) does what _terminal_rows.call_depths_python does: how deep
  * each of a task's calls is drawn under it (20,000 nested calls make 20,000 rows to choose
- * from).  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
+ * from); by_key(keys, values), what _terminal_rows.by_key_python does: values grouped by key,
+ * for the rows of repeated calls and the wait profile's groups.  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
  * the time some task was running, for the wait profile's "no task running" (see below).
  */
 #define PY_SSIZE_T_CLEAN
@@ -784,10 +785,67 @@ done:
     return out;
 }
 
+/* by_key(keys, values): _terminal_rows.by_key_python in C: a dict of each key (in the order
+ * first seen) to the list of its values (in their order). */
+static PyObject *
+by_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "by_key(keys, values)");
+        return NULL;
+    }
+    PyObject *keys = PySequence_Fast(args[0], "keys is a sequence");
+    PyObject *values = keys ? PySequence_Fast(args[1], "values is a sequence") : NULL;
+    PyObject *groups = values ? PyDict_New() : NULL;
+    if (groups == NULL) {
+        goto fail;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(keys);
+    if (PySequence_Fast_GET_SIZE(values) != n) {
+        PyErr_SetString(PyExc_ValueError, "by_key: keys and values MUST be as many");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        PyObject *same = PyDict_GetItemWithError(groups, key);
+        if (same != NULL) {
+            if (PyList_Append(same, value) < 0) {
+                goto fail;
+            }
+            continue;
+        }
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+        same = PyList_New(1);
+        if (same == NULL) {
+            goto fail;
+        }
+        Py_INCREF(value);
+        PyList_SET_ITEM(same, 0, value);
+        int set = PyDict_SetItem(groups, key, same);
+        Py_DECREF(same);
+        if (set < 0) {
+            goto fail;
+        }
+    }
+    Py_DECREF(keys);
+    Py_DECREF(values);
+    return groups;
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    Py_XDECREF(groups);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"paint_rows", (PyCFunction)(void (*)(void))paint_rows, METH_FASTCALL,
      PyDoc_STR("paint_rows(rows, awaits, blocked, t0, step, cols) -> list[bytes]: each row's "
                "cells' levels (see _bars.py).")},
+    {"by_key", (PyCFunction)(void (*)(void))by_key, METH_FASTCALL,
+     PyDoc_STR("by_key(keys, values) -> dict[key, list] (see _terminal_rows.py).")},
     {"call_depths", (PyCFunction)(void (*)(void))call_depths, METH_FASTCALL,
      PyDoc_STR("call_depths(calls, owner, walk) -> list[int] (see _terminal_rows.py).")},
     {"running_lengths", (PyCFunction)(void (*)(void))running_lengths, METH_FASTCALL,

@@ -24,7 +24,6 @@ import operator
 import os
 import re
 import sysconfig
-from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -337,21 +336,24 @@ _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
 
 
-def by_key(keys: Sequence[_K], values: Sequence[_V]) -> dict[_K, list[_V]]:
+def by_key_python(keys: Sequence[_K], values: Sequence[_V]) -> dict[_K, list[_V]]:
     """``values`` grouped by their ``keys``: the keys in first-seen order, each one's values in
-    their order; by one sort on the key's first place rather than a Python step per value."""
-    counts = Counter(keys)
-    if len(counts) == 1:
-        return {keys[0]: list(values)}
-    first = {key: i for i, key in enumerate(counts)}
-    order = sorted(range(len(keys)), key=list(map(first.__getitem__, keys)).__getitem__)
-    in_order = list(map(values.__getitem__, order))
-    groups = {}
-    at = 0
-    for key, n in counts.items():
-        groups[key] = in_order[at : at + n]
-        at += n
+    their order; the reference implementation."""
+    groups: dict[_K, list[_V]] = {}
+    for key, value in zip(keys, values, strict=True):
+        same = groups.get(key)
+        if same is None:
+            groups[key] = [value]
+        else:
+            same.append(value)
     return groups
+
+
+by_key: Callable[[Sequence[_K], Sequence[_V]], dict[_K, list[_V]]] = (
+    c_function("by_key") or by_key_python
+)
+""":func:`by_key_python`, in C (``_cbars.by_key``) when it is built: 20,000 calls or awaits
+grouped without a Python step each."""
 
 
 def _group_calls(unit: Unit) -> list[Row]:

@@ -14,7 +14,7 @@ from test_chrome import blog_trace
 
 from asynctrace._spans import KINDS, Kind, Span, Status, Trace
 from asynctrace._terminal import OPEN, render_timeline
-from asynctrace._terminal_rows import call_depths_python
+from asynctrace._terminal_rows import by_key_python, call_depths_python
 
 ASYNCIO = "/usr/lib/python3.11/asyncio/selector_events.py"
 
@@ -226,3 +226,17 @@ def test_c_and_python_find_the_same_call_depths(links: list[tuple[int, Kind, int
     assert c_call_depths is not None
     for walk in (0, 3, len(spans)):
         assert c_call_depths(calls, owner, walk) == call_depths_python(calls, owner, walk)
+
+
+@pytest.mark.skipif(
+    c_call_depths is None and not os.environ.get("CI"), reason="built without a C compiler"
+)
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 3), st.text(max_size=1)), st.floats())))
+def test_c_and_python_group_by_key_alike(pairs: list[tuple[int | str, float]]) -> None:
+    from asynctrace._cbars import by_key as c_by_key
+
+    keys, values = [k for k, _ in pairs], [v for _, v in pairs]
+    # the same values (the same objects: NaN too), the keys in the order first seen
+    assert list(c_by_key(keys, values).items()) == list(by_key_python(keys, values).items())
+    with pytest.raises(ValueError):
+        c_by_key(keys, [*values, 0.0])
