@@ -9,7 +9,10 @@ standard library are hidden unless asked for, ``filter`` keeps the spans whose n
 their ancestors for context and their descendants), ``depth`` cuts nested call rows and
 ``window`` drops rows outside a time range.  :func:`fold_rows` makes what is left fit: tasks of
 one coroutine become one row ``fetch() ×221``, then the longest and the failed rows are kept.
-Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycle).
+Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycle).  A task
+with 20,000 nested calls is as many rows to choose from: they are chosen task by task, the
+calls' depths and groups found in C when it is built (``_cbars.call_depths``, ``by_key``), and
+:class:`Row` objects made only for the rows drawn or folded.
 """
 
 from __future__ import annotations
