@@ -220,10 +220,10 @@ def render_timeline(
     rows, folded = fold_rows(sel.units, max_rows)
     lines.extend(_wrap(_summary(trace), " · ", width))
 
-    drawn = list(chain.from_iterable(r.spans for r in rows))
+    drawn = [r.spans for r in rows]
     first = trace.start
-    t0 = lo if lo is not None else min(map(_START, drawn), default=first)
-    t1 = hi if hi is not None else max(map(_END, drawn), default=trace.end)
+    t0 = lo if lo is not None else min(map(_START, chain.from_iterable(drawn)), default=first)
+    t1 = hi if hi is not None else max(map(_END, chain.from_iterable(drawn)), default=trace.end)
     # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
     # the float spacing at t0 (a hostile file's huge times): drawn as one instant.
     zero = not t1 - t0 > abs(t0) * 1e-12
@@ -236,7 +236,7 @@ def render_timeline(
         return "\n".join(lines) + "\n"
 
     # each row's statuses and how many of each, in the order first seen
-    row_statuses = [Counter(map(_STATUS, r.spans)) for r in rows]
+    row_statuses = [Counter(map(_STATUS, spans)) for spans in drawn]
     labels = [_label(r, counts) for r, counts in zip(rows, row_statuses, strict=True)]
     numbers = width >= 50
     widest = max(text_width(sanitize(text)) + text_width(mark) for text, mark in labels)
@@ -248,10 +248,9 @@ def render_timeline(
         lines.append(head[:width].rstrip())
 
     awaits, blocked = spans_of_kind(trace, "await"), spans_of_kind(trace, "blocked")
-    bars = paint_rows([row.spans for row in rows], awaits, blocked, t0, step, bar_cols)
+    bars = paint_rows(drawn, awaits, blocked, t0, step, bar_cols)
     statuses: set[str] = set()
-    for row, (text, mark), levels, counts in zip(rows, labels, bars, row_statuses, strict=True):
-        spans = row.spans
+    for spans, (text, mark), levels, counts in zip(drawn, labels, bars, row_statuses, strict=True):
         statuses.update(counts)
         text = sanitize(text)
         if mark and label_cols >= text_width(mark) + 4:
