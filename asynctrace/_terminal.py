@@ -19,7 +19,7 @@ import operator
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from itertools import chain
+from itertools import chain, compress
 
 from ._bars import paint_rows
 from ._critical import critical_path, path_steps
@@ -102,7 +102,6 @@ def _num(seconds: float, scale: float) -> str:
 _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
 _STATUS = operator.attrgetter("status")
-_DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
@@ -351,8 +350,11 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     by_id = trace.by_id
     head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
     lines = [fit(sanitize(head), width).rstrip()]
-    # the steps that took longest, in time order (a run of 20,000 tiny calls has no few)
-    longest = sorted(steps, key=_DURATION, reverse=True)[:_PATH_STEPS]
+    # the steps that took longest, in time order (a run of 20,000 tiny calls has no few); each
+    # step's duration computed once, by map()
+    durations = list(map(operator.sub, map(_END, steps), map(_START, steps)))
+    by_duration = sorted(range(len(steps)), key=durations.__getitem__, reverse=True)
+    longest = map(steps.__getitem__, by_duration[:_PATH_STEPS])
     shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
     owners = [by_id.get(step.track) for step in shown]
     texts = [
@@ -369,11 +371,11 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
         lines.append(("  " + fit(sanitize(text), text_cols) + " " + number)[:width].rstrip())
     if len(steps) > len(shown):
         kept = {id(step) for step in shown}
-        rest = [step for step in steps if id(step) not in kept]
-        more = sum(map(_DURATION, rest))
-        tail = f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}"
+        rest = list(map(operator.not_, map(kept.__contains__, map(id, steps))))
+        more = sum(compress(durations, rest))
+        tail = f"  ... {sum(rest)} more steps, {_num(more, scale)} {unit}"
         lines.append(fit(tail, width).rstrip())
-    between = total - sum(map(_DURATION, steps))
+    between = total - sum(durations)
     if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
         tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
         lines.append(fit(tail, width).rstrip())
