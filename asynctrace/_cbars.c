@@ -17,7 +17,8 @@
  * call_depths(calls, owner, walk) does what _terminal_rows.call_depths_python does: how deep
  * each of a task's calls is drawn under it (20,000 nested calls make 20,000 rows to choose
  * from); by_key(keys, values), what _terminal_rows.by_key_python does: values grouped by key,
- * for the rows of repeated calls and the wait profile's groups.  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
+ * for the rows of repeated calls and the wait profile's groups; row_bounds(rows), what
+ * _bars.row_bounds_python does: where the drawn rows begin and end, for the axis and numbers.  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
  * the time some task was running, for the wait profile's "no task running" (see below).
  */
 #define PY_SSIZE_T_CLEAN
@@ -840,6 +841,93 @@ fail:
     return NULL;
 }
 
+/* row_bounds(rows): _bars.row_bounds_python in C: each row's first start and last end, and
+ * the first start and last end of all rows, found as min() and max() find them (in order, a
+ * value replacing the one so far only when it compares less, or greater).  A time that is not
+ * a float is a TypeError: the caller then runs the Python version. */
+static int
+time_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    if (!PyFloat_Check(value)) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
+        return -1;
+    }
+    *out = PyFloat_AS_DOUBLE(value);
+    Py_DECREF(value);
+    return 0;
+}
+
+static PyObject *
+row_bounds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "row_bounds(rows)");
+        return NULL;
+    }
+    PyObject *rows = PySequence_Fast(args[0], "rows is a sequence of sequences of spans");
+    if (rows == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n_rows = PySequence_Fast_GET_SIZE(rows);
+    PyObject *each = PyList_New(n_rows);
+    PyObject *out = NULL;
+    double first = 0.0, last = 0.0;
+    int any = 0;
+    for (Py_ssize_t r = 0; each != NULL && r < n_rows; r++) {
+        PyObject *row = PySequence_Fast(PySequence_Fast_GET_ITEM(rows, r), "a row is spans");
+        if (row == NULL) {
+            goto fail;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(row);
+        PyObject **spans = PySequence_Fast_ITEMS(row);
+        if (n == 0) {
+            Py_DECREF(row);
+            PyErr_SetString(PyExc_ValueError, "a row without spans");
+            goto fail;
+        }
+        double row_first = 0.0, row_last = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double start, end;
+            if (time_attr(spans[i], s_start, &start) < 0 || time_attr(spans[i], s_end, &end) < 0) {
+                Py_DECREF(row);
+                goto fail;
+            }
+            if (i == 0 || start < row_first) {
+                row_first = start;
+            }
+            if (i == 0 || end > row_last) {
+                row_last = end;
+            }
+            if (!any || start < first) {
+                first = start;
+            }
+            if (!any || end > last) {
+                last = end;
+            }
+            any = 1;
+        }
+        Py_DECREF(row);
+        PyObject *bounds = Py_BuildValue("(dd)", row_first, row_last);
+        if (bounds == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(each, r, bounds);
+    }
+    if (each != NULL) {
+        out = any ? Py_BuildValue("(ddO)", first, last, each)
+                  : Py_BuildValue("(OOO)", Py_None, Py_None, each);
+    }
+fail:
+    Py_XDECREF(each);
+    Py_DECREF(rows);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"paint_rows", (PyCFunction)(void (*)(void))paint_rows, METH_FASTCALL,
      PyDoc_STR("paint_rows(rows, awaits, blocked, t0, step, cols) -> list[bytes]: each row's "
@@ -848,6 +936,9 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("by_key(keys, values) -> dict[key, list] (see _terminal_rows.py).")},
     {"call_depths", (PyCFunction)(void (*)(void))call_depths, METH_FASTCALL,
      PyDoc_STR("call_depths(calls, owner, walk) -> list[int] (see _terminal_rows.py).")},
+    {"row_bounds", (PyCFunction)(void (*)(void))row_bounds, METH_FASTCALL,
+     PyDoc_STR("row_bounds(rows) -> (first start, last end, [(start, end) of each row]) "
+               "(see _bars.py).")},
     {"running_lengths", (PyCFunction)(void (*)(void))running_lengths, METH_FASTCALL,
      PyDoc_STR("running_lengths(tasks, awaits, lo, hi) -> list[float] (see _waits.py).")},
     {NULL, NULL, 0, NULL},

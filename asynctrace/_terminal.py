@@ -19,9 +19,9 @@ import operator
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from itertools import chain, compress
+from itertools import compress
 
-from ._bars import paint_rows
+from ._bars import paint_rows, row_bounds
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
@@ -221,8 +221,9 @@ def render_timeline(
 
     drawn = [r.spans for r in rows]
     first = trace.start
-    t0 = lo if lo is not None else min(map(_START, chain.from_iterable(drawn)), default=first)
-    t1 = hi if hi is not None else max(map(_END, chain.from_iterable(drawn)), default=trace.end)
+    first_start, last_end, bounds = row_bounds(drawn)
+    t0 = lo if lo is not None else first if first_start is None else first_start
+    t1 = hi if hi is not None else trace.end if last_end is None else last_end
     # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
     # the float spacing at t0 (a hostile file's huge times): drawn as one instant.
     zero = not t1 - t0 > abs(t0) * 1e-12
@@ -249,7 +250,8 @@ def render_timeline(
     awaits, blocked = spans_of_kind(trace, "await"), spans_of_kind(trace, "blocked")
     bars = paint_rows(drawn, awaits, blocked, t0, step, bar_cols)
     statuses: set[str] = set()
-    for spans, (text, mark), levels, counts in zip(drawn, labels, bars, row_statuses, strict=True):
+    rows_drawn = zip(labels, bars, row_statuses, bounds, strict=True)
+    for (text, mark), levels, counts, (start, end) in rows_drawn:
         statuses.update(counts)
         text = sanitize(text)
         if mark and label_cols >= text_width(mark) + 4:
@@ -258,9 +260,7 @@ def render_timeline(
             label = text + mark
         line = fit(label, label_cols) + " " + _bar(levels, "unfinished" in counts)
         if numbers:
-            start = min(map(_START, spans))
-            dur = max(map(_END, spans)) - start
-            line += f" {_num(start, scale):>8} {_num(dur, scale):>8}"
+            line += f" {_num(start, scale):>8} {_num(end - start, scale):>8}"
         line = line.rstrip()
         code = _COLORS.get(_worst(counts)) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)

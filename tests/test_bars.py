@@ -95,3 +95,17 @@ def test_what_c_refuses_the_reference_decides() -> None:
     with pytest.raises(ValueError):
         _bars.paint_rows([[span(0.0, math.nan)]], [], [], 0.0, 1.0, 4)
     assert list(_bars.paint_rows([[span(0, 1)]], [], [], 0.0, 1.0, 2)[0]) == [2, 0]
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.floats(), st.floats()), min_size=1, max_size=4)))
+def test_c_and_python_find_the_same_bounds(rows: list[list[tuple[float, float]]]) -> None:
+    from asynctrace._cbars import row_bounds as c_row_bounds
+
+    # any floats: NaN and infinities are kept or passed over exactly as min() and max() do
+    spans = [[span(a, b) for a, b in row] for row in rows]
+    assert repr(c_row_bounds(spans)) == repr(_bars.row_bounds_python(spans))
+    with pytest.raises(TypeError):
+        c_row_bounds([[span(0, 1)]])  # an int time: Python compares it
+    assert _bars.row_bounds([[span(0, 1)]]) == (0, 1, [(0, 1)])
