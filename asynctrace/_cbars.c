@@ -18,8 +18,9 @@
  * each of a task's calls is drawn under it (20,000 nested calls make 20,000 rows to choose
  * from); by_key(keys, values), what _terminal_rows.by_key_python does: values grouped by key,
  * for the rows of repeated calls and the wait profile's groups; row_bounds(rows), what
- * _bars.row_bounds_python does: where the drawn rows begin and end, for the axis and numbers.  running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does:
- * the time some task was running, for the wait profile's "no task running" (see below).
+ * _bars.row_bounds_python does: where the drawn rows begin and end, for the axis and numbers.
+ * running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does: the
+ * time some task was running, for the wait profile's "no task running" (see below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
