@@ -1,19 +1,24 @@
-/* asynctrace._cbars: the cells of a terminal timeline row (optional; _bars.py has the same in
- * Python, which is the reference).
+/* asynctrace._cbars: the cells of a terminal timeline's rows (optional; _bars.py has the same
+ * in Python, which is the reference).
  *
- * Problem: drawing a grouped row paints every one of its spans cell by cell; in Python a
- * 22,000-span run spent longer drawing its timeline than building its trace.
+ * Problem: drawing a grouped row paints every one of its spans cell by cell, each with the
+ * awaits and blocked steps of its track; in Python a 22,000-span run spent longer gathering
+ * those marks by track and painting than building its trace.
  *
- * Solution: row_levels(items, t0, step, cols) does exactly what _bars.row_levels_python does,
- * with the same double arithmetic in the same order (setup.py builds it with
- * -ffp-contract=off: no fused multiply-add), so both give the same cells.  items: a sequence
- * of (start, end, marks), marks a _bars.Marks: its lists marks ((start, end, is_blocked),
- * sorted by start), starts and ends_so_far, searched here by bisection as
- * Marks.overlapping does.  Returns bytes, one level per cell: 0 empty, 1 waiting, 2 running,
- * 3 blocked; a cell shows the highest level of the row's items.  A time that is not a finite
- * float, or a step that is not positive, is a ValueError (the caller then runs the Python
- * version, which fails or not exactly as before).
+ * Solution: paint_rows(rows, awaits, blocked, t0, step, cols) does exactly what
+ * _bars.paint_rows_python does, with the same double arithmetic in the same order (setup.py
+ * builds it with -ffp-contract=off: no fused multiply-add), so both give the same cells: the
+ * marks of the drawn tracks, each track's sorted by start and searched by bisection as
+ * _bars.Marks.overlapping does, then each row's levels as bytes, one per cell: 0 empty,
+ * 1 waiting, 2 running, 3 blocked; a cell shows the highest level of the row's spans.  A time
+ * that is not a finite float, or a step that is not positive, is a ValueError or TypeError
+ * (the caller then runs the Python version, which fails or not exactly as before).
  *
+ * call_depths(calls, owner, walk) does what _terminal_rows.call_depths_python does: how deep
+ * each of a task's calls is drawn under it (20,000 nested calls make 20,000 rows to choose
+ * from); by_key(keys, values), what _terminal_rows.by_key_python does: values grouped by key,
+ * for the rows of repeated calls and the wait profile's groups; row_bounds(rows), what
+ * _bars.row_bounds_python does: where the drawn rows begin and end, for the axis and numbers.
  * running_lengths(tasks, awaits, lo, hi) does what _waits.running_lengths_python does: the
  * time some task was running, for the wait profile's "no task running" (see below).
  */
@@ -91,118 +96,143 @@ as_finite(PyObject *value, double *out)
     return 0;
 }
 
-/* A _bars.Marks' three lists (new references), checked to be lists of equal length. */
-static PyObject *s_marks, *s_starts, *s_ends_so_far;
+static PyObject *s_start, *s_end, *s_track, *s_span_id;
 
+/* An attribute that MUST be a finite float (an int would compare exactly in Python). */
 static int
-marks_lists(PyObject *obj, PyObject **marks, PyObject **starts, PyObject **ends_so_far)
+float_attr(PyObject *obj, PyObject *name, double *out)
 {
-    *marks = PyObject_GetAttr(obj, s_marks);
-    *starts = *marks ? PyObject_GetAttr(obj, s_starts) : NULL;
-    *ends_so_far = *starts ? PyObject_GetAttr(obj, s_ends_so_far) : NULL;
-    if (*ends_so_far == NULL) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
         return -1;
     }
-    if (!PyList_Check(*marks) || !PyList_Check(*starts) || !PyList_Check(*ends_so_far)
-        || PyList_GET_SIZE(*starts) != PyList_GET_SIZE(*marks)
-        || PyList_GET_SIZE(*ends_so_far) != PyList_GET_SIZE(*marks)) {
-        PyErr_SetString(PyExc_TypeError, "marks MUST be a _bars.Marks");
+    if (!PyFloat_Check(value)) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
         return -1;
     }
+    double d = PyFloat_AS_DOUBLE(value);
+    Py_DECREF(value);
+    if (!isfinite(d)) {
+        PyErr_SetString(PyExc_ValueError, "a time that is not finite");
+        return -1;
+    }
+    *out = d;
     return 0;
 }
 
-/* bisect.bisect_left (right = 0) or bisect_right (right = 1) of x in a list of numbers. */
-static int
-bisect(PyObject *values, double x, int right, Py_ssize_t *at)
+/* The group (index in 0..) of a key in groups; -1 for a key not there when add is 0; -2 with
+ * an exception set. */
+static Py_ssize_t
+group_of(PyObject *groups, PyObject *key, int add)
 {
-    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(values);
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        double v;
-        if (as_finite(PyList_GET_ITEM(values, mid), &v) < 0) {
-            return -1;
-        }
-        if (right ? x < v : !(v < x)) {
-            hi = mid;
-        }
-        else {
-            lo = mid + 1;
-        }
+    PyObject *found = PyDict_GetItemWithError(groups, key);
+    if (found != NULL) {
+        return PyLong_AsSsize_t(found);
     }
-    *at = lo;
-    return 0;
+    if (PyErr_Occurred()) {
+        return -2;
+    }
+    if (!add) {
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(PyDict_GET_SIZE(groups));
+    if (number == NULL || PyDict_SetItem(groups, key, number) < 0) {
+        Py_XDECREF(number);
+        return -2;
+    }
+    Py_ssize_t group = PyDict_GET_SIZE(groups) - 1;
+    Py_DECREF(number);
+    return group;
 }
 
-static int
-span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scratch,
-            Py_ssize_t scratch_len)
+/* The group of obj's track (added when new, if add), or -1 / -2 as group_of. */
+static Py_ssize_t
+track_group(PyObject *groups, PyObject *obj, int add)
 {
-    double start, end;
-    PyObject *fast = PySequence_Fast(item, "an item is (start, end, marks)");
-    if (fast == NULL) {
-        return -1;
+    PyObject *track = PyObject_GetAttr(obj, s_track);
+    if (track == NULL) {
+        return -2;
     }
-    if (PySequence_Fast_GET_SIZE(fast) != 3) {
-        Py_DECREF(fast);
-        PyErr_SetString(PyExc_TypeError, "an item is (start, end, marks)");
-        return -1;
+    Py_ssize_t group = group_of(groups, track, add);
+    Py_DECREF(track);
+    return group;
+}
+
+/* A mark: an await (blocked = 0) or a blocked step, and its place in the lists given (the
+ * awaits, then the blocked steps): ties of start keep that order, as Python's stable sort. */
+typedef struct {
+    double a, b;
+    int blocked;
+    Py_ssize_t order;
+} Mark;
+
+static int
+by_start_then_order(const void *x, const void *y)
+{
+    const Mark *p = x, *q = y;
+    if (p->a != q->a) {
+        return p->a < q->a ? -1 : 1;
     }
-    PyObject **parts = PySequence_Fast_ITEMS(fast);
-    if (as_finite(parts[0], &start) < 0 || as_finite(parts[1], &end) < 0) {
-        Py_DECREF(fast);
-        return -1;
-    }
+    return p->order < q->order ? -1 : (p->order > q->order ? 1 : 0);
+}
+
+/* _bars.Marks of one track: marks[0..n) sorted by start; ends_so_far[i] the latest end of the
+ * first i + 1. */
+typedef struct {
+    const Mark *marks;
+    const double *ends_so_far;
+    Py_ssize_t n;
+} TrackMarks;
+
+/* _bars._span_levels: the cells one span of a row paints, raised into levels. */
+static void
+span_levels(const Axis *ax, double start, double end, const TrackMarks *tm,
+            unsigned char *levels, double *scratch)
+{
     Py_ssize_t base, top;
     if (!cell_range(ax, start, end, &base, &top)) {
-        Py_DECREF(fast);
-        return 0;
+        return;
     }
-    Py_ssize_t n = top - base + 1; /* at most cols = scratch_len: a range lies within the bar */
-    double *alive = scratch, *waiting = scratch + scratch_len, *blocked = scratch + 2 * scratch_len;
+    Py_ssize_t n = top - base + 1; /* at most cols: a range lies within the bar */
+    double *alive = scratch, *waiting = scratch + ax->cols, *blocked = scratch + 2 * ax->cols;
     for (Py_ssize_t i = 0; i < n; i++) {
         alive[i] = waiting[i] = blocked[i] = 0.0;
     }
     paint(ax, alive, base, top, start, end);
-    PyObject *marks = NULL, *starts = NULL, *ends_so_far = NULL;
-    Py_ssize_t first = 0, last = 0;
-    if (marks_lists(parts[2], &marks, &starts, &ends_so_far) < 0
-        || bisect(ends_so_far, start, 0, &first) < 0
-        || bisect(starts, end, 1, &last) < 0) {
-        Py_XDECREF(marks);
-        Py_XDECREF(starts);
-        Py_XDECREF(ends_so_far);
-        Py_DECREF(fast);
-        return -1;
+    /* Marks.overlapping: bisect_left(ends_so_far, start), bisect_right(starts, end) */
+    Py_ssize_t first = 0, hi = tm->n;
+    while (first < hi) {
+        Py_ssize_t mid = first + (hi - first) / 2;
+        if (tm->ends_so_far[mid] < start) {
+            first = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
     }
-    Py_DECREF(starts);
-    Py_DECREF(ends_so_far);
+    Py_ssize_t last = 0;
+    hi = tm->n;
+    while (last < hi) {
+        Py_ssize_t mid = last + (hi - last) / 2;
+        if (end < tm->marks[mid].a) {
+            hi = mid;
+        }
+        else {
+            last = mid + 1;
+        }
+    }
     for (Py_ssize_t k = first; k < last; k++) {
-        PyObject *mark = PyList_GET_ITEM(marks, k);
-        if (!PyTuple_Check(mark) || PyTuple_GET_SIZE(mark) != 3) {
-            PyErr_SetString(PyExc_TypeError, "a mark is (start, end, is_blocked)");
-            goto fail;
-        }
-        double m_start, m_end;
-        if (as_finite(PyTuple_GET_ITEM(mark, 0), &m_start) < 0
-            || as_finite(PyTuple_GET_ITEM(mark, 1), &m_end) < 0) {
-            goto fail;
-        }
-        int is_blocked = PyObject_IsTrue(PyTuple_GET_ITEM(mark, 2));
-        if (is_blocked < 0) {
-            goto fail;
-        }
-        if (!(m_end >= start)) {
+        const Mark *m = &tm->marks[k];
+        if (!(m->b >= start)) {
             continue; /* ended before the span: Marks.overlapping leaves it out */
         }
-        double a = m_start > start ? m_start : start;
-        double b = m_end < end ? m_end : end;
+        double a = m->a > start ? m->a : start;
+        double b = m->b < end ? m->b : end;
         if (b >= a) {
-            paint(ax, is_blocked ? blocked : waiting, base, top, a, b);
+            paint(ax, m->blocked ? blocked : waiting, base, top, a, b);
         }
     }
-    Py_DECREF(marks);
-    Py_DECREF(fast);
 
     /* shown: filled at least half; else the fullest cell (the first of equals) if any */
     double half = ax->step / 2;
@@ -235,25 +265,23 @@ span_levels(const Axis *ax, PyObject *item, unsigned char *levels, double *scrat
             levels[base + i] = level;
         }
     }
-    return 0;
-fail:
-    Py_DECREF(marks);
-    Py_DECREF(fast);
-    return -1;
 }
 
+/* paint_rows(rows, awaits, blocked, t0, step, cols): _bars.paint_rows_python in C.  The
+ * marks of the drawn tracks only are gathered (a counting sort by track, then each track's
+ * sorted by start), and every row's spans painted from them. */
 static PyObject *
-row_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+paint_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "row_levels(items, t0, step, cols)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "paint_rows(rows, awaits, blocked, t0, step, cols)");
         return NULL;
     }
     Axis ax;
-    if (as_finite(args[1], &ax.t0) < 0 || as_finite(args[2], &ax.step) < 0) {
+    if (as_finite(args[3], &ax.t0) < 0 || as_finite(args[4], &ax.step) < 0) {
         return NULL;
     }
-    ax.cols = PyLong_AsSsize_t(args[3]);
+    ax.cols = PyLong_AsSsize_t(args[5]);
     if (ax.cols == -1 && PyErr_Occurred()) {
         return NULL;
     }
@@ -261,31 +289,168 @@ row_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "step MUST be positive and cols at least 1");
         return NULL;
     }
-    PyObject *items = PySequence_Fast(args[0], "items is a sequence");
-    if (items == NULL) {
+    PyObject *rows = PySequence_Fast(args[0], "rows is a sequence of sequences of spans");
+    if (rows == NULL) {
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, ax.cols);
-    double *scratch = PyMem_Malloc(sizeof(double) * 3 * (size_t)ax.cols);
-    if (out == NULL || scratch == NULL) {
-        Py_XDECREF(out);
-        PyMem_Free(scratch);
-        Py_DECREF(items);
-        return scratch == NULL ? PyErr_NoMemory() : NULL;
+    Py_ssize_t n_rows = PySequence_Fast_GET_SIZE(rows);
+    PyObject *lists[2] = {NULL, NULL}; /* the awaits, the blocked steps */
+    PyObject **row_spans = PyMem_Calloc((size_t)n_rows + 1, sizeof(PyObject *));
+    PyObject *groups = PyDict_New();
+    PyObject *out = NULL;
+    double *times = NULL, *scratch = NULL, *ends_so_far = NULL;
+    Py_ssize_t *span_group = NULL, *first = NULL, *mark_group = NULL;
+    Mark *marks = NULL;
+    if (row_spans == NULL || groups == NULL) {
+        if (row_spans == NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
     }
-    unsigned char *levels = (unsigned char *)PyBytes_AS_STRING(out);
-    memset(levels, EMPTY, (size_t)ax.cols);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
-    PyObject **each = PySequence_Fast_ITEMS(items);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (span_levels(&ax, each[i], levels, scratch, ax.cols) < 0) {
-            Py_DECREF(out);
-            out = NULL;
-            break;
+    /* each drawn span's start, end and track group */
+    Py_ssize_t n_spans = 0;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        row_spans[r] = PySequence_Fast(PySequence_Fast_GET_ITEM(rows, r), "a row is spans");
+        if (row_spans[r] == NULL) {
+            goto done;
+        }
+        n_spans += PySequence_Fast_GET_SIZE(row_spans[r]);
+    }
+    times = PyMem_Malloc(sizeof(double) * 2 * ((size_t)n_spans + 1));
+    span_group = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_spans + 1));
+    if (times == NULL || span_group == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t at = 0;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(row_spans[r]);
+        PyObject **spans = PySequence_Fast_ITEMS(row_spans[r]);
+        for (Py_ssize_t i = 0; i < n; i++, at++) {
+            if (float_attr(spans[i], s_start, &times[2 * at]) < 0
+                || float_attr(spans[i], s_end, &times[2 * at + 1]) < 0) {
+                goto done;
+            }
+            span_group[at] = track_group(groups, spans[i], 1);
+            if (span_group[at] < 0) {
+                goto done;
+            }
         }
     }
+    /* the marks of those tracks, counted by track, then placed in the order given */
+    Py_ssize_t n_groups = PyDict_GET_SIZE(groups);
+    Py_ssize_t n_given = 0;
+    for (int k = 0; k < 2; k++) {
+        lists[k] = PySequence_Fast(args[1 + k], "awaits and blocked are sequences of spans");
+        if (lists[k] == NULL) {
+            goto done;
+        }
+        n_given += PySequence_Fast_GET_SIZE(lists[k]);
+    }
+    first = PyMem_Calloc((size_t)n_groups + 2, sizeof(Py_ssize_t));
+    mark_group = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n_given + 1));
+    if (first == NULL || mark_group == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t given = 0;
+    for (int k = 0; k < 2; k++) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(lists[k]);
+        PyObject **spans = PySequence_Fast_ITEMS(lists[k]);
+        for (Py_ssize_t i = 0; i < n; i++, given++) {
+            mark_group[given] = track_group(groups, spans[i], 0);
+            if (mark_group[given] < -1) {
+                goto done;
+            }
+            if (mark_group[given] >= 0) {
+                first[mark_group[given] + 1]++;
+            }
+        }
+    }
+    for (Py_ssize_t g = 0; g < n_groups; g++) {
+        first[g + 1] += first[g];
+    }
+    Py_ssize_t n_marks = first[n_groups];
+    marks = PyMem_Malloc(sizeof(Mark) * ((size_t)n_marks + 1));
+    ends_so_far = PyMem_Malloc(sizeof(double) * ((size_t)n_marks + 1));
+    if (marks == NULL || ends_so_far == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    given = 0;
+    for (int k = 0; k < 2; k++) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(lists[k]);
+        PyObject **spans = PySequence_Fast_ITEMS(lists[k]);
+        for (Py_ssize_t i = 0; i < n; i++, given++) {
+            Py_ssize_t g = mark_group[given];
+            if (g < 0) {
+                continue;
+            }
+            Mark *m = &marks[first[g]++];
+            m->blocked = k;
+            m->order = given;
+            if (float_attr(spans[i], s_start, &m->a) < 0 || float_attr(spans[i], s_end, &m->b) < 0) {
+                goto done;
+            }
+        }
+    }
+    /* first[g] is now the end of group g's marks, and its start first[g - 1] (or 0) */
+    for (Py_ssize_t g = 0; g < n_groups; g++) {
+        Py_ssize_t lo = g > 0 ? first[g - 1] : 0, hi = first[g];
+        int sorted = 1;
+        for (Py_ssize_t i = lo + 1; i < hi && sorted; i++) {
+            sorted = marks[i - 1].a <= marks[i].a;
+        }
+        if (!sorted) {
+            qsort(marks + lo, (size_t)(hi - lo), sizeof(Mark), by_start_then_order);
+        }
+        for (Py_ssize_t i = lo; i < hi; i++) {
+            ends_so_far[i] = i > lo && !(marks[i].b > ends_so_far[i - 1]) ? ends_so_far[i - 1]
+                                                                            : marks[i].b;
+        }
+    }
+    scratch = PyMem_Malloc(sizeof(double) * 3 * (size_t)ax.cols);
+    out = scratch != NULL ? PyList_New(n_rows) : NULL;
+    if (out == NULL) {
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    at = 0;
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        PyObject *levels = PyBytes_FromStringAndSize(NULL, ax.cols);
+        if (levels == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        unsigned char *cells = (unsigned char *)PyBytes_AS_STRING(levels);
+        memset(cells, EMPTY, (size_t)ax.cols);
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(row_spans[r]);
+        for (Py_ssize_t i = 0; i < n; i++, at++) {
+            Py_ssize_t g = span_group[at];
+            Py_ssize_t lo = g > 0 ? first[g - 1] : 0;
+            TrackMarks tm = {marks + lo, ends_so_far + lo, first[g] - lo};
+            span_levels(&ax, times[2 * at], times[2 * at + 1], &tm, cells, scratch);
+        }
+        PyList_SET_ITEM(out, r, levels);
+    }
+done:
+    for (Py_ssize_t r = 0; row_spans != NULL && r < n_rows; r++) {
+        Py_XDECREF(row_spans[r]);
+    }
+    PyMem_Free(row_spans);
+    PyMem_Free(times);
+    PyMem_Free(span_group);
+    PyMem_Free(first);
+    PyMem_Free(mark_group);
+    PyMem_Free(marks);
+    PyMem_Free(ends_so_far);
     PyMem_Free(scratch);
-    Py_DECREF(items);
+    Py_XDECREF(lists[0]);
+    Py_XDECREF(lists[1]);
+    Py_XDECREF(groups);
+    Py_DECREF(rows);
     return out;
 }
 
@@ -295,31 +460,6 @@ row_levels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * sorted, cut to [lo, hi) and merged, and the merged intervals' lengths are returned in time
  * order (the caller sums them, as Python's sum() does).  A time that is not a finite float
  * (an int, a NaN) is a ValueError or TypeError: the caller then runs the Python version. */
-
-static PyObject *s_start, *s_end, *s_track, *s_span_id;
-
-/* An attribute that MUST be a finite float (an int would compare exactly in Python). */
-static int
-float_attr(PyObject *obj, PyObject *name, double *out)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) {
-        return -1;
-    }
-    if (!PyFloat_Check(value)) {
-        Py_DECREF(value);
-        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
-        return -1;
-    }
-    double d = PyFloat_AS_DOUBLE(value);
-    Py_DECREF(value);
-    if (!isfinite(d)) {
-        PyErr_SetString(PyExc_ValueError, "a time that is not finite");
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
 
 typedef struct {
     double a, b;
@@ -333,30 +473,6 @@ by_start_end(const void *x, const void *y)
         return p->a < q->a ? -1 : 1;
     }
     return p->b < q->b ? -1 : (p->b > q->b ? 1 : 0);
-}
-
-/* The group (index in 0..) of each task's span_id; -1 for an await whose track is none. */
-static Py_ssize_t
-group_of(PyObject *groups, PyObject *key, int add)
-{
-    PyObject *found = PyDict_GetItemWithError(groups, key);
-    if (found != NULL) {
-        return PyLong_AsSsize_t(found);
-    }
-    if (PyErr_Occurred()) {
-        return -2;
-    }
-    if (!add) {
-        return -1;
-    }
-    PyObject *number = PyLong_FromSsize_t(PyDict_GET_SIZE(groups));
-    if (number == NULL || PyDict_SetItem(groups, key, number) < 0) {
-        Py_XDECREF(number);
-        return -2;
-    }
-    Py_ssize_t group = PyDict_GET_SIZE(groups) - 1;
-    Py_DECREF(number);
-    return group;
 }
 
 static PyObject *
@@ -517,9 +633,313 @@ done:
     return out;
 }
 
+/* call_depths(calls, owner, walk): _terminal_rows.call_depths_python in C, the same steps:
+ * each call's depth, 1 + that of its parent when the parent is a call of the same track
+ * (nearly always, and then already known: calls are in start order), else the walk up of
+ * _depth_above.  The depths known are kept by the call's address (Python: by id()). */
+
+typedef struct {
+    PyObject **keys;
+    Py_ssize_t *values;
+    size_t mask;
+} Depths;
+
+static Py_ssize_t
+depth_of(const Depths *known, PyObject *span)
+{
+    size_t i = ((size_t)span >> 4) & known->mask;
+    while (known->keys[i] != NULL) {
+        if (known->keys[i] == span) {
+            return known->values[i];
+        }
+        i = (i + 1) & known->mask;
+    }
+    return -1;
+}
+
+static void
+set_depth(Depths *known, PyObject *span, Py_ssize_t depth)
+{
+    size_t i = ((size_t)span >> 4) & known->mask;
+    while (known->keys[i] != NULL && known->keys[i] != span) {
+        i = (i + 1) & known->mask;
+    }
+    known->keys[i] = span;
+    known->values[i] = depth;
+}
+
+static PyObject *s_parent, *s_kind, *s_coroutine, *s_gather;
+
+/* Whether up is the end of the walk: None, on another track than span's, or the owner;
+ * -1 with an exception set. */
+static int
+walk_ends(PyObject *up, PyObject *track, PyObject *owner)
+{
+    if (up == Py_None || up == owner) {
+        return 1;
+    }
+    PyObject *up_track = PyObject_GetAttr(up, s_track);
+    if (up_track == NULL) {
+        return -1;
+    }
+    int other = PyObject_RichCompareBool(up_track, track, Py_NE);
+    Py_DECREF(up_track);
+    return other;
+}
+
+/* _terminal_rows._depth_above: walk steps up at most. */
+static Py_ssize_t
+depth_above(PyObject *span, PyObject *track, PyObject *owner, const Depths *known,
+            Py_ssize_t walk)
+{
+    Py_ssize_t depth = 1;
+    PyObject *up = PyObject_GetAttr(span, s_parent);
+    for (Py_ssize_t step = 0; up != NULL && step < walk; step++) {
+        int ends = walk_ends(up, track, owner);
+        if (ends != 0) {
+            Py_DECREF(up);
+            return ends < 0 ? -1 : depth;
+        }
+        Py_ssize_t above = depth_of(known, up);
+        if (above >= 0) {
+            Py_DECREF(up);
+            return depth + above;
+        }
+        PyObject *kind = PyObject_GetAttr(up, s_kind);
+        int call = kind == NULL ? -1 : PyObject_RichCompareBool(kind, s_coroutine, Py_EQ);
+        if (call == 0) {
+            call = PyObject_RichCompareBool(kind, s_gather, Py_EQ);
+        }
+        Py_XDECREF(kind);
+        if (call < 0) {
+            Py_DECREF(up);
+            return -1;
+        }
+        depth += call;
+        PyObject *next = PyObject_GetAttr(up, s_parent);
+        Py_DECREF(up);
+        up = next;
+    }
+    if (up == NULL) {
+        return -1;
+    }
+    Py_DECREF(up);
+    return depth;
+}
+
+static PyObject *
+call_depths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "call_depths(calls, owner, walk)");
+        return NULL;
+    }
+    PyObject *owner = args[1];
+    Py_ssize_t walk = PyLong_AsSsize_t(args[2]);
+    if (walk == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *calls = PySequence_Fast(args[0], "calls is a sequence of spans");
+    if (calls == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(calls);
+    PyObject **items = PySequence_Fast_ITEMS(calls);
+    size_t size = 16;
+    while (size < 2 * (size_t)n) {
+        size *= 2;
+    }
+    Depths known = {PyMem_Calloc(size, sizeof(PyObject *)),
+                    PyMem_Malloc(size * sizeof(Py_ssize_t)), size - 1};
+    PyObject *out = NULL;
+    if (known.keys == NULL || known.values == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *span = items[i];
+        PyObject *up = PyObject_GetAttr(span, s_parent);
+        PyObject *track = up != NULL ? PyObject_GetAttr(span, s_track) : NULL;
+        int ends = track != NULL ? walk_ends(up, track, owner) : -1;
+        Py_ssize_t depth = -1;
+        if (ends == 1) {
+            depth = 1;
+        }
+        else if (ends == 0) {
+            Py_ssize_t above = depth_of(&known, up);
+            depth = above >= 0 ? above + 1 : depth_above(span, track, owner, &known, walk);
+        }
+        Py_XDECREF(up);
+        Py_XDECREF(track);
+        PyObject *number = depth >= 0 ? PyLong_FromSsize_t(depth) : NULL;
+        if (number == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        set_depth(&known, span, depth);
+        PyList_SET_ITEM(out, i, number);
+    }
+done:
+    PyMem_Free(known.keys);
+    PyMem_Free(known.values);
+    Py_DECREF(calls);
+    return out;
+}
+
+/* by_key(keys, values): _terminal_rows.by_key_python in C: a dict of each key (in the order
+ * first seen) to the list of its values (in their order). */
+static PyObject *
+by_key(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "by_key(keys, values)");
+        return NULL;
+    }
+    PyObject *keys = PySequence_Fast(args[0], "keys is a sequence");
+    PyObject *values = keys ? PySequence_Fast(args[1], "values is a sequence") : NULL;
+    PyObject *groups = values ? PyDict_New() : NULL;
+    if (groups == NULL) {
+        goto fail;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(keys);
+    if (PySequence_Fast_GET_SIZE(values) != n) {
+        PyErr_SetString(PyExc_ValueError, "by_key: keys and values MUST be as many");
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
+        PyObject *value = PySequence_Fast_GET_ITEM(values, i);
+        PyObject *same = PyDict_GetItemWithError(groups, key);
+        if (same != NULL) {
+            if (PyList_Append(same, value) < 0) {
+                goto fail;
+            }
+            continue;
+        }
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+        same = PyList_New(1);
+        if (same == NULL) {
+            goto fail;
+        }
+        Py_INCREF(value);
+        PyList_SET_ITEM(same, 0, value);
+        int set = PyDict_SetItem(groups, key, same);
+        Py_DECREF(same);
+        if (set < 0) {
+            goto fail;
+        }
+    }
+    Py_DECREF(keys);
+    Py_DECREF(values);
+    return groups;
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    Py_XDECREF(groups);
+    return NULL;
+}
+
+/* row_bounds(rows): _bars.row_bounds_python in C: each row's first start and last end, and
+ * the first start and last end of all rows, found as min() and max() find them (in order, a
+ * value replacing the one so far only when it compares less, or greater).  A time that is not
+ * a float is a TypeError: the caller then runs the Python version. */
+static int
+time_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    if (!PyFloat_Check(value)) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
+        return -1;
+    }
+    *out = PyFloat_AS_DOUBLE(value);
+    Py_DECREF(value);
+    return 0;
+}
+
+static PyObject *
+row_bounds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "row_bounds(rows)");
+        return NULL;
+    }
+    PyObject *rows = PySequence_Fast(args[0], "rows is a sequence of sequences of spans");
+    if (rows == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n_rows = PySequence_Fast_GET_SIZE(rows);
+    PyObject *each = PyList_New(n_rows);
+    PyObject *out = NULL;
+    double first = 0.0, last = 0.0;
+    int any = 0;
+    for (Py_ssize_t r = 0; each != NULL && r < n_rows; r++) {
+        PyObject *row = PySequence_Fast(PySequence_Fast_GET_ITEM(rows, r), "a row is spans");
+        if (row == NULL) {
+            goto fail;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(row);
+        PyObject **spans = PySequence_Fast_ITEMS(row);
+        if (n == 0) {
+            Py_DECREF(row);
+            PyErr_SetString(PyExc_ValueError, "a row without spans");
+            goto fail;
+        }
+        double row_first = 0.0, row_last = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double start, end;
+            if (time_attr(spans[i], s_start, &start) < 0 || time_attr(spans[i], s_end, &end) < 0) {
+                Py_DECREF(row);
+                goto fail;
+            }
+            if (i == 0 || start < row_first) {
+                row_first = start;
+            }
+            if (i == 0 || end > row_last) {
+                row_last = end;
+            }
+            if (!any || start < first) {
+                first = start;
+            }
+            if (!any || end > last) {
+                last = end;
+            }
+            any = 1;
+        }
+        Py_DECREF(row);
+        PyObject *bounds = Py_BuildValue("(dd)", row_first, row_last);
+        if (bounds == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(each, r, bounds);
+    }
+    if (each != NULL) {
+        out = any ? Py_BuildValue("(ddO)", first, last, each)
+                  : Py_BuildValue("(OOO)", Py_None, Py_None, each);
+    }
+fail:
+    Py_XDECREF(each);
+    Py_DECREF(rows);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
-    {"row_levels", (PyCFunction)(void (*)(void))row_levels, METH_FASTCALL,
-     PyDoc_STR("row_levels(items, t0, step, cols) -> bytes: each cell's level (see _bars.py).")},
+    {"paint_rows", (PyCFunction)(void (*)(void))paint_rows, METH_FASTCALL,
+     PyDoc_STR("paint_rows(rows, awaits, blocked, t0, step, cols) -> list[bytes]: each row's "
+               "cells' levels (see _bars.py).")},
+    {"by_key", (PyCFunction)(void (*)(void))by_key, METH_FASTCALL,
+     PyDoc_STR("by_key(keys, values) -> dict[key, list] (see _terminal_rows.py).")},
+    {"call_depths", (PyCFunction)(void (*)(void))call_depths, METH_FASTCALL,
+     PyDoc_STR("call_depths(calls, owner, walk) -> list[int] (see _terminal_rows.py).")},
+    {"row_bounds", (PyCFunction)(void (*)(void))row_bounds, METH_FASTCALL,
+     PyDoc_STR("row_bounds(rows) -> (first start, last end, [(start, end) of each row]) "
+               "(see _bars.py).")},
     {"running_lengths", (PyCFunction)(void (*)(void))running_lengths, METH_FASTCALL,
      PyDoc_STR("running_lengths(tasks, awaits, lo, hi) -> list[float] (see _waits.py).")},
     {NULL, NULL, 0, NULL},
@@ -527,21 +947,22 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "asynctrace._cbars",
-    PyDoc_STR("The cells of a terminal timeline row (see _bars.py)."), -1, module_methods,
+    PyDoc_STR("The cells of a terminal timeline's rows (see _bars.py)."), -1, module_methods,
 };
 
 PyMODINIT_FUNC
 PyInit__cbars(void)
 {
-    s_marks = PyUnicode_InternFromString("marks");
-    s_starts = PyUnicode_InternFromString("starts");
-    s_ends_so_far = PyUnicode_InternFromString("ends_so_far");
     s_start = PyUnicode_InternFromString("start");
     s_end = PyUnicode_InternFromString("end");
     s_track = PyUnicode_InternFromString("track");
     s_span_id = PyUnicode_InternFromString("span_id");
-    if (s_marks == NULL || s_starts == NULL || s_ends_so_far == NULL || s_start == NULL
-        || s_end == NULL || s_track == NULL || s_span_id == NULL) {
+    s_parent = PyUnicode_InternFromString("parent");
+    s_kind = PyUnicode_InternFromString("kind");
+    s_coroutine = PyUnicode_InternFromString("coroutine");
+    s_gather = PyUnicode_InternFromString("gather");
+    if (s_start == NULL || s_end == NULL || s_track == NULL || s_span_id == NULL
+        || s_parent == NULL || s_kind == NULL || s_coroutine == NULL || s_gather == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);

@@ -19,9 +19,9 @@ import operator
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import compress
 
-from ._bars import NO_MARKS, Mark, Marks, row_levels
+from ._bars import paint_rows, row_bounds
 from ._critical import critical_path, path_steps
 from ._sanitize import cap
 from ._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
@@ -101,22 +101,19 @@ def _num(seconds: float, scale: float) -> str:
 
 _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
-_TRACK = operator.attrgetter("track")
 _STATUS = operator.attrgetter("status")
-_DURATION = operator.attrgetter("duration")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
 
 
-def _bar(row: Row, marks: dict[int, Marks], t0: float, step: float, cols: int) -> str:
-    """One row's bar (see ``_bars.py``); a group's shows, in each cell, its busiest task.
+def _bar(levels: bytes, unfinished: bool) -> str:
+    """One row's bar from its cells' levels (see ``_bars.py``); a group's shows, in each cell,
+    its busiest task.
 
-    An unfinished span (still open when the trace ended) ends in ``→``: it did not end there.
+    An ``unfinished`` row (a span still open when the trace ended) ends in ``→``: it did not
+    end there.
     """
-    spans = row.spans
-    track_marks = map(marks.get, map(_TRACK, spans), repeat(NO_MARKS))
-    items = list(zip(map(_START, spans), map(_END, spans), track_marks, strict=True))
-    chars = [_CHARS[level] for level in row_levels(items, t0, step, cols)]
-    if "unfinished" in map(_STATUS, spans):
+    chars = [_CHARS[level] for level in levels]
+    if unfinished:
         last = max((i for i, ch in enumerate(chars) if ch != " "), default=-1)
         if last >= 0:
             chars[last] = OPEN
@@ -219,13 +216,14 @@ def render_timeline(
         return "\n".join(lines) + "\n"
     view = View(filter, internals, window, depth)
     sel = select_rows(trace, view)
-    rows, folded = fold_rows(sel.rows, max_rows)
+    rows, folded = fold_rows(sel.units, max_rows)
     lines.extend(_wrap(_summary(trace), " · ", width))
 
-    drawn = [s for r in rows for s in r.spans]
+    drawn = [r.spans for r in rows]
     first = trace.start
-    t0 = lo if lo is not None else min(map(_START, drawn), default=first)
-    t1 = hi if hi is not None else max(map(_END, drawn), default=trace.end)
+    first_start, last_end, bounds = row_bounds(drawn)
+    t0 = lo if lo is not None else first if first_start is None else first_start
+    t1 = hi if hi is not None else trace.end if last_end is None else last_end
     # Every span at one instant (a deadlock at t=0 under virtual time), or a range finer than
     # the float spacing at t0 (a hostile file's huge times): drawn as one instant.
     zero = not t1 - t0 > abs(t0) * 1e-12
@@ -237,7 +235,9 @@ def render_timeline(
     if not rows:
         return "\n".join(lines) + "\n"
 
-    labels = [_label(r) for r in rows]
+    # each row's statuses and how many of each, in the order first seen
+    row_statuses = [Counter(map(_STATUS, spans)) for spans in drawn]
+    labels = [_label(r, counts) for r, counts in zip(rows, row_statuses, strict=True)]
     numbers = width >= 50
     widest = max(text_width(sanitize(text)) + text_width(mark) for text, mark in labels)
     label_cols = max(8, min(widest, max(8, min(_MAX_LABEL, width * 2 // 5))))
@@ -247,24 +247,22 @@ def render_timeline(
         head = " " * (label_cols + 1 + bar_cols) + f" {'start ' + unit:>8} {'dur ' + unit:>8}"
         lines.append(head[:width].rstrip())
 
-    marks = _marks(trace, set(map(_TRACK, drawn)))
+    awaits, blocked = spans_of_kind(trace, "await"), spans_of_kind(trace, "blocked")
+    bars = paint_rows(drawn, awaits, blocked, t0, step, bar_cols)
     statuses: set[str] = set()
-    for row, (text, mark) in zip(rows, labels, strict=True):
-        spans = row.spans
-        row_statuses = dict.fromkeys(map(_STATUS, spans))  # in the order first seen
-        statuses.update(row_statuses)
+    rows_drawn = zip(labels, bars, row_statuses, bounds, strict=True)
+    for (text, mark), levels, counts, (start, end) in rows_drawn:
+        statuses.update(counts)
         text = sanitize(text)
         if mark and label_cols >= text_width(mark) + 4:
             label = fit(text, label_cols - text_width(mark)).rstrip() + mark
         else:
             label = text + mark
-        line = fit(label, label_cols) + " " + _bar(row, marks, t0, step, bar_cols)
+        line = fit(label, label_cols) + " " + _bar(levels, "unfinished" in counts)
         if numbers:
-            start = min(map(_START, spans))
-            dur = max(map(_END, spans)) - start
-            line += f" {_num(start, scale):>8} {_num(dur, scale):>8}"
+            line += f" {_num(start, scale):>8} {_num(end - start, scale):>8}"
         line = line.rstrip()
-        code = _COLORS.get(_worst(row_statuses)) if color else None
+        code = _COLORS.get(_worst(counts)) if color else None
         lines.append(f"\x1b[{code}m{line}\x1b[0m" if code else line)
     if folded or any(r.members for r in rows):
         lines.extend(_fold(folded, trace, scale, unit, width))
@@ -280,24 +278,6 @@ def render_timeline(
         lines.extend(_wait_lines(trace, width, scale, unit))
         lines.extend(_misuse_lines(trace, width))
     return "\n".join(lines) + "\n"
-
-
-def _marks(trace: Trace, tracks: set[int]) -> dict[int, Marks]:
-    """The awaits and blocked steps of each of ``tracks`` (the drawn rows'), by track."""
-    by_track: dict[int, list[Mark]] = {}
-    # the marks as (start, end, is blocked), made by map() rather than one Python call each
-    for spans, is_blocked in (
-        (spans_of_kind(trace, "await"), False),
-        (spans_of_kind(trace, "blocked"), True),
-    ):
-        found = zip(map(_START, spans), map(_END, spans), repeat(is_blocked), strict=False)
-        for track, mark in zip(map(_TRACK, spans), found, strict=True):
-            same = by_track.get(track)
-            if same is None:
-                by_track[track] = [mark]
-            else:
-                same.append(mark)
-    return {track: Marks(marks) for track, marks in by_track.items() if track in tracks}
 
 
 def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:
@@ -370,8 +350,11 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     by_id = trace.by_id
     head = f"critical path {_num(total, scale)} {unit} (what set the end of {path[0].name}):"
     lines = [fit(sanitize(head), width).rstrip()]
-    # the steps that took longest, in time order (a run of 20,000 tiny calls has no few)
-    longest = sorted(steps, key=_DURATION, reverse=True)[:_PATH_STEPS]
+    # the steps that took longest, in time order (a run of 20,000 tiny calls has no few); each
+    # step's duration computed once, by map()
+    durations = list(map(operator.sub, map(_END, steps), map(_START, steps)))
+    by_duration = sorted(range(len(steps)), key=durations.__getitem__, reverse=True)
+    longest = map(steps.__getitem__, by_duration[:_PATH_STEPS])
     shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
     owners = [by_id.get(step.track) for step in shown]
     texts = [
@@ -388,11 +371,11 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
         lines.append(("  " + fit(sanitize(text), text_cols) + " " + number)[:width].rstrip())
     if len(steps) > len(shown):
         kept = {id(step) for step in shown}
-        rest = [step for step in steps if id(step) not in kept]
-        more = sum(map(_DURATION, rest))
-        tail = f"  ... {len(rest)} more steps, {_num(more, scale)} {unit}"
+        rest = list(map(operator.not_, map(kept.__contains__, map(id, steps))))
+        more = sum(compress(durations, rest))
+        tail = f"  ... {sum(rest)} more steps, {_num(more, scale)} {unit}"
         lines.append(fit(tail, width).rstrip())
-    between = total - sum(map(_DURATION, steps))
+    between = total - sum(durations)
     if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
         tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
         lines.append(fit(tail, width).rstrip())
@@ -413,14 +396,14 @@ def _worst(statuses: Iterable[str]) -> str:
     return max(statuses, key=lambda st: _SEVERITY.get(st, 0))
 
 
-def _label(row: Row) -> tuple[str, str]:
-    """A row's text (not yet sanitized) and its status mark, which is never cut off."""
+def _label(row: Row, statuses: Counter[str]) -> tuple[str, str]:
+    """A row's text (not yet sanitized) and its status mark, which is never cut off;
+    ``statuses``: how many of the row's spans have each status."""
     span = row.span
     if row.members:
         text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
-        counts = Counter(map(_STATUS, row.members))
-        del counts["ok"]
-        mark = ", ".join(f"{n:,} {st}" for st, n in sorted(counts.items()))
+        failed = sorted((st, n) for st, n in statuses.items() if st != "ok")
+        mark = ", ".join(f"{n:,} {st}" for st, n in failed)
         return text, f" [{mark}]" if mark else ""
     own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
     text = "  " * row.depth + own
@@ -476,7 +459,7 @@ def _notes(
     if view.filter is not None:
         what = _count(sel.matched, "span")
         notes.append(f"filter {sanitize(repr(view.filter))}: {what} match")
-        if not sel.rows:
+        if not sel.units:
             notes[-1] += ", no row to draw"
     if sel.internal:
         notes.append(f"{_count(sel.internal, 'asyncio-internal row')} hidden (--internals)")

@@ -9,7 +9,10 @@ standard library are hidden unless asked for, ``filter`` keeps the spans whose n
 their ancestors for context and their descendants), ``depth`` cuts nested call rows and
 ``window`` drops rows outside a time range.  :func:`fold_rows` makes what is left fit: tasks of
 one coroutine become one row ``fetch() ×221``, then the longest and the failed rows are kept.
-Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycle).
+Every walk up ``parent`` here is bounded: it stops at a span it has seen (a cycle).  A task
+with 20,000 nested calls is as many rows to choose from: they are chosen task by task, the
+calls' depths and groups found in C when it is built (``_cbars.call_depths``, ``by_key``), and
+:class:`Row` objects made only for the rows drawn or folded.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import functools
+import itertools
 import math
+import operator
 import os
 import re
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from ._bars import c_function
 from ._spans import Span, Trace
 from ._timeline import display_name, row_label, spans_of_kind
 
@@ -33,6 +39,7 @@ __all__ = [
     "View",
     "add_view_options",
     "ancestors",
+    "by_key",
     "fold_rows",
     "is_internal",
     "select_rows",
@@ -40,6 +47,14 @@ __all__ = [
 ]
 
 _OWNERS = ("run", "task", "thread")
+_KIND = operator.attrgetter("kind")
+_NAME = operator.attrgetter("name")
+_TRACK = operator.attrgetter("track")
+_ATTRIBUTES = operator.attrgetter("attributes")
+_STATUS = operator.attrgetter("status")
+_START = operator.attrgetter("start")
+_END = operator.attrgetter("end")
+_START_SEQ = operator.attrgetter("start_seq")
 _CALLS = ("coroutine", "gather")
 _GLOB = re.compile(r"[*?\[]")
 # A file of the standard library, from this interpreter or, for a trace read on another
@@ -84,11 +99,15 @@ class Row:
         return self.members or (self.span,)
 
 
+Unit = tuple[list[Span], list[int]]
+"""Rows drawn together: spans and their depths, a task's (depth 0) first, then its calls'."""
+
+
 @dataclass
 class Selection:
-    """The rows to draw, and why the others are not drawn."""
+    """The rows to draw, in units, and why the others are not drawn."""
 
-    rows: list[Row]
+    units: list[Unit]
     internal: int = 0  # rows hidden as asyncio's or the stdlib's
     matched: int = 0  # spans the filter matched
     outside: int = 0  # rows cut by --depth or --window
@@ -159,41 +178,48 @@ def _matches(trace: Trace, pattern: str) -> tuple[set[int], int]:
     return keep, matched
 
 
-def all_rows(trace: Trace) -> list[Row]:
-    """Each track's owner, then its coroutine and gather calls, nested, in creation order."""
+def owned_calls(trace: Trace) -> list[tuple[Span, list[Span], list[int]]]:
+    """Each track's owner, with its coroutine and gather calls in creation order and their
+    depths; a run without calls (the header says what it was) only when it is alone."""
     coroutines, gathers = spans_of_kind(trace, "coroutine"), spans_of_kind(trace, "gather")
     if coroutines and gathers:
         calls_of_all = [s for s in trace.spans if s.kind in _CALLS]  # in the trace's order
     else:
         calls_of_all = coroutines or gathers
-    by_track: dict[int, list[Span]] = {}
-    for span in calls_of_all:
-        same = by_track.get(span.track)
-        if same is None:
-            by_track[span.track] = [span]
-        else:
-            same.append(span)
-    rows: list[Row] = []
+    # sorted() keeps each track's calls in the trace's order
+    by_track = {
+        track: list(calls)
+        for track, calls in itertools.groupby(sorted(calls_of_all, key=_TRACK), key=_TRACK)
+    }
+    owned = []
     walk = len(trace.spans)
     owners = trace.tracks
     for owner in owners:
-        calls = by_track.get(owner.span_id, [])
-        if owner.kind == "run" and not calls and len(owners) > 1:
-            continue  # the header already says what the run was
-        rows.append(Row(owner, 0))
-        # A call's depth: 1 + the calls above it on its track, below the owner.  In start
-        # order a call's parent call comes first, so its depth is known.
-        depths: dict[int, int] = {}
-        for span in calls:
-            up = span.parent
-            if up is None or up.track != span.track or up is owner:
-                depth = 1
-            else:
-                known = depths.get(id(up))  # nearly always: the call's parent is a call
-                depth = known + 1 if known is not None else _depth_above(span, owner, depths, walk)
-            depths[id(span)] = depth
-            rows.append(Row(span, depth))
-    return rows
+        calls = by_track.get(owner.span_id)
+        if calls is not None:
+            owned.append((owner, calls, call_depths(calls, owner, walk)))
+        elif owner.kind != "run" or len(owners) == 1:
+            owned.append((owner, [], []))
+    return owned
+
+
+def call_depths_python(calls: Sequence[Span], owner: Span, walk: int) -> list[int]:
+    """Each call's depth: 1 + the calls above it on its track, below ``owner``; the reference.
+
+    In start order a call's parent call comes first, so its depth is known.
+    """
+    depths: dict[int, int] = {}
+    found = []
+    for span in calls:
+        up = span.parent
+        if up is None or up.track != span.track or up is owner:
+            depth = 1
+        else:
+            known = depths.get(id(up))  # nearly always: the call's parent is a call
+            depth = known + 1 if known is not None else _depth_above(span, owner, depths, walk)
+        depths[id(span)] = depth
+        found.append(depth)
+    return found
 
 
 def _depth_above(span: Span, owner: Span, depths: dict[int, int], walk: int) -> int:
@@ -213,82 +239,147 @@ def _depth_above(span: Span, owner: Span, depths: dict[int, int], walk: int) -> 
     return depth
 
 
+_C_CALL_DEPTHS: Callable[[Sequence[Span], Span, int], list[int]] | None = c_function("call_depths")
+
+
+def call_depths(calls: Sequence[Span], owner: Span, walk: int) -> list[int]:
+    """:func:`call_depths_python`, in C (``_cbars.call_depths``) when it is built."""
+    if _C_CALL_DEPTHS is not None:
+        return _C_CALL_DEPTHS(calls, owner, walk)
+    return call_depths_python(calls, owner, walk)
+
+
+def _internal_flags(spans: list[Span]) -> list[bool] | None:
+    """:func:`is_internal` of each of ``spans``, or None when none is; asked once per file (a
+    trace names few, and a program's calls are nearly never the stdlib's)."""
+    paths = list(map(dict.get, map(_ATTRIBUTES, spans), itertools.repeat("code.file.path")))
+    try:
+        files: dict[object, bool] | None = dict.fromkeys(paths, False)
+    except TypeError:  # a path that is no file name (a list, in a hostile trace)
+        files = None
+    if files is not None and all(map(isinstance, files, itertools.repeat(str))):
+        for path in files:
+            files[path] = _in_stdlib(path)
+        return list(map(files.__getitem__, paths)) if any(files.values()) else None
+    flags = list(map(is_internal, spans))
+    return flags if any(flags) else None
+
+
+def _picked(flags: list[bool], spans: list[Span], depths: list[int]) -> Unit:
+    return list(itertools.compress(spans, flags)), list(itertools.compress(depths, flags))
+
+
 def select_rows(trace: Trace, view: View) -> Selection:
-    """The rows ``view`` keeps, in creation order."""
-    rows = all_rows(trace)
+    """The rows ``view`` keeps, in creation order, a task's calls after it.
+
+    ``view.depth`` MUST NOT be negative (``render_timeline`` says so).
+    """
+    owned = owned_calls(trace)
     sel = Selection([])
     keep: set[int] | None = None
     if view.filter is not None:
         keep, sel.matched = _matches(trace, view.filter)
     lo, hi = view.window or (None, None)
     internals, depth = view.internals, view.depth
-    hidden_tracks: set[int] = set()
-    by_path: dict[str, bool] = {}  # rows share few files: each one's answer, asked once
-
-    def internal(span: Span) -> bool:
-        path = span.attributes.get("code.file.path")
-        if not isinstance(path, str):
-            return is_internal(span)
-        known = by_path.get(path)
-        if known is None:
-            known = by_path[path] = is_internal_path(path)
-        return known
-
-    for i, row in enumerate(rows):
-        span = row.span
-        if span.kind == "run" and len(rows) > 1:
-            calls = [r for r in rows[i + 1 :] if r.span.track == span.track]
-            if not internals and calls and all(internal(r.span) for r in calls):
-                continue  # asyncio.run's shutdown gather alone: the header names the run
-        if keep is not None and id(span) not in keep:
+    several = len(owned) + sum(len(calls) for _, calls, _ in owned) > 1
+    owners = [owner for owner, _, _ in owned]
+    hidden = (None if internals else _internal_flags(owners)) or [False] * len(owners)
+    units = sel.units
+    for (owner, calls, depths), owner_hidden in zip(owned, hidden, strict=True):
+        if not calls and keep is None and view.window is None:  # most tasks: no call drawn
+            if owner_hidden:
+                sel.internal += 1
+            else:
+                units.append(([owner], [0]))
             continue
-        if not internals and (span.track in hidden_tracks or internal(span)):
-            if row.depth == 0:
-                hidden_tracks.add(span.track)
-            sel.internal += 1
-            continue
-        if depth is not None and row.depth > depth:
+        inside = None if internals else _internal_flags(calls)
+        # asyncio.run's shutdown gather alone: the header names the run (its calls are counted)
+        run_alone = owner.kind == "run" and several and inside is not None and all(inside)
+        if keep is not None:
+            kept = list(map(keep.__contains__, map(id, calls)))
+            calls, depths = _picked(kept, calls, depths)
+            if inside is not None:
+                inside = list(itertools.compress(inside, kept))
+        head = False
+        if run_alone or (keep is not None and id(owner) not in keep):
+            pass
+        elif owner_hidden:
+            sel.internal += 1 + len(calls)  # and its calls
+            calls, depths = [], []
+        elif (lo is not None and owner.end < lo) or (hi is not None and owner.start > hi):
             sel.outside += 1
-            continue
-        if (lo is not None and span.end < lo) or (hi is not None and span.start > hi):
-            sel.outside += 1
-            continue
-        sel.rows.append(row)
-    if not view.internals and not sel.rows and keep is None and rows:
+        else:
+            head = True
+        if calls and inside is not None:
+            outer = list(map(operator.not_, inside))
+            sel.internal += len(calls) - sum(outer)
+            calls, depths = _picked(outer, calls, depths)
+        if calls and depth is not None:
+            shallow = list(map(operator.le, depths, itertools.repeat(depth)))
+            sel.outside += len(calls) - sum(shallow)
+            calls, depths = _picked(shallow, calls, depths)
+        if calls and view.window is not None:
+            within = [
+                not ((lo is not None and s.end < lo) or (hi is not None and s.start > hi))
+                for s in calls
+            ]
+            sel.outside += len(calls) - sum(within)
+            calls, depths = _picked(within, calls, depths)
+        if head:
+            units.append(([owner, *calls], [0, *depths]))
+        elif calls and units:  # a call whose task is not drawn: under the rows above it
+            units[-1][0].extend(calls)
+            units[-1][1].extend(depths)
+        elif calls:
+            units.append((list(calls), list(depths)))
+    if not internals and not units and keep is None and owned:
         # nothing of the program's own (a trace of asyncio alone): better its rows than none
-        return Selection(rows)
+        return Selection([([owner, *calls], [0, *depths]) for owner, calls, depths in owned])
     return sel
 
 
-def _units(rows: list[Row]) -> list[list[Row]]:
-    """Rows cut into units: a task (or run) row with the call rows under it."""
-    units: list[list[Row]] = []
-    for row in rows:
-        if row.depth == 0 or not units:
-            units.append([row])
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+def by_key_python(keys: Sequence[_K], values: Sequence[_V]) -> dict[_K, list[_V]]:
+    """``values`` grouped by their ``keys``: the keys in first-seen order, each one's values in
+    their order; the reference implementation."""
+    groups: dict[_K, list[_V]] = {}
+    for key, value in zip(keys, values, strict=True):
+        same = groups.get(key)
+        if same is None:
+            groups[key] = [value]
         else:
-            units[-1].append(row)
-    return units
+            same.append(value)
+    return groups
 
 
-def _group_calls(unit: list[Row]) -> list[Row]:
+by_key: Callable[[Sequence[_K], Sequence[_V]], dict[_K, list[_V]]] = (
+    c_function("by_key") or by_key_python
+)
+""":func:`by_key_python`, in C (``_cbars.by_key``) when it is built: 20,000 calls or awaits
+grouped without a Python step each."""
+
+
+def _group_calls(unit: Unit) -> list[Row]:
     """A task's repeated calls (a gather in a loop) as one row per name and depth: ``×111``."""
-    keys = [(r.depth, r.span.kind, r.span.name) for r in unit[1:]]
-    same: dict[tuple[int, str, str], list[Row]] = {}
-    for key, r in zip(keys, unit[1:], strict=True):
-        rows = same.get(key)
-        if rows is None:
-            same[key] = [r]
-        else:
-            rows.append(r)
-    out = unit[:1]
-    for key, r in zip(keys, unit[1:], strict=True):
-        rows = same[key]
-        if len(rows) < 2:
-            out.append(r)
-        elif rows[0] is r:
-            out.append(Row(r.span, r.depth, [x.span for x in rows]))
-    return out
+    spans, depths = unit
+    calls = spans[1:]
+    keys = list(zip(depths[1:], map(_KIND, calls), map(_NAME, calls), strict=True))
+    rows = [Row(spans[0], depths[0])]
+    for (depth, _, _), same in by_key(keys, calls).items():
+        rows.append(Row(same[0], depth, same) if len(same) > 1 else Row(same[0], depth))
+    return rows
+
+
+def _ranked(members: Sequence[Span]) -> list[Span]:
+    """A group's tasks, the failed first, then the longest, then in creation order; the keys
+    made by map() rather than one Python call per task."""
+    ok = map(operator.eq, map(_STATUS, members), itertools.repeat("ok"))
+    longest = map(operator.neg, map(operator.sub, map(_END, members), map(_START, members)))
+    keys = list(zip(ok, longest, map(_START_SEQ, members), strict=True))
+    return list(map(members.__getitem__, sorted(range(len(members)), key=keys.__getitem__)))
 
 
 def _show_members(grouped: list[list[Row]], max_rows: int) -> list[Row]:
@@ -296,10 +387,8 @@ def _show_members(grouped: list[list[Row]], max_rows: int) -> list[Row]:
     spare = max_rows - sum(len(u) for u in grouped)
     groups = [u[0] for u in grouped if u[0].members]
     picks: dict[int, list[Span]] = {id(g): [] for g in groups}
-    ranked = [
-        sorted(g.members, key=lambda s: (s.status == "ok", -s.duration, s.start_seq))
-        for g in groups
-    ]
+    # no group gets more than the rows to spare: the first that many of each, as sorted() ranks
+    ranked = [_ranked(g.members) for g in groups]
     k = 0
     while spare > 0 and any(k < len(r) for r in ranked):
         for g, r in zip(groups, ranked, strict=True):
@@ -315,29 +404,32 @@ def _show_members(grouped: list[list[Row]], max_rows: int) -> list[Row]:
     return rows
 
 
-def fold_rows(rows: list[Row], max_rows: int) -> tuple[list[Row], list[Row]]:
+def fold_rows(units: list[Unit], max_rows: int) -> tuple[list[Row], list[Row]]:
     """(rows to draw, rows folded into the summary), at most ``max_rows`` drawn in all.
 
     Too many rows: the tasks of one coroutine (two or more) become one group row, in the place
     of the first; if that is still too many, the units (a task and its calls) that failed and
     then the longest are kept, drawn in creation order, and the rest are folded.
     """
-    if len(rows) <= max_rows:
-        return rows, []
-    units = [_group_calls(u) for u in _units(rows)]
-    by_name: dict[tuple[str, str], list[list[Row]]] = {}
-    for unit in units:
-        head = unit[0].span
-        if head.kind in ("task", "thread"):
-            by_name.setdefault((head.kind, head.name), []).append(unit)
+    if sum(len(spans) for spans, _ in units) <= max_rows:
+        return [Row(*row) for spans, depths in units for row in zip(spans, depths, strict=True)], []
+    heads = [spans[0] for spans, _ in units]
+    keys = list(zip(map(_KIND, heads), map(_NAME, heads), strict=True))
+    by_name: dict[tuple[str, str], list[Span]] = {}
+    for key, head in zip(keys, heads, strict=True):
+        if key[0] in ("task", "thread"):
+            same = by_name.get(key)
+            if same is None:
+                by_name[key] = [head]
+            else:
+                same.append(head)
     grouped: list[list[Row]] = []
-    for unit in units:
-        head = unit[0].span
-        same = by_name.get((head.kind, head.name), [])
-        if len(same) < 2:
-            grouped.append(unit)
-        elif same[0] is unit:
-            grouped.append([Row(head, 0, [u[0].span for u in same])])
+    for unit, key in zip(units, keys, strict=True):
+        same = by_name.get(key)
+        if same is None or len(same) < 2:
+            grouped.append(_group_calls(unit))  # the calls of a grouped task are not drawn
+        elif same[0] is unit[0][0]:
+            grouped.append([Row(same[0], 0, same)])
     budget = max(1, max_rows - 1)  # one line for the summary of the rest
     if sum(len(u) for u in grouped) <= max_rows:
         return _show_members(grouped, max_rows), []

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from ._bars import c_function
 from ._spans import Span, Trace, derived
-from ._timeline import AwaitKey, _merge, await_keys, spans_of_kind
+from ._terminal_rows import by_key
+from ._timeline import _merge, await_keys, spans_of_kind
 
 
 @dataclass(frozen=True)
@@ -72,26 +73,20 @@ _TRACK = operator.attrgetter("track")
 
 
 def _profile(trace: Trace) -> WaitProfile:
-    # Durations by the raw attributes (few distinct), made by map() rather than one Python
-    # call per await; what and where are worked out once per distinct raw key.
+    # Durations by the raw attributes (few distinct), made by map() and by_key (in C when
+    # built) rather than one Python step per await; what and where are worked out once per
+    # distinct raw key.
     awaits = spans_of_kind(trace, "await")
-    raw: dict[AwaitKey, list[float]] = {}
-    durations_all = map(operator.sub, map(_END, awaits), map(_START, awaits))
-    for key, duration in zip(await_keys(trace), durations_all, strict=True):
-        durations = raw.get(key)
-        if durations is None:
-            raw[key] = [duration]
-        else:
-            durations.append(duration)
+    raw = by_key(await_keys(trace), list(map(operator.sub, map(_END, awaits), map(_START, awaits))))
     blocked = 0.0
     for span in spans_of_kind(trace, "blocked"):
         blocked += span.duration
     runs = spans_of_kind(trace, "run")
-    by_key: dict[tuple[str, str], list[float]] = {}
+    by_place: dict[tuple[str, str], list[float]] = {}
     for (target, awaited, path, line), durations in raw.items():
         place = (_what(trace, target, awaited), _where(path, line))
-        by_key.setdefault(place, []).extend(durations)
-    groups = [_group(what, where, durations) for (what, where), durations in by_key.items()]
+        by_place.setdefault(place, []).extend(durations)
+    groups = [_group(what, where, durations) for (what, where), durations in by_place.items()]
     groups.sort(key=lambda g: (-g.total, -g.count, g.what, g.where))
     if runs:
         lo, hi = runs[0].start, runs[0].end

@@ -1,7 +1,8 @@
-"""The cells of a terminal timeline row: the C accelerator and the Python reference agree."""
+"""The cells of a terminal timeline's rows: the C accelerator and the Python reference agree."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -10,14 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asynctrace import _bars
+from asynctrace._spans import Span
 
 try:
-    from asynctrace._cbars import row_levels as c_row_levels
+    from asynctrace._cbars import paint_rows as c_paint_rows
 except ImportError:  # built without a C compiler: only the reference runs
-    c_row_levels = None
+    c_paint_rows = None
 
 needs_c = pytest.mark.skipif(
-    c_row_levels is None and not os.environ.get("CI"), reason="built without a C compiler"
+    c_paint_rows is None and not os.environ.get("CI"), reason="built without a C compiler"
 )
 
 # Times on a coarse grid make exact ties (a span that ends where a cell does, an instant, a
@@ -25,54 +27,85 @@ needs_c = pytest.mark.skipif(
 coarse = st.integers(0, 40).map(lambda k: k * 0.125)
 fine = st.floats(0, 5, allow_nan=False)
 times = st.one_of(coarse, fine)
+_ids = itertools.count(1)
+
+
+def span(start: float, end: float, track: int = 1) -> Span:
+    return Span(next(_ids), None, "task", "x", start, end, track)
 
 
 @st.composite
-def rows(draw: st.DrawFn) -> tuple[list[_bars.Item], float, float, int]:
-    items: list[_bars.Item] = []
-    for _ in range(draw(st.integers(0, 6))):
+def spans(draw: st.DrawFn, most: int) -> list[Span]:
+    found = []
+    for _ in range(draw(st.integers(0, most))):
         a, b = sorted((draw(times), draw(times)))
-        marks = []
-        for _ in range(draw(st.integers(0, 5))):
-            c, d = sorted((draw(times), draw(times)))
-            marks.append((c, d, draw(st.booleans())))
-        items.append((a, b, _bars.Marks(marks)))
+        found.append(span(a, b, draw(st.integers(1, 4))))
+    return found
+
+
+Case = tuple[list[list[Span]], list[Span], list[Span], float, float, int]
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    rows = [draw(spans(4)) for _ in range(draw(st.integers(0, 3)))]
     t0 = draw(st.one_of(st.just(0.0), coarse, fine))
     cols = draw(st.integers(1, 50))
     step = draw(st.one_of(st.just(0.125), st.floats(1e-3, 1.0)))
-    return items, t0, step, cols
+    return rows, draw(spans(8)), draw(spans(3)), t0, step, cols
 
 
 @needs_c
 @settings(max_examples=3000, deadline=None)
-@given(rows())
-def test_c_and_python_paint_the_same_cells(row: tuple[list[_bars.Item], float, float, int]) -> None:
-    assert c_row_levels is not None
-    assert c_row_levels(*row) == _bars.row_levels_python(*row)
+@given(cases())
+def test_c_and_python_paint_the_same_cells(case: Case) -> None:
+    assert c_paint_rows is not None
+    assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
 
 
 def test_levels_of_a_simple_row() -> None:
-    # a task alive over cells 0-3, waiting in cells 1-2, blocked in cell 3
-    items = [(0.0, 4.0, _bars.Marks([(1.0, 3.0, False), (3.0, 4.0, True)]))]
-    assert list(_bars.row_levels(items, 0.0, 1.0, 6)) == [2, 1, 1, 3, 0, 0]
-    assert _bars.row_levels_python(items, 0.0, 1.0, 6) == _bars.row_levels(items, 0.0, 1.0, 6)
+    # a task alive over cells 0-3, waiting in cells 1-2, blocked in cell 3; another track's
+    # marks are not its
+    task = span(0.0, 4.0)
+    awaits = [span(1.0, 3.0), span(4.0, 6.0, track=2)]
+    case = ([[task]], awaits, [span(3.0, 4.0)], 0.0, 1.0, 6)
+    assert [list(levels) for levels in _bars.paint_rows(*case)] == [[2, 1, 1, 3, 0, 0]]
+    assert _bars.paint_rows_python(*case) == _bars.paint_rows(*case)
 
 
 def test_an_instant_still_shows_and_a_group_shows_its_busiest() -> None:
-    assert list(_bars.row_levels([(2.5, 2.5, _bars.NO_MARKS)], 0.0, 1.0, 4)) == [0, 0, 2, 0]
-    waiting = (0.0, 2.0, _bars.Marks([(0.0, 2.0, False)]))
-    running = (1.0, 2.0, _bars.NO_MARKS)
-    assert list(_bars.row_levels([waiting, running], 0.0, 1.0, 2)) == [1, 2]
+    assert list(_bars.paint_rows([[span(2.5, 2.5)]], [], [], 0.0, 1.0, 4)[0]) == [0, 0, 2, 0]
+    waiting, running = span(0.0, 2.0, track=1), span(1.0, 2.0, track=2)
+    rows = [[waiting, running], [running]]
+    levels = _bars.paint_rows(rows, [span(0.0, 2.0, track=1)], [], 0.0, 1.0, 2)
+    assert [list(row) for row in levels] == [[1, 2], [0, 2]]
 
 
 @needs_c
 def test_what_c_refuses_the_reference_decides() -> None:
-    assert c_row_levels is not None
+    assert c_paint_rows is not None
     for bad in (math.inf, math.nan):
         with pytest.raises(ValueError):
-            c_row_levels([(0.0, bad, _bars.NO_MARKS)], 0.0, 1.0, 4)
+            c_paint_rows([[span(0.0, bad)]], [], [], 0.0, 1.0, 4)
     with pytest.raises(ValueError):
-        c_row_levels([], 0.0, 0.0, 4)  # a step that is not positive
-    # row_levels then runs the reference, which fails (or not) as the terminal always did
+        c_paint_rows([], [], [], 0.0, 0.0, 4)  # a step that is not positive
+    with pytest.raises(TypeError):
+        c_paint_rows([[span(0, 1)]], [], [], 0.0, 1.0, 4)  # an int time: Python compares it
+    # paint_rows then runs the reference, which fails (or not) as the terminal always did
     with pytest.raises(ValueError):
-        _bars.row_levels([(0.0, math.nan, _bars.NO_MARKS)], 0.0, 1.0, 4)
+        _bars.paint_rows([[span(0.0, math.nan)]], [], [], 0.0, 1.0, 4)
+    assert list(_bars.paint_rows([[span(0, 1)]], [], [], 0.0, 1.0, 2)[0]) == [2, 0]
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.floats(), st.floats()), min_size=1, max_size=4)))
+def test_c_and_python_find_the_same_bounds(rows: list[list[tuple[float, float]]]) -> None:
+    from asynctrace._cbars import row_bounds as c_row_bounds
+
+    # any floats: NaN and infinities are kept or passed over exactly as min() and max() do
+    spans = [[span(a, b) for a, b in row] for row in rows]
+    assert repr(c_row_bounds(spans)) == repr(_bars.row_bounds_python(spans))
+    with pytest.raises(TypeError):
+        c_row_bounds([[span(0, 1)]])  # an int time: Python compares it
+    assert _bars.row_bounds([[span(0, 1)]]) == (0, 1, [(0, 1)])

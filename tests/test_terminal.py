@@ -181,7 +181,7 @@ def test_each_row_looks_only_at_the_awaits_under_it(monkeypatch: pytest.MonkeyPa
         return found
 
     # the Python reference, which the C one matches (tests/test_bars.py), counted
-    monkeypatch.setattr(_bars, "_C_ROW_LEVELS", None)
+    monkeypatch.setattr(_bars, "_C_PAINT_ROWS", None)
     monkeypatch.setattr(_bars.Marks, "overlapping", counted)
     text = render_timeline(Trace(spans), width=100)
     assert "child() ×2,000" in text

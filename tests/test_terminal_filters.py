@@ -3,14 +3,18 @@ rows only, an axis from its first span, filters, and traces that would loop fore
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_chrome import blog_trace
 
-from asynctrace._spans import Span, Status, Trace
+from asynctrace._spans import KINDS, Kind, Span, Status, Trace
 from asynctrace._terminal import OPEN, render_timeline
+from asynctrace._terminal_rows import by_key_python, call_depths_python
 
 ASYNCIO = "/usr/lib/python3.11/asyncio/selector_events.py"
 
@@ -195,3 +199,44 @@ def test_every_parent_walk_stops_at_a_cycle(alarm: None) -> None:
     assert "Task-1 main()" in render_timeline(trace, width=100, internals=True, depth=1)
     assert "task3()" in render_timeline(trace, width=100, filter="task3")
     assert "peak concurrency" in render_timeline(trace, width=100, max_rows=2)
+
+
+try:
+    from asynctrace._cbars import call_depths as c_call_depths
+except ImportError:  # built without a C compiler: only the reference runs
+    c_call_depths = None
+
+
+@pytest.mark.skipif(
+    c_call_depths is None and not os.environ.get("CI"), reason="built without a C compiler"
+)
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.sampled_from(KINDS), st.integers(1, 2))))
+def test_c_and_python_find_the_same_call_depths(links: list[tuple[int, Kind, int]]) -> None:
+    # spans 1.. whose parent is any span (a later one, itself: cycles made after the build),
+    # of any kind and on track 1 or 2; span 1 is the owner
+    spans = [
+        Span(i + 1, None, kind, "f", 0.0, 1.0, track) for i, (_, kind, track) in enumerate(links)
+    ]
+    for span, (parent, _, _) in zip(spans, links, strict=True):
+        span.parent = spans[parent] if parent < len(spans) else None
+    if not spans:
+        return
+    owner, calls = spans[0], [s for s in spans[1:] if s.kind in ("coroutine", "gather")]
+    assert c_call_depths is not None
+    for walk in (0, 3, len(spans)):
+        assert c_call_depths(calls, owner, walk) == call_depths_python(calls, owner, walk)
+
+
+@pytest.mark.skipif(
+    c_call_depths is None and not os.environ.get("CI"), reason="built without a C compiler"
+)
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 3), st.text(max_size=1)), st.floats())))
+def test_c_and_python_group_by_key_alike(pairs: list[tuple[int | str, float]]) -> None:
+    from asynctrace._cbars import by_key as c_by_key
+
+    keys, values = [k for k, _ in pairs], [v for _, v in pairs]
+    # the same values (the same objects: NaN too), the keys in the order first seen
+    assert list(c_by_key(keys, values).items()) == list(by_key_python(keys, values).items())
+    with pytest.raises(ValueError):
+        c_by_key(keys, [*values, 0.0])
