@@ -118,8 +118,9 @@ def release(trace: Trace) -> None:
     exit, about 35 ms for 22,000 spans.  Unlinked and dropped here, the spans are freed by
     reference counting.
     """
-    for span in trace.spans:  # the links up cut, the links down are a tree: no cycle is left
+    for span in trace.spans:  # each span freed on its own (freeing a tree from its root is slower)
         span.parent = None
+        span.children = []
     trace.spans = []
     trace.by_id = {}
     trace._derived.clear()  # the critical path, the rows: lists of the same spans
