@@ -141,7 +141,26 @@ def _trace_spans(text: str) -> int:
     return value
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, as wide as argparse makes it, found without importing shutil
+    (argparse imports it for every option added: 2 ms of every run)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _terminal_columns(80) - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # argparse quotes some values with %r and pastes others raw (unrecognized arguments)
         raise UsageError(f"{visible(message)} (see `{self.prog} --help`)")
@@ -564,10 +583,10 @@ def _flush_stdout() -> None:
         sys.stdout.flush()
 
 
-def _terminal_columns() -> int:
-    """``shutil.get_terminal_size((100, 24)).columns`` without importing shutil (and with it
-    bz2 and lzma, 2 ms of every run): $COLUMNS, else the width of the terminal on stdout, else
-    100."""
+def _terminal_columns(fallback: int = 100) -> int:
+    """``shutil.get_terminal_size((fallback, 24)).columns`` without importing shutil (and with
+    it bz2 and lzma, 2 ms of every run): $COLUMNS, else the width of the terminal on stdout,
+    else ``fallback``."""
     try:
         columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -575,9 +594,9 @@ def _terminal_columns() -> int:
     if columns > 0:
         return columns
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 100  # type: ignore[union-attr]
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or fallback  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
-        return 100
+        return fallback
 
 
 def _show(trace: Trace | None, options: argparse.Namespace, json_path: str | None) -> None:
