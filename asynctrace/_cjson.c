@@ -48,6 +48,16 @@ typedef struct {
 #define KEY_SLOTS 512
 #define KEY_PROBES 16
 
+/* A slice's ',"name":"...","cat":"..."' text for a (name, kind, status) of str objects, kept
+ * for the rest of a call (see put_name_text). */
+typedef struct {
+    PyObject *name, *kind, *status; /* strong references, or NULL */
+    PyObject *text;                 /* bytes */
+} NameText;
+
+#define NAME_SLOTS 256
+#define NAME_PROBES 8
+
 /* The output, written straight into the bytes object that is returned: grown in place (a
  * realloc, which the allocator does without copying for a big block) and cut to its length at
  * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
@@ -57,6 +67,9 @@ typedef struct {
     char *data;
     Py_ssize_t len, cap;
     KeyText *keys; /* KEY_SLOTS of them, NULL until an attribute key is written */
+    NameText *names; /* NAME_SLOTS of them, NULL until a slice is written */
+    /* the last parent whose file was looked up, and that file (NULL: it has none) */
+    PyObject *parent, *parent_file;
 } Buffer;
 
 /* Frees what the buffer holds (after an error, or once its bytes are taken). */
@@ -72,6 +85,18 @@ drop(Buffer *buf)
         PyMem_Free(buf->keys);
         buf->keys = NULL;
     }
+    if (buf->names != NULL) {
+        for (int i = 0; i < NAME_SLOTS; i++) {
+            Py_XDECREF(buf->names[i].name);
+            Py_XDECREF(buf->names[i].kind);
+            Py_XDECREF(buf->names[i].status);
+            Py_XDECREF(buf->names[i].text);
+        }
+        PyMem_Free(buf->names);
+        buf->names = NULL;
+    }
+    Py_CLEAR(buf->parent);
+    Py_CLEAR(buf->parent_file);
 }
 
 static int
@@ -387,7 +412,7 @@ put_value(Buffer *buf, PyObject *value, int depth)
 static PyObject *
 dumps(PyObject *module, PyObject *value)
 {
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     if (reserve(&buf, 4096) < 0 || put_value(&buf, value, 0) < 0) {
         drop(&buf);
         return NULL;
@@ -652,13 +677,81 @@ put_display_name(Buffer *buf, SpanFields *f)
     return put(buf, "\"", 1);
 }
 
+/* ,"name":"<display name>","cat":"<kind>" for the span: each (name, kind, status) of objects
+ * is written once per call and its text kept in buf->names, since a trace repeats a few of
+ * them on every span (the name of the await, of the coroutine).  0, or -1 with an exception. */
+static int
+put_name_text(Buffer *buf, SpanFields *f)
+{
+    if (buf->names == NULL) {
+        buf->names = PyMem_Calloc(NAME_SLOTS, sizeof(NameText));
+        if (buf->names == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    size_t home = (((uintptr_t)f->name >> 4) ^ ((uintptr_t)f->kind >> 6)
+                   ^ ((uintptr_t)f->status >> 8)) % NAME_SLOTS;
+    NameText *free_slot = NULL;
+    for (int probe = 0; probe < NAME_PROBES; probe++) {
+        NameText *slot = &buf->names[(home + probe) % NAME_SLOTS];
+        if (slot->name == f->name && slot->kind == f->kind && slot->status == f->status) {
+            return put(buf, PyBytes_AS_STRING(slot->text), PyBytes_GET_SIZE(slot->text));
+        }
+        if (slot->name == NULL) {
+            free_slot = slot;
+            break;
+        }
+    }
+    Py_ssize_t mark = buf->len;
+    if (put_key(buf, ",\"name\":") < 0 || put_display_name(buf, f) < 0
+        || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f->kind) < 0) {
+        return -1;
+    }
+    if (free_slot != NULL) {
+        PyObject *text = PyBytes_FromStringAndSize(buf->data + mark, buf->len - mark);
+        if (text == NULL) {
+            return -1;
+        }
+        free_slot->name = Py_NewRef(f->name);
+        free_slot->kind = Py_NewRef(f->kind);
+        free_slot->status = Py_NewRef(f->status);
+        free_slot->text = text;
+    }
+    return 0;
+}
+
+/* The file of the span's parent (borrowed into *out; NULL when the parent has none), for the
+ * last parent asked about kept in buf: a row's spans share a few parents.  0, or -1. */
+static int
+parent_file_of(Buffer *buf, PyObject *parent, PyObject **out)
+{
+    if (parent != buf->parent) {
+        PyObject *parent_attributes = span_field(parent, F_ATTRIBUTES);
+        if (parent_attributes == NULL) {
+            return -1;
+        }
+        PyObject *found = NULL;
+        if (PyDict_Check(parent_attributes)) {
+            found = PyDict_GetItemWithError(parent_attributes, c_file_key);
+            if (found == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+        }
+        Py_XSETREF(buf->parent, Py_NewRef(parent));
+        Py_XSETREF(buf->parent_file, Py_XNewRef(found));
+    }
+    *out = buf->parent_file;
+    return 0;
+}
+
 /* The slice's args: 1 written, 0 not taken (an attribute the fast path does not write as
  * _args would: the caller takes back what was written), -1 error. */
 static int
 put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
 {
     int ok = is(f->status, s_ok);
-    if (put_key(buf, "{\"span_id\":") < 0 || put_value(buf, f->span_id, 1) < 0
+    if (put_key(buf, "{\"span_id\":") < 0 || put_long(buf, f->span_id) < 0
         || put_key(buf, ",\"parent_id\":") < 0 || put_value(buf, f->parent_id, 1) < 0) {
         return -1;
     }
@@ -670,8 +763,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
             return -1;
         }
     }
-    if (put_key(buf, ",\"start_seq\":") < 0 || put_value(buf, f->start_seq, 1) < 0
-        || put_key(buf, ",\"end_seq\":") < 0 || put_value(buf, f->end_seq, 1) < 0) {
+    if (put_key(buf, ",\"start_seq\":") < 0 || put_long(buf, f->start_seq) < 0
+        || put_key(buf, ",\"end_seq\":") < 0 || put_long(buf, f->end_seq) < 0) {
         return -1;
     }
     if (!full && !ok && (put_key(buf, ",\"status\":") < 0 || put_str(buf, f->status) < 0)) {
@@ -685,17 +778,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
         return -1;
     }
     PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
-    if (f->parent != Py_None) {
-        PyObject *parent_attributes = span_field(f->parent, F_ATTRIBUTES);
-        if (parent_attributes == NULL) {
-            return -1;
-        }
-        if (PyDict_Check(parent_attributes)) {
-            parent_file = PyDict_GetItemWithError(parent_attributes, c_file_key);
-        }
-        if (parent_file == NULL && PyErr_Occurred()) {
-            return -1;
-        }
+    if (f->parent != Py_None && parent_file_of(buf, f->parent, &parent_file) < 0) {
+        return -1;
     }
     int has_default = 0, has_file = 0;
     Py_ssize_t pos = 0;
@@ -797,9 +881,7 @@ put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, lon
     }
     Py_ssize_t mark = buf->len;
     int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":") < 0 || put_value(buf, tid, 1) < 0
-                     || put_key(buf, ",\"name\":") < 0 || put_display_name(buf, &f) < 0
-                     || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f.kind) < 0
-                     || put_key(buf, ",\"args\":") < 0
+                     || put_name_text(buf, &f) < 0 || put_key(buf, ",\"args\":") < 0
                  ? -1
                  : put_args(buf, &f, unclamped_ns, full);
     if (rc > 0 && (put_key(buf, ",\"ts\":") < 0 || put_us(buf, start_ns) < 0
@@ -894,7 +976,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (placed == NULL) {
         return NULL;
     }
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
     PyObject **entries = PySequence_Fast_ITEMS(placed);
     int rc = reserve(&buf, 256 * (n + 1));
@@ -1177,7 +1259,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0];
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
