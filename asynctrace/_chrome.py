@@ -28,7 +28,7 @@ from typing import Any
 
 from . import __version__
 from ._files import write_whole
-from ._json import dumps
+from ._json import dumps, dumps_strict
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace, gc_paused
 from ._timeline import _AWAITED, _FUNCTION, activity, display_name, joins, row_label
@@ -244,13 +244,13 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
     """:func:`to_chrome`'s document as JSON, in chunks to write one after the other, without
     making a dict per span when it can.
 
-    With the C accelerator, the events are written by :func:`encode_events`, each span's
-    slice straight from the span; without it, :func:`to_chrome`'s document is encoded.  The
-    same JSON meaning either way.
+    Each row is placed and each span's slice written straight from the span, by
+    ``_cjson.place_rows`` or, without the C accelerator, by ``_chrome_text.place_rows``: the
+    same bytes.  A trace with a value either refuses is written as :func:`to_chrome`'s
+    document, encoded, which is what they write.
     """
+    c_module = _cjson()
     place = _row_placer()
-    if place is None:
-        return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
         layout = _layout(trace, full_args, lazy=True)
         rows = [
@@ -261,16 +261,23 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
         fallback = functools.partial(_slice_event, full_args=full_args)
         try:
             body = place(rows, after, full_args, fallback)
+            del rows, after  # freed now: a collection when the collector is back would scan them
+            if c_module is None:
+                # the whole document's encoder, or, if it refuses one, the old way's as a whole
+                head = dumps_strict(layout.head)[1:-1]
+                tail = dumps_strict([_placed_event(e, full_args) for e in layout.tail])[1:-1]
+                other = dumps_strict(layout.other)
         except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
             return (dumps(to_chrome(trace, full_args=full_args)),)
-        del rows, after  # freed now: a collection when the collector is back would only scan them
-        head = encode_events(layout.head, full_args, b",")
-        tail = encode_events(layout.tail, full_args, b",")
+        if c_module is not None:
+            head = encode_events(layout.head, full_args, b",")
+            tail = encode_events(layout.tail, full_args, b",")
+            other = dumps(layout.other)
     parts = [b'{"traceEvents":[', head]
     for part in (body, tail):
         if part:
             parts += [b",", part]
-    parts.append(b'],"displayTimeUnit":"ms","otherData":' + dumps(layout.other) + b"}")
+    parts.append(b'],"displayTimeUnit":"ms","otherData":' + other + b"}")
     return tuple(parts)
 
 
@@ -321,11 +328,15 @@ def _events_encoder() -> _EventsEncoder | None:
     return None if module is None else module.timeline_events
 
 
-def _row_placer() -> _RowPlacer | None:
-    """``_cjson.place_rows``: :func:`_place` and the slices' encoding in one C call, for every
-    row of the file; None without C."""
+def _row_placer() -> _RowPlacer:
+    """:func:`_place` and the slices' encoding in one call, for every row of the file:
+    ``_cjson.place_rows``, or without C ``_chrome_text.place_rows``."""
     module = _cjson()
-    return None if module is None else module.place_rows
+    if module is not None:
+        return module.place_rows  # type: ignore[no-any-return]
+    from ._chrome_text import place_rows  # a cycle: it writes with this module's constants
+
+    return place_rows
 
 
 _RowPlacer = Callable[

@@ -1,0 +1,274 @@
+"""The JSON timeline's rows as text, in Python: what ``_cjson.place_rows`` writes in C.
+
+Problem: without the C accelerator the timeline was made as a dict per span (and one for its
+args) and the whole document encoded by the json module: about 20 us a span, ten times the C
+way, when the pure-Python path MUST stay within three times of it.
+
+Solution: :func:`place_rows` places each row as ``_chrome._place`` does and writes each span's
+slice as text straight from the span, the same bytes as ``_cjson.place_rows``: the fixed keys
+written once in the templates, the text of each (name, kind, status) and of each attribute key
+kept for the call, strings escaped by json's own escaper, one join and one encode at the end.
+A span it does not write exactly as ``_chrome._args`` would (a long string, a list, a renamed
+key, a blocked step, an odd number) gets its event dict from ``fallback``, encoded by
+``_json.dumps_strict``.  What that encoder refuses, a time it cannot write as its decimal, and
+a lone surrogate (UnicodeEncodeError at the end) raise TypeError or ValueError: the caller then
+encodes the whole document the old way, so the file is byte for byte what it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from json.encoder import encode_basestring as quote  # '"text"', escaped as json.dumps does
+from typing import Any
+
+from ._chrome import _DEFAULTS, _FILE, _RESERVED, _UNCLAMPED, MARKER_CAT, ORIGIN_NS, PID, _Item
+from ._json import dumps_strict
+from ._sanitize import MAX_CHARS
+from ._spans import Span
+from ._timeline import display_name
+
+__all__ = ["place_rows"]
+
+# Beyond 64 bits orjson refuses an int; refusing it here too leaves it to the old way.
+_INT_LIMIT = 2**63
+# Below 2**42 us the doubles are less than 0.0005 apart: ns / 1000 reads back from its exact
+# three-decimal text, which is what repr() writes (as _cjson.put_float argues).
+_US_LIMIT = 4 * 10**15
+_MISSING = object()
+_NULL_DEFAULTS = {kind: f",{quote(key)}:null" for kind, key in _DEFAULTS.items()}
+_NULL_FILE = f",{quote(_FILE)}:null"
+_UNCLAMPED_KEY = f",{quote(_UNCLAMPED)}:"
+_MARKER_CAT = quote(MARKER_CAT)
+
+_Fallback = Callable[[Span, int, int, int, "int | None"], dict[str, Any]]
+
+
+def us_text(ns: int) -> str:
+    """Whole nanoseconds as ``_chrome._us``'s microseconds are written: ``12`` or ``12.345``."""
+    whole, part = divmod(ns, 1000)
+    if part == 0:
+        return str(whole)
+    if not 0 <= ns < _US_LIMIT:
+        msg = f"ns={ns} is past the times written as decimals here; the json module writes it"
+        raise ValueError(msg)
+    return f"{whole}.{part:03d}".rstrip("0")
+
+
+def _number_text(value: int | float) -> str:
+    """An int, or a float written with repr() (the same in every encoder, unless exponent)."""
+    if value.__class__ is int:
+        return str(value)
+    text = float.__repr__(value)
+    if "e" in text or "n" in text:  # 1e-06 (orjson: 1e-6), nan, inf
+        msg = f"value={text} is written differently by each encoder; the json module writes it"
+        raise ValueError(msg)
+    return text
+
+
+def _value_text(value: object) -> str | None:
+    """An attribute value's JSON text, when every encoder writes it alike; None otherwise."""
+    cls = value.__class__
+    if cls is str:
+        return quote(value) if len(value) <= MAX_CHARS else None  # type: ignore[arg-type]
+    if cls is int:
+        return str(value) if -_INT_LIMIT <= value < _INT_LIMIT else None  # type: ignore[operator]
+    if value is None:
+        return "null"
+    if cls is bool:
+        return "true" if value else "false"
+    if cls is float:
+        text = float.__repr__(value)
+        return None if "e" in text or "n" in text else text
+    return None
+
+
+def _key_text(key: object) -> str | None:
+    """``,"key":`` for an attribute key that ``_args`` keeps as it is; None otherwise."""
+    if key.__class__ is not str or len(key) > MAX_CHARS:
+        return None
+    if key in _RESERVED or key == _UNCLAMPED:
+        return None
+    return f",{quote(key)}:"
+
+
+def _flow_text(flow: tuple[str, int, int | float, int, str, bool]) -> str:
+    """A flow event, as ``_chrome._flow_event`` makes its dict."""
+    ph, tid, ts, flow_id, cat, enclosing = flow
+    bound = ',"bp":"e"' if enclosing else ""
+    return (
+        f'{{"ph":{quote(ph)},"pid":{PID},"tid":{tid},"ts":{_number_text(ts)},'
+        f'"id":{flow_id},"cat":{quote(cat)}{bound}}}'
+    )
+
+
+class _Writer:
+    """The slices of one call: its mode, the texts it keeps, the parent last looked up."""
+
+    def __init__(self, full: bool, fallback: _Fallback) -> None:
+        self.full = full
+        self.fallback = fallback
+        # (name, kind, status) -> the text from ',"name":' to '"span_id":', or None: not taken
+        self.heads: dict[tuple[str, str, str], str | None] = {}
+        self.keys: dict[object, str | None] = {}  # attribute key -> ',"key":' or None
+        self.parent: Span | None = None
+        self.parent_file: object = _MISSING
+
+    def head(self, span: Span) -> str | None:
+        kind, name = span.kind, span.name
+        if (
+            kind == "blocked"  # its name carries its duration, formatted in Python
+            or kind.__class__ is not str
+            or name.__class__ is not str
+            or span.status.__class__ is not str
+            or len(name) > MAX_CHARS
+        ):
+            return None
+        return f',"name":{quote(display_name(span))},"cat":{quote(kind)},"args":{{"span_id":'
+
+    def slice(self, span: Span, tid: int, start: int, end: int, unclamped: int | None) -> str:
+        """The slice of ``span`` at ``[start, end)`` ns on row ``tid``."""
+        text = self.taken(span, tid, start, end, unclamped)
+        if text is None:
+            event = self.fallback(span, tid, start, end, unclamped)
+            return dumps_strict(event).decode()
+        return text
+
+    def taken(
+        self, span: Span, tid: int, start: int, end: int, unclamped: int | None
+    ) -> str | None:
+        """The slice's text, or None when ``_args`` would write it otherwise."""
+        name, kind, status = span.name, span.kind, span.status
+        texts = (name, kind, status)
+        head = self.heads.get(texts, _MISSING)
+        if head is _MISSING:
+            head = self.heads[texts] = self.head(span)
+        if head is None:
+            return None
+        span_id, parent_id = span.span_id, span.parent_id
+        start_seq, end_seq = span.start_seq, span.end_seq
+        if not (
+            span_id.__class__ is int
+            and start_seq.__class__ is int
+            and end_seq.__class__ is int
+            and (parent_id is None or parent_id.__class__ is int)
+            and -_INT_LIMIT <= span_id < _INT_LIMIT
+            and -_INT_LIMIT <= start_seq < _INT_LIMIT
+            and -_INT_LIMIT <= end_seq < _INT_LIMIT
+            and (parent_id is None or -_INT_LIMIT <= parent_id < _INT_LIMIT)
+        ):
+            return None
+        error = span.error
+        if error is not None and (error.__class__ is not str or len(error) > MAX_CHARS):
+            return None
+        attributes = span.attributes
+        if attributes.__class__ is not dict:
+            return None
+        parts = [
+            f'{{"ph":"X","pid":{PID},"tid":{tid}',
+            head,
+            str(span_id),
+            ',"parent_id":null' if parent_id is None else f',"parent_id":{parent_id}',
+        ]
+        full = self.full
+        if full:
+            track = span.track
+            if track.__class__ is not int or not -_INT_LIMIT <= track < _INT_LIMIT:
+                return None
+            parts.append(
+                f',"kind":{quote(kind)},"track":{track},"status":{quote(status)},'
+                f'"name":{quote(name)}'
+            )
+        parts.append(f',"start_seq":{start_seq},"end_seq":{end_seq}')
+        if not full and status != "ok":
+            parts.append(f',"status":{quote(status)}')
+        if error is not None:
+            parts.append(f',"error":{quote(error)}')
+        default = _DEFAULTS.get(kind)
+        parent = span.parent
+        parent_file = _MISSING
+        if parent is not None:
+            if parent is not self.parent:
+                self.parent = parent
+                self.parent_file = parent.attributes.get(_FILE, _MISSING)
+            parent_file = self.parent_file
+        has_default = has_file = False
+        keys = self.keys
+        for key, value in attributes.items():
+            key_text = keys.get(key, _MISSING)
+            if key_text is _MISSING:
+                key_text = keys[key] = _key_text(key)
+            value_text = _value_text(value)
+            if key_text is None or value_text is None:
+                return None
+            if key == default:
+                has_default = True
+                if not full and value == name:
+                    continue  # it repeats the name
+            elif key == _FILE and parent_file is not _MISSING:
+                has_file = True
+                if not full and value == parent_file:
+                    continue  # the parent's file: said once per row
+            parts.append(key_text)
+            parts.append(value_text)
+        if default is not None and not has_default:
+            parts.append(_NULL_DEFAULTS[kind])
+        if parent_file is not _MISSING and not has_file:
+            parts.append(_NULL_FILE)
+        if unclamped is not None:
+            parts.append(_UNCLAMPED_KEY + us_text(unclamped))
+        parts.append(f'}},"ts":{us_text(start)},"dur":{us_text(end - start)}}}')
+        return "".join(parts)  # type: ignore[arg-type]
+
+
+def place_rows(
+    rows: list[tuple[int, list[Span], list[_Item]]],
+    after: dict[int, list[Any]],
+    full: bool,
+    fallback: _Fallback,
+) -> bytes:
+    """The rows of a whole JSON timeline, each placed as ``_chrome._place`` places it and
+    written, joined by ",": ``_cjson.place_rows``'s arguments and bytes."""
+    writer = _Writer(full, fallback)
+    out: list[str] = []
+    for tid, spans, markers in rows:
+        if tid.__class__ is not int:
+            msg = f"tid={tid!r} is not an int; the json module writes the row"
+            raise TypeError(msg)
+        # _Item.key, flat: (start, -end, seq, sub), then the order they came in
+        entries: list[tuple[int, int, int, int, int, Span | _Item]] = []
+        for index, span in enumerate(spans):
+            start = round(span.start * 1e9) + ORIGIN_NS
+            end = round(span.end * 1e9) + ORIGIN_NS
+            entries.append((start, -max(end, start), span.start_seq, 0, index, span))
+        index = len(spans)
+        for marker in markers:
+            seq, sub = marker.key[2]
+            entries.append((marker.start, -marker.end, seq, sub, index, marker))
+            index += 1
+        entries.sort()
+        ends: list[int] = []  # the ends of the slices open, innermost last
+        for start, negative_end, _, _, _, entry in entries:
+            end = -negative_end
+            while ends and ends[-1] <= start:  # half-open: [a, b) is over at b
+                ends.pop()
+            unclamped = None
+            if ends and end > ends[-1]:
+                unclamped = end
+                end = ends[-1]
+            ends.append(end)
+            flows: list[Any] | None
+            if isinstance(entry, _Item):
+                event = entry.event
+                assert event is not None  # a marker always has its event
+                out.append(
+                    f'{{"ph":"X","pid":{PID},"tid":{event["tid"]},"name":{quote(event["name"])},'
+                    f'"cat":{_MARKER_CAT},"args":{{}},"ts":{us_text(start)},'
+                    f'"dur":{us_text(end - start)}}}'
+                )
+                flows = entry.after
+            else:
+                out.append(writer.slice(entry, tid, start, end, unclamped))
+                flows = after.get(entry.span_id)
+            if flows:
+                out.extend(map(_flow_text, flows))
+    return ",".join(out).encode()
