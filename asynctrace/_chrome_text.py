@@ -40,18 +40,21 @@ _NULL_FILE = f",{quote(_FILE)}:null"
 _UNCLAMPED_KEY = f",{quote(_UNCLAMPED)}:"
 _MARKER_CAT = quote(MARKER_CAT)
 
+# the texts a (name, kind, status) shares: from ',"name":' to '"span_id":'; with full args, the
+# texts around the track; the status (compact args); the key repeating the name, and its null
+_Head = tuple[str, "tuple[str, str] | None", str, "str | None", str]
 _Fallback = Callable[[Span, int, int, int, "int | None"], dict[str, Any]]
 
 
 def us_text(ns: int) -> str:
     """Whole nanoseconds as ``_chrome._us``'s microseconds are written: ``12`` or ``12.345``."""
-    whole, part = divmod(ns, 1000)
-    if part == 0:
-        return str(whole)
+    part = ns % 1000
+    if not part:
+        return str(ns // 1000)
     if not 0 <= ns < _US_LIMIT:
         msg = f"ns={ns} is past the times written as decimals here; the json module writes it"
         raise ValueError(msg)
-    return f"{whole}.{part:03d}".rstrip("0")
+    return f"{ns // 1000}.{part:03d}".rstrip("0")
 
 
 def _number_text(value: int | float) -> str:
@@ -107,23 +110,33 @@ class _Writer:
     def __init__(self, full: bool, fallback: _Fallback) -> None:
         self.full = full
         self.fallback = fallback
-        # (name, kind, status) -> the text from ',"name":' to '"span_id":', or None: not taken
-        self.heads: dict[tuple[str, str, str], str | None] = {}
+        # (name, kind, status) -> its _Head, or None: the span is not taken
+        self.heads: dict[tuple[str, str, str], _Head | None] = {}
         self.keys: dict[object, str | None] = {}  # attribute key -> ',"key":' or None
         self.parent: Span | None = None
         self.parent_file: object = _MISSING
 
-    def head(self, span: Span) -> str | None:
-        kind, name = span.kind, span.name
+    def head(self, span: Span) -> _Head | None:
+        kind, name, status = span.kind, span.name, span.status
         if (
             kind == "blocked"  # its name carries its duration, formatted in Python
             or kind.__class__ is not str
             or name.__class__ is not str
-            or span.status.__class__ is not str
+            or status.__class__ is not str
             or len(name) > MAX_CHARS
         ):
             return None
-        return f',"name":{quote(display_name(span))},"cat":{quote(kind)},"args":{{"span_id":'
+        head = f',"name":{quote(display_name(span))},"cat":{quote(kind)},"args":{{"span_id":'
+        if self.full:
+            # the track comes between kind and status
+            named = (
+                f',"kind":{quote(kind)},"track":',
+                f',"status":{quote(status)},"name":{quote(name)}',
+            )
+        else:
+            named = None
+        status_text = "" if self.full or status == "ok" else f',"status":{quote(status)}'
+        return (head, named, status_text, _DEFAULTS.get(kind), _NULL_DEFAULTS.get(kind, ""))
 
     def slice(self, span: Span, tid: int, start: int, end: int, unclamped: int | None) -> str:
         """The slice of ``span`` at ``[start, end)`` ns on row ``tid``."""
@@ -137,53 +150,48 @@ class _Writer:
         self, span: Span, tid: int, start: int, end: int, unclamped: int | None
     ) -> str | None:
         """The slice's text, or None when ``_args`` would write it otherwise."""
-        name, kind, status = span.name, span.kind, span.status
-        texts = (name, kind, status)
-        head = self.heads.get(texts, _MISSING)
-        if head is _MISSING:
-            head = self.heads[texts] = self.head(span)
+        name = span.name
+        texts = (name, span.kind, span.status)
+        head = self.heads.get(texts)
         if head is None:
-            return None
+            if texts in self.heads:
+                return None
+            head = self.heads[texts] = self.head(span)
+            if head is None:
+                return None
+        prefix, named, status_text, default, null_default = head
         span_id, parent_id = span.span_id, span.parent_id
         start_seq, end_seq = span.start_seq, span.end_seq
+        if parent_id is None:
+            parent_id = 0  # only checked: "null" is written
         if not (
             span_id.__class__ is int
             and start_seq.__class__ is int
             and end_seq.__class__ is int
-            and (parent_id is None or parent_id.__class__ is int)
+            and parent_id.__class__ is int
             and -_INT_LIMIT <= span_id < _INT_LIMIT
             and -_INT_LIMIT <= start_seq < _INT_LIMIT
             and -_INT_LIMIT <= end_seq < _INT_LIMIT
-            and (parent_id is None or -_INT_LIMIT <= parent_id < _INT_LIMIT)
+            and -_INT_LIMIT <= parent_id < _INT_LIMIT
         ):
             return None
         error = span.error
-        if error is not None and (error.__class__ is not str or len(error) > MAX_CHARS):
-            return None
         attributes = span.attributes
-        if attributes.__class__ is not dict:
+        if attributes.__class__ is not dict or (
+            error is not None and (error.__class__ is not str or len(error) > MAX_CHARS)
+        ):
             return None
-        parts = [
-            f'{{"ph":"X","pid":{PID},"tid":{tid}',
-            head,
-            str(span_id),
-            ',"parent_id":null' if parent_id is None else f',"parent_id":{parent_id}',
-        ]
+        parent_text = "null" if span.parent_id is None else parent_id
+        text = f'{{"ph":"X","pid":{PID},"tid":{tid}{prefix}{span_id},"parent_id":{parent_text}'
         full = self.full
-        if full:
+        if named is not None:
             track = span.track
             if track.__class__ is not int or not -_INT_LIMIT <= track < _INT_LIMIT:
                 return None
-            parts.append(
-                f',"kind":{quote(kind)},"track":{track},"status":{quote(status)},'
-                f'"name":{quote(name)}'
-            )
-        parts.append(f',"start_seq":{start_seq},"end_seq":{end_seq}')
-        if not full and status != "ok":
-            parts.append(f',"status":{quote(status)}')
+            text += f"{named[0]}{track}{named[1]}"
+        text += f',"start_seq":{start_seq},"end_seq":{end_seq}{status_text}'
         if error is not None:
-            parts.append(f',"error":{quote(error)}')
-        default = _DEFAULTS.get(kind)
+            text += f',"error":{quote(error)}'
         parent = span.parent
         parent_file = _MISSING
         if parent is not None:
@@ -194,12 +202,6 @@ class _Writer:
         has_default = has_file = False
         keys = self.keys
         for key, value in attributes.items():
-            key_text = keys.get(key, _MISSING)
-            if key_text is _MISSING:
-                key_text = keys[key] = _key_text(key)
-            value_text = _value_text(value)
-            if key_text is None or value_text is None:
-                return None
             if key == default:
                 has_default = True
                 if not full and value == name:
@@ -208,16 +210,32 @@ class _Writer:
                 has_file = True
                 if not full and value == parent_file:
                     continue  # the parent's file: said once per row
-            parts.append(key_text)
-            parts.append(value_text)
+            key_text = keys.get(key, _MISSING)
+            if key_text is _MISSING:
+                key_text = keys[key] = _key_text(key)
+            if key_text is None:
+                return None
+            cls = value.__class__
+            if cls is str:
+                if len(value) > MAX_CHARS:  # type: ignore[arg-type]
+                    return None
+                text += key_text + quote(value)  # type: ignore[operator, arg-type]
+            elif cls is int:
+                if not -_INT_LIMIT <= value < _INT_LIMIT:  # type: ignore[operator]
+                    return None
+                text += f"{key_text}{value}"
+            else:
+                value_text = _value_text(value)
+                if value_text is None:
+                    return None
+                text += key_text + value_text  # type: ignore[operator]
         if default is not None and not has_default:
-            parts.append(_NULL_DEFAULTS[kind])
+            text += null_default
         if parent_file is not _MISSING and not has_file:
-            parts.append(_NULL_FILE)
+            text += _NULL_FILE
         if unclamped is not None:
-            parts.append(_UNCLAMPED_KEY + us_text(unclamped))
-        parts.append(f'}},"ts":{us_text(start)},"dur":{us_text(end - start)}}}')
-        return "".join(parts)  # type: ignore[arg-type]
+            text += _UNCLAMPED_KEY + us_text(unclamped)
+        return f'{text}}},"ts":{us_text(start)},"dur":{us_text(end - start)}}}'
 
 
 def place_rows(
