@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from asynctrace import _chrome, _json
 from asynctrace._chrome_stream import ChromeStream
+from asynctrace._chrome_text import us_text
 from asynctrace._json import dumps
 from asynctrace._sanitize import MAX_CHARS
 from asynctrace._spans import KINDS, STATUSES, Span, Trace
@@ -280,3 +281,13 @@ def test_the_common_spans_are_written_as_text_in_python(monkeypatch: pytest.Monk
     trace = Trace(spans)
     assert b"".join(_chrome.chrome_json(trace)) == dumps(_chrome.to_chrome(trace))
     assert made == [4, 5, 6]
+
+
+@given(st.one_of(st.integers(-(10**18), 10**18), st.integers(-3000, 3000)))
+def test_microseconds_are_written_as_the_encoders_write_them(ns: int) -> None:
+    try:
+        text = us_text(ns)
+    except ValueError:  # past the decimals written here: the old way writes the file
+        assert abs(ns) >= 4 * 10**15
+        return
+    assert text.encode() == dumps(_chrome._us(ns))
