@@ -222,6 +222,8 @@ class _Writer:
                 if not -_INT_LIMIT <= value < _INT_LIMIT:  # type: ignore[operator]
                     return None
                 text += f"{key_text}{value}"
+            elif cls is bool:
+                text += key_text + ("true" if value else "false")
             else:
                 value_text = _value_text(value)
                 if value_text is None:
@@ -233,7 +235,14 @@ class _Writer:
             text += _NULL_FILE
         if unclamped is not None:
             text += _UNCLAMPED_KEY + us_text(unclamped)
-        return f'{text}}},"ts":{us_text(start)},"dur":{us_text(end - start)}}}'
+        dur = end - start
+        if 1000 <= start and 1000 <= dur and end < _US_LIMIT:  # us_text, inlined: twice a slice
+            ts_ns, dur_ns = str(start), str(dur)
+            ts_part, dur_part = ts_ns[-3:], dur_ns[-3:]
+            ts = ts_ns[:-3] if ts_part == "000" else f"{ts_ns[:-3]}.{ts_part}".rstrip("0")
+            us = dur_ns[:-3] if dur_part == "000" else f"{dur_ns[:-3]}.{dur_part}".rstrip("0")
+            return f'{text}}},"ts":{ts},"dur":{us}}}'
+        return f'{text}}},"ts":{us_text(start)},"dur":{us_text(dur)}}}'
 
 
 def place_rows(
@@ -282,7 +291,7 @@ def place_rows(
                 if slice_text is None:
                     slice_text = writer.event(span, tid, start, end, unclamped)
                 out.append(slice_text)
-                flows = after.get(span.span_id)
+                flows = after.get(span.span_id) if after else None
             else:
                 marker = entry  # type: ignore[assignment]
                 event = marker.event
