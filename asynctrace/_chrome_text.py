@@ -236,7 +236,7 @@ class _Writer:
         if unclamped is not None:
             text += _UNCLAMPED_KEY + us_text(unclamped)
         dur = end - start
-        if 1000 <= start and 1000 <= dur and end < _US_LIMIT:  # us_text, inlined: twice a slice
+        if start >= 1000 and dur >= 1000 and end < _US_LIMIT:  # us_text, inlined: twice a slice
             ts_ns, dur_ns = str(start), str(dur)
             ts_part, dur_part = ts_ns[-3:], dur_ns[-3:]
             ts = ts_ns[:-3] if ts_part == "000" else f"{ts_ns[:-3]}.{ts_part}".rstrip("0")
