@@ -31,7 +31,15 @@ from ._files import write_whole
 from ._json import dumps, dumps_strict
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace, gc_paused
-from ._timeline import _AWAITED, _FUNCTION, activity, display_name, joins, row_label
+from ._timeline import (
+    _AWAITED,
+    _FUNCTION,
+    activity,
+    display_name,
+    joins,
+    row_label,
+    spans_of_kind,
+)
 
 __all__ = [
     "activity",
@@ -435,7 +443,8 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     track_ids += sorted(track for track in spans if track not in by_id)  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
     layout = _Layout(track_ids, tids, spans)
-    run = next((s for s in trace.spans if s.kind == "run"), None)
+    runs = spans_of_kind(trace, "run")  # the kinds' positions: found once per trace
+    run = runs[0] if runs else None
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
     head = layout.head
     head.append(
@@ -500,12 +509,13 @@ def _flows(
     """
     tail: list[_Flow] = []
     flow_id = 0
-    spawn_markers: dict[int, _Item] = {}  # one per creating span, at its first child's start
+    # one per creating span, at its first child's start, with its time in us
+    spawn_markers: dict[int, tuple[_Item, int | float]] = {}
     by_track: dict[int, list[Span]] = {}
     for span in join_spans:  # in start order, and a task awaits one thing at a time
         by_track.setdefault(span.track, []).append(span)
     join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
-    join_markers: dict[int, _Item] = {}
+    join_markers: dict[int, tuple[_Item, int | float]] = {}
     by_id = trace.by_id  # a slice's span by its id, as the rows are written (ids may repeat)
     for span in spawned:
         parent = span.parent
@@ -515,15 +525,16 @@ def _flows(
         task = by_id[span.span_id]
         start = _ns(task.start)
         end = max(_ns(task.end), start)
-        marker = spawn_markers.get(parent.span_id)
-        if marker is None:
+        spawn = spawn_markers.get(parent.span_id)
+        if spawn is None:
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
             at = start - 2
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
-            spawn_markers[parent.span_id] = marker
+            spawn = spawn_markers[parent.span_id] = (marker, _us(at))
             rows[parent.track].append(marker)
-        marker.after.append(("s", marker.tid, _us(marker.start), flow_id, "spawn", False))
+        marker, at_us = spawn
+        marker.after.append(("s", marker.tid, at_us, flow_id, "spawn", False))
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
         tid = tids[span.track]
@@ -532,19 +543,20 @@ def _flows(
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
-        jm = join_markers.get(waiter.span_id)
-        if jm is None:
+        join = join_markers.get(waiter.span_id)
+        if join is None:
             awaiting = by_id[waiter.span_id]
             awaiting_start = _ns(awaiting.start)
             at_end = max(_ns(awaiting.end) - 1, awaiting_start)
             jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
-            join_markers[waiter.span_id] = jm
+            join = join_markers[waiter.span_id] = (jm, _us(at_end))
             rows[waiter.track].append(jm)
+        jm, at_us = join
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
         tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
-        jm.after.append(("f", jm.tid, _us(jm.start), flow_id, "join", True))
-    for marker in spawn_markers.values():
+        jm.after.append(("f", jm.tid, at_us, flow_id, "join", True))
+    for marker, _ in spawn_markers.values():
         if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
             marker.event["name"] = f"start {len(marker.after)} tasks"
     return tail
