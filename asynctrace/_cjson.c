@@ -28,7 +28,9 @@
  *
  * place_rows(rows, after, full, fallback): the rows of a whole timeline, each sorted and clamped
  * as _chrome._place does and its slices written as above, straight from the spans: no Python
- * object per span.  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
+ * object per span.  What spans share is written once per call and its text kept: each
+ * attribute key's, each (name, kind, status)'s name and cat, the last parent's file.  (Its
+ * twin in pure Python, _chrome_text.place_rows, writes the same bytes.)  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
  * past the house's 700 lines: they share the buffer and the value writers, and apart they
  * would need a header of their own.)
  */
