@@ -241,7 +241,7 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     """
     with gc_paused():
         layout = _layout(trace, full_args, lazy=False)
-        events = list(layout.head)
+        events = [*layout.head, *_row_events(layout)]
         for track in layout.track_ids:
             events.extend(_place(layout.rows[track]))
         events.extend(_flow_event(e) if isinstance(e, tuple) else e for e in layout.tail)
@@ -272,13 +272,13 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
             del rows, after  # freed now: a collection when the collector is back would scan them
             if c_module is None:
                 # the whole document's encoder, or, if it refuses one, the old way's as a whole
-                head = dumps_strict(layout.head)[1:-1]
+                head = dumps_strict(layout.head)[1:-1] + _text().row_names(layout)
                 tail = dumps_strict([_placed_event(e, full_args) for e in layout.tail])[1:-1]
                 other = dumps_strict(layout.other)
         except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
             return (dumps(to_chrome(trace, full_args=full_args)),)
         if c_module is not None:
-            head = encode_events(layout.head, full_args, b",")
+            head = encode_events(layout.head, full_args, b",") + _c_row_names(layout, c_module)
             tail = encode_events(layout.tail, full_args, b",")
             other = dumps(layout.other)
     parts = [b'{"traceEvents":[', head]
@@ -342,9 +342,27 @@ def _row_placer() -> _RowPlacer:
     module = _cjson()
     if module is not None:
         return module.place_rows  # type: ignore[no-any-return]
-    from ._chrome_text import place_rows  # a cycle: it writes with this module's constants
+    return _text().place_rows  # type: ignore[no-any-return]
 
-    return place_rows
+
+@functools.cache
+def _text() -> Any:
+    """``_chrome_text``, the pure-Python writer (imported when first needed: it imports this
+    module's constants)."""
+    from . import _chrome_text
+
+    return _chrome_text
+
+
+def _c_row_names(layout: _Layout, module: Any) -> bytes:
+    """The rows' metadata events, after the process's: written in C from the labels, or, if
+    it refuses one (a lone surrogate), encoded from their dicts."""
+    if not layout.labels:
+        return b""
+    try:
+        return b"," + module.row_names(layout.labels, layout.track_ids)  # type: ignore[no-any-return]
+    except (TypeError, ValueError):
+        return b"," + encode_events(_row_events(layout), False, b",")
 
 
 _RowPlacer = Callable[
@@ -382,10 +400,11 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
 
 
 class _Layout:
-    """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
-    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the flow
-    events to write right after a span's slice (``after``, by span id), the events after every
-    slice (``tail``: join arrows' starts, the counter) and ``otherData``."""
+    """What a JSON timeline holds before its rows are placed: the process's metadata event
+    (``head``), each row's name (``labels``: see :func:`_row_events`), each track's spans in
+    the trace's order (``spans``) and flow markers (``rows``), the flow events to write right
+    after a span's slice (``after``, by span id), the events after every slice (``tail``: join
+    arrows' starts, the counter) and ``otherData``."""
 
     def __init__(
         self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]
@@ -394,6 +413,7 @@ class _Layout:
         self.tids = tids
         self.spans = spans
         self.head: list[_Placed] = []
+        self.labels: list[str] = []  # each row's name, in track_ids' order
         self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
         self.after: dict[int, list[_Flow]] = {}
         self.tail: list[_Placed] = []
@@ -450,14 +470,11 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
-    for track in track_ids:
-        owner = by_id.get(track)
-        label = row_label(owner) if owner is not None else f"track {track}"
-        tid = tids[track]
-        meta = {"name": label, "track": track}
-        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
-        sort = {"sort_index": tid}
-        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort})
+    layout.labels = [
+        row_label(owner) if owner is not None else f"track {track}"
+        for track in track_ids
+        for owner in (by_id.get(track),)
+    ]
     join_spans = joins(trace)
     layout.tail = [
         *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
@@ -480,6 +497,19 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
         "origin_us": ORIGIN_NS // 1000,
     }
     return layout
+
+
+def _row_events(layout: _Layout) -> list[_Placed]:
+    """Each row's metadata events: its name (and track), and its place (tid i + 1 for row i)."""
+    events: list[_Placed] = []
+    for tid, (track, label) in enumerate(zip(layout.track_ids, layout.labels, strict=True), 1):
+        meta = {"name": label, "track": track}
+        events.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        sort = {"sort_index": tid}
+        events.append(
+            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
+        )
+    return events
 
 
 def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:

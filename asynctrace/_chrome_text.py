@@ -21,7 +21,17 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as quote  # '"text"', escaped as json.dumps does
 from typing import Any
 
-from ._chrome import _DEFAULTS, _FILE, _RESERVED, _UNCLAMPED, MARKER_CAT, ORIGIN_NS, PID, _Item
+from ._chrome import (
+    _DEFAULTS,
+    _FILE,
+    _RESERVED,
+    _UNCLAMPED,
+    MARKER_CAT,
+    ORIGIN_NS,
+    PID,
+    _Item,
+    _Layout,
+)
 from ._json import dumps_strict
 from ._sanitize import MAX_CHARS
 from ._spans import Span
@@ -243,6 +253,25 @@ class _Writer:
             us = dur_ns[:-3] if dur_part == "000" else f"{dur_ns[:-3]}.{dur_part}".rstrip("0")
             return f'{text}}},"ts":{ts},"dur":{us}}}'
         return f'{text}}},"ts":{us_text(start)},"dur":{us_text(dur)}}}'
+
+
+def row_names(layout: _Layout) -> bytes:
+    """``,`` and the rows' metadata events, as ``_chrome._row_events`` makes their dicts
+    (nothing without rows)."""
+    names: list[str] = []
+    for tid, (track, label) in enumerate(zip(layout.track_ids, layout.labels, strict=True), 1):
+        if label.__class__ is not str or track.__class__ is not int:
+            msg = f"track={track!r}, label={label!r}: not an int and a str; json writes the row"
+            raise TypeError(msg)
+        if not -_INT_LIMIT <= track < _INT_LIMIT:
+            msg = f"track={track} is past 64 bits; json writes the row"
+            raise ValueError(msg)
+        names.append(
+            f'{{"ph":"M","pid":{PID},"tid":{tid},"name":"thread_name","args":{{"name":'
+            f'{quote(label)},"track":{track}}}}},{{"ph":"M","pid":{PID},"tid":{tid},'
+            f'"name":"thread_sort_index","args":{{"sort_index":{tid}}}}}'
+        )
+    return "".join("," + name for name in names).encode()
 
 
 def place_rows(

@@ -1288,6 +1288,49 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return finish(&buf);
 }
 
+/* row_names(labels, tracks) -> bytes: each row's "thread_name" and "thread_sort_index"
+ * metadata events, as _chrome._row_events makes their dicts, joined by ",": row i (tid i + 1)
+ * is named labels[i] (a str) and owned by tracks[i].  What it refuses (a label that is not a
+ * str, a lone surrogate) raises: the caller encodes the dicts. */
+static PyObject *
+row_names(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])
+        || PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "row_names(labels: list, tracks: list of as many)");
+        return NULL;
+    }
+    PyObject *labels = args[0], *tracks = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(labels);
+    Buffer buf = {0};
+    int rc = reserve(&buf, 160 * (n + 1));
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *label = PyList_GET_ITEM(labels, i);
+        if (!PyUnicode_Check(label)) {
+            PyErr_SetString(PyExc_TypeError, "a row's label that is not a str");
+            rc = -1;
+            break;
+        }
+        unsigned long long tid = (unsigned long long)i + 1;
+        rc = (i && put(&buf, ",", 1) < 0) || put_key(&buf, "{\"ph\":\"M\",\"pid\":1,\"tid\":") < 0
+                     || put_digits(&buf, "", tid) < 0
+                     || put_key(&buf, ",\"name\":\"thread_name\",\"args\":{\"name\":") < 0
+                     || put_str(&buf, label) < 0 || put_key(&buf, ",\"track\":") < 0
+                     || put_value(&buf, PyList_GET_ITEM(tracks, i), 2) < 0
+                     || put_key(&buf, "}},{\"ph\":\"M\",\"pid\":1,\"tid\":") < 0
+                     || put_digits(&buf, "", tid) < 0
+                     || put_key(&buf, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":") < 0
+                     || put_digits(&buf, "", tid) < 0 || put_key(&buf, "}}") < 0
+                 ? -1
+                 : 0;
+    }
+    if (rc < 0) {
+        drop(&buf);
+        return NULL;
+    }
+    return finish(&buf);
+}
+
 /* group_rows(spans, spawned_kinds) -> (rows, spawned): the spans of each track (a dict from
  * track to its spans, in the order given: the rows in the order their first span comes) and the
  * spans of those kinds, as the loop in _chrome._group_rows makes them. */
@@ -1335,6 +1378,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
      PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
+    {"row_names", (PyCFunction)(void (*)(void))row_names, METH_FASTCALL,
+     PyDoc_STR("row_names(labels, tracks) -> bytes")},
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
      PyDoc_STR("group_rows(spans, spawned_kinds) -> (rows, spawned)")},
     {NULL, NULL, 0, NULL},
