@@ -28,10 +28,18 @@ from typing import Any
 
 from . import __version__
 from ._files import write_whole
-from ._json import dumps
+from ._json import dumps, dumps_strict
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace, gc_paused
-from ._timeline import _AWAITED, _FUNCTION, activity, display_name, joins, row_label
+from ._timeline import (
+    _AWAITED,
+    _FUNCTION,
+    activity,
+    display_name,
+    joins,
+    row_label,
+    spans_of_kind,
+)
 
 __all__ = [
     "activity",
@@ -233,7 +241,7 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
     """
     with gc_paused():
         layout = _layout(trace, full_args, lazy=False)
-        events = list(layout.head)
+        events = [*layout.head, *_row_events(layout)]
         for track in layout.track_ids:
             events.extend(_place(layout.rows[track]))
         events.extend(_flow_event(e) if isinstance(e, tuple) else e for e in layout.tail)
@@ -244,13 +252,13 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
     """:func:`to_chrome`'s document as JSON, in chunks to write one after the other, without
     making a dict per span when it can.
 
-    With the C accelerator, the events are written by :func:`encode_events`, each span's
-    slice straight from the span; without it, :func:`to_chrome`'s document is encoded.  The
-    same JSON meaning either way.
+    Each row is placed and each span's slice written straight from the span, by
+    ``_cjson.place_rows`` or, without the C accelerator, by ``_chrome_text.place_rows``: the
+    same bytes.  A trace with a value either refuses is written as :func:`to_chrome`'s
+    document, encoded, which is what they write.
     """
+    c_module = _cjson()
     place = _row_placer()
-    if place is None:
-        return (dumps(to_chrome(trace, full_args=full_args)),)
     with gc_paused():
         layout = _layout(trace, full_args, lazy=True)
         rows = [
@@ -261,16 +269,23 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
         fallback = functools.partial(_slice_event, full_args=full_args)
         try:
             body = place(rows, after, full_args, fallback)
+            del rows, after  # freed now: a collection when the collector is back would scan them
+            if c_module is None:
+                # the whole document's encoder, or, if it refuses one, the old way's as a whole
+                head = dumps_strict(layout.head)[1:-1] + _text().row_names(layout)
+                tail = dumps_strict([_placed_event(e, full_args) for e in layout.tail])[1:-1]
+                other = dumps_strict(layout.other)
         except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
             return (dumps(to_chrome(trace, full_args=full_args)),)
-        del rows, after  # freed now: a collection when the collector is back would only scan them
-        head = encode_events(layout.head, full_args, b",")
-        tail = encode_events(layout.tail, full_args, b",")
+        if c_module is not None:
+            head = encode_events(layout.head, full_args, b",") + _c_row_names(layout, c_module)
+            tail = encode_events(layout.tail, full_args, b",")
+            other = dumps(layout.other)
     parts = [b'{"traceEvents":[', head]
     for part in (body, tail):
         if part:
             parts += [b",", part]
-    parts.append(b'],"displayTimeUnit":"ms","otherData":' + dumps(layout.other) + b"}")
+    parts.append(b'],"displayTimeUnit":"ms","otherData":' + other + b"}")
     return tuple(parts)
 
 
@@ -321,11 +336,33 @@ def _events_encoder() -> _EventsEncoder | None:
     return None if module is None else module.timeline_events
 
 
-def _row_placer() -> _RowPlacer | None:
-    """``_cjson.place_rows``: :func:`_place` and the slices' encoding in one C call, for every
-    row of the file; None without C."""
+def _row_placer() -> _RowPlacer:
+    """:func:`_place` and the slices' encoding in one call, for every row of the file:
+    ``_cjson.place_rows``, or without C ``_chrome_text.place_rows``."""
     module = _cjson()
-    return None if module is None else module.place_rows
+    if module is not None:
+        return module.place_rows  # type: ignore[no-any-return]
+    return _text().place_rows  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _text() -> Any:
+    """``_chrome_text``, the pure-Python writer (imported when first needed: it imports this
+    module's constants)."""
+    from . import _chrome_text
+
+    return _chrome_text
+
+
+def _c_row_names(layout: _Layout, module: Any) -> bytes:
+    """The rows' metadata events, after the process's: written in C from the labels, or, if
+    it refuses one (a lone surrogate), encoded from their dicts."""
+    if not layout.labels:
+        return b""
+    try:
+        return b"," + module.row_names(layout.labels, layout.track_ids)  # type: ignore[no-any-return]
+    except (TypeError, ValueError):
+        return b"," + encode_events(_row_events(layout), False, b",")
 
 
 _RowPlacer = Callable[
@@ -363,10 +400,11 @@ def _event(span: Span, tid: int, full_args: bool) -> dict[str, Any]:
 
 
 class _Layout:
-    """What a JSON timeline holds before its rows are placed: the metadata events (``head``),
-    each track's spans in the trace's order (``spans``) and flow markers (``rows``), the flow
-    events to write right after a span's slice (``after``, by span id), the events after every
-    slice (``tail``: join arrows' starts, the counter) and ``otherData``."""
+    """What a JSON timeline holds before its rows are placed: the process's metadata event
+    (``head``), each row's name (``labels``: see :func:`_row_events`), each track's spans in
+    the trace's order (``spans``) and flow markers (``rows``), the flow events to write right
+    after a span's slice (``after``, by span id), the events after every slice (``tail``: join
+    arrows' starts, the counter) and ``otherData``."""
 
     def __init__(
         self, track_ids: list[int], tids: dict[int, int], spans: dict[int, list[Span]]
@@ -375,6 +413,7 @@ class _Layout:
         self.tids = tids
         self.spans = spans
         self.head: list[_Placed] = []
+        self.labels: list[str] = []  # each row's name, in track_ids' order
         self.rows: dict[int, list[_Item]] = {track: [] for track in track_ids}
         self.after: dict[int, list[_Flow]] = {}
         self.tail: list[_Placed] = []
@@ -424,20 +463,18 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     track_ids += sorted(track for track in spans if track not in by_id)  # owner dropped
     tids = {track: i + 1 for i, track in enumerate(track_ids)}
     layout = _Layout(track_ids, tids, spans)
-    run = next((s for s in trace.spans if s.kind == "run"), None)
+    runs = spans_of_kind(trace, "run")  # the kinds' positions: found once per trace
+    run = runs[0] if runs else None
     process = f"asynctrace: {run.name}" if run is not None else "asynctrace"
     head = layout.head
     head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
-    for track in track_ids:
-        owner = by_id.get(track)
-        label = row_label(owner) if owner is not None else f"track {track}"
-        tid = tids[track]
-        meta = {"name": label, "track": track}
-        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
-        sort = {"sort_index": tid}
-        head.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort})
+    layout.labels = [
+        row_label(owner) if owner is not None else f"track {track}"
+        for track in track_ids
+        for owner in (by_id.get(track),)
+    ]
     join_spans = joins(trace)
     layout.tail = [
         *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
@@ -460,6 +497,19 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
         "origin_us": ORIGIN_NS // 1000,
     }
     return layout
+
+
+def _row_events(layout: _Layout) -> list[_Placed]:
+    """Each row's metadata events: its name (and track), and its place (tid i + 1 for row i)."""
+    events: list[_Placed] = []
+    for tid, (track, label) in enumerate(zip(layout.track_ids, layout.labels, strict=True), 1):
+        meta = {"name": label, "track": track}
+        events.append({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": meta})
+        sort = {"sort_index": tid}
+        events.append(
+            {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
+        )
+    return events
 
 
 def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
@@ -489,12 +539,13 @@ def _flows(
     """
     tail: list[_Flow] = []
     flow_id = 0
-    spawn_markers: dict[int, _Item] = {}  # one per creating span, at its first child's start
+    # one per creating span, at its first child's start, with its time in us
+    spawn_markers: dict[int, tuple[_Item, int | float]] = {}
     by_track: dict[int, list[Span]] = {}
     for span in join_spans:  # in start order, and a task awaits one thing at a time
         by_track.setdefault(span.track, []).append(span)
     join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
-    join_markers: dict[int, _Item] = {}
+    join_markers: dict[int, tuple[_Item, int | float]] = {}
     by_id = trace.by_id  # a slice's span by its id, as the rows are written (ids may repeat)
     for span in spawned:
         parent = span.parent
@@ -504,15 +555,16 @@ def _flows(
         task = by_id[span.span_id]
         start = _ns(task.start)
         end = max(_ns(task.end), start)
-        marker = spawn_markers.get(parent.span_id)
-        if marker is None:
+        spawn = spawn_markers.get(parent.span_id)
+        if spawn is None:
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
             at = start - 2
             marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
-            spawn_markers[parent.span_id] = marker
+            spawn = spawn_markers[parent.span_id] = (marker, _us(at))
             rows[parent.track].append(marker)
-        marker.after.append(("s", marker.tid, _us(marker.start), flow_id, "spawn", False))
+        marker, at_us = spawn
+        marker.after.append(("s", marker.tid, at_us, flow_id, "spawn", False))
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
         # (an "f" inside the task would bind to the deepest slice there, its first await)
         tid = tids[span.track]
@@ -521,19 +573,20 @@ def _flows(
         waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
         if waiter is None:
             continue
-        jm = join_markers.get(waiter.span_id)
-        if jm is None:
+        join = join_markers.get(waiter.span_id)
+        if join is None:
             awaiting = by_id[waiter.span_id]
             awaiting_start = _ns(awaiting.start)
             at_end = max(_ns(awaiting.end) - 1, awaiting_start)
             jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
-            join_markers[waiter.span_id] = jm
+            join = join_markers[waiter.span_id] = (jm, _us(at_end))
             rows[waiter.track].append(jm)
+        jm, at_us = join
         flow_id += 1
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
         tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
-        jm.after.append(("f", jm.tid, _us(jm.start), flow_id, "join", True))
-    for marker in spawn_markers.values():
+        jm.after.append(("f", jm.tid, at_us, flow_id, "join", True))
+    for marker, _ in spawn_markers.values():
         if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
             marker.event["name"] = f"start {len(marker.after)} tasks"
     return tail

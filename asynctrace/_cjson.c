@@ -28,7 +28,9 @@
  *
  * place_rows(rows, after, full, fallback): the rows of a whole timeline, each sorted and clamped
  * as _chrome._place does and its slices written as above, straight from the spans: no Python
- * object per span.  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
+ * object per span.  What spans share is written once per call and its text kept: each
+ * attribute key's, each (name, kind, status)'s name and cat, the last parent's file.  (Its
+ * twin in pure Python, _chrome_text.place_rows, writes the same bytes.)  group_rows(spans, kinds): the spans of each row, in one pass.  (One file
  * past the house's 700 lines: they share the buffer and the value writers, and apart they
  * would need a header of their own.)
  */
@@ -48,6 +50,16 @@ typedef struct {
 #define KEY_SLOTS 512
 #define KEY_PROBES 16
 
+/* A slice's ',"name":"...","cat":"..."' text for a (name, kind, status) of str objects, kept
+ * for the rest of a call (see put_name_text). */
+typedef struct {
+    PyObject *name, *kind, *status; /* strong references, or NULL */
+    PyObject *text;                 /* bytes */
+} NameText;
+
+#define NAME_SLOTS 256
+#define NAME_PROBES 8
+
 /* The output, written straight into the bytes object that is returned: grown in place (a
  * realloc, which the allocator does without copying for a big block) and cut to its length at
  * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
@@ -57,6 +69,9 @@ typedef struct {
     char *data;
     Py_ssize_t len, cap;
     KeyText *keys; /* KEY_SLOTS of them, NULL until an attribute key is written */
+    NameText *names; /* NAME_SLOTS of them, NULL until a slice is written */
+    /* the last parent whose file was looked up, and that file (NULL: it has none) */
+    PyObject *parent, *parent_file;
 } Buffer;
 
 /* Frees what the buffer holds (after an error, or once its bytes are taken). */
@@ -72,6 +87,18 @@ drop(Buffer *buf)
         PyMem_Free(buf->keys);
         buf->keys = NULL;
     }
+    if (buf->names != NULL) {
+        for (int i = 0; i < NAME_SLOTS; i++) {
+            Py_XDECREF(buf->names[i].name);
+            Py_XDECREF(buf->names[i].kind);
+            Py_XDECREF(buf->names[i].status);
+            Py_XDECREF(buf->names[i].text);
+        }
+        PyMem_Free(buf->names);
+        buf->names = NULL;
+    }
+    Py_CLEAR(buf->parent);
+    Py_CLEAR(buf->parent_file);
 }
 
 static int
@@ -387,7 +414,7 @@ put_value(Buffer *buf, PyObject *value, int depth)
 static PyObject *
 dumps(PyObject *module, PyObject *value)
 {
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     if (reserve(&buf, 4096) < 0 || put_value(&buf, value, 0) < 0) {
         drop(&buf);
         return NULL;
@@ -652,13 +679,81 @@ put_display_name(Buffer *buf, SpanFields *f)
     return put(buf, "\"", 1);
 }
 
+/* ,"name":"<display name>","cat":"<kind>" for the span: each (name, kind, status) of objects
+ * is written once per call and its text kept in buf->names, since a trace repeats a few of
+ * them on every span (the name of the await, of the coroutine).  0, or -1 with an exception. */
+static int
+put_name_text(Buffer *buf, SpanFields *f)
+{
+    if (buf->names == NULL) {
+        buf->names = PyMem_Calloc(NAME_SLOTS, sizeof(NameText));
+        if (buf->names == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    size_t home = (((uintptr_t)f->name >> 4) ^ ((uintptr_t)f->kind >> 6)
+                   ^ ((uintptr_t)f->status >> 8)) % NAME_SLOTS;
+    NameText *free_slot = NULL;
+    for (int probe = 0; probe < NAME_PROBES; probe++) {
+        NameText *slot = &buf->names[(home + probe) % NAME_SLOTS];
+        if (slot->name == f->name && slot->kind == f->kind && slot->status == f->status) {
+            return put(buf, PyBytes_AS_STRING(slot->text), PyBytes_GET_SIZE(slot->text));
+        }
+        if (slot->name == NULL) {
+            free_slot = slot;
+            break;
+        }
+    }
+    Py_ssize_t mark = buf->len;
+    if (put_key(buf, ",\"name\":") < 0 || put_display_name(buf, f) < 0
+        || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f->kind) < 0) {
+        return -1;
+    }
+    if (free_slot != NULL) {
+        PyObject *text = PyBytes_FromStringAndSize(buf->data + mark, buf->len - mark);
+        if (text == NULL) {
+            return -1;
+        }
+        free_slot->name = Py_NewRef(f->name);
+        free_slot->kind = Py_NewRef(f->kind);
+        free_slot->status = Py_NewRef(f->status);
+        free_slot->text = text;
+    }
+    return 0;
+}
+
+/* The file of the span's parent (borrowed into *out; NULL when the parent has none), for the
+ * last parent asked about kept in buf: a row's spans share a few parents.  0, or -1. */
+static int
+parent_file_of(Buffer *buf, PyObject *parent, PyObject **out)
+{
+    if (parent != buf->parent) {
+        PyObject *parent_attributes = span_field(parent, F_ATTRIBUTES);
+        if (parent_attributes == NULL) {
+            return -1;
+        }
+        PyObject *found = NULL;
+        if (PyDict_Check(parent_attributes)) {
+            found = PyDict_GetItemWithError(parent_attributes, c_file_key);
+            if (found == NULL && PyErr_Occurred()) {
+                return -1;
+            }
+        }
+        Py_XSETREF(buf->parent, Py_NewRef(parent));
+        Py_XSETREF(buf->parent_file, Py_XNewRef(found));
+    }
+    *out = buf->parent_file;
+    return 0;
+}
+
 /* The slice's args: 1 written, 0 not taken (an attribute the fast path does not write as
  * _args would: the caller takes back what was written), -1 error. */
 static int
 put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
 {
     int ok = is(f->status, s_ok);
-    if (put_key(buf, "{\"span_id\":") < 0 || put_value(buf, f->span_id, 1) < 0
+    if (put_key(buf, "{\"span_id\":") < 0 || put_long(buf, f->span_id) < 0
         || put_key(buf, ",\"parent_id\":") < 0 || put_value(buf, f->parent_id, 1) < 0) {
         return -1;
     }
@@ -670,8 +765,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
             return -1;
         }
     }
-    if (put_key(buf, ",\"start_seq\":") < 0 || put_value(buf, f->start_seq, 1) < 0
-        || put_key(buf, ",\"end_seq\":") < 0 || put_value(buf, f->end_seq, 1) < 0) {
+    if (put_key(buf, ",\"start_seq\":") < 0 || put_long(buf, f->start_seq) < 0
+        || put_key(buf, ",\"end_seq\":") < 0 || put_long(buf, f->end_seq) < 0) {
         return -1;
     }
     if (!full && !ok && (put_key(buf, ",\"status\":") < 0 || put_str(buf, f->status) < 0)) {
@@ -685,17 +780,8 @@ put_args(Buffer *buf, SpanFields *f, const long long *unclamped_ns, int full)
         return -1;
     }
     PyObject *parent_file = NULL; /* the parent's file, when the parent has the key */
-    if (f->parent != Py_None) {
-        PyObject *parent_attributes = span_field(f->parent, F_ATTRIBUTES);
-        if (parent_attributes == NULL) {
-            return -1;
-        }
-        if (PyDict_Check(parent_attributes)) {
-            parent_file = PyDict_GetItemWithError(parent_attributes, c_file_key);
-        }
-        if (parent_file == NULL && PyErr_Occurred()) {
-            return -1;
-        }
+    if (f->parent != Py_None && parent_file_of(buf, f->parent, &parent_file) < 0) {
+        return -1;
     }
     int has_default = 0, has_file = 0;
     Py_ssize_t pos = 0;
@@ -797,9 +883,7 @@ put_slice_ns(Buffer *buf, PyObject *span, PyObject *tid, long long start_ns, lon
     }
     Py_ssize_t mark = buf->len;
     int rc = put_key(buf, "{\"ph\":\"X\",\"pid\":1,\"tid\":") < 0 || put_value(buf, tid, 1) < 0
-                     || put_key(buf, ",\"name\":") < 0 || put_display_name(buf, &f) < 0
-                     || put_key(buf, ",\"cat\":") < 0 || put_str(buf, f.kind) < 0
-                     || put_key(buf, ",\"args\":") < 0
+                     || put_name_text(buf, &f) < 0 || put_key(buf, ",\"args\":") < 0
                  ? -1
                  : put_args(buf, &f, unclamped_ns, full);
     if (rc > 0 && (put_key(buf, ",\"ts\":") < 0 || put_us(buf, start_ns) < 0
@@ -894,7 +978,7 @@ timeline_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (placed == NULL) {
         return NULL;
     }
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     Py_ssize_t n = PySequence_Fast_GET_SIZE(placed);
     PyObject **entries = PySequence_Fast_ITEMS(placed);
     int rc = reserve(&buf, 256 * (n + 1));
@@ -1177,7 +1261,7 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0];
-    Buffer buf = {NULL, NULL, 0, 0, NULL};
+    Buffer buf = {0};
     Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
@@ -1196,6 +1280,49 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         rc = place_row(&buf, PyTuple_GET_ITEM(row, 0), PyTuple_GET_ITEM(row, 1),
                        PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
+    }
+    if (rc < 0) {
+        drop(&buf);
+        return NULL;
+    }
+    return finish(&buf);
+}
+
+/* row_names(labels, tracks) -> bytes: each row's "thread_name" and "thread_sort_index"
+ * metadata events, as _chrome._row_events makes their dicts, joined by ",": row i (tid i + 1)
+ * is named labels[i] (a str) and owned by tracks[i].  What it refuses (a label that is not a
+ * str, a lone surrogate) raises: the caller encodes the dicts. */
+static PyObject *
+row_names(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])
+        || PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "row_names(labels: list, tracks: list of as many)");
+        return NULL;
+    }
+    PyObject *labels = args[0], *tracks = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(labels);
+    Buffer buf = {0};
+    int rc = reserve(&buf, 160 * (n + 1));
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *label = PyList_GET_ITEM(labels, i);
+        if (!PyUnicode_Check(label)) {
+            PyErr_SetString(PyExc_TypeError, "a row's label that is not a str");
+            rc = -1;
+            break;
+        }
+        unsigned long long tid = (unsigned long long)i + 1;
+        rc = (i && put(&buf, ",", 1) < 0) || put_key(&buf, "{\"ph\":\"M\",\"pid\":1,\"tid\":") < 0
+                     || put_digits(&buf, "", tid) < 0
+                     || put_key(&buf, ",\"name\":\"thread_name\",\"args\":{\"name\":") < 0
+                     || put_str(&buf, label) < 0 || put_key(&buf, ",\"track\":") < 0
+                     || put_value(&buf, PyList_GET_ITEM(tracks, i), 2) < 0
+                     || put_key(&buf, "}},{\"ph\":\"M\",\"pid\":1,\"tid\":") < 0
+                     || put_digits(&buf, "", tid) < 0
+                     || put_key(&buf, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":") < 0
+                     || put_digits(&buf, "", tid) < 0 || put_key(&buf, "}}") < 0
+                 ? -1
+                 : 0;
     }
     if (rc < 0) {
         drop(&buf);
@@ -1251,6 +1378,8 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
      PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
+    {"row_names", (PyCFunction)(void (*)(void))row_names, METH_FASTCALL,
+     PyDoc_STR("row_names(labels, tracks) -> bytes")},
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
      PyDoc_STR("group_rows(spans, spawned_kinds) -> (rows, spawned)")},
     {NULL, NULL, 0, NULL},

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._sanitize import scrub
 
-__all__ = ["available_encoders", "dumps"]
+__all__ = ["available_encoders", "dumps", "dumps_strict"]
 
 _Dumps = Callable[[Any], bytes]
 
@@ -70,10 +70,16 @@ def _encoder() -> _Dumps:
 _SLOW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def dumps_strict(doc: Any) -> bytes:
+    """``doc`` as compact UTF-8 JSON bytes by the fastest encoder here, which raises
+    TypeError or ValueError for what it refuses (see :func:`dumps`)."""
+    return _encoder()(doc)
+
+
 def dumps(doc: Any) -> bytes:
     """``doc`` as compact UTF-8 JSON bytes."""
     try:
-        return _encoder()(doc)
+        return dumps_strict(doc)
     except (TypeError, ValueError):
         # orjson and _cjson refuse a lone surrogate (TypeError, UnicodeEncodeError), orjson an
         # int past 64 bits, _cjson a non-str key or deep nesting: json writes them, with

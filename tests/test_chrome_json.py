@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from asynctrace import _chrome, _json
 from asynctrace._chrome_stream import ChromeStream
+from asynctrace._chrome_text import us_text
 from asynctrace._json import dumps
 from asynctrace._sanitize import MAX_CHARS
 from asynctrace._spans import KINDS, STATUSES, Span, Trace
@@ -243,3 +244,50 @@ def test_more_attribute_keys_than_the_c_writer_keeps() -> None:
     trace = Trace(spans)
     reference = _json.available_encoders()["c"](_chrome.to_chrome(trace))
     assert b"".join(_chrome.chrome_json(trace)) == reference
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(traces(), st.booleans())
+def test_the_python_rows_are_the_whole_document_byte_for_byte(trace: Trace, full: bool) -> None:
+    # without C, _chrome_text writes the slices as text: the bytes of the document, encoded
+    c_module = _chrome._cjson
+    _chrome._cjson = lambda: None  # type: ignore[assignment]
+    try:
+        written = b"".join(_chrome.chrome_json(trace, full_args=full))
+    finally:
+        _chrome._cjson = c_module  # type: ignore[assignment]
+    assert written == dumps(_chrome.to_chrome(trace, full_args=full))
+
+
+def test_the_common_spans_are_written_as_text_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python makes the event of a span only when the text writer does not take it.
+    made: list[int] = []
+    real = _chrome._slice_event
+
+    def counted(span: Span, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        made.append(span.span_id)
+        return real(span, *args, **kwargs)
+
+    monkeypatch.setattr(_chrome, "_slice_event", counted)
+    monkeypatch.setattr(_chrome, "_cjson", lambda: None)
+    spans = [
+        Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
+        Span(2, 1, "task", "main", 0.0, 3.0, 2, attributes={"code.file.path": "prog.py"}),
+        Span(3, 2, "await", "sleep", 0.5, 1.5, 2, attributes={"code.line.number": 7, "x": 0.5}),
+        Span(4, 2, "blocked", "blocked", 2.0, 2.5, 2),  # its name is formatted in Python
+        Span(5, 2, "await", "x", 2.5, 2.6, 2, attributes={"tags": ["a", "b"]}),  # a list
+        Span(6, 2, "await", "y", 2.6, 2.7, 2, attributes={"small": 1e-9}),  # 1e-09 or 1e-9
+    ]
+    trace = Trace(spans)
+    assert b"".join(_chrome.chrome_json(trace)) == dumps(_chrome.to_chrome(trace))
+    assert made == [4, 5, 6]
+
+
+@given(st.one_of(st.integers(-(10**18), 10**18), st.integers(-3000, 3000)))
+def test_microseconds_are_written_as_the_encoders_write_them(ns: int) -> None:
+    try:
+        text = us_text(ns)
+    except ValueError:  # past the decimals written here: the old way writes the file
+        assert abs(ns) >= 4 * 10**15
+        return
+    assert text.encode() == dumps(_chrome._us(ns))
