@@ -214,6 +214,8 @@ by_end(const void *a, const void *b)
 
 static int walk_span(Walk *walk, PyObject *span, int depth);
 
+enum { FEW = 8 }; /* children walked without allocating (the walk recurses at most 200 deep) */
+
 /* The steps of ``span`` (not an await), walked back from its end, then each walked inside. */
 static int
 walk_children(Walk *walk, PyObject *span, const Step *self, int depth)
@@ -227,8 +229,11 @@ walk_children(Walk *walk, PyObject *span, const Step *self, int depth)
     if (n == 0) {
         return 0;
     }
-    Step *ordered = PyMem_Malloc((size_t)n * sizeof(Step));
-    PyObject **steps = PyMem_Malloc((size_t)n * sizeof(PyObject *));
+    /* nearly every span has a few children: their arrays on the stack, no allocation */
+    Step few_ordered[FEW];
+    PyObject *few_steps[FEW];
+    Step *ordered = n <= FEW ? few_ordered : PyMem_Malloc((size_t)n * sizeof(Step));
+    PyObject **steps = n <= FEW ? few_steps : PyMem_Malloc((size_t)n * sizeof(PyObject *));
     int result = 0;
     if (ordered == NULL || steps == NULL) {
         PyErr_NoMemory();
@@ -293,8 +298,10 @@ walk_children(Walk *walk, PyObject *span, const Step *self, int depth)
         result = walk_span(walk, steps[--found], depth + 1);
     }
 done:
-    PyMem_Free(ordered);
-    PyMem_Free(steps);
+    if (n > FEW) {
+        PyMem_Free(ordered);
+        PyMem_Free(steps);
+    }
     return result;
 }
 

@@ -113,3 +113,10 @@ def test_a_span_subclass_is_left_to_python() -> None:
     with pytest.raises(TypeError):
         c_path(trace, trace.by_id[1])
     assert _critical._path(trace, trace.by_id[1]) == python_path(trace, trace.by_id[1])
+
+
+def test_a_span_with_more_children_than_the_stack_holds() -> None:
+    wide = [span(1, None, "run", 0.0, 30.0, end_seq=1000), span(2, 1, "gather", 0.0, 30.0)]
+    wide += [span(i, 2, "task", 0.0, float(i), end_seq=i) for i in range(3, 30)]  # by end
+    trace = Trace(wide)
+    assert [s.span_id for s in same_path(trace, trace.by_id[1])] == [1, 2, 29]
