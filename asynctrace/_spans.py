@@ -85,6 +85,8 @@ class Span:
 
 
 _START_ORDER = operator.attrgetter("start", "start_seq")  # ties of time: the recorder's order
+_END = operator.attrgetter("end")
+_TRACK = operator.attrgetter("track")
 
 try:  # the optional C accelerator: spans built and linked in C (_cbuild.c)
     from . import _speedups as speedups
@@ -185,7 +187,7 @@ class Trace:
     @property
     def tracks(self) -> list[Span]:
         """The spans that own a timeline row (run, tasks, thread jobs), in creation order."""
-        ids = {s.track for s in self.spans}
+        ids = set(map(_TRACK, self.spans))
         return sorted(
             (self.by_id[i] for i in ids if i in self.by_id),
             key=lambda s: (s.start_seq, s.span_id),
@@ -221,7 +223,7 @@ class Trace:
 
 
 def _latest_end(trace: Trace) -> float:
-    return max((s.end for s in trace.spans), default=0.0)
+    return max(map(_END, trace.spans), default=0.0)
 
 
 _T = TypeVar("_T")
