@@ -24,10 +24,11 @@ import bisect
 import itertools
 import math
 import operator
-import os
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any, Protocol
+
+from ._native import extension
 
 __all__ = ["EMPTY", "NO_MARKS", "Item", "Mark", "Marks", "paint_rows", "row_bounds"]
 
@@ -198,15 +199,10 @@ _PaintRows = Callable[
 
 
 def c_function(name: str) -> Any:
-    """The function ``name`` of the C extension ``_cbars``; None without it (not built, or
-    ``ASYNCTRACE_NO_SPEEDUPS`` set, as in ``_coro.py``: to test the pure-Python path)."""
-    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):
-        return None
-    try:
-        from . import _cbars
-    except ImportError:  # built without a C compiler
-        return None
-    return getattr(_cbars, name)
+    """The function ``name`` of the C extension ``_cbars``; None without it (see
+    ``_native.py``)."""
+    module = extension("_cbars")
+    return None if module is None else getattr(module, name)
 
 
 _C_PAINT_ROWS: _PaintRows | None = c_function("paint_rows")

@@ -29,6 +29,7 @@ from typing import Any
 from . import __version__
 from ._files import write_whole
 from ._json import dumps, dumps_strict
+from ._native import extension
 from ._sanitize import MAX_CHARS, cap
 from ._spans import Span, Trace, gc_paused
 from ._timeline import (
@@ -320,14 +321,10 @@ _EventsEncoder = Callable[[list[Any], bool, Callable[[Any], dict[str, Any]], byt
 @functools.cache
 def _cjson() -> Any:
     """``_cjson``, told once what ``_args`` leaves out; None without C."""
-    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
-        return None
-    try:
-        from . import _cjson
-    except ImportError:  # built without a C compiler
-        return None
-    _cjson.configure_slices(_RESERVED, MAX_CHARS, _DEFAULTS, _FILE, _UNCLAMPED, Span)
-    return _cjson
+    module = extension("_cjson")
+    if module is not None:
+        module.configure_slices(_RESERVED, MAX_CHARS, _DEFAULTS, _FILE, _UNCLAMPED, Span)
+    return module
 
 
 def _events_encoder() -> _EventsEncoder | None:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
-import os
 import time
 import weakref
 from collections.abc import Callable, Generator
 from types import CodeType, CoroutineType, TracebackType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from ._native import extension
 
 # Record kinds (first field of every record).
 K_RUN, K_TASK, K_CORO, K_GATHER, K_AWAIT, K_BLOCKED, K_THREAD, K_HELD, K_MISUSE = range(9)
@@ -193,12 +194,10 @@ _QualnameSlot: type = type(
 )
 
 
-try:  # the optional C accelerator (setup.py): TaskRoot.send and traced calls in C
+if TYPE_CHECKING:
     from . import _speedups
-except ImportError:  # built without a C compiler: the pure-Python code below
-    _speedups = None  # type: ignore[assignment]
-if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # any non-empty value: test the pure-Python path
-    _speedups = None  # type: ignore[assignment]
+else:  # the optional C accelerator (setup.py): TaskRoot.send and traced calls in C
+    _speedups = extension("_speedups")
 # For _decorator, which picks its traced-call wrapper by it.
 speedups = _speedups
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
+from ._native import extension
 from ._sanitize import scrub
 
 __all__ = ["available_encoders", "dumps", "dumps_strict"]
@@ -43,13 +43,9 @@ def available_encoders() -> dict[str, _Dumps]:
             return data
 
         found["orjson"] = with_orjson
-    if not os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
-        try:
-            from ._cjson import dumps as c_dumps
-        except ImportError:  # built without a C compiler
-            pass
-        else:
-            found["c"] = c_dumps
+    cjson = extension("_cjson")
+    if cjson is not None:
+        found["c"] = cjson.dumps
     stdlib = json.JSONEncoder(
         separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str
     )

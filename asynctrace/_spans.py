@@ -22,11 +22,12 @@ from __future__ import annotations
 import fnmatch
 import gc
 import operator
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ._native import extension
 
 Kind = Literal["run", "task", "coroutine", "gather", "await", "blocked", "thread", "held", "misuse"]
 Status = Literal["ok", "error", "cancelled", "timeout", "unfinished"]
@@ -88,12 +89,10 @@ _START_ORDER = operator.attrgetter("start", "start_seq")  # ties of time: the re
 _END = operator.attrgetter("end")
 _TRACK = operator.attrgetter("track")
 
-try:  # the optional C accelerator: spans built and linked in C (_cbuild.c)
+if TYPE_CHECKING:
     from . import _speedups as speedups
-except ImportError:  # built without a C compiler
-    speedups = None  # type: ignore[assignment]
-if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
-    speedups = None  # type: ignore[assignment]
+else:  # the optional C accelerator: spans built and linked in C (_cbuild.c)
+    speedups = extension("_speedups")
 if speedups is not None:
     speedups.configure_spans(Span, KINDS)
 

@@ -15,11 +15,11 @@ version here, which is the reference and the fallback (without C, with
 from __future__ import annotations
 
 import operator
-import os
 from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, TypeVar
 
+from ._native import extension
 from ._sanitize import MAX_CHARS, cap
 from ._spans import AWAITED_SPAN, Span, Trace, derived
 
@@ -59,14 +59,10 @@ _T = TypeVar("_T")
 
 def _load_ctimeline() -> Any:
     """``_ctimeline``, told once which class a span is; None without C."""
-    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):  # as _coro.py: test the pure-Python path
-        return None
-    try:
-        from . import _ctimeline
-    except ImportError:  # built without a C compiler
-        return None
-    _ctimeline.configure(Span)
-    return _ctimeline
+    module = extension("_ctimeline")
+    if module is not None:
+        module.configure(Span)
+    return module
 
 
 _C = _load_ctimeline()

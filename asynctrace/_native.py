@@ -1,0 +1,26 @@
+"""The optional C extensions, found one way.
+
+Problem: asynctrace's C parts (``_speedups``, ``_cjson``, ``_cbars``, ``_ctimeline``) are
+optional: an install without a C compiler runs the pure-Python path, and the tests run that path
+on purpose, with ``ASYNCTRACE_NO_SPEEDUPS=1``.  Every module with a C twin makes that choice.
+
+Solution: :func:`extension` imports ``asynctrace.<name>``, or gives None when it is not built or
+the variable is set (any non-empty value).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+
+def extension(name: str) -> ModuleType | None:
+    """The C extension ``asynctrace.<name>``; None when it was not built, or when
+    ``ASYNCTRACE_NO_SPEEDUPS`` is set (to run and test the pure-Python path)."""
+    if os.environ.get("ASYNCTRACE_NO_SPEEDUPS"):
+        return None
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:  # built without a C compiler
+        return None
