@@ -1,6 +1,9 @@
-"""sys.argv, __name__, __file__, stdin and a sibling module, as under plain python."""
+"""sys.argv, __name__, __file__, stdin and a sibling module, as under plain python; and at exit
+the interpreter as the program left it (the GIL's switch interval: asynctrace run changes it
+while it writes its outputs)."""
 
 import asyncio
+import atexit
 import os
 import sys
 
@@ -29,4 +32,5 @@ async def main():
 
 
 if __name__ == "__main__":
+    atexit.register(lambda: print("switch interval at exit:", sys.getswitchinterval()))
     asyncio.run(main())
