@@ -98,7 +98,7 @@ as_finite(PyObject *value, double *out)
 
 static PyObject *s_start, *s_end, *s_track, *s_span_id;
 
-/* An attribute that MUST be a finite float (an int would compare exactly in Python). */
+/* An attribute that MUST be a float (an int would compare exactly in Python): TypeError. */
 static int
 float_attr(PyObject *obj, PyObject *name, double *out)
 {
@@ -111,13 +111,22 @@ float_attr(PyObject *obj, PyObject *name, double *out)
         PyErr_SetString(PyExc_TypeError, "a time that is not a float");
         return -1;
     }
-    double d = PyFloat_AS_DOUBLE(value);
+    *out = PyFloat_AS_DOUBLE(value);
     Py_DECREF(value);
-    if (!isfinite(d)) {
+    return 0;
+}
+
+/* float_attr, and the float MUST be finite: ValueError. */
+static int
+finite_attr(PyObject *obj, PyObject *name, double *out)
+{
+    if (float_attr(obj, name, out) < 0) {
+        return -1;
+    }
+    if (!isfinite(*out)) {
         PyErr_SetString(PyExc_ValueError, "a time that is not finite");
         return -1;
     }
-    *out = d;
     return 0;
 }
 
@@ -327,8 +336,8 @@ paint_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t n = PySequence_Fast_GET_SIZE(row_spans[r]);
         PyObject **spans = PySequence_Fast_ITEMS(row_spans[r]);
         for (Py_ssize_t i = 0; i < n; i++, at++) {
-            if (float_attr(spans[i], s_start, &times[2 * at]) < 0
-                || float_attr(spans[i], s_end, &times[2 * at + 1]) < 0) {
+            if (finite_attr(spans[i], s_start, &times[2 * at]) < 0
+                || finite_attr(spans[i], s_end, &times[2 * at + 1]) < 0) {
                 goto done;
             }
             span_group[at] = track_group(groups, spans[i], 1);
@@ -389,7 +398,8 @@ paint_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Mark *m = &marks[first[g]++];
             m->blocked = k;
             m->order = given;
-            if (float_attr(spans[i], s_start, &m->a) < 0 || float_attr(spans[i], s_end, &m->b) < 0) {
+            if (finite_attr(spans[i], s_start, &m->a) < 0
+                || finite_attr(spans[i], s_end, &m->b) < 0) {
                 goto done;
             }
         }
@@ -543,8 +553,8 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         Py_ssize_t slot = first[g]++;
-        if (float_attr(await_items[i], s_start, &waits[slot].a) < 0
-            || float_attr(await_items[i], s_end, &waits[slot].b) < 0) {
+        if (finite_attr(await_items[i], s_start, &waits[slot].a) < 0
+            || finite_attr(await_items[i], s_end, &waits[slot].b) < 0) {
             goto done;
         }
     }
@@ -563,8 +573,8 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n_pieces = 0;
     for (Py_ssize_t i = 0; i < n_tasks; i++) {
         double t, end;
-        if (float_attr(task_items[i], s_start, &t) < 0
-            || float_attr(task_items[i], s_end, &end) < 0) {
+        if (finite_attr(task_items[i], s_start, &t) < 0
+            || finite_attr(task_items[i], s_end, &end) < 0) {
             goto done;
         }
         Py_ssize_t g = task_group[i];
@@ -846,23 +856,6 @@ fail:
  * the first start and last end of all rows, found as min() and max() find them (in order, a
  * value replacing the one so far only when it compares less, or greater).  A time that is not
  * a float is a TypeError: the caller then runs the Python version. */
-static int
-time_attr(PyObject *obj, PyObject *name, double *out)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL) {
-        return -1;
-    }
-    if (!PyFloat_Check(value)) {
-        Py_DECREF(value);
-        PyErr_SetString(PyExc_TypeError, "a time that is not a float");
-        return -1;
-    }
-    *out = PyFloat_AS_DOUBLE(value);
-    Py_DECREF(value);
-    return 0;
-}
-
 static PyObject *
 row_bounds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -894,7 +887,7 @@ row_bounds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         double row_first = 0.0, row_last = 0.0;
         for (Py_ssize_t i = 0; i < n; i++) {
             double start, end;
-            if (time_attr(spans[i], s_start, &start) < 0 || time_attr(spans[i], s_end, &end) < 0) {
+            if (float_attr(spans[i], s_start, &start) < 0 || float_attr(spans[i], s_end, &end) < 0) {
                 Py_DECREF(row);
                 goto fail;
             }
