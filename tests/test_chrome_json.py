@@ -110,9 +110,8 @@ def test_the_c_timeline_means_what_the_python_one_does(trace: Trace, full: bool)
     assert _meaning(b"".join(_chrome.chrome_json(trace, full_args=full))) == reference
 
 
-@needs_c
-def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Python makes the event of a span only when C does not take it.
+def _events_made_in_python(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the spans whose slice event ``_chrome._slice_event`` makes, from now on."""
     made: list[int] = []
     real = _chrome._slice_event
 
@@ -121,6 +120,12 @@ def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> N
         return real(span, *args, **kwargs)
 
     monkeypatch.setattr(_chrome, "_slice_event", counted)
+    return made
+
+
+@needs_c
+def test_the_common_spans_are_written_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _events_made_in_python(monkeypatch)  # only for the spans C does not take
     spans = [
         Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
         Span(
@@ -260,15 +265,7 @@ def test_the_python_rows_are_the_whole_document_byte_for_byte(trace: Trace, full
 
 
 def test_the_common_spans_are_written_as_text_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Python makes the event of a span only when the text writer does not take it.
-    made: list[int] = []
-    real = _chrome._slice_event
-
-    def counted(span: Span, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        made.append(span.span_id)
-        return real(span, *args, **kwargs)
-
-    monkeypatch.setattr(_chrome, "_slice_event", counted)
+    made = _events_made_in_python(monkeypatch)  # only for those the text writer does not take
     monkeypatch.setattr(_chrome, "_cjson", lambda: None)
     spans = [
         Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
