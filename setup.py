@@ -22,7 +22,12 @@ setup(
             optional=True,
         ),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),
-        Extension("asynctrace._ctimeline", ["asynctrace/_ctimeline.c"], optional=True),
+        Extension(
+            "asynctrace._ctimeline",
+            ["asynctrace/_ctimeline.c"],
+            depends=["asynctrace/_spanslots.h"],
+            optional=True,
+        ),
         Extension(
             "asynctrace._cbars",
             ["asynctrace/_cbars.c"],

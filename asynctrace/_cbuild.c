@@ -29,42 +29,17 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 
 #include "_records.h"
 #include "_spanslots.h"
 
 enum { K_TASK = 1, K_CORO = 2, K_AWAIT = 4 };
 
-static const char *field_names[N_FIELDS] = {
-    "span_id", "parent_id", "kind", "name", "start", "end", "track", "status", "error",
-    "attributes", "start_seq", "end_seq", "parent", "children",
-};
 Py_ssize_t _asynctrace_span_offsets[N_FIELDS];
 PyTypeObject *_asynctrace_span_type;
 static PyObject *kinds;           /* KINDS: the kind's name by its number */
 static PyObject *fn_info_type;    /* _coro.FnInfo: its .code is a call's code */
 static PyObject *s_ok, *s_code, *s_file, *s_line, *s_awaited, *s_task_name;
-
-static int
-learn_offsets(PyTypeObject *type)
-{
-    for (int i = 0; i < N_FIELDS; i++) {
-        PyObject *descr = PyDict_GetItemString(type->tp_dict, field_names[i]);
-        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
-            PyErr_Format(PyExc_TypeError, "%s has no slot %s", type->tp_name, field_names[i]);
-            return -1;
-        }
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != T_OBJECT_EX || member->offset <= 0) {
-            PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", type->tp_name,
-                         field_names[i]);
-            return -1;
-        }
-        _asynctrace_span_offsets[i] = member->offset;
-    }
-    return 0;
-}
 
 PyObject *
 _asynctrace_configure_spans(PyObject *module, PyObject *args)
@@ -78,7 +53,7 @@ _asynctrace_configure_spans(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "configure_spans: too few kinds");
         return NULL;
     }
-    if (learn_offsets((PyTypeObject *)type) < 0) {
+    if (learn_span_offsets((PyTypeObject *)type, _asynctrace_span_offsets) < 0) {
         return NULL;
     }
     if (s_ok == NULL) {

@@ -29,19 +29,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
-#include <structmember.h>
 
-/* The Span slots read here. */
-enum { F_SPAN_ID, F_KIND, F_NAME, F_START, F_END, F_TRACK, F_ATTRIBUTES, F_PARENT, N_FIELDS };
-static const char *field_names[N_FIELDS] = {
-    "span_id", "kind", "name", "start", "end", "track", "attributes", "parent",
-};
+/* The Span's slots, learned here (this extension is not _speedups). */
+#define ASYNCTRACE_OWN_SPAN_OFFSETS
+#include "_spanslots.h"
 static Py_ssize_t offsets[N_FIELDS];
 static PyTypeObject *span_type; /* NULL until configure(): every span is then refused */
 static PyObject *s_task_name, *s_awaited, *s_awaited_span, *s_file, *s_line, *s_gather,
     *s_gather_call;
 
-#define SLOT(span, f) (*(PyObject **)((char *)(span) + offsets[f]))
+#define SLOT(span, f) SPAN_SLOT(offsets, span, f)
 #define KINDS_KEPT 16 /* kinds recognized by address in kind_positions (there are 9) */
 
 static PyObject *
@@ -124,23 +121,9 @@ configure(PyObject *module, PyObject *type)
         PyErr_SetString(PyExc_TypeError, "configure(span_type): span_type MUST be a class");
         return NULL;
     }
-    Py_ssize_t learned[N_FIELDS];
-    for (int i = 0; i < N_FIELDS; i++) {
-        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, field_names[i]);
-        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
-            PyErr_Format(PyExc_TypeError, "configure: %s has no slot %s",
-                         ((PyTypeObject *)type)->tp_name, field_names[i]);
-            return NULL;
-        }
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != T_OBJECT_EX || member->offset <= 0) {
-            PyErr_Format(PyExc_TypeError, "configure: %s.%s is not an object slot",
-                         ((PyTypeObject *)type)->tp_name, field_names[i]);
-            return NULL;
-        }
-        learned[i] = member->offset;
+    if (learn_span_offsets((PyTypeObject *)type, offsets) < 0) { /* all or nothing */
+        return NULL;
     }
-    memcpy(offsets, learned, sizeof(offsets)); /* all or nothing: spans are read by them */
     Py_INCREF(type);
     Py_XSETREF(span_type, (PyTypeObject *)type);
     Py_RETURN_NONE;
