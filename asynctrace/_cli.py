@@ -31,7 +31,7 @@ from ._cli_args import (
     too_large,
 )
 from ._flush import DEFAULT_FLUSH_INTERVAL
-from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
+from ._otlp import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_MAX_SPANS
 from ._sanitize import shown, visible
 from ._spans import Trace, gc_paused, release

@@ -33,8 +33,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from . import _coro
 from ._otel_adopt import Adopter
-from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TraceMap
-from ._otlp import new_span_id_base, new_trace_id, otel_span_id
+from ._otel_traces import TraceMap
+from ._otlp import DEFAULT_MAX_TRACE_SPANS, new_span_id_base, new_trace_id, otel_span_id
 from ._record import Recorder
 from ._spans import Trace
 

@@ -29,9 +29,6 @@ from ._otlp import LINK_KEY, PARENT_KEY, SPAN_KEY, TRACE_KEY, otel_span_id
 from ._record import Recorder
 from ._spans import Span
 
-TRACE_PER = ("auto", "task", "run")  # which tasks start a trace of their own (the default first)
-DEFAULT_MAX_TRACE_SPANS = 10_000
-
 _MASK128 = (1 << 128) - 1
 _PART_MIX = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd: parts' trace ids differ from each other
 

@@ -39,6 +39,11 @@ SPAN_KEY = "otel.span_id"
 PARENT_KEY = "otel.parent_span_id"  # when it is not the span's timeline parent
 LINK_KEY = "otel.link"  # "<trace id>-<span id>": a span that starts a trace links there
 OTEL_KEYS = (TRACE_KEY, SPAN_KEY, PARENT_KEY, LINK_KEY)
+# How _otel_traces.TraceMap cuts a run into traces (here, so that the options can be read and
+# checked without importing it): which tasks start a trace of their own (the default first),
+# and the most span ids in one part of the run's trace.
+TRACE_PER = ("auto", "task", "run")
+DEFAULT_MAX_TRACE_SPANS = 10_000
 
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # odd, so sid -> sid * _MIX is a bijection modulo 2**64

@@ -37,13 +37,15 @@ A longer string is cut to its first ``MAX_CHARS`` characters followed by
 ``…[truncated N chars]`` (N: how many were cut).
 """
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Patterns, not compiled: ``re`` compiles each on its first use (text that is not plain ASCII)
+# and keeps it; compiling them at import cost every run about 0.4 ms.
+_SURROGATE = "[\ud800-\udfff]"
 # C0 and C1 controls, DEL, and the format characters that reorder or hide text (bidi
 # embeddings, overrides and isolates, zero-width joiners, the BOM, line/paragraph separators).
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_INVISIBLE = "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
 
 
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIDI = "[\u202a-\u202e\u2066-\u2069]"
 
 
 def cap(text: str, limit: int = MAX_CHARS) -> str:
@@ -57,7 +59,7 @@ def utf8(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD, so that it encodes as UTF-8."""
     if text.isascii():
         return text
-    return _SURROGATE.sub("\ufffd", text)
+    return re.sub(_SURROGATE, "\ufffd", text)
 
 
 def clean(text: str) -> str:
@@ -74,10 +76,10 @@ def visible(text: str, keep: str = "") -> str:
     """
     if text.isascii() and text.isprintable():
         return text
-    text = _SURROGATE.sub(_escape, text)
+    text = re.sub(_SURROGATE, _escape, text)
     if keep:
-        return _INVISIBLE.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
-    return _INVISIBLE.sub(_escape, text)
+        return re.sub(_INVISIBLE, lambda m: m.group() if m.group() in keep else _escape(m), text)
+    return re.sub(_INVISIBLE, _escape, text)
 
 
 def no_bidi(text: str) -> str:
@@ -88,7 +90,7 @@ def no_bidi(text: str) -> str:
     """
     if text.isascii():
         return text
-    return _BIDI.sub(_escape, text)
+    return re.sub(_BIDI, _escape, text)
 
 
 def shown(text: str) -> str:

@@ -25,7 +25,6 @@ import math
 import operator
 import os
 import re
-import sysconfig
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,11 +56,12 @@ _END = operator.attrgetter("end")
 _START_SEQ = operator.attrgetter("start_seq")
 _CALLS = ("coroutine", "gather")
 _GLOB = re.compile(r"[*?\[]")
-# A file of the standard library, from this interpreter or, for a trace read on another
-# machine, any ``lib/python3.N/`` (``Lib\`` on Windows) outside site-packages.
-_STDLIB_DIRS = tuple(
-    {os.path.join(sysconfig.get_paths()[key], "") for key in ("stdlib", "platstdlib")}
-)
+# A file of the standard library: in this interpreter's (the folder of ``os``, where asyncio
+# is too) or, for a trace read on another machine, in any ``lib/python3.N/`` (``Lib\`` on
+# Windows); outside site-packages in both, which a virtual environment or a plain
+# ``pip install`` keeps under such a folder.
+_STDLIB_DIR = os.path.join(os.path.dirname(os.__file__), "")
+_INSTALLED = tuple(os.path.join(name, "") for name in ("site-packages", "dist-packages"))
 _STDLIB_PATH = re.compile(
     r"[\\/](?:lib[\\/]python3\.\d+t?|Lib)[\\/](?!site-packages[\\/]|dist-packages[\\/])"
 )
@@ -132,7 +132,9 @@ def is_internal_path(path: object) -> bool:
 def _in_stdlib(path: str) -> bool:
     if path.startswith("<frozen "):
         return True
-    return path.startswith(_STDLIB_DIRS) or _STDLIB_PATH.search(path) is not None
+    if path.startswith(_STDLIB_DIR) and not path.startswith(_INSTALLED, len(_STDLIB_DIR)):
+        return True
+    return _STDLIB_PATH.search(path) is not None
 
 
 def is_internal(span: Span) -> bool:

@@ -22,7 +22,7 @@ from ._coro import coro_name, safe_str
 from ._critical import mark_critical
 from ._files import BackgroundWrite
 from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
-from ._otel_traces import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
+from ._otlp import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
 from ._spans import Span, Trace, gc_paused
 

@@ -3,8 +3,10 @@ rows only, an axis from its first span, filters, and traces that would loop fore
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +16,7 @@ from test_chrome import blog_trace
 
 from asynctrace._spans import KINDS, Kind, Span, Status, Trace
 from asynctrace._terminal import OPEN, render_timeline
-from asynctrace._terminal_rows import by_key_python, call_depths_python
+from asynctrace._terminal_rows import by_key_python, call_depths_python, is_internal_path
 
 ASYNCIO = "/usr/lib/python3.11/asyncio/selector_events.py"
 
@@ -130,6 +132,19 @@ def test_asyncio_internals_are_hidden_unless_asked_for() -> None:
     shown = render_timeline(server_trace(), width=140, internals=True)
     assert "Task-3 BaseSelectorEventLoop._accept_connection2()" in shown
     assert "hidden" not in shown
+
+
+def test_installed_libraries_are_not_internal() -> None:
+    assert is_internal_path(asyncio.__file__)
+    version = f"python3.{sys.version_info.minor}"
+    # a virtual environment's library, a plain pip install's, Debian's
+    for prefix in (sys.prefix, sys.base_prefix, "/usr/local"):
+        for packages in ("site-packages", "dist-packages"):
+            path = os.path.join(prefix, "lib", version, packages, "aiohttp", "client.py")
+            assert not is_internal_path(path), path
+    stdlib = os.path.dirname(os.__file__)
+    assert not is_internal_path(os.path.join(stdlib, "site-packages", "aiohttp", "web.py"))
+    assert is_internal_path(os.path.join(stdlib, "concurrent", "futures", "thread.py"))
 
 
 def test_filter_keeps_matches_with_their_ancestors() -> None:
