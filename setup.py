@@ -31,6 +31,7 @@ setup(
         Extension(
             "asynctrace._cbars",
             ["asynctrace/_cbars.c"],
+            depends=["asynctrace/_spanslots.h"],
             extra_compile_args=SAME_ROUNDING,
             optional=True,
         ),

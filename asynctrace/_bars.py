@@ -29,6 +29,7 @@ from itertools import chain, repeat
 from typing import Any, Protocol
 
 from ._native import extension
+from ._spans import Span
 
 __all__ = ["EMPTY", "NO_MARKS", "Item", "Mark", "Marks", "paint_rows", "row_bounds"]
 
@@ -198,11 +199,21 @@ _PaintRows = Callable[
 ]
 
 
-def c_function(name: str) -> Any:
-    """The function ``name`` of the C extension ``_cbars``; None without it (see
-    ``_native.py``)."""
+def _load_cbars() -> Any:
+    """``_cbars``, told once which class a span is (whose fields it then reads in place);
+    None without C (see ``_native.py``)."""
     module = extension("_cbars")
-    return None if module is None else getattr(module, name)
+    if module is not None:
+        module.configure(Span)
+    return module
+
+
+_CBARS = _load_cbars()
+
+
+def c_function(name: str) -> Any:
+    """The function ``name`` of the C extension ``_cbars``; None without it."""
+    return None if _CBARS is None else getattr(_CBARS, name)
 
 
 _C_PAINT_ROWS: _PaintRows | None = c_function("paint_rows")

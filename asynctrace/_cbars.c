@@ -26,6 +26,27 @@
 #include <Python.h>
 #include <math.h>
 
+/* The Span's slots, learned here by configure(span_type) (this extension is not _speedups):
+ * an exact Span's fields are read in place, anything else's by getattr. */
+#define ASYNCTRACE_OWN_SPAN_OFFSETS
+#include "_spanslots.h"
+static Py_ssize_t offsets[N_FIELDS];
+static PyTypeObject *span_type; /* NULL until configure() */
+static PyObject *field_names[N_FIELDS]; /* interned, for the fields read here */
+
+/* obj.<field>, a new reference; NULL with an exception set. */
+static PyObject *
+attr(PyObject *obj, int field)
+{
+    if (Py_TYPE(obj) == span_type) {
+        PyObject *value = SPAN_SLOT(offsets, obj, field);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(obj, field_names[field]);
+}
+
 enum { EMPTY = 0, WAITING = 1, RUNNING = 2, BLOCKED = 3 };
 
 typedef struct {
@@ -96,13 +117,11 @@ as_finite(PyObject *value, double *out)
     return 0;
 }
 
-static PyObject *s_start, *s_end, *s_track, *s_span_id;
-
 /* An attribute that MUST be a float (an int would compare exactly in Python): TypeError. */
 static int
-float_attr(PyObject *obj, PyObject *name, double *out)
+float_attr(PyObject *obj, int field, double *out)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject *value = attr(obj, field);
     if (value == NULL) {
         return -1;
     }
@@ -118,9 +137,9 @@ float_attr(PyObject *obj, PyObject *name, double *out)
 
 /* float_attr, and the float MUST be finite: ValueError. */
 static int
-finite_attr(PyObject *obj, PyObject *name, double *out)
+finite_attr(PyObject *obj, int field, double *out)
 {
-    if (float_attr(obj, name, out) < 0) {
+    if (float_attr(obj, field, out) < 0) {
         return -1;
     }
     if (!isfinite(*out)) {
@@ -159,7 +178,7 @@ group_of(PyObject *groups, PyObject *key, int add)
 static Py_ssize_t
 track_group(PyObject *groups, PyObject *obj, int add)
 {
-    PyObject *track = PyObject_GetAttr(obj, s_track);
+    PyObject *track = attr(obj, F_TRACK);
     if (track == NULL) {
         return -2;
     }
@@ -336,8 +355,8 @@ paint_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t n = PySequence_Fast_GET_SIZE(row_spans[r]);
         PyObject **spans = PySequence_Fast_ITEMS(row_spans[r]);
         for (Py_ssize_t i = 0; i < n; i++, at++) {
-            if (finite_attr(spans[i], s_start, &times[2 * at]) < 0
-                || finite_attr(spans[i], s_end, &times[2 * at + 1]) < 0) {
+            if (finite_attr(spans[i], F_START, &times[2 * at]) < 0
+                || finite_attr(spans[i], F_END, &times[2 * at + 1]) < 0) {
                 goto done;
             }
             span_group[at] = track_group(groups, spans[i], 1);
@@ -398,8 +417,8 @@ paint_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Mark *m = &marks[first[g]++];
             m->blocked = k;
             m->order = given;
-            if (finite_attr(spans[i], s_start, &m->a) < 0
-                || finite_attr(spans[i], s_end, &m->b) < 0) {
+            if (finite_attr(spans[i], F_START, &m->a) < 0
+                || finite_attr(spans[i], F_END, &m->b) < 0) {
                 goto done;
             }
         }
@@ -517,7 +536,7 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject **task_items = PySequence_Fast_ITEMS(tasks);
     PyObject **await_items = PySequence_Fast_ITEMS(awaits);
     for (Py_ssize_t i = 0; i < n_tasks; i++) {
-        PyObject *span_id = PyObject_GetAttr(task_items[i], s_span_id);
+        PyObject *span_id = attr(task_items[i], F_SPAN_ID);
         if (span_id == NULL) {
             goto done;
         }
@@ -531,7 +550,7 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n_groups = PyDict_GET_SIZE(groups);
     memset(first, 0, sizeof(Py_ssize_t) * (size_t)(n_groups + 1));
     for (Py_ssize_t i = 0; i < n_awaits; i++) {
-        PyObject *track = PyObject_GetAttr(await_items[i], s_track);
+        PyObject *track = attr(await_items[i], F_TRACK);
         if (track == NULL) {
             goto done;
         }
@@ -553,8 +572,8 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         Py_ssize_t slot = first[g]++;
-        if (finite_attr(await_items[i], s_start, &waits[slot].a) < 0
-            || finite_attr(await_items[i], s_end, &waits[slot].b) < 0) {
+        if (finite_attr(await_items[i], F_START, &waits[slot].a) < 0
+            || finite_attr(await_items[i], F_END, &waits[slot].b) < 0) {
             goto done;
         }
     }
@@ -573,8 +592,8 @@ running_lengths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n_pieces = 0;
     for (Py_ssize_t i = 0; i < n_tasks; i++) {
         double t, end;
-        if (finite_attr(task_items[i], s_start, &t) < 0
-            || finite_attr(task_items[i], s_end, &end) < 0) {
+        if (finite_attr(task_items[i], F_START, &t) < 0
+            || finite_attr(task_items[i], F_END, &end) < 0) {
             goto done;
         }
         Py_ssize_t g = task_group[i];
@@ -678,7 +697,7 @@ set_depth(Depths *known, PyObject *span, Py_ssize_t depth)
     known->values[i] = depth;
 }
 
-static PyObject *s_parent, *s_kind, *s_coroutine, *s_gather;
+static PyObject *s_coroutine, *s_gather;
 
 /* Whether up is the end of the walk: None, on another track than span's, or the owner;
  * -1 with an exception set. */
@@ -688,7 +707,7 @@ walk_ends(PyObject *up, PyObject *track, PyObject *owner)
     if (up == Py_None || up == owner) {
         return 1;
     }
-    PyObject *up_track = PyObject_GetAttr(up, s_track);
+    PyObject *up_track = attr(up, F_TRACK);
     if (up_track == NULL) {
         return -1;
     }
@@ -703,7 +722,7 @@ depth_above(PyObject *span, PyObject *track, PyObject *owner, const Depths *know
             Py_ssize_t walk)
 {
     Py_ssize_t depth = 1;
-    PyObject *up = PyObject_GetAttr(span, s_parent);
+    PyObject *up = attr(span, F_PARENT);
     for (Py_ssize_t step = 0; up != NULL && step < walk; step++) {
         int ends = walk_ends(up, track, owner);
         if (ends != 0) {
@@ -715,7 +734,7 @@ depth_above(PyObject *span, PyObject *track, PyObject *owner, const Depths *know
             Py_DECREF(up);
             return depth + above;
         }
-        PyObject *kind = PyObject_GetAttr(up, s_kind);
+        PyObject *kind = attr(up, F_KIND);
         int call = kind == NULL ? -1 : PyObject_RichCompareBool(kind, s_coroutine, Py_EQ);
         if (call == 0) {
             call = PyObject_RichCompareBool(kind, s_gather, Py_EQ);
@@ -726,7 +745,7 @@ depth_above(PyObject *span, PyObject *track, PyObject *owner, const Depths *know
             return -1;
         }
         depth += call;
-        PyObject *next = PyObject_GetAttr(up, s_parent);
+        PyObject *next = attr(up, F_PARENT);
         Py_DECREF(up);
         up = next;
     }
@@ -769,8 +788,8 @@ call_depths(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     out = PyList_New(n);
     for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
         PyObject *span = items[i];
-        PyObject *up = PyObject_GetAttr(span, s_parent);
-        PyObject *track = up != NULL ? PyObject_GetAttr(span, s_track) : NULL;
+        PyObject *up = attr(span, F_PARENT);
+        PyObject *track = up != NULL ? attr(span, F_TRACK) : NULL;
         int ends = track != NULL ? walk_ends(up, track, owner) : -1;
         Py_ssize_t depth = -1;
         if (ends == 1) {
@@ -887,7 +906,7 @@ row_bounds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         double row_first = 0.0, row_last = 0.0;
         for (Py_ssize_t i = 0; i < n; i++) {
             double start, end;
-            if (float_attr(spans[i], s_start, &start) < 0 || float_attr(spans[i], s_end, &end) < 0) {
+            if (float_attr(spans[i], F_START, &start) < 0 || float_attr(spans[i], F_END, &end) < 0) {
                 Py_DECREF(row);
                 goto fail;
             }
@@ -922,7 +941,24 @@ fail:
     return out;
 }
 
+static PyObject *
+configure(PyObject *module, PyObject *type)
+{
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "configure(span_type): span_type MUST be a class");
+        return NULL;
+    }
+    if (learn_span_offsets((PyTypeObject *)type, offsets) < 0) { /* all or nothing */
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(span_type, (PyTypeObject *)type);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_O,
+     PyDoc_STR("configure(span_type): learn where a Span's slots are, to read them in place.")},
     {"paint_rows", (PyCFunction)(void (*)(void))paint_rows, METH_FASTCALL,
      PyDoc_STR("paint_rows(rows, awaits, blocked, t0, step, cols) -> list[bytes]: each row's "
                "cells' levels (see _bars.py).")},
@@ -946,16 +982,18 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__cbars(void)
 {
-    s_start = PyUnicode_InternFromString("start");
-    s_end = PyUnicode_InternFromString("end");
-    s_track = PyUnicode_InternFromString("track");
-    s_span_id = PyUnicode_InternFromString("span_id");
-    s_parent = PyUnicode_InternFromString("parent");
-    s_kind = PyUnicode_InternFromString("kind");
+    field_names[F_START] = PyUnicode_InternFromString("start");
+    field_names[F_END] = PyUnicode_InternFromString("end");
+    field_names[F_TRACK] = PyUnicode_InternFromString("track");
+    field_names[F_SPAN_ID] = PyUnicode_InternFromString("span_id");
+    field_names[F_PARENT] = PyUnicode_InternFromString("parent");
+    field_names[F_KIND] = PyUnicode_InternFromString("kind");
     s_coroutine = PyUnicode_InternFromString("coroutine");
     s_gather = PyUnicode_InternFromString("gather");
-    if (s_start == NULL || s_end == NULL || s_track == NULL || s_span_id == NULL
-        || s_parent == NULL || s_kind == NULL || s_coroutine == NULL || s_gather == NULL) {
+    if (field_names[F_START] == NULL || field_names[F_END] == NULL
+        || field_names[F_TRACK] == NULL || field_names[F_SPAN_ID] == NULL
+        || field_names[F_PARENT] == NULL || field_names[F_KIND] == NULL || s_coroutine == NULL
+        || s_gather == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);

@@ -109,3 +109,33 @@ def test_c_and_python_find_the_same_bounds(rows: list[list[tuple[float, float]]]
     with pytest.raises(TypeError):
         c_row_bounds([[span(0, 1)]])  # an int time: Python compares it
     assert _bars.row_bounds([[span(0, 1)]]) == (0, 1, [(0, 1)])
+
+
+class Shifted(Span):
+    """A Span whose times are computed: C reads an exact Span's slots, anything else's
+    attributes."""
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> object:
+        if name in ("start", "end"):
+            return 1.0 if name == "start" else 3.0
+        return super().__getattribute__(name)
+
+
+@needs_c
+def test_c_reads_a_span_subclass_by_its_attributes() -> None:
+    from types import SimpleNamespace
+
+    from asynctrace._cbars import row_bounds as c_row_bounds
+
+    shifted = Shifted(next(_ids), None, "task", "x", 0.0, 0.5, 1)
+    plain = SimpleNamespace(start=0.5, end=4.0, track=1)
+    rows: list[list[Span]] = [[shifted], [plain, span(0.0, 0.5)]]  # type: ignore[list-item]
+    awaits = [span(2.0, 3.0), SimpleNamespace(start=0.5, end=1.0, track=1)]
+    case = (rows, awaits, [], 0.0, 1.0, 5)
+    assert c_paint_rows is not None
+    assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
+    assert [list(levels) for levels in c_paint_rows(*case)] == [[0, 2, 1, 0, 0], [2, 2, 1, 2, 0]]
+    bounds = (0.0, 4.0, [(1.0, 3.0), (0.0, 4.0)])
+    assert c_row_bounds(rows) == _bars.row_bounds_python(rows) == bounds
