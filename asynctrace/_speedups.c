@@ -15,6 +15,9 @@
  * Python: enter() makes a C CallSpan, links it as its root's _top and reads the clock;
  * leave() unlinks it and appends its record, exactly as _decorator._wrap_python / _end do.
  * The wrapper itself stays a native ``async def`` (inspect.iscoroutinefunction, awaits in C).
+ *
+ * Every task's start (_instrument._start_task: its parent, TaskRoot, registry, context and
+ * name) is start_task() here: in Python it cost about as much as asyncio's create_task.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1168,6 +1171,284 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* ---- a task's start (_instrument._start_task) ---- */
+
+/* Set by task_constants(): what start_task needs of _coro and _instrument. */
+static PyObject *t_task_root;       /* _coro.TaskRoot */
+static PyObject *t_python_start;    /* _instrument._start_task: the form with the OTel hook */
+static PyObject *t_eager_task_name; /* _instrument._eager_task_name */
+static PyObject *t_eager_ended;     /* _instrument.eager_ended */
+static PyObject *t_coro_globals;    /* _coro's __dict__: track_root is rebound per recorder */
+static PyObject *t_instrument_globals; /* _instrument's __dict__: task_made, set by OTel */
+static PyObject *t_partial;         /* functools.partial */
+static PyObject *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name;
+
+/* (parent span id, track) for a span starting now: _coro.current_parent().  New references
+ * in *parent and *track, or -1. */
+static int
+current_parent(PyObject **parent, PyObject **track)
+{
+    PyObject *gather, *root;
+    if (PyContextVar_Get(c_current_gather, NULL, &gather) < 0) {
+        return -1;
+    }
+    if (PyContextVar_Get(c_current_root, Py_None, &root) < 0) {
+        Py_DECREF(gather);
+        return -1;
+    }
+    int gathering = PyObject_IsTrue(gather);
+    if (gathering < 0) {
+        goto error;
+    }
+    if (root == Py_None) {
+        *parent = gathering ? Py_NewRef(gather) : Py_NewRef(g_run_sid);
+        *track = Py_NewRef(g_run_sid);
+    }
+    else {
+        int is_c = PyObject_TypeCheck(root, &RootType);
+        *track = root_get(root, is_c, is_c ? ((RootObject *)root)->track : NULL, s_track, 5);
+        if (*track == NULL) {
+            goto error;
+        }
+        if (gathering) {
+            *parent = Py_NewRef(gather);
+        }
+        else {
+            PyObject *top =
+                root_get(root, is_c, is_c ? ((RootObject *)root)->top : NULL, s_top, I_TOP);
+            *parent = top == NULL                     ? NULL
+                      : Py_IS_TYPE(top, &CallType) && ((CallObject *)top)->sid != NULL
+                          ? Py_NewRef(((CallObject *)top)->sid)
+                          : PyObject_GetAttr(top, s_sid);
+            Py_XDECREF(top);
+            if (*parent == NULL) {
+                Py_CLEAR(*track);
+                goto error;
+            }
+        }
+    }
+    Py_DECREF(gather);
+    Py_DECREF(root);
+    return 0;
+error:
+    Py_DECREF(gather);
+    Py_DECREF(root);
+    return -1;
+}
+
+/* In ``context``: current_root set to ``root``, current_gather to 0 if it is set (the
+ * task's context MUST carry its own root and no gather).  What _start_task's
+ * ``context.run(...)`` calls do, in one entering of the context. */
+static int
+set_task_context(PyObject *context, PyObject *root)
+{
+    if (PyContext_Enter(context) < 0) {
+        return -1;
+    }
+    PyObject *token = PyContextVar_Set(c_current_root, root);
+    int r = token == NULL ? -1 : 0;
+    Py_XDECREF(token);
+    if (r == 0) {
+        PyObject *gather;
+        r = PyContextVar_Get(c_current_gather, NULL, &gather);
+        int truth = r < 0 ? -1 : PyObject_IsTrue(gather);
+        Py_XDECREF(gather);
+        if (truth > 0) {
+            token = PyContextVar_Set(c_current_gather, c_zero);
+            r = token == NULL ? -1 : 0;
+            Py_XDECREF(token);
+        }
+        else {
+            r = truth;
+        }
+    }
+    if (PyContext_Exit(context) < 0) {
+        return -1;
+    }
+    return r;
+}
+
+/* start_task(coro, kwargs, create, *leading): _instrument._start_task in C, the same reads of
+ * next_id and the clock in the same order; with the OpenTelemetry hook on (task_made), that
+ * Python form runs instead. */
+static PyObject *
+start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "start_task() takes (coro, kwargs dict, create, *leading arguments)");
+        return NULL;
+    }
+    if (t_task_root == NULL || c_current_root == NULL || g_run_sid == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "asynctrace._speedups is not set up; call constants(), configure() and "
+                        "task_constants() first (asynctrace._instrument does on import)");
+        return NULL;
+    }
+    PyObject *task_made = PyDict_GetItemWithError(t_instrument_globals, s_task_made);
+    if (task_made == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (task_made != NULL && task_made != Py_None) {
+        return PyObject_Vectorcall(t_python_start, args, nargs, NULL);
+    }
+    PyObject *coro = args[0], *kwargs = args[1], *create = args[2];
+    PyObject *parent, *track;
+    if (current_parent(&parent, &track) < 0) {
+        return NULL;
+    }
+    Py_DECREF(track);
+    PyObject *root_args[2] = {coro, parent};
+    PyObject *root = PyObject_Vectorcall(t_task_root, root_args, 2, NULL);
+    Py_DECREF(parent);
+    if (root == NULL) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(root, &RootType)) {
+        PyErr_Format(PyExc_TypeError, "task_constants() got task_root=%R; pass _coro.TaskRoot",
+                     t_task_root);
+        goto error;
+    }
+    RootObject *r = (RootObject *)root;
+    PyObject *track_root = PyDict_GetItemWithError(t_coro_globals, s_track_root);
+    if (track_root == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro has no track_root");
+        }
+        goto error;
+    }
+    PyObject *tracked = PyObject_CallOneArg(track_root, root);
+    if (tracked == NULL) {
+        goto error;
+    }
+    Py_DECREF(tracked);
+    /* An eager task (Python 3.12+) may end inside its creation: see _start_task. */
+    PyObject *name = PyDict_GetItemWithError(kwargs, s_name);
+    if (name == NULL && PyErr_Occurred()) {
+        goto error;
+    }
+    PyObject *task_name = name == NULL || name == Py_None
+                              ? Py_NewRef(t_eager_task_name)
+                              : PyObject_CallFunctionObjArgs(t_partial, &PyUnicode_Type, name,
+                                                             NULL);
+    if (task_name == NULL) {
+        goto error;
+    }
+    SET(r, task_name, task_name);
+    PyObject *context = PyDict_GetItemWithError(kwargs, s_context);
+    if (context == NULL && PyErr_Occurred()) {
+        goto error;
+    }
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            goto error;
+        }
+        int stored = PyDict_SetItem(kwargs, s_context, context);
+        Py_DECREF(context); /* kwargs holds it */
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    if (!PyContext_CheckExact(context)) {
+        /* As _start_task's context.run(...): no such method, or (what has one) a TypeError */
+        PyObject *run = PyObject_GetAttrString(context, "run");
+        if (run != NULL) {
+            Py_DECREF(run);
+            PyErr_Format(PyExc_TypeError, "an instance of Context was expected, got %R",
+                         context);
+        }
+        goto error;
+    }
+    Py_INCREF(context);
+    int set = set_task_context(context, root);
+    Py_DECREF(context);
+    if (set < 0) {
+        goto error;
+    }
+    /* task = create(*leading, root, **kwargs) */
+    Py_ssize_t n_leading = nargs - 3;
+    PyObject *small[8];
+    PyObject **call_args = small;
+    if (n_leading + 1 > 8) {
+        call_args = PyMem_New(PyObject *, n_leading + 1);
+        if (call_args == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n_leading; i++) {
+        call_args[i] = args[3 + i];
+    }
+    call_args[n_leading] = root;
+    PyObject *task = PyObject_VectorcallDict(create, call_args, n_leading + 1, kwargs);
+    if (call_args != small) {
+        PyMem_Free(call_args);
+    }
+    if (task == NULL) {
+        goto error;
+    }
+    int failed;
+    if (r->task_name != NULL && r->task_name != Py_None) {
+        PyObject *get_name = PyObject_GetAttr(task, s_get_name);
+        failed = get_name == NULL;
+        if (get_name != NULL) {
+            SET(r, task_name, get_name);
+        }
+    }
+    else { /* it ended eagerly, its record written; a done task may forget its coroutine */
+        failed = r->sid == NULL || PyObject_SetItem(t_eager_ended, task, r->sid) < 0;
+    }
+    Py_DECREF(root);
+    if (failed) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return task;
+error:
+    Py_DECREF(root);
+    return NULL;
+}
+
+static PyObject *
+task_constants(PyObject *module, PyObject *args)
+{
+    PyObject *task_root, *python_start, *eager_task_name, *eager_ended, *coro_globals,
+        *instrument_globals;
+    if (!PyArg_UnpackTuple(args, "task_constants", 6, 6, &task_root, &python_start,
+                           &eager_task_name, &eager_ended, &coro_globals, &instrument_globals)) {
+        return NULL;
+    }
+    if (!PyType_Check(task_root) || !PyType_IsSubtype((PyTypeObject *)task_root, &RootType) ||
+        !PyDict_Check(coro_globals) || !PyDict_Check(instrument_globals)) {
+        PyErr_Format(PyExc_TypeError,
+                     "task_constants() got task_root=%R and module globals of types %s, %s; "
+                     "pass _coro.TaskRoot, vars(_coro) and vars(_instrument)",
+                     task_root, Py_TYPE(coro_globals)->tp_name,
+                     Py_TYPE(instrument_globals)->tp_name);
+        return NULL;
+    }
+    if (t_partial == NULL) {
+        PyObject *functools = PyImport_ImportModule("functools");
+        t_partial = functools == NULL ? NULL : PyObject_GetAttrString(functools, "partial");
+        Py_XDECREF(functools);
+        if (t_partial == NULL) {
+            return NULL;
+        }
+    }
+#define KEEP(var, value) \
+    Py_INCREF(value);    \
+    Py_XSETREF(var, value)
+    KEEP(t_task_root, task_root);
+    KEEP(t_python_start, python_start);
+    KEEP(t_eager_task_name, eager_task_name);
+    KEEP(t_eager_ended, eager_ended);
+    KEEP(t_coro_globals, coro_globals);
+    KEEP(t_instrument_globals, instrument_globals);
+#undef KEEP
+    Py_RETURN_NONE;
+}
+
 /* ---- module functions ---- */
 
 static int
@@ -1367,6 +1648,11 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("enter(coro, info): the CallSpan of a traced call starting now.")},
     {"leave", (PyCFunction)(void (*)(void))call_leave, METH_FASTCALL,
      PyDoc_STR("leave(span, status): the traced call ends now; status None or a tuple.")},
+    {"start_task", (PyCFunction)(void (*)(void))start_task, METH_FASTCALL,
+     PyDoc_STR("start_task(coro, kwargs, create, *leading): _instrument._start_task in C.")},
+    {"task_constants", task_constants, METH_VARARGS,
+     PyDoc_STR("task_constants(task_root, python_start, eager_task_name, eager_ended, "
+               "coro_globals, instrument_globals): once, before start_task.")},
     {"_state", state, METH_NOARGS, NULL},
     {"_native_clock", native_clock, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -1393,6 +1679,8 @@ intern_all(void)
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
         {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
         {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
+        {&s_track_root, "track_root"}, {&s_task_made, "task_made"}, {&s_name, "name"},
+        {&s_context, "context"},  {&s_get_name, "get_name"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);

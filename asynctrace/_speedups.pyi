@@ -64,6 +64,18 @@ def constants(
     ended_task: type,
     /,
 ) -> None: ...
+def start_task(
+    coro: Any, kwargs: dict[str, Any], create: Callable[..., Any], /, *leading: Any
+) -> Any: ...
+def task_constants(
+    task_root: type,
+    python_start: Callable[..., Any],
+    eager_task_name: Callable[[], str],
+    eager_ended: Any,
+    coro_globals: dict[str, Any],
+    instrument_globals: dict[str, Any],
+    /,
+) -> None: ...
 def _state() -> tuple[Any, Any, int, int, int]: ...
 def _native_clock() -> float: ...
 

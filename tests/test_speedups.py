@@ -125,9 +125,12 @@ def _synced(method: Callable[..., None]) -> Callable[..., None]:
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
-    """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers)."""
+    """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers), made
+    by its task start (``_speedups.start_task`` or ``_instrument._start_task``)."""
     monkeypatch.setattr(_coro, "TaskRoot", cls)
     monkeypatch.setattr(_instrument, "TaskRoot", cls)
+    if cls is PyRoot:
+        monkeypatch.setattr(_instrument, "start_task", _instrument._start_task)
     wrap = _decorator._wrap_python if cls is PyRoot else _decorator._wrap_c
     monkeypatch.setattr(_decorator, "_wrap", wrap)
     _decorate()
