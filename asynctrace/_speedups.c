@@ -52,8 +52,8 @@ static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configu
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
 
-/* The recorder's Records type, in _records.c (compiled into this extension). */
-extern PyTypeObject _asynctrace_RecordsType, _asynctrace_RootsType;
+/* The recorder's Records and Roots types, in _records.c (compiled into this extension). */
+#include "_records.h"
 int _asynctrace_records_append(PyObject *self, PyObject *rec);
 int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
                                       PyObject *parent, PyObject *track, PyObject *start,
@@ -73,6 +73,7 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *coro, *info, *native, *sid, *parent, *track, *start, *top, *aw_t, *aw_sid,
         *aw_parent, *aw_what, *aw_lasti, *aw_status, *task_name, *shown, *qualname, *outer;
+    RootsLink link; /* its place in the recorder's Roots */
 } RootObject;
 
 #define N_FIELDS 18
@@ -797,6 +798,7 @@ root_traverse(RootObject *self, visitproc visit, void *arg)
 static int
 root_clear(RootObject *self)
 {
+    _asynctrace_roots_unlink(&self->link); /* gone for the recorder, as a weak reference */
     PyObject **fields = FIELDS(self);
     for (int i = 0; i < N_FIELDS; i++) {
         Py_CLEAR(fields[i]);
@@ -1698,6 +1700,8 @@ PyInit__speedups(void)
         PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
         return NULL;
     }
+    _asynctrace_root_type = &RootType;
+    _asynctrace_root_link_offset = offsetof(RootObject, link);
     coro_get_frame = coro_getter("cr_frame");
     coro_get_await = coro_getter("cr_await");
     coro_get_code = coro_getter("cr_code");

@@ -113,7 +113,8 @@ def critical_walk(
 ) -> list[Any]: ...
 
 class Roots:
-    """Task roots held weakly (``_records.c``); ``len()`` counts those alive."""
+    """Task roots held weakly (``_records.c``): a root leaves when it is cleared or freed;
+    ``len()`` counts those alive."""
 
     def add(self, root: Any, /) -> None: ...
     def live(self) -> list[Any]: ...

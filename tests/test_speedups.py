@@ -16,6 +16,7 @@ import time
 import traceback
 import tracemalloc
 import types
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -126,11 +127,13 @@ def _synced(method: Callable[..., None]) -> Callable[..., None]:
 
 def _use(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
     """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers), made
-    by its task start (``_speedups.start_task`` or ``_instrument._start_task``)."""
+    by its task start (``_speedups.start_task`` or ``_instrument._start_task``) and held by
+    its registry (``_speedups.Roots`` or a ``WeakSet``)."""
     monkeypatch.setattr(_coro, "TaskRoot", cls)
     monkeypatch.setattr(_instrument, "TaskRoot", cls)
-    if cls is PyRoot:
+    if cls is PyRoot:  # and the pure-Python registry: a C Roots takes C roots only
         monkeypatch.setattr(_instrument, "start_task", _instrument._start_task)
+        monkeypatch.setattr(_record, "new_roots", weakref.WeakSet)
     wrap = _decorator._wrap_python if cls is PyRoot else _decorator._wrap_c
     monkeypatch.setattr(_decorator, "_wrap", wrap)
     _decorate()
@@ -859,6 +862,29 @@ def test_roots_hold_tasks_weakly_and_drop_the_dead() -> None:
     recorder.activate()
     try:
         _hold_roots_weakly(_speedups.Roots())
+    finally:
+        recorder.deactivate()
+
+
+@needs_c
+def test_roots_forgotten_by_a_freed_registry_and_taken_by_the_next() -> None:
+    assert _speedups is not None
+    recorder = _record.Recorder("roots")
+    recorder.activate()
+    try:
+        root = CRoot(_three_awaits(), 0)
+        first, second = _speedups.Roots(), _speedups.Roots()
+        first.add(root)
+        second.add(root)  # a root is in one registry at a time: the recorder's now
+        assert first.live() == [] and second.live() == [root]
+        del second  # the root outlives its registry, and MUST NOT point into it
+        gc.collect()
+        third = _speedups.Roots()
+        third.add(root)
+        assert third.live() == [root]
+        with pytest.raises(TypeError, match="takes a task root"):
+            third.add(object())
+        root._coro.close()
     finally:
         recorder.deactivate()
 
