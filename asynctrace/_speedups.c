@@ -614,25 +614,30 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
     return 0;
 }
 
-/* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL. */
-static PyObject *
-root_send(RootObject *self, PyObject *value)
+/* One step of TaskRoot.send(value), as PyIter_Send gives it: PYGEN_NEXT with what the
+ * coroutine yields in *presult, PYGEN_RETURN with what it returned (the task's span ended),
+ * or PYGEN_ERROR with the exception set (a StopIteration too, from a coroutine that is not
+ * native: as the Python send raises it). */
+static PySendResult
+root_step(RootObject *self, PyObject *value, PyObject **presult)
 {
+    *presult = NULL;
     if (g_append == NULL || c_k_await == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants() and configure() "
                         "first (asynctrace._coro does on import)");
-        return NULL;
+        return PYGEN_ERROR;
     }
     PyObject *t0 = read_clock();
     if (t0 == NULL) {
-        return NULL;
+        return PYGEN_ERROR;
     }
+    PySendResult outcome = PYGEN_ERROR;
     PyObject *result = NULL;
     PyObject *step_top = FIELD(self, top, I_TOP); /* where this step begins */
     if (step_top == NULL) {
         Py_DECREF(t0);
-        return NULL;
+        return PYGEN_ERROR;
     }
     Py_INCREF(step_top);
     PyObject *aw_t = FIELD(self, aw_t, I_AW_T);
@@ -663,18 +668,14 @@ root_send(RootObject *self, PyObject *value)
     if (PyCoro_CheckExact(coro)) {
         PySendResult status = PyIter_Send(coro, value, &result);
         if (status == PYGEN_RETURN) {
-            /* coro.send raises StopIteration(value), once the task's span is ended in C (an
-             * error there propagates, as one in _finish does from the Python send) */
+            /* the task's span is ended in C (an error there propagates, as one in _finish
+             * does from the Python send) */
             if (end_task(self, t0, step_top) == 0) {
-                PyObject *stop = result == Py_None
-                                     ? PyObject_CallNoArgs(PyExc_StopIteration)
-                                     : PyObject_CallOneArg(PyExc_StopIteration, result);
-                if (stop != NULL) {
-                    PyErr_SetObject(PyExc_StopIteration, stop);
-                    Py_DECREF(stop);
-                }
+                outcome = PYGEN_RETURN;
             }
-            Py_CLEAR(result);
+            else {
+                Py_CLEAR(result);
+            }
             Py_DECREF(coro);
             goto done;
         }
@@ -693,11 +694,59 @@ root_send(RootObject *self, PyObject *value)
     if (suspend(self, result, t0, step_top) < 0) {
         Py_CLEAR(result);
     }
+    else {
+        outcome = PYGEN_NEXT;
+    }
 done:
     Py_DECREF(step_top);
     Py_DECREF(t0);
-    return result;
+    *presult = result;
+    return outcome;
 }
+
+/* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL (a return
+ * raises StopIteration(value), as coro.send does). */
+static PyObject *
+root_send(RootObject *self, PyObject *value)
+{
+    PyObject *result;
+    if (root_step(self, value, &result) != PYGEN_RETURN) {
+        return result;
+    }
+    PyObject *stop = result == Py_None ? PyObject_CallNoArgs(PyExc_StopIteration)
+                                       : PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+/* am_send: the Task's step (and ``await``) gets the return value without a StopIteration,
+ * as from a native coroutine.  A StopIteration raised by the step is a return too, as
+ * PyIter_Send makes of one raised by __next__. */
+static PySendResult
+root_am_send(RootObject *self, PyObject *value, PyObject **presult)
+{
+    PySendResult outcome = root_step(self, value, presult);
+    if (outcome == PYGEN_ERROR && PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        PyErr_NormalizeException(&type, &exc, &tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        PyObject *returned = exc == NULL ? NULL : PyObject_GetAttrString(exc, "value");
+        Py_XDECREF(exc);
+        if (returned == NULL) {
+            return PYGEN_ERROR;
+        }
+        *presult = returned;
+        return PYGEN_RETURN;
+    }
+    return outcome;
+}
+
 
 /* TaskRoot.__init__(coro, parent): the task span opens under ``parent`` and starts at the
  * task's first step; what _coro.TaskRoot.__init__ does, without a Python frame. */
@@ -835,6 +884,10 @@ static PyMethodDef root_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyAsyncMethods root_as_async = {
+    .am_send = (sendfunc)root_am_send,
+};
+
 static PyTypeObject RootType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "asynctrace._speedups.TaskRootBase",
@@ -847,6 +900,7 @@ static PyTypeObject RootType = {
     .tp_weaklistoffset = offsetof(RootObject, weakreflist),
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)root_iternext,
+    .tp_as_async = &root_as_async,
     .tp_methods = root_methods,
     .tp_members = root_members,
     .tp_init = (initproc)root_init,
@@ -1437,6 +1491,13 @@ task_constants(PyObject *module, PyObject *args)
         if (t_partial == NULL) {
             return NULL;
         }
+    }
+    /* A subclass does not inherit am_send (up to Python 3.11 at least): TaskRoot gets it
+     * here, so that its Task's steps take it. */
+    PyTypeObject *root_type = (PyTypeObject *)task_root;
+    if (root_type->tp_as_async != NULL && root_type->tp_as_async->am_send == NULL) {
+        root_type->tp_as_async->am_send = (sendfunc)root_am_send;
+        PyType_Modified(root_type);
     }
 #define KEEP(var, value) \
     Py_INCREF(value);    \

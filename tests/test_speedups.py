@@ -941,3 +941,45 @@ def test_records_read_while_a_finalizer_deletes_them() -> None:
     assert deleted == [len(expected)]
     assert read == expected and len(expected) > 4
     assert list(records) == [("replaced",)]
+
+
+class _CountingCoroutine(Coroutine[Any, Any, int]):
+    """A coroutine that is not native: it returns 42 by raising StopIteration(42)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def send(self, value: Any) -> Any:
+        self.steps += 1
+        if self.steps > 2:
+            raise StopIteration(42)
+        return None
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        raise typ if isinstance(typ, BaseException) else typ()
+
+    def close(self) -> None:
+        pass
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self  # type: ignore[return-value]
+
+
+@needs_c
+def test_a_task_gets_what_its_coroutine_returned_native_or_not() -> None:
+    # The C root gives the Task its coroutine's return through am_send, without a
+    # StopIteration; one raised by a coroutine that is not native MUST still be a return.
+    async def seven() -> int:
+        return 7
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        return await loop.create_task(_CountingCoroutine()), await loop.create_task(seven())
+
+    trace, outcome = _run(main)
+    assert outcome == ("returned", (42, 7))
+    assert sorted(s.name for s in trace if s.kind == "task") == [
+        "_CountingCoroutine",
+        "main",
+        "seven",
+    ]
