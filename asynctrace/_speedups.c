@@ -43,11 +43,10 @@ static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited
 static PyObject *c_coroutine_type;
 static PyObject *c_current_root, *c_current_gather, *c_k_coro, *c_zero; /* enter(), leave() */
 static PyObject *c_k_task, *c_empty; /* a task's end */
-static PyTypeObject *c_ended_task;   /* _coro.EndedTask */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown, *s_qualname;
+    *s_shown, *s_qualname, *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
@@ -73,10 +72,13 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *coro, *info, *native, *sid, *parent, *track, *start, *top, *aw_t, *aw_sid,
         *aw_parent, *aw_what, *aw_lasti, *aw_status, *task_name, *shown, *qualname, *outer;
+    /* The running task, set by start_task: its get_name is _task_name then (read as a new
+     * bound method), which saves one object per task for the garbage collector. */
+    PyObject *task;
     RootsLink link; /* its place in the recorder's Roots */
 } RootObject;
 
-#define N_FIELDS 18
+#define N_FIELDS 19
 
 /* A CallSpan (see _coro.CallSpan): one running call of a traced coroutine function. */
 typedef struct {
@@ -93,7 +95,7 @@ static PyTypeObject CallType;
 static const char *const field_names[N_FIELDS] = {
     "_coro", "_info", "_native", "_sid", "_parent", "_track", "_start", "_top", "_aw_t",
     "_aw_sid", "_aw_parent", "_aw_what", "_aw_lasti", "_aw_status", "_task_name", "_shown",
-    "__qualname__", "_outer",
+    "__qualname__", "_outer", "_task",
 };
 
 /* A native coroutine's cr_frame, cr_await and cr_code getters, found once (NULL: not a getset
@@ -540,6 +542,63 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     return r;
 }
 
+/* _coro.EndedTask in C: an ended root's _top, holding its span id.  Not tracked by the
+ * garbage collector (an int is in no cycle), so that it does not count toward collections. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *sid;
+} EndedObject;
+
+static PyTypeObject EndedType;
+
+static PyObject *
+ended_task_new(PyObject *sid)
+{
+    EndedObject *ended = PyObject_New(EndedObject, &EndedType);
+    if (ended != NULL) {
+        ended->sid = Py_NewRef(sid);
+    }
+    return (PyObject *)ended;
+}
+
+static PyObject *
+ended_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *sid;
+    static char *names[] = {"sid", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:EndedTask", names, &sid)) {
+        return NULL;
+    }
+    if (!PyLong_Check(sid)) {
+        PyErr_Format(PyExc_TypeError, "EndedTask() takes a span id (an int), not %R", sid);
+        return NULL;
+    }
+    return ended_task_new(sid);
+}
+
+static void
+ended_dealloc(EndedObject *self)
+{
+    Py_DECREF(self->sid);
+    PyObject_Free(self);
+}
+
+static PyMemberDef ended_members[] = {
+    {"_sid", T_OBJECT_EX, offsetof(EndedObject, sid), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject EndedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asynctrace._speedups.EndedTask",
+    .tp_basicsize = sizeof(EndedObject),
+    .tp_dealloc = (destructor)ended_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("_coro.EndedTask in C: an ended task root's _top (its _sid only)."),
+    .tp_members = ended_members,
+    .tp_new = ended_new,
+};
+
 /* The task's coroutine returned at a step that began at t0: what TaskRoot._finish and _end
  * do for a StopIteration, without a Python call unless the step was blocked or the task has
  * a name getter (always, once created by _instrument: Task.get_name, a C method). */
@@ -566,7 +625,10 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
     }
     PyObject *getter = self->task_name;
     PyObject *name;
-    if (getter == NULL || getter == Py_None) {
+    if (self->task != NULL) {
+        name = PyObject_CallMethodNoArgs(self->task, s_get_name);
+    }
+    else if (getter == NULL || getter == Py_None) {
         name = c_empty;
         Py_INCREF(name);
     }
@@ -604,10 +666,10 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
     }
     Py_INCREF(Py_None);
     SET(self, task_name, Py_None);
-    /* self._top = EndedTask(self._sid): its one slot set as its __init__ does */
-    PyObject *ended = c_ended_task->tp_alloc(c_ended_task, 0);
-    if (ended == NULL || PyObject_SetAttr(ended, s_sid, self->sid) < 0) {
-        Py_XDECREF(ended);
+    Py_CLEAR(self->task);
+    /* self._top = EndedTask(self._sid) */
+    PyObject *ended = ended_task_new(self->sid);
+    if (ended == NULL) {
         return -1;
     }
     SET(self, top, ended);
@@ -800,6 +862,7 @@ root_init(RootObject *self, PyObject *args, PyObject *kwargs)
     SET(self, aw_t, Py_NewRef(c_not_started));
     SET(self, aw_status, Py_NewRef(Py_None));
     SET(self, task_name, Py_NewRef(Py_None));
+    Py_CLEAR(self->task);
     SET(self, shown, Py_NewRef(Py_None));
     return 0;
 }
@@ -873,9 +936,43 @@ static PyMemberDef root_members[] = {
     MEMBER("_start", start), MEMBER("_top", top), MEMBER("_aw_t", aw_t),
     MEMBER("_aw_sid", aw_sid), MEMBER("_aw_parent", aw_parent), MEMBER("_aw_what", aw_what),
     MEMBER("_aw_lasti", aw_lasti), MEMBER("_aw_status", aw_status),
-    MEMBER("_task_name", task_name), MEMBER("_shown", shown), MEMBER("__qualname__", qualname),
-    MEMBER("_outer", outer),
+    MEMBER("_shown", shown), MEMBER("__qualname__", qualname), MEMBER("_outer", outer),
     {NULL, 0, 0, 0, NULL},
+};
+
+/* _task_name: the running task's get_name (see RootObject.task), else the member. */
+static PyObject *
+root_get_task_name(RootObject *self, void *closure)
+{
+    if (self->task != NULL) {
+        return PyObject_GetAttr(self->task, s_get_name);
+    }
+    if (self->task_name == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_task_name'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return Py_NewRef(self->task_name);
+}
+
+static int
+root_set_task_name(RootObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL && self->task == NULL && self->task_name == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_task_name'",
+                     Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    Py_CLEAR(self->task);
+    Py_XINCREF(value);
+    Py_XSETREF(self->task_name, value);
+    return 0;
+}
+
+static PyGetSetDef root_getset[] = {
+    {"_task_name", (getter)root_get_task_name, (setter)root_set_task_name,
+     PyDoc_STR("What names the task: its get_name while it runs, None once it ended."), NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef root_methods[] = {
@@ -903,6 +1000,7 @@ static PyTypeObject RootType = {
     .tp_as_async = &root_as_async,
     .tp_methods = root_methods,
     .tp_members = root_members,
+    .tp_getset = root_getset,
     .tp_init = (initproc)root_init,
     .tp_new = PyType_GenericNew,
 };
@@ -1237,7 +1335,6 @@ static PyObject *t_eager_ended;     /* _instrument.eager_ended */
 static PyObject *t_coro_globals;    /* _coro's __dict__: track_root is rebound per recorder */
 static PyObject *t_instrument_globals; /* _instrument's __dict__: task_made, set by OTel */
 static PyObject *t_partial;         /* functools.partial */
-static PyObject *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name;
 
 /* (parent span id, track) for a span starting now: _coro.current_parent().  New references
  * in *parent and *track, or -1. */
@@ -1445,12 +1542,12 @@ start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto error;
     }
     int failed;
-    if (r->task_name != NULL && r->task_name != Py_None) {
-        PyObject *get_name = PyObject_GetAttr(task, s_get_name);
-        failed = get_name == NULL;
-        if (get_name != NULL) {
-            SET(r, task_name, get_name);
-        }
+    if (r->task_name != NULL && r->task_name != Py_None) { /* root._task_name = task.get_name */
+        Py_INCREF(Py_None);
+        SET(r, task_name, Py_None);
+        Py_INCREF(task);
+        Py_XSETREF(r->task, task);
+        failed = 0;
     }
     else { /* it ended eagerly, its record written; a done task may forget its coroutine */
         failed = r->sid == NULL || PyObject_SetItem(t_eager_ended, task, r->sid) < 0;
@@ -1626,15 +1723,10 @@ static PyObject *
 constants(PyObject *module, PyObject *args)
 {
     PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
-    PyObject *current_root, *current_gather, *k_coro, *k_task, *ended_task;
-    if (!PyArg_UnpackTuple(args, "constants", 11, 11, &sleep_code, &aenter_code, &not_started,
+    PyObject *current_root, *current_gather, *k_coro, *k_task;
+    if (!PyArg_UnpackTuple(args, "constants", 10, 10, &sleep_code, &aenter_code, &not_started,
                            &reduce_awaited, &k_await, &coro_type, &current_root,
-                           &current_gather, &k_coro, &k_task, &ended_task)) {
-        return NULL;
-    }
-    if (!PyType_Check(ended_task)) {
-        PyErr_Format(PyExc_TypeError, "constants() got ended_task=%R; pass _coro.EndedTask",
-                     ended_task);
+                           &current_gather, &k_coro, &k_task)) {
         return NULL;
     }
     if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
@@ -1662,7 +1754,6 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_current_gather, current_gather);
     KEEP(c_k_coro, k_coro);
     KEEP(c_k_task, k_task);
-    KEEP(c_ended_task, (PyTypeObject *)ended_task);
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -1758,6 +1849,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
+        PyType_Ready(&EndedType) < 0 ||
         PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
         return NULL;
     }
@@ -1813,6 +1905,7 @@ PyInit__speedups(void)
     } types[] = {
         {"TaskRootBase", &RootType},
         {"CallSpan", &CallType},
+        {"EndedTask", &EndedType},
         {"Records", &_asynctrace_RecordsType},
         {"Roots", &_asynctrace_RootsType},
     };

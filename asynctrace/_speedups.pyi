@@ -39,6 +39,12 @@ class CallSpan:
     _track: int
     _native: bool
 
+class EndedTask:
+    """``_coro.EndedTask`` in C, not tracked by the garbage collector."""
+
+    _sid: int
+    def __init__(self, sid: int, /) -> None: ...
+
 def enter(coro: Any, info: Any, /) -> CallSpan: ...
 def leave(span: CallSpan, status: tuple[str, str, str] | None, /) -> None: ...
 def configure(
@@ -61,7 +67,6 @@ def constants(
     current_gather: Any,
     k_coro: int,
     k_task: int,
-    ended_task: type,
     /,
 ) -> None: ...
 def start_task(

@@ -63,7 +63,8 @@ def _root_classes() -> tuple[type, type | None]:
         slots = [
             name
             for name, value in vars(_speedups.TaskRootBase).items()
-            if type(value).__name__ == "member_descriptor" and name != "__qualname__"
+            if type(value).__name__ in ("member_descriptor", "getset_descriptor")
+            and name not in ("__qualname__", "__weakref__")
         ]
         send = getattr(_coro, "python_send")  # noqa: B009 (exists once _coro uses the C send)
         python = type(
@@ -93,7 +94,6 @@ def _root_classes() -> tuple[type, type | None]:
         _coro.current_gather,
         _coro.K_CORO,
         _coro.K_TASK,
-        _coro.EndedTask,
     )
     return _coro.TaskRoot, c_root
 
