@@ -200,6 +200,10 @@ else:  # the optional C accelerator (setup.py): TaskRoot.send and traced calls i
     _speedups = extension("_speedups")
 # For _decorator, which picks its traced-call wrapper by it.
 speedups = _speedups
+if _speedups is not None:
+    # EndedTask in C: not tracked by the garbage collector (it holds an int), so that the
+    # thousands of ended tasks a program keeps for a while do not count toward collections.
+    EndedTask = _speedups.EndedTask  # type: ignore[misc,assignment]
 
 # A recorder's records: read as a list of Rec (len, index, slice, iteration, append, del).
 RecordList: TypeAlias = "list[Rec] | _speedups.Records"
@@ -635,6 +639,5 @@ if _speedups is not None:
         current_gather,
         K_CORO,
         K_TASK,
-        EndedTask,
     )
     sync_speedups()

@@ -59,11 +59,12 @@ eager_ended: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = weakref.WeakKey
 
 
 def _start_task(
-    coro: Any, create: Callable[..., asyncio.Task[Any]], kwargs: dict[str, Any]
+    coro: Any, kwargs: dict[str, Any], create: Callable[..., asyncio.Task[Any]], *leading: Any
 ) -> asyncio.Task[Any]:
-    """Wrap ``coro`` in a TaskRoot and make its task with ``create(root, **kwargs)``.
+    """Wrap ``coro`` in a TaskRoot and make its task with ``create(*leading, root, **kwargs)``.
 
-    Runs for every task: one call of ours, besides the root's ``__init__``.
+    Runs for every task (``_speedups.start_task`` is the same in C, which calls this one while
+    OpenTelemetry's ``task_made`` hook is on).
     """
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
@@ -86,7 +87,7 @@ def _start_task(
         context.run(_coro.current_root.set, root)
         if context.get(_coro.current_gather):
             context.run(_coro.current_gather.set, 0)
-        task = create(root, **kwargs)
+        task = create(*leading, root, **kwargs)
         if root._task_name is not None:
             root._task_name = task.get_name
         else:  # it ended eagerly, its record written; a done task may forget its coroutine
@@ -97,6 +98,10 @@ def _start_task(
             made()
 
 
+# What makes every task: _start_task, or the same in C.
+start_task: Callable[..., asyncio.Task[Any]] = _start_task
+
+
 def _eager_task_name() -> str:
     """The name of a task while it is being created: the current task's.  Another thread
     reading it then (the flusher naming rows) has no running loop, and gets ""."""
@@ -105,6 +110,13 @@ def _eager_task_name() -> str:
     except RuntimeError:  # no running event loop in this thread
         return ""
     return "" if task is None else task.get_name()
+
+
+if _coro.speedups is not None:
+    _coro.speedups.task_constants(
+        TaskRoot, _start_task, _eager_task_name, eager_ended, vars(_coro), globals()
+    )
+    start_task = _coro.speedups.start_task
 
 
 def _unwatched(coro: Any) -> bool:
@@ -118,20 +130,21 @@ def _unwatched(coro: Any) -> bool:
 
 
 def _create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-    if (
-        not _coro.active
-        or (coro.__class__ is not CoroutineType and not asyncio.iscoroutine(coro))
-        or _unwatched(coro)
+    if _coro.active and (
+        coro.__name__ not in _HOUSEKEEPING  # a native coroutine's name is a str
+        if coro.__class__ is CoroutineType
+        else asyncio.iscoroutine(coro) and not _unwatched(coro)
     ):
-        return _orig_create_task(self, coro, **kwargs)  # type: ignore[arg-type]
-    return _start_task(coro, functools.partial(_orig_create_task, self), kwargs)  # type: ignore[arg-type]
+        return start_task(coro, kwargs, _orig_create_task, self)
+    return _orig_create_task(self, coro, **kwargs)  # type: ignore[arg-type]
 
 
 def _task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
     """The task factory installed on loops that are not asyncio's own (uvloop)."""
     if not _coro.active or _unwatched(coro):
         return _OrigTask(coro, loop=loop, **kwargs)  # type: ignore[no-any-return]
-    return _start_task(coro, functools.partial(_OrigTask, loop=loop), kwargs)
+    kwargs["loop"] = loop
+    return start_task(coro, kwargs, _OrigTask)
 
 
 _OrigTask: Any = asyncio.Task
@@ -167,7 +180,7 @@ class Task(_OrigTask, metaclass=_TaskType):  # type: ignore[misc]
             _OrigTask.__init__(self, root, loop=loop, **kwargs)
             return self
 
-        _start_task(coro, create, kwargs)
+        start_task(coro, kwargs, create)
 
 
 Task.__module__ = _OrigTask.__module__

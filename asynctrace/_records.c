@@ -1,5 +1,5 @@
 /* asynctrace._speedups.Records: the recorder's record list, with await records kept as C
- * structs; and Roots, its task roots held weakly (below).  Compiled into the _speedups
+ * structs; and Roots, its task roots held without a reference (below).  Compiled into the _speedups
  * extension; see _speedups.c for the hot path.
  *
  * Problem: an await record as a 12-tuple costs an object allocation on every await, and each
@@ -528,75 +528,78 @@ _asynctrace_records_of_append(PyObject *fn)
  *
  * The recorder finds the spans still open (when it builds, and the flusher's row names) in
  * the task roots alive.  A weakref.WeakSet costs two calls of Python code per task (add, and
- * the weak reference's callback when the root dies); this holds plain weak references
- * without callback and drops the dead ones when the array is full (amortized, in add).
+ * the weak reference's callback when the root dies), and a weak reference is one more
+ * object per task for the garbage collector to count and walk.  Instead each root is held
+ * by a borrowed pointer and knows its place (a RootsLink in the root): a root that is
+ * cleared or freed empties its place itself, and the empty places are dropped when the
+ * array is full (amortized, in add).
  */
 typedef struct {
     PyObject_HEAD
-    PyObject **refs;
+    PyObject **roots; /* borrowed; NULL: a root that is gone */
     Py_ssize_t len, cap;
 } RootsObject;
 
-/* The object of weak reference ``ref`` (new reference), or NULL when it is dead. */
-static PyObject *
-referent(PyObject *ref)
+PyTypeObject *_asynctrace_root_type;
+Py_ssize_t _asynctrace_root_link_offset;
+
+static inline RootsLink *
+link_of(PyObject *root)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject *obj = NULL;
-    if (PyWeakref_GetRef(ref, &obj) < 0) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return obj;
-#else
-    PyObject *obj = PyWeakref_GET_OBJECT(ref);
-    if (obj == Py_None || Py_REFCNT(obj) <= 0) {
-        return NULL;
-    }
-    Py_INCREF(obj);
-    return obj;
-#endif
+    return (RootsLink *)((char *)root + _asynctrace_root_link_offset);
 }
 
-static int
-roots_alive(PyObject *ref)
+void
+_asynctrace_roots_unlink(RootsLink *link)
 {
-    PyObject *obj = referent(ref);
-    Py_XDECREF(obj);
-    return obj != NULL;
+    if (link->roots != NULL) {
+        ((RootsObject *)link->roots)->roots[link->index] = NULL;
+        link->roots = NULL;
+    }
+}
+
+/* The root at ``i`` while it is alive: not emptied, and not being freed (a weak reference's
+ * callback run by its deallocation may read the roots). */
+static inline PyObject *
+root_at(RootsObject *self, Py_ssize_t i)
+{
+    PyObject *root = self->roots[i];
+    return root != NULL && Py_REFCNT(root) > 0 ? root : NULL;
 }
 
 static PyObject *
 roots_add(RootsObject *self, PyObject *root)
 {
-    /* Made before the array changes: making it may run a collection, and other threads. */
-    PyObject *ref = PyWeakref_NewRef(root, NULL);
-    if (ref == NULL) {
+    if (_asynctrace_root_type == NULL || !PyObject_TypeCheck(root, _asynctrace_root_type)) {
+        PyErr_Format(PyExc_TypeError, "Roots.add() takes a task root (_coro.TaskRoot), not %R",
+                     root);
         return NULL;
     }
+    RootsLink *link = link_of(root);
+    _asynctrace_roots_unlink(link); /* a root is in one Roots at a time */
     if (self->len == self->cap) {
         Py_ssize_t kept = 0;
         for (Py_ssize_t i = 0; i < self->len; i++) {
-            if (roots_alive(self->refs[i])) {
-                self->refs[kept++] = self->refs[i];
-            }
-            else {
-                Py_DECREF(self->refs[i]); /* a dead reference without callback: no code runs */
+            PyObject *alive = self->roots[i];
+            if (alive != NULL) {
+                link_of(alive)->index = kept;
+                self->roots[kept++] = alive;
             }
         }
         self->len = kept;
         if (kept * 2 >= self->cap) { /* more than half alive (or none held yet): grow */
             Py_ssize_t cap = self->cap < 64 ? 64 : self->cap * 2;
-            PyObject **refs = PyMem_Realloc(self->refs, (size_t)cap * sizeof(PyObject *));
-            if (refs == NULL) {
-                Py_DECREF(ref);
+            PyObject **roots = PyMem_Realloc(self->roots, (size_t)cap * sizeof(PyObject *));
+            if (roots == NULL) {
                 return PyErr_NoMemory();
             }
-            self->refs = refs;
+            self->roots = roots;
             self->cap = cap;
         }
     }
-    self->refs[self->len++] = ref;
+    link->roots = (PyObject *)self;
+    link->index = self->len;
+    self->roots[self->len++] = root;
     Py_RETURN_NONE;
 }
 
@@ -608,14 +611,10 @@ roots_live(RootsObject *self, PyObject *unused)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < self->len; i++) {
-        PyObject *obj = referent(self->refs[i]);
-        if (obj != NULL) {
-            int r = PyList_Append(list, obj);
-            Py_DECREF(obj);
-            if (r < 0) {
-                Py_DECREF(list);
-                return NULL;
-            }
+        PyObject *root = root_at(self, i);
+        if (root != NULL && PyList_Append(list, root) < 0) {
+            Py_DECREF(list);
+            return NULL;
         }
     }
     return list;
@@ -626,7 +625,7 @@ roots_length(RootsObject *self)
 {
     Py_ssize_t n = 0;
     for (Py_ssize_t i = 0; i < self->len; i++) {
-        n += roots_alive(self->refs[i]);
+        n += root_at(self, i) != NULL;
     }
     return n;
 }
@@ -635,9 +634,11 @@ static void
 roots_dealloc(RootsObject *self)
 {
     for (Py_ssize_t i = 0; i < self->len; i++) {
-        Py_DECREF(self->refs[i]);
+        if (self->roots[i] != NULL) {
+            link_of(self->roots[i])->roots = NULL;
+        }
     }
-    PyMem_Free(self->refs);
+    PyMem_Free(self->roots);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -647,7 +648,7 @@ static PySequenceMethods roots_as_sequence = {
 
 static PyMethodDef roots_methods[] = {
     {"add", (PyCFunction)roots_add, METH_O,
-     PyDoc_STR("add(root): hold ``root`` weakly, until it is freed.")},
+     PyDoc_STR("add(root): hold the task root ``root`` weakly, until it is freed.")},
     {"live", (PyCFunction)roots_live, METH_NOARGS,
      PyDoc_STR("live(): the roots added that still exist, in the order they were added.")},
     {NULL, NULL, 0, NULL},

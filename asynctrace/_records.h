@@ -29,4 +29,18 @@ void _asynctrace_entries_release(Entry *entries, Py_ssize_t n);
 /* The record of an entry as the tuple the Python path appends (new reference). */
 PyObject *_asynctrace_entry_tuple(const Entry *e);
 
+/* A task root's place in a Roots (see _records.c): each C TaskRoot has one, at the offset
+ * _speedups gives; ``roots`` is NULL while it is in none. */
+typedef struct {
+    PyObject *roots; /* borrowed: a Roots forgets its roots when it is freed */
+    Py_ssize_t index;
+} RootsLink;
+
+extern PyTypeObject _asynctrace_RootsType;
+/* Set by _speedups when its types are ready: the task root type and where its link is. */
+extern PyTypeObject *_asynctrace_root_type;
+extern Py_ssize_t _asynctrace_root_link_offset;
+/* Take a root out of the Roots it is in (when it is cleared or freed). */
+void _asynctrace_roots_unlink(RootsLink *link);
+
 #endif

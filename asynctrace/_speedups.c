@@ -15,6 +15,9 @@
  * Python: enter() makes a C CallSpan, links it as its root's _top and reads the clock;
  * leave() unlinks it and appends its record, exactly as _decorator._wrap_python / _end do.
  * The wrapper itself stays a native ``async def`` (inspect.iscoroutinefunction, awaits in C).
+ *
+ * Every task's start (_instrument._start_task: its parent, TaskRoot, registry, context and
+ * name) is start_task() here: in Python it cost about as much as asyncio's create_task.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,17 +43,16 @@ static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited
 static PyObject *c_coroutine_type;
 static PyObject *c_current_root, *c_current_gather, *c_k_coro, *c_zero; /* enter(), leave() */
 static PyObject *c_k_task, *c_empty; /* a task's end */
-static PyTypeObject *c_ended_task;   /* _coro.EndedTask */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown, *s_qualname;
+    *s_shown, *s_qualname, *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
 
-/* The recorder's Records type, in _records.c (compiled into this extension). */
-extern PyTypeObject _asynctrace_RecordsType, _asynctrace_RootsType;
+/* The recorder's Records and Roots types, in _records.c (compiled into this extension). */
+#include "_records.h"
 int _asynctrace_records_append(PyObject *self, PyObject *rec);
 int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *sid,
                                       PyObject *parent, PyObject *track, PyObject *start,
@@ -70,9 +72,13 @@ typedef struct {
     PyObject *weakreflist;
     PyObject *coro, *info, *native, *sid, *parent, *track, *start, *top, *aw_t, *aw_sid,
         *aw_parent, *aw_what, *aw_lasti, *aw_status, *task_name, *shown, *qualname, *outer;
+    /* The running task, set by start_task: its get_name is _task_name then (read as a new
+     * bound method), which saves one object per task for the garbage collector. */
+    PyObject *task;
+    RootsLink link; /* its place in the recorder's Roots */
 } RootObject;
 
-#define N_FIELDS 18
+#define N_FIELDS 19
 
 /* A CallSpan (see _coro.CallSpan): one running call of a traced coroutine function. */
 typedef struct {
@@ -89,7 +95,7 @@ static PyTypeObject CallType;
 static const char *const field_names[N_FIELDS] = {
     "_coro", "_info", "_native", "_sid", "_parent", "_track", "_start", "_top", "_aw_t",
     "_aw_sid", "_aw_parent", "_aw_what", "_aw_lasti", "_aw_status", "_task_name", "_shown",
-    "__qualname__", "_outer",
+    "__qualname__", "_outer", "_task",
 };
 
 /* A native coroutine's cr_frame, cr_await and cr_code getters, found once (NULL: not a getset
@@ -536,6 +542,63 @@ resume(RootObject *self, PyObject *aw_t, PyObject *t0)
     return r;
 }
 
+/* _coro.EndedTask in C: an ended root's _top, holding its span id.  Not tracked by the
+ * garbage collector (an int is in no cycle), so that it does not count toward collections. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *sid;
+} EndedObject;
+
+static PyTypeObject EndedType;
+
+static PyObject *
+ended_task_new(PyObject *sid)
+{
+    EndedObject *ended = PyObject_New(EndedObject, &EndedType);
+    if (ended != NULL) {
+        ended->sid = Py_NewRef(sid);
+    }
+    return (PyObject *)ended;
+}
+
+static PyObject *
+ended_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *sid;
+    static char *names[] = {"sid", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:EndedTask", names, &sid)) {
+        return NULL;
+    }
+    if (!PyLong_Check(sid)) {
+        PyErr_Format(PyExc_TypeError, "EndedTask() takes a span id (an int), not %R", sid);
+        return NULL;
+    }
+    return ended_task_new(sid);
+}
+
+static void
+ended_dealloc(EndedObject *self)
+{
+    Py_DECREF(self->sid);
+    PyObject_Free(self);
+}
+
+static PyMemberDef ended_members[] = {
+    {"_sid", T_OBJECT_EX, offsetof(EndedObject, sid), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject EndedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "asynctrace._speedups.EndedTask",
+    .tp_basicsize = sizeof(EndedObject),
+    .tp_dealloc = (destructor)ended_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("_coro.EndedTask in C: an ended task root's _top (its _sid only)."),
+    .tp_members = ended_members,
+    .tp_new = ended_new,
+};
+
 /* The task's coroutine returned at a step that began at t0: what TaskRoot._finish and _end
  * do for a StopIteration, without a Python call unless the step was blocked or the task has
  * a name getter (always, once created by _instrument: Task.get_name, a C method). */
@@ -562,7 +625,10 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
     }
     PyObject *getter = self->task_name;
     PyObject *name;
-    if (getter == NULL || getter == Py_None) {
+    if (self->task != NULL) {
+        name = PyObject_CallMethodNoArgs(self->task, s_get_name);
+    }
+    else if (getter == NULL || getter == Py_None) {
         name = c_empty;
         Py_INCREF(name);
     }
@@ -600,35 +666,40 @@ end_task(RootObject *self, PyObject *t0, PyObject *step_top)
     }
     Py_INCREF(Py_None);
     SET(self, task_name, Py_None);
-    /* self._top = EndedTask(self._sid): its one slot set as its __init__ does */
-    PyObject *ended = c_ended_task->tp_alloc(c_ended_task, 0);
-    if (ended == NULL || PyObject_SetAttr(ended, s_sid, self->sid) < 0) {
-        Py_XDECREF(ended);
+    Py_CLEAR(self->task);
+    /* self._top = EndedTask(self._sid) */
+    PyObject *ended = ended_task_new(self->sid);
+    if (ended == NULL) {
         return -1;
     }
     SET(self, top, ended);
     return 0;
 }
 
-/* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL. */
-static PyObject *
-root_send(RootObject *self, PyObject *value)
+/* One step of TaskRoot.send(value), as PyIter_Send gives it: PYGEN_NEXT with what the
+ * coroutine yields in *presult, PYGEN_RETURN with what it returned (the task's span ended),
+ * or PYGEN_ERROR with the exception set (a StopIteration too, from a coroutine that is not
+ * native: as the Python send raises it). */
+static PySendResult
+root_step(RootObject *self, PyObject *value, PyObject **presult)
 {
+    *presult = NULL;
     if (g_append == NULL || c_k_await == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants() and configure() "
                         "first (asynctrace._coro does on import)");
-        return NULL;
+        return PYGEN_ERROR;
     }
     PyObject *t0 = read_clock();
     if (t0 == NULL) {
-        return NULL;
+        return PYGEN_ERROR;
     }
+    PySendResult outcome = PYGEN_ERROR;
     PyObject *result = NULL;
     PyObject *step_top = FIELD(self, top, I_TOP); /* where this step begins */
     if (step_top == NULL) {
         Py_DECREF(t0);
-        return NULL;
+        return PYGEN_ERROR;
     }
     Py_INCREF(step_top);
     PyObject *aw_t = FIELD(self, aw_t, I_AW_T);
@@ -659,18 +730,14 @@ root_send(RootObject *self, PyObject *value)
     if (PyCoro_CheckExact(coro)) {
         PySendResult status = PyIter_Send(coro, value, &result);
         if (status == PYGEN_RETURN) {
-            /* coro.send raises StopIteration(value), once the task's span is ended in C (an
-             * error there propagates, as one in _finish does from the Python send) */
+            /* the task's span is ended in C (an error there propagates, as one in _finish
+             * does from the Python send) */
             if (end_task(self, t0, step_top) == 0) {
-                PyObject *stop = result == Py_None
-                                     ? PyObject_CallNoArgs(PyExc_StopIteration)
-                                     : PyObject_CallOneArg(PyExc_StopIteration, result);
-                if (stop != NULL) {
-                    PyErr_SetObject(PyExc_StopIteration, stop);
-                    Py_DECREF(stop);
-                }
+                outcome = PYGEN_RETURN;
             }
-            Py_CLEAR(result);
+            else {
+                Py_CLEAR(result);
+            }
             Py_DECREF(coro);
             goto done;
         }
@@ -689,11 +756,59 @@ root_send(RootObject *self, PyObject *value)
     if (suspend(self, result, t0, step_top) < 0) {
         Py_CLEAR(result);
     }
+    else {
+        outcome = PYGEN_NEXT;
+    }
 done:
     Py_DECREF(step_top);
     Py_DECREF(t0);
-    return result;
+    *presult = result;
+    return outcome;
 }
+
+/* TaskRoot.send(value): a new reference to what the coroutine yields, or NULL (a return
+ * raises StopIteration(value), as coro.send does). */
+static PyObject *
+root_send(RootObject *self, PyObject *value)
+{
+    PyObject *result;
+    if (root_step(self, value, &result) != PYGEN_RETURN) {
+        return result;
+    }
+    PyObject *stop = result == Py_None ? PyObject_CallNoArgs(PyExc_StopIteration)
+                                       : PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+/* am_send: the Task's step (and ``await``) gets the return value without a StopIteration,
+ * as from a native coroutine.  A StopIteration raised by the step is a return too, as
+ * PyIter_Send makes of one raised by __next__. */
+static PySendResult
+root_am_send(RootObject *self, PyObject *value, PyObject **presult)
+{
+    PySendResult outcome = root_step(self, value, presult);
+    if (outcome == PYGEN_ERROR && PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        PyErr_NormalizeException(&type, &exc, &tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        PyObject *returned = exc == NULL ? NULL : PyObject_GetAttrString(exc, "value");
+        Py_XDECREF(exc);
+        if (returned == NULL) {
+            return PYGEN_ERROR;
+        }
+        *presult = returned;
+        return PYGEN_RETURN;
+    }
+    return outcome;
+}
+
 
 /* TaskRoot.__init__(coro, parent): the task span opens under ``parent`` and starts at the
  * task's first step; what _coro.TaskRoot.__init__ does, without a Python frame. */
@@ -747,6 +862,7 @@ root_init(RootObject *self, PyObject *args, PyObject *kwargs)
     SET(self, aw_t, Py_NewRef(c_not_started));
     SET(self, aw_status, Py_NewRef(Py_None));
     SET(self, task_name, Py_NewRef(Py_None));
+    Py_CLEAR(self->task);
     SET(self, shown, Py_NewRef(Py_None));
     return 0;
 }
@@ -794,6 +910,7 @@ root_traverse(RootObject *self, visitproc visit, void *arg)
 static int
 root_clear(RootObject *self)
 {
+    _asynctrace_roots_unlink(&self->link); /* gone for the recorder, as a weak reference */
     PyObject **fields = FIELDS(self);
     for (int i = 0; i < N_FIELDS; i++) {
         Py_CLEAR(fields[i]);
@@ -819,15 +936,53 @@ static PyMemberDef root_members[] = {
     MEMBER("_start", start), MEMBER("_top", top), MEMBER("_aw_t", aw_t),
     MEMBER("_aw_sid", aw_sid), MEMBER("_aw_parent", aw_parent), MEMBER("_aw_what", aw_what),
     MEMBER("_aw_lasti", aw_lasti), MEMBER("_aw_status", aw_status),
-    MEMBER("_task_name", task_name), MEMBER("_shown", shown), MEMBER("__qualname__", qualname),
-    MEMBER("_outer", outer),
+    MEMBER("_shown", shown), MEMBER("__qualname__", qualname), MEMBER("_outer", outer),
     {NULL, 0, 0, 0, NULL},
+};
+
+/* _task_name: the running task's get_name (see RootObject.task), else the member. */
+static PyObject *
+root_get_task_name(RootObject *self, void *closure)
+{
+    if (self->task != NULL) {
+        return PyObject_GetAttr(self->task, s_get_name);
+    }
+    if (self->task_name == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_task_name'",
+                     Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return Py_NewRef(self->task_name);
+}
+
+static int
+root_set_task_name(RootObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL && self->task == NULL && self->task_name == NULL) {
+        PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '_task_name'",
+                     Py_TYPE(self)->tp_name);
+        return -1;
+    }
+    Py_CLEAR(self->task);
+    Py_XINCREF(value);
+    Py_XSETREF(self->task_name, value);
+    return 0;
+}
+
+static PyGetSetDef root_getset[] = {
+    {"_task_name", (getter)root_get_task_name, (setter)root_set_task_name,
+     PyDoc_STR("What names the task: its get_name while it runs, None once it ended."), NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef root_methods[] = {
     {"send", (PyCFunction)(void (*)(void))root_send_method, METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("send(value=None): resume the wrapped coroutine, recording the await.")},
     {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods root_as_async = {
+    .am_send = (sendfunc)root_am_send,
 };
 
 static PyTypeObject RootType = {
@@ -842,8 +997,10 @@ static PyTypeObject RootType = {
     .tp_weaklistoffset = offsetof(RootObject, weakreflist),
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)root_iternext,
+    .tp_as_async = &root_as_async,
     .tp_methods = root_methods,
     .tp_members = root_members,
+    .tp_getset = root_getset,
     .tp_init = (initproc)root_init,
     .tp_new = PyType_GenericNew,
 };
@@ -1168,6 +1325,290 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* ---- a task's start (_instrument._start_task) ---- */
+
+/* Set by task_constants(): what start_task needs of _coro and _instrument. */
+static PyObject *t_task_root;       /* _coro.TaskRoot */
+static PyObject *t_python_start;    /* _instrument._start_task: the form with the OTel hook */
+static PyObject *t_eager_task_name; /* _instrument._eager_task_name */
+static PyObject *t_eager_ended;     /* _instrument.eager_ended */
+static PyObject *t_coro_globals;    /* _coro's __dict__: track_root is rebound per recorder */
+static PyObject *t_instrument_globals; /* _instrument's __dict__: task_made, set by OTel */
+static PyObject *t_partial;         /* functools.partial */
+
+/* (parent span id, track) for a span starting now: _coro.current_parent().  New references
+ * in *parent and *track, or -1. */
+static int
+current_parent(PyObject **parent, PyObject **track)
+{
+    PyObject *gather, *root;
+    if (PyContextVar_Get(c_current_gather, NULL, &gather) < 0) {
+        return -1;
+    }
+    if (PyContextVar_Get(c_current_root, Py_None, &root) < 0) {
+        Py_DECREF(gather);
+        return -1;
+    }
+    int gathering = PyObject_IsTrue(gather);
+    if (gathering < 0) {
+        goto error;
+    }
+    if (root == Py_None) {
+        *parent = gathering ? Py_NewRef(gather) : Py_NewRef(g_run_sid);
+        *track = Py_NewRef(g_run_sid);
+    }
+    else {
+        int is_c = PyObject_TypeCheck(root, &RootType);
+        *track = root_get(root, is_c, is_c ? ((RootObject *)root)->track : NULL, s_track, 5);
+        if (*track == NULL) {
+            goto error;
+        }
+        if (gathering) {
+            *parent = Py_NewRef(gather);
+        }
+        else {
+            PyObject *top =
+                root_get(root, is_c, is_c ? ((RootObject *)root)->top : NULL, s_top, I_TOP);
+            *parent = top == NULL                     ? NULL
+                      : Py_IS_TYPE(top, &CallType) && ((CallObject *)top)->sid != NULL
+                          ? Py_NewRef(((CallObject *)top)->sid)
+                          : PyObject_GetAttr(top, s_sid);
+            Py_XDECREF(top);
+            if (*parent == NULL) {
+                Py_CLEAR(*track);
+                goto error;
+            }
+        }
+    }
+    Py_DECREF(gather);
+    Py_DECREF(root);
+    return 0;
+error:
+    Py_DECREF(gather);
+    Py_DECREF(root);
+    return -1;
+}
+
+/* In ``context``: current_root set to ``root``, current_gather to 0 if it is set (the
+ * task's context MUST carry its own root and no gather).  What _start_task's
+ * ``context.run(...)`` calls do, in one entering of the context. */
+static int
+set_task_context(PyObject *context, PyObject *root)
+{
+    if (PyContext_Enter(context) < 0) {
+        return -1;
+    }
+    PyObject *token = PyContextVar_Set(c_current_root, root);
+    int r = token == NULL ? -1 : 0;
+    Py_XDECREF(token);
+    if (r == 0) {
+        PyObject *gather;
+        r = PyContextVar_Get(c_current_gather, NULL, &gather);
+        int truth = r < 0 ? -1 : PyObject_IsTrue(gather);
+        Py_XDECREF(gather);
+        if (truth > 0) {
+            token = PyContextVar_Set(c_current_gather, c_zero);
+            r = token == NULL ? -1 : 0;
+            Py_XDECREF(token);
+        }
+        else {
+            r = truth;
+        }
+    }
+    if (PyContext_Exit(context) < 0) {
+        return -1;
+    }
+    return r;
+}
+
+/* start_task(coro, kwargs, create, *leading): _instrument._start_task in C, the same reads of
+ * next_id and the clock in the same order; with the OpenTelemetry hook on (task_made), that
+ * Python form runs instead. */
+static PyObject *
+start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "start_task() takes (coro, kwargs dict, create, *leading arguments)");
+        return NULL;
+    }
+    if (t_task_root == NULL || c_current_root == NULL || g_run_sid == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "asynctrace._speedups is not set up; call constants(), configure() and "
+                        "task_constants() first (asynctrace._instrument does on import)");
+        return NULL;
+    }
+    PyObject *task_made = PyDict_GetItemWithError(t_instrument_globals, s_task_made);
+    if (task_made == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (task_made != NULL && task_made != Py_None) {
+        return PyObject_Vectorcall(t_python_start, args, nargs, NULL);
+    }
+    PyObject *coro = args[0], *kwargs = args[1], *create = args[2];
+    PyObject *parent, *track;
+    if (current_parent(&parent, &track) < 0) {
+        return NULL;
+    }
+    Py_DECREF(track);
+    PyObject *root_args[2] = {coro, parent};
+    PyObject *root = PyObject_Vectorcall(t_task_root, root_args, 2, NULL);
+    Py_DECREF(parent);
+    if (root == NULL) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(root, &RootType)) {
+        PyErr_Format(PyExc_TypeError, "task_constants() got task_root=%R; pass _coro.TaskRoot",
+                     t_task_root);
+        goto error;
+    }
+    RootObject *r = (RootObject *)root;
+    PyObject *track_root = PyDict_GetItemWithError(t_coro_globals, s_track_root);
+    if (track_root == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro has no track_root");
+        }
+        goto error;
+    }
+    PyObject *tracked = PyObject_CallOneArg(track_root, root);
+    if (tracked == NULL) {
+        goto error;
+    }
+    Py_DECREF(tracked);
+    /* An eager task (Python 3.12+) may end inside its creation: see _start_task. */
+    PyObject *name = PyDict_GetItemWithError(kwargs, s_name);
+    if (name == NULL && PyErr_Occurred()) {
+        goto error;
+    }
+    PyObject *task_name = name == NULL || name == Py_None
+                              ? Py_NewRef(t_eager_task_name)
+                              : PyObject_CallFunctionObjArgs(t_partial, &PyUnicode_Type, name,
+                                                             NULL);
+    if (task_name == NULL) {
+        goto error;
+    }
+    SET(r, task_name, task_name);
+    PyObject *context = PyDict_GetItemWithError(kwargs, s_context);
+    if (context == NULL && PyErr_Occurred()) {
+        goto error;
+    }
+    if (context == NULL || context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            goto error;
+        }
+        int stored = PyDict_SetItem(kwargs, s_context, context);
+        Py_DECREF(context); /* kwargs holds it */
+        if (stored < 0) {
+            goto error;
+        }
+    }
+    if (!PyContext_CheckExact(context)) {
+        /* As _start_task's context.run(...): no such method, or (what has one) a TypeError */
+        PyObject *run = PyObject_GetAttrString(context, "run");
+        if (run != NULL) {
+            Py_DECREF(run);
+            PyErr_Format(PyExc_TypeError, "an instance of Context was expected, got %R",
+                         context);
+        }
+        goto error;
+    }
+    Py_INCREF(context);
+    int set = set_task_context(context, root);
+    Py_DECREF(context);
+    if (set < 0) {
+        goto error;
+    }
+    /* task = create(*leading, root, **kwargs) */
+    Py_ssize_t n_leading = nargs - 3;
+    PyObject *small[8];
+    PyObject **call_args = small;
+    if (n_leading + 1 > 8) {
+        call_args = PyMem_New(PyObject *, n_leading + 1);
+        if (call_args == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n_leading; i++) {
+        call_args[i] = args[3 + i];
+    }
+    call_args[n_leading] = root;
+    PyObject *task = PyObject_VectorcallDict(create, call_args, n_leading + 1, kwargs);
+    if (call_args != small) {
+        PyMem_Free(call_args);
+    }
+    if (task == NULL) {
+        goto error;
+    }
+    int failed;
+    if (r->task_name != NULL && r->task_name != Py_None) { /* root._task_name = task.get_name */
+        Py_INCREF(Py_None);
+        SET(r, task_name, Py_None);
+        Py_INCREF(task);
+        Py_XSETREF(r->task, task);
+        failed = 0;
+    }
+    else { /* it ended eagerly, its record written; a done task may forget its coroutine */
+        failed = r->sid == NULL || PyObject_SetItem(t_eager_ended, task, r->sid) < 0;
+    }
+    Py_DECREF(root);
+    if (failed) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    return task;
+error:
+    Py_DECREF(root);
+    return NULL;
+}
+
+static PyObject *
+task_constants(PyObject *module, PyObject *args)
+{
+    PyObject *task_root, *python_start, *eager_task_name, *eager_ended, *coro_globals,
+        *instrument_globals;
+    if (!PyArg_UnpackTuple(args, "task_constants", 6, 6, &task_root, &python_start,
+                           &eager_task_name, &eager_ended, &coro_globals, &instrument_globals)) {
+        return NULL;
+    }
+    if (!PyType_Check(task_root) || !PyType_IsSubtype((PyTypeObject *)task_root, &RootType) ||
+        !PyDict_Check(coro_globals) || !PyDict_Check(instrument_globals)) {
+        PyErr_Format(PyExc_TypeError,
+                     "task_constants() got task_root=%R and module globals of types %s, %s; "
+                     "pass _coro.TaskRoot, vars(_coro) and vars(_instrument)",
+                     task_root, Py_TYPE(coro_globals)->tp_name,
+                     Py_TYPE(instrument_globals)->tp_name);
+        return NULL;
+    }
+    if (t_partial == NULL) {
+        PyObject *functools = PyImport_ImportModule("functools");
+        t_partial = functools == NULL ? NULL : PyObject_GetAttrString(functools, "partial");
+        Py_XDECREF(functools);
+        if (t_partial == NULL) {
+            return NULL;
+        }
+    }
+    /* A subclass does not inherit am_send (up to Python 3.11 at least): TaskRoot gets it
+     * here, so that its Task's steps take it. */
+    PyTypeObject *root_type = (PyTypeObject *)task_root;
+    if (root_type->tp_as_async != NULL && root_type->tp_as_async->am_send == NULL) {
+        root_type->tp_as_async->am_send = (sendfunc)root_am_send;
+        PyType_Modified(root_type);
+    }
+#define KEEP(var, value) \
+    Py_INCREF(value);    \
+    Py_XSETREF(var, value)
+    KEEP(t_task_root, task_root);
+    KEEP(t_python_start, python_start);
+    KEEP(t_eager_task_name, eager_task_name);
+    KEEP(t_eager_ended, eager_ended);
+    KEEP(t_coro_globals, coro_globals);
+    KEEP(t_instrument_globals, instrument_globals);
+#undef KEEP
+    Py_RETURN_NONE;
+}
+
 /* ---- module functions ---- */
 
 static int
@@ -1282,15 +1723,10 @@ static PyObject *
 constants(PyObject *module, PyObject *args)
 {
     PyObject *sleep_code, *aenter_code, *not_started, *reduce_awaited, *k_await, *coro_type;
-    PyObject *current_root, *current_gather, *k_coro, *k_task, *ended_task;
-    if (!PyArg_UnpackTuple(args, "constants", 11, 11, &sleep_code, &aenter_code, &not_started,
+    PyObject *current_root, *current_gather, *k_coro, *k_task;
+    if (!PyArg_UnpackTuple(args, "constants", 10, 10, &sleep_code, &aenter_code, &not_started,
                            &reduce_awaited, &k_await, &coro_type, &current_root,
-                           &current_gather, &k_coro, &k_task, &ended_task)) {
-        return NULL;
-    }
-    if (!PyType_Check(ended_task)) {
-        PyErr_Format(PyExc_TypeError, "constants() got ended_task=%R; pass _coro.EndedTask",
-                     ended_task);
+                           &current_gather, &k_coro, &k_task)) {
         return NULL;
     }
     if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
@@ -1318,7 +1754,6 @@ constants(PyObject *module, PyObject *args)
     KEEP(c_current_gather, current_gather);
     KEEP(c_k_coro, k_coro);
     KEEP(c_k_task, k_task);
-    KEEP(c_ended_task, (PyTypeObject *)ended_task);
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -1367,6 +1802,11 @@ static PyMethodDef module_methods[] = {
      PyDoc_STR("enter(coro, info): the CallSpan of a traced call starting now.")},
     {"leave", (PyCFunction)(void (*)(void))call_leave, METH_FASTCALL,
      PyDoc_STR("leave(span, status): the traced call ends now; status None or a tuple.")},
+    {"start_task", (PyCFunction)(void (*)(void))start_task, METH_FASTCALL,
+     PyDoc_STR("start_task(coro, kwargs, create, *leading): _instrument._start_task in C.")},
+    {"task_constants", task_constants, METH_VARARGS,
+     PyDoc_STR("task_constants(task_root, python_start, eager_task_name, eager_ended, "
+               "coro_globals, instrument_globals): once, before start_task.")},
     {"_state", state, METH_NOARGS, NULL},
     {"_native_clock", native_clock, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -1393,6 +1833,8 @@ intern_all(void)
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
         {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
         {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
+        {&s_track_root, "track_root"}, {&s_task_made, "task_made"}, {&s_name, "name"},
+        {&s_context, "context"},  {&s_get_name, "get_name"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);
@@ -1407,9 +1849,12 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
+        PyType_Ready(&EndedType) < 0 ||
         PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
         return NULL;
     }
+    _asynctrace_root_type = &RootType;
+    _asynctrace_root_link_offset = offsetof(RootObject, link);
     coro_get_frame = coro_getter("cr_frame");
     coro_get_await = coro_getter("cr_await");
     coro_get_code = coro_getter("cr_code");
@@ -1460,6 +1905,7 @@ PyInit__speedups(void)
     } types[] = {
         {"TaskRootBase", &RootType},
         {"CallSpan", &CallType},
+        {"EndedTask", &EndedType},
         {"Records", &_asynctrace_RecordsType},
         {"Roots", &_asynctrace_RootsType},
     };

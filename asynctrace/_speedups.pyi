@@ -39,6 +39,12 @@ class CallSpan:
     _track: int
     _native: bool
 
+class EndedTask:
+    """``_coro.EndedTask`` in C, not tracked by the garbage collector."""
+
+    _sid: int
+    def __init__(self, sid: int, /) -> None: ...
+
 def enter(coro: Any, info: Any, /) -> CallSpan: ...
 def leave(span: CallSpan, status: tuple[str, str, str] | None, /) -> None: ...
 def configure(
@@ -61,7 +67,18 @@ def constants(
     current_gather: Any,
     k_coro: int,
     k_task: int,
-    ended_task: type,
+    /,
+) -> None: ...
+def start_task(
+    coro: Any, kwargs: dict[str, Any], create: Callable[..., Any], /, *leading: Any
+) -> Any: ...
+def task_constants(
+    task_root: type,
+    python_start: Callable[..., Any],
+    eager_task_name: Callable[[], str],
+    eager_ended: Any,
+    coro_globals: dict[str, Any],
+    instrument_globals: dict[str, Any],
     /,
 ) -> None: ...
 def _state() -> tuple[Any, Any, int, int, int]: ...
@@ -101,7 +118,8 @@ def critical_walk(
 ) -> list[Any]: ...
 
 class Roots:
-    """Task roots held weakly (``_records.c``); ``len()`` counts those alive."""
+    """Task roots held weakly (``_records.c``): a root leaves when it is cleared or freed;
+    ``len()`` counts those alive."""
 
     def add(self, root: Any, /) -> None: ...
     def live(self) -> list[Any]: ...

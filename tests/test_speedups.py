@@ -16,6 +16,7 @@ import time
 import traceback
 import tracemalloc
 import types
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -62,7 +63,8 @@ def _root_classes() -> tuple[type, type | None]:
         slots = [
             name
             for name, value in vars(_speedups.TaskRootBase).items()
-            if type(value).__name__ == "member_descriptor" and name != "__qualname__"
+            if type(value).__name__ in ("member_descriptor", "getset_descriptor")
+            and name not in ("__qualname__", "__weakref__")
         ]
         send = getattr(_coro, "python_send")  # noqa: B009 (exists once _coro uses the C send)
         python = type(
@@ -92,7 +94,6 @@ def _root_classes() -> tuple[type, type | None]:
         _coro.current_gather,
         _coro.K_CORO,
         _coro.K_TASK,
-        _coro.EndedTask,
     )
     return _coro.TaskRoot, c_root
 
@@ -125,9 +126,14 @@ def _synced(method: Callable[..., None]) -> Callable[..., None]:
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
-    """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers)."""
+    """Run tasks on roots of ``cls`` and traced calls on its path (C or Python wrappers), made
+    by its task start (``_speedups.start_task`` or ``_instrument._start_task``) and held by
+    its registry (``_speedups.Roots`` or a ``WeakSet``)."""
     monkeypatch.setattr(_coro, "TaskRoot", cls)
     monkeypatch.setattr(_instrument, "TaskRoot", cls)
+    if cls is PyRoot:  # and the pure-Python registry: a C Roots takes C roots only
+        monkeypatch.setattr(_instrument, "start_task", _instrument._start_task)
+        monkeypatch.setattr(_record, "new_roots", weakref.WeakSet)
     wrap = _decorator._wrap_python if cls is PyRoot else _decorator._wrap_c
     monkeypatch.setattr(_decorator, "_wrap", wrap)
     _decorate()
@@ -860,6 +866,29 @@ def test_roots_hold_tasks_weakly_and_drop_the_dead() -> None:
         recorder.deactivate()
 
 
+@needs_c
+def test_roots_forgotten_by_a_freed_registry_and_taken_by_the_next() -> None:
+    assert _speedups is not None
+    recorder = _record.Recorder("roots")
+    recorder.activate()
+    try:
+        root = CRoot(_three_awaits(), 0)
+        first, second = _speedups.Roots(), _speedups.Roots()
+        first.add(root)
+        second.add(root)  # a root is in one registry at a time: the recorder's now
+        assert first.live() == [] and second.live() == [root]
+        del second  # the root outlives its registry, and MUST NOT point into it
+        gc.collect()
+        third = _speedups.Roots()
+        third.add(root)
+        assert third.live() == [root]
+        with pytest.raises(TypeError, match="takes a task root"):
+            third.add(object())
+        root._coro.close()
+    finally:
+        recorder.deactivate()
+
+
 def _hold_roots_weakly(roots: Any) -> None:
     kept = [CRoot(_three_awaits(), 0) for _ in range(3)]
     for root in kept:
@@ -912,3 +941,45 @@ def test_records_read_while_a_finalizer_deletes_them() -> None:
     assert deleted == [len(expected)]
     assert read == expected and len(expected) > 4
     assert list(records) == [("replaced",)]
+
+
+class _CountingCoroutine(Coroutine[Any, Any, int]):
+    """A coroutine that is not native: it returns 42 by raising StopIteration(42)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def send(self, value: Any) -> Any:
+        self.steps += 1
+        if self.steps > 2:
+            raise StopIteration(42)
+        return None
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        raise typ if isinstance(typ, BaseException) else typ()
+
+    def close(self) -> None:
+        pass
+
+    def __await__(self) -> Generator[Any, None, int]:
+        return self  # type: ignore[return-value]
+
+
+@needs_c
+def test_a_task_gets_what_its_coroutine_returned_native_or_not() -> None:
+    # The C root gives the Task its coroutine's return through am_send, without a
+    # StopIteration; one raised by a coroutine that is not native MUST still be a return.
+    async def seven() -> int:
+        return 7
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        return await loop.create_task(_CountingCoroutine()), await loop.create_task(seven())
+
+    trace, outcome = _run(main)
+    assert outcome == ("returned", (42, 7))
+    assert sorted(s.name for s in trace if s.kind == "task") == [
+        "_CountingCoroutine",
+        "main",
+        "seven",
+    ]
