@@ -36,7 +36,7 @@ from ._coro import (
 )
 from ._record import Recorder
 from ._source import await_expression
-from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused
+from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused, quick_span
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
@@ -370,8 +370,9 @@ class SpanBuilder:
                     continue
                 name, attrs = place
                 # fmt: off
-                spans[sid] = Span(sid, parent, "await", name, start - origin, end - origin,
-                                  track, "ok", None, attrs.copy(), sid, end_seq)
+                spans[sid] = quick_span(sid, parent, "await", name, start - origin,
+                                        end - origin, track, "ok", None, attrs.copy(), sid,
+                                        end_seq)
                 # fmt: on
             elif kind in (K_TASK, K_CORO):
                 name, fn_attrs = function(what)
@@ -379,8 +380,8 @@ class SpanBuilder:
                 if kind == K_TASK:
                     attrs["asynctrace.task.name"] = extra
                 # fmt: off
-                spans[sid] = Span(sid, parent, KINDS[kind], name, start - origin, end - origin,
-                                  track, "ok", None, attrs, sid, end_seq)
+                spans[sid] = quick_span(sid, parent, KINDS[kind], name, start - origin,
+                                        end - origin, track, "ok", None, attrs, sid, end_seq)
                 # fmt: on
             else:
                 build_one(rec)
@@ -435,8 +436,7 @@ class SpanBuilder:
                 attrs[_FILE] = code.co_filename
                 attrs[_LINE] = self._names.line(code, lasti)
         origin = self.origin
-        # positional, in Span's field order: keywords cost a third of the call
-        return Span(
+        return quick_span(
             sid, parent, KINDS[kind], name, start - origin, end - origin, track, state, error,
             attrs, sid, end_seq,
         )  # fmt: skip
