@@ -42,11 +42,12 @@ def critical_path(trace: Trace, span: Span | None = None) -> list[Span]:
 
 
 def _run_path(trace: Trace) -> list[Span]:
+    # nearly always the first span: no list of the roots to make
+    run = next((s for s in trace.spans if s.parent is None and s.kind == "run"), None)
+    if run is not None:
+        return _path(trace, run)
     roots = trace.roots
-    if not roots:
-        return []
-    runs = [r for r in roots if r.kind == "run"]
-    return _path(trace, runs[0] if runs else max(roots, key=lambda r: (r.end, r.end_seq)))
+    return _path(trace, max(roots, key=lambda r: (r.end, r.end_seq))) if roots else []
 
 
 def _path(trace: Trace, span: Span) -> list[Span]:
@@ -100,16 +101,16 @@ def _walk(
             children = span.children
             if not children:
                 break
-            only = children[0]
-            if len(children) == 1 and only.kind != "await":  # a call's one call: the step?
+            if len(children) == 1:  # nearly every call: its one call or await, the step?
+                only = children[0]
                 end = only.end
                 if (
                     end > only.start
+                    and not (kind == "gather" and only.kind == "await")
                     and not (end > span.end or (end == span.end and only.end_seq > span.end_seq))
-                    and only not in seen
                     and not end <= span.start
                 ):
-                    span, depth = only, depth + 1
+                    span, depth = only, depth + 1  # (a span seen already is not walked again)
                     continue
                 break
             steps = _steps(by_id, span, tasks, seen)
