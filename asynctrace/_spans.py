@@ -201,6 +201,8 @@ class Trace:
             return
         self.spans = ordered = sorted(spans, key=_START_ORDER)
         self.by_id = by_id = {s.span_id: s for s in ordered}
+        if _link_parents_first(ordered, by_id):
+            return  # nearly always: one pass, and no cycle to look for
         for span in ordered:
             span.children = []
         find = by_id.get
@@ -291,8 +293,6 @@ def _break_cycles(spans: list[Span]) -> None:
     Each span is walked over once (O(n)): a walk up from a span stops at a span already known
     to reach a root, or at one on the walk itself, which closes a cycle.
     """
-    if _parents_first(spans):
-        return  # nearly always: no walk needed
     order: dict[int, int] = {}  # id(span) -> position, made only for a cycle of two or more
     on_walk: set[int] = set()
     done: set[int] = set()
@@ -319,18 +319,24 @@ def _break_cycles(spans: list[Span]) -> None:
         on_walk.clear()
 
 
-def _parents_first(spans: list[Span]) -> bool:
-    """Each parent of ``spans`` (in start order) starts strictly before its child: then no
-    parent chain can loop.  False for a tie, a NaN or a value that does not compare (a
-    hand-made span's), which the walk above decides."""
+def _link_parents_first(ordered: list[Span], by_id: dict[Any, Span]) -> bool:
+    """Link ``ordered`` (in start order) in one pass while each parent starts strictly before
+    its child: its ``children`` are then reset before any child is added, and no parent chain
+    can loop.  False, with the links half made, at a tie, a NaN or a value that does not
+    compare (a hand-made span's): the caller links them all again and cuts the cycles."""
+    find = by_id.get
     try:
-        for span in spans:
-            parent = span.parent
-            if parent is not None and not (
-                parent.start < span.start
-                or (parent.start == span.start and parent.start_seq < span.start_seq)
-            ):
-                return False
+        for span in ordered:
+            span.children = []
+            parent_id = span.parent_id
+            span.parent = parent = find(parent_id) if parent_id is not None else None
+            if parent is not None:
+                if not (
+                    parent.start < span.start
+                    or (parent.start == span.start and parent.start_seq < span.start_seq)
+                ):
+                    return False
+                parent.children.append(span)
     except TypeError:
         return False
     return True
