@@ -42,6 +42,7 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
 _FILE, _LINE, _AWAITED = "code.file.path", "code.line.number", "asynctrace.awaited"
 _CALL_KINDS = frozenset((K_TASK, K_CORO))
+_Place = tuple[str, dict[str, object]] | None  # an await's name and attributes; None: one by one
 # asyncio's private coroutines, named for the public call that awaits them.
 _ASYNCIO_PUBLIC = {"_wait_for_one": "as_completed", "_wait": "wait", "_cancel_and_wait": "wait_for"}
 
@@ -351,7 +352,8 @@ class SpanBuilder:
         origin = self.origin
         function = self._names.function
         functions = self._names.functions
-        places: dict[tuple[int, int, int], tuple[str, dict[str, object]] | None] = {}
+        places: dict[tuple[int, int, int], _Place] = {}
+        last_at: dict[int, tuple[CodeType, Any, _Place]] = {}  # by offset: code, what, place
         for rec in records:
             kind, sid, parent, track, start, end, end_seq, what, code, lasti, status, extra = rec
             if status is not None or code is not None:
@@ -361,12 +363,19 @@ class SpanBuilder:
                 if code is None:
                     build_one(rec)
                     continue
-                # Awaits at one place on one thing are alike: keyed by identity, as in C
-                key = (id(code), lasti, id(what))
-                try:
-                    place = places[key]
-                except KeyError:
-                    place = places[key] = self._await_place(code, lasti, what)
+                # Awaits at one place on one thing are alike: keyed by identity, as in C.  The
+                # last place at each offset is tried first: it nearly always is the one, and a
+                # key's tuple costs several times the rest of the lookup.
+                last = last_at.get(lasti)
+                if last is not None and last[0] is code and last[1] is what:
+                    place = last[2]
+                else:
+                    key = (id(code), lasti, id(what))
+                    try:
+                        place = places[key]
+                    except KeyError:
+                        place = places[key] = self._await_place(code, lasti, what)
+                    last_at[lasti] = (code, what, place)
                 if place is None:
                     build_one(rec)
                     continue
@@ -391,9 +400,7 @@ class SpanBuilder:
             else:
                 build_one(rec)
 
-    def _await_place(
-        self, code: CodeType, lasti: int, what: float | CodeType
-    ) -> tuple[str, dict[str, object]] | None:
+    def _await_place(self, code: CodeType, lasti: int, what: float | CodeType) -> _Place:
         """The name and attributes of awaits on ``what`` at ``code``'s ``lasti``; None: built
         one by one (see :func:`quick_await_name`)."""
         name = quick_await_name(what)
