@@ -42,11 +42,12 @@ def critical_path(trace: Trace, span: Span | None = None) -> list[Span]:
 
 
 def _run_path(trace: Trace) -> list[Span]:
+    # nearly always the first span: no list of the roots to make
+    run = next((s for s in trace.spans if s.parent is None and s.kind == "run"), None)
+    if run is not None:
+        return _path(trace, run)
     roots = trace.roots
-    if not roots:
-        return []
-    runs = [r for r in roots if r.kind == "run"]
-    return _path(trace, runs[0] if runs else max(roots, key=lambda r: (r.end, r.end_seq)))
+    return _path(trace, max(roots, key=lambda r: (r.end, r.end_seq))) if roots else []
 
 
 def _path(trace: Trace, span: Span) -> list[Span]:
@@ -74,49 +75,84 @@ def _walk(
     span: Span,
     path: list[Span],
     tasks: dict[str, Span],
-    seen: set[int],
+    seen: set[Span],
     depth: int,
 ) -> None:
-    if id(span) in seen or depth > _MAX_DEPTH:
-        return
-    seen.add(id(span))
-    path.append(span)
-    if span.kind == "await":
-        cause = _awaited(trace, span, tasks)
-        if cause is not None:
-            _walk(trace, cause, path, tasks, seen, depth + 1)
-        return
-    children = span.children
-    if not children:
-        return
+    """Append to ``path`` the path of ``span`` (at ``depth``): the span, then each step's path.
+
+    Depth first and in time order, as a recursion would go, without a Python call per step: a
+    call's one child, or the cause of an await, is walked next in the loop; the other steps of
+    a span wait on a stack (the earliest on top).  ``seen`` holds the spans walked already.
+    """
+    by_id = trace.by_id
+    todo = [(span, depth)]
+    while todo:
+        span, depth = todo.pop()
+        while depth <= _MAX_DEPTH and span not in seen:
+            seen.add(span)
+            path.append(span)
+            kind = span.kind
+            if kind == "await":
+                cause = _awaited(by_id, span, tasks)
+                if cause is None:
+                    break
+                span, depth = cause, depth + 1
+                continue
+            children = span.children
+            if not children:
+                break
+            if len(children) == 1:  # nearly every call: its one call or await, the step?
+                only = children[0]
+                end = only.end
+                if (
+                    end > only.start
+                    and not (kind == "gather" and only.kind == "await")
+                    and not (end > span.end or (end == span.end and only.end_seq > span.end_seq))
+                    and not end <= span.start
+                ):
+                    span, depth = only, depth + 1  # (a span seen already is not walked again)
+                    continue
+                break
+            steps = _steps(by_id, span, tasks, seen)
+            if not steps:
+                break
+            span, depth = steps.pop(), depth + 1  # the earliest: walked now, the others after
+            todo += [(step, depth) for step in steps]
+
+
+def _steps(
+    by_id: dict[int, Span], span: Span, tasks: dict[str, Span], seen: set[Span]
+) -> list[Span]:
+    """The steps of ``span`` (not an await, with children), the latest first."""
     steps: list[Span] = []
     # children by end: the walk goes down this list once, as t only moves back
     held_await = span.kind == "gather"  # the await a gather holds is its result being taken
+    children = span.children
     ordered = [c for c in children if c.end > c.start and not (held_await and c.kind == "await")]
     if len(ordered) > 1:
         ordered.sort(key=_BY_END)
+    start = span.start
     t, t_seq = span.end, span.end_seq
     i = len(ordered) - 1
     while i >= 0:
         step = ordered[i]
         i -= 1
         end = step.end
-        if end > t or (end == t and step.end_seq > t_seq) or id(step) in seen:
+        if end > t or (end == t and step.end_seq > t_seq) or step in seen:
             continue
-        if end <= span.start:
+        if end <= start:
             break
         cause = None
         if step.kind == "await":
             step = _ended_during(step, ordered, i) or step
             if step.kind == "await":
-                cause = _awaited(trace, step, tasks)
+                cause = _awaited(by_id, step, tasks)
         steps.append(step)
         t = step.start if cause is None or step.start < cause.start else cause.start
         t_seq = step.start_seq
-        if t <= span.start:
+        if t <= start:
             break
-    for step in reversed(steps):
-        _walk(trace, step, path, tasks, seen, depth + 1)
+    return steps
 
 
 def _ended_during(step: Span, ordered: list[Span], below: int) -> Span | None:
@@ -140,11 +176,11 @@ def _ended_during(step: Span, ordered: list[Span], below: int) -> Span | None:
     return None
 
 
-def _awaited(trace: Trace, span: Span, tasks: dict[str, Span]) -> Span | None:
+def _awaited(by_id: dict[int, Span], span: Span, tasks: dict[str, Span]) -> Span | None:
     """What an await on a task, a gather or a thread job waited on, if it was one."""
     target_id = span.attributes.get(AWAITED_SPAN)
     if isinstance(target_id, int):
-        return trace.by_id.get(target_id)
+        return by_id.get(target_id)
     awaited = span.attributes.get("asynctrace.awaited", span.name)
     return tasks.get(awaited) if isinstance(awaited, str) else None
 

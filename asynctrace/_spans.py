@@ -85,6 +85,46 @@ class Span:
         )
 
 
+_new_object = object.__new__
+
+
+def quick_span(
+    span_id: int,
+    parent_id: int | None,
+    kind: Kind,
+    name: str,
+    start: float,
+    end: float,
+    track: int,
+    status: Status,
+    error: str | None,
+    attributes: dict[str, object],
+    start_seq: int,
+    end_seq: int,
+) -> Span:
+    """``Span(...)`` with every field given, in :class:`Span`'s order: what the builders make
+    for each record, in two thirds of the time.  Calling a class with a Python ``__init__`` is
+    a call from C with a frame of its own; this is a plain Python call (and MUST set each field
+    ``Span.__init__`` sets: the builder tests compare every field with the one-record path's).
+    """
+    span: Span = _new_object(Span)
+    span.span_id = span_id
+    span.parent_id = parent_id
+    span.kind = kind
+    span.name = name
+    span.start = start
+    span.end = end
+    span.track = track
+    span.status = status
+    span.error = error
+    span.attributes = attributes
+    span.start_seq = start_seq
+    span.end_seq = end_seq
+    span.parent = None
+    span.children = []
+    return span
+
+
 _START_ORDER = operator.attrgetter("start", "start_seq")  # ties of time: the recorder's order
 _END = operator.attrgetter("end")
 _TRACK = operator.attrgetter("track")
@@ -159,15 +199,19 @@ class Trace:
             if not forest:
                 _break_cycles(self.spans)
             return
-        self.spans = sorted(spans, key=_START_ORDER)
-        self.by_id = {s.span_id: s for s in self.spans}
-        for span in self.spans:
+        self.spans = ordered = sorted(spans, key=_START_ORDER)
+        self.by_id = by_id = {s.span_id: s for s in ordered}
+        if _link_parents_first(ordered, by_id):
+            return  # nearly always: one pass, and no cycle to look for
+        for span in ordered:
             span.children = []
-        for span in self.spans:
-            span.parent = self.by_id.get(span.parent_id) if span.parent_id is not None else None
-            if span.parent is not None:
-                span.parent.children.append(span)
-        _break_cycles(self.spans)
+        find = by_id.get
+        for span in ordered:
+            parent_id = span.parent_id
+            span.parent = parent = find(parent_id) if parent_id is not None else None
+            if parent is not None:
+                parent.children.append(span)
+        _break_cycles(ordered)
 
     def __iter__(self) -> Iterator[Span]:
         return iter(self.spans)
@@ -273,3 +317,26 @@ def _break_cycles(spans: list[Span]) -> None:
             first.parent = first.parent_id = None
         done.update(on_walk)
         on_walk.clear()
+
+
+def _link_parents_first(ordered: list[Span], by_id: dict[Any, Span]) -> bool:
+    """Link ``ordered`` (in start order) in one pass while each parent starts strictly before
+    its child: its ``children`` are then reset before any child is added, and no parent chain
+    can loop.  False, with the links half made, at a tie, a NaN or a value that does not
+    compare (a hand-made span's): the caller links them all again and cuts the cycles."""
+    find = by_id.get
+    try:
+        for span in ordered:
+            span.children = []
+            parent_id = span.parent_id
+            span.parent = parent = find(parent_id) if parent_id is not None else None
+            if parent is not None:
+                if not (
+                    parent.start < span.start
+                    or (parent.start == span.start and parent.start_seq < span.start_seq)
+                ):
+                    return False
+                parent.children.append(span)
+    except TypeError:
+        return False
+    return True

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import testing
+from asynctrace import _critical, testing
 from asynctrace._critical import CRITICAL
-from asynctrace._spans import Span, Trace
+from asynctrace._spans import AWAITED_SPAN, Span, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
@@ -244,3 +244,63 @@ def test_the_terminal_shows_the_longest_steps_of_a_long_path_and_the_time_betwee
     assert any("await asyncio.sleep(5)" in line and "45%" in line for line in steps)
     assert lines[at + 13].startswith("  ... 49 more steps, 4.900 s")
     assert not any("between them" in line for line in lines)  # virtual time: all awaited
+
+
+def made(sid: int, parent: int | None, kind: str, start: float, end: float, **kw: Any) -> Span:
+    seq = kw.pop("seq", sid)
+    return Span(sid, parent, kind, kw.pop("name", f"s{sid}"), start, end, 1, start_seq=seq,
+                end_seq=kw.pop("end_seq", seq + 100), **kw)  # fmt: skip
+
+
+def python_walk(trace: Trace) -> list[int]:
+    """The run's path by the Python walk, whether or not the C one is built."""
+    path: list[Span] = []
+    _critical._walk(trace, trace.spans[0], path, _critical._tasks_by_label(trace), set(), 0)
+    return [s.span_id for s in path]
+
+
+@pytest.mark.parametrize(
+    ("child", "walked"),
+    [
+        ({}, [1, 2, 3, 4]),  # a chain of one child each, down to the await
+        ({"end": 9.5}, [1, 2, 3]),  # ends after its parent: not a step
+        ({"end": 9.0, "end_seq": 50}, [1, 2, 3, 4]),  # a tie of ends: it ended first
+        ({"end": 9.0, "end_seq": 500}, [1, 2, 3]),  # a tie of ends: it ended last
+        ({"end": 2.0}, [1, 2, 3]),  # no duration
+        ({"start": 0.0, "end": 1.0}, [1, 2, 3]),  # over before its parent started
+    ],
+)
+def test_a_calls_one_child_is_its_step_when_it_ends_inside_it(
+    child: dict[str, Any], walked: list[int]
+) -> None:
+    trace = Trace([
+        made(1, None, "run", 0.0, 10.0),
+        made(2, 1, "coroutine", 0.5, 9.5),
+        made(3, 2, "coroutine", 1.0, 9.0, end_seq=100),
+        made(4, 3, "coroutine", **{"start": 2.0, "end": 8.0, **child}),
+    ])  # fmt: skip
+    assert python_walk(trace) == walked
+
+
+def test_the_walk_goes_into_what_an_await_waited_on_once() -> None:
+    held = Trace([
+        made(1, None, "run", 0.0, 6.0, end_seq=1000),
+        made(2, 1, "gather", 0.0, 6.0),
+        made(3, 2, "await", 5.0, 6.0),  # the gather's result taken, its only child: no step
+    ])  # fmt: skip
+    assert python_walk(held) == [1, 2]
+    cycle = Trace([
+        made(1, None, "run", 0.0, 4.0, end_seq=1000),
+        made(2, 1, "await", 0.0, 4.0, attributes={AWAITED_SPAN: 3}),
+        made(3, 1, "task", 0.0, 3.0),
+        made(4, 3, "await", 0.0, 3.0, attributes={AWAITED_SPAN: 2}, end_seq=50),  # seen: stop
+    ])  # fmt: skip
+    assert python_walk(cycle) == [1, 2, 3, 4]
+    chain = [made(1, None, "run", 0.0, 1000.0)]
+    chain += [made(i, i - 1, "coroutine", i * 0.001, 1000.0 - i * 0.001) for i in range(2, 400)]
+    assert python_walk(Trace(chain)) == list(range(1, _critical._MAX_DEPTH + 2))  # cut there
+
+
+def test_without_a_run_span_the_path_starts_at_the_root_that_ends_last() -> None:
+    trace = Trace([made(1, None, "task", 0.0, 2.0), made(2, None, "task", 1.0, 3.0)])
+    assert [s.span_id for s in testing.critical_path(trace)] == [2]
