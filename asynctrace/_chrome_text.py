@@ -46,6 +46,10 @@ _US_LIMIT = 4 * 10**15
 _MISSING = object()
 # the text of n % 1000 ns after the whole microseconds: "", ".001", ..., ".01", ..., ".999"
 _FRACTIONS = ["", *(f".{part:03}".rstrip("0") for part in range(1, 1000))]
+# Events encoded together: a text with one non-ASCII character is encoded character by
+# character (an ASCII text is copied), and the events' strings are freed (and their memory
+# reused) as they go; a chunk is about 1 MB.
+_CHUNK_EVENTS = 4096
 _NULL_DEFAULTS = {kind: f",{quote(key)}:null" for kind, key in _DEFAULTS.items()}
 _NULL_FILE = f",{quote(_FILE)}:null"
 _UNCLAMPED_KEY = f",{quote(_UNCLAMPED)}:"
@@ -123,8 +127,8 @@ class _Head:
     the next span whose attributes are the same (spans of one call site have the same)."""
 
     __slots__ = (
+        "after_seq",
         "attributes",
-        "attributes_text",
         "default",
         "named",
         "null_default",
@@ -150,7 +154,7 @@ class _Head:
         self.attributes: dict[Any, Any] | None = None
         self.parent_file: object = _MISSING
         self.shape: tuple[Any, ...] = ()  # the attributes' keys, then their values' classes
-        self.attributes_text = ""
+        self.after_seq = ""
 
 
 class _Writer:
@@ -162,8 +166,10 @@ class _Writer:
         # (name, kind, status) -> its _Head, or None: the span is not taken
         self.heads: dict[tuple[str, str, str], _Head | None] = {}
         self.keys: dict[object, str | None] = {}  # attribute key -> ',"key":' or None
-        self.parent: Span | None = None
+        self.parent: Span | None = None  # the parent last looked up, and its file
         self.parent_file: object = _MISSING
+        self.parent_id: object = _MISSING  # the parent id last written, and its text
+        self.parent_text = ""
 
     def head(self, span: Span) -> _Head | None:
         kind, name, status = span.kind, span.name, span.status
@@ -260,17 +266,21 @@ class _Writer:
                 return None
         span_id, parent_id = span.span_id, span.parent_id
         start_seq, end_seq = span.start_seq, span.end_seq
-        parent_text: object = parent_id
-        if parent_id is None:
-            parent_text = "null"
-            parent_id = 0
+        parent_text = self.parent_text
+        if parent_id is not self.parent_id:
+            if parent_id is None:
+                parent_text = "null"
+            elif parent_id.__class__ is not int or not 0 <= parent_id < _INT_LIMIT:
+                return None
+            else:
+                parent_text = f"{parent_id}"
+            self.parent_id, self.parent_text = parent_id, parent_text
         if not (
             span_id.__class__ is int
             and start_seq.__class__ is int
             and end_seq.__class__ is int
-            and parent_id.__class__ is int
             # each in [0, 2**63): a negative one, rare, is left to the event dict
-            and not (span_id | start_seq | end_seq | parent_id) >> 63
+            and not (span_id | start_seq | end_seq) >> 63
         ):
             return None
         named = head.named
@@ -281,13 +291,6 @@ class _Writer:
             if track.__class__ is not int or not -_INT_LIMIT <= track < _INT_LIMIT:
                 return None
             track_text = f"{named[0]}{track}{named[1]}"
-        error = span.error
-        if error is None:
-            error_text = ""
-        elif error.__class__ is not str or len(error) > MAX_CHARS:
-            return None
-        else:
-            error_text = f',"error":{quote(error)}'
         parent = span.parent
         parent_file = _MISSING
         if parent is not None:
@@ -298,36 +301,48 @@ class _Writer:
         attributes = span.attributes
         if attributes.__class__ is not dict:
             return None
-        # equal dicts may differ in their order and in their values' classes (True == 1 == 1.0)
+        error = span.error
+        # what follows end_seq: the status, the error, the attributes; the same for the next
+        # span of this head whose attributes are the same, unless it has an error.  Equal
+        # dicts may differ in their order and in their values' classes (True == 1 == 1.0).
         if (
-            attributes == head.attributes
+            error is None
+            and attributes == head.attributes
             and parent_file is head.parent_file
             and (*attributes, *map(type, attributes.values())) == head.shape
         ):
-            attributes_text = head.attributes_text
+            after_seq = head.after_seq
         else:
             written = self.attributes_text(attributes, texts[0], head, parent_file)
             if written is None:
                 return None
-            attributes_text = written
-            shape = (*attributes, *map(type, attributes.values()))
-            if float not in shape:  # 0.0 == -0.0: a float's text is not kept
-                head.attributes, head.parent_file, head.shape = attributes, parent_file, shape
-                head.attributes_text = written
+            if error is None:
+                after_seq = head.status_text + written
+                shape = (*attributes, *map(type, attributes.values()))
+                if float not in shape:  # 0.0 == -0.0: a float's text is not kept
+                    head.attributes, head.parent_file, head.shape = attributes, parent_file, shape
+                    head.after_seq = after_seq
+            elif error.__class__ is not str or len(error) > MAX_CHARS:
+                return None
+            else:
+                after_seq = f'{head.status_text},"error":{quote(error)}{written}'
         if unclamped is not None:
-            attributes_text += _UNCLAMPED_KEY + us_text(unclamped)
+            after_seq += _UNCLAMPED_KEY + us_text(unclamped)
+        # the recorder numbers a span by its start: one text for both
+        id_text = f"{span_id}"
+        start_text = id_text if start_seq == span_id else f"{start_seq}"
         dur = end - start
         if start < 0 or end >= _US_LIMIT:
+            times = f'"ts":{us_text(start)},"dur":{us_text(dur)}}}'
             return (
-                f'{row}{head.prefix}{span_id},"parent_id":{parent_text}{track_text},'
-                f'"start_seq":{start_seq},"end_seq":{end_seq}{head.status_text}{error_text}'
-                f'{attributes_text}}},"ts":{us_text(start)},"dur":{us_text(dur)}}}'
+                f'{row}{head.prefix}{id_text},"parent_id":{parent_text}{track_text},'
+                f'"start_seq":{start_text},"end_seq":{end_seq}{after_seq}}},{times}'
             )
         # us_text, inlined: twice a slice
         return (
-            f'{row}{head.prefix}{span_id},"parent_id":{parent_text}{track_text},'
-            f'"start_seq":{start_seq},"end_seq":{end_seq}{head.status_text}{error_text}'
-            f'{attributes_text}}},"ts":{start // 1000}{_FRACTIONS[start % 1000]},'
+            f'{row}{head.prefix}{id_text},"parent_id":{parent_text}{track_text},'
+            f'"start_seq":{start_text},"end_seq":{end_seq}{after_seq}}},'
+            f'"ts":{start // 1000}{_FRACTIONS[start % 1000]},'
             f'"dur":{dur // 1000}{_FRACTIONS[dur % 1000]}}}'
         )
 
@@ -394,7 +409,8 @@ def place_rows(
     """The rows of a whole JSON timeline, each placed as ``_chrome._place`` places it and
     written, joined by ",": ``_cjson.place_rows``'s arguments and bytes."""
     writer = _Writer(full, fallback)
-    out: list[str] = []
+    chunks: list[bytes] = []
+    out: list[str] = []  # the events not yet in a chunk
     for tid, spans, markers in rows:
         if tid.__class__ is not int:
             msg = f"tid={tid!r} is not an int; the json module writes the row"
@@ -405,7 +421,12 @@ def place_rows(
         if markers or not writer.place(out, row, spans, after, rising=True):
             del out[written:]
             writer.place(out, row, _in_order(spans, markers), after, rising=False)
-    return ",".join(out).encode()
+        if len(out) >= _CHUNK_EVENTS:
+            chunks.append(",".join(out).encode())
+            out.clear()
+    if out:
+        chunks.append(",".join(out).encode())
+    return b",".join(chunks)
 
 
 def _in_order(spans: list[Span], markers: list[_Item]) -> list[Span | _Item]:

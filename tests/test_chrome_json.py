@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _chrome, _json
+from asynctrace import _chrome, _chrome_text, _json
 from asynctrace._chrome_stream import ChromeStream
 from asynctrace._chrome_text import us_text
 from asynctrace._json import dumps
@@ -355,3 +355,13 @@ def test_rows_whose_starts_do_not_rise_are_sorted() -> None:
     assert written == dumps(_chrome.to_chrome(trace))
     slices = [e for e in json.loads(written)["traceEvents"] if e["ph"] == "X" and e["tid"] == 2]
     assert [e["name"] for e in slices if e["cat"] == "await"] == ["await a", "await c", "await b"]
+
+
+def test_the_events_are_encoded_in_chunks_joined_by_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_chrome_text, "_CHUNK_EVENTS", 2)  # a chunk after every row
+    spans = [Span(1, None, "run", "prog.py", 0.0, 3.0, 1)]
+    for sid in range(2, 12):
+        name = "gather(a × 2)" if sid % 3 else "fetch"  # some chunks are not ASCII
+        spans.append(Span(sid, 1, "task", name, sid / 10, 2.0, sid % 4 + 2))
+    trace = Trace(spans)
+    assert _python_way(trace) == dumps(_chrome.to_chrome(trace))
