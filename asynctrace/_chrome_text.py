@@ -213,8 +213,9 @@ class _Writer:
         ends: list[float] = [_NEVER]  # the ends of the slices open, innermost last
         last = -_NEVER
         for entry in entries:
-            if entry.__class__ is _Item:
-                marker: _Item = entry
+            is_marker = entry.__class__ is _Item
+            if is_marker:
+                marker: _Item = entry  # type: ignore[assignment]
                 start, end = marker.start, marker.end
             else:
                 span: Span = entry  # type: ignore[assignment]
@@ -222,19 +223,21 @@ class _Writer:
                 end = round(span.end * 1e9) + ORIGIN_NS
                 if end < start:
                     end = start
-            if rising:
-                if start <= last:
-                    return False
-                last = start
-            while ends[-1] <= start:  # half-open: [a, b) is over at b
+                if rising:
+                    if start <= last:
+                        return False
+                    last = start
+            top = ends[-1]
+            while top <= start:  # half-open: [a, b) is over at b
                 ends.pop()
+                top = ends[-1]
             unclamped = None
-            if end > ends[-1]:
+            if end > top:
                 unclamped = end
-                end = ends[-1]  # type: ignore[assignment]
+                end = top  # type: ignore[assignment]
             ends.append(end)
             flows: list[Any] | None
-            if entry.__class__ is _Item:
+            if is_marker:
                 event = marker.event
                 assert event is not None  # a marker always has its event
                 out.append(
