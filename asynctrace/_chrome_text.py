@@ -409,6 +409,21 @@ def row_names(layout: _Layout) -> bytes:
     return "".join("," + name for name in names).encode()
 
 
+def tail_text(events: list[Any]) -> bytes:
+    """The events after every slice (``_Layout.tail``), joined by ",": a flow event written
+    as text, an event dict (the counter's) encoded."""
+    texts: list[str] = []
+    for event in events:
+        if event.__class__ is tuple:
+            texts.append(_flow_text(event))
+        elif event.__class__ is dict:
+            texts.append(dumps_strict(event).decode())
+        else:
+            msg = f"event={event!r} is neither a flow nor an event dict; json writes the file"
+            raise TypeError(msg)
+    return ",".join(texts).encode()
+
+
 def place_rows(
     rows: list[tuple[int, list[Span], list[_Item]]],
     after: dict[int, list[Any]],
