@@ -274,7 +274,7 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
             if c_module is None:
                 # the whole document's encoder, or, if it refuses one, the old way's as a whole
                 head = dumps_strict(layout.head)[1:-1] + _text().row_names(layout)
-                tail = dumps_strict([_placed_event(e, full_args) for e in layout.tail])[1:-1]
+                tail = _text().tail_text(layout.tail)
                 other = dumps_strict(layout.other)
         except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
             return (dumps(to_chrome(trace, full_args=full_args)),)

@@ -7,7 +7,12 @@ way, when the pure-Python path MUST stay within three times of it.
 Solution: :func:`place_rows` places each row as ``_chrome._place`` does and writes each span's
 slice as text straight from the span, the same bytes as ``_cjson.place_rows``: the fixed keys
 written once in the templates, the text of each (name, kind, status) and of each attribute key
-kept for the call, strings escaped by json's own escaper, one join and one encode at the end.
+kept for the call, strings escaped by json's own escaper, the events joined and encoded in
+chunks.  It costs a third less than writing every piece each time because what repeats is
+written once: a row's spans come in the order of their starts (sorted only when they do not),
+and the spans of one call site have the same attributes, so the text of the last span's
+attributes is reused when they are the same (same keys in the same order, equal values of the
+same classes, the same parent's file).
 A span it does not write exactly as ``_chrome._args`` would (a long string, a list, a renamed
 key, a blocked step, an odd number) gets its event dict from ``fallback``, encoded by
 ``_json.dumps_strict``.  What that encoder refuses, a time it cannot write as its decimal, and
@@ -44,29 +49,31 @@ _INT_LIMIT = 2**63
 # ns / 1000 below this is written by repr() without an exponent, as every encoder writes it
 _US_LIMIT = 4 * 10**15
 _MISSING = object()
+# the text of n % 1000 ns after the whole microseconds: "", ".001", ..., ".01", ..., ".999"
+_FRACTIONS = ["", *(f".{part:03}".rstrip("0") for part in range(1, 1000))]
+# Events encoded together: a text with one non-ASCII character is encoded character by
+# character (an ASCII text is copied), and the events' strings are freed (and their memory
+# reused) as they go; a chunk is about 1 MB.
+_CHUNK_EVENTS = 4096
 _NULL_DEFAULTS = {kind: f",{quote(key)}:null" for kind, key in _DEFAULTS.items()}
 _NULL_FILE = f",{quote(_FILE)}:null"
 _UNCLAMPED_KEY = f",{quote(_UNCLAMPED)}:"
 _MARKER_CAT = quote(MARKER_CAT)
+_NEVER = float("inf")  # the end of a slice that never ends, under a row's slices
 
-# the texts a (name, kind, status) shares: from ',"name":' to '"span_id":'; with full args, the
-# texts around the track; the status (compact args); the key repeating the name, and its null
-_Head = tuple[str, "tuple[str, str] | None", str, "str | None", str]
 _Fallback = Callable[[Span, int, int, int, "int | None"], dict[str, Any]]
 
 
 def us_text(ns: int) -> str:
     """Whole nanoseconds as ``_chrome._us``'s microseconds are written (the decimal repr()
-    writes): ``12`` or ``12.345``, the digits moved rather than divided, which costs less."""
-    if 1000 <= ns < _US_LIMIT:
-        text = str(ns)
-        part = text[-3:]
-        if part == "000":
-            return text[:-3]
-        return f"{text[:-3]}.{part}".rstrip("0")
+    writes): ``12`` or ``12.345``, the digits after the point from a table, which costs less
+    than dividing."""
+    if 0 <= ns < _US_LIMIT:
+        whole, part = divmod(ns, 1000)
+        return f"{whole}{_FRACTIONS[part]}"
     if ns % 1000 == 0:
         return str(ns // 1000)
-    if not -_US_LIMIT < ns < _US_LIMIT:
+    if ns <= -_US_LIMIT:
         msg = f"ns={ns} is past the times written as decimals here; the json module writes it"
         raise ValueError(msg)
     return repr(ns / 1000)
@@ -119,6 +126,43 @@ def _flow_text(flow: tuple[str, int, int | float, int, str, bool]) -> str:
     )
 
 
+class _Head:
+    """What the slices of one (name, kind, status) share: the text from ``,"name":`` to
+    ``"span_id":``; with full args, the texts around the track; the status (compact args); the
+    key that repeats the name, and its null.  And the attributes last written with it, for
+    the next span whose attributes are the same (spans of one call site have the same)."""
+
+    __slots__ = (
+        "after_seq",
+        "attributes",
+        "default",
+        "named",
+        "null_default",
+        "parent_file",
+        "prefix",
+        "shape",
+        "status_text",
+    )
+
+    def __init__(
+        self,
+        prefix: str,
+        named: tuple[str, str] | None,
+        status_text: str,
+        default: str | None,
+        null_default: str,
+    ) -> None:
+        self.prefix = prefix
+        self.named = named
+        self.status_text = status_text
+        self.default = default
+        self.null_default = null_default
+        self.attributes: dict[Any, Any] | None = None
+        self.parent_file: object = _MISSING
+        self.shape: tuple[Any, ...] = ()  # the attributes' keys, then their values' classes
+        self.after_seq = ""
+
+
 class _Writer:
     """The slices of one call: its mode, the texts it keeps, the parent last looked up."""
 
@@ -128,8 +172,10 @@ class _Writer:
         # (name, kind, status) -> its _Head, or None: the span is not taken
         self.heads: dict[tuple[str, str, str], _Head | None] = {}
         self.keys: dict[object, str | None] = {}  # attribute key -> ',"key":' or None
-        self.parent: Span | None = None
+        self.parent: Span | None = None  # the parent last looked up, and its file
         self.parent_file: object = _MISSING
+        self.parent_id: object = _MISSING  # the parent id last written, and its text
+        self.parent_text = ""
 
     def head(self, span: Span) -> _Head | None:
         kind, name, status = span.kind, span.name, span.status
@@ -141,7 +187,7 @@ class _Writer:
             or len(name) > MAX_CHARS
         ):
             return None
-        head = f',"name":{quote(display_name(span))},"cat":{quote(kind)},"args":{{"span_id":'
+        prefix = f',"name":{quote(display_name(span))},"cat":{quote(kind)},"args":{{"span_id":'
         if self.full:
             # the track comes between kind and status
             named = (
@@ -151,17 +197,75 @@ class _Writer:
         else:
             named = None
         status_text = "" if self.full or status == "ok" else f',"status":{quote(status)}'
-        return (head, named, status_text, _DEFAULTS.get(kind), _NULL_DEFAULTS.get(kind, ""))
+        return _Head(prefix, named, status_text, _DEFAULTS.get(kind), _NULL_DEFAULTS.get(kind, ""))
 
     def event(self, span: Span, tid: int, start: int, end: int, unclamped: int | None) -> str:
         """The slice of a span :meth:`text` does not take, from its event dict."""
         return dumps_strict(self.fallback(span, tid, start, end, unclamped)).decode()
 
+    def place(
+        self,
+        out: list[str],
+        row: tuple[int, str],
+        entries: list[Span] | list[Span | _Item],
+        after: dict[int, list[Any]],
+        rising: bool,
+    ) -> bool:
+        """Place a row's spans and markers, in ``_Item.key``'s order, and write their slices
+        and the flow events after them to ``out``; with ``rising``, stop and return False at a
+        start that does not rise (the caller sorts the row)."""
+        tid, row_text = row
+        text = self.text
+        ends: list[float] = [_NEVER]  # the ends of the slices open, innermost last
+        last = -_NEVER
+        for entry in entries:
+            is_marker = entry.__class__ is _Item
+            if is_marker:
+                marker: _Item = entry  # type: ignore[assignment]
+                start, end = marker.start, marker.end
+            else:
+                span: Span = entry  # type: ignore[assignment]
+                start = round(span.start * 1e9) + ORIGIN_NS
+                end = round(span.end * 1e9) + ORIGIN_NS
+                if end < start:
+                    end = start
+                if rising:
+                    if start <= last:
+                        return False
+                    last = start
+            top = ends[-1]
+            while top <= start:  # half-open: [a, b) is over at b
+                ends.pop()
+                top = ends[-1]
+            unclamped = None
+            if end > top:
+                unclamped = end
+                end = top  # type: ignore[assignment]
+            ends.append(end)
+            flows: list[Any] | None
+            if is_marker:
+                event = marker.event
+                assert event is not None  # a marker always has its event
+                out.append(
+                    f'{{"ph":"X","pid":{PID},"tid":{event["tid"]},"name":{quote(event["name"])},'
+                    f'"cat":{_MARKER_CAT},"args":{{}},"ts":{us_text(start)},'
+                    f'"dur":{us_text(end - start)}}}'
+                )
+                flows = marker.after
+            else:
+                slice_text = text(span, row_text, start, end, unclamped)
+                if slice_text is None:
+                    slice_text = self.event(span, tid, start, end, unclamped)
+                out.append(slice_text)
+                flows = after.get(span.span_id) if after else None
+            if flows:
+                out.extend(map(_flow_text, flows))
+        return True
+
     def text(self, span: Span, row: str, start: int, end: int, unclamped: int | None) -> str | None:
         """The slice of ``span`` at ``[start, end)`` ns, after the ``row``'s text up to its
         tid; None when ``_args`` would write it otherwise."""
-        name = span.name
-        texts = (name, span.kind, span.status)
+        texts = (span.name, span.kind, span.status)
         head = self.heads.get(texts)
         if head is None:
             if texts in self.heads:
@@ -169,36 +273,33 @@ class _Writer:
             head = self.heads[texts] = self.head(span)
             if head is None:
                 return None
-        prefix, named, status_text, default, null_default = head
         span_id, parent_id = span.span_id, span.parent_id
         start_seq, end_seq = span.start_seq, span.end_seq
-        error = span.error
-        attributes = span.attributes
-        parent_text: object = parent_id
-        if parent_id is None:
-            parent_text = "null"
-            parent_id = 0
+        parent_text = self.parent_text
+        if parent_id is not self.parent_id:
+            if parent_id is None:
+                parent_text = "null"
+            elif parent_id.__class__ is not int or not 0 <= parent_id < _INT_LIMIT:
+                return None
+            else:
+                parent_text = f"{parent_id}"
+            self.parent_id, self.parent_text = parent_id, parent_text
         if not (
             span_id.__class__ is int
             and start_seq.__class__ is int
             and end_seq.__class__ is int
-            and parent_id.__class__ is int
             # each in [0, 2**63): a negative one, rare, is left to the event dict
-            and not (span_id | start_seq | end_seq | parent_id) >> 63
-            and attributes.__class__ is dict
+            and not (span_id | start_seq | end_seq) >> 63
         ):
             return None
-        if error is not None and (error.__class__ is not str or len(error) > MAX_CHARS):
-            return None
-        text = f'{row}{prefix}{span_id},"parent_id":{parent_text}'
-        if named is not None:
+        named = head.named
+        if named is None:
+            track_text = ""
+        else:
             track = span.track
             if track.__class__ is not int or not -_INT_LIMIT <= track < _INT_LIMIT:
                 return None
-            text += f"{named[0]}{track}{named[1]}"
-        text += f',"start_seq":{start_seq},"end_seq":{end_seq}{status_text}'
-        if error is not None:
-            text += f',"error":{quote(error)}'
+            track_text = f"{named[0]}{track}{named[1]}"
         parent = span.parent
         parent_file = _MISSING
         if parent is not None:
@@ -206,9 +307,64 @@ class _Writer:
                 self.parent = parent
                 self.parent_file = parent.attributes.get(_FILE, _MISSING)
             parent_file = self.parent_file
+        attributes = span.attributes
+        if attributes.__class__ is not dict:
+            return None
+        error = span.error
+        # what follows end_seq: the status, the error, the attributes; the same for the next
+        # span of this head whose attributes are the same, unless it has an error.  Equal
+        # dicts may differ in their order and in their values' classes (True == 1 == 1.0).
+        if (
+            error is None
+            and attributes == head.attributes
+            and parent_file is head.parent_file
+            and (*attributes, *map(type, attributes.values())) == head.shape
+        ):
+            after_seq = head.after_seq
+        else:
+            written = self.attributes_text(attributes, texts[0], head, parent_file)
+            if written is None:
+                return None
+            if error is None:
+                after_seq = head.status_text + written
+                shape = (*attributes, *map(type, attributes.values()))
+                if float not in shape:  # 0.0 == -0.0: a float's text is not kept
+                    head.attributes, head.parent_file, head.shape = attributes, parent_file, shape
+                    head.after_seq = after_seq
+            elif error.__class__ is not str or len(error) > MAX_CHARS:
+                return None
+            else:
+                after_seq = f'{head.status_text},"error":{quote(error)}{written}'
+        if unclamped is not None:
+            after_seq += _UNCLAMPED_KEY + us_text(unclamped)
+        # the recorder numbers a span by its start: one text for both
+        id_text = f"{span_id}"
+        start_text = id_text if start_seq == span_id else f"{start_seq}"
+        dur = end - start
+        if start < 0 or end >= _US_LIMIT:
+            times = f'"ts":{us_text(start)},"dur":{us_text(dur)}}}'
+            return (
+                f'{row}{head.prefix}{id_text},"parent_id":{parent_text}{track_text},'
+                f'"start_seq":{start_text},"end_seq":{end_seq}{after_seq}}},{times}'
+            )
+        # us_text, inlined: twice a slice
+        return (
+            f'{row}{head.prefix}{id_text},"parent_id":{parent_text}{track_text},'
+            f'"start_seq":{start_text},"end_seq":{end_seq}{after_seq}}},'
+            f'"ts":{start // 1000}{_FRACTIONS[start % 1000]},'
+            f'"dur":{dur // 1000}{_FRACTIONS[dur % 1000]}}}'
+        )
+
+    def attributes_text(
+        self, attributes: dict[Any, Any], name: str, head: _Head, parent_file: object
+    ) -> str | None:
+        """The args after the span's own, with the nulls that say an attribute is absent, as
+        ``_args`` writes them; None when it writes them otherwise."""
+        default = head.default
         has_default = has_file = False
         keys = self.keys
         full = self.full
+        text = ""
         for key, value in attributes.items():
             if key == default:
                 has_default = True
@@ -223,36 +379,15 @@ class _Writer:
                 key_text = keys[key] = _key_text(key)
                 if key_text is None:
                     return None
-            cls = value.__class__
-            if cls is str:
-                if len(value) > MAX_CHARS:  # type: ignore[arg-type]
-                    return None
-                text += key_text + quote(value)  # type: ignore[arg-type]
-            elif cls is int:
-                if not -_INT_LIMIT <= value < _INT_LIMIT:  # type: ignore[operator]
-                    return None
-                text += f"{key_text}{value}"
-            elif cls is bool:
-                text += key_text + ("true" if value else "false")
-            else:
-                value_text = _value_text(value)
-                if value_text is None:
-                    return None
-                text += key_text + value_text
+            value_text = _value_text(value)
+            if value_text is None:
+                return None
+            text += key_text + value_text
         if default is not None and not has_default:
-            text += null_default
+            text += head.null_default
         if parent_file is not _MISSING and not has_file:
             text += _NULL_FILE
-        if unclamped is not None:
-            text += _UNCLAMPED_KEY + us_text(unclamped)
-        dur = end - start
-        if start >= 1000 and dur >= 1000 and end < _US_LIMIT:  # us_text, inlined: twice a slice
-            ts_ns, dur_ns = str(start), str(dur)
-            ts_part, dur_part = ts_ns[-3:], dur_ns[-3:]
-            ts = ts_ns[:-3] if ts_part == "000" else f"{ts_ns[:-3]}.{ts_part}".rstrip("0")
-            us = dur_ns[:-3] if dur_part == "000" else f"{dur_ns[:-3]}.{dur_part}".rstrip("0")
-            return f'{text}}},"ts":{ts},"dur":{us}}}'
-        return f'{text}}},"ts":{us_text(start)},"dur":{us_text(dur)}}}'
+        return text
 
 
 def row_names(layout: _Layout) -> bytes:
@@ -274,6 +409,21 @@ def row_names(layout: _Layout) -> bytes:
     return "".join("," + name for name in names).encode()
 
 
+def tail_text(events: list[Any]) -> bytes:
+    """The events after every slice (``_Layout.tail``), joined by ",": a flow event written
+    as text, an event dict (the counter's) encoded."""
+    texts: list[str] = []
+    for event in events:
+        if event.__class__ is tuple:
+            texts.append(_flow_text(event))
+        elif event.__class__ is dict:
+            texts.append(dumps_strict(event).decode())
+        else:
+            msg = f"event={event!r} is neither a flow nor an event dict; json writes the file"
+            raise TypeError(msg)
+    return ",".join(texts).encode()
+
+
 def place_rows(
     rows: list[tuple[int, list[Span], list[_Item]]],
     after: dict[int, list[Any]],
@@ -283,54 +433,38 @@ def place_rows(
     """The rows of a whole JSON timeline, each placed as ``_chrome._place`` places it and
     written, joined by ",": ``_cjson.place_rows``'s arguments and bytes."""
     writer = _Writer(full, fallback)
-    text = writer.text
-    out: list[str] = []
+    chunks: list[bytes] = []
+    out: list[str] = []  # the events not yet in a chunk
     for tid, spans, markers in rows:
         if tid.__class__ is not int:
             msg = f"tid={tid!r} is not an int; the json module writes the row"
             raise TypeError(msg)
-        row = f'{{"ph":"X","pid":{PID},"tid":{tid}'
-        n_spans = len(spans)
-        # _Item.key, flat: (start, -end, seq, sub), then the order they came in
-        entries: list[tuple[int, int, int, int, int, Span | _Item]] = []
-        for index, span in enumerate(spans):
-            start = round(span.start * 1e9) + ORIGIN_NS
-            end = round(span.end * 1e9) + ORIGIN_NS
-            entries.append((start, -max(end, start), span.start_seq, 0, index, span))
-        index = n_spans
-        for marker in markers:
-            seq, sub = marker.key[2]
-            entries.append((marker.start, -marker.end, seq, sub, index, marker))
-            index += 1
-        entries.sort()
-        ends: list[int] = []  # the ends of the slices open, innermost last
-        for start, negative_end, _, _, index, entry in entries:
-            end = -negative_end
-            while ends and ends[-1] <= start:  # half-open: [a, b) is over at b
-                ends.pop()
-            unclamped = None
-            if ends and end > ends[-1]:
-                unclamped = end
-                end = ends[-1]
-            ends.append(end)
-            flows: list[Any] | None
-            if index < n_spans:
-                span = entry  # type: ignore[assignment]
-                slice_text = text(span, row, start, end, unclamped)
-                if slice_text is None:
-                    slice_text = writer.event(span, tid, start, end, unclamped)
-                out.append(slice_text)
-                flows = after.get(span.span_id) if after else None
-            else:
-                marker = entry  # type: ignore[assignment]
-                event = marker.event
-                assert event is not None  # a marker always has its event
-                out.append(
-                    f'{{"ph":"X","pid":{PID},"tid":{event["tid"]},"name":{quote(event["name"])},'
-                    f'"cat":{_MARKER_CAT},"args":{{}},"ts":{us_text(start)},'
-                    f'"dur":{us_text(end - start)}}}'
-                )
-                flows = marker.after
-            if flows:
-                out.extend(map(_flow_text, flows))
-    return ",".join(out).encode()
+        row = (tid, f'{{"ph":"X","pid":{PID},"tid":{tid}')
+        written = len(out)
+        # a row's spans come in the order of their starts, unless hand-made or in a tie
+        if markers or not writer.place(out, row, spans, after, rising=True):
+            del out[written:]
+            writer.place(out, row, _in_order(spans, markers), after, rising=False)
+        if len(out) >= _CHUNK_EVENTS:
+            chunks.append(",".join(out).encode())
+            out.clear()
+    if out:
+        chunks.append(",".join(out).encode())
+    return b",".join(chunks)
+
+
+def _in_order(spans: list[Span], markers: list[_Item]) -> list[Span | _Item]:
+    """A row's spans and markers in ``_Item.key``'s order: (start, -end, seq, sub), then the
+    order they came in."""
+    entries: list[tuple[int, int, int, int, int, Span | _Item]] = []
+    for index, span in enumerate(spans):
+        start = round(span.start * 1e9) + ORIGIN_NS
+        end = round(span.end * 1e9) + ORIGIN_NS
+        entries.append((start, -max(end, start), span.start_seq, 0, index, span))
+    index = len(spans)
+    for marker in markers:
+        seq, sub = marker.key[2]
+        entries.append((marker.start, -marker.end, seq, sub, index, marker))
+        index += 1
+    entries.sort()
+    return [entry for _, _, _, _, _, entry in entries]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _chrome, _json
+from asynctrace import _chrome, _chrome_text, _json
 from asynctrace._chrome_stream import ChromeStream
 from asynctrace._chrome_text import us_text
 from asynctrace._json import dumps
@@ -288,3 +289,79 @@ def test_microseconds_are_written_as_the_encoders_write_them(ns: int) -> None:
         assert abs(ns) >= 4 * 10**15
         return
     assert text.encode() == dumps(_chrome._us(ns))
+
+
+def _python_way(trace: Trace, full: bool = False) -> bytes:
+    """The file written without the C accelerator (by ``_chrome_text``)."""
+    c_module = _chrome._cjson
+    _chrome._cjson = lambda: None  # type: ignore[assignment]
+    try:
+        return b"".join(_chrome.chrome_json(trace, full_args=full))
+    finally:
+        _chrome._cjson = c_module  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_the_text_of_equal_attributes_is_reused_only_when_it_is_the_same(full: bool) -> None:
+    # each span's attributes equal the one before's as dicts, written otherwise: another
+    # order, a value of another class (True == 1 == 1.0, 0.0 == -0.0, Decimal), another parent
+    attributes: list[dict[str, Any]] = [
+        {"a": 1, "b": "x"},
+        {"a": 1, "b": "x"},
+        {"b": "x", "a": 1},
+        {"a": True, "b": "x"},
+        {"a": 1.0, "b": "x"},
+        {"a": 1, "b": "x"},
+        {"a": Decimal(1), "b": "x"},
+        {"a": 0.0},
+        {"a": -0.0},
+        {"code.file.path": "prog.py", "asynctrace.awaited": "sleep"},
+        {"code.file.path": "prog.py", "asynctrace.awaited": "sleep"},
+    ]
+    spans = [
+        Span(1, None, "run", "prog.py", 0.0, 9.0, 1),
+        Span(2, 1, "task", "main", 0.0, 9.0, 2, attributes={"code.file.path": "prog.py"}),
+        Span(3, 1, "task", "main", 0.0, 9.0, 3, attributes={"code.file.path": "other.py"}),
+    ]
+    for sid, attrs in enumerate(attributes, 4):
+        parent = 2 if sid < 14 else 3  # the last span's parent has another file
+        start = sid / 10
+        end = start + 0.05
+        spans.append(Span(sid, parent, "await", "sleep", start, end, parent, attributes=attrs))
+    trace = Trace(spans)
+    written = _python_way(trace, full)
+    assert written == dumps(_chrome.to_chrome(trace, full_args=full))
+    args = [e["args"] for e in json.loads(written)["traceEvents"] if e.get("cat") == "await"]
+    assert [[key for key in a if key in "ab"] for a in args[1:3]] == [["a", "b"], ["b", "a"]]
+    assert [a["a"] for a in args[:9]] == [1, 1, 1, True, 1.0, 1, "1", 0.0, -0.0]
+    assert [str(a["a"]) for a in args[7:9]] == ["0.0", "-0.0"]
+    # the same file as the parent's is left out (compact), another parent's is not
+    assert ("code.file.path" in args[9], args[10]["code.file.path"]) == (full, "prog.py")
+
+
+def test_rows_whose_starts_do_not_rise_are_sorted() -> None:
+    # a tie, a start before the one before it (a hand-made trace), flow markers: the spans'
+    # own order is not the file's, which is (start, the longer first, record order)
+    spans = [
+        Span(1, None, "run", "prog.py", 0.0, 3.0, 1),
+        Span(2, 1, "task", "main", 0.0, 3.0, 2),
+        Span(3, 2, "await", "b", 1.0, 1.5, 2),
+        Span(4, 2, "await", "a", 0.5, 2.5, 2),
+        Span(5, 2, "await", "c", 1.0, 2.0, 2),
+        Span(6, 2, "task", "child", 0.75, 1.25, 6),
+    ]
+    trace = Trace(spans)
+    written = _python_way(trace)
+    assert written == dumps(_chrome.to_chrome(trace))
+    slices = [e for e in json.loads(written)["traceEvents"] if e["ph"] == "X" and e["tid"] == 2]
+    assert [e["name"] for e in slices if e["cat"] == "await"] == ["await a", "await c", "await b"]
+
+
+def test_the_events_are_encoded_in_chunks_joined_by_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_chrome_text, "_CHUNK_EVENTS", 2)  # a chunk after every row
+    spans = [Span(1, None, "run", "prog.py", 0.0, 3.0, 1)]
+    for sid in range(2, 12):
+        name = "gather(a × 2)" if sid % 3 else "fetch"  # some chunks are not ASCII
+        spans.append(Span(sid, 1, "task", name, sid / 10, 2.0, sid % 4 + 2))
+    trace = Trace(spans)
+    assert _python_way(trace) == dumps(_chrome.to_chrome(trace))
