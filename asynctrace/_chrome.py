@@ -343,6 +343,15 @@ def _row_placer() -> _RowPlacer:
 
 
 @functools.cache
+def _cflows() -> Any:
+    """``_cflows``, told once what a span is and where the file's time 0 is; None without C."""
+    module = extension("_cflows")
+    if module is not None:
+        module.configure(Span, ORIGIN_NS)
+    return module
+
+
+@functools.cache
 def _text() -> Any:
     """``_chrome_text``, the pure-Python writer (imported when first needed: it imports this
     module's constants)."""
@@ -522,9 +531,43 @@ def _flows(
     after: dict[int, list[_Flow]],
     join_spans: list[Span],
 ) -> list[_Flow]:
+    """:func:`_flows_python`, in C (``_cflows.flows``) when it can; ``rows`` (empty lists) and
+    ``after`` (empty) are filled."""
+    module = _cflows()
+    if module is not None:
+        try:
+            tail: list[_Flow] = module.flows(
+                spawned, join_spans, trace.by_id, tids, rows, after, _spawn_marker, _join_marker
+            )
+            return tail
+        except (TypeError, ValueError):  # a hand-made trace's odd values: Python decides
+            for row in rows.values():
+                row.clear()
+            after.clear()
+    return _flows_python(trace, spawned, tids, rows, after, join_spans)
+
+
+def _spawn_marker(tid: int, at: int, task: Span) -> _Item:
+    """The marker on a creator's row that its spawn arrows start from (at ``at`` ns)."""
+    return _marker(tid, at, f"start {row_label(task)}", task.start_seq)
+
+
+def _join_marker(tid: int, at: int, waiter: Span) -> _Item:
+    """The marker at the end of an await on other tasks, where their join arrows end."""
+    return _marker(tid, at, f"resume {display_name(waiter)}", 1 << 62)
+
+
+def _flows_python(
+    trace: Trace,
+    spawned: list[Span],
+    tids: dict[int, int],
+    rows: dict[int, list[_Item]],
+    after: dict[int, list[_Flow]],
+    join_spans: list[Span],
+) -> list[_Flow]:
     """Add spawn and join arrows from the tasks and thread jobs (``spawned``, in the trace's
     order): markers to ``rows``, the events bound to a span's slice to ``after``; returns the
-    events that must come after every slice.
+    events that must come after every slice.  (``_cflows.flows`` does the same in C.)
 
     spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
@@ -557,7 +600,7 @@ def _flows(
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
             at = start - 2
-            marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
+            marker = _spawn_marker(tids[parent.track], at, span)
             spawn = spawn_markers[parent.span_id] = (marker, _us(at))
             rows[parent.track].append(marker)
         marker, at_us = spawn
@@ -575,7 +618,7 @@ def _flows(
             awaiting = by_id[waiter.span_id]
             awaiting_start = _ns(awaiting.start)
             at_end = max(_ns(awaiting.end) - 1, awaiting_start)
-            jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
+            jm = _join_marker(tids[waiter.track], at_end, waiter)
             join = join_markers[waiter.span_id] = (jm, _us(at_end))
             rows[waiter.track].append(jm)
         jm, at_us = join
@@ -606,8 +649,21 @@ def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:
 
 
 def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
-    """The ``tasks`` counter; more than MAX_COUNTER_POINTS changes keep each bucket's peaks."""
+    """The ``tasks`` counter's events: :func:`_counter_python`, in C
+    (``_cflows.counter_events``) when it can."""
     points = activity(trace, join_spans)
+    module = _cflows()
+    if module is not None:
+        try:
+            return module.counter_events(points, MAX_COUNTER_POINTS)  # type: ignore[no-any-return]
+        except (TypeError, ValueError):  # a hand-made trace's odd values: Python decides
+            pass
+    return _counter_python(points)
+
+
+def _counter_python(points: list[tuple[float, int, int]]) -> list[dict[str, Any]]:
+    """The counter's events for ``points`` (time, running, waiting), in time order; more than
+    MAX_COUNTER_POINTS changes keep each bucket's peaks."""
     if len(points) > MAX_COUNTER_POINTS:
         t0, t1 = points[0][0], points[-1][0]
         step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
