@@ -1,9 +1,11 @@
-/* asynctrace._cflows: the JSON timeline's arrows and task counter in C (optional; _chrome.py's
- * _flows_python and _counter_python are the reference, and what runs without C).
+/* asynctrace._cflows: the JSON timeline's arrows, task counter and row names in C (optional;
+ * _chrome.py's _flows_python, _counter_python and _row_labels_python are the reference, and
+ * what runs without C).
  *
- * Problem: the arrows between tasks (a spawn and a join per task) and the "tasks" counter were
- * made in Python, task by task and point by point: about 6 ms for fanout's 2,000 tasks, and half
- * a second for the 100,000 tasks of the 1.1-million-span run, a fifth of writing its file.
+ * Problem: the arrows between tasks (a spawn and a join per task), the "tasks" counter and the
+ * rows' names were made in Python, task by task and point by point: about 6 ms for fanout's
+ * 2,000 tasks, and over half a second for the 100,000 tasks of the 1.1-million-span run, a
+ * fifth of writing its file.
  *
  * Solution: the same loops here, in the same order, giving the same objects: the flow tuples
  * (ph, tid, ts, id, cat, enclosing) that _cjson and _chrome_text write, the markers made by the
@@ -13,12 +15,13 @@
  *
  *   flows(spawned, join_spans, by_id, tids, rows, after, spawn_marker, join_marker) -> tail
  *   counter_events(points, max_points) -> [event, ...]
+ *   row_labels(tracks, by_id, row_label) -> [label, ...]    (_chrome._row_labels_python)
  *
  * Only what gives the same answer with no Python code of the trace run is taken: exact Spans,
  * float times that are not NaN, exact dicts of attributes, ints of 64 bits.  Anything else (a
  * hand-made trace's odd values) is a TypeError or ValueError raised before ``rows`` or
  * ``after`` is changed; the caller then runs the Python version, which answers (or fails) as
- * it always did.
+ * it always did.  (row_labels leaves every row but a plain task's to the row_label given.)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,6 +32,7 @@
 static Py_ssize_t offsets[N_FIELDS];
 static PyTypeObject *span_type; /* NULL until configure(): every span is then refused */
 static long long origin_ns;     /* _chrome.ORIGIN_NS: trace time 0 in the file */
+static Py_ssize_t max_chars;    /* _sanitize.MAX_CHARS: a longer name is cut by Python */
 static PyObject *s_gather, *s_task_name, *s_awaited, *s_after, *s_tid, *s_event, *s_name,
     *s_tasks, *s_s, *s_f, *s_c, *s_spawn, *s_join, *one, *zero;
 
@@ -548,18 +552,83 @@ counter_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return events;
 }
 
+/* _timeline.row_label of a task whose task name and name are short exact strs (nearly every
+ * row: "Task-2 work()"), a new reference; NULL and no error for any other owner. */
+static PyObject *
+task_label(PyObject *owner)
+{
+    if (Py_TYPE(owner) != span_type || SLOT(owner, F_KIND) == NULL
+        || !PyUnicode_CheckExact(SLOT(owner, F_KIND))
+        || PyUnicode_CompareWithASCIIString(SLOT(owner, F_KIND), "task") != 0) {
+        return NULL;
+    }
+    PyObject *attributes = SLOT(owner, F_ATTRIBUTES), *name = SLOT(owner, F_NAME);
+    if (attributes == NULL || !PyDict_CheckExact(attributes) || name == NULL
+        || !PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > max_chars) {
+        return NULL;
+    }
+    PyObject *task_name = PyDict_GetItemWithError(attributes, s_task_name);
+    if (task_name == NULL || !PyUnicode_CheckExact(task_name)
+        || PyUnicode_GET_LENGTH(task_name) == 0 || PyUnicode_GET_LENGTH(task_name) > max_chars) {
+        return NULL; /* an error, too, is left to Python's row_label to raise */
+    }
+    return PyUnicode_FromFormat("%U %U()", task_name, name);
+}
+
+/* row_labels(tracks, by_id, row_label): each row's name, as _chrome._row_labels_python gives
+ * it; ``row_label`` names the rows this does not (a thread job's, the run's). */
+static PyObject *
+row_labels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "row_labels(tracks: list, by_id: dict, row_label)");
+        return NULL;
+    }
+    if (span_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() MUST be called first");
+        return NULL;
+    }
+    PyObject *tracks = args[0];
+    PyObject *labels = PyList_New(PyList_GET_SIZE(tracks));
+    for (Py_ssize_t i = 0; labels != NULL && i < PyList_GET_SIZE(tracks); i++) {
+        PyObject *track = PyList_GET_ITEM(tracks, i), *label = NULL;
+        PyObject *owner = PyDict_GetItemWithError(args[1], track);
+        if (owner != NULL) {
+            label = task_label(owner);
+            if (label == NULL && !PyErr_Occurred()) {
+                label = PyObject_CallOneArg(args[2], owner);
+            }
+        }
+        else if (!PyErr_Occurred()) {
+            PyObject *empty = PyUnicode_New(0, 0);
+            PyObject *text = empty ? PyObject_Format(track, empty) : NULL; /* as an f-string */
+            label = text ? PyUnicode_FromFormat("track %U", text) : NULL;
+            Py_XDECREF(empty);
+            Py_XDECREF(text);
+        }
+        if (label == NULL) {
+            Py_CLEAR(labels);
+            break;
+        }
+        PyList_SET_ITEM(labels, i, label);
+    }
+    return labels;
+}
+
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
     PyObject *type;
     long long origin;
-    if (!PyArg_ParseTuple(args, "O!L:configure", &PyType_Type, &type, &origin)) {
+    Py_ssize_t max;
+    if (!PyArg_ParseTuple(args, "O!Ln:configure", &PyType_Type, &type, &origin, &max)) {
         return NULL;
     }
     if (learn_span_offsets((PyTypeObject *)type, offsets) < 0) { /* all or nothing */
         return NULL;
     }
     origin_ns = origin;
+    max_chars = max;
     Py_INCREF(type);
     Py_XSETREF(span_type, (PyTypeObject *)type);
     Py_RETURN_NONE;
@@ -567,7 +636,11 @@ configure(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     PyDoc_STR("configure(span_type, origin_ns): a Span's slots and ORIGIN_NS; once, first.")},
+     PyDoc_STR("configure(span_type, origin_ns, max_chars): a Span's slots, ORIGIN_NS and "
+               "MAX_CHARS; once, first.")},
+    {"row_labels", (PyCFunction)(void (*)(void))row_labels, METH_FASTCALL,
+     PyDoc_STR("row_labels(tracks, by_id, row_label) -> [label, ...] (see "
+               "_chrome._row_labels_python).")},
     {"flows", (PyCFunction)(void (*)(void))flows, METH_FASTCALL,
      PyDoc_STR("flows(spawned, join_spans, by_id, tids, rows, after, spawn_marker, "
                "join_marker) -> tail (see _chrome._flows_python).")},

@@ -4,7 +4,7 @@
 from collections.abc import Callable
 from typing import Any
 
-def configure(span_type: type, origin_ns: int, /) -> None: ...
+def configure(span_type: type, origin_ns: int, max_chars: int, /) -> None: ...
 def flows(
     spawned: list[Any],
     join_spans: list[Any],
@@ -19,3 +19,6 @@ def flows(
 def counter_events(
     points: list[tuple[float, int, int]], max_points: int, /
 ) -> list[dict[str, Any]]: ...
+def row_labels(
+    tracks: list[int], by_id: dict[int, Any], row_label: Callable[[Any], str], /
+) -> list[str]: ...

@@ -347,7 +347,7 @@ def _cflows() -> Any:
     """``_cflows``, told once what a span is and where the file's time 0 is; None without C."""
     module = extension("_cflows")
     if module is not None:
-        module.configure(Span, ORIGIN_NS)
+        module.configure(Span, ORIGIN_NS, MAX_CHARS)
     return module
 
 
@@ -476,11 +476,7 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
-    layout.labels = [
-        row_label(owner) if owner is not None else f"track {track}"
-        for track in track_ids
-        for owner in (by_id.get(track),)
-    ]
+    layout.labels = _row_labels(track_ids, by_id)
     join_spans = joins(trace)
     layout.tail = [
         *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
@@ -503,6 +499,23 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
         "origin_us": ORIGIN_NS // 1000,
     }
     return layout
+
+
+def _row_labels(track_ids: list[int], by_id: dict[int, Span]) -> list[str]:
+    """Each row's name: :func:`_row_labels_python`, in C (``_cflows.row_labels``) when it can."""
+    module = _cflows()
+    if module is not None:
+        labels: list[str] = module.row_labels(track_ids, by_id, row_label)
+        return labels
+    return _row_labels_python(track_ids, by_id)
+
+
+def _row_labels_python(track_ids: list[int], by_id: dict[int, Span]) -> list[str]:
+    return [
+        row_label(owner) if owner is not None else f"track {track}"
+        for track in track_ids
+        for owner in (by_id.get(track),)
+    ]
 
 
 def _row_events(layout: _Layout) -> list[_Placed]:

@@ -1,7 +1,7 @@
-"""The JSON timeline's arrows and counter made in C (``_cflows.c``) are exactly what their
-Python versions in ``_chrome.py`` make: the same markers on the same rows, the same flow tuples,
-the same counter events, bit-identical times; and a hand-made trace's odd values that C
-refuses get the Python answer (or its error), with nothing half-made left behind."""
+"""The JSON timeline's arrows, counter and row names made in C (``_cflows.c``) are exactly what
+their Python versions in ``_chrome.py`` make: the same markers on the same rows, the same flow
+tuples, the same counter events and labels, bit-identical times; and a hand-made trace's odd
+values that C refuses get the Python answer (or its error), with nothing half-made left behind."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asynctrace import _chrome
+from asynctrace._sanitize import MAX_CHARS
 from asynctrace._spans import Span, Trace
 from asynctrace._timeline import activity, joins
 from tests.test_cbuild import MORE
@@ -30,13 +31,13 @@ def _marker_state(item: _chrome._Item) -> tuple[Any, ...]:
 
 def _layouts(trace: Trace, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     """What ``_layout`` makes of ``trace`` with the arrows and counter made in C, then in
-    Python: the markers of each row, the flows after each slice, the tail."""
+    Python: the markers of each row, the flows after each slice, the tail, the rows' names."""
 
     def made() -> Any:
         trace._derived.clear()
         layout = _chrome._layout(trace, False, lazy=True)
         rows = {track: [_marker_state(m) for m in row] for track, row in layout.rows.items()}
-        return rows, layout.after, layout.tail
+        return rows, layout.after, layout.tail, layout.labels
 
     in_c = made()
     with monkeypatch.context() as patch:
@@ -68,9 +69,10 @@ def test_c_arrows_are_the_python_ones_on_recorded_traces(
 def test_c_arrows_are_the_python_ones_on_the_blog_trace_and_a_wide_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rows, after, tail = _check(blog_trace(), monkeypatch)
+    rows, after, tail, labels = _check(blog_trace(), monkeypatch)
     assert after and tail and any(rows.values())  # what is compared is not empty
-    rows, after, tail = _check(wide_trace(3000, 2), monkeypatch)
+    assert labels == ["run gather.py", "Task-1 main()", "Task-2 task1()", "Task-3 task2()"]
+    rows, after, tail, _labels = _check(wide_trace(3000, 2), monkeypatch)
     assert len(after) == 3001  # main's and each task's spawn arrow
     assert "start 3000 tasks" in [m[4]["name"] for row in rows.values() for m in row]
     assert 0 < sum(isinstance(e, dict) for e in tail) < 6004  # the counter's 6,004 points bucketed
@@ -82,7 +84,8 @@ def test_c_arrows_are_the_python_ones_on_a_hand_made_trace(
 ) -> None:
     """Tasks awaited by name (``Task-3 (other)``) and by ``asynctrace.awaited``, joins that
     overlap, times that tie at -0.0 and 0.0, a gather."""
-    _rows, after, _tail = _check(_hand_made_trace(), monkeypatch)
+    _rows, after, _tail, labels = _check(_hand_made_trace(), monkeypatch)
+    assert "track 9" in labels and "Task work()" in labels  # no owner; a task named ""
     assert len(after) == 4
 
 
@@ -100,8 +103,9 @@ def _spawning_traces(draw: st.DrawFn) -> Trace:
         track = sid if kind in ("task", "thread") else draw(st.sampled_from(owners))
         attributes: dict[str, object] = {}
         if kind == "task" and draw(st.booleans()):
-            attributes["asynctrace.task.name"] = f"Task-{sid}"
-        name = draw(st.sampled_from(["work", "gather(work)", "main"]))
+            task_names = [f"Task-{sid}", f"Task-{sid}", "", "n" * (MAX_CHARS + 1), 7]
+            attributes["asynctrace.task.name"] = draw(st.sampled_from(task_names))
+        name = draw(st.sampled_from(["work", "gather(work)", "main", "w" * (MAX_CHARS + 1)]))
         if kind == "await":
             target = draw(st.sampled_from(spans))
             name = draw(st.sampled_from([f"Task-{target.span_id} ({target.name})", target.name]))
