@@ -1,6 +1,6 @@
 /* asynctrace._cflows: the JSON timeline's arrows, task counter and row names in C (optional;
- * _chrome.py's _flows_python, _counter_python and _row_labels_python are the reference, and
- * what runs without C).
+ * _chrome_around.py's _flows_python, _counter_python and _row_labels_python are the
+ * reference, and what runs without C).
  *
  * Problem: the arrows between tasks (a spawn and a join per task), the "tasks" counter and the
  * rows' names were made in Python, task by task and point by point: about 6 ms for fanout's
@@ -15,7 +15,7 @@
  *
  *   flows(spawned, join_spans, by_id, tids, rows, after, spawn_marker, join_marker) -> tail
  *   counter_events(points, max_points) -> [event, ...]
- *   row_labels(tracks, by_id, row_label) -> [label, ...]    (_chrome._row_labels_python)
+ *   row_labels(tracks, by_id, row_label) -> [label, ...]
  *
  * Only what gives the same answer with no Python code of the trace run is taken: exact Spans,
  * float times that are not NaN, exact dicts of attributes, ints of 64 bits.  Anything else (a
@@ -160,7 +160,7 @@ check_spans(PyObject *spawned, PyObject *join_spans)
     return 0;
 }
 
-/* _chrome._waiter: the await on the creator's row (``joins``, its starts ascending) that
+/* _chrome_around._waiter: the await on the creator's row (``joins``, its starts ascending) that
  * waited for ``child``, borrowed; NULL and no error when none did. */
 static PyObject *
 waiter_of(PyObject *child, PyObject *joins)
@@ -274,7 +274,7 @@ name_spawn_markers(PyObject *spawn_markers)
     return 0;
 }
 
-/* What flows() keeps across the spawned spans (see _chrome._flows_python). */
+/* What flows() keeps across the spawned spans (see _chrome_around._flows_python). */
 typedef struct {
     PyObject *by_id, *tids, *rows, *after, *spawn_marker, *join_marker;
     PyObject *spawn_markers, *join_markers, *by_track, *tail;
@@ -575,8 +575,8 @@ task_label(PyObject *owner)
     return PyUnicode_FromFormat("%U %U()", task_name, name);
 }
 
-/* row_labels(tracks, by_id, row_label): each row's name, as _chrome._row_labels_python gives
- * it; ``row_label`` names the rows this does not (a thread job's, the run's). */
+/* row_labels(tracks, by_id, row_label): each row's name, as
+ * _chrome_around._row_labels_python gives it; ``row_label`` names the rows this does not (a thread job's, the run's). */
 static PyObject *
 row_labels(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -640,19 +640,20 @@ static PyMethodDef module_methods[] = {
                "MAX_CHARS; once, first.")},
     {"row_labels", (PyCFunction)(void (*)(void))row_labels, METH_FASTCALL,
      PyDoc_STR("row_labels(tracks, by_id, row_label) -> [label, ...] (see "
-               "_chrome._row_labels_python).")},
+               "_chrome_around._row_labels_python).")},
     {"flows", (PyCFunction)(void (*)(void))flows, METH_FASTCALL,
      PyDoc_STR("flows(spawned, join_spans, by_id, tids, rows, after, spawn_marker, "
-               "join_marker) -> tail (see _chrome._flows_python).")},
+               "join_marker) -> tail (see _chrome_around._flows_python).")},
     {"counter_events", (PyCFunction)(void (*)(void))counter_events, METH_FASTCALL,
      PyDoc_STR("counter_events(points, max_points) -> [event, ...] (see "
-               "_chrome._counter_python).")},
+               "_chrome_around._counter_python).")},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "asynctrace._cflows",
-    PyDoc_STR("The JSON timeline's arrows and task counter in C (see _chrome.py)."), -1,
+    PyDoc_STR("The JSON timeline's arrows, counter and row names in C (see _chrome_around.py)."),
+    -1,
     module_methods,
 };
 

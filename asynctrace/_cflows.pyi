@@ -1,5 +1,5 @@
-"""The JSON timeline's arrows and task counter in C (_cflows.c); see _chrome.py's
-``_flows_python`` and ``_counter_python``, their reference."""
+"""The JSON timeline's arrows, counter and row names in C (_cflows.c); see _chrome_around.py's
+``_flows_python``, ``_counter_python`` and ``_row_labels_python``, their reference."""
 
 from collections.abc import Callable
 from typing import Any

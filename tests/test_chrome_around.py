@@ -1,7 +1,8 @@
-"""The JSON timeline's arrows, counter and row names made in C (``_cflows.c``) are exactly what
-their Python versions in ``_chrome.py`` make: the same markers on the same rows, the same flow
-tuples, the same counter events and labels, bit-identical times; and a hand-made trace's odd
-values that C refuses get the Python answer (or its error), with nothing half-made left behind."""
+"""The JSON timeline's arrows, counter and row names made in C (``_cflows.c``) are exactly
+what their Python versions in ``_chrome_around.py`` make: the same markers on the same rows, the
+same flow tuples, the same counter events and labels, bit-identical times; and a hand-made
+trace's odd values that C refuses get the Python answer (or its error), with nothing half-made
+left behind."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _chrome
+from asynctrace import _chrome, _chrome_around
+from asynctrace._chrome import MAX_COUNTER_POINTS
 from asynctrace._sanitize import MAX_CHARS
 from asynctrace._spans import Span, Trace
 from asynctrace._timeline import activity, joins
@@ -22,7 +24,9 @@ from tests.test_chrome import blog_trace, wide_trace
 from tests.test_ctimeline import _hand_made_trace, _same, _Text
 from tests.test_speedups import WORKLOADS, _run
 
-needs_c = pytest.mark.skipif(_chrome._cflows() is None, reason="asynctrace._cflows is not built")
+needs_c = pytest.mark.skipif(
+    _chrome_around._cflows() is None, reason="asynctrace._cflows is not built"
+)
 
 
 def _marker_state(item: _chrome._Item) -> tuple[Any, ...]:
@@ -41,7 +45,7 @@ def _layouts(trace: Trace, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
 
     in_c = made()
     with monkeypatch.context() as patch:
-        patch.setattr(_chrome, "_cflows", lambda: None)
+        patch.setattr(_chrome_around, "_cflows", lambda: None)
         return in_c, made()
 
 
@@ -156,9 +160,9 @@ def test_what_c_refuses_changes_nothing_and_python_answers(
     after: dict[int, list[Any]] = {}
     spawned = [s for s in trace.spans if s.kind in ("task", "thread")]
     with pytest.raises((TypeError, ValueError)):
-        _chrome._cflows().flows(
+        _chrome_around._cflows().flows(
             spawned, joins(trace), trace.by_id, tids, rows, after,
-            _chrome._spawn_marker, _chrome._join_marker,
+            _chrome_around._spawn_marker, _chrome_around._join_marker,
         )  # fmt: skip
     assert not any(rows.values()) and not after
     try:
@@ -187,19 +191,19 @@ def test_c_counter_is_the_python_one(n: int) -> None:
     rng = random.Random(n)
     for _ in range(5):
         points = _points(n, rng)
-        expected = _chrome._counter_python(list(points))
-        got = _chrome._cflows().counter_events(points, _chrome.MAX_COUNTER_POINTS)
+        expected = _chrome_around._counter_python(list(points))
+        got = _chrome_around._cflows().counter_events(points, MAX_COUNTER_POINTS)
         assert _same(got, expected)
-        assert len(got) == min(n, _chrome.MAX_COUNTER_POINTS) or n > _chrome.MAX_COUNTER_POINTS
+        assert len(got) == min(n, MAX_COUNTER_POINTS) or n > MAX_COUNTER_POINTS
 
 
 @needs_c
 def test_c_counter_is_the_python_one_on_recorded_activity() -> None:
     trace = wide_trace(5000, 1)
     points = activity(trace)
-    assert len(points) > _chrome.MAX_COUNTER_POINTS
-    got = _chrome._cflows().counter_events(points, _chrome.MAX_COUNTER_POINTS)
-    assert _same(got, _chrome._counter_python(points))
+    assert len(points) > MAX_COUNTER_POINTS
+    got = _chrome_around._cflows().counter_events(points, MAX_COUNTER_POINTS)
+    assert _same(got, _chrome_around._counter_python(points))
 
 
 @needs_c
@@ -210,4 +214,4 @@ def test_c_counter_is_the_python_one_on_recorded_activity() -> None:
 )
 def test_odd_counter_points_are_refused(points: list[tuple[float, int, int]]) -> None:
     with pytest.raises((TypeError, ValueError)):
-        _chrome._cflows().counter_events(points, 2)
+        _chrome_around._cflows().counter_events(points, 2)
