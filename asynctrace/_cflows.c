@@ -19,9 +19,10 @@
  *
  * Only what gives the same answer with no Python code of the trace run is taken: exact Spans,
  * float times that are not NaN, exact dicts of attributes, ints of 64 bits.  Anything else (a
- * hand-made trace's odd values) is a TypeError or ValueError raised before ``rows`` or
- * ``after`` is changed; the caller then runs the Python version, which answers (or fails) as
- * it always did.  (row_labels leaves every row but a plain task's to the row_label given.)
+ * hand-made trace's odd values) is a TypeError or ValueError, raised where it is met (each
+ * span is read once: checking them all first was a second pass of cache misses on a big
+ * trace); the caller then empties ``rows`` and ``after`` and runs the Python version, which
+ * answers (or fails) as it always did.  (row_labels leaves every row but a plain task's to the row_label given.)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -124,38 +125,32 @@ item(PyObject *mapping, PyObject *key)
     return value;
 }
 
-/* What flows() reads of every span it is given, checked before anything is changed. */
+/* What flows() reads of a span it is given (a spawned one, an await on others), checked before
+ * it is read. */
 static int
-check_spans(PyObject *spawned, PyObject *join_spans)
+check_span(PyObject *span)
 {
     static const int wanted[] = {F_SPAN_ID, F_KIND, F_NAME, F_TRACK, F_ATTRIBUTES, F_START_SEQ,
                                  F_PARENT};
-    PyObject *lists[] = {spawned, join_spans};
-    for (int l = 0; l < 2; l++) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lists[l]); i++) {
-            PyObject *span = PyList_GET_ITEM(lists[l], i), *parent;
-            double seconds;
-            for (size_t w = 0; w < sizeof wanted / sizeof wanted[0]; w++) {
-                if (field(span, wanted[w]) == NULL) {
-                    return -1;
-                }
-            }
-            if (seconds_of(span, F_START, &seconds) < 0 || seconds_of(span, F_END, &seconds) < 0) {
-                return -1;
-            }
-            if (!PyUnicode_CheckExact(SLOT(span, F_KIND)) || !PyDict_CheckExact(SLOT(span, F_ATTRIBUTES))) {
-                return refuse(PyExc_TypeError, "a kind not a str, or attributes not a dict");
-            }
-            parent = SLOT(span, F_PARENT);
-            if (parent != Py_None && (field(parent, F_TRACK) == NULL || field(parent, F_KIND) == NULL
-                                      || field(parent, F_NAME) == NULL
-                                      || field(parent, F_SPAN_ID) == NULL)) {
-                return -1;
-            }
-            if (parent != Py_None && !PyUnicode_CheckExact(SLOT(parent, F_KIND))) {
-                return refuse(PyExc_TypeError, "a kind not a str");
-            }
+    double seconds;
+    for (size_t w = 0; w < sizeof wanted / sizeof wanted[0]; w++) {
+        if (field(span, wanted[w]) == NULL) {
+            return -1;
         }
+    }
+    if (seconds_of(span, F_START, &seconds) < 0 || seconds_of(span, F_END, &seconds) < 0) {
+        return -1;
+    }
+    if (!PyUnicode_CheckExact(SLOT(span, F_KIND)) || !PyDict_CheckExact(SLOT(span, F_ATTRIBUTES))) {
+        return refuse(PyExc_TypeError, "a kind not a str, or attributes not a dict");
+    }
+    PyObject *parent = SLOT(span, F_PARENT);
+    if (parent != Py_None && (field(parent, F_TRACK) == NULL || field(parent, F_KIND) == NULL
+                              || field(parent, F_NAME) == NULL || field(parent, F_SPAN_ID) == NULL)) {
+        return -1;
+    }
+    if (parent != Py_None && !PyUnicode_CheckExact(SLOT(parent, F_KIND))) {
+        return refuse(PyExc_TypeError, "a kind not a str");
     }
     return 0;
 }
@@ -366,43 +361,6 @@ span_flows(Flows *st, PyObject *span)
                     s_join, 1);
 }
 
-/* Every time flows() makes a file time from, checked first: a time it refuses then changes
- * nothing. */
-static int
-check_times(Flows *st, PyObject *spawned)
-{
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(spawned); i++) {
-        PyObject *span = PyList_GET_ITEM(spawned, i), *task;
-        long long ns;
-        if (SLOT(span, F_PARENT) == Py_None) {
-            continue;
-        }
-        task = PyDict_GetItemWithError(st->by_id, SLOT(span, F_SPAN_ID));
-        if (task != NULL && (span_ns(task, F_START, &ns) < 0 || span_ns(task, F_END, &ns) < 0)) {
-            return -1;
-        }
-        if (PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    Py_ssize_t pos = 0;
-    PyObject *track, *joins;
-    while (PyDict_Next(st->by_track, &pos, &track, &joins)) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(joins); i++) {
-            PyObject *awaiting = PyDict_GetItemWithError(st->by_id, SLOT(PyList_GET_ITEM(joins, i), F_SPAN_ID));
-            long long ns;
-            if (awaiting != NULL
-                && (span_ns(awaiting, F_START, &ns) < 0 || span_ns(awaiting, F_END, &ns) < 0)) {
-                return -1;
-            }
-            if (PyErr_Occurred()) {
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 static PyObject *
 flows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -420,8 +378,10 @@ flows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Flows st = {.by_id = args[2], .tids = args[3], .rows = args[4], .after = args[5],
                 .spawn_marker = args[6], .join_marker = args[7]};
-    if (check_spans(args[0], args[1]) < 0) {
-        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[1]); i++) {
+        if (check_span(PyList_GET_ITEM(args[1], i)) < 0) { /* any of them may be read */
+            return NULL;
+        }
     }
     st.spawn_markers = PyDict_New();
     st.join_markers = PyDict_New();
@@ -439,9 +399,9 @@ flows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         rc = rc < 0 || joins == NULL || PyList_Append(joins, span) < 0 ? -1 : 0;
     }
-    rc = rc < 0 ? -1 : check_times(&st, args[0]);
     for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(args[0]); i++) {
-        rc = span_flows(&st, PyList_GET_ITEM(args[0], i));
+        PyObject *span = PyList_GET_ITEM(args[0], i);
+        rc = check_span(span) < 0 ? -1 : span_flows(&st, span);
     }
     rc = rc < 0 ? -1 : name_spawn_markers(st.spawn_markers);
     Py_XDECREF(st.spawn_markers);

@@ -151,7 +151,7 @@ def _odd(span_id: int, **fields: Any) -> Trace:
     ],
     ids=["int time", "NaN", "NaN join", "huge time", "kind not a str"],
 )
-def test_what_c_refuses_changes_nothing_and_python_answers(
+def test_what_c_refuses_is_undone_and_python_answers(
     span_id: int, field: str, value: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trace = _odd(span_id, **{field: value})
@@ -164,16 +164,13 @@ def test_what_c_refuses_changes_nothing_and_python_answers(
             spawned, joins(trace), trace.by_id, tids, rows, after,
             _chrome_around._spawn_marker, _chrome_around._join_marker,
         )  # fmt: skip
-    assert not any(rows.values()) and not after
     try:
-        expected: Any = _layouts(trace, monkeypatch)[1]
+        _check(trace, monkeypatch)  # what C began is undone: the rows and arrows are Python's
     except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        expected = type(exc)
-    try:
-        got: Any = _layouts(trace, monkeypatch)[0]
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        got = type(exc)
-    assert got == expected if isinstance(got, type) else _same(got[1:], expected[1:])
+        trace._derived.clear()
+        with monkeypatch.context() as patch, pytest.raises(type(exc)):  # Python fails alike
+            patch.setattr(_chrome_around, "_cflows", lambda: None)
+            _chrome._layout(trace, False, lazy=True)
 
 
 def _points(n: int, rng: random.Random) -> list[tuple[float, int, int]]:
