@@ -1107,56 +1107,6 @@ put_flows(Buffer *buf, PyObject *flows, int *first)
 
 static PyObject *s_key, *s_event, *s_after, *s_ts, *s_dur;
 
-/* A row's spans are read row by row, not in the order they were made, so on a big trace
- * nearly each of their objects is a cache miss that the writer waited for: they are asked for
- * ahead, the Span a few spans before it is read, then the objects its slots point to, then
- * its attributes' table (a hint only: nothing is read early that is not read anyway). */
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(address) __builtin_prefetch(address)
-#else
-#define PREFETCH(address) ((void)(address))
-#endif
-#define AHEAD 4
-
-static inline void
-prefetch_span(PyObject *span)
-{
-    PREFETCH(span);
-    PREFETCH((char *)span + 64);
-    PREFETCH((char *)span + 128);
-}
-
-static const int read_fields[] = {F_START, F_END, F_START_SEQ, F_END_SEQ, F_SPAN_ID,
-                                  F_PARENT_ID, F_ATTRIBUTES};
-
-/* What a Span's slots point to (the Span itself asked for AHEAD spans before). */
-static inline void
-prefetch_fields(PyObject *span)
-{
-    if (Py_TYPE(span) != c_span_type) {
-        return;
-    }
-    for (size_t i = 0; i < sizeof read_fields / sizeof read_fields[0]; i++) {
-        Py_ssize_t offset = c_offsets[read_fields[i]];
-        PyObject *value = offset > 0 ? *(PyObject **)((char *)span + offset) : NULL;
-        if (value != NULL) {
-            PREFETCH(value);
-        }
-    }
-}
-
-static inline void
-prefetch_attribute_table(PyObject *span)
-{
-    Py_ssize_t offset = c_offsets[F_ATTRIBUTES];
-    if (Py_TYPE(span) == c_span_type && offset > 0) {
-        PyObject *attributes = *(PyObject **)((char *)span + offset);
-        if (attributes != NULL && PyDict_CheckExact(attributes)) {
-            PREFETCH(((PyDictObject *)attributes)->ma_keys);
-        }
-    }
-}
-
 /* One row: its entries sorted, each clamped into the one that encloses it, then written. */
 static int
 place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObject *after,
@@ -1176,12 +1126,6 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
         Entry *e = &entries[i];
         e->index = i;
         if (i < n_spans) {
-            if (i + AHEAD < n_spans) {
-                prefetch_span(PyList_GET_ITEM(spans, i + AHEAD));
-            }
-            if (i + AHEAD / 2 < n_spans) {
-                prefetch_fields(PyList_GET_ITEM(spans, i + AHEAD / 2));
-            }
             e->obj = PyList_GET_ITEM(spans, i);
             e->is_span = 1;
             PyObject *seq = span_ns(e->obj, F_START, &e->start) < 0
@@ -1245,9 +1189,6 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
             break;
         }
         *first = 0;
-        if (i + 1 < n && entries[i + 1].is_span) {
-            prefetch_attribute_table(entries[i + 1].obj);
-        }
         if (e->is_span) {
             int taken = put_slice_ns(buf, e->obj, tid, e->start, e->end - e->start,
                                      e->clamped ? &e->unclamped : NULL, full);
@@ -1336,14 +1277,6 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "a row: (tid, spans, markers)");
             rc = -1;
             break;
-        }
-        PyObject *next = r + 1 < PyList_GET_SIZE(rows) ? PyList_GET_ITEM(rows, r + 1) : NULL;
-        if (next != NULL && PyTuple_Check(next) && PyTuple_GET_SIZE(next) == 3
-            && PyList_Check(PyTuple_GET_ITEM(next, 1))) {
-            PyObject *next_spans = PyTuple_GET_ITEM(next, 1);
-            for (Py_ssize_t i = 0; i < AHEAD && i < PyList_GET_SIZE(next_spans); i++) {
-                prefetch_span(PyList_GET_ITEM(next_spans, i));
-            }
         }
         rc = place_row(&buf, PyTuple_GET_ITEM(row, 0), PyTuple_GET_ITEM(row, 1),
                        PyTuple_GET_ITEM(row, 2), args[1], full, args[3], &first);
