@@ -4,7 +4,8 @@ import sys
 
 from setuptools import Extension, setup
 
-# _cbars MUST round as Python does: no fused multiply-add (gcc and clang; MSVC does not fuse).
+# _cbars and _cflows MUST round as Python does: no fused multiply-add (gcc and clang; MSVC
+# does not fuse).
 SAME_ROUNDING = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 
 # optional=True: without a compiler the build goes on and asynctrace runs in pure Python.
@@ -22,6 +23,13 @@ setup(
             optional=True,
         ),
         Extension("asynctrace._cjson", ["asynctrace/_cjson.c"], optional=True),
+        Extension(
+            "asynctrace._cflows",
+            ["asynctrace/_cflows.c"],
+            depends=["asynctrace/_spanslots.h"],
+            extra_compile_args=SAME_ROUNDING,
+            optional=True,
+        ),
         Extension(
             "asynctrace._ctimeline",
             ["asynctrace/_ctimeline.c"],

@@ -19,7 +19,6 @@ ride in ``args``, which is what ``_chrome_read.read_chrome_json`` reads back.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import operator
 import os
@@ -343,6 +342,15 @@ def _row_placer() -> _RowPlacer:
 
 
 @functools.cache
+def _around() -> Any:
+    """``_chrome_around``: the rows' names, the arrows and the counter (imported when first
+    needed: it imports this module's constants)."""
+    from . import _chrome_around
+
+    return _chrome_around
+
+
+@functools.cache
 def _text() -> Any:
     """``_chrome_text``, the pure-Python writer (imported when first needed: it imports this
     module's constants)."""
@@ -467,15 +475,12 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     head.append(
         {"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": process}}
     )
-    layout.labels = [
-        row_label(owner) if owner is not None else f"track {track}"
-        for track in track_ids
-        for owner in (by_id.get(track),)
-    ]
+    around = _around()
+    layout.labels = around.row_labels(track_ids, by_id)
     join_spans = joins(trace)
     layout.tail = [
-        *_flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
-        *_counter(trace, join_spans),
+        *around.flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
+        *around.counter(trace, join_spans),
     ]
     if not lazy:
         items = {}
@@ -507,135 +512,6 @@ def _row_events(layout: _Layout) -> list[_Placed]:
             {"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": sort}
         )
     return events
-
-
-def _marker(tid: int, ns: int, name: str, seq: int) -> _Item:
-    event = {"ph": "X", "pid": PID, "tid": tid, "name": name, "cat": MARKER_CAT, "args": {}}
-    return _Item(ns, ns + 1, (seq, 1), event, tid=tid)
-
-
-def _flows(
-    trace: Trace,
-    spawned: list[Span],
-    tids: dict[int, int],
-    rows: dict[int, list[_Item]],
-    after: dict[int, list[_Flow]],
-    join_spans: list[Span],
-) -> list[_Flow]:
-    """Add spawn and join arrows from the tasks and thread jobs (``spawned``, in the trace's
-    order): markers to ``rows``, the events bound to a span's slice to ``after``; returns the
-    events that must come after every slice.
-
-    spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
-    join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
-
-    What Perfetto does, and so what MUST hold: at equal times it reads "X" events before flow
-    events; an "s" (and an "f" with ``"bp": "e"``) binds to the deepest slice open on its row at
-    its time; an "f" without ``bp`` binds to the next slice that begins on its row; an arrow is
-    drawn from the end of its source slice to the start of its target slice.
-    """
-    tail: list[_Flow] = []
-    flow_id = 0
-    # one per creating span, at its first child's start, with its time in us
-    spawn_markers: dict[int, tuple[_Item, int | float]] = {}
-    by_track: dict[int, list[Span]] = {}
-    for span in join_spans:  # in start order, and a task awaits one thing at a time
-        by_track.setdefault(span.track, []).append(span)
-    join_starts = {track: [w.start for w in ws] for track, ws in by_track.items()}
-    join_markers: dict[int, tuple[_Item, int | float]] = {}
-    by_id = trace.by_id  # a slice's span by its id, as the rows are written (ids may repeat)
-    for span in spawned:
-        parent = span.parent
-        if parent is None or parent.track == span.track:
-            continue
-        flow_id += 1
-        task = by_id[span.span_id]
-        start = _ns(task.start)
-        end = max(_ns(task.end), start)
-        spawn = spawn_markers.get(parent.span_id)
-        if spawn is None:
-            # 2 ns before the first child: the "s" on it must be read before the task's slice
-            # begins, and the creator's slice itself may begin at the same time (virtual clock)
-            at = start - 2
-            marker = _marker(tids[parent.track], at, f"start {row_label(span)}", span.start_seq)
-            spawn = spawn_markers[parent.span_id] = (marker, _us(at))
-            rows[parent.track].append(marker)
-        marker, at_us = spawn
-        marker.after.append(("s", marker.tid, at_us, flow_id, "spawn", False))
-        # without "bp" an "f" binds to the next slice to begin on its row: the task's own
-        # (an "f" inside the task would bind to the deepest slice there, its first await)
-        tid = tids[span.track]
-        flow = ("f", tid, _us(start - 1), flow_id, "spawn", False)
-        after.setdefault(span.span_id, []).append(flow)
-        waiter = _waiter(span, by_track.get(parent.track, []), join_starts.get(parent.track, []))
-        if waiter is None:
-            continue
-        join = join_markers.get(waiter.span_id)
-        if join is None:
-            awaiting = by_id[waiter.span_id]
-            awaiting_start = _ns(awaiting.start)
-            at_end = max(_ns(awaiting.end) - 1, awaiting_start)
-            jm = _marker(tids[waiter.track], at_end, f"resume {display_name(waiter)}", 1 << 62)
-            join = join_markers[waiter.span_id] = (jm, _us(at_end))
-            rows[waiter.track].append(jm)
-        jm, at_us = join
-        flow_id += 1
-        # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
-        tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
-        jm.after.append(("f", jm.tid, at_us, flow_id, "join", True))
-    for marker, _ in spawn_markers.values():
-        if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
-            marker.event["name"] = f"start {len(marker.after)} tasks"
-    return tail
-
-
-def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:
-    """The await on the creator's row that waited for this child, if it did."""
-    i = bisect.bisect_right(starts, child.end) - 1
-    if i < 0 or joins[i].end < child.end:
-        return None
-    waiter = joins[i]
-    parent = child.parent
-    if parent is not None and parent.kind == "gather":
-        if waiter.parent is parent or waiter.name == parent.name:
-            return waiter
-        return None
-    task_name = child.attributes.get("asynctrace.task.name")
-    wanted = f"{task_name} ({child.name})"
-    return waiter if wanted in (waiter.name, waiter.attributes.get("asynctrace.awaited")) else None
-
-
-def _counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
-    """The ``tasks`` counter; more than MAX_COUNTER_POINTS changes keep each bucket's peaks."""
-    points = activity(trace, join_spans)
-    if len(points) > MAX_COUNTER_POINTS:
-        t0, t1 = points[0][0], points[-1][0]
-        step = (t1 - t0) / (MAX_COUNTER_POINTS - 1) or 1.0
-        last = MAX_COUNTER_POINTS - 1
-        buckets: list[tuple[float, int, int]] = []
-        bucket = -1
-        for t, running, waiting in points:  # in time order: each bucket's points one after another
-            b = min(int((t - t0) / step), last)
-            if b != bucket:
-                bucket = b
-                buckets.append((t0 + b * step, running, waiting))
-            else:
-                at, most_running, most_waiting = buckets[-1]
-                if running > most_running or waiting > most_waiting:
-                    buckets[-1] = (at, max(most_running, running), max(most_waiting, waiting))
-        points = buckets
-        points[-1] = (t1, *points[-1][1:])
-    return [
-        {
-            "ph": "C",
-            "pid": PID,
-            "tid": COUNTER_TID,
-            "ts": _us(_ns(t)),
-            "name": "tasks",
-            "args": {"running": running, "waiting": waiting},
-        }
-        for t, running, waiting in points
-    ]
 
 
 def write_chrome_json(

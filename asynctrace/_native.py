@@ -1,8 +1,9 @@
 """The optional C extensions, found one way.
 
-Problem: asynctrace's C parts (``_speedups``, ``_cjson``, ``_cbars``, ``_ctimeline``) are
-optional: an install without a C compiler runs the pure-Python path, and the tests run that path
-on purpose, with ``ASYNCTRACE_NO_SPEEDUPS=1``.  Every module with a C twin makes that choice.
+Problem: asynctrace's C parts (``_speedups``, ``_cjson``, ``_cflows``, ``_cbars``,
+``_ctimeline``) are optional: an install without a C compiler runs the pure-Python path, and the
+tests run that path on purpose, with ``ASYNCTRACE_NO_SPEEDUPS=1``.  Every module with a C twin
+makes that choice.
 
 Solution: :func:`extension` imports ``asynctrace.<name>``, or gives None when it is not built or
 the variable is set (any non-empty value).
