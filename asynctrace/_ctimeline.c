@@ -117,16 +117,7 @@ same_text(PyObject *a, PyObject *b)
 static PyObject *
 configure(PyObject *module, PyObject *type)
 {
-    if (!PyType_Check(type)) {
-        PyErr_SetString(PyExc_TypeError, "configure(span_type): span_type MUST be a class");
-        return NULL;
-    }
-    if (learn_span_offsets((PyTypeObject *)type, offsets) < 0) { /* all or nothing */
-        return NULL;
-    }
-    Py_INCREF(type);
-    Py_XSETREF(span_type, (PyTypeObject *)type);
-    Py_RETURN_NONE;
+    return keep_span_type(type, offsets, &span_type);
 }
 
 static PyObject *

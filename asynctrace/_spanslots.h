@@ -42,6 +42,23 @@ learn_span_offsets(PyTypeObject *type, Py_ssize_t offsets[N_FIELDS])
     return 0;
 }
 
+/* configure(span_type) of an extension that keeps its own offsets: learn them (all or none)
+ * and keep the class in *kept.  None, or NULL with a TypeError. */
+static inline PyObject *
+keep_span_type(PyObject *type, Py_ssize_t offsets[N_FIELDS], PyTypeObject **kept)
+{
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "configure(span_type): span_type MUST be a class");
+        return NULL;
+    }
+    if (learn_span_offsets((PyTypeObject *)type, offsets) < 0) {
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(*kept, (PyTypeObject *)type);
+    Py_RETURN_NONE;
+}
+
 /* A slot of a span, by the offsets learned (borrowed; NULL when unset). */
 #define SPAN_SLOT(offsets, span, field) (*(PyObject **)((char *)(span) + (offsets)[field]))
 
