@@ -133,15 +133,18 @@ def _joins_python(tasks: list[Span], awaits: list[Span]) -> list[Span]:
         task_name = span.attributes.get("asynctrace.task.name")
         if task_name:
             names.add(f"{task_name} ({span.name})")
+    # "gather(...)" or a task's name: each of the few distinct names (a trace awaits the same
+    # things thousands of times) tested once
+    joined = {n for n in set(map(_NAME, awaits)) if n in names or n.startswith("gather(")}
     found = []
     for span in awaits:
         parent = span.parent
-        on_gather = (parent is not None and parent.kind == "gather") or span.name.startswith(
-            "gather("
-        )
-        awaited = span.attributes.get(_AWAITED)  # any value: a hand-made trace's may be a list
-        if on_gather or span.name in names or (isinstance(awaited, str) and awaited in names):
+        if span.name in joined or (parent is not None and parent.kind == "gather"):
             found.append(span)
+        else:
+            awaited = span.attributes.get(_AWAITED)  # any value: a hand-made trace's may be a list
+            if isinstance(awaited, str) and awaited in names:
+                found.append(span)
     return found
 
 
