@@ -18,6 +18,7 @@ calls' depths and groups found in C when it is built (``_cbars.call_depths``, ``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fnmatch
 import functools
 import itertools
@@ -56,11 +57,11 @@ _END = operator.attrgetter("end")
 _START_SEQ = operator.attrgetter("start_seq")
 _CALLS = ("coroutine", "gather")
 _GLOB = re.compile(r"[*?\[]")
-# A file of the standard library: in this interpreter's (the folder of ``os``, where asyncio
-# is too) or, for a trace read on another machine, in any ``lib/python3.N/`` (``Lib\`` on
-# Windows); outside site-packages in both, which a virtual environment or a plain
-# ``pip install`` keeps under such a folder.
-_STDLIB_DIR = os.path.join(os.path.dirname(os.__file__), "")
+# A file of the standard library: in this interpreter's (the folder that holds asyncio's, a
+# package never frozen, so it always has its file) or, for a trace read on another machine, in
+# any ``lib/python3.N/`` (``Lib\`` on Windows); outside site-packages in both, which a virtual
+# environment or a plain ``pip install`` keeps under such a folder.
+_STDLIB_DIR = os.path.join(os.path.dirname(os.path.dirname(asyncio.__file__)), "")
 _INSTALLED = tuple(os.path.join(name, "") for name in ("site-packages", "dist-packages"))
 _STDLIB_PATH = re.compile(
     r"[\\/](?:lib[\\/]python3\.\d+t?|Lib)[\\/](?!site-packages[\\/]|dist-packages[\\/])"
