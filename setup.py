@@ -18,6 +18,7 @@ setup(
                 "asynctrace/_records.c",
                 "asynctrace/_cbuild.c",
                 "asynctrace/_ccritical.c",
+                "asynctrace/_tracedbody.c",
             ],
             depends=["asynctrace/_records.h", "asynctrace/_spanslots.h"],
             optional=True,

@@ -201,6 +201,13 @@ def _check(fn: object) -> None:
     raise TypeError(msg)
 
 
+def span_name(fn: object, code: CodeType) -> str:
+    """The default span name of ``fn`` (its code ``code``): its qualified name without the
+    ``<locals>`` of the functions it is nested in."""
+    qualified = getattr(code, "co_qualname", _coro.coro_name(fn))
+    return str(qualified).rsplit("<locals>.", 1)[-1]
+
+
 def is_traced(fn: object) -> bool:
     """True for a function that ``@trace`` already wrapped."""
     return hasattr(fn, "__asynctrace_info__")
@@ -263,9 +270,8 @@ def trace(
                 "decorate the async def itself"
             )
             raise TypeError(msg)
-        qualified = getattr(code, "co_qualname", _coro.coro_name(target))
         info = FnInfo(
-            name or qualified.rsplit("<locals>.", 1)[-1],
+            name or span_name(target, code),
             code,
             dict(attributes) if attributes else None,
         )

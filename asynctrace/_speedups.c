@@ -37,6 +37,9 @@ static double g_threshold_d;
 static int g_threshold_is_float;
 static int g_record_awaits;      /* truth of _coro.record_awaits */
 static PyObject *g_run_sid;      /* _coro.run_sid */
+/* _coro's __dict__ (set by task_constants): track_root is rebound per recorder, active read
+ * by a traced body's enter */
+static PyObject *t_coro_globals;
 
 /* ---- constants of _coro ---- */
 static PyObject *c_sleep_code, *c_aenter_code, *c_not_started, *c_reduce_awaited, *c_k_await;
@@ -46,7 +49,8 @@ static PyObject *c_k_task, *c_empty; /* a task's end */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown, *s_qualname, *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name;
+    *s_shown, *s_qualname, *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name,
+    *s_active, *s_call_status;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
 static PyTypeObject *count_type; /* itertools.count */
@@ -60,6 +64,9 @@ int _asynctrace_records_append_fields(PyObject *self, PyObject *kind, PyObject *
                                       PyObject *lasti, PyObject *status, PyObject *extra,
                                       int untrack);
 PyObject *_asynctrace_records_of_append(PyObject *fn);
+/* A traced body's entry, in _tracedbody.c. */
+extern PyTypeObject _asynctrace_TracedBodyType;
+PyObject *_asynctrace_enter_body(PyObject *info);
 /* The span builder, in _cbuild.c. */
 PyObject *_asynctrace_configure_spans(PyObject *module, PyObject *args);
 PyObject *_asynctrace_configure_build(PyObject *module, PyObject *args);
@@ -86,10 +93,13 @@ typedef struct {
     PyObject *coro, *info, *outer, *parent, *sid, *start, *track, *root;
     PyObject *frame; /* coro's frame, once an await read it: the same object every time */
     PyObject *frame_of; /* the coro that frame is of (not a reference: compared only) */
+    int ended; /* leave() or fail() ran (a traced body's span, see _callsite.c) */
 } CallObject;
 
 #define N_CALL_FIELDS 9
 static PyTypeObject CallType;
+static PyObject *enter_call(PyObject *coro, PyObject *info);
+static PyObject *leave_call(PyObject *call, PyObject *status);
 #define FIELDS(o) (&(o)->coro)
 
 static const char *const field_names[N_FIELDS] = {
@@ -1041,6 +1051,83 @@ call_native(PyObject *self, void *closure)
     Py_RETURN_TRUE;
 }
 
+/* The span of a traced body (see _callsite.c) ends: ``failed``, with the exception being
+ * handled.  Once only: ``fail()`` in the body's handler, then ``leave()`` in its finally. */
+static PyObject *
+call_end_body(CallObject *self, int failed)
+{
+    if (self->ended) {
+        Py_RETURN_NONE;
+    }
+    self->ended = 1;
+    if (!failed) {
+        return leave_call((PyObject *)self, Py_None);
+    }
+    PyObject *call_status = t_coro_globals == NULL
+                                ? NULL
+                                : PyDict_GetItemWithError(t_coro_globals, s_call_status);
+    if (call_status == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro.call_status is missing");
+        }
+        return NULL;
+    }
+    PyObject *exc = PyErr_GetHandledException();
+    PyObject *status = PyObject_CallOneArg(call_status, exc == NULL ? Py_None : exc);
+    Py_XDECREF(exc);
+    if (status == NULL) {
+        return NULL;
+    }
+    PyObject *r = leave_call((PyObject *)self, status);
+    Py_DECREF(status);
+    return r;
+}
+
+static PyObject *
+call_leave_method(CallObject *self, PyObject *unused)
+{
+    return call_end_body(self, 0);
+}
+
+static PyObject *
+call_fail_method(CallObject *self, PyObject *unused)
+{
+    return call_end_body(self, 1);
+}
+
+static PyMethodDef call_methods[] = {
+    {"leave", (PyCFunction)call_leave_method, METH_NOARGS,
+     PyDoc_STR("The traced body returned: its span ends now (once; see fail).")},
+    {"fail", (PyCFunction)call_fail_method, METH_NOARGS,
+     PyDoc_STR("The traced body raises the exception being handled: its span ends now.")},
+    {NULL, NULL, 0, NULL},
+};
+
+/* A span that is already over: what a traced body's enter() gives while nothing records. */
+static PyObject *closed_span;
+
+/* The CallSpan of the traced body running now (the caller of a C function: its frame is the
+ * body's, its generator the call's coroutine), or closed_span while nothing records.  The
+ * frame is kept for the C send's reads of f_lasti. */
+PyObject *
+_asynctrace_enter_body(PyObject *info)
+{
+    PyObject *active = t_coro_globals == NULL
+                           ? NULL
+                           : PyDict_GetItemWithError(t_coro_globals, s_active);
+    if (active == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyFrameObject *frame = active == Py_True ? PyEval_GetFrame() : NULL;
+    PyObject *coro = frame == NULL ? NULL : PyFrame_GetGenerator(frame);
+    if (coro == NULL) {
+        return Py_NewRef(closed_span);
+    }
+    PyObject *span = enter_call(coro, info);
+    Py_DECREF(coro);
+    return span;
+}
+
 #define CALL_MEMBER(name, field) {name, T_OBJECT_EX, offsetof(CallObject, field), 0, NULL}
 static PyMemberDef call_members[] = {
     CALL_MEMBER("_coro", coro),     CALL_MEMBER("_info", info),   CALL_MEMBER("_outer", outer),
@@ -1063,6 +1150,7 @@ static PyTypeObject CallType = {
     .tp_doc = PyDoc_STR("_coro.CallSpan in C: made by enter(), closed by leave()."),
     .tp_traverse = (traverseproc)call_traverse,
     .tp_clear = (inquiry)call_clear,
+    .tp_methods = call_methods,
     .tp_members = call_members,
     .tp_getset = call_getset,
     .tp_new = PyType_GenericNew,
@@ -1098,19 +1186,14 @@ root_set(PyObject *root, PyObject **slot, PyObject *name, PyObject *value)
  * The C form of _decorator._wrap_python's body between ``fn(...)`` and ``await coro``, with
  * the same reads of next_id and the clock, in the same order. */
 static PyObject *
-call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+enter_call(PyObject *coro, PyObject *info)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "enter() takes 2 arguments (coro, info), got %zd", nargs);
-        return NULL;
-    }
     if (g_append == NULL || c_k_coro == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants() and configure() "
                         "first (asynctrace._coro does on import)");
         return NULL;
     }
-    PyObject *coro = args[0], *info = args[1];
     PyObject *root;
     if (PyContextVar_Get(c_current_root, Py_None, &root) < 0) {
         return NULL;
@@ -1122,6 +1205,7 @@ call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     memset(&span->coro, 0, sizeof(PyObject *) * N_CALL_FIELDS);
     span->frame_of = NULL;
+    span->ended = 0;
     PyObject_GC_Track(span);
     Py_INCREF(coro);
     span->coro = coro;
@@ -1232,17 +1316,22 @@ error:
     return NULL;
 }
 
-/* leave(span, status): the traced call ends now; ``status`` is None or (status, type, message).
- * The C form of _decorator._end. */
 static PyObject *
-call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+call_enter(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !Py_IS_TYPE(args[0], &CallType)) {
-        PyErr_SetString(PyExc_TypeError, "leave() takes 2 arguments: (a CallSpan, status)");
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "enter() takes 2 arguments (coro, info), got %zd", nargs);
         return NULL;
     }
-    CallObject *span = (CallObject *)args[0];
-    PyObject *status = args[1];
+    return enter_call(args[0], args[1]);
+}
+
+/* The traced call of ``span`` (a CallSpan) ends now; ``status`` is None or (status, type,
+ * message).  The C form of _decorator._end. */
+static PyObject *
+leave_call(PyObject *call, PyObject *status)
+{
+    CallObject *span = (CallObject *)call;
     PyObject *root = span->root;
     if (root == NULL || span->sid == NULL || span->track == NULL || span->start == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "leave() got a CallSpan that enter() did not make");
@@ -1325,6 +1414,17 @@ call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* leave(span, status): the traced call ends now (see leave_call). */
+static PyObject *
+call_leave(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !Py_IS_TYPE(args[0], &CallType)) {
+        PyErr_SetString(PyExc_TypeError, "leave() takes 2 arguments: (a CallSpan, status)");
+        return NULL;
+    }
+    return leave_call(args[0], args[1]);
+}
+
 /* ---- a task's start (_instrument._start_task) ---- */
 
 /* Set by task_constants(): what start_task needs of _coro and _instrument. */
@@ -1332,7 +1432,6 @@ static PyObject *t_task_root;       /* _coro.TaskRoot */
 static PyObject *t_python_start;    /* _instrument._start_task: the form with the OTel hook */
 static PyObject *t_eager_task_name; /* _instrument._eager_task_name */
 static PyObject *t_eager_ended;     /* _instrument.eager_ended */
-static PyObject *t_coro_globals;    /* _coro's __dict__: track_root is rebound per recorder */
 static PyObject *t_instrument_globals; /* _instrument's __dict__: task_made, set by OTel */
 static PyObject *t_partial;         /* functools.partial */
 
@@ -1835,6 +1934,7 @@ intern_all(void)
         {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
         {&s_track_root, "track_root"}, {&s_task_made, "task_made"}, {&s_name, "name"},
         {&s_context, "context"},  {&s_get_name, "get_name"},
+        {&s_active, "active"},    {&s_call_status, "call_status"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].var = PyUnicode_InternFromString(names[i].text);
@@ -1850,7 +1950,8 @@ PyInit__speedups(void)
 {
     if (intern_all() < 0 || PyType_Ready(&RootType) < 0 || PyType_Ready(&CallType) < 0 ||
         PyType_Ready(&EndedType) < 0 ||
-        PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0) {
+        PyType_Ready(&_asynctrace_RecordsType) < 0 || PyType_Ready(&_asynctrace_RootsType) < 0 ||
+        PyType_Ready(&_asynctrace_TracedBodyType) < 0) {
         return NULL;
     }
     _asynctrace_root_type = &RootType;
@@ -1895,6 +1996,14 @@ PyInit__speedups(void)
     }
     list_append_meth = PyCFunction_GET_FUNCTION(bound);
     Py_DECREF(bound);
+    CallObject *closed = PyObject_GC_New(CallObject, &CallType);
+    if (closed == NULL) {
+        return NULL;
+    }
+    memset(&closed->coro, 0, sizeof(PyObject *) * N_CALL_FIELDS);
+    closed->frame_of = NULL;
+    closed->ended = 1;
+    closed_span = (PyObject *)closed;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;
@@ -1908,6 +2017,7 @@ PyInit__speedups(void)
         {"EndedTask", &EndedType},
         {"Records", &_asynctrace_RecordsType},
         {"Roots", &_asynctrace_RootsType},
+        {"TracedBody", &_asynctrace_TracedBodyType},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         Py_INCREF(types[i].type);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import textwrap
 from pathlib import Path
@@ -45,7 +46,8 @@ def test_compiled_code_keeps_every_line_number_and_traces_async_defs() -> None:
     exec(compile_traced(SOURCE, "<prog>"), namespace)
     worker_cls = namespace["Worker"]
     assert is_traced(worker_cls.run)  # type: ignore[attr-defined]
-    assert worker_cls.run.__wrapped__.__code__.co_firstlineno == 6  # type: ignore[attr-defined]
+    run = inspect.unwrap(worker_cls.run)  # type: ignore[attr-defined]
+    assert run.__code__.co_firstlineno == 6
     assert not is_traced(namespace["ticker"])  # async generators stay as they are
     with pytest.raises(RuntimeError) as info:
         namespace["fails"]()  # type: ignore[operator]
