@@ -86,9 +86,7 @@ def _trace_body(fn: Any, code: types.CodeType) -> Any:
         assert _coro.speedups is not None
         info = FnInfo(span_name(fn, code), code, None)
         body = _coro.speedups.TracedBody(info)
-        consts = tuple(
-            body if type(c) is str and c == _BODY_MARK else c for c in code.co_consts
-        )
+        consts = tuple(body if type(c) is str and c == _BODY_MARK else c for c in code.co_consts)
         info.code = code.replace(co_consts=consts)
         traced = _traced_bodies[code] = (info.code, info)
     fn.__code__, fn.__asynctrace_info__ = traced

@@ -38,6 +38,18 @@ class CallSpan:
     _start: float
     _track: int
     _native: bool
+    def leave(self) -> None:
+        """A traced body returned: its span ends now (once; nothing after :meth:`fail`)."""
+    def fail(self) -> None:
+        """A traced body raises the exception being handled: its span ends now (once)."""
+
+class TracedBody:
+    """How a body that ``asynctrace run`` compiled traced opens its span (``_tracedbody.c``)."""
+
+    info: Any
+    def __init__(self, info: Any, /) -> None: ...
+    def enter(self) -> CallSpan:
+        """The span of the call whose body runs now; one already over while nothing records."""
 
 class EndedTask:
     """``_coro.EndedTask`` in C, not tracked by the garbage collector."""

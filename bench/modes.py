@@ -153,16 +153,15 @@ def record_bytes(records: Any) -> int:
 
 
 class Auto(Decorators):
-    """asynctrace as ``asynctrace run`` does it: every coroutine function wrapped, every await."""
+    """asynctrace as ``asynctrace run`` does it: every coroutine function traced (compiled by
+    the import hook's transformation), every await."""
 
     key = "auto"
     title = "asynctrace auto + every await"
     record_awaits = True
 
     def build(self, workload: Workload) -> Main:
-        from asynctrace._autotrace import auto
-
-        return workload.build(auto, _same)
+        return workload.traced()
 
 
 class AutoCapped(Auto):

@@ -33,8 +33,10 @@ class Workload:
         build: the factory.
         coroutine_names: the names of its coroutine functions (for OTel's asyncio instrumentor).
         awaits: how many awaits one run makes.
-        source: the same workload as a standalone script (plain Python, the same coroutine
-            names, ``asyncio.run`` of the top one), for the whole-process bench; "" if none.
+        program: its coroutine functions as plain Python source (the top one last in
+            ``coroutine_names``), for :meth:`traced`.
+        source: the same workload as a standalone script (``program`` and ``asyncio.run`` of
+            the top one), for the whole-process bench; "" if none.
     """
 
     name: str
@@ -43,7 +45,17 @@ class Workload:
     coroutine_names: tuple[str, ...]
     awaits: int
     cap: int = 0  # the scale workload's max_spans for the capped mode
+    program: str = ""
     source: str = ""
+
+    def traced(self) -> Main:
+        """The top coroutine function as ``asynctrace run`` compiles it: every ``async def``
+        of ``program`` traced by the import hook's transformation."""
+        from asynctrace._autotrace import compile_traced
+
+        namespace: dict[str, Any] = {}
+        exec(compile_traced(self.program, f"<bench {self.name}>"), namespace)
+        return namespace[self.coroutine_names[-1]]  # type: ignore[no-any-return]
 
 
 def fanout(n: int, k: int) -> Workload:
@@ -62,7 +74,7 @@ def fanout(n: int, k: int) -> Workload:
 
         return fanout_main  # type: ignore[no-any-return]
 
-    source = f"""\
+    program = f"""\
 import asyncio
 
 
@@ -73,12 +85,14 @@ async def worker():
 
 async def fanout_main():
     await asyncio.gather(*(worker() for _ in range({n})))
-
+"""
+    source = f"""{program}
 
 asyncio.run(fanout_main())
 print("fanout {n}x{k} done")
 """
-    return Workload("fanout", f"{n}x{k}", build, ("worker", "fanout_main"), n * k, source=source)
+    names = ("worker", "fanout_main")
+    return Workload("fanout", f"{n}x{k}", build, names, n * k, program=program, source=source)
 
 
 def deep(n: int, k: int) -> Workload:
@@ -101,7 +115,7 @@ def deep(n: int, k: int) -> Workload:
         return deep_main  # type: ignore[no-any-return]
 
     # k coroutine awaits per chain, plus the sleep, plus the chain's await in main
-    source = f"""\
+    program = f"""\
 import asyncio
 
 
@@ -115,12 +129,14 @@ async def child(depth):
 async def deep_main():
     for _ in range({n}):
         await child({k - 1})
-
+"""
+    source = f"""{program}
 
 asyncio.run(deep_main())
 print("deep {n}x{k} done")
 """
-    return Workload("deep", f"{n}x{k}", build, ("child", "deep_main"), n * (k + 1), source=source)
+    names = ("child", "deep_main")
+    return Workload("deep", f"{n}x{k}", build, names, n * (k + 1), program=program, source=source)
 
 
 def blog(s1: float = 0.02, s2: float = 0.01, s3: float = 0.03) -> Workload:
@@ -147,14 +163,37 @@ def blog(s1: float = 0.02, s2: float = 0.01, s3: float = 0.03) -> Workload:
 
         return blog_main  # type: ignore[no-any-return]
 
+    program = f"""\
+import asyncio
+
+
+async def task1():
+    await asyncio.sleep({s1!r})
+
+
+async def task2():
+    await asyncio.sleep({s2!r})
+
+
+async def task3():
+    await asyncio.sleep({s3!r})
+
+
+async def blog_main():
+    await asyncio.gather(task1(), task2())
+    await task3()
+"""
     label = f"{s1:g}/{s2:g}/{s3:g}s"
-    return Workload("blog", label, build, ("task1", "task2", "task3", "blog_main"), 5)
+    names = ("task1", "task2", "task3", "blog_main")
+    return Workload("blog", label, build, names, 5, program=program)
 
 
 def scale(n: int, k: int, cap: int) -> Workload:
     """The fanout shape at scale: ``n`` tasks x ``k`` awaits; ``cap`` spans kept when capped."""
     base = fanout(n, k)
-    return Workload("scale", f"{n}x{k}", base.build, base.coroutine_names, n * k, cap)
+    return Workload(
+        "scale", f"{n}x{k}", base.build, base.coroutine_names, n * k, cap, program=base.program
+    )
 
 
 def workloads(quick: bool = False) -> dict[str, Workload]:
