@@ -304,3 +304,47 @@ def test_the_walk_goes_into_what_an_await_waited_on_once() -> None:
 def test_without_a_run_span_the_path_starts_at_the_root_that_ends_last() -> None:
     trace = Trace([made(1, None, "task", 0.0, 2.0), made(2, None, "task", 1.0, 3.0)])
     assert [s.span_id for s in testing.critical_path(trace)] == [2]
+
+
+def _leaves_one_by_one(path: list[Span]) -> list[Span]:
+    """path_steps as a plain loop: a step is a leaf unless the next one is inside it."""
+    leaves = []
+    for index, step in enumerate(path[1:], start=1):
+        after = path[index + 1] if index + 1 < len(path) else None
+        inside = False
+        node = after.parent if after is not None else None
+        while node is not None and not inside:
+            inside = node is step
+            node = node.parent
+        awaited = step.kind == "await" and after is not None
+        if awaited and step.attributes.get(AWAITED_SPAN) == after.span_id:
+            inside = True
+        if not inside:
+            leaves.append(step)
+    return leaves
+
+
+def test_the_paths_steps_are_its_leaves_in_time_order() -> None:
+    @asynctrace.trace
+    async def chain(depth: int, seconds: float) -> None:
+        if depth:
+            await chain(depth - 1, seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def main() -> None:
+        for _ in range(3):
+            await chain(4, 0.1)
+        task = asyncio.create_task(chain(2, 0.5))
+        await asyncio.gather(sleeper(0.2), chain(3, 0.3))
+        await task
+        await asyncio.to_thread(time.sleep, 0.01)
+
+    trace = traced_run(main)
+    path = _critical.critical_path(trace)
+    assert len(path) > 20
+    leaves = _critical.path_steps(path)
+    assert leaves == _leaves_one_by_one(path)
+    assert [s.kind for s in leaves].count("await") >= 4  # every sleep, in time order
+    assert leaves == sorted(leaves, key=lambda s: (s.start, s.start_seq))
+    assert _critical.path_steps(path[:1]) == [] and _critical.path_steps(path[:2]) == path[1:2]
