@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import operator
 import os
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
 
@@ -42,6 +44,7 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
 _FILE, _LINE, _AWAITED = "code.file.path", "code.line.number", "asynctrace.awaited"
 _CALL_KINDS = frozenset((K_TASK, K_CORO))
+_NAME = operator.attrgetter("name")
 _Place = tuple[str, dict[str, object]] | None  # an await's name and attributes; None: one by one
 # asyncio's private coroutines, named for the public call that awaits them.
 _ASYNCIO_PUBLIC = {"_wait_for_one": "as_completed", "_wait": "wait", "_cancel_and_wait": "wait_for"}
@@ -310,8 +313,10 @@ class SpanBuilder:
             self._build_python(records, codes, spans, build_one)
         recent = self._recent
         for span, children in gathers:
-            names = (found.name for c in children if (found := spans.get(c) or recent.get(c)))
-            span.name = "gather(" + _summarize(names) + ")"
+            found = list(map(spans.get, children))
+            if None in found:  # a child built in an earlier batch, or never
+                found = [spans.get(c) or recent.get(c) for c in children]
+            span.name = "gather(" + _summarize(map(_NAME, filter(None, found))) + ")"
         for span, what in awaits:
             _name_await(span, what, spans, recent)
         _name_thread_awaits(awaits, spans)
@@ -541,12 +546,10 @@ def _merge_wait_for_timeouts(awaits: list[Span], spans: dict[int, Span]) -> None
             previous[span.parent_id] = before
 
 
-def _summarize(names: Any) -> str:
-    """``task1, task2`` or ``worker × 2000``: the names of a gather's children, in order."""
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    parts = [name if n == 1 else f"{name} × {n}" for name, n in counts.items()]
+def _summarize(names: Iterable[str]) -> str:
+    """``task1, task2`` or ``worker × 2000``: the names of a gather's children, in order (a
+    Counter counts in C and keeps the order names first come in)."""
+    parts = [name if n == 1 else f"{name} × {n}" for name, n in Counter(names).items()]
     if len(parts) > 4:
         parts = [*parts[:4], f"… {len(parts) - 4} more"]
     return ", ".join(parts)

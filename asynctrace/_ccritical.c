@@ -2,8 +2,9 @@
  * per span.
  *
  * critical_walk(span, by_id, tasks, max_depth) -> list: the path from ``span`` as
- * _critical._path makes it.  ``by_id`` is the trace's spans by id, ``tasks`` the task spans by
- * the label an await on them is named with (_critical._tasks_by_label).
+ * _critical._path makes it.  ``by_id`` is the trace's spans by id, ``tasks`` a
+ * _critical._TaskLabels: its get(label) is asked for the task an await names, when the label
+ * could be one (the task spans by label are made on the first such ask).
  *
  * Only what the Python walk would read the same way is walked here: spans of the configured
  * Span class (configure_spans, _cbuild.c) with float times that are not NaN, int sequence
@@ -20,7 +21,7 @@
 #include "_spanslots.h"
 
 static PyObject *s_await, *s_gather, *s_task, *s_thread, *s_awaited, *s_awaited_span,
-    *s_sleep;
+    *s_sleep, *s_get, *s_open, *s_close;
 
 typedef struct {
     PyObject *span;
@@ -137,6 +138,17 @@ get(PyObject *attributes, PyObject *key, PyObject *default_value)
     return value;
 }
 
+/* _critical._could_be_task_label: a str with " (" that ends with ")" (0 with an error set on
+ * a failed search). */
+static int
+could_be_task_label(PyObject *label)
+{
+    if (!PyUnicode_Check(label) || PyUnicode_Tailmatch(label, s_close, 0, PY_SSIZE_T_MAX, 1) != 1) {
+        return 0;
+    }
+    return PyUnicode_Find(label, s_open, 0, PY_SSIZE_T_MAX, 1) >= 0;
+}
+
 /* What an await on a task, a gather or a thread job waited on (_critical._awaited): a
  * borrowed span, Py_None for none, NULL on error. */
 static PyObject *
@@ -157,7 +169,15 @@ awaited(Walk *walk, PyObject *span)
         if (label == NULL) {
             return NULL;
         }
-        found = PyUnicode_Check(label) ? PyDict_GetItemWithError(walk->tasks, label) : NULL;
+        if (!could_be_task_label(label)) {
+            return PyErr_Occurred() ? NULL : Py_None;
+        }
+        found = PyObject_CallMethodOneArg(walk->tasks, s_get, label);
+        if (found == NULL) {
+            return NULL;
+        }
+        Py_DECREF(found); /* a span of the trace, which holds it */
+        return found;
     }
     if (found == NULL) {
         return PyErr_Occurred() ? NULL : Py_None;
@@ -331,8 +351,8 @@ _asynctrace_critical_walk(PyObject *module, PyObject *args)
 {
     PyObject *span, *by_id, *tasks;
     int max_depth;
-    if (!PyArg_ParseTuple(args, "OO!O!i:critical_walk", &span, &PyDict_Type, &by_id,
-                          &PyDict_Type, &tasks, &max_depth)) {
+    if (!PyArg_ParseTuple(args, "OO!Oi:critical_walk", &span, &PyDict_Type, &by_id, &tasks,
+                          &max_depth)) {
         return NULL;
     }
     if (_asynctrace_span_type == NULL) {
@@ -347,8 +367,11 @@ _asynctrace_critical_walk(PyObject *module, PyObject *args)
         s_awaited = PyUnicode_InternFromString("asynctrace.awaited");
         s_awaited_span = PyUnicode_InternFromString("asynctrace.awaited.span_id");
         s_sleep = PyUnicode_InternFromString("asyncio.sleep");
+        s_get = PyUnicode_InternFromString("get");
+        s_open = PyUnicode_InternFromString(" (");
+        s_close = PyUnicode_InternFromString(")");
         if (!s_await || !s_gather || !s_task || !s_thread || !s_awaited || !s_awaited_span ||
-            !s_sleep) {
+            !s_sleep || !s_get || !s_open || !s_close) {
             return NULL;
         }
     }

@@ -20,12 +20,12 @@ pytestmark = pytest.mark.skipif(speedups is None, reason="asynctrace._speedups i
 
 def python_path(trace: Trace, span: Span) -> list[Span]:
     path: list[Span] = []
-    _critical._walk(trace, span, path, _critical._tasks_by_label(trace), set(), 0)
+    _critical._walk(trace, span, path, _critical._TaskLabels(trace), set(), 0)
     return path
 
 
 def c_path(trace: Trace, span: Span) -> list[Span]:
-    tasks = _critical._tasks_by_label(trace)
+    tasks = _critical._TaskLabels(trace)
     return speedups.critical_walk(span, trace.by_id, tasks, _critical._MAX_DEPTH)
 
 

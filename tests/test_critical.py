@@ -255,7 +255,7 @@ def made(sid: int, parent: int | None, kind: str, start: float, end: float, **kw
 def python_walk(trace: Trace) -> list[int]:
     """The run's path by the Python walk, whether or not the C one is built."""
     path: list[Span] = []
-    _critical._walk(trace, trace.spans[0], path, _critical._tasks_by_label(trace), set(), 0)
+    _critical._walk(trace, trace.spans[0], path, _critical._TaskLabels(trace), set(), 0)
     return [s.span_id for s in path]
 
 
@@ -348,3 +348,13 @@ def test_the_paths_steps_are_its_leaves_in_time_order() -> None:
     assert [s.kind for s in leaves].count("await") >= 4  # every sleep, in time order
     assert leaves == sorted(leaves, key=lambda s: (s.start, s.start_seq))
     assert _critical.path_steps(path[:1]) == [] and _critical.path_steps(path[:2]) == path[1:2]
+
+
+def test_task_labels_are_made_for_the_first_label_that_could_be_one() -> None:
+    task = made(2, 1, "task", 0.0, 1.0, attributes={"asynctrace.task.name": "Task-2"}, name="w")
+    trace = Trace([made(1, None, "run", 0.0, 1.0), task])
+    labels = _critical._TaskLabels(trace)
+    assert labels.get("asyncio.sleep(0)") is None and labels.get("w (x") is None
+    assert labels._found is None  # a path of sleeps: never made
+    assert labels.get("Task-2 (w)") is task and labels.get("Task-9 (w)") is None
+    assert labels._found == {"Task-2 (w)": task}

@@ -330,3 +330,11 @@ def test_taskgroup_and_timeout_are_traced() -> None:
     (cut,) = trace.spans_matching("work", kind="coroutine")
     assert (cut.status, cut.duration) == ("cancelled", 0.5)
     assert [a.status for a in cut.children if a.kind == "await"] == ["timeout"]
+
+
+def test_a_gathers_name_counts_its_childrens_names_in_order() -> None:
+    from asynctrace._build import _summarize
+
+    assert _summarize(["b", "a", "b", "c", "d", "e", "f"]) == "b × 2, a, c, d, … 2 more"
+    assert _summarize(["work"] * 3) == "work × 3"
+    assert _summarize([]) == ""
