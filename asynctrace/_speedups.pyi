@@ -2,7 +2,7 @@
 ``_decorator._wrap_c``)."""
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 class TaskRootBase:
     """TaskRoot's slots and its ``send``/``__next__`` in C; subclassed by ``_coro.TaskRoot``."""
@@ -125,8 +125,12 @@ def build_spans(
     /,
 ) -> None: ...
 def link_spans(spans: list[Any], /) -> tuple[list[Any], dict[Any, Any], bool] | None: ...
+
+class _Labels(Protocol):
+    def get(self, label: str, /) -> Any: ...
+
 def critical_walk(
-    span: Any, by_id: dict[Any, Any], tasks: dict[str, Any], max_depth: int, /
+    span: Any, by_id: dict[Any, Any], tasks: _Labels, max_depth: int, /
 ) -> list[Any]: ...
 
 class Roots:
