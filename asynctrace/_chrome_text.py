@@ -203,21 +203,59 @@ class _Writer:
         """The slice of a span :meth:`text` does not take, from its event dict."""
         return dumps_strict(self.fallback(span, tid, start, end, unclamped)).decode()
 
+    def place_spans(
+        self, out: list[str], row: tuple[int, str], spans: list[Span], after: dict[int, list[Any]]
+    ) -> bool:
+        """:meth:`place` for a row of spans alone while their starts rise, the common case, in
+        fewer steps a slice; False at the first start that does not rise (nothing is taken
+        back: the caller sorts the row)."""
+        tid, row_text = row
+        text = self.text
+        append = out.append
+        ends: list[float] = [_NEVER]  # the ends of the slices open, innermost last
+        pop, push = ends.pop, ends.append
+        top = _NEVER  # ends[-1]
+        flows_of = after.get if after else None
+        last = -_NEVER
+        for span in spans:
+            start = round(span.start * 1e9) + ORIGIN_NS
+            if start <= last:
+                return False
+            last = start
+            end = round(span.end * 1e9) + ORIGIN_NS
+            if end < start:
+                end = start
+            while top <= start:  # half-open: [a, b) is over at b
+                pop()
+                top = ends[-1]
+            unclamped = None
+            if end > top:
+                unclamped = end
+                end = top  # type: ignore[assignment]
+            push(end)
+            top = end
+            slice_text = text(span, row_text, start, end, unclamped)
+            if slice_text is None:
+                slice_text = self.event(span, tid, start, end, unclamped)
+            append(slice_text)
+            if flows_of is not None:
+                flows = flows_of(span.span_id)
+                if flows:
+                    out.extend(map(_flow_text, flows))
+        return True
+
     def place(
         self,
         out: list[str],
         row: tuple[int, str],
-        entries: list[Span] | list[Span | _Item],
+        entries: list[Span | _Item],
         after: dict[int, list[Any]],
-        rising: bool,
-    ) -> bool:
+    ) -> None:
         """Place a row's spans and markers, in ``_Item.key``'s order, and write their slices
-        and the flow events after them to ``out``; with ``rising``, stop and return False at a
-        start that does not rise (the caller sorts the row)."""
+        and the flow events after them to ``out``."""
         tid, row_text = row
         text = self.text
         ends: list[float] = [_NEVER]  # the ends of the slices open, innermost last
-        last = -_NEVER
         for entry in entries:
             is_marker = entry.__class__ is _Item
             if is_marker:
@@ -229,10 +267,6 @@ class _Writer:
                 end = round(span.end * 1e9) + ORIGIN_NS
                 if end < start:
                     end = start
-                if rising:
-                    if start <= last:
-                        return False
-                    last = start
             top = ends[-1]
             while top <= start:  # half-open: [a, b) is over at b
                 ends.pop()
@@ -260,7 +294,6 @@ class _Writer:
                 flows = after.get(span.span_id) if after else None
             if flows:
                 out.extend(map(_flow_text, flows))
-        return True
 
     def text(self, span: Span, row: str, start: int, end: int, unclamped: int | None) -> str | None:
         """The slice of ``span`` at ``[start, end)`` ns, after the ``row``'s text up to its
@@ -442,9 +475,9 @@ def place_rows(
         row = (tid, f'{{"ph":"X","pid":{PID},"tid":{tid}')
         written = len(out)
         # a row's spans come in the order of their starts, unless hand-made or in a tie
-        if markers or not writer.place(out, row, spans, after, rising=True):
+        if markers or not writer.place_spans(out, row, spans, after):
             del out[written:]
-            writer.place(out, row, _in_order(spans, markers), after, rising=False)
+            writer.place(out, row, _in_order(spans, markers), after)
         if len(out) >= _CHUNK_EVENTS:
             chunks.append(",".join(out).encode())
             out.clear()
