@@ -1107,8 +1107,8 @@ static PyMethodDef call_methods[] = {
 static PyObject *closed_span;
 
 /* The CallSpan of the traced body running now (the caller of a C function: its frame is the
- * body's, its generator the call's coroutine), or closed_span while nothing records.  The
- * frame is kept for the C send's reads of f_lasti. */
+ * body's, its generator the call's coroutine), or closed_span while nothing records or for an
+ * ``info`` of None (a TracedBody unpickled elsewhere). */
 PyObject *
 _asynctrace_enter_body(PyObject *info)
 {
@@ -1118,7 +1118,7 @@ _asynctrace_enter_body(PyObject *info)
     if (active == NULL && PyErr_Occurred()) {
         return NULL;
     }
-    PyFrameObject *frame = active == Py_True ? PyEval_GetFrame() : NULL;
+    PyFrameObject *frame = active == Py_True && info != Py_None ? PyEval_GetFrame() : NULL;
     PyObject *coro = frame == NULL ? NULL : PyFrame_GetGenerator(frame);
     if (coro == NULL) {
         return Py_NewRef(closed_span);

@@ -38,6 +38,15 @@ body_enter(TracedBodyObject *self, PyObject *unused)
     return _asynctrace_enter_body(self->info);
 }
 
+/* Pickled (a function's code pickled by value, as cloudpickle does), it comes back inert: a
+ * TracedBody(None), whose enter() gives a span that is already over.  Its FnInfo stays here:
+ * it names this process's code, and holds that code, which holds this TracedBody. */
+static PyObject *
+body_reduce(TracedBodyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(O(O))", (PyObject *)Py_TYPE(self), Py_None);
+}
+
 static PyObject *
 body_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -81,7 +90,9 @@ body_dealloc(TracedBodyObject *self)
 static PyMethodDef body_methods[] = {
     {"enter", (PyCFunction)body_enter, METH_NOARGS,
      PyDoc_STR("The CallSpan of the call whose body runs now (one that is over while nothing "
-               "records).")},
+               "records, or for TracedBody(None)).")},
+    {"__reduce__", (PyCFunction)body_reduce, METH_NOARGS,
+     PyDoc_STR("Pickled, an inert TracedBody(None).")},
     {NULL, NULL, 0, NULL},
 };
 

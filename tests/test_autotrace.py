@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import pickle
 import re
 import sys
 import textwrap
 import traceback
+import types
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +269,26 @@ def test_a_traced_body_keeps_the_programs_tracebacks() -> None:
     assert frames(_compiled(ENDINGS, trace_bodies=True)) == expected
     with asynctrace.tracing(virtual_time=True):
         assert frames(_compiled(ENDINGS, trace_bodies=True)) == expected
+
+
+@needs_c
+def test_a_traced_body_pickled_comes_back_inert() -> None:
+    """A function's code pickled by value (cloudpickle does) must not break the copy: its
+    TracedBody comes back as one that opens no span."""
+    namespace = _compiled(ENDINGS, trace_bodies=True)
+    child = namespace["child"]
+    consts = child.__code__.co_consts
+    body = next(c for c in consts if isinstance(c, _coro.speedups.TracedBody))
+    copied = pickle.loads(pickle.dumps(body))
+    assert copied.info is None and body.info is child.__asynctrace_info__
+    code = child.__code__.replace(co_consts=tuple(copied if c is body else c for c in consts))
+    rebuilt = types.FunctionType(code, namespace)
+
+    async def main() -> None:
+        assert await rebuilt(0) == 0  # no span of its own
+        assert await child(0) == 0
+
+    with asynctrace.tracing(virtual_time=True, otel=False) as tracing:
+        asyncio.run(main())
+    calls = [s.name for s in tracing.trace.spans if s.kind == "coroutine"]
+    assert calls == ["child"]
