@@ -274,6 +274,8 @@ def test_follow_through_a_pipe_writes_a_line_a_second(tmp_path: Path, stop: int)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A background process may inherit SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert viewer.stdout is not None
