@@ -93,6 +93,15 @@ def _trace_body(fn: Any, code: types.CodeType) -> Any:
     return fn
 
 
+def _on_def_line(tree: ast.AST, node: ast.AsyncFunctionDef) -> None:
+    """Every node of ``tree`` (added by this hook) at the start of ``node``'s ``def`` line, so
+    that no line number of the program moves."""
+    for sub in ast.walk(tree):
+        if isinstance(sub, (ast.stmt, ast.expr, ast.excepthandler)):
+            ast.copy_location(sub, node)
+            sub.end_lineno, sub.end_col_offset = node.lineno, node.col_offset
+
+
 def _traced_body(node: ast.AsyncFunctionDef) -> list[ast.stmt]:
     """``node``'s body in the form the module docstring gives, on the ``def``'s line."""
     body = node.body
@@ -113,10 +122,7 @@ def _traced_body(node: ast.AsyncFunctionDef) -> list[ast.stmt]:
         f"    {_CALL_LOCAL}.leave()\n"
     ).body
     for stmt in frame:
-        for sub in ast.walk(stmt):
-            if isinstance(sub, (ast.stmt, ast.expr, ast.excepthandler)):
-                ast.copy_location(sub, node)
-                sub.end_lineno, sub.end_col_offset = node.lineno, node.col_offset
+        _on_def_line(stmt, node)
     outer = frame[1]
     assert isinstance(outer, ast.Try) and isinstance(outer.body[0], ast.Try)
     outer.body[0].body = body[1:] if has_doc else body
@@ -148,9 +154,7 @@ class _AddTrace(ast.NodeTransformer):
         decorator = ast.parse(
             f"__import__({_HOOK_MODULE!r}, fromlist=['auto']).auto", mode="eval"
         ).body
-        for sub in ast.walk(decorator):
-            ast.copy_location(sub, node)
-            sub.end_lineno, sub.end_col_offset = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        _on_def_line(decorator, node)
         node.decorator_list.append(decorator)
         if self.trace_bodies:
             node.body = _traced_body(node)

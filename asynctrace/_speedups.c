@@ -93,7 +93,7 @@ typedef struct {
     PyObject *coro, *info, *outer, *parent, *sid, *start, *track, *root;
     PyObject *frame; /* coro's frame, once an await read it: the same object every time */
     PyObject *frame_of; /* the coro that frame is of (not a reference: compared only) */
-    int ended; /* leave() or fail() ran (a traced body's span, see _callsite.c) */
+    int ended; /* leave() or fail() ran (a traced body's span, see _tracedbody.c) */
 } CallObject;
 
 #define N_CALL_FIELDS 9
@@ -1051,7 +1051,7 @@ call_native(PyObject *self, void *closure)
     Py_RETURN_TRUE;
 }
 
-/* The span of a traced body (see _callsite.c) ends: ``failed``, with the exception being
+/* The span of a traced body (see _tracedbody.c) ends: ``failed``, with the exception being
  * handled.  Once only: ``fail()`` in the body's handler, then ``leave()`` in its finally. */
 static PyObject *
 call_end_body(CallObject *self, int failed)

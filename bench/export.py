@@ -108,10 +108,9 @@ class _Child:
             self.error = self.error or "no result"
 
     def close(self) -> None:
-        try:
-            _, stderr = self.proc.communicate(input="", timeout=1800)
-        except (OSError, ValueError):  # stdin already closed by an earlier close
-            stderr = ""
+        if self.proc.returncode is not None:  # closed already (a round found it gone)
+            return
+        _, stderr = self.proc.communicate(input="", timeout=1800)
         if self.proc.returncode:
             self.error = stderr.strip()[-400:] or f"exit status {self.proc.returncode}"
 

@@ -13,6 +13,8 @@ from asynctrace._build import build_trace
 from asynctrace._coro import speedups
 from asynctrace._spans import AWAITED_SPAN, Span, Trace
 from tests.test_cbuild import MORE, _recorder
+from tests.test_critical import chain_deeper_than_the_cut, cycle_of_awaits
+from tests.test_critical import made as span
 from tests.test_speedups import WORKLOADS
 
 pytestmark = pytest.mark.skipif(speedups is None, reason="asynctrace._speedups is not built")
@@ -43,12 +45,6 @@ def test_every_span_of_the_workloads_has_the_python_path(name: str) -> None:
         same_path(trace, each)
 
 
-def span(sid: int, parent: int | None, kind: str, start: float, end: float, **kw: Any) -> Span:
-    seq = kw.pop("seq", sid)
-    return Span(sid, parent, kind, kw.pop("name", f"s{sid}"), start, end, 1, start_seq=seq,
-                end_seq=kw.pop("end_seq", seq + 100), **kw)  # fmt: skip
-
-
 def test_ties_gathers_bare_futures_and_awaits_on_spans() -> None:
     awaited = {AWAITED_SPAN: 9}
     trace = Trace([
@@ -69,16 +65,9 @@ def test_ties_gathers_bare_futures_and_awaits_on_spans() -> None:
 
 
 def test_a_cycle_of_awaits_and_a_chain_deeper_than_the_cut() -> None:
-    cycle = Trace([
-        span(1, None, "run", 0.0, 4.0, end_seq=1000),
-        span(2, 1, "await", 0.0, 4.0, attributes={AWAITED_SPAN: 3}),
-        span(3, 1, "task", 0.0, 3.0),
-        span(4, 3, "await", 0.0, 3.0, attributes={AWAITED_SPAN: 2}, end_seq=50),  # back: seen
-    ])  # fmt: skip
+    cycle = cycle_of_awaits()
     assert [s.span_id for s in same_path(cycle, cycle.by_id[1])] == [1, 2, 3, 4]
-    chain = [span(1, None, "run", 0.0, 1000.0)]
-    chain += [span(i, i - 1, "coroutine", i * 0.001, 1000.0 - i * 0.001) for i in range(2, 400)]
-    deep = Trace(chain)
+    deep = chain_deeper_than_the_cut()
     assert len(same_path(deep, deep.by_id[1])) == _critical._MAX_DEPTH + 1
 
 

@@ -252,6 +252,23 @@ def made(sid: int, parent: int | None, kind: str, start: float, end: float, **kw
                 end_seq=kw.pop("end_seq", seq + 100), **kw)  # fmt: skip
 
 
+def cycle_of_awaits() -> Trace:
+    """Two awaits that name each other's span: the walk stops at the one it has seen."""
+    return Trace([
+        made(1, None, "run", 0.0, 4.0, end_seq=1000),
+        made(2, 1, "await", 0.0, 4.0, attributes={AWAITED_SPAN: 3}),
+        made(3, 1, "task", 0.0, 3.0),
+        made(4, 3, "await", 0.0, 3.0, attributes={AWAITED_SPAN: 2}, end_seq=50),  # seen: stop
+    ])  # fmt: skip
+
+
+def chain_deeper_than_the_cut() -> Trace:
+    """A run with 398 nested calls, each holding the next: cut at _MAX_DEPTH."""
+    chain = [made(1, None, "run", 0.0, 1000.0)]
+    chain += [made(i, i - 1, "coroutine", i * 0.001, 1000.0 - i * 0.001) for i in range(2, 400)]
+    return Trace(chain)
+
+
 def python_walk(trace: Trace) -> list[int]:
     """The run's path by the Python walk, whether or not the C one is built."""
     path: list[Span] = []
@@ -289,16 +306,9 @@ def test_the_walk_goes_into_what_an_await_waited_on_once() -> None:
         made(3, 2, "await", 5.0, 6.0),  # the gather's result taken, its only child: no step
     ])  # fmt: skip
     assert python_walk(held) == [1, 2]
-    cycle = Trace([
-        made(1, None, "run", 0.0, 4.0, end_seq=1000),
-        made(2, 1, "await", 0.0, 4.0, attributes={AWAITED_SPAN: 3}),
-        made(3, 1, "task", 0.0, 3.0),
-        made(4, 3, "await", 0.0, 3.0, attributes={AWAITED_SPAN: 2}, end_seq=50),  # seen: stop
-    ])  # fmt: skip
-    assert python_walk(cycle) == [1, 2, 3, 4]
-    chain = [made(1, None, "run", 0.0, 1000.0)]
-    chain += [made(i, i - 1, "coroutine", i * 0.001, 1000.0 - i * 0.001) for i in range(2, 400)]
-    assert python_walk(Trace(chain)) == list(range(1, _critical._MAX_DEPTH + 2))  # cut there
+    assert python_walk(cycle_of_awaits()) == [1, 2, 3, 4]
+    cut = list(range(1, _critical._MAX_DEPTH + 2))
+    assert python_walk(chain_deeper_than_the_cut()) == cut
 
 
 def test_without_a_run_span_the_path_starts_at_the_root_that_ends_last() -> None:
