@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from ._files import write_whole
+from ._files import BackgroundWrite, Chunks, ChunkWriter
 from ._json import dumps, dumps_strict
 from ._native import extension
 from ._sanitize import MAX_CHARS, cap
@@ -49,6 +49,7 @@ __all__ = [
     "row_label",
     "to_chrome",
     "write_chrome_json",
+    "write_timeline",
 ]
 
 PID = 1
@@ -249,13 +250,22 @@ def to_chrome(trace: Trace, *, full_args: bool = False) -> dict[str, Any]:
 
 
 def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
-    """:func:`to_chrome`'s document as JSON, in chunks to write one after the other, without
-    making a dict per span when it can.
+    """:func:`to_chrome`'s document as JSON, in chunks to write one after the other (see
+    :func:`write_timeline`)."""
+    chunks = Chunks()
+    write_timeline(trace, chunks, full_args=full_args)
+    return tuple(chunks)
+
+
+def write_timeline(trace: Trace, out: ChunkWriter, *, full_args: bool = False) -> None:
+    """:func:`to_chrome`'s document as JSON, given to ``out`` chunk by chunk as it is made,
+    without making a dict per span when it can.
 
     Each row is placed and each span's slice written straight from the span, by
     ``_cjson.place_rows`` or, without the C accelerator, by ``_chrome_text.place_rows``: the
-    same bytes.  A trace with a value either refuses is written as :func:`to_chrome`'s
-    document, encoded, which is what they write.
+    same bytes, given to ``out`` a megabyte at a time.  A trace with a value either refuses is
+    written as :func:`to_chrome`'s document, encoded, which is what they write, after
+    ``out.rewind()``.
     """
     c_module = _cjson()
     place = _row_placer()
@@ -267,26 +277,45 @@ def chrome_json(trace: Trace, *, full_args: bool = False) -> tuple[bytes, ...]:
         ]
         after = layout.after
         fallback = functools.partial(_slice_event, full_args=full_args)
+        body = _Body(out)
         try:
-            body = place(rows, after, full_args, fallback)
+            if c_module is None:
+                head = dumps_strict(layout.head)[1:-1] + _text().row_names(layout)
+            else:
+                head = encode_events(layout.head, full_args, b",") + _c_row_names(layout, c_module)
+            out.write(b'{"traceEvents":[' + head)
+            body.write(place(rows, after, full_args, fallback, body.write))
             del rows, after  # freed now: a collection when the collector is back would scan them
             if c_module is None:
                 # the whole document's encoder, or, if it refuses one, the old way's as a whole
-                head = dumps_strict(layout.head)[1:-1] + _text().row_names(layout)
                 tail = _text().tail_text(layout.tail)
                 other = dumps_strict(layout.other)
         except (TypeError, ValueError, OverflowError):  # a hand-made trace's odd values
-            return (dumps(to_chrome(trace, full_args=full_args)),)
+            out.rewind()
+            out.write(dumps(to_chrome(trace, full_args=full_args)))
+            return
         if c_module is not None:
-            head = encode_events(layout.head, full_args, b",") + _c_row_names(layout, c_module)
             tail = encode_events(layout.tail, full_args, b",")
             other = dumps(layout.other)
-    parts = [b'{"traceEvents":[', head]
-    for part in (body, tail):
-        if part:
-            parts += [b",", part]
-    parts.append(b'],"displayTimeUnit":"ms","otherData":' + other + b"}")
-    return tuple(parts)
+    if tail:
+        out.write(b"," + tail)
+    out.write(b'],"displayTimeUnit":"ms","otherData":' + other + b"}")
+
+
+class _Body:
+    """The rows' events as a placer gives them, to ``out`` after the head's events: a comma
+    first, unless there are none."""
+
+    def __init__(self, out: ChunkWriter) -> None:
+        self.out = out
+        self.started = False
+
+    def write(self, chunk: bytes) -> None:
+        if chunk:
+            if not self.started:
+                self.out.write(b",")
+                self.started = True
+            self.out.write(chunk)
 
 
 def encode_events(entries: list[_Placed], full_args: bool, separator: bytes) -> bytes:
@@ -371,7 +400,13 @@ def _c_row_names(layout: _Layout, module: Any) -> bytes:
 
 
 _RowPlacer = Callable[
-    [list[tuple[int, list[Span], list["_Item"]]], dict[int, list[Any]], bool, Callable[..., Any]],
+    [
+        list[tuple[int, list[Span], list["_Item"]]],
+        dict[int, list[Any]],
+        bool,
+        Callable[..., Any],
+        Callable[[bytes], None] | None,
+    ],
     bytes,
 ]
 
@@ -519,8 +554,28 @@ def write_chrome_json(
 ) -> None:
     """Write the trace as a compact Chrome Trace Event JSON file that Perfetto opens.
 
-    ``full_args`` is passed to :func:`to_chrome`.  Runs on the caller's thread, off the loop.
-    A regular file is replaced whole (written aside, then renamed), so that a kill while
-    writing leaves the previous file, such as the stream of the run, intact.
+    ``full_args`` is passed to :func:`to_chrome`.  Runs on the caller's thread, off the loop
+    (the bytes go to the kernel from :func:`start_chrome_json`'s thread).  A regular file is
+    replaced whole (written aside, then renamed), so that a kill while writing leaves the
+    previous file, such as the stream of the run, intact.
     """
-    write_whole(path, *chrome_json(trace, full_args=full_args))
+    error = start_chrome_json(trace, path, full_args=full_args).join()
+    if error is not None:
+        raise error
+
+
+def start_chrome_json(
+    trace: Trace, path: str | os.PathLike[str], *, full_args: bool = False
+) -> BackgroundWrite:
+    """:func:`write_chrome_json`, returning once the trace is encoded: its last chunks are
+    written meanwhile, and ``join()`` on what it returns waits for them and returns the write's
+    error.  An error opening the file or encoding the trace is raised (nothing is written)."""
+    file = BackgroundWrite(path)
+    try:
+        write_timeline(trace, file, full_args=full_args)
+    except BaseException:
+        file.abort()
+        file.join()
+        raise
+    file.close()
+    return file

@@ -462,11 +462,14 @@ def place_rows(
     after: dict[int, list[Any]],
     full: bool,
     fallback: _Fallback,
+    sink: Callable[[bytes], None] | None,
 ) -> bytes:
     """The rows of a whole JSON timeline, each placed as ``_chrome._place`` places it and
-    written, joined by ",": ``_cjson.place_rows``'s arguments and bytes."""
+    written, joined by ",": ``_cjson.place_rows``'s arguments and bytes (with a ``sink``, the
+    bytes it was not given)."""
     writer = _Writer(full, fallback)
     chunks: list[bytes] = []
+    give = chunks.append if sink is None else sink
     out: list[str] = []  # the events not yet in a chunk
     for tid, spans, markers in rows:
         if tid.__class__ is not int:
@@ -479,11 +482,10 @@ def place_rows(
             del out[written:]
             writer.place(out, row, _in_order(spans, markers), after)
         if len(out) >= _CHUNK_EVENTS:
-            chunks.append(",".join(out).encode())
-            out.clear()
-    if out:
-        chunks.append(",".join(out).encode())
-    return b",".join(chunks)
+            give(",".join(out).encode())
+            out[:] = [""]  # the next chunk starts with the comma after this one's last event
+    chunks.append(",".join(out).encode())
+    return b"".join(chunks)
 
 
 def _in_order(spans: list[Span], markers: list[_Item]) -> list[Span | _Item]:

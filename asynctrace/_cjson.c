@@ -26,7 +26,7 @@
  * Flow events (arrow ends) come as _chrome._Flow tuples and are written as _chrome._flow_event
  * makes their dicts.
  *
- * place_rows(rows, after, full, fallback): the rows of a whole timeline, each sorted and clamped
+ * place_rows(rows, after, full, fallback, sink): the rows of a whole timeline, each sorted and clamped
  * as _chrome._place does and its slices written as above, straight from the spans: no Python
  * object per span.  What spans share is written once per call and its text kept: each
  * attribute key's, each (name, kind, status)'s name and cat, the last parent's file.  (Its
@@ -65,9 +65,12 @@ typedef struct {
  * the end, instead of a buffer copied into a new bytes object (a file's worth of page faults
  * and copying more). */
 typedef struct {
-    PyObject *bytes; /* NULL until the first reserve() */
+    PyObject *bytes; /* NULL until the first reserve(), and after each spill() */
     char *data;
     Py_ssize_t len, cap;
+    /* place_rows' sink (borrowed; NULL: everything is returned): given each CHUNK_BYTES
+     * written, as a bytes object, so that a file is written as it is encoded */
+    PyObject *sink;
     KeyText *keys; /* KEY_SLOTS of them, NULL until an attribute key is written */
     NameText *names; /* NAME_SLOTS of them, NULL until a slice is written */
     /* the last parent whose file was looked up, and that file (NULL: it has none) */
@@ -101,10 +104,17 @@ drop(Buffer *buf)
     Py_CLEAR(buf->parent_file);
 }
 
+/* What a sink is given at a time: big enough that a call per chunk costs nothing, small
+ * enough to stay in the cache while it is written (a 280 MB file is not made in memory). */
+#define CHUNK_BYTES (1 << 20)
+
 static int
 grow(Buffer *buf, Py_ssize_t more)
 {
     Py_ssize_t cap = buf->cap * 2;
+    if (buf->sink != NULL && cap < CHUNK_BYTES + CHUNK_BYTES / 4) {
+        cap = CHUNK_BYTES + CHUNK_BYTES / 4; /* a chunk and the event that passes its end */
+    }
     if (cap < buf->len + more) {
         cap = buf->len + more;
     }
@@ -144,6 +154,30 @@ finish(Buffer *buf)
         return NULL;
     }
     return out;
+}
+
+/* With a sink and a chunk written: the chunk to the sink, and the buffer empty again (its
+ * next reserve() makes a new bytes object: the sink may keep the one it was given).  0, or -1
+ * with an exception. */
+static int
+spill(Buffer *buf)
+{
+    if (buf->sink == NULL || buf->len < CHUNK_BYTES) {
+        return 0;
+    }
+    PyObject *chunk = buf->bytes;
+    buf->bytes = NULL;
+    buf->data = NULL;
+    buf->cap = 0;
+    Py_ssize_t len = buf->len;
+    buf->len = 0;
+    if (_PyBytes_Resize(&chunk, len) < 0) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallOneArg(buf->sink, chunk);
+    Py_DECREF(chunk);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
 }
 
 static inline int
@@ -1209,7 +1243,8 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
             }
             PyObject *span_id = span_field(e->obj, F_SPAN_ID);
             PyObject *bound = span_id ? PyDict_GetItemWithError(after, span_id) : NULL;
-            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_flows(buf, bound, first) < 0) {
+            if (span_id == NULL || (bound == NULL && PyErr_Occurred()) || put_flows(buf, bound, first) < 0
+                || spill(buf) < 0) {
                 rc = -1;
             }
             continue;
@@ -1238,18 +1273,20 @@ place_row(Buffer *buf, PyObject *tid, PyObject *spans, PyObject *markers, PyObje
     return rc;
 }
 
-/* place_rows(rows, after, full, fallback) -> bytes: the rows of a whole JSON timeline, each
- * placed as _chrome._place places it and written, joined by ",".  rows: (tid, spans in the
- * trace's order, the row's flow markers as _Items); after: span_id -> the events written right
- * after that span's slice; fallback(span, tid, start_ns, end_ns, unclamped_ns or None) gives
- * the event of a span this does not write.  A value it cannot take as the Python way does (a
- * time out of range, a sequence past 64 bits) raises ValueError: the caller writes the file
- * the Python way. */
+/* place_rows(rows, after, full, fallback, sink) -> bytes: the rows of a whole JSON timeline,
+ * each placed as _chrome._place places it and written, joined by ",".  rows: (tid, spans in
+ * the trace's order, the row's flow markers as _Items); after: span_id -> the events written
+ * right after that span's slice; fallback(span, tid, start_ns, end_ns, unclamped_ns or None)
+ * gives the event of a span this does not write; sink: None, or a callable given each
+ * CHUNK_BYTES written as they are (bytes), the rest being returned.  A value it cannot take
+ * as the Python way does (a time out of range, a sequence past 64 bits) raises ValueError:
+ * the caller writes the file the Python way. */
 static PyObject *
 place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "place_rows(rows, after, full, fallback)");
+    if (nargs != 5 || !PyList_Check(args[0]) || !PyDict_Check(args[1])
+        || !(args[4] == Py_None || PyCallable_Check(args[4]))) {
+        PyErr_SetString(PyExc_TypeError, "place_rows(rows, after, full, fallback, sink)");
         return NULL;
     }
     if (c_reserved == NULL) {
@@ -1262,8 +1299,9 @@ place_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *rows = args[0];
     Buffer buf = {0};
+    buf.sink = args[4] == Py_None ? NULL : args[4];
     Py_ssize_t total = 0;
-    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rows); r++) {
+    for (Py_ssize_t r = 0; buf.sink == NULL && r < PyList_GET_SIZE(rows); r++) {
         PyObject *row = PyList_GET_ITEM(rows, r);
         if (PyTuple_Check(row) && PyTuple_GET_SIZE(row) == 3 && PyList_Check(PyTuple_GET_ITEM(row, 1))) {
             total += PyList_GET_SIZE(PyTuple_GET_ITEM(row, 1));
@@ -1377,7 +1415,7 @@ static PyMethodDef module_methods[] = {
     {"timeline_events", (PyCFunction)(void (*)(void))timeline_events, METH_FASTCALL,
      PyDoc_STR("timeline_events(placed, full, fallback, separator) -> bytes")},
     {"place_rows", (PyCFunction)(void (*)(void))place_rows, METH_FASTCALL,
-     PyDoc_STR("place_rows(rows, after, full, fallback) -> bytes")},
+     PyDoc_STR("place_rows(rows, after, full, fallback, sink) -> bytes")},
     {"row_names", (PyCFunction)(void (*)(void))row_names, METH_FASTCALL,
      PyDoc_STR("row_names(labels, tracks) -> bytes")},
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,

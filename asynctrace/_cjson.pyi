@@ -26,6 +26,7 @@ def place_rows(
     after: dict[int, list[Any]],
     full: bool,
     fallback: Callable[..., dict[str, Any]],
+    sink: Callable[[bytes], object] | None,
     /,
 ) -> bytes: ...
 def row_names(labels: list[str], tracks: list[Any], /) -> bytes: ...

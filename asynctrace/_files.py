@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import threading
-from typing import BinaryIO
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Protocol
 
 
 def write_whole(path: str | os.PathLike[str], *chunks: bytes) -> None:
@@ -28,40 +30,118 @@ def write_whole(path: str | os.PathLike[str], *chunks: bytes) -> None:
     _write_rest(file, aside, path, chunks)
 
 
-class BackgroundWrite:
-    """:func:`write_whole`, opened now (so that a file that cannot be made says so now), its
-    bytes written in a thread: they go to the kernel (which releases the GIL) while the caller
-    goes on; :meth:`join` waits and returns the write's error.
+class ChunkWriter(Protocol):
+    """Where an encoder gives its output a chunk at a time (:class:`BackgroundWrite`, or
+    :class:`Chunks` in memory), and takes it all back to start again another way."""
 
-    ``asynctrace run`` draws the terminal timeline meanwhile: a 5 MB file's write is no longer
-    added to it.  The thread is not a daemon, so an interpreter that exits first still
-    completes the file.
+    def write(self, chunk: bytes, /) -> None: ...
+
+    def rewind(self) -> None: ...
+
+
+class Chunks(list[bytes]):
+    """A :class:`ChunkWriter` that keeps the chunks, in order."""
+
+    def write(self, chunk: bytes, /) -> None:
+        self.append(chunk)
+
+    def rewind(self) -> None:
+        self.clear()
+
+
+class BackgroundWrite:
+    """:func:`write_whole` as the chunks come: opened now (so that a file that cannot be made
+    says so now), each chunk given to :meth:`write` written by a thread while the caller makes
+    the next (the kernel's copy releases the GIL), the file completed once :meth:`close` is
+    called; :meth:`join` waits and returns the write's error.
+
+    An encoder writes a 280 MB timeline through it without holding it in memory, and the
+    time the kernel takes to copy it overlaps the encoding.  What was written can be taken
+    back with :meth:`rewind` (an encoder that gives up half way starts again another way): the
+    file aside is emptied; a device or a FIFO, written in place, is given nothing before
+    :meth:`close`, since nothing given to it can be taken back.  ``asynctrace run`` draws the
+    terminal timeline while the last chunks go out.  The thread is not a daemon, so an
+    interpreter that exits first still completes the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], chunks: tuple[bytes, ...]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         file, aside = _open_whole(path)
         self.error: Exception | None = None
+        self._chunks: queue.SimpleQueue[bytes | _Control] = queue.SimpleQueue()
+        self._held: list[bytes] | None = [] if aside is None else None  # in place: at close
+        self._ended = False  # close or abort was read by the thread
         self._thread = threading.Thread(
-            target=self._write, args=(file, aside, path, chunks), name="asynctrace-write"
+            target=self._write, args=(file, aside, path), name="asynctrace-write"
         )
         self._thread.start()
 
-    def _write(
-        self,
-        file: BinaryIO,
-        aside: str | None,
-        path: str | os.PathLike[str],
-        chunks: tuple[bytes, ...],
-    ) -> None:
+    def write(self, chunk: bytes) -> None:
+        """Write ``chunk`` after the ones before it (in the thread)."""
+        if self._held is not None:
+            self._held.append(chunk)
+        else:
+            self._chunks.put(chunk)
+
+    def rewind(self) -> None:
+        """Take back every chunk written so far: the file starts again empty."""
+        if self._held is not None:
+            self._held.clear()
+        else:
+            self._chunks.put(_REWIND)
+
+    def close(self) -> None:
+        """No more chunks: the thread completes the file (see :meth:`join`)."""
+        for chunk in self._held or ():
+            self._chunks.put(chunk)
+        self._chunks.put(_CLOSE)
+
+    def abort(self) -> None:
+        """No more chunks, and no file: the caller failed half way (the target is left as it
+        was; :meth:`join` returns None)."""
+        if self._held is not None:
+            self._held.clear()
+        self._chunks.put(_ABORT)
+
+    def _write(self, file: BinaryIO, aside: str | None, path: str | os.PathLike[str]) -> None:
         try:
-            _write_rest(file, aside, path, chunks)
+            _write_rest(file, aside, path, self._each_chunk(file))
+        except _Aborted:
+            pass
         except Exception as exc:  # said by whoever joins, in the order of their messages
             self.error = exc
+            while not self._ended:  # the chunks still to come are dropped, not kept
+                self._ended = self._chunks.get() in (_CLOSE, _ABORT)
+
+    def _each_chunk(self, file: BinaryIO) -> Iterator[bytes]:
+        """The chunks as they come, until close; a rewind empties the file."""
+        while True:
+            chunk = self._chunks.get()
+            if isinstance(chunk, bytes):
+                yield chunk
+            elif chunk is _REWIND:
+                file.seek(0)
+                file.truncate()
+            else:
+                self._ended = True
+                if chunk is _ABORT:
+                    raise _Aborted
+                return
 
     def join(self) -> Exception | None:
         """Wait for the write; its error, or None when the file is written."""
         self._thread.join()
         return self.error
+
+
+class _Control:
+    """What :class:`BackgroundWrite`'s methods other than ``write`` put among the chunks."""
+
+
+_REWIND, _CLOSE, _ABORT = _Control(), _Control(), _Control()
+
+
+class _Aborted(Exception):
+    """The write was aborted: the file aside is removed, the target left as it was."""
 
 
 def _open_whole(path: str | os.PathLike[str]) -> tuple[BinaryIO, str | None]:
@@ -76,7 +156,7 @@ def _open_whole(path: str | os.PathLike[str]) -> tuple[BinaryIO, str | None]:
 
 
 def _write_rest(
-    file: BinaryIO, aside: str | None, path: str | os.PathLike[str], chunks: tuple[bytes, ...]
+    file: BinaryIO, aside: str | None, path: str | os.PathLike[str], chunks: Iterable[bytes]
 ) -> None:
     """Write the chunks, close, and rename the file aside (if any) over ``path``."""
     try:

@@ -405,12 +405,13 @@ class Tracing:
         return trace
 
     def _write_json(self, trace: Trace) -> None:
-        """Encode the JSON file now, write it in a thread (see :meth:`wait_exports`)."""
+        """Encode the JSON file now, written by a thread as it is encoded, and finished while
+        the other outputs are made (see :meth:`wait_exports`)."""
         if self.json is not None and self._json_error is None:
             try:
-                from ._chrome import chrome_json
+                from ._chrome import start_chrome_json
 
-                self._json_write = BackgroundWrite(self.json, chrome_json(trace))
+                self._json_write = start_chrome_json(trace, self.json)
             except Exception as exc:  # an output MUST NOT break the program or the others
                 self._json_failed(exc)
 

@@ -252,6 +252,95 @@ def test_more_attribute_keys_than_the_c_writer_keeps() -> None:
     assert b"".join(_chrome.chrome_json(trace)) == reference
 
 
+def _many_awaits(count: int) -> Trace:
+    """A run with ``count`` awaits on ten tasks: a timeline of several megabytes."""
+    spans = [Span(1, None, "run", "prog.py", 0.0, count, 1, start_seq=1, end_seq=4 * count)]
+    tasks = range(2, 12)
+    for task in tasks:
+        spans.append(
+            Span(
+                task,
+                1,
+                "task",
+                f"worker{task}",
+                0.0,
+                count,
+                task,
+                start_seq=task,
+                end_seq=3 * count,
+            )
+        )
+    for sid in range(12, 12 + count):
+        task = tasks[sid % 10]
+        attributes = {"code.file.path": "prog.py", "code.line.number": sid % 50}
+        spans.append(
+            Span(
+                sid,
+                task,
+                "await",
+                "asyncio.sleep(0)",
+                sid - 12,
+                sid - 11.5,
+                task,
+                attributes=attributes,
+                start_seq=sid,
+                end_seq=count + sid,
+            )
+        )
+    return Trace(spans)
+
+
+class _Given(list[bytes]):
+    """A ChunkWriter that keeps what it was given, rewinds included."""
+
+    def write(self, chunk: bytes, /) -> None:
+        self.append(chunk)
+
+    def rewind(self) -> None:
+        self.append(b"<rewind>")
+
+
+@pytest.mark.parametrize("way", ["c", "python"])
+def test_a_big_timeline_is_given_in_chunks_of_a_megabyte_or_so(way: str) -> None:
+    """The file is written as it is encoded (issue 12: a 280 MB file was made in memory
+    first): the chunks given to the writer make the whole document, none of them the size of
+    the file."""
+    trace = _many_awaits(30_000)
+    given = _Given()
+    if way == "c" and _chrome._cjson() is None:
+        pytest.skip("built without a C compiler")
+    c_module = _chrome._cjson
+    if way == "python":
+        _chrome._cjson = lambda: None  # type: ignore[assignment]
+    try:
+        _chrome.write_timeline(trace, given)
+    finally:
+        _chrome._cjson = c_module  # type: ignore[assignment]
+    whole = b"".join(given)
+    assert b"<rewind>" not in whole
+    assert _meaning(whole) == _meaning(dumps(_chrome.to_chrome(trace)))
+    assert len(whole) > 4_000_000
+    assert max(len(chunk) for chunk in given) < 2_000_000
+    assert len(given) > 4
+
+
+@needs_c
+def test_a_refusal_after_chunks_were_written_starts_the_file_again(tmp_path: Path) -> None:
+    """The C placer gives up on a value past 64 bits in the last row, after megabytes were
+    written: they are taken back, and the file is the Python way's, whole."""
+    trace = _many_awaits(30_000)
+    last_row = max(span.track for span in trace.spans)
+    [span for span in trace.spans if span.track == last_row][-1].start_seq = 2**70
+    given = _Given()
+    _chrome.write_timeline(trace, given)
+    assert given.index(b"<rewind>") > 1  # chunks were given before the refusal
+    after = b"".join(given[given.index(b"<rewind>") + 1 :])
+    assert _meaning(after) == _meaning(dumps(_chrome.to_chrome(trace)))
+    path = tmp_path / "run.json"
+    _chrome.write_chrome_json(trace, path)
+    assert path.read_bytes() == after
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traces(), st.booleans())
 def test_the_python_rows_are_the_whole_document_byte_for_byte(trace: Trace, full: bool) -> None:
