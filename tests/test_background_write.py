@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from asynctrace import _files
 from asynctrace._files import BackgroundWrite, Chunks
 
 
@@ -90,3 +91,26 @@ def test_chunks_kept_in_memory_are_taken_back_the_same_way() -> None:
     chunks.rewind()
     chunks.write(b"b")
     assert list(chunks) == [b"b"]
+
+
+def test_every_byte_is_written_when_the_kernel_takes_fewer_than_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.writev`` may write fewer bytes than asked: the rest is written by the next calls,
+    across and inside chunks."""
+    writev = os.writev
+    calls = []
+
+    def three_bytes_at_most(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(len(buffers))
+        taken, left = [], 3
+        for buffer in buffers:
+            taken.append(bytes(buffer[:left]))
+            left -= len(taken[-1])
+        return writev(fd, [piece for piece in taken if piece])
+
+    monkeypatch.setattr(_files.os, "writev", three_bytes_at_most)
+    target = tmp_path / "out.txt"
+    _files.write_whole(target, b"ab", b"", b"cdefg", b"h")
+    assert target.read_bytes() == b"abcdefgh"
+    assert len(calls) == 3 and calls[0] == 3  # the empty chunk is not asked for
