@@ -1337,6 +1337,11 @@ leave_call(PyObject *call, PyObject *status)
         PyErr_SetString(PyExc_RuntimeError, "leave() got a CallSpan that enter() did not make");
         return NULL;
     }
+    /* No await of this call reads its frame again.  Kept, the frame (whose locals hold this
+     * span when a traced body made it) would outlive the coroutine with everything it held,
+     * in a cycle only the garbage collector frees. */
+    Py_CLEAR(span->frame);
+    span->frame_of = NULL;
     if (root != Py_None) {
         int is_c = PyObject_TypeCheck(root, &RootType);
         if (span->outer == NULL) {

@@ -71,6 +71,7 @@ CASES = [
     Case("methods"),
     Case("waiting"),
     Case("stack_and_warnings"),
+    Case("finalizers"),
 ]
 CLOCKS = ("real", "virtual")
 
