@@ -5,6 +5,10 @@ Every task, coroutine, ``gather`` and await is recorded as a span; see ``docs/``
 The names below are imported when first used (PEP 562), so that ``import asynctrace`` — which
 the pytest plugin does in every pytest session — costs a few milliseconds and imports neither
 asyncio nor OpenTelemetry.
+
+PYTEST_DONT_REWRITE: pytest leaves this module's asserts (it has none) as they are, so that
+``asynctrace run -m pytest``, which imports asynctrace before pytest starts, does not make pytest
+warn that it cannot rewrite the package of a plugin it loads.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ checked.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import pytest
 
 from asynctrace import Span, Trace
 from asynctrace._chrome_read import read_chrome_json
+from bench.process import bare_venv
 
 TESTS = Path(__file__).resolve().parent
 CORPUS = TESTS / "corpus"
@@ -442,3 +444,58 @@ def test_syntax_error_writes_no_timeline(runs: Runs) -> None:
     assert ours == [
         "asynctrace: no timeline written: syntax_error.py did not compile, so nothing ran"
     ]
+
+
+# -- a test suite under asynctrace run ------------------------------------------------------
+
+SUITE = """\
+import asyncio
+
+
+async def compute():
+    await asyncio.sleep(0)
+    return [1, 2, 3]
+
+
+def test_passes():
+    assert asyncio.run(compute()) == [1, 2, 3]
+
+
+def test_fails_with_pytests_own_explanation():
+    assert asyncio.run(compute()) == [1, 2, 4]
+"""
+
+
+def test_pytest_under_asynctrace_run_prints_what_it_prints_alone(tmp_path: Path) -> None:
+    """``asynctrace run -m pytest`` on a plain install (not editable, as users have it):
+    pytest's report, its warnings summary and its assertion explanations, is the one it prints
+    without us, and so is its exit status.
+
+    pytest marks the package of every plugin it loads by entry point for assertion rewriting
+    and warns (``PytestAssertRewriteWarning``, in the report) about a package imported before it
+    started: ``asynctrace run`` imports asynctrace first.  This checkout's editable install
+    hides it (its distribution lists no package), hence the plain install of the bench."""
+    venv, why = bare_venv()
+    assert venv is not None, why
+    (tmp_path / "test_suite.py").write_text(SUITE, encoding="utf-8")
+    pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py"]
+    python = os.path.join(venv, "bin", "python")
+    run = ["-m", "asynctrace", "run", "--no-json", "--no-timeline"]
+    plain, traced = (
+        subprocess.run(
+            [python, *prefix, *pytest_args],
+            capture_output=True,
+            cwd=tmp_path,
+            env=_env(),
+            timeout=TIMEOUT,
+            check=False,
+        )
+        for prefix in ([], run)
+    )
+    timing = re.compile(rb" in \d+\.\d+s\b")
+    assert timing.sub(b"", traced.stdout) == timing.sub(b"", plain.stdout)
+    assert b"1 failed, 1 passed" in plain.stdout
+    assert b"assert [1, 2, 3] == [1, 2, 4]" in plain.stdout
+    assert traced.returncode == plain.returncode == 1
+    program, _ = _split_stderr(traced.stderr)
+    assert program == plain.stderr.decode()
