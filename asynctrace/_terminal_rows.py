@@ -457,19 +457,26 @@ def fold_rows(units: list[Unit], max_rows: int) -> tuple[list[Row], list[Row]]:
         failed = any(s.status != "ok" for s in spans)
         return (not failed, -max(s.duration for s in spans), i)
 
-    chosen: set[int] = set()
+    drawn: dict[int, int] = {}  # unit -> how many of its rows are drawn, its first ones
     used = 0
-    for i in sorted(range(len(grouped)), key=weight):
+    order = sorted(range(len(grouped)), key=weight)
+    for i in order:
         if used + len(grouped[i]) <= budget:
-            chosen.add(i)
+            drawn[i] = len(grouped[i])
             used += len(grouped[i])
-        elif used + 1 <= budget and grouped[i][0].depth == 0:
-            chosen.add(i)  # the task row alone, without its calls
-            grouped[i] = grouped[i][:1] + [Row(r.span, -1) for r in grouped[i][1:]]
+        elif used < budget and grouped[i][0].depth == 0:
+            drawn[i] = 1  # the task row alone, for now: the other tasks come first
             used += 1
-    shown = [r for i in sorted(chosen) for r in grouped[i] if r.depth >= 0]
-    folded = [r for i, u in enumerate(grouped) if i not in chosen for r in u]
-    folded += [Row(r.span, 1) for i in chosen for r in grouped[i] if r.depth < 0]
+    # the rows left go to the calls of the tasks drawn alone (one task's in-turn calls: its
+    # first ones), in the same order
+    for i in order:
+        if i in drawn and used < budget:
+            more = min(budget - used, len(grouped[i]) - drawn[i])
+            drawn[i] += more
+            used += more
+    shown = [r for i in sorted(drawn) for r in grouped[i][: drawn[i]]]
+    folded = [r for i, u in enumerate(grouped) if i not in drawn for r in u]
+    folded += [Row(r.span, 1) for i, n in drawn.items() for r in grouped[i][n:]]
     return shown, folded
 
 

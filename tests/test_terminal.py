@@ -118,6 +118,22 @@ def test_folding_with_5000_different_tasks_keeps_the_longest() -> None:
     assert len(lines) <= 40 + 7
 
 
+def test_one_task_with_more_calls_than_rows_draws_the_first_calls() -> None:
+    # A sequential script: one task awaiting 45 different coroutines in turn.  The rows left
+    # after the task's own go to its calls, in the order they first ran; only the rest fold.
+    spans = [Span(1, None, "task", "main", 0.0, 45.0, 1, attributes={"asynctrace.task.name": "T"})]
+    for i in range(45):
+        call, wait = 2 + 2 * i, 3 + 2 * i
+        spans.append(Span(call, 1, "coroutine", f"step_{i:02}", i, i + 1.0, 1, start_seq=call))
+        spans.append(Span(wait, call, "await", "asyncio.sleep(1)", i, i + 1.0, 1, start_seq=wait))
+    lines = render_timeline(Trace(spans), width=100, max_rows=40).splitlines()
+    calls = [line.split()[0] for line in lines if line.startswith("  step_")]
+    assert calls == [f"step_{i:02}()" for i in range(38)]  # 40 rows: the task, 38, the summary
+    assert any(line.startswith("T main() ") for line in lines)
+    summary = next(line for line in lines if line.startswith("…"))
+    assert summary.startswith("… 7 more rows")
+
+
 def test_no_escape_codes_without_color_and_colors_by_status() -> None:
     trace = blog_trace()
     trace.by_id[5].status = "error"
