@@ -130,6 +130,12 @@ def _ticks(t0: float, t1: float, cols: int) -> tuple[list[float], float]:
     return [first + k * step for k in range(count)], step
 
 
+def _decimals(step: float) -> int:
+    """The fewest decimals that write every multiple of ``step`` (1, 2, 2.5 or 5 times a power
+    of ten) exactly: 0.25 -> 2, 0.5 -> 1, 2.5 -> 1, 25 -> 0."""
+    return next((d for d in range(12) if abs(round(step, d) - step) <= 1e-9 * step), 12)
+
+
 def _axis(
     t0: float, t1: float, cols: int, room: int, scale: float, unit: str, *, zero: bool = False
 ) -> tuple[str, str]:
@@ -141,9 +147,7 @@ def _axis(
     line = ["─"] * cols
     labels = [" "] * room
     ticks, every = ([t0], 1.0) if zero else _ticks(t0, t1, cols)
-    decimals = max(0, -math.floor(math.log10(every * scale) + 1e-9))
-    if round(every * scale * 10**decimals) % 10 == 5 and every * scale < 1:  # 0.25, 2.5e-2
-        decimals += 1
+    decimals = _decimals(every * scale)
     free = 0
     for t in ticks:
         col = min(cols - 1, round((t - t0) / step))
@@ -356,11 +360,7 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
     by_duration = sorted(range(len(steps)), key=durations.__getitem__, reverse=True)
     longest = map(steps.__getitem__, by_duration[:_PATH_STEPS])
     shown = sorted(longest, key=lambda step: (step.start, step.start_seq))
-    owners = [by_id.get(step.track) for step in shown]
-    texts = [
-        f"{row_label(owner) if owner is not None else '?'} › {display_name(step)}"
-        for owner, step in zip(owners, shown, strict=True)
-    ]
+    texts = [_step_text(step, by_id.get(step.track)) for step in shown]
     numbers = [
         f"{_num(step.start, scale):>8} {_num(step.duration, scale):>8}"
         f" {100 * step.duration / total if total > 0 else 0:>4.0f}%"
@@ -380,6 +380,18 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
         tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
         lines.append(fit(tail, width).rstrip())
     return lines
+
+
+def _step_text(step: Span, owner: Span | None) -> str:
+    """``ROW › STEP``; ``ROW › CALL › STEP`` when the step is in a call on its row (``ROW › … ›
+    CALL › STEP`` when that call is itself in another): which of the row's calls it was."""
+    row = row_label(owner) if owner is not None else "?"
+    call = step.parent
+    if call is None or call is owner or step is owner or call.track != step.track:
+        return f"{row} › {display_name(step)}"
+    outer = call.parent
+    nested = outer is not None and outer is not owner and outer.track == step.track
+    return f"{row} › {'… › ' if nested else ''}{display_name(call)} › {display_name(step)}"
 
 
 _MAX_LABEL = 60

@@ -193,8 +193,9 @@ def test_asynctrace_run_ends_its_timeline_with_the_critical_path(tmp_path: Path)
     tail = lines[at : at + 3]
     assert tail[1].split() == ["Task-2", "task1()", "›", "await", "asyncio.sleep(2)",
                                "0.000", "2.000", "40%"]  # fmt: skip
-    assert tail[2].split() == ["Task-1", "main()", "›", "await", "asyncio.sleep(3)",
-                               "2.000", "3.000", "60%"]  # fmt: skip
+    # main's sleep is in task3(), a coroutine on main's row: the step names the call it is in
+    assert tail[2].split() == ["Task-1", "main()", "›", "task3()", "›", "await",
+                               "asyncio.sleep(3)", "2.000", "3.000", "60%"]  # fmt: skip
     # then where the waiting went, by what and where, the costliest first
     assert lines[at + 3 : at + 5] == [
         "waiting: 8.000 s awaited at 4 places (top 4) · loop blocked 0.000 s",
@@ -244,6 +245,24 @@ def test_the_terminal_shows_the_longest_steps_of_a_long_path_and_the_time_betwee
     assert any("await asyncio.sleep(5)" in line and "45%" in line for line in steps)
     assert lines[at + 13].startswith("  ... 49 more steps, 4.900 s")
     assert not any("between them" in line for line in lines)  # virtual time: all awaited
+
+
+def test_a_step_inside_calls_names_the_call_it_is_in() -> None:
+    # run > task main > outer() > inner() > await: the step's row, "…" for outer(), inner()
+    task = {"asynctrace.task.name": "Task-1"}
+    trace = Trace([
+        Span(1, None, "run", "nested.py", 0.0, 4.0, 1, start_seq=1, end_seq=10),
+        Span(2, 1, "task", "main", 0.0, 4.0, 2, attributes=task, start_seq=2, end_seq=9),
+        Span(3, 2, "coroutine", "outer", 0.0, 4.0, 2, start_seq=3, end_seq=8),
+        Span(4, 3, "coroutine", "inner", 0.0, 4.0, 2, start_seq=4, end_seq=7),
+        Span(5, 4, "await", "asyncio.sleep(3)", 1.0, 4.0, 2, start_seq=5, end_seq=6),
+    ])  # fmt: skip
+    lines = asynctrace.format_timeline(trace, width=100, summary=True).splitlines()
+    at = lines.index("critical path 4.000 s (what set the end of nested.py):")
+    assert lines[at + 1].split()[:7] == [
+        "Task-1", "main()", "›", "…", "›", "inner()", "›"
+    ]  # fmt: skip
+    assert lines[at + 1].split()[7:] == ["await", "asyncio.sleep(3)", "1.000", "3.000", "75%"]
 
 
 def made(sid: int, parent: int | None, kind: str, start: float, end: float, **kw: Any) -> Span:
