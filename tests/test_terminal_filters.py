@@ -188,6 +188,22 @@ def test_tiny_and_huge_ranges_have_sensible_units_and_ticks() -> None:
     assert "e+" not in text and "259200.0" in text
 
 
+@pytest.mark.parametrize(
+    ("seconds", "labels"),
+    [
+        (2.0, ["0", "0.25", "0.50", "0.75", "1.00", "1.25", "1.50", "1.75", "2.00", "s"]),
+        (3.0, ["0", "0.5", "1.0", "1.5", "2.0", "2.5", "3.0", "s"]),
+        (20.0, ["0", "2.5", "5.0", "7.5", "10.0", "12.5", "15.0", "17.5", "20.0", "s"]),
+        (200.0, ["0", "25", "50", "75", "100", "125", "150", "175", "200", "s"]),
+    ],
+)
+def test_axis_labels_say_their_ticks_times_exactly(seconds: float, labels: list[str]) -> None:
+    # a tick every 0.25 s is labelled 0.25, 0.50, 0.75 (not 0.2, 0.5, 0.8); one every 0.5 s,
+    # 0.5, 1.0, 1.5 (no digit that says nothing)
+    trace = Trace([task(2, None, "main", 0.0, seconds)])
+    assert render_timeline(trace, width=100).splitlines()[-1].split() == labels
+
+
 @pytest.fixture
 def alarm() -> Iterator[None]:
     """Fail a test that loops forever instead of hanging the suite."""
