@@ -616,13 +616,12 @@ def _show(trace: Trace | None, options: argparse.Namespace, json_path: str | Non
     """The terminal timeline of ``trace`` (None: none drawn), and where the JSON file is."""
     if trace is not None:
         try:
-            from ._terminal import render_timeline
+            from ._terminal import render_timeline, wants_color
 
             width = max(24, options.width or _terminal_columns())
-            color = bool(getattr(sys.stderr, "isatty", lambda: False)())
             view = _terminal_rows.view_arguments(options)
             timeline = render_timeline(
-                trace, width=width, color=color, summary=options.summary, **view
+                trace, width=width, color=wants_color(sys.stderr), summary=options.summary, **view
             )
             sys.stderr.write(timeline)
         except Exception as exc:  # the timeline is ours: it MUST NOT change the exit status
@@ -682,7 +681,7 @@ def view(argv: Sequence[str]) -> int:
 
         return view_follow(options.trace, options.output)
     from ._chrome_read import TraceTooLarge, read_chrome_json_repaired
-    from ._terminal import render_timeline
+    from ._terminal import render_timeline, wants_color
 
     if options.output is not None:
         check_writable(options.output, "-o")
@@ -726,7 +725,7 @@ def view(argv: Sequence[str]) -> int:
     view = _terminal_rows.view_arguments(options)
     sys.stdout.write(
         render_timeline(
-            trace, width=width, color=sys.stdout.isatty(), summary=options.summary, **view
+            trace, width=width, color=wants_color(sys.stdout), summary=options.summary, **view
         )
     )
     return 0

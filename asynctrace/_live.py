@@ -38,7 +38,7 @@ from ._cli_args import UsageError
 from ._follow import Follower, is_followable
 from ._sanitize import shown
 from ._spans import Span, Trace
-from ._terminal import fit, render_timeline, sanitize, text_width
+from ._terminal import fit, render_timeline, sanitize, text_width, wants_color
 from ._timeline import row_label
 
 DEFAULT_WINDOW = 10.0
@@ -312,7 +312,7 @@ def _poll(follower: Follower, state: LiveState, path: Path, screen: TextIO | Non
     if screen is None:
         return state.line(wall, status) + "\n"
     cols, lines = _size(screen)
-    text = state.screen(wall, status, cols, lines, True)
+    text = state.screen(wall, status, cols, lines, wants_color(screen))
     return "\x1b[H" + text.replace("\n", "\x1b[K\n") + "\x1b[K\x1b[J"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -103,6 +104,18 @@ _START = operator.attrgetter("start")
 _END = operator.attrgetter("end")
 _STATUS = operator.attrgetter("status")
 _CHARS = (" ", WAIT, RUN, BLOCK)  # by level: empty, waiting, running, blocked
+
+
+def wants_color(stream: object) -> bool:
+    """Whether the timeline written to ``stream`` is coloured: never with ``NO_COLOR`` set
+    (https://no-color.org), always with ``FORCE_COLOR`` set (https://force-color.org; a CI
+    log that shows colour), else when ``stream`` is a terminal.  Set means set and not empty."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
 
 
 def _bar(levels: bytes, unfinished: bool) -> str:

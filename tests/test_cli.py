@@ -348,6 +348,69 @@ def test_view_of_the_json_written(tmp_path: Path, prog: Path) -> None:
     assert result.stderr == ""
 
 
+FAILING = """\
+import asyncio
+
+async def child(n):
+    await asyncio.sleep(0.001)
+    if n == 2:
+        raise ValueError(n)
+
+async def main():
+    await asyncio.gather(child(1), child(2), return_exceptions=True)
+
+asyncio.run(main())
+"""
+
+
+def _view_colors(tmp_path: Path, env: dict[str, str], tty: bool) -> str:
+    """``asynctrace view`` of a run with a failed task, its stdout a pipe or a terminal."""
+    (tmp_path / "failing.py").write_text(FAILING)
+    out = tmp_path / "failing.json"
+    _asynctrace("run", "--no-timeline", "--json", str(out), "failing.py", cwd=tmp_path)
+    command = [*_command(), "view", "--width", "90", str(out)]
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    if not tty:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env={**base, **env}, timeout=TIMEOUT
+        )
+        return done.stdout
+    leader, follower = os.openpty()
+    with subprocess.Popen(command, stdout=follower, env={**base, **env}) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other side closed: all read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=TIMEOUT)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize(
+    ("env", "tty", "colored"),
+    [
+        ({}, True, True),  # a terminal: a failed task's row is red
+        ({}, False, False),  # a pipe, a file: plain text
+        ({"NO_COLOR": "1"}, True, False),  # no-color.org
+        ({"FORCE_COLOR": "1"}, False, True),  # force-color.org: a CI log that shows colour
+        ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),  # the one who said no wins
+        ({"NO_COLOR": ""}, True, True),  # set but empty: not set
+    ],
+)
+def test_color_follows_the_terminal_and_no_color_and_force_color(
+    tmp_path: Path, env: dict[str, str], tty: bool, colored: bool
+) -> None:
+    text = _view_colors(tmp_path, env, tty)
+    assert "Task-3 child() [error]" in re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert ("\x1b[31m" in text) is colored
+
+
 def test_uncaught_exception_still_writes_the_timeline(tmp_path: Path) -> None:
     script = tmp_path / "fails.py"
     script.write_text(
