@@ -422,14 +422,15 @@ def _worst(statuses: Iterable[str]) -> str:
 
 
 def _label(row: Row, statuses: Counter[str]) -> tuple[str, str]:
-    """A row's text (not yet sanitized) and its status mark, which is never cut off;
-    ``statuses``: how many of the row's spans have each status."""
+    """A row's text (not yet sanitized) and its mark, which is never cut off: a group's count
+    and the statuses of its spans, a span's status; ``statuses``: how many of the row's spans
+    have each status."""
     span = row.span
     if row.members:
-        text = "  " * row.depth + f"{display_name_plain(span)} ×{len(row.members):,}"
+        text = "  " * row.depth + display_name_plain(span)
         failed = sorted((st, n) for st, n in statuses.items() if st != "ok")
         mark = ", ".join(f"{n:,} {st}" for st, n in failed)
-        return text, f" [{mark}]" if mark else ""
+        return text, f" ×{len(row.members):,}" + (f" [{mark}]" if mark else "")
     own = row_label(span) if row.depth == 0 or row.member else display_name_plain(span)
     text = "  " * row.depth + own
     return text, "" if span.status == "ok" else f" [{span.status}]"

@@ -105,6 +105,20 @@ def test_many_tasks_of_one_coroutine_are_one_row_then_the_longest() -> None:
     assert len(lines) <= 40 + 7  # rows, header lines, summary, axis
 
 
+def test_a_groups_count_is_never_cut_off_a_long_name() -> None:
+    spans = [Span(1, None, "run", "svc.py", 0.0, 10.0, 1)]
+    for i in range(40):
+        sid = 2 + i
+        attrs = {"asynctrace.task.name": f"Task-{sid}"}
+        name = "RequestHandler.start_the_long_running_protocol"
+        spans.append(
+            Span(sid, 1, "task", name, 1.0, 9.0, sid, "cancelled", attributes=attrs, start_seq=sid)
+        )
+    lines = render_timeline(Trace(spans), width=100, max_rows=10).splitlines()
+    group = next(line for line in lines if line.startswith("RequestHandler."))
+    assert "… ×40 [40 cancelled]" in group  # the name is cut, not its count
+
+
 def test_folding_with_5000_different_tasks_keeps_the_longest() -> None:
     text = render_timeline(many_tasks(5000, names=5000), width=100, max_rows=40)
     lines = text.splitlines()
