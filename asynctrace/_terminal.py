@@ -388,10 +388,20 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
         more = sum(compress(durations, rest))
         tail = f"  ... {sum(rest)} more steps, {_num(more, scale)} {unit}"
         lines.append(fit(tail, width).rstrip())
-    between = total - sum(durations)
-    if total > 0 and between > 0.01 * total:  # the path's spans' own code, between steps
-        tail = f"  and {_num(between, scale)} {unit} ({100 * between / total:.0f}%) between them"
-        lines.append(fit(tail, width).rstrip())
+    # the path's spans' own code: before the first step (the program's start: its imports, its
+    # set-up), and between steps
+    lead = max(0.0, steps[0].start - path[0].start)
+    between = total - sum(durations) - lead
+    parts = [
+        f"{_num(time, scale)} {unit} ({100 * time / total:.0f}%) {where}"
+        for time, where in (
+            (lead, "before the first (the program's start)"),
+            (between, "between them"),
+        )
+        if total > 0 and time > 0.01 * total
+    ]
+    if parts:
+        lines.append(fit("  and " + ", ".join(parts), width).rstrip())
     return lines
 
 

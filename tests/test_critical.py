@@ -247,6 +247,22 @@ def test_the_terminal_shows_the_longest_steps_of_a_long_path_and_the_time_betwee
     assert not any("between them" in line for line in lines)  # virtual time: all awaited
 
 
+def test_the_time_before_the_first_step_is_the_programs_start_not_between_steps() -> None:
+    # 6 s of imports before main starts, then main's 3 s sleep and 1 s of its own code
+    task = {"asynctrace.task.name": "Task-1"}
+    trace = Trace([
+        Span(1, None, "run", "slow_imports.py", 0.0, 10.0, 1, start_seq=1, end_seq=10),
+        Span(2, 1, "task", "main", 6.0, 10.0, 2, attributes=task, start_seq=2, end_seq=9),
+        Span(3, 2, "await", "asyncio.sleep(3)", 6.0, 9.0, 2, start_seq=3, end_seq=4),
+    ])  # fmt: skip
+    lines = asynctrace.format_timeline(trace, width=100, summary=True).splitlines()
+    at = lines.index("critical path 10.000 s (what set the end of slow_imports.py):")
+    assert lines[at + 2 : at + 4] == [
+        "  and 6.000 s (60%) before the first (the program's start), 1.000 s (10%) between them",
+        "waiting: 3.000 s awaited at 1 place (top 1) · loop blocked 0.000 s",
+    ]
+
+
 def test_a_step_inside_calls_names_the_call_it_is_in() -> None:
     # run > task main > outer() > inner() > await: the step's row, "…" for outer(), inner()
     task = {"asynctrace.task.name": "Task-1"}
