@@ -337,6 +337,9 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
     owners = [s for s in trace.spans if s.kind in _OWNER_KINDS]
     hidden_owners = [o for _, o in hidden if o is not None]
     start = min((s.start for s in trace.spans), default=0.0)
+    # where the page opens: the program's first span (the run's start before it is its
+    # imports), as the terminal's axis does
+    program = min((s.start for s in trace.spans if s.kind != "run"), default=start)
     return {
         "title": title,
         "clock": trace.clock,
@@ -344,6 +347,7 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
         "statuses": list(STATUSES),
         "start": _num(start),
         "end": _num(max(trace.end, start)),
+        "program": _num(program),
         "lanes": lane_rows,
         "spans": rows,
         "concurrency": _in_flight(owners, waits, joins),

@@ -421,6 +421,34 @@ def test_ten_thousand_tasks_render_and_say_they_are_summed(browser: Any, tmp_pat
         page.close()
 
 
+def test_the_page_opens_on_the_program_and_fit_shows_its_start(
+    browser: Any, tmp_path: Path
+) -> None:
+    # 8 s of imports before main: the page opens on main's 2 s, as the terminal's axis does,
+    # says what is to the left, and Fit shows everything
+    task = {"asynctrace.task.name": "Task-1"}
+    trace = Trace([
+        span(1, None, "run", "slow_imports.py", 0, 10, 1, 0),
+        span(2, 1, "task", "main", 8, 10, 2, 1, **task),
+        span(3, 2, "await", "asyncio.sleep(2)", 8, 10, 2, 2),
+    ])  # fmt: skip
+    page = open_trace(browser, tmp_path, trace, title="slow_imports.py")
+    try:
+        area = page.box('.lane[data-track="2"] .area')
+        main = page.box('[data-span-id="2"]')
+        assert main["x"] - area["x"] < 20  # at the left edge
+        assert main["width"] > 0.9 * (area["width"] - 24)  # and as wide as the view
+        notice = page.page.locator("#notice").inner_text()
+        assert "program's first span" in notice and "8.000 s" in notice, notice
+        page.page.click("#zoom-fit")
+        narrower = main["width"] / 3
+        page.wait(f"document.querySelector('[data-span-id=\"2\"]').offsetWidth < {narrower}")
+        whole = page.box('[data-span-id="1"]')
+        assert whole["x"] - area["x"] < 20
+    finally:
+        page.close()
+
+
 def test_tiny_bars_are_grouped_and_the_page_says_so(browser: Any, tmp_path: Path) -> None:
     spans = [span(1, None, "task", "busy", 0, 10, 1)]
     spans += [span(i + 2, 1, "await", "sleep(0)", i * 1e-3, i * 1e-3 + 1e-4, 1, i + 1)

@@ -194,6 +194,12 @@
       " spans) are summed in the last row. The summary and the in-flight row count every task.");
   }
   if (S.dropped) staticNotes.push("The recorder dropped " + num(S.dropped) + " spans (its cap was reached).");
+  // the run's start before the program's first span (its imports) is left of the first view
+  var opensOnProgram = D.program - D.start > 0.01 * wall;
+  if (opensOnProgram) {
+    staticNotes.push("The view opens at the program's first span, " + fmt(D.program - D.start) +
+      " into the run; before it, the program's start (its imports): Fit shows everything.");
+  }
   notice.textContent = staticNotes.join(" ");
   header.append(notice, lodNotice);
   document.body.appendChild(header);
@@ -231,10 +237,10 @@
   // ---- view ---------------------------------------------------------------------------
   var view = { t0: D.start, scale: 1 }, selected = null, hot = null;
   function areaW() { return Math.max(50, scroller.clientWidth - LABEL_W); }
-  function fit() {
-    var w = areaW(), range = Math.max(wall, 1e-6);
-    view.scale = (w - 24) / range;
-    view.t0 = D.start - 12 / view.scale;
+  function fit(from) {  // from: the time at the left edge (default: the run's start)
+    var t0 = from === undefined ? D.start : from;
+    view.scale = (areaW() - 24) / Math.max(D.end - t0, 1e-6);
+    view.t0 = t0 - 12 / view.scale;
   }
   function zoomAt(factor, px) {
     var w = areaW(), range = Math.max(wall, 1e-6);
@@ -493,7 +499,7 @@
     schedule(); view.t0 = keep - areaW() / 2 / view.scale;
   });
 
-  fit();
+  fit(opensOnProgram ? D.program : D.start);
   render();
   document.body.dataset.loadMs = (performance.now() - t0Page).toFixed(1);
   document.body.dataset.ready = "1";
