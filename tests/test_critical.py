@@ -249,15 +249,13 @@ def test_the_terminal_shows_the_longest_steps_of_a_long_path_and_the_time_betwee
 
 def test_the_time_before_the_first_step_is_the_programs_start_not_between_steps() -> None:
     # 6 s of imports before main starts, then main's 3 s sleep and 1 s of its own code
-    task = {"asynctrace.task.name": "Task-1"}
-    trace = Trace([
+    lines = critical_lines([
         Span(1, None, "run", "slow_imports.py", 0.0, 10.0, 1, start_seq=1, end_seq=10),
-        Span(2, 1, "task", "main", 6.0, 10.0, 2, attributes=task, start_seq=2, end_seq=9),
+        Span(2, 1, "task", "main", 6.0, 10.0, 2, attributes=TASK_1, start_seq=2, end_seq=9),
         Span(3, 2, "await", "asyncio.sleep(3)", 6.0, 9.0, 2, start_seq=3, end_seq=4),
     ])  # fmt: skip
-    lines = asynctrace.format_timeline(trace, width=100, summary=True).splitlines()
-    at = lines.index("critical path 10.000 s (what set the end of slow_imports.py):")
-    assert lines[at + 2 : at + 4] == [
+    assert lines[0] == "critical path 10.000 s (what set the end of slow_imports.py):"
+    assert lines[2:4] == [
         "  and 6.000 s (60%) before the first (the program's start), 1.000 s (10%) between them",
         "waiting: 3.000 s awaited at 1 place (top 1) · loop blocked 0.000 s",
     ]
@@ -265,20 +263,27 @@ def test_the_time_before_the_first_step_is_the_programs_start_not_between_steps(
 
 def test_a_step_inside_calls_names_the_call_it_is_in() -> None:
     # run > task main > outer() > inner() > await: the step's row, "…" for outer(), inner()
-    task = {"asynctrace.task.name": "Task-1"}
-    trace = Trace([
+    lines = critical_lines([
         Span(1, None, "run", "nested.py", 0.0, 4.0, 1, start_seq=1, end_seq=10),
-        Span(2, 1, "task", "main", 0.0, 4.0, 2, attributes=task, start_seq=2, end_seq=9),
+        Span(2, 1, "task", "main", 0.0, 4.0, 2, attributes=TASK_1, start_seq=2, end_seq=9),
         Span(3, 2, "coroutine", "outer", 0.0, 4.0, 2, start_seq=3, end_seq=8),
         Span(4, 3, "coroutine", "inner", 0.0, 4.0, 2, start_seq=4, end_seq=7),
         Span(5, 4, "await", "asyncio.sleep(3)", 1.0, 4.0, 2, start_seq=5, end_seq=6),
     ])  # fmt: skip
-    lines = asynctrace.format_timeline(trace, width=100, summary=True).splitlines()
-    at = lines.index("critical path 4.000 s (what set the end of nested.py):")
-    assert lines[at + 1].split()[:7] == [
-        "Task-1", "main()", "›", "…", "›", "inner()", "›"
+    assert lines[1].split() == [
+        "Task-1", "main()", "›", "…", "›", "inner()", "›", "await", "asyncio.sleep(3)",
+        "1.000", "3.000", "75%",
     ]  # fmt: skip
-    assert lines[at + 1].split()[7:] == ["await", "asyncio.sleep(3)", "1.000", "3.000", "75%"]
+
+
+TASK_1 = {"asynctrace.task.name": "Task-1"}
+
+
+def critical_lines(spans: list[Span]) -> list[str]:
+    """The terminal timeline's lines from ``critical path``, for a hand-made run."""
+    text = asynctrace.format_timeline(Trace(spans), width=100, summary=True)
+    lines = text.splitlines()
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("critical path")) :]
 
 
 def made(sid: int, parent: int | None, kind: str, start: float, end: float, **kw: Any) -> Span:
