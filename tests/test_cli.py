@@ -369,14 +369,14 @@ def _view_colors(tmp_path: Path, env: dict[str, str], tty: bool) -> str:
     out = tmp_path / "failing.json"
     _asynctrace("run", "--no-timeline", "--json", str(out), "failing.py", cwd=tmp_path)
     command = [*_command(), "view", "--width", "90", str(out)]
-    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    environment = {**os.environ, **env}  # conftest.py took NO_COLOR and FORCE_COLOR out
     if not tty:
         done = subprocess.run(
-            command, capture_output=True, text=True, env={**base, **env}, timeout=TIMEOUT
+            command, capture_output=True, text=True, env=environment, timeout=TIMEOUT
         )
         return done.stdout
     leader, follower = os.openpty()
-    with subprocess.Popen(command, stdout=follower, env={**base, **env}) as proc:
+    with subprocess.Popen(command, stdout=follower, env=environment) as proc:
         os.close(follower)
         chunks = []
         while True:
