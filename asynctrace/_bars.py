@@ -61,6 +61,12 @@ class Marks:
 
 
 NO_MARKS = Marks(())
+# A span shown as waiting throughout without painting its cells (_waits_throughout) lasts at
+# most this many steps and has at most this many marks: its sums' rounding stays far under a
+# cell.
+_MOST_CELLS = 1_000_000
+_MOST_MARKS = 100_000
+_AT_LEAST_WAITING = bytes.maketrans(bytes([EMPTY]), bytes([WAITING]))
 Item = tuple[float, float, Marks]  # a span's start and end, and its track's marks
 
 
@@ -86,12 +92,31 @@ def cell_range(a: float, b: float, t0: float, step: float, cols: int) -> tuple[i
 
 
 def _span_levels(
-    item: Item, t0: float, step: float, cols: int, levels: list[int], edges: list[float]
+    item: Item,
+    t0: float,
+    step: float,
+    cols: int,
+    levels: bytearray,
+    edges: list[float],
+    exact_cells: bool,
 ) -> None:
     start, end, marks = item
     base, top = cell_range(start, end, t0, step, cols)
     if top < base:
         return
+    found = marks.overlapping(start, end)
+    if exact_cells and _waits_throughout(start, end, found, step):
+        # the cells it covers whole (edges[first] >= start, edges[last + 1] <= end) show
+        first = bisect.bisect_left(edges, start, base, top + 1)
+        last = bisect.bisect_right(edges, end, base, top + 2) - 2
+        if first <= last:
+            levels[first : last + 1] = levels[first : last + 1].translate(_AT_LEAST_WAITING)
+            for i in (*range(base, first), *range(last + 1, top + 1)):  # in part: as paint()
+                lo, hi = edges[i], edges[i + 1]
+                width = (end if end < hi else hi) - (start if start > lo else lo)
+                if (width if width > 1e-12 else 1e-12) >= step / 2 and not levels[i]:
+                    levels[i] = WAITING
+            return
     n = top - base + 1
     alive = [0.0] * n
     waiting = [0.0] * n
@@ -111,7 +136,7 @@ def _span_levels(
             cells[i - base] += width if width > 1e-12 else 1e-12  # an instant still shows
 
     paint(alive, start, end)
-    for m_start, m_end, is_blocked in marks.overlapping(start, end):
+    for m_start, m_end, is_blocked in found:
         a = start if start > m_start else m_start
         b = end if end < m_end else m_end
         if b >= a:
@@ -132,12 +157,51 @@ def _span_levels(
             levels[base + i] = level
 
 
+def _waits_throughout(start: float, end: float, found: list[Mark], step: float) -> bool:
+    """Whether a span of three cells or more shows waiting in every cell it shows, whatever
+    its cells are: no blocked step, and its time outside its awaits under an eighth of a cell.
+
+    Why that is exact: a cell shows running only if the span waited less than half the time it
+    was alive there, and a shown cell holds at least half a cell of it (one it covers whole
+    does, so the fullest-cell rule for short spans is not met), so more than a quarter of a
+    cell of its time outside the awaits would lie in that one cell.  Each width is a difference
+    of floats, off by at most one part in 2**53 of itself; the bounds on the span's length and
+    on its awaits' number keep the sums' rounding under a millionth of a cell, far inside the
+    margin from an eighth to a quarter.
+    """
+    if not 3 * step <= end - start <= _MOST_CELLS * step or len(found) > _MOST_MARKS:
+        return False
+    covered = 0.0
+    low = high = start  # the awaits so far, merged: the last stretch is [low, high]
+    for m_start, m_end, is_blocked in found:  # by start
+        if is_blocked:
+            return False
+        a = start if start > m_start else m_start
+        b = end if end < m_end else m_end
+        if b < a:
+            continue
+        if a > high:
+            covered += high - low
+            low = a
+        if b > high:
+            high = b
+    covered += high - low
+    return (end - start) - covered <= step / 8
+
+
 def row_levels_python(items: Sequence[Item], t0: float, step: float, cols: int) -> bytes:
-    """Each cell's level (0 to 3), the highest of ``items``'; the reference implementation."""
-    levels = [EMPTY] * cols
+    """Each cell's level (0 to 3), the highest of ``items``'; the reference implementation.
+
+    A span that can only show waiting (see :func:`_waits_throughout`) has the cells it shows
+    raised to waiting without painting each: the 2,000 tasks of a grouped row, each awaiting
+    nearly all its life, took 60 ms painted cell by cell.
+    """
+    levels = bytearray(cols)
     edges = [t0 + i * step for i in range(cols + 1)]  # cell i is [edges[i], edges[i + 1])
+    # each cell's width within a millionth of a step (not so when t0 dwarfs the step)
+    exact_cells = step >= (abs(t0) + cols * step) * 1e-6
     for item in items:
-        _span_levels(item, t0, step, cols, levels, edges)
+        _span_levels(item, t0, step, cols, levels, edges, exact_cells)
     return bytes(levels)
 
 

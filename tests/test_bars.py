@@ -63,6 +63,56 @@ def test_c_and_python_paint_the_same_cells(case: Case) -> None:
     assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
 
 
+@st.composite
+def busy_rows(draw: st.DrawFn) -> Case:
+    """Rows of tasks each awaiting nearly all its life, one await after another (a grouped
+    row of 2,000 such tasks is what the Python painter passes over without painting each),
+    some with a blocked step or a longer stretch outside its awaits, cut by any window."""
+    rows: list[list[Span]] = []
+    awaits: list[Span] = []
+    blocked: list[Span] = []
+    track = 0
+    for _ in range(draw(st.integers(1, 3))):
+        row = []
+        for _ in range(draw(st.integers(1, 6))):
+            track += 1
+            t = start = draw(times)
+            for _ in range(draw(st.integers(0, 8))):
+                t += draw(st.sampled_from([0.0, 1e-6, 0.01, 0.05, 0.3]))  # outside an await
+                length = draw(st.one_of(coarse, fine))
+                wait = span(t, t + length, track)
+                (blocked if draw(st.integers(0, 20)) == 0 else awaits).append(wait)
+                t += length
+            row.append(span(start, t + draw(st.sampled_from([0.0, 1e-6, 0.2]))))
+            row[-1].track = track
+        rows.append(row)
+    t0 = draw(st.one_of(st.just(0.0), coarse, fine))
+    step = draw(st.one_of(st.just(0.125), st.floats(1e-3, 1.0)))
+    return rows, awaits, blocked, t0, step, draw(st.integers(1, 60))
+
+
+@needs_c
+@settings(max_examples=3000, deadline=None)
+@given(busy_rows())
+def test_c_and_python_paint_busy_rows_the_same(case: Case) -> None:
+    assert c_paint_rows is not None
+    assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
+
+
+def test_a_task_awaiting_all_its_life_shows_waiting_where_it_shows() -> None:
+    # four tasks awaiting back to back, 1 us between awaits, over cells 1-8 of 10; the cells a
+    # task covers in part show it when it fills half of them, as painted cell by cell
+    tasks = [span(1.0 + k * 0.01, 8.6, track=k + 1) for k in range(4)]
+    awaits = [
+        span(task.start + 1e-6 + i, min(task.start + i + 1.0, 8.6), track=task.track)
+        for task in tasks
+        for i in range(8)
+    ]
+    case = ([tasks], awaits, [], 0.0, 1.0, 10)
+    assert [list(row) for row in _bars.paint_rows_python(*case)] == [[0, 1, 1, 1, 1, 1, 1, 1, 1, 0]]
+    assert _bars.paint_rows_python(*case) == _bars.paint_rows(*case)
+
+
 def test_levels_of_a_simple_row() -> None:
     # a task alive over cells 0-3, waiting in cells 1-2, blocked in cell 3; another track's
     # marks are not its
