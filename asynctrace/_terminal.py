@@ -407,10 +407,13 @@ def _critical_lines(trace: Trace, width: int, scale: float, unit: str) -> list[s
 
 def _step_text(step: Span, owner: Span | None) -> str:
     """``ROW › STEP``; ``ROW › CALL › STEP`` when the step is in a call on its row (``ROW › … ›
-    CALL › STEP`` when that call is itself in another): which of the row's calls it was."""
+    CALL › STEP`` when that call is itself in another): which of the row's calls it was; the
+    row alone when the step is its own span (a thread job, a task's own code)."""
     row = row_label(owner) if owner is not None else "?"
+    if step is owner:
+        return row
     call = step.parent
-    if call is None or call is owner or step is owner or call.track != step.track:
+    if call is None or call is owner or call.track != step.track:
         return f"{row} › {display_name(step)}"
     outer = call.parent
     nested = outer is not None and outer is not owner and outer.track == step.track

@@ -276,6 +276,19 @@ def test_a_step_inside_calls_names_the_call_it_is_in() -> None:
     ]  # fmt: skip
 
 
+def test_a_step_that_is_its_rows_own_span_is_named_once() -> None:
+    # an await on a thread job, which ran 3 s: the job's row is the step, said once
+    lines = critical_lines([
+        Span(1, None, "run", "job.py", 0.0, 4.0, 1, start_seq=1, end_seq=10),
+        Span(2, 1, "task", "main", 0.0, 4.0, 2, attributes=TASK_1, start_seq=2, end_seq=9),
+        Span(3, 2, "thread", "cpu", 1.0, 4.0, 3, start_seq=3, end_seq=7,
+             attributes={"asynctrace.thread.name": "asyncio_0"}),
+        Span(4, 2, "await", "asyncio.to_thread(cpu)", 1.0, 4.0, 2, start_seq=4, end_seq=8,
+             attributes={"asynctrace.awaited.span_id": 3}),
+    ])  # fmt: skip
+    assert lines[1].split() == ["asyncio_0", "cpu()", "1.000", "3.000", "75%"]
+
+
 TASK_1 = {"asynctrace.task.name": "Task-1"}
 
 
