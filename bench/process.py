@@ -11,8 +11,9 @@ the source tree): untraced; every asynctrace mode of the in-loop bench as a user
 (``ASYNCTRACE_MODES``: ``asynctrace run`` with its default outputs, without any, with the JSON
 file only, with OTLP to a receiver the bench starts on 127.0.0.1; the script decorated), each
 from a bare virtual environment (``pip install`` of this checkout, no extras, cached and
-reinstalled when the sources change) and from this environment (with its extras); and the
-peers installed here.  Rounds are interleaved
+reinstalled when the sources change) and from this environment (with its extras); the
+default run once more from the bare install without its C accelerator (what a user whose
+install could not compile it waits for); and the peers installed here.  Rounds are interleaved
 and rotated as in ``bench/run.py``; ratios are per round against the same round's untraced run.
 """
 
@@ -72,6 +73,7 @@ class ProcessRow:
     title: str
     argv: list[str]
     skipped: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to the children's environment
     wall: list[float] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)
     stdout: str = ""
@@ -186,6 +188,9 @@ ASYNCTRACE_MODES: tuple[tuple[str, str, list[str] | None], ...] = (
      ["run", "--otlp", "URL", "--otlp-protocol", "http/protobuf", "--no-json", "--no-timeline"]),
 )  # fmt: skip
 INSTALLS = ("bare", "extras")
+# The default run again from the bare install without its C accelerator: what a user whose
+# install could not compile it waits for (ASYNCTRACE_NO_SPEEDUPS=1: the pure-Python path).
+PURE_KEY = "bare-pure-default"
 
 
 def decorated(workload: Workload) -> str:
@@ -253,6 +258,15 @@ def make_rows(
                     json_path=out if args is not None and "OUT" in args else "",
                 )
             )  # fmt: skip
+            if key == "bare-default":
+                pure_out = os.path.join(directory, f"{workload.name}.{PURE_KEY}.json")
+                rows.append(
+                    ProcessRow(
+                        workload, PURE_KEY, f"{title}, {where}, without its C accelerator",
+                        [pure_out if a == out else a for a in argv], skipped=skipped,
+                        env={"ASYNCTRACE_NO_SPEEDUPS": "1"}, json_path=pure_out,
+                    )
+                )  # fmt: skip
     otel = os.path.join(directory, "otel_asyncio_run.py")
     with open(otel, "w", encoding="utf-8") as file:
         file.write(OTEL_WRAPPER)
@@ -298,7 +312,13 @@ def _run_once(
         receiver.reset()
     t0 = time.perf_counter()
     proc = subprocess.run(
-        row.argv, cwd=directory, env=env, capture_output=True, text=True, timeout=600, check=False
+        row.argv,
+        cwd=directory,
+        env={**env, **row.env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

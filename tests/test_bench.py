@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.process import ASYNCTRACE_MODES
+from bench.process import ASYNCTRACE_MODES, PURE_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("fanout", "deep", "blog", "scale")
@@ -122,7 +122,7 @@ def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
     rows = {(r["workload"], r["mode"]): r for r in data["process"]}  # type: ignore[attr-defined]
     for workload in ("fanout", "deep"):
         modes = [f"{i}-{m}" for i in ("bare", "extras") for m, _, _ in ASYNCTRACE_MODES]
-        for mode in ("untraced", "pass", *modes):
+        for mode in ("untraced", "pass", *modes, PURE_KEY):
             row = rows[(workload, mode)]
             assert row["skipped"] is None, row
             assert row["wall"] and all(t > 0 for t in row["wall"]), row
@@ -170,3 +170,6 @@ def test_whole_process_scripts_are_the_workloads(
                 assert process[(workload, f"{install}-{mode}")]["stdout"] == expected
             for mode in ("default", "json", "otlp"):  # OTLP: the spans the receiver got
                 assert process[(workload, f"{install}-{mode}")]["spans"] == spans, (workload, mode)
+        # without the C accelerator: the same output, the same spans
+        assert process[(workload, PURE_KEY)]["stdout"] == expected
+        assert process[(workload, PURE_KEY)]["spans"] == spans
