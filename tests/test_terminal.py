@@ -215,4 +215,6 @@ def test_each_row_looks_only_at_the_awaits_under_it(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_bars.Marks, "overlapping", counted)
     text = render_timeline(Trace(spans), width=100)
     assert "child() ×2,000" in text
-    assert len(looked_at) == 2001 and sum(looked_at) <= 3 * 2000  # neighbours at the edges
+    # at most one look per span (a span whose cells show running already needs none), and
+    # each at its own await and the neighbours at the edges
+    assert 0 < len(looked_at) <= 2001 and sum(looked_at) <= 3 * len(looked_at)
