@@ -55,14 +55,6 @@ def cases(draw: st.DrawFn) -> Case:
     return rows, draw(spans(8)), draw(spans(3)), t0, step, cols
 
 
-@needs_c
-@settings(max_examples=3000, deadline=None)
-@given(cases())
-def test_c_and_python_paint_the_same_cells(case: Case) -> None:
-    assert c_paint_rows is not None
-    assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
-
-
 @st.composite
 def busy_rows(draw: st.DrawFn) -> Case:
     """Rows of tasks each awaiting nearly all its life, one await after another (a grouped
@@ -92,9 +84,9 @@ def busy_rows(draw: st.DrawFn) -> Case:
 
 
 @needs_c
-@settings(max_examples=3000, deadline=None)
-@given(busy_rows())
-def test_c_and_python_paint_busy_rows_the_same(case: Case) -> None:
+@settings(max_examples=6000, deadline=None)
+@given(st.one_of(cases(), busy_rows()))
+def test_c_and_python_paint_the_same_cells(case: Case) -> None:
     assert c_paint_rows is not None
     assert c_paint_rows(*case) == _bars.paint_rows_python(*case)
 
