@@ -9,9 +9,10 @@
  *
  * Solution: the same loops here, in the same order, giving the same objects: the flow tuples
  * (ph, tid, ts, id, cat, enclosing) that _cjson and _chrome_text write, the markers made by the
- * Python callbacks given (once per creator and per join, not per task), the counter's event
- * dicts.  Times follow _chrome._ns and _chrome._us exactly: round half to even, an int of
- * microseconds when whole, else the correctly rounded float (so only times under 2**53 ns).
+ * Python callbacks given (once per moment a creator spawns in and per join, not per task), the
+ * counter's event dicts.  Times follow _chrome._ns and _chrome._us exactly: round half to
+ * even, an int of microseconds when whole, else the correctly rounded float (so only times
+ * under 2**53 ns).
  *
  *   flows(spawned, join_spans, by_id, tids, rows, after, spawn_marker, join_marker) -> tail
  *   counter_events(points, max_points) -> [event, ...]
@@ -240,13 +241,13 @@ new_marker(PyObject *markers, PyObject *key, PyObject *make, PyObject *tid, long
     return entry;
 }
 
-/* The spawn markers that start more than one arrow are named for how many. */
+/* The spawn markers (their entries, as new_marker files them) that start more than one arrow
+ * are named for how many. */
 static int
-name_spawn_markers(PyObject *spawn_markers)
+name_spawn_markers(PyObject *entries)
 {
-    Py_ssize_t pos = 0;
-    PyObject *key, *entry;
-    while (PyDict_Next(spawn_markers, &pos, &key, &entry)) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
         Py_ssize_t n = PyList_GET_SIZE(PyTuple_GET_ITEM(entry, 1));
         if (n <= 1) {
             continue;
@@ -269,12 +270,57 @@ name_spawn_markers(PyObject *spawn_markers)
     return 0;
 }
 
-/* What flows() keeps across the spawned spans (see _chrome_around._flows_python). */
+/* What flows() keeps across the spawned spans (see _chrome_around._flows_python): each
+ * creator's marker of the moment it spawns in, every spawn marker's entry, how far into each
+ * creator's children the spawned ones have been found. */
 typedef struct {
     PyObject *by_id, *tids, *rows, *after, *spawn_marker, *join_marker;
-    PyObject *spawn_markers, *join_markers, *by_track, *tail;
+    PyObject *spawn_markers, *markers, *seen, *join_markers, *by_track, *tail;
     long long flow_id;
 } Flows;
+
+/* _chrome_around._stepped: 1 when ``parent`` took a step (a child of it that is no task or
+ * thread job began) since the spawned child before ``child``, 0 when not, -1 with an
+ * exception. */
+static int
+stepped(Flows *st, PyObject *parent, PyObject *child)
+{
+    PyObject *children = field(parent, F_CHILDREN);
+    if (children == NULL) {
+        return -1;
+    }
+    if (!PyList_CheckExact(children)) {
+        return refuse(PyExc_TypeError, "children that are not a list");
+    }
+    PyObject *key = SLOT(parent, F_SPAN_ID);
+    PyObject *seen = PyDict_GetItemWithError(st->seen, key);
+    Py_ssize_t i = 0;
+    if (seen != NULL) {
+        i = PyLong_AsSsize_t(seen);
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    int found = 0;
+    for (; i < PyList_GET_SIZE(children) && PyList_GET_ITEM(children, i) != child; i++) {
+        if (found) {
+            continue; /* Python reads no more kinds once it found a step */
+        }
+        PyObject *kind = field(PyList_GET_ITEM(children, i), F_KIND);
+        if (kind == NULL) {
+            return -1;
+        }
+        if (!PyUnicode_CheckExact(kind)) {
+            return refuse(PyExc_TypeError, "a kind not a str");
+        }
+        found = PyUnicode_CompareWithASCIIString(kind, "task") != 0
+                && PyUnicode_CompareWithASCIIString(kind, "thread") != 0;
+    }
+    PyObject *next = PyLong_FromSsize_t(i + 1);
+    int rc = next == NULL ? -1 : PyDict_SetItem(st->seen, key, next);
+    Py_XDECREF(next);
+    return rc < 0 ? -1 : found;
+}
 
 /* One spawned span's arrows. */
 static int
@@ -295,15 +341,19 @@ span_flows(Flows *st, PyObject *span)
         return -1;
     }
     end = end > start ? end : start;
+    int step = stepped(st, parent, span);
+    if (step < 0) {
+        return -1;
+    }
     PyObject *spawn = PyDict_GetItemWithError(st->spawn_markers, SLOT(parent, F_SPAN_ID));
-    if (spawn == NULL) {
+    if (spawn == NULL || step) {
         PyObject *tid = PyErr_Occurred() ? NULL : item(st->tids, SLOT(parent, F_TRACK));
         PyObject *row = tid ? item(st->rows, SLOT(parent, F_TRACK)) : NULL;
-        /* 2 ns before the first child (see _flows_python) */
+        /* 2 ns before the first child of the moment (see _flows_python) */
         spawn = row ? new_marker(st->spawn_markers, SLOT(parent, F_SPAN_ID), st->spawn_marker,
                                  tid, start - 2, span, row)
                     : NULL;
-        if (spawn == NULL) {
+        if (spawn == NULL || PyList_Append(st->markers, spawn) < 0) {
             return -1;
         }
     }
@@ -384,10 +434,14 @@ flows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     st.spawn_markers = PyDict_New();
+    st.markers = PyList_New(0);
+    st.seen = PyDict_New();
     st.join_markers = PyDict_New();
     st.by_track = PyDict_New();
     st.tail = PyList_New(0);
-    int rc = st.spawn_markers && st.join_markers && st.by_track && st.tail ? 0 : -1;
+    int made = st.spawn_markers && st.markers && st.seen && st.join_markers && st.by_track
+               && st.tail;
+    int rc = made ? 0 : -1;
     /* in start order, and a task awaits one thing at a time */
     for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(args[1]); i++) {
         PyObject *span = PyList_GET_ITEM(args[1], i);
@@ -403,8 +457,10 @@ flows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *span = PyList_GET_ITEM(args[0], i);
         rc = check_span(span) < 0 ? -1 : span_flows(&st, span);
     }
-    rc = rc < 0 ? -1 : name_spawn_markers(st.spawn_markers);
+    rc = rc < 0 ? -1 : name_spawn_markers(st.markers);
     Py_XDECREF(st.spawn_markers);
+    Py_XDECREF(st.markers);
+    Py_XDECREF(st.seen);
     Py_XDECREF(st.join_markers);
     Py_XDECREF(st.by_track);
     if (rc < 0) {

@@ -111,7 +111,10 @@ def _flows_python(
     order): markers to ``rows``, the events bound to a span's slice to ``after``; returns the
     events that must come after every slice.  (``_cflows.flows`` does the same in C.)
 
-    spawn: a 1 ns marker on the creator's row 2 ns before its first task -> each task's slice.
+    spawn: a 1 ns marker on the creator's row 2 ns before the first task of each moment it
+    spawns -> each task's slice.  A moment ends at the creator's next step (a child of it that
+    is no task: an await, a call): the tasks of one gather share a marker, a task started a
+    second later has its own, where it starts.
     join: the child's last slice -> a 1 ns marker at the end of the parent's await on it.
 
     What Perfetto does, and so what MUST hold: at equal times it reads "X" events before flow
@@ -121,8 +124,11 @@ def _flows_python(
     """
     tail: list[_Flow] = []
     flow_id = 0
-    # one per creating span, at its first child's start, with its time in us
+    # each creating span's marker of the moment it spawns in, with its time in us; and how
+    # far into its children the spawned ones have been found
     spawn_markers: dict[int, tuple[_Item, int | float]] = {}
+    markers: list[_Item] = []
+    seen: dict[int, int] = {}
     by_track: dict[int, list[Span]] = {}
     for span in join_spans:  # in start order, and a task awaits one thing at a time
         by_track.setdefault(span.track, []).append(span)
@@ -137,14 +143,16 @@ def _flows_python(
         task = by_id[span.span_id]
         start = _ns(task.start)
         end = max(_ns(task.end), start)
+        stepped = _stepped(parent, span, seen)
         spawn = spawn_markers.get(parent.span_id)
-        if spawn is None:
+        if spawn is None or stepped:
             # 2 ns before the first child: the "s" on it must be read before the task's slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
             at = start - 2
             marker = _spawn_marker(tids[parent.track], at, span)
             spawn = spawn_markers[parent.span_id] = (marker, _us(at))
             rows[parent.track].append(marker)
+            markers.append(marker)
         marker, at_us = spawn
         marker.after.append(("s", marker.tid, at_us, flow_id, "spawn", False))
         # without "bp" an "f" binds to the next slice to begin on its row: the task's own
@@ -168,10 +176,24 @@ def _flows_python(
         # strictly before the "f" (at the waiter's end - 1 ns): equal times are not ordered
         tail.append(("s", tid, _us(max(end - 2, start)), flow_id, "join", False))
         jm.after.append(("f", jm.tid, at_us, flow_id, "join", True))
-    for marker, _ in spawn_markers.values():
+    for marker in markers:
         if len(marker.after) > 1 and marker.event is not None:  # a marker always has its event
             marker.event["name"] = f"start {len(marker.after)} tasks"
     return tail
+
+
+def _stepped(parent: Span, child: Span, seen: dict[int, int]) -> bool:
+    """Whether ``parent`` took a step (a child of it that is no task or thread job began)
+    since the spawned child before ``child``; ``seen``: how far into each parent's children
+    (in start order, as the spawned ones come) the search has gone."""
+    children = parent.children
+    i = seen.get(parent.span_id, 0)
+    stepped = False
+    while i < len(children) and children[i] is not child:
+        stepped = stepped or children[i].kind not in ("task", "thread")  # _SPAWNED's kinds
+        i += 1
+    seen[parent.span_id] = i + 1
+    return stepped
 
 
 def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import asynctrace
 from asynctrace import _json
 from asynctrace._chrome import MARKER_CAT, activity, to_chrome, write_chrome_json
 from asynctrace._chrome_read import read_chrome_json
@@ -299,6 +301,39 @@ def test_flows_reference_existing_slices() -> None:
     assert all(e["ts"] >= 0 for e in doc["traceEvents"] if "ts" in e)
     # ten spans, a spawn marker on the run's row and on main's (for both tasks), one resume
     assert check_nesting(doc) == 10 + 3
+
+
+def test_a_task_spawned_later_has_its_arrow_start_when_it_starts() -> None:
+    # main starts a task a second, then gathers two: each spawning moment its own marker on
+    # main's row (an arrow from the first one would say the later tasks began then)
+    async def job() -> None:
+        await asyncio.sleep(0.5)
+
+    @asynctrace.trace
+    async def main() -> None:
+        tasks = []
+        for _ in range(3):
+            tasks.append(asyncio.create_task(job()))
+            await asyncio.sleep(1)
+        await asyncio.gather(job(), job())
+        await asyncio.gather(*tasks)
+
+    with asynctrace.tracing(virtual_time=True) as tracing:
+        asyncio.run(main())
+    doc = to_chrome(tracing.trace)
+    fl = flows(doc)
+    by_tid = {e["tid"]: e for e in x_events(doc) if e["cat"] == "task"}
+    main_tid = next(tid for tid, e in by_tid.items() if e["name"] == "main()")
+    spawned = [
+        (fl["s", i], f) for (ph, i), f in fl.items() if ph == "f" and f["cat"] == "spawn"
+        and fl["s", i]["tid"] == main_tid
+    ]  # fmt: skip
+    assert len(spawned) == 5
+    for s, f in spawned:  # 2 ns before the task's slice, which the "f" binds to
+        assert by_tid[f["tid"]]["ts"] - s["ts"] == pytest.approx(0.002, abs=1e-6)
+    markers = [e["name"] for e in x_events(doc) if e["cat"] == MARKER_CAT and e["tid"] == main_tid]
+    assert [m.split()[::2] for m in markers[:3]] == [["start", "job()"]] * 3  # start Task-N job()
+    assert len(set(markers[:3])) == 3 and markers[3:] == ["start 2 tasks"]
 
 
 def counter_at(doc: dict[str, Any], t_us: float) -> dict[str, int]:
