@@ -42,6 +42,7 @@ from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused, quick_span
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
+_EXECUTOR_CALL = ".run_in_executor("  # in the name of an await on an executor's future
 _FILE, _LINE, _AWAITED = "code.file.path", "code.line.number", "asynctrace.awaited"
 _CALL_KINDS = frozenset((K_TASK, K_CORO))
 _NAME = operator.attrgetter("name")
@@ -493,27 +494,35 @@ def _name_await(span: Span, what: Any, spans: dict[int, Span], earlier: dict[int
 
 
 def _name_thread_awaits(awaits: list[tuple[Span, Any]], spans: dict[int, Span]) -> None:
-    """``asyncio.to_thread(fn)``: an await of ``to_thread`` names the function it runs.
+    """``await asyncio.to_thread(fn)`` and ``await loop.run_in_executor(executor, fn)``: the
+    await says which thread job it waited for (``AWAITED_SPAN``), and one of ``to_thread`` is
+    named for the function it runs.
 
     That is the last thread job its caller submitted before the await began (a job's id is
     taken at submission, an await's when it suspends; one call submits and awaits in turn).
-    On Python 3.13+ a job that ended before its future was awaited has no await at all.
+    An executor's future is found by the expression it was awaited in, which its name carries
+    (see :func:`_name_await`): a future awaited elsewhere than where it was made may be any
+    job's.  On Python 3.13+ a job that ended before its future was awaited has no await.
     """
     to_thread = _instrument.TO_THREAD_CODE
-    if not any(what is to_thread for _, what in awaits):
+    joined = [
+        (span, what is to_thread)
+        for span, what in awaits
+        if what is to_thread or (isinstance(what, str) and _EXECUTOR_CALL in span.name)
+    ]
+    if not joined:
         return
     jobs: dict[int | None, list[Span]] = {}
     for span in spans.values():
         if span.kind == "thread":
             jobs.setdefault(span.parent_id, []).append(span)
-    for span, what in awaits:
-        if what is not to_thread:
-            continue
+    for span, named in joined:
         before = [job for job in jobs.get(span.parent_id, ()) if job.span_id < span.span_id]
         if before:
             job = max(before, key=lambda j: j.span_id)
-            span.name = f"asyncio.to_thread({short_name(job.name)})"
-            span.attributes[_AWAITED] = span.name
+            if named:
+                span.name = f"asyncio.to_thread({short_name(job.name)})"
+                span.attributes[_AWAITED] = span.name
             span.attributes[AWAITED_SPAN] = job.span_id
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import asynctrace
 from asynctrace import _instrument, testing
-from asynctrace._spans import Trace
+from asynctrace._spans import AWAITED_SPAN, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
@@ -123,8 +123,29 @@ def test_thread_jobs_are_spans_on_their_own_track_under_their_caller() -> None:
     assert all(
         j.attributes["asynctrace.thread.name"] != threading.current_thread().name for j in jobs
     )
-    awaits = [c.name for c in caller_span.children if c.kind == "await"]
-    assert awaits[0] == "asyncio.to_thread(blocking)"
+    awaits = [c for c in caller_span.children if c.kind == "await"]
+    assert [a.name for a in awaits] == [
+        "asyncio.to_thread(blocking)",
+        "Future (loop.run_in_executor(None, blocking, 2))",
+    ]
+    # each await says which job it waited for, as an await on a task does
+    assert [a.attributes[AWAITED_SPAN] for a in awaits] == [j.span_id for j in jobs]
+
+
+def test_an_executor_future_awaited_later_is_not_taken_for_its_job() -> None:
+    # the job's future awaited by name, not where it is made: which job it is, the build
+    # cannot tell (a future is named by its type), so it says none
+    def blocking() -> None:
+        time.sleep(0.01)
+
+    @asynctrace.trace
+    async def caller() -> None:
+        future = asyncio.get_running_loop().run_in_executor(None, blocking)
+        await future
+
+    trace = traced_run(caller)
+    (wait,) = trace.spans_matching(kind="await")
+    assert wait.name == "Future (future)" and AWAITED_SPAN not in wait.attributes
 
 
 def test_a_failing_thread_job_is_an_error_span() -> None:
