@@ -64,6 +64,8 @@ def utf8(text: str) -> str:
 
 def clean(text: str) -> str:
     """:func:`cap` then :func:`utf8`: what a machine-readable output (JSON, OTLP) may carry."""
+    if len(text) <= MAX_CHARS and text.isascii():  # nearly every text: no call for it
+        return text
     return utf8(cap(text))
 
 
