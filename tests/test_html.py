@@ -305,6 +305,32 @@ def test_gather_links_to_the_tasks_it_started(blog: Page) -> None:
     assert blog.page.locator("svg.links path.hot").count() == 2
 
 
+def test_a_link_leaves_its_parents_row_where_the_child_starts(
+    browser: Any, tmp_path: Path
+) -> None:
+    # main (from 0 s) starts a task at 0 s and one at 3 s: each link leaves main's row at its
+    # task's start, not at main's start (which said the second began at 0 s)
+    trace = Trace([
+        span(1, None, "run", "spawn.py", 0, 5, 1, 0),
+        span(2, 1, "task", "main", 0, 5, 2, 1, **{"asynctrace.task.name": "Task-1"}),
+        span(3, 2, "task", "job", 0, 1, 3, 2, **{"asynctrace.task.name": "Task-2"}),
+        span(4, 2, "task", "job", 3, 4, 4, 3, **{"asynctrace.task.name": "Task-3"}),
+    ])  # fmt: skip
+    page = open_trace(browser, tmp_path, trace, title="spawn.py")
+    try:
+        starts = page.page.eval_on_selector_all(
+            "svg.links path[data-from='2']",
+            "ps => ps.map(p => [p.dataset.to, p.getAttribute('d').split(' ')[0]])",
+        )
+        x = {to: float(move[1:].split(",")[0]) for to, move in starts}
+        late = page.box('[data-span-id="4"]')
+        assert x["4"] == pytest.approx(late["x"] - page.box("svg.links")["x"] + 6, abs=1)
+        assert x["4"] > x["3"] + 100  # three fifths of the way along, not at main's start
+        assert page.errors == []
+    finally:
+        page.close()
+
+
 def test_hover_shows_a_tooltip(blog: Page) -> None:
     blog.page.hover('[data-span-id="6"]')
     tip = blog.page.locator("#tip")

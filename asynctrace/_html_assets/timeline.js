@@ -360,13 +360,16 @@
       drawSeries(cv, D.hidden.series, w, hiddenSum.h - 1, D.hidden.series ? D.hidden.series.max : 0);
     }
     lanesBox.replaceChildren.apply(lanesBox, out);
-    // links: from the parent's bar to the start of the child's bar, both on screen
+    // links: from the parent's row where the child starts (its spawn: not the parent's own
+    // start, which a task started seconds later would seem to share) down to the child's bar,
+    // both on screen
     var paths = [];
     linkSvg.setAttribute("width", String(w)); linkSvg.setAttribute("height", String(totalH));
     for (var k = 0; k < links.length && paths.length < MAX_LINKS; k++) {
       var c = links[k], p = byId.get(c.parent);
       if (!barX.has(c.id) || !barX.has(p.id)) continue;
-      var px = barX.get(p.id) + 6, py = lanes[p.lane].y + PAD + p.depth * (ROW_H + ROW_GAP) + ROW_H;
+      var px = Math.max(barX.get(p.id), barX.get(c.id)) + 6;
+      var py = lanes[p.lane].y + PAD + p.depth * (ROW_H + ROW_GAP) + ROW_H;
       var cx = barX.get(c.id) + 6, cy = lanes[c.lane].y + PAD + c.depth * (ROW_H + ROW_GAP) - 1;
       var bend = Math.max(12, Math.abs(cy - py) / 2);
       var path = svg("path");
