@@ -305,9 +305,7 @@ def test_gather_links_to_the_tasks_it_started(blog: Page) -> None:
     assert blog.page.locator("svg.links path.hot").count() == 2
 
 
-def test_a_link_leaves_its_parents_row_where_the_child_starts(
-    browser: Any, tmp_path: Path
-) -> None:
+def test_a_link_leaves_its_parents_row_where_the_child_starts(browser: Any, tmp_path: Path) -> None:
     # main (from 0 s) starts a task at 0 s and one at 3 s: each link leaves main's row at its
     # task's start, not at main's start (which said the second began at 0 s)
     trace = Trace([
