@@ -146,7 +146,7 @@ def _flows_python(
         stepped = _stepped(parent, span, seen)
         spawn = spawn_markers.get(parent.span_id)
         if spawn is None or stepped:
-            # 2 ns before the first child: the "s" on it must be read before the task's slice
+            # 2 ns before the moment's first child: the "s" on it must be read before its slice
             # begins, and the creator's slice itself may begin at the same time (virtual clock)
             at = start - 2
             marker = _spawn_marker(tids[parent.track], at, span)
