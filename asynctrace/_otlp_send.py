@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 from ._otlp import to_readable_spans
 from ._otlp_config import OtlpSettings
@@ -215,17 +218,20 @@ class OtlpExport:
         capture.install()
         exporter: SpanExporter | None = None
         try:
-            if self._exporter is None:
-                exporter = _make_exporter(self.settings)
-                _watch_http_errors(exporter, capture)
-            else:
+            if self._exporter is not None:
                 exporter = self._exporter
+            elif _nothing_listens(self.settings.endpoint):
+                self._fail("connection refused")  # the jobs are counted, not sent
+            else:
+                exporter = made = _make_exporter(self.settings)
+                _watch_http_errors(made, capture)
             while True:
                 job = self._queue.get()
                 if job is _STOP:
                     break
                 assert isinstance(job, _Job)
                 if self._reason is None:  # after a failure the rest is not sent, only counted
+                    assert exporter is not None  # none is made only when it has failed
                     self._send(exporter, job, capture)
                 with self._lock:
                     self._queued -= job.size
@@ -275,6 +281,59 @@ class OtlpExport:
 
     def _scrub(self, text: str) -> str:
         return self.settings.scrub(text)
+
+
+def _nothing_listens(endpoint: str) -> bool:
+    """Whether ``endpoint`` is on this machine and refuses connections on every address of
+    it: nothing listens there now (a collector not started), and the exporter's retries on a
+    refused connection (1 s, then 2 s, ...) would only wait out the timeout, at the program's
+    exit.  Only a loopback host is asked, where a refusal comes at once (a remote collector is
+    never sent a connection that carries nothing), and never one a proxy stands before: the
+    exporter then finds out as ever."""
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname, parts.port
+    if host is None or port is None or not _loopback(host) or _proxied(host):
+        return False
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.settimeout(1.0)
+                probe.connect(address)
+        except ConnectionRefusedError:
+            continue
+        except OSError:  # no such address family here, a timeout: not known to be down
+            return False
+        return False  # something listens
+    return bool(addresses)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress  # here: on the worker thread, not at the program's start
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: its addresses may be anywhere
+        return False
+
+
+_PROXY_VARIABLES = ("grpc_proxy", "https_proxy", "http_proxy", "all_proxy")
+
+
+def _proxied(host: str) -> bool:
+    """Whether a proxy variable that the gRPC or HTTP client reads may send ``host`` through a
+    proxy (``no_proxy`` not naming it)."""
+    names = {*_PROXY_VARIABLES, *(name.upper() for name in _PROXY_VARIABLES)}
+    if not any(os.environ.get(name) for name in names):
+        return False
+    from urllib.request import proxy_bypass
+
+    return not proxy_bypass(host)
 
 
 def _make_exporter(settings: OtlpSettings) -> SpanExporter:

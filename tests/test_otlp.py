@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from asynctrace import _otlp_send
 from asynctrace._otlp import (
     new_span_id_base,
     new_trace_id,
@@ -450,6 +451,44 @@ def test_dead_endpoint_one_warning_and_returns(
     assert capfd.readouterr().err == ""  # nothing else on the real stderr either
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_refused_loopback_endpoint_fails_before_an_exporter_is_made(
+    protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens: known from one refused connection, not from the exporter's retries
+    (1 s, then 2 s) that would hold the program's exit."""
+
+    def made(settings: Any) -> Any:
+        raise AssertionError("an exporter was made for a port nothing listens on")
+
+    monkeypatch.setattr(_otlp_send, "_make_exporter", made)
+    report, err, _, _ = send(otlp_settings(dead_endpoint(), protocol), blog_trace())
+    assert (report.total, report.sent, report.reason) == (9, 0, "connection refused")
+    assert err.endswith("failed: connection refused; 9 of 9 spans not sent\n")
+
+
+def test_only_a_loopback_port_without_a_listener_is_known_refused(
+    receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("grpc_proxy", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    dead = dead_endpoint()
+    port = dead.rsplit(":", 1)[1]
+    assert _otlp_send._nothing_listens(dead)
+    assert _otlp_send._nothing_listens(f"http://localhost:{port}/v1/traces")
+    assert not _otlp_send._nothing_listens(receiver.endpoint)  # something listens
+    assert not _otlp_send._nothing_listens("http://127.0.0.1")  # no port: not guessed
+    # a remote host is never asked (not even its name looked up)
+    assert not _otlp_send._nothing_listens(f"http://collector.invalid:{port}")
+    # a proxy answers for the endpoint, unless no_proxy names its host
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("no_proxy", "example.com")
+    assert not _otlp_send._nothing_listens(dead)
+    monkeypatch.setenv("no_proxy", "example.com,127.0.0.1")
+    assert _otlp_send._nothing_listens(dead)
+
+
 def test_process_exits_normally_with_a_stalling_receiver() -> None:
     """The program's output and exit code stay the same; the export adds one line."""
     r = otlp_receiver.receiver("grpc", "stall")
@@ -458,6 +497,7 @@ import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_otlp import blog_trace
 from asynctrace._otlp import new_span_id_base, new_trace_id
+from asynctrace import _otlp_send
 from asynctrace._otlp_send import OtlpExport
 from asynctrace._otlp_config import otlp_settings
 export = OtlpExport(otlp_settings({r.endpoint!r}, "grpc", timeout=0.5))
