@@ -292,6 +292,32 @@ def test_readable_spans_have_exact_ids_parents_times_and_attributes() -> None:
     assert by_name["gather.py"].attributes["asynctrace.clock"] == "virtual"
 
 
+def test_the_resource_is_hashed_once_for_all_its_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's encoder hashes each span's resource (a JSON dump of its attributes): the
+    resource asynctrace makes keeps its hash, equal to the SDK resource's that equals it."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+
+    hashed: list[Resource] = []
+    sdk_hash = Resource.__hash__
+
+    def counted(resource: Resource) -> int:
+        hashed.append(resource)
+        return sdk_hash(resource)
+
+    monkeypatch.setattr(Resource, "__hash__", counted)
+    settings = otlp_settings(default_service="gather", environ={})
+    resource = settings.resource()
+    spans = to_readable_spans(
+        blog_trace(), resource=resource, trace_id=new_trace_id(), span_id_base=new_span_id_base()
+    )
+    request = encode_spans(spans)
+    assert len(spans) == 9 and hashed == [resource]
+    assert len(request.resource_spans) == 1
+    same = Resource(dict(resource.attributes))
+    assert resource == same and hash(resource) == hash(same)
+
+
 def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
     from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
