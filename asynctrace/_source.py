@@ -7,8 +7,10 @@ made it, and the awaitable that yielded it may hide its coroutine (a ``coroutine
 Solution: the await's line is known (``code.file.path``, ``code.line.number``), so the build
 reads it (:mod:`linecache`, at export time, off the event loop) and takes the expression after
 ``await``, up to where it ends on that line: ``resp.json()``.  The span is then named
-``Future (resp.json())``; ``asynctrace.awaited`` stays ``Future``.  No source (a REPL, a file
-gone), no ``await`` on the line, or an expression that starts on another line: the name stays.
+``Future (resp.json())``; ``asynctrace.awaited`` stays ``Future``.  A line with no ``await``
+but an ``async for`` (the loop's ``__anext__`` awaited a future inside an async generator) gives
+the loop's header: ``Future (async for row in rows(db))``.  No source (a REPL, a file gone),
+neither on the line, or an expression that goes on to another line: the name stays.
 """
 
 from __future__ import annotations
@@ -22,19 +24,43 @@ _OPEN, _CLOSE = "([{", ")]}"
 
 
 def await_expression(path: object, line: object) -> str | None:
-    """The expression after the last ``await`` on ``path``'s line ``line``, or None."""
+    """The expression after the last ``await`` on ``path``'s line ``line``; on a line without
+    one, the header of the ``async for`` loop on it (``async for row in cursor``: its
+    ``__anext__`` awaited); else None."""
     if not isinstance(path, str) or not isinstance(line, int) or line < 1:
         return None
     text = linecache.getline(path, line)
-    at = text.rfind("await ")
-    if at < 0 or (at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_")):
-        return None
-    expression = _balanced(text[at + 6 :])
+    at = _keyword(text, "await ")
+    expression = _balanced(text[at + 6 :]) if at >= 0 else _async_for(text)
     if not expression:
         return None
     if len(expression) > MAX_EXPRESSION:
         expression = expression[: MAX_EXPRESSION - 1] + "…"
     return expression
+
+
+def _keyword(text: str, word: str) -> int:
+    """Where the last ``word`` on the line starts as a word of its own (not ``xawait``), or -1."""
+    at = text.rfind(word)
+    if at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_"):
+        return -1
+    return at
+
+
+def _async_for(text: str) -> str | None:
+    """``async for TARGET in ITERABLE`` of a loop or comprehension on the line, or None."""
+    at = _keyword(text, "async for ")
+    if at < 0:
+        return None
+    start = at + len("async for ")
+    within = text.find(" in ", start)
+    if within < 0:
+        return None
+    iterable = _balanced(text[within + 4 :])
+    target = " ".join(text[start:within].split())
+    if not iterable or not target:
+        return None
+    return f"async for {target} in {iterable}"
 
 
 def _balanced(text: str) -> str | None:

@@ -148,6 +148,23 @@ def test_an_await_on_a_bare_future_names_the_expression_awaited() -> None:
     assert [a.attributes["asynctrace.awaited"] for a in awaits_in(trace, "main")] == ["Future"] * 3
 
 
+async def _ticker(n: int) -> Any:
+    for i in range(n):
+        yield i
+        await asyncio.sleep(1)  # inside the async generator: main's task awaits its future
+
+
+def test_an_await_inside_an_async_for_names_the_loop() -> None:
+    async def main() -> None:
+        async for _ in _ticker(2):
+            pass
+
+    trace = traced_run(main)
+    names = [a.name for a in awaits_in(trace, "main")]
+    assert names == ["Future (async for _ in _ticker(2))"] * 2
+    assert [a.attributes["asynctrace.awaited"] for a in awaits_in(trace, "main")] == ["Future"] * 2
+
+
 def test_a_blocking_call_is_a_blocked_span_in_its_coroutine() -> None:
     import time
 

@@ -22,6 +22,13 @@ from asynctrace._source import await_expression
         ("    awaited = 1", None),
         ("    not_await(x)", None),
         ("    await " + "f" * 100 + "()", "f" * 59 + "…"),
+        # an async for: its __anext__ awaited (a future inside an async generator)
+        ("    async for v in ticker(5):", "async for v in ticker(5)"),
+        ("    async for key,  value in pairs(d):  # both", "async for key, value in pairs(d)"),
+        ("    names = [n async for n in names_of(db)]", "async for n in names_of(db)"),
+        ("    async for v in await make():", "make()"),  # the await on the line first
+        ("    async for row in (", None),  # goes on to the next line
+        ("    my_async for x in y(1)", None),  # not the keyword
     ],
 )
 def test_the_expression_after_await(tmp_path: Path, line: str, expected: str | None) -> None:
