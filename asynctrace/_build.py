@@ -132,6 +132,7 @@ def _fn_attributes(what: Any) -> tuple[str, dict[str, object]]:
             attrs.update(what.attributes)
         return what.name, attrs
     if isinstance(what, CodeType):
+        what = _instrument.STANDS_IN_FOR.get(what, what)
         return short_name(qualname(what)), {
             "code.function.name": qualname(what),
             _FILE: what.co_filename,

@@ -83,6 +83,12 @@ PUBLIC_NAMES = {
     _lock_acquire.__code__: "Lock.acquire",
     _semaphore_acquire.__code__: "Semaphore.acquire",
 }
+# The code of asyncio's own method that each wrapper stands in for (a task made of one is named
+# and placed as asyncio's).
+STANDS_IN_FOR = {
+    _lock_acquire.__code__: _orig_lock_acquire.__code__,
+    _semaphore_acquire.__code__: _orig_sem_acquire.__code__,
+}
 
 
 def _start(primitive: Any, kind: str) -> None:

@@ -354,6 +354,9 @@ async def _to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
 # What awaiting asynctrace's own wrappers waits on, named as the program called it.
 TO_THREAD_CODE = _to_thread.__code__
 PUBLIC_NAMES = {TO_THREAD_CODE: "asyncio.to_thread", **_held.PUBLIC_NAMES}
+# A task whose coroutine is one of the wrappers (``create_task(asyncio.to_thread(f))``) is named
+# and placed by the asyncio function it stands in for: ``to_thread()`` in asyncio/threads.py.
+STANDS_IN_FOR = {TO_THREAD_CODE: _orig_to_thread.__code__, **_held.STANDS_IN_FOR}
 
 
 def install() -> None:

@@ -148,6 +148,21 @@ def test_an_executor_future_awaited_later_is_not_taken_for_its_job() -> None:
     assert wait.name == "Future (future)" and AWAITED_SPAN not in wait.attributes
 
 
+def test_a_task_of_a_wrapped_asyncio_function_is_named_as_asyncio_names_it() -> None:
+    # asyncio.to_thread and Lock.acquire are asynctrace's wrappers while it traces; a task
+    # made of one is asyncio's to_thread or acquire, in asyncio's file, as without tracing
+    async def main() -> None:
+        lock = asyncio.Lock()
+        await asyncio.gather(asyncio.to_thread(time.sleep, 0.01), lock.acquire())
+
+    trace = traced_run(main)
+    tasks = [s for s in trace.spans_matching(kind="task") if s.name != "main"]
+    assert sorted(t.name for t in tasks) == ["Lock.acquire", "to_thread"]
+    for task in tasks:
+        assert task.attributes["code.file.path"].startswith(asyncio.__path__[0])
+        assert task.attributes["code.function.name"] in ("to_thread", "Lock.acquire")
+
+
 def test_a_failing_thread_job_is_an_error_span() -> None:
     def broken() -> None:
         raise OSError("disk")
