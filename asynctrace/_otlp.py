@@ -3,13 +3,12 @@
 Problem: the recorder builds spans after the run, but OpenTelemetry backends want SDK spans with
 ids that other instrumentation may already have seen live (an HTTP client's span whose parent is
 a recorded await), a service name, and a delivery that cannot hang or break the program when the
-collector is down.  The SDK exporters log a retry storm, and their ``force_flush()`` answers True
-even when nothing was delivered.
+collector is down.
 
 Solution: :func:`to_readable_spans` builds SDK ``ReadableSpan``\\ s after the fact, with explicit
 times and ids from :func:`otel_span_id` (the same function the live side uses);
-``_otlp_send.OtlpExport`` sends them; :func:`write_otlp_json` writes the OTLP/JSON file
-encoding.  OpenTelemetry is imported here
+``_otlp_send.OtlpExport`` encodes and sends them; :func:`write_otlp_json` writes the OTLP/JSON
+file encoding.  OpenTelemetry is imported here
 only inside functions: ``import asynctrace`` MUST NOT import it (about 110 ms).
 """
 

@@ -18,7 +18,6 @@ OpenTelemetry except :meth:`resource`.
 from __future__ import annotations
 
 import base64
-import functools
 import math
 import os
 import re
@@ -245,25 +244,7 @@ def make_resource(service_name: str, attributes: tuple[tuple[str, str], ...] = (
     attrs.update(dict(attributes))
     attrs["service.name"] = service_name
     # a name from a non-UTF-8 command line carries lone surrogates, which protobuf refuses
-    return _resource_class(Resource)({key: clean(value) for key, value in attrs.items()})
-
-
-@functools.cache
-def _resource_class(resource: type[Resource]) -> type[Resource]:
-    """``Resource`` with its hash kept: the SDK's OTLP encoder hashes the resource of every
-    span it encodes, and ``Resource.__hash__`` dumps the attributes as JSON each time (a sixth
-    of the encoder's time for 22,000 spans).  Equal to the same resources, with the same hash:
-    its attributes cannot change."""
-
-    class HashedResource(resource):  # type: ignore[misc,valid-type]
-        kept_hash: int | None = None
-
-        def __hash__(self) -> int:
-            if self.kept_hash is None:
-                self.kept_hash = super().__hash__()
-            return self.kept_hash
-
-    return HashedResource
+    return Resource({key: clean(value) for key, value in attrs.items()})
 
 
 def parse_headers(text: str, source: str) -> dict[str, str]:

@@ -1,37 +1,37 @@
 """OTLP sending: traces to one endpoint from a worker thread, confirmed, bounded, reported once.
 
-Problem: an OTLP endpoint may be down, slow, refusing or far away, and the SDK exporters log a
-retry storm and answer ``force_flush()`` True even when nothing was delivered; the program must
-neither wait on it nor hear of it, except for one line when spans were lost.
+Problem: an OTLP endpoint may be down, slow, refusing or far away; the program must neither
+wait on it nor hear of it, except for one line when spans were lost.
 
-Solution: :class:`OtlpExport` converts (:func:`~asynctrace._otlp.to_readable_spans`) and sends
-on a daemon thread, in batches, counts the spans each ``export()`` really confirmed, captures
-the SDK's log lines to say in one line why it failed (with secrets scrubbed), stops sending
-after a failure, bounds what waits in its queue, and waits a bounded time at close.
+Solution: :class:`OtlpExport` converts (:func:`~asynctrace._otlp.to_readable_spans`), encodes
+(:func:`~asynctrace._otlp_proto.encode_request`) and sends (``_otlp_transport``) on a daemon
+thread, in batches, counts the spans each request really confirmed, says in one line why it
+failed (with secrets scrubbed), stops sending after a failure, bounds what waits in its queue,
+and waits a bounded time at close.  Loggers of the libraries it sends with (grpc, urllib3) are
+silenced for its thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
-import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from ._otlp import to_readable_spans
 from ._otlp_config import OtlpSettings
+from ._otlp_proto import encode_request
+from ._otlp_transport import SendFailed, Transport, make_transport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import SpanContext
 
     from ._spans import Trace
@@ -88,7 +88,7 @@ class OtlpExport:
         stream: where the warning goes (default ``sys.stderr`` at close time).
         batch_size: spans per ``export()`` call.
         grace: seconds added to the timeout for the close's wait.
-        exporter: an SDK ``SpanExporter`` to use instead of the OTLP one (tests, custom sinks).
+        transport: what sends each encoded request instead of the OTLP one (tests).
         max_queued: spans waiting to be sent at most; a batch that would pass it is counted
             as not sent (an endpoint slower than the program must not grow memory).
     """
@@ -100,7 +100,7 @@ class OtlpExport:
         stream: TextIO | None = None,
         batch_size: int = 512,
         grace: float = 1.0,
-        exporter: SpanExporter | None = None,
+        transport: Transport | None = None,
         max_queued: int = 200_000,
     ) -> None:
         self.settings = settings
@@ -110,7 +110,7 @@ class OtlpExport:
         self._stream = stream
         self._batch_size = max(1, batch_size)
         self._grace = grace
-        self._exporter = exporter
+        self._transport = transport
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._total = 0
@@ -214,41 +214,40 @@ class OtlpExport:
     # The rest runs on the worker thread.
 
     def _run(self) -> None:
-        capture = _LogCapture(threading.get_ident())
-        capture.install()
-        exporter: SpanExporter | None = None
+        silencer = _Silencer(threading.get_ident())
+        transport: Transport | None = None
         try:
-            if self._exporter is not None:
-                exporter = self._exporter
+            import opentelemetry.sdk.trace  # noqa: F401  (its loggers, to silence)
+
+            if self._transport is not None:
+                transport = self._transport
             elif _nothing_listens(self.settings.endpoint):
                 self._fail("connection refused")  # the jobs are counted, not sent
             else:
-                exporter = made = _make_exporter(self.settings)
-                _watch_http_errors(made, capture)
+                transport = make_transport(self.settings)
+            silencer.install()
             while True:
                 job = self._queue.get()
                 if job is _STOP:
                     break
                 assert isinstance(job, _Job)
                 if self._reason is None:  # after a failure the rest is not sent, only counted
-                    assert exporter is not None  # none is made only when it has failed
-                    self._send(exporter, job, capture)
+                    assert transport is not None  # none is made only when it has failed
+                    self._send(transport, job)
                 with self._lock:
                     self._queued -= job.size
         except Exception as error:  # MUST NOT reach the program: it is reported
             self._fail(f"{type(error).__name__}: {error}")
         finally:
             try:
-                if exporter is not None:
-                    exporter.shutdown()
-            except Exception:  # shutting down a failed exporter: nothing to add
+                if transport is not None:
+                    transport.close()
+            except Exception:  # closing a failed transport: nothing to add
                 pass
-            capture.remove()
+            silencer.remove()
             self._done.set()
 
-    def _send(self, exporter: SpanExporter, job: _Job, capture: _LogCapture) -> None:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
+    def _send(self, transport: Transport, job: _Job) -> None:
         spans = job.ready
         if job.trace is not None:
             spans = to_readable_spans(
@@ -265,14 +264,14 @@ class OtlpExport:
                 self._fail(f"no answer within {self.settings.timeout:g} s")
                 return
             batch = spans[i : i + self._batch_size]
-            capture.messages.clear()
-            if exporter.export(batch) is SpanExportResult.SUCCESS:
-                with self._lock:
-                    self._sent += len(batch)
-            else:
+            try:
+                transport.send(encode_request(batch), deadline)
+            except SendFailed as failure:
                 # A refused or failing endpoint fails every batch the same way: stop here.
-                self._fail(_summarize(capture.messages, self.settings.timeout))
+                self._fail(str(failure))
                 return
+            with self._lock:
+                self._sent += len(batch)
 
     def _fail(self, reason: str) -> None:
         with self._lock:
@@ -336,90 +335,11 @@ def _proxied(host: str) -> bool:
     return not proxy_bypass(host)
 
 
-def _make_exporter(settings: OtlpSettings) -> SpanExporter:
-    if settings.protocol == "grpc":
-        import grpc  # type: ignore[import-untyped,unused-ignore]
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        credentials = None
-        if not settings.insecure:
-            credentials = grpc.ssl_channel_credentials(
-                _read(settings.certificate),
-                _read(settings.client_key),
-                _read(settings.client_certificate),
-            )
-        grpc_compression = {
-            "none": grpc.Compression.NoCompression,
-            "gzip": grpc.Compression.Gzip,
-            "deflate": grpc.Compression.Deflate,
-        }[settings.compression]
-        return GrpcExporter(
-            endpoint=settings.endpoint,
-            insecure=settings.insecure,
-            credentials=credentials,
-            headers=dict(settings.headers),
-            timeout=settings.timeout,
-            compression=grpc_compression,
-        )
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    http_compression = {
-        "none": Compression.NoCompression,
-        "gzip": Compression.Gzip,
-        "deflate": Compression.Deflate,
-    }[settings.compression]
-    return HttpExporter(
-        endpoint=settings.endpoint,
-        certificate_file=settings.certificate,
-        client_key_file=settings.client_key,
-        client_certificate_file=settings.client_certificate,
-        headers=dict(settings.headers),
-        timeout=settings.timeout,
-        compression=http_compression,
-    )
-
-
-def _watch_http_errors(exporter: SpanExporter, capture: _LogCapture) -> None:
-    """Keep the HTTP client's last error for the warning: the exporter logs only "due to
-    timeout" when its retries run out of time (a refused connection, a 503).  Private API,
-    so best effort: without it the warning is vaguer, not wrong.
-    """
-    client = getattr(exporter, "_client", None)
-    inner = getattr(client, "export", None)
-    if client is None or inner is None:
-        return
-
-    def export(data: bytes) -> Any:
-        result = inner(data)
-        if not getattr(result, "success", True):
-            code = getattr(result, "status_code", None)
-            error = getattr(result, "error", None)
-            if code is not None:
-                capture.messages.append(f"code: {code}, reason: {getattr(result, 'reason', '')}")
-            elif error is not None:
-                capture.messages.append(f"{type(error).__name__}: {error}")
-        return result
-
-    with contextlib.suppress(AttributeError):  # a client with slots: no reason, no harm
-        client.export = export
-
-
-def _read(path: str | None) -> bytes | None:
-    if path is None:
-        return None
-    with open(path, "rb") as f:
-        return f.read()
-
-
-class _LogCapture(logging.Filter):
-    """Silences the SDK's, the exporters' and grpc's loggers for records made on one thread
-    (the export worker), keeping their messages to explain a failure in one line.  Records
-    from other threads (the program's own OpenTelemetry setup) pass untouched.
+class _Silencer(logging.Filter):
+    """Silences the loggers of OpenTelemetry and of the libraries that send (grpc, urllib3,
+    requests) for records made on one thread, the export worker's: a failure is said in one
+    line, by :meth:`OtlpExport.close`.  Records from other threads (the program's own
+    OpenTelemetry setup, its own HTTP calls) pass untouched.
     """
 
     _PREFIXES = ("opentelemetry", "grpc", "urllib3", "requests")
@@ -427,25 +347,18 @@ class _LogCapture(logging.Filter):
     def __init__(self, thread_id: int) -> None:
         super().__init__()
         self.thread_id = thread_id
-        self.messages: list[str] = []
         self._loggers: list[logging.Logger] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread != self.thread_id:
-            return True
-        with contextlib.suppress(Exception):  # a bad log call in a library: drop it
-            self.messages.append(record.getMessage())
-        return False
+        return record.thread != self.thread_id
 
     def install(self) -> None:
-        # Loggers exist once the exporter modules are imported; import them first.
-        import opentelemetry.exporter.otlp.proto.grpc.trace_exporter
-        import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
-
+        """On every logger of those libraries that exists now (a filter is not inherited:
+        install once their modules are imported)."""
         names = [n for n in logging.root.manager.loggerDict if n.startswith(self._PREFIXES)]
         for name in [*self._PREFIXES, *names]:
             logger = logging.getLogger(name)
-            # First in line: the SDK's DuplicateFilter would otherwise drop repeats before us.
+            # First in line: a library's own filters (the SDK's DuplicateFilter) come after.
             logger.filters.insert(0, self)
             self._loggers.append(logger)
 
@@ -453,33 +366,3 @@ class _LogCapture(logging.Filter):
         for logger in self._loggers:
             logger.removeFilter(self)
         self._loggers.clear()
-
-
-_HTTP_FAILURE = re.compile(r"code: (\d{3}), reason: (.*)")
-_GRPC_FAILURE = re.compile(r"error code: StatusCode\.(\w+), error details: (.*)")
-_TRANSIENT = re.compile(r"Transient error (.+?) encountered")
-_TIMED_OUT = ("deadline_exceeded", "deadline exceeded", "timed out", "due to timeout")
-
-
-def _summarize(messages: Sequence[str], timeout: float) -> str:
-    """One short reason out of the exporters' log messages for a failed export."""
-    lower = "\n".join(messages).lower()
-    if "connection refused" in lower:
-        return "connection refused"
-    for pattern, fmt in (
-        (_HTTP_FAILURE, "HTTP {0} {1}"),
-        (_GRPC_FAILURE, "gRPC {0}: {1}"),
-        (_TRANSIENT, "{0}"),
-    ):
-        for message in reversed(messages):
-            match = pattern.search(message)
-            if match and not any(k in match.group(0).lower() for k in _TIMED_OUT):
-                return _short(fmt.format(*match.groups()))
-    if any(k in lower for k in _TIMED_OUT) or not messages:
-        return f"no answer within {timeout:g} s"
-    return _short(messages[-1])
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

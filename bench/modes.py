@@ -208,8 +208,8 @@ class AutoOtlp(Auto):
     (recorded spans made current for other instrumentation), and at stop the spans are handed
     to a worker thread.  ``stop_s`` is the loop thread's time in ``stop(wait=False)`` (build and
     hand-over); ``deliver_s`` the wait in ``wait_exports()`` until the receiver confirmed the
-    spans, which a program pays only at exit.  ``on_loop_thread`` says whether the exporter's
-    ``export()`` ever ran on the thread that runs the event loop.
+    spans, which a program pays only at exit.  ``on_loop_thread`` says whether a request was
+    ever sent (``_otlp_transport``'s HTTP ``send()``) from the thread that runs the event loop.
     """
 
     key = "otlp"
@@ -224,10 +224,10 @@ class AutoOtlp(Auto):
 
     def available(self) -> str | None:
         try:
-            import opentelemetry.exporter.otlp.proto.http.trace_exporter
             import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # noqa: F401
+            import requests  # noqa: F401
 
-            from asynctrace import _otlp  # noqa: F401
+            from asynctrace import _otlp, _otlp_transport  # noqa: F401
         except ImportError as exc:
             return f"OTLP export not importable: {exc}"
         if "otlp" not in inspect.signature(asynctrace_tracing()).parameters:
@@ -235,23 +235,22 @@ class AutoOtlp(Auto):
         return None
 
     def preload(self) -> None:
-        from opentelemetry.exporter.otlp.proto.http import trace_exporter
-
+        from asynctrace import _otlp_transport
         from bench.receiver import Receiver
 
         if self.receiver is None:
             self.receiver = Receiver()
         if self._restore is None:
-            # Note the threads the real exporter's export() runs on (restored at close).
-            cls = trace_exporter.OTLPSpanExporter
-            original = cls.export
+            # Note the threads the real transport's send() runs on (restored at close).
+            cls = _otlp_transport._Http
+            original = cls.send
             threads = self.threads
 
-            def export(exporter: Any, spans: Any) -> Any:
+            def send(transport: Any, body: bytes, deadline: float) -> None:
                 threads.add(threading.get_ident())
-                return original(exporter, spans)
+                original(transport, body, deadline)
 
-            cls.export = export  # type: ignore[method-assign,assignment]
+            cls.send = send  # type: ignore[method-assign]
             self._restore = (cls, original)
 
     def options(self) -> dict[str, Any]:

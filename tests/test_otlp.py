@@ -28,6 +28,7 @@ from asynctrace._otlp import (
 )
 from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
 from asynctrace._otlp_send import OtlpExport
+from asynctrace._otlp_transport import SendFailed
 from asynctrace._spans import Span, Trace
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -292,32 +293,6 @@ def test_readable_spans_have_exact_ids_parents_times_and_attributes() -> None:
     assert by_name["gather.py"].attributes["asynctrace.clock"] == "virtual"
 
 
-def test_the_resource_is_hashed_once_for_all_its_spans(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK's encoder hashes each span's resource (a JSON dump of its attributes): the
-    resource asynctrace makes keeps its hash, equal to the SDK resource's that equals it."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-    from opentelemetry.sdk.resources import Resource
-
-    hashed: list[Resource] = []
-    sdk_hash = Resource.__hash__
-
-    def counted(resource: Resource) -> int:
-        hashed.append(resource)
-        return sdk_hash(resource)
-
-    monkeypatch.setattr(Resource, "__hash__", counted)
-    settings = otlp_settings(default_service="gather", environ={})
-    resource = settings.resource()
-    spans = to_readable_spans(
-        blog_trace(), resource=resource, trace_id=new_trace_id(), span_id_base=new_span_id_base()
-    )
-    request = encode_spans(spans)
-    assert len(spans) == 9 and hashed == [resource]
-    assert len(request.resource_spans) == 1
-    same = Resource(dict(resource.attributes))
-    assert resource == same and hash(resource) == hash(same)
-
-
 def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
     from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
@@ -442,11 +417,11 @@ def test_gzip_compression(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     else:  # gRPC hides grpc-encoding from the server's metadata: check the channel's setting
         import grpc
 
-        from asynctrace._otlp_send import _make_exporter
+        from asynctrace._otlp_transport import make_transport
 
-        exporter = _make_exporter(settings)
-        assert exporter._compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
-        exporter.shutdown()
+        transport = make_transport(settings)
+        assert transport.compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
+        transport.close()
 
 
 def test_endpoint_from_variables_reaches_the_receiver(
@@ -478,16 +453,16 @@ def test_dead_endpoint_one_warning_and_returns(
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-def test_a_refused_loopback_endpoint_fails_before_an_exporter_is_made(
+def test_a_refused_loopback_endpoint_fails_before_anything_is_sent(
     protocol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing listens: known from one refused connection, not from the exporter's retries
-    (1 s, then 2 s) that would hold the program's exit."""
+    """Nothing listens: known from one refused connection, not from retries (1 s, then 2 s)
+    that would hold the program's exit."""
 
     def made(settings: Any) -> Any:
-        raise AssertionError("an exporter was made for a port nothing listens on")
+        raise AssertionError("a transport was made for a port nothing listens on")
 
-    monkeypatch.setattr(_otlp_send, "_make_exporter", made)
+    monkeypatch.setattr(_otlp_send, "make_transport", made)
     report, err, _, _ = send(otlp_settings(dead_endpoint(), protocol), blog_trace())
     assert (report.total, report.sent, report.reason) == (9, 0, "connection refused")
     assert err.endswith("failed: connection refused; 9 of 9 spans not sent\n")
@@ -525,6 +500,7 @@ from test_otlp import blog_trace
 from asynctrace._otlp import new_span_id_base, new_trace_id
 from asynctrace import _otlp_send
 from asynctrace._otlp_send import OtlpExport
+from asynctrace._otlp_transport import SendFailed
 from asynctrace._otlp_config import otlp_settings
 export = OtlpExport(otlp_settings({r.endpoint!r}, "grpc", timeout=0.5))
 export.submit(blog_trace(), trace_id=new_trace_id(), span_id_base=new_span_id_base())
@@ -581,45 +557,46 @@ def test_stalling_receiver_bounded_wait(protocol: str) -> None:
 
 
 def test_batches_are_counted_separately() -> None:
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
     class HalfBroken:
-        """A fake exporter: confirms the first batch, fails the rest."""
+        """A fake transport: confirms the first request, fails the rest."""
 
         def __init__(self) -> None:
             self.calls: list[int] = []
 
-        def export(self, spans: Any) -> SpanExportResult:
-            self.calls.append(len(spans))
-            return SpanExportResult.SUCCESS if len(self.calls) == 1 else SpanExportResult.FAILURE
+        def send(self, body: bytes, deadline: float) -> None:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTraceServiceRequest,
+            )
 
-        def shutdown(self) -> None:
+            request = ExportTraceServiceRequest.FromString(body)
+            self.calls.append(len(request.resource_spans[0].scope_spans[0].spans))
+            if len(self.calls) > 1:
+                raise SendFailed("HTTP 500 Internal Server Error")
+
+        def close(self) -> None:
             pass
-
-        def force_flush(self, timeout_millis: int = 0) -> bool:
-            return True  # like the real ones: says nothing about delivery
 
     fake = HalfBroken()
     settings = otlp_settings("http://127.0.0.1:9", environ={})
-    report, err, _, _ = send(settings, blog_trace(), batch_size=4, exporter=fake)  # type: ignore[arg-type]
+    report, err, _, _ = send(settings, blog_trace(), batch_size=4, transport=fake)
     assert fake.calls == [4, 4]  # stops after the first failed batch
     assert (report.sent, report.not_sent) == (4, 5)
-    assert "5 of 9 spans not sent" in err
+    assert err.endswith("failed: HTTP 500 Internal Server Error; 5 of 9 spans not sent\n")
 
 
-def test_exporter_that_raises_never_reaches_the_caller() -> None:
+def test_a_transport_that_raises_never_reaches_the_caller() -> None:
     class Raising:
-        def export(self, spans: Any) -> Any:
-            raise RuntimeError("exporter bug")
+        def send(self, body: bytes, deadline: float) -> None:
+            raise RuntimeError("transport bug")
 
-        def shutdown(self) -> None:
+        def close(self) -> None:
             pass
 
     settings = otlp_settings("http://127.0.0.1:9", environ={})
-    report, err, _, _ = send(settings, blog_trace(), exporter=Raising())  # type: ignore[arg-type]
+    report, err, _, _ = send(settings, blog_trace(), transport=Raising())
     assert report.sent == 0
     assert err == (
-        "asynctrace: OTLP export to http://127.0.0.1:9 failed: RuntimeError: exporter bug;"
+        "asynctrace: OTLP export to http://127.0.0.1:9 failed: RuntimeError: transport bug;"
         " 9 of 9 spans not sent\n"
     )
 
