@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import time
 import zlib
 from typing import Any, Protocol
@@ -80,6 +81,26 @@ def _no_answer(timeout: float) -> str:
     return f"no answer within {timeout:g} s"
 
 
+# OpenSSL's reason for a failed handshake, as Python's ssl (under requests) and as gRPC's
+# BoringSSL say it: "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ...",
+# "OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: self signed certificate"
+_PYTHON_TLS = re.compile(r"\[SSL: [A-Z_]+\] ([^'\"(]+)")
+_GRPC_TLS = re.compile(r"OPENSSL_internal:([A-Z_]+)(?:: ([^:'\"]+))?")
+
+
+def _tls_failure(text: str) -> str | None:
+    """``TLS: <OpenSSL's reason>`` when ``text`` tells of a failed TLS handshake (not worth
+    trying again: a certificate not trusted, a protocol refused), else None."""
+    found = _PYTHON_TLS.search(text)
+    if found is not None:
+        return f"TLS: {found.group(1).strip()}"
+    found = _GRPC_TLS.search(text)
+    if found is not None:
+        code = found.group(1).lower().replace("_", " ")
+        return f"TLS: {code}: {found.group(2).strip()}" if found.group(2) else f"TLS: {code}"
+    return None
+
+
 class _Grpc:
     def __init__(self, settings: OtlpSettings) -> None:
         import grpc  # type: ignore[import-untyped,unused-ignore]
@@ -120,6 +141,9 @@ class _Grpc:
                 details = str(error.details() or "")
                 if name == "DEADLINE_EXCEEDED":
                     return _no_answer(self._timeout), False
+                tls = _tls_failure(details)
+                if tls is not None:
+                    return tls, False
                 if name == "UNAVAILABLE" and "connection refused" in details.lower():
                     return "connection refused", True
                 return f"gRPC {name}: {details}", name in _RETRIED_GRPC
@@ -175,11 +199,14 @@ class _Http:
                 )
             except errors.Timeout:
                 return _no_answer(self._timeout), False
-            except errors.ConnectionError as error:
+            except errors.ConnectionError as error:  # an SSLError too
                 text = str(error)
+                tls = _tls_failure(text)
+                if tls is not None:
+                    return tls, False
                 if "connection refused" in text.lower():
                     return "connection refused", True
-                return f"connection failed: {text}", True
+                return f"connection failed: {_errno_text(text)}", True
             except errors.RequestException as error:  # a bad certificate file, an odd URL
                 return f"{type(error).__name__}: {error}", False
             if response.ok:
@@ -191,6 +218,16 @@ class _Http:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _errno_text(text: str) -> str:
+    """The system's words in a connection error (``[Errno -2] Name or service not known``),
+    rather than the layers of wrappers around them; else the whole text."""
+    found = _ERRNO.search(text)
+    return found.group(1).strip() if found is not None else text
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
 
 
 def _read(path: str | None) -> bytes | None:

@@ -9,6 +9,7 @@ receiver stops or ``stall_for`` seconds pass).
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import zlib
 from collections.abc import Iterator
@@ -105,13 +106,26 @@ class _Receiver:
         self._stop.set()
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A certificate and its key, PEM files: a receiver that serves TLS with them."""
+
+    certificate: str
+    key: str
+
+    def read(self) -> tuple[bytes, bytes]:
+        with open(self.key, "rb") as key, open(self.certificate, "rb") as certificate:
+            return key.read(), certificate.read()
+
+
 class GrpcReceiver(_Receiver):
     """An OTLP/gRPC ``TraceService`` on 127.0.0.1.  Modes: ok, unavailable, stall."""
 
     protocol = "grpc"
 
-    def __init__(self, mode: str = "ok", stall_for: float = 30.0) -> None:
+    def __init__(self, mode: str = "ok", stall_for: float = 30.0, tls: Tls | None = None) -> None:
         super().__init__(mode, stall_for)
+        self.scheme = "https" if tls else "http"
         receiver = self
 
         class Service(trace_service_pb2_grpc.TraceServiceServicer):
@@ -126,12 +140,17 @@ class GrpcReceiver(_Receiver):
 
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._server)
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = self._server.add_insecure_port("127.0.0.1:0")
+        else:
+            credentials = grpc.ssl_server_credentials([tls.read()])
+            self.port = self._server.add_secure_port("127.0.0.1:0", credentials)
         self._server.start()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"  # the certificate's name
+        return f"{self.scheme}://{host}:{self.port}"
 
     def stop(self) -> None:
         super().stop()
@@ -143,8 +162,9 @@ class HttpReceiver(_Receiver):
 
     protocol = "http/protobuf"
 
-    def __init__(self, mode: str = "ok", stall_for: float = 30.0) -> None:
+    def __init__(self, mode: str = "ok", stall_for: float = 30.0, tls: Tls | None = None) -> None:
         super().__init__(mode, stall_for)
+        self.scheme = "https" if tls else "http"
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -184,12 +204,13 @@ class HttpReceiver(_Receiver):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server, self._thread = serve_http(Handler)
+        self._server, self._thread = serve_http(Handler, tls)
         self.port = self._server.server_address[1]
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/traces"
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"  # the certificate's name
+        return f"{self.scheme}://{host}:{self.port}/v1/traces"
 
     def stop(self) -> None:
         super().stop()
@@ -197,11 +218,15 @@ class HttpReceiver(_Receiver):
 
 
 def serve_http(
-    handler: type[BaseHTTPRequestHandler],
+    handler: type[BaseHTTPRequestHandler], tls: Tls | None = None
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """Serve ``handler`` on 127.0.0.1, a free port, from a daemon thread."""
+    """Serve ``handler`` on 127.0.0.1, a free port, from a daemon thread (HTTPS with ``tls``)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.certificate, tls.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
