@@ -21,7 +21,8 @@ import random
 import re
 import time
 import zlib
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from . import __version__
@@ -57,7 +58,7 @@ def make_transport(settings: OtlpSettings) -> Transport:
     return _Http(settings)
 
 
-def _retrying(attempt: Any, deadline: float) -> None:
+def _retrying(attempt: Callable[[], tuple[str, bool] | None], deadline: float) -> None:
     """Call ``attempt()`` (which returns ``(reason, retry)`` on a failure, None on success)
     until it succeeds, or raise SendFailed when it may not be retried before ``deadline``."""
     for tried in range(6):
