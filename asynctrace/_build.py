@@ -38,7 +38,7 @@ from ._coro import (
 )
 from ._record import Recorder
 from ._source import await_expression
-from ._spans import AWAITED_SPAN, KINDS, Span, Trace, gc_paused, quick_span
+from ._spans import AWAITED_SPAN, KINDS, TASK_THREAD, Span, Trace, gc_paused, quick_span
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _WAIT_FOR = "asyncio.wait_for"  # an expiry of it is two awaits, merged (see below)
@@ -277,6 +277,7 @@ class SpanBuilder:
         self._names = _Names()
         self._recent: dict[int, Span] = {}  # insertion-ordered: the oldest go first
         self._held: dict[int, Span] = {}
+        self._threads = recorder.task_threads
 
     def build(
         self,
@@ -313,6 +314,10 @@ class SpanBuilder:
             # fmt: on
         else:
             self._build_python(records, codes, spans, build_one)
+        for sid, thread in self._threads.items():  # tasks started off the main thread
+            task = spans.get(sid)
+            if task is not None and task.kind == "task":
+                task.attributes[TASK_THREAD] = thread
         recent = self._recent
         for span, children in gathers:
             found = list(map(spans.get, children))

@@ -35,7 +35,7 @@ static Py_ssize_t offsets[N_FIELDS];
 static PyTypeObject *span_type; /* NULL until configure(): every span is then refused */
 static long long origin_ns;     /* _chrome.ORIGIN_NS: trace time 0 in the file */
 static Py_ssize_t max_chars;    /* _sanitize.MAX_CHARS: a longer name is cut by Python */
-static PyObject *s_gather, *s_task_name, *s_awaited, *s_after, *s_tid, *s_event, *s_name,
+static PyObject *s_gather, *s_task_name, *s_task_thread, *s_awaited, *s_after, *s_tid, *s_event, *s_name,
     *s_tasks, *s_s, *s_f, *s_c, *s_spawn, *s_join, *one, *zero;
 
 #define SLOT(span, f) SPAN_SLOT(offsets, span, f)
@@ -588,6 +588,11 @@ task_label(PyObject *owner)
         || PyUnicode_GET_LENGTH(task_name) == 0 || PyUnicode_GET_LENGTH(task_name) > max_chars) {
         return NULL; /* an error, too, is left to Python's row_label to raise */
     }
+    /* a task on another thread's loop: its thread is in its name, which Python writes */
+    if (PyDict_GetItemWithError(attributes, s_task_thread) != NULL || PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
     return PyUnicode_FromFormat("%U %U()", task_name, name);
 }
 
@@ -676,10 +681,12 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__cflows(void)
 {
-    const char *texts[] = {"gather", "asynctrace.task.name", "asynctrace.awaited", "after",
-                           "tid", "event", "name", "tasks", "s", "f", "C", "spawn", "join"};
-    PyObject **targets[] = {&s_gather, &s_task_name, &s_awaited, &s_after, &s_tid, &s_event,
-                            &s_name, &s_tasks, &s_s, &s_f, &s_c, &s_spawn, &s_join};
+    const char *texts[] = {"gather", "asynctrace.task.name", "thread.name", "asynctrace.awaited",
+                           "after", "tid", "event", "name", "tasks", "s", "f", "C", "spawn",
+                           "join"};
+    PyObject **targets[] = {&s_gather, &s_task_name, &s_task_thread, &s_awaited, &s_after,
+                            &s_tid, &s_event, &s_name, &s_tasks, &s_s, &s_f, &s_c, &s_spawn,
+                            &s_join};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         *targets[i] = PyUnicode_InternFromString(texts[i]);
         if (*targets[i] == NULL) {

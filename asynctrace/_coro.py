@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
+import threading
 import time
 import weakref
 from collections.abc import Callable, Generator
@@ -63,6 +64,10 @@ def _untracked(root: TaskRoot) -> None:
 
 
 track_root: Callable[[TaskRoot], None] = _untracked
+# A task started on another thread than this one (an event loop of its own runs there) has
+# its thread noted (the recorder's ``note_thread``): its row says which thread it runs on.
+MAIN_THREAD: int = threading.main_thread().ident or 0
+note_thread: Callable[[TaskRoot], None] = _untracked
 
 
 run_sid: int = 0

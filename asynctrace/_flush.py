@@ -224,5 +224,7 @@ def open_labels(recorder: Recorder) -> dict[int, str]:
     for root in recorder.live_roots():
         task_name = root._task_name
         if task_name is not None:
-            labels[root._sid] = f"{task_name() or 'Task'} {_fn_attributes(root._info)[0]}()"
+            label = f"{task_name() or 'Task'} {_fn_attributes(root._info)[0]}()"
+            thread = recorder.task_threads.get(root._sid)
+            labels[root._sid] = f"{label} @{thread}" if thread else label
     return labels

@@ -69,6 +69,8 @@ def _start_task(
     parent, _track = current_parent()
     root = TaskRoot(coro, parent)
     _coro.track_root(root)
+    if threading.get_ident() != _coro.MAIN_THREAD:
+        _coro.note_thread(root)
     made = None if task_made is None else task_made(root)
     try:
         # An eager task (Python 3.12+ eager_task_factory) runs its first step inside its

@@ -17,6 +17,7 @@ lookup.  The recorder imports nothing from OpenTelemetry.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BLOCKED_THRESHOLD = 0.1
 DEFAULT_MAX_SPANS = 100_000
+MAX_TASK_THREADS = 100_000  # tasks started off the main thread whose thread is kept
 
 
 class Recorder:
@@ -75,6 +77,8 @@ class Recorder:
         self.end: float | None = None
         # Tasks started while recording, to find the spans still open when the trace is built.
         self.roots: RootSet = new_roots()
+        # span id of a task started off the main thread -> its thread's name (see note_thread)
+        self.task_threads: dict[int, str] = {}
         # With OpenTelemetry on: the traces of the spans built (see _otel_traces.py).
         self.traces: TraceMap | None = None
 
@@ -115,8 +119,18 @@ class Recorder:
         _coro.record_awaits = self.record_awaits
         _coro.run_sid = self.run_sid
         _coro.track_root = self.roots.add
+        _coro.note_thread = self.note_thread
         _coro.active = True
         _coro.sync_speedups()
+
+    def note_thread(self, root: _coro.TaskRoot) -> None:
+        """A task started off the main thread: the name of its thread (its loop's), kept for
+        its span (``thread.name``) and its row's name, for the last MAX_TASK_THREADS such
+        tasks (an older one's row then shows no thread)."""
+        threads = self.task_threads
+        if len(threads) >= MAX_TASK_THREADS:
+            del threads[next(iter(threads))]
+        threads[root._sid] = threading.current_thread().name
 
     def is_empty(self) -> bool:
         """Nothing recorded yet: no record, no task being traced."""

@@ -43,6 +43,10 @@ NEVER_RETRIEVED = "task exception never retrieved"
 AWAITED_SPAN = "asynctrace.awaited.span_id"
 """Attribute of an await on a task, a gather or a thread job: the span id of what it awaited."""
 
+TASK_THREAD = "thread.name"
+"""Attribute of a task started on another thread than the main one (an event loop of its own
+runs there): that thread's name (OpenTelemetry's ``thread.name``)."""
+
 KINDS: tuple[Kind, ...] = (
     "run", "task", "coroutine", "gather", "await", "blocked", "thread", "held", "misuse"
 )  # fmt: skip

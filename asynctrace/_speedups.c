@@ -49,7 +49,7 @@ static PyObject *c_k_task, *c_empty; /* a task's end */
 
 static PyObject *s_blocked, *s_finish, *s_coro, *s_sid, *s_native, *s_send, *s_cr_frame,
     *s_cr_await, *s_cr_code, *s_f_lasti, *s_f_locals, *s_delay, *s_top, *s_track, *s_info,
-    *s_shown, *s_qualname, *s_track_root, *s_task_made, *s_name, *s_context, *s_get_name,
+    *s_shown, *s_qualname, *s_track_root, *s_note_thread, *s_task_made, *s_name, *s_context, *s_get_name,
     *s_active, *s_call_status;
 static PyObject *perf_counter;  /* time.perf_counter, to recognise it in configure() */
 static PyCFunction list_append_meth;
@@ -1439,6 +1439,7 @@ static PyObject *t_eager_task_name; /* _instrument._eager_task_name */
 static PyObject *t_eager_ended;     /* _instrument.eager_ended */
 static PyObject *t_instrument_globals; /* _instrument's __dict__: task_made, set by OTel */
 static PyObject *t_partial;         /* functools.partial */
+static unsigned long t_main_thread; /* _coro.MAIN_THREAD: a task started elsewhere is noted */
 
 /* (parent span id, track) for a span starting now: _coro.current_parent().  New references
  * in *parent and *track, or -1. */
@@ -1579,6 +1580,20 @@ start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto error;
     }
     Py_DECREF(tracked);
+    if (PyThread_get_thread_ident() != t_main_thread) { /* _coro.note_thread(root) */
+        PyObject *note = PyDict_GetItemWithError(t_coro_globals, s_note_thread);
+        if (note == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro has no note_thread");
+            }
+            goto error;
+        }
+        PyObject *noted = PyObject_CallOneArg(note, root);
+        if (noted == NULL) {
+            goto error;
+        }
+        Py_DECREF(noted);
+    }
     /* An eager task (Python 3.12+) may end inside its creation: see _start_task. */
     PyObject *name = PyDict_GetItemWithError(kwargs, s_name);
     if (name == NULL && PyErr_Occurred()) {
@@ -1709,6 +1724,15 @@ task_constants(PyObject *module, PyObject *args)
     KEEP(t_eager_ended, eager_ended);
     KEEP(t_coro_globals, coro_globals);
     KEEP(t_instrument_globals, instrument_globals);
+    PyObject *main_thread = PyDict_GetItemString(coro_globals, "MAIN_THREAD"); /* borrowed */
+    if (main_thread == NULL || !PyLong_Check(main_thread)) {
+        PyErr_SetString(PyExc_TypeError, "vars(_coro) MUST hold MAIN_THREAD, an int");
+        return NULL;
+    }
+    t_main_thread = PyLong_AsUnsignedLong(main_thread);
+    if (t_main_thread == (unsigned long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
 #undef KEEP
     Py_RETURN_NONE;
 }
@@ -1937,7 +1961,8 @@ intern_all(void)
         {&s_f_lasti, "f_lasti"},  {&s_f_locals, "f_locals"}, {&s_delay, "delay"},
         {&s_top, "_top"},         {&s_track, "_track"},     {&s_info, "_info"},
         {&s_shown, "_shown"},     {&s_qualname, "__qualname__"},
-        {&s_track_root, "track_root"}, {&s_task_made, "task_made"}, {&s_name, "name"},
+        {&s_track_root, "track_root"}, {&s_note_thread, "note_thread"},
+        {&s_task_made, "task_made"}, {&s_name, "name"},
         {&s_context, "context"},  {&s_get_name, "get_name"},
         {&s_active, "active"},    {&s_call_status, "call_status"},
     };

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from ._native import extension
 from ._sanitize import MAX_CHARS, cap
-from ._spans import AWAITED_SPAN, Span, Trace, derived
+from ._spans import AWAITED_SPAN, TASK_THREAD, Span, Trace, derived
 
 __all__ = [
     "activity",
@@ -81,10 +81,13 @@ def _fastest(c_name: str, python_version: Callable[..., _T], *args: Any) -> _T:
 
 
 def row_label(span: Span) -> str:
-    """The name of the timeline row a run, task or thread job owns: ``Task-2 task1()``."""
+    """The name of the timeline row a run, task or thread job owns: ``Task-2 task1()``; a task
+    whose loop runs on another thread than the main one says which: ``Task-5 main() @loop``."""
     if span.kind == "task":
         task_name = span.attributes.get("asynctrace.task.name") or "Task"
-        return f"{cap(str(task_name))} {cap(span.name)}()"
+        label = f"{cap(str(task_name))} {cap(span.name)}()"
+        thread = span.attributes.get(TASK_THREAD)
+        return f"{label} @{cap(str(thread))}" if thread else label
     if span.kind == "thread":
         thread_name = span.attributes.get("asynctrace.thread.name") or "thread"
         return f"{cap(str(thread_name))} {cap(span.name)}()"

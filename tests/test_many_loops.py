@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import pytest
 import asynctrace
 from asynctrace import Span, Trace
 from asynctrace._chrome_read import read_chrome_json
+from asynctrace._timeline import row_label
 
 # The program run in threads, in-process (exec) and as a script (asynctrace run).  Every task it
 # makes is named "<tag>:<what>", so that each span can be traced back to its thread.  Its main
@@ -55,7 +57,9 @@ def worker(tag, out):
 
 def run_threads(n):
     out = {}
-    threads = [threading.Thread(target=worker, args=(f"T{k}", out)) for k in range(n)]
+    threads = [
+        threading.Thread(target=worker, args=(f"T{k}", out), name=f"loop-T{k}") for k in range(n)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -107,10 +111,16 @@ def check_threads_kept_apart(
     main task of each tag.
     """
     mains: dict[str, Span] = {}
+    threads: dict[str, str] = {}  # tag -> the thread its tasks ran on
     for task in trace.spans_matching(kind="task"):
         tag = _tag(task)
         if tag is None:
             continue
+        # a task of a loop in another thread says which thread, and so does its row
+        thread = task.attributes.get("thread.name")
+        assert isinstance(thread, str) and thread, task.attributes
+        assert threads.setdefault(tag, thread) == thread, (tag, thread, threads)
+        assert row_label(task).endswith(f"() @{thread}"), row_label(task)
         main = _main_task(task)
         assert main.name == "main_of", (task, main)
         # All tasks of one thread share one main task; two threads never share one.
@@ -118,6 +128,10 @@ def check_threads_kept_apart(
     assert sorted(mains) == sorted(tags)
     assert len({m.span_id for m in mains.values()}) == len(tags)
     owner_of_main = {m.span_id: tag for tag, m in mains.items()}
+    for task in trace.spans_matching(kind="task"):
+        tag = owner_of_main.get(_main_task(task).span_id)
+        # a thread's main task too; a task of the test's own loop (the main thread's): none
+        assert task.attributes.get("thread.name") == threads.get(tag), (task, tag)
     untagged = 0
     for span in trace:
         if span.kind == "run":
@@ -151,6 +165,9 @@ def test_loops_in_four_threads_at_once_keep_their_spans_apart(virtual: bool) -> 
     assert out["T2"] == ["T2-0", "T2-1", "T2-2", "T2-3", "T2-99"]
     trace = tracing.trace
     mains = check_threads_kept_apart(trace, TAGS)
+    assert {tag: m.attributes["thread.name"] for tag, m in mains.items()} == {
+        tag: f"loop-{tag}" for tag in TAGS
+    }
     jobs = trace.spans_matching(kind="thread")
     assert len(jobs) == 4
     assert {_main_task(job).span_id for job in jobs} == {m.span_id for m in mains.values()}
@@ -335,8 +352,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
-def test_loops_in_threads_under_asynctrace_run(tmp_path: Path, virtual: bool) -> None:
+@pytest.mark.parametrize(
+    ("virtual", "pure"),
+    [(False, False), (True, False), (False, True)],
+    ids=["real", "virtual", "real-without-C"],
+)
+def test_loops_in_threads_under_asynctrace_run(tmp_path: Path, virtual: bool, pure: bool) -> None:
     script = tmp_path / "threads.py"
     script.write_text(PROGRAM)
     plain = subprocess.run(
@@ -344,6 +365,9 @@ def test_loops_in_threads_under_asynctrace_run(tmp_path: Path, virtual: bool) ->
     )
     json_path = tmp_path / "t.json"
     flags = ["--virtual-time"] if virtual else []
+    env = _env()
+    if pure:  # the pure-Python recording, build and JSON writer
+        env["ASYNCTRACE_NO_SPEEDUPS"] = "1"
     traced = subprocess.run(
         [
             sys.executable,
@@ -357,7 +381,7 @@ def test_loops_in_threads_under_asynctrace_run(tmp_path: Path, virtual: bool) ->
             str(script),
         ],
         capture_output=True,
-        env=_env(),
+        env=env,
         timeout=60,
         check=False,
     )
@@ -366,6 +390,14 @@ def test_loops_in_threads_under_asynctrace_run(tmp_path: Path, virtual: bool) ->
     assert plain.stdout.decode().count("T3 ['T3-0'") == 1
     trace = read_chrome_json(json_path)
     mains = check_threads_kept_apart(trace, TAGS, eps=2e-6)
+    rows = [
+        event["args"]["name"]
+        for event in json.loads(json_path.read_text())["traceEvents"]
+        if event.get("name") == "thread_name"
+    ]
+    for tag in TAGS:
+        assert f"{tag}:extra leaf() @loop-{tag}" in rows, rows
+    assert "run threads.py" in rows
     if virtual:
         for main in mains.values():
             sleeps = [
