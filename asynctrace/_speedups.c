@@ -1526,6 +1526,22 @@ set_task_context(PyObject *context, PyObject *root)
     return r;
 }
 
+/* _coro.<name>(root), looked up at each call (a recorder rebinds it): 0, or -1 and an error. */
+static int
+call_coro_hook(PyObject *name, PyObject *root)
+{
+    PyObject *hook = PyDict_GetItemWithError(t_coro_globals, name);
+    if (hook == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_RuntimeError, "asynctrace._coro has no %U", name);
+        }
+        return -1;
+    }
+    PyObject *result = PyObject_CallOneArg(hook, root);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
 /* start_task(coro, kwargs, create, *leading): _instrument._start_task in C, the same reads of
  * next_id and the clock in the same order; with the OpenTelemetry hook on (task_made), that
  * Python form runs instead. */
@@ -1568,31 +1584,10 @@ start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto error;
     }
     RootObject *r = (RootObject *)root;
-    PyObject *track_root = PyDict_GetItemWithError(t_coro_globals, s_track_root);
-    if (track_root == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro has no track_root");
-        }
+    if (call_coro_hook(s_track_root, root) < 0
+        || (PyThread_get_thread_ident() != t_main_thread
+            && call_coro_hook(s_note_thread, root) < 0)) {
         goto error;
-    }
-    PyObject *tracked = PyObject_CallOneArg(track_root, root);
-    if (tracked == NULL) {
-        goto error;
-    }
-    Py_DECREF(tracked);
-    if (PyThread_get_thread_ident() != t_main_thread) { /* _coro.note_thread(root) */
-        PyObject *note = PyDict_GetItemWithError(t_coro_globals, s_note_thread);
-        if (note == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro has no note_thread");
-            }
-            goto error;
-        }
-        PyObject *noted = PyObject_CallOneArg(note, root);
-        if (noted == NULL) {
-            goto error;
-        }
-        Py_DECREF(noted);
     }
     /* An eager task (Python 3.12+) may end inside its creation: see _start_task. */
     PyObject *name = PyDict_GetItemWithError(kwargs, s_name);
