@@ -116,6 +116,7 @@ class OtlpExport:
         self._total = 0
         self._sent = 0
         self._reason: str | None = None
+        self._rejected: str | None = None  # why the receiver refused spans it was sent
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._report: ExportReport | None = None
@@ -173,6 +174,8 @@ class OtlpExport:
             reason = self._reason
             if reason is None and self._overflowed:
                 reason = "the endpoint could not keep up with the program"
+            if reason is None and self._rejected is not None:
+                reason = f"the receiver rejected them: {self._rejected}"
             if not self._done.is_set() and self._thread is not None:
                 reason = (
                     f"still sending after {wait:g} s (a large trace: raise"
@@ -265,13 +268,19 @@ class OtlpExport:
                 return
             batch = spans[i : i + self._batch_size]
             try:
-                transport.send(encode_request(batch), deadline)
+                rejected = transport.send(encode_request(batch), deadline)
             except SendFailed as failure:
                 # A refused or failing endpoint fails every batch the same way: stop here.
                 self._fail(str(failure))
                 return
+            taken = len(batch)
+            if rejected is not None:  # the rest of the batch was taken: go on
+                taken -= min(rejected.spans, taken)
+                with self._lock:
+                    if self._rejected is None:
+                        self._rejected = self._scrub(rejected.message or "no reason given")
             with self._lock:
-                self._sent += len(batch)
+                self._sent += taken
 
     def _fail(self, reason: str) -> None:
         with self._lock:

@@ -22,13 +22,13 @@ import re
 import time
 import zlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from . import __version__
 from ._otlp_config import OtlpSettings
 
-__all__ = ["SendFailed", "Transport", "make_transport"]
+__all__ = ["Rejected", "SendFailed", "Transport", "make_transport"]
 
 _EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRIED_HTTP = frozenset((429, 502, 503, 504))
@@ -43,12 +43,35 @@ class SendFailed(Exception):
     """The request was not confirmed; ``str()`` is the reason, short, for one line."""
 
 
+class Rejected(NamedTuple):
+    """Spans a receiver took the request for but refused (``partial_success``), and why."""
+
+    spans: int
+    message: str
+
+
 class Transport(Protocol):
-    def send(self, body: bytes, deadline: float) -> None:
+    def send(self, body: bytes, deadline: float) -> Rejected | None:
         """Deliver one serialized ``ExportTraceServiceRequest`` before ``deadline``
-        (``time.monotonic()``), or raise :class:`SendFailed`."""
+        (``time.monotonic()``), or raise :class:`SendFailed`; what the receiver said it
+        rejected of it (OTLP's partial success), if anything."""
 
     def close(self) -> None: ...
+
+
+def _rejected(answer: bytes) -> Rejected | None:
+    """The partial success in an ``ExportTraceServiceResponse``, if it rejected anything."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    try:
+        partial = ExportTraceServiceResponse.FromString(answer).partial_success
+    except Exception:  # not a response (a proxy's page): the request was taken
+        return None
+    if partial.rejected_spans <= 0 and not partial.error_message:
+        return None
+    return Rejected(max(0, partial.rejected_spans), _short(partial.error_message))
 
 
 def make_transport(settings: OtlpSettings) -> Transport:
@@ -58,14 +81,15 @@ def make_transport(settings: OtlpSettings) -> Transport:
     return _Http(settings)
 
 
-def _retrying(attempt: Callable[[], tuple[str, bool] | None], deadline: float) -> None:
-    """Call ``attempt()`` (which returns ``(reason, retry)`` on a failure, None on success)
-    until it succeeds, or raise SendFailed when it may not be retried before ``deadline``."""
+def _retrying(attempt: Callable[[], bytes | tuple[str, bool]], deadline: float) -> bytes:
+    """Call ``attempt()`` (which returns the receiver's answer, or ``(reason, retry)`` on a
+    failure) until it succeeds, or raise SendFailed when it may not be retried before
+    ``deadline``."""
     for tried in range(6):
-        failure = attempt()
-        if failure is None:
-            return
-        reason, retry = failure
+        outcome = attempt()
+        if isinstance(outcome, bytes):
+            return outcome
+        reason, retry = outcome
         backoff = 2**tried * random.uniform(0.8, 1.2)
         if not retry or time.monotonic() + backoff >= deadline:
             raise SendFailed(_short(reason))
@@ -129,13 +153,13 @@ class _Grpc:
         self._export = self._channel.unary_unary(_EXPORT)  # bytes in, bytes out
         self._metadata = tuple(settings.headers)
 
-    def send(self, body: bytes, deadline: float) -> None:
-        def attempt() -> tuple[str, bool] | None:
+    def send(self, body: bytes, deadline: float) -> Rejected | None:
+        def attempt() -> bytes | tuple[str, bool]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return _no_answer(self._timeout), False
             try:
-                self._export(body, timeout=remaining, metadata=self._metadata)
+                answer: bytes = self._export(body, timeout=remaining, metadata=self._metadata)
             except self._grpc.RpcError as error:
                 code = error.code()
                 name = getattr(code, "name", str(code))
@@ -148,9 +172,9 @@ class _Grpc:
                 if name == "UNAVAILABLE" and "connection refused" in details.lower():
                     return "connection refused", True
                 return f"gRPC {name}: {details}", name in _RETRIED_GRPC
-            return None
+            return answer
 
-        _retrying(attempt, deadline)
+        return _rejected(_retrying(attempt, deadline))
 
     def close(self) -> None:
         self._channel.close()
@@ -178,14 +202,14 @@ class _Http:
         if settings.client_certificate and settings.client_key:
             self._cert = (settings.client_certificate, settings.client_key)
 
-    def send(self, body: bytes, deadline: float) -> None:
+    def send(self, body: bytes, deadline: float) -> Rejected | None:
         if self._compression == "gzip":
             body = gzip.compress(body)
         elif self._compression == "deflate":
             body = zlib.compress(body)
         errors = self._requests.exceptions
 
-        def attempt() -> tuple[str, bool] | None:
+        def attempt() -> bytes | tuple[str, bool]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return _no_answer(self._timeout), False
@@ -211,11 +235,11 @@ class _Http:
             except errors.RequestException as error:  # a bad certificate file, an odd URL
                 return f"{type(error).__name__}: {error}", False
             if response.ok:
-                return None
+                return bytes(response.content)
             code = response.status_code
             return f"HTTP {code} {response.reason or ''}".strip(), code in _RETRIED_HTTP
 
-        _retrying(attempt, deadline)
+        return _rejected(_retrying(attempt, deadline))
 
     def close(self) -> None:
         self._session.close()

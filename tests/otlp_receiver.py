@@ -98,6 +98,15 @@ class _Receiver:
             self.requests.append(request)
             self.headers.append(headers)
 
+    def response(self) -> Any:
+        """The answer to a request taken: in mode "partial", 2 of its spans rejected."""
+        if self.mode != "partial":
+            return trace_service_pb2.ExportTraceServiceResponse()
+        partial = trace_service_pb2.ExportTracePartialSuccess(
+            rejected_spans=2, error_message="span too old"
+        )
+        return trace_service_pb2.ExportTraceServiceResponse(partial_success=partial)
+
     def _count_attempt(self) -> None:
         with self._lock:
             self.attempts += 1
@@ -119,7 +128,7 @@ class Tls:
 
 
 class GrpcReceiver(_Receiver):
-    """An OTLP/gRPC ``TraceService`` on 127.0.0.1.  Modes: ok, unavailable, stall."""
+    """An OTLP/gRPC ``TraceService`` on 127.0.0.1.  Modes: ok, partial, unavailable, stall."""
 
     protocol = "grpc"
 
@@ -136,7 +145,7 @@ class GrpcReceiver(_Receiver):
                 if receiver.mode == "unavailable":
                     context.abort(grpc.StatusCode.UNAVAILABLE, "receiver told to refuse")
                 receiver._record(request, dict(context.invocation_metadata()))
-                return trace_service_pb2.ExportTraceServiceResponse()
+                return receiver.response()
 
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._server)
@@ -158,7 +167,8 @@ class GrpcReceiver(_Receiver):
 
 
 class HttpReceiver(_Receiver):
-    """OTLP/HTTP protobuf at ``POST /v1/traces`` on 127.0.0.1.  Modes: ok, 500, 503, stall."""
+    """OTLP/HTTP protobuf at ``POST /v1/traces`` on 127.0.0.1.  Modes: ok, partial, 500, 503,
+    stall."""
 
     protocol = "http/protobuf"
 
@@ -188,7 +198,7 @@ class HttpReceiver(_Receiver):
                 request.ParseFromString(body)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver._record(request, headers)
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                reply = receiver.response().SerializeToString()
                 self._answer(200, reply, "application/x-protobuf")
 
             def _answer(self, code: int, body: bytes, ctype: str = "text/plain") -> None:

@@ -544,6 +544,20 @@ def test_receiver_errors_count_as_not_sent(protocol: str, mode: str, reason: str
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_spans_a_receiver_rejects_are_counted_as_not_sent(protocol: str) -> None:
+    # OTLP's partial success: the request is taken, some of its spans are not (2 a batch)
+    r = otlp_receiver.receiver(protocol, "partial")
+    try:
+        report, err, _, _ = send(otlp_settings(r.endpoint, protocol), blog_trace(), batch_size=4)
+    finally:
+        r.stop()
+    assert len(r.requests) == 3  # 4 + 4 + 1 spans: every batch was sent
+    assert (report.sent, report.not_sent) == (9 - 5, 5)  # 2 + 2 + the last batch's 1
+    assert report.reason == "the receiver rejected them: span too old"
+    assert err.endswith("failed: the receiver rejected them: span too old; 5 of 9 spans not sent\n")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_stalling_receiver_bounded_wait(protocol: str) -> None:
     r = otlp_receiver.receiver(protocol, "stall")
     try:
