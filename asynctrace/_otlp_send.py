@@ -86,7 +86,7 @@ class OtlpExport:
     Args:
         settings: from :func:`~asynctrace._otlp_config.otlp_settings`.
         stream: where the warning goes (default ``sys.stderr`` at close time).
-        batch_size: spans per ``export()`` call.
+        batch_size: spans per request.
         grace: seconds added to the timeout for the close's wait.
         transport: what sends each encoded request instead of the OTLP one (tests).
         max_queued: spans waiting to be sent at most; a batch that would pass it is counted
