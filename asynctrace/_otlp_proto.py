@@ -193,7 +193,7 @@ def _trace_state(state: Any) -> str:
 
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` of ``spans``: what the SDK's
-    ``encode_spans(spans).SerializeToString()`` means, about four times faster."""
+    ``encode_spans(spans).SerializeToString()`` means, in about a third of its time."""
     encoder = _Encoder()
     groups: dict[Any, dict[Any, list[bytes]]] = {}
     # a run of spans shares its resource and scope objects: looked up when they change (a
