@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -84,7 +84,30 @@ def to_readable_spans(
     parent_context: SpanContext | None = None,
     link_all: bool = False,
 ) -> list[ReadableSpan]:
-    """The trace's spans as SDK ``ReadableSpan``\\ s with explicit ids, parents and times.
+    """:func:`readable_spans`, all at once."""
+    return list(
+        readable_spans(
+            trace,
+            resource=resource,
+            trace_id=trace_id,
+            span_id_base=span_id_base,
+            parent_context=parent_context,
+            link_all=link_all,
+        )
+    )
+
+
+def readable_spans(
+    trace: Trace,
+    *,
+    resource: Resource,
+    trace_id: int,
+    span_id_base: int,
+    parent_context: SpanContext | None = None,
+    link_all: bool = False,
+) -> Iterator[ReadableSpan]:
+    """The trace's spans as SDK ``ReadableSpan``\\ s with explicit ids, parents and times, made
+    as they are taken (an export of a large trace holds one batch of them at a time).
 
     Args:
         trace: the spans; not modified.
@@ -96,18 +119,30 @@ def to_readable_spans(
             batch of a run sent as it goes); else such a span (its parent dropped) is a root.
 
     Raises:
-        ValueError: ``trace_id`` differs from the parent context's.
+        ValueError: ``trace_id`` differs from the parent context's (at once, not when
+            the first span is taken).
     """
-    from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
     if parent_context is not None and parent_context.trace_id != trace_id:
         msg = (
             f"trace_id={trace_id:032x} differs from the parent context's trace id"
             f" {parent_context.trace_id:032x}; pass trace_id=parent_context.trace_id"
         )
         raise ValueError(msg)
+    return _readable_spans(trace, resource, trace_id, span_id_base, parent_context, link_all)
+
+
+def _readable_spans(
+    trace: Trace,
+    resource: Resource,
+    trace_id: int,
+    span_id_base: int,
+    parent_context: SpanContext | None,
+    link_all: bool,
+) -> Iterator[ReadableSpan]:
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
     scope = InstrumentationScope("asynctrace", __version__)
     flags = TraceFlags(TraceFlags.SAMPLED)
     trace_end = trace.end
@@ -125,7 +160,6 @@ def to_readable_spans(
     def ns(seconds: float) -> int:
         return trace.epoch_ns + round(seconds * 1e9)
 
-    result: list[ReadableSpan] = []
     for span in trace.spans:
         end = max(trace_end, span.end) if span.status == "unfinished" else span.end
         start_ns = ns(span.start)
@@ -169,23 +203,20 @@ def to_readable_spans(
                 parent = context(span.parent_id, span_trace)
         elif span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
             parent = context(span.parent_id, trace_id)
-        result.append(
-            ReadableSpan(
-                name=clean(span.name),
-                context=context(span.span_id, span_trace),
-                links=links,
-                parent=parent,
-                resource=resource,
-                attributes=attrs,
-                events=events,
-                kind=SpanKind.INTERNAL,
-                status=status,
-                start_time=start_ns,
-                end_time=end_ns,
-                instrumentation_scope=scope,
-            )
+        yield ReadableSpan(
+            name=clean(span.name),
+            context=context(span.span_id, span_trace),
+            links=links,
+            parent=parent,
+            resource=resource,
+            attributes=attrs,
+            events=events,
+            kind=SpanKind.INTERNAL,
+            status=status,
+            start_time=start_ns,
+            end_time=end_ns,
+            instrumentation_scope=scope,
         )
-    return result
 
 
 def _attributes(span: Span, trace: Trace) -> dict[str, Any]:

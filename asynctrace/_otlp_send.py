@@ -3,7 +3,7 @@
 Problem: an OTLP endpoint may be down, slow, refusing or far away; the program must neither
 wait on it nor hear of it, except for one line when spans were lost.
 
-Solution: :class:`OtlpExport` converts (:func:`~asynctrace._otlp.to_readable_spans`), encodes
+Solution: :class:`OtlpExport` converts (:func:`~asynctrace._otlp.readable_spans`), encodes
 (:func:`~asynctrace._otlp_proto.encode_request`) and sends (``_otlp_transport``) on a daemon
 thread, in batches, counts the spans each request really confirmed, says in one line why it
 failed (with secrets scrubbed), stops sending after a failure, bounds what waits in its queue,
@@ -13,6 +13,7 @@ silenced for its thread.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -20,12 +21,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ._otlp import to_readable_spans
+from ._otlp import readable_spans
 from ._otlp_config import OtlpSettings
 from ._otlp_proto import encode_request
 from ._otlp_transport import SendFailed, Transport, make_transport
@@ -133,7 +134,7 @@ class OtlpExport:
         """Queue a trace for sending; returns at once.  Called from any thread.
 
         ``link_all``: the trace is one batch of a run sent as it goes; a span's parent is
-        linked even when it is not in this batch (see :func:`to_readable_spans`).
+        linked even when it is not in this batch (see :func:`readable_spans`).
         """
         self._queue_job(_Job(trace, trace_id, span_id_base, parent_context, link_all))
 
@@ -251,9 +252,9 @@ class OtlpExport:
             self._done.set()
 
     def _send(self, transport: Transport, job: _Job) -> None:
-        spans = job.ready
-        if job.trace is not None:
-            spans = to_readable_spans(
+        spans: Iterator[ReadableSpan] = iter(job.ready)
+        if job.trace is not None:  # made batch by batch: one batch of them alive at a time
+            spans = readable_spans(
                 job.trace,
                 resource=self.settings.resource(),
                 trace_id=job.trace_id,
@@ -262,11 +263,10 @@ class OtlpExport:
                 link_all=job.link_all,
             )
         deadline = time.monotonic() + self.settings.timeout
-        for i in range(0, len(spans), self._batch_size):
+        while batch := list(itertools.islice(spans, self._batch_size)):
             if time.monotonic() >= deadline:
                 self._fail(f"no answer within {self.settings.timeout:g} s")
                 return
-            batch = spans[i : i + self._batch_size]
             try:
                 rejected = transport.send(encode_request(batch), deadline)
             except SendFailed as failure:

@@ -598,6 +598,27 @@ def test_batches_are_counted_separately() -> None:
     assert err.endswith("failed: HTTP 500 Internal Server Error; 5 of 9 spans not sent\n")
 
 
+def test_a_trace_is_made_into_sdk_spans_one_batch_at_a_time() -> None:
+    # a large trace's export holds one batch of SDK spans, not the whole trace's
+    import gc
+
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    alive: list[int] = []
+
+    class Counting:
+        def send(self, body: bytes, deadline: float) -> None:
+            alive.append(sum(isinstance(o, ReadableSpan) for o in gc.get_objects()))
+
+        def close(self) -> None:
+            pass
+
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, _, _, _ = send(settings, blog_trace(), batch_size=4, transport=Counting())
+    assert report.sent == 9 and len(alive) == 3
+    assert max(alive) <= 4, alive  # the whole trace's 9 were alive at once before
+
+
 def test_a_transport_that_raises_never_reaches_the_caller() -> None:
     class Raising:
         def send(self, body: bytes, deadline: float) -> None:
