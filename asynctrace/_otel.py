@@ -182,13 +182,13 @@ class OtelBridge:
             return
         from opentelemetry.sdk.trace import TracerProvider
 
-        from ._otlp import to_readable_spans
+        from ._otlp import readable_spans
 
         provider = otel_trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider) or _is_ours(provider):
             return
         processor = provider._active_span_processor
-        for span in to_readable_spans(
+        for span in readable_spans(
             trace,
             resource=provider.resource,
             trace_id=self.trace_id,

@@ -5,7 +5,7 @@ ids that other instrumentation may already have seen live (an HTTP client's span
 a recorded await), a service name, and a delivery that cannot hang or break the program when the
 collector is down.
 
-Solution: :func:`to_readable_spans` builds SDK ``ReadableSpan``\\ s after the fact, with explicit
+Solution: :func:`readable_spans` builds SDK ``ReadableSpan``\\ s after the fact, with explicit
 times and ids from :func:`otel_span_id` (the same function the live side uses);
 ``_otlp_send.OtlpExport`` encodes and sends them; :func:`write_otlp_json` writes the OTLP/JSON
 file encoding.  OpenTelemetry is imported here
@@ -73,28 +73,6 @@ def new_span_id_base() -> int:
 def new_trace_id() -> int:
     """A random, non-zero 128-bit trace id."""
     return int.from_bytes(os.urandom(16), "big") or 1
-
-
-def to_readable_spans(
-    trace: Trace,
-    *,
-    resource: Resource,
-    trace_id: int,
-    span_id_base: int,
-    parent_context: SpanContext | None = None,
-    link_all: bool = False,
-) -> list[ReadableSpan]:
-    """:func:`readable_spans`, all at once."""
-    return list(
-        readable_spans(
-            trace,
-            resource=resource,
-            trace_id=trace_id,
-            span_id_base=span_id_base,
-            parent_context=parent_context,
-            link_all=link_all,
-        )
-    )
 
 
 def readable_spans(
@@ -288,7 +266,7 @@ def otlp_json_dict(
     base64, and enums are integers.  Built directly, not through ``MessageToDict``, which takes
     over a millisecond per span.
     """
-    spans = to_readable_spans(
+    spans = readable_spans(
         trace,
         resource=resource,
         trace_id=trace_id,

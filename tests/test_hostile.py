@@ -648,11 +648,11 @@ def test_otlp_of_hostile_names_encodes_as_protobuf() -> None:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     from opentelemetry.sdk.resources import Resource
 
-    from asynctrace._otlp import otlp_json_dict, to_readable_spans
+    from asynctrace._otlp import otlp_json_dict, readable_spans
 
     trace = _hostile_trace()
     resource = Resource.create({"service.name": "hostile"})
-    spans = to_readable_spans(trace, resource=resource, trace_id=1, span_id_base=1)
+    spans = list(readable_spans(trace, resource=resource, trace_id=1, span_id_base=1))
     data = encode_spans(spans).SerializeToString()  # raises on a lone surrogate
     request = trace_service_pb2.ExportTraceServiceRequest.FromString(data)
     got = request.resource_spans[0].scope_spans[0].spans
@@ -832,7 +832,7 @@ def test_a_service_name_from_a_non_utf8_command_line_still_encodes() -> None:
     the OTLP request unencodable."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from asynctrace._otlp import to_readable_spans
+    from asynctrace._otlp import readable_spans
     from asynctrace._otlp_config import otlp_resource
 
     resource = otlp_resource("svc\udcff", environ={})
@@ -840,6 +840,6 @@ def test_a_service_name_from_a_non_utf8_command_line_still_encodes() -> None:
         span_id=1, parent_id=None, kind="run", name="r", start=0.0, end=1.0, track=1,
         status="ok", error=None, attributes={}, start_seq=1, end_seq=2,
     )  # fmt: skip
-    spans = to_readable_spans(Trace([span]), resource=resource, trace_id=1, span_id_base=1)
+    spans = list(readable_spans(Trace([span]), resource=resource, trace_id=1, span_id_base=1))
     assert encode_spans(spans).SerializeToString()
     assert resource.attributes["service.name"] == "svc\ufffd"

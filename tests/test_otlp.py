@@ -23,7 +23,7 @@ from asynctrace._otlp import (
     new_trace_id,
     otel_span_id,
     otlp_json_dict,
-    to_readable_spans,
+    readable_spans,
     write_otlp_json,
 )
 from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
@@ -268,7 +268,9 @@ def test_header_secrets_never_in_errors_or_repr() -> None:
 def test_readable_spans_have_exact_ids_parents_times_and_attributes() -> None:
     trace_id, base = new_trace_id(), new_span_id_base()
     resource = otlp_resource(default_service="gather", environ={})
-    spans = to_readable_spans(blog_trace(), resource=resource, trace_id=trace_id, span_id_base=base)
+    spans = list(
+        readable_spans(blog_trace(), resource=resource, trace_id=trace_id, span_id_base=base)
+    )
     by_name = {s.name: s for s in spans}
     assert len(spans) == 9
     for s in spans:
@@ -297,12 +299,14 @@ def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
     from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
     parent = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
-    spans = to_readable_spans(
-        status_trace(),
-        resource=otlp_resource(environ={}),
-        trace_id=0xABC,
-        span_id_base=new_span_id_base(),
-        parent_context=parent,
+    spans = list(
+        readable_spans(
+            status_trace(),
+            resource=otlp_resource(environ={}),
+            trace_id=0xABC,
+            span_id_base=new_span_id_base(),
+            parent_context=parent,
+        )
     )
     by_name = {s.name: s for s in spans}
     assert by_name["statuses.py"].parent == parent
@@ -328,7 +332,7 @@ def test_statuses_errors_timeouts_cancelled_unfinished() -> None:
     assert unfinished.attributes is not None
     assert unfinished.attributes["asynctrace.status"] == "unfinished"
     with pytest.raises(ValueError, match="parent context's trace id"):
-        to_readable_spans(
+        readable_spans(  # at once, before any span is taken
             status_trace(),
             resource=otlp_resource(environ={}),
             trace_id=1,
@@ -608,12 +612,17 @@ def test_a_trace_is_made_into_sdk_spans_one_batch_at_a_time() -> None:
 
     class Counting:
         def send(self, body: bytes, deadline: float) -> None:
-            alive.append(sum(isinstance(o, ReadableSpan) for o in gc.get_objects()))
+            alive.append(
+                sum(
+                    isinstance(o, ReadableSpan) and o.resource.attributes["service.name"] == "one"
+                    for o in gc.get_objects()
+                )
+            )
 
         def close(self) -> None:
             pass
 
-    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    settings = otlp_settings("http://127.0.0.1:9", service_name="one", environ={})
     report, _, _, _ = send(settings, blog_trace(), batch_size=4, transport=Counting())
     assert report.sent == 9 and len(alive) == 3
     assert max(alive) <= 4, alive  # the whole trace's 9 were alive at once before
@@ -674,8 +683,8 @@ def test_otlp_json_file_round_trips_through_the_proto(tmp_path: Path) -> None:
             if key in span:
                 span[key] = base64.urlsafe_b64encode(bytes.fromhex(span[key])).decode()
     parsed = json_format.ParseDict(data, ExportTraceServiceRequest())
-    readable = to_readable_spans(status_trace(), resource=resource, trace_id=trace_id,
-                                 span_id_base=base)  # fmt: skip
+    readable = list(readable_spans(status_trace(), resource=resource, trace_id=trace_id,
+                                   span_id_base=base))  # fmt: skip
     assert parsed == encode_spans(readable)
     again = otlp_json_dict(status_trace(), resource=resource, trace_id=trace_id, span_id_base=base)
     assert again["resourceSpans"][0]["resource"]["attributes"][-1] == {

@@ -19,7 +19,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from asynctrace._otlp import new_span_id_base, new_trace_id, to_readable_spans
+from asynctrace._otlp import new_span_id_base, new_trace_id, readable_spans
 from asynctrace._otlp_config import make_resource
 from asynctrace._otlp_proto import encode_request
 
@@ -47,12 +47,14 @@ def test_asynctraces_spans_are_the_sdk_encoders_message() -> None:
     resource = make_resource("svc", (("deployment.environment", "test"),))
     for trace, context in ((blog_trace(), None), (status_trace(), parent)):
         trace_id = context.trace_id if context is not None else new_trace_id()
-        spans = to_readable_spans(
-            trace,
-            resource=resource,
-            trace_id=trace_id,
-            span_id_base=new_span_id_base(),
-            parent_context=context,
+        spans = list(
+            readable_spans(
+                trace,
+                resource=resource,
+                trace_id=trace_id,
+                span_id_base=new_span_id_base(),
+                parent_context=context,
+            )
         )
         same_message(spans)
 
