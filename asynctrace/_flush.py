@@ -30,6 +30,7 @@ from ._chrome_stream import ChromeStream
 from ._coro import _NOT_STARTED, TaskRoot, copy_records
 from ._record import Recorder
 from ._spans import Span
+from ._timeline import task_row
 
 DEFAULT_FLUSH_INTERVAL = 1.0
 # tasks and gathers remembered across batches, for the awaits and gathers that name them
@@ -224,7 +225,7 @@ def open_labels(recorder: Recorder) -> dict[int, str]:
     for root in recorder.live_roots():
         task_name = root._task_name
         if task_name is not None:
-            label = f"{task_name() or 'Task'} {_fn_attributes(root._info)[0]}()"
+            function = _fn_attributes(root._info)[0]
             thread = recorder.task_threads.get(root._sid)
-            labels[root._sid] = f"{label} @{thread}" if thread else label
+            labels[root._sid] = task_row(task_name() or "Task", function, thread)
     return labels

@@ -85,15 +85,21 @@ def row_label(span: Span) -> str:
     whose loop runs on another thread than the main one says which: ``Task-5 main() @loop``."""
     if span.kind == "task":
         task_name = span.attributes.get("asynctrace.task.name") or "Task"
-        label = f"{cap(str(task_name))} {cap(span.name)}()"
         thread = span.attributes.get(TASK_THREAD)
-        return f"{label} @{cap(str(thread))}" if thread else label
+        return task_row(cap(str(task_name)), cap(span.name), cap(str(thread)) if thread else None)
     if span.kind == "thread":
         thread_name = span.attributes.get("asynctrace.thread.name") or "thread"
         return f"{cap(str(thread_name))} {cap(span.name)}()"
     if span.kind == "run":
         return f"run {cap(span.name)}"
     return display_name(span)
+
+
+def task_row(task_name: str, function: str, thread: str | None) -> str:
+    """A task's row name from its parts: ``Task-2 task1()``, or, for a task of a loop on
+    another thread than the main one, ``Task-5 main() @side-loop``."""
+    label = f"{task_name} {function}()"
+    return f"{label} @{thread}" if thread else label
 
 
 def display_name(span: Span) -> str:
