@@ -35,8 +35,8 @@ static Py_ssize_t offsets[N_FIELDS];
 static PyTypeObject *span_type; /* NULL until configure(): every span is then refused */
 static long long origin_ns;     /* _chrome.ORIGIN_NS: trace time 0 in the file */
 static Py_ssize_t max_chars;    /* _sanitize.MAX_CHARS: a longer name is cut by Python */
-static PyObject *s_gather, *s_task_name, *s_task_thread, *s_awaited, *s_after, *s_tid, *s_event, *s_name,
-    *s_tasks, *s_s, *s_f, *s_c, *s_spawn, *s_join, *one, *zero;
+static PyObject *s_gather, *s_task_name, *s_task_thread, *s_awaited, *s_after, *s_tid, *s_event,
+    *s_name, *s_tasks, *s_s, *s_f, *s_c, *s_spawn, *s_join, *one, *zero;
 
 #define SLOT(span, f) SPAN_SLOT(offsets, span, f)
 #define EXACT_NS 9007199254740992.0 /* 2**53: below it, ns / 1000 is Python's true division */

@@ -274,12 +274,11 @@ class OtlpExport:
                 self._fail(str(failure))
                 return
             taken = len(batch)
-            if rejected is not None:  # the rest of the batch was taken: go on
-                taken -= min(rejected.spans, taken)
-                with self._lock:
+            with self._lock:
+                if rejected is not None:  # the rest of the batch was taken: go on
+                    taken -= min(rejected.spans, taken)
                     if self._rejected is None:
                         self._rejected = self._scrub(rejected.message or "no reason given")
-            with self._lock:
                 self._sent += taken
 
     def _fail(self, reason: str) -> None:
@@ -293,11 +292,11 @@ class OtlpExport:
 
 def _nothing_listens(endpoint: str) -> bool:
     """Whether ``endpoint`` is on this machine and refuses connections on every address of
-    it: nothing listens there now (a collector not started), and the exporter's retries on a
+    it: nothing listens there now (a collector not started), and the transport's retries on a
     refused connection (1 s, then 2 s, ...) would only wait out the timeout, at the program's
     exit.  Only a loopback host is asked, where a refusal comes at once (a remote collector is
     never sent a connection that carries nothing), and never one a proxy stands before: the
-    exporter then finds out as ever."""
+    transport then finds out, retrying."""
     parts = urlsplit(endpoint)
     host, port = parts.hostname, parts.port
     if host is None or port is None or not _loopback(host) or _proxied(host):

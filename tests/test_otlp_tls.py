@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +61,21 @@ def test_spans_arrive_over_tls_with_the_ca_certificate_given(
     assert len(tls_receiver.spans) == 9
 
 
-def test_a_certificate_not_trusted_is_one_line_and_no_retry(tls_receiver: Any) -> None:
+def test_a_certificate_not_trusted_is_one_line_and_no_retry(
+    tls_receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backoffs: list[float] = []  # the export thread's waits before trying again
+    sleep = time.sleep
+
+    def noted(seconds: float) -> None:
+        if threading.current_thread().name == "asynctrace-otlp":
+            backoffs.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", noted)
     settings = otlp_settings(tls_receiver.endpoint, tls_receiver.protocol, timeout=5.0)
     report, err, _, _ = send(settings, blog_trace())
+    assert backoffs == []  # not tried again
     assert (report.sent, report.not_sent) == (0, 9) and tls_receiver.spans == []
     assert report.reason is not None and "certificate verify failed" in report.reason.lower()
     assert "no answer" not in report.reason  # not retried until the timeout
