@@ -17,11 +17,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._decorator import trace
-    from ._spans import Span, Trace
+    from ._core._decorator import trace
+    from ._core._virtual import (
+        VirtualTimeDeadlock,
+        VirtualTimeLoop,
+        VirtualTimePolicy,
+        virtual_time,
+    )
+    from ._model._spans import Span, Trace
     from ._trace_io import format_timeline, load, write_html, write_json
     from ._tracing import Tracing, instrument, tracing, uninstrument
-    from ._virtual import VirtualTimeDeadlock, VirtualTimeLoop, VirtualTimePolicy, virtual_time
 
 __all__ = [
     "Span",
@@ -43,21 +48,21 @@ __all__ = [
 __version__ = "0.1.0"
 
 _HOME = {
-    "Span": "._spans",
-    "Trace": "._spans",
+    "Span": "._model._spans",
+    "Trace": "._model._spans",
     "Tracing": "._tracing",
     "instrument": "._tracing",
     "tracing": "._tracing",
     "uninstrument": "._tracing",
-    "trace": "._decorator",
+    "trace": "._core._decorator",
     "format_timeline": "._trace_io",
     "load": "._trace_io",
     "write_html": "._trace_io",
     "write_json": "._trace_io",
-    "VirtualTimeDeadlock": "._virtual",
-    "VirtualTimeLoop": "._virtual",
-    "VirtualTimePolicy": "._virtual",
-    "virtual_time": "._virtual",
+    "VirtualTimeDeadlock": "._core._virtual",
+    "VirtualTimeLoop": "._core._virtual",
+    "VirtualTimePolicy": "._core._virtual",
+    "virtual_time": "._core._virtual",
 }
 
 

@@ -1,5 +1,5 @@
 """``python -m asynctrace``: the same as the ``asynctrace`` command."""
 
-from ._cli import main
+from ._commands._cli import main
 
 main()

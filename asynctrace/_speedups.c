@@ -697,7 +697,7 @@ root_step(RootObject *self, PyObject *value, PyObject **presult)
     if (g_append == NULL || c_k_await == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants() and configure() "
-                        "first (asynctrace._coro does on import)");
+                        "first (asynctrace._core._coro does on import)");
         return PYGEN_ERROR;
     }
     PyObject *t0 = read_clock();
@@ -832,7 +832,7 @@ root_init(RootObject *self, PyObject *args, PyObject *kwargs)
     }
     if (c_not_started == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "asynctrace._speedups is not set up; call "
-                                             "constants() first (asynctrace._coro does)");
+                                             "constants() first (asynctrace._core._coro does)");
         return -1;
     }
     int native = Py_IS_TYPE(coro, &PyCoro_Type);
@@ -843,7 +843,7 @@ root_init(RootObject *self, PyObject *args, PyObject *kwargs)
     }
     else {
         /* _coro.coro_name(coro), which never raises for a coroutine that lacks a name */
-        PyObject *module = PyImport_ImportModule("asynctrace._coro");
+        PyObject *module = PyImport_ImportModule("asynctrace._core._coro");
         PyObject *coro_name = module == NULL ? NULL : PyObject_GetAttrString(module, "coro_name");
         Py_XDECREF(module);
         name = coro_name == NULL ? NULL : PyObject_CallOneArg(coro_name, coro);
@@ -1001,7 +1001,7 @@ static PyTypeObject RootType = {
     .tp_basicsize = sizeof(RootObject),
     .tp_dealloc = (destructor)root_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = PyDoc_STR("TaskRoot's slots and its send in C; see asynctrace._coro.TaskRoot."),
+    .tp_doc = PyDoc_STR("TaskRoot's slots and its send in C; see asynctrace._core._coro.TaskRoot."),
     .tp_traverse = (traverseproc)root_traverse,
     .tp_clear = (inquiry)root_clear,
     .tp_weaklistoffset = offsetof(RootObject, weakreflist),
@@ -1068,7 +1068,7 @@ call_end_body(CallObject *self, int failed)
                                 : PyDict_GetItemWithError(t_coro_globals, s_call_status);
     if (call_status == NULL) {
         if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "asynctrace._coro.call_status is missing");
+            PyErr_SetString(PyExc_RuntimeError, "asynctrace._core._coro.call_status is missing");
         }
         return NULL;
     }
@@ -1191,7 +1191,7 @@ enter_call(PyObject *coro, PyObject *info)
     if (g_append == NULL || c_k_coro == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants() and configure() "
-                        "first (asynctrace._coro does on import)");
+                        "first (asynctrace._core._coro does on import)");
         return NULL;
     }
     PyObject *root;
@@ -1533,7 +1533,7 @@ call_coro_hook(PyObject *name, PyObject *root)
     PyObject *hook = PyDict_GetItemWithError(t_coro_globals, name);
     if (hook == NULL) {
         if (!PyErr_Occurred()) {
-            PyErr_Format(PyExc_RuntimeError, "asynctrace._coro has no %U", name);
+            PyErr_Format(PyExc_RuntimeError, "asynctrace._core._coro has no %U", name);
         }
         return -1;
     }
@@ -1556,7 +1556,7 @@ start_task(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (t_task_root == NULL || c_current_root == NULL || g_run_sid == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "asynctrace._speedups is not set up; call constants(), configure() and "
-                        "task_constants() first (asynctrace._instrument does on import)");
+                        "task_constants() first (asynctrace._core._instrument does on import)");
         return NULL;
     }
     PyObject *task_made = PyDict_GetItemWithError(t_instrument_globals, s_task_made);
@@ -1855,7 +1855,7 @@ constants(PyObject *module, PyObject *args)
     if (!PyContextVar_CheckExact(current_root) || !PyContextVar_CheckExact(current_gather)) {
         PyErr_Format(PyExc_TypeError,
                      "constants() got current_root=%R, current_gather=%R; pass the "
-                     "contextvars.ContextVar objects of asynctrace._coro",
+                     "contextvars.ContextVar objects of asynctrace._core._coro",
                      current_root, current_gather);
         return NULL;
     }
@@ -1938,7 +1938,7 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "asynctrace._speedups",
     PyDoc_STR("TaskRoot.send and the traced call's bookkeeping in C (optional accelerator of "
-              "asynctrace._coro and asynctrace._decorator)."),
+              "asynctrace._core._coro and asynctrace._core._decorator)."),
     -1,
     module_methods,
 };

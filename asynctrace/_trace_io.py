@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._spans import Trace
+    from ._model._spans import Trace
     from .testing import TraceSource
 
 __all__ = ["DEFAULT_MAX_BYTES", "format_timeline", "load", "write_html", "write_json"]
@@ -43,8 +43,8 @@ def load(path: str | os.PathLike[str], *, max_bytes: int | None = DEFAULT_MAX_BY
             deeply, not a Chrome trace written by asynctrace, or bigger than ``max_bytes``;
             the message names the file, what is wrong and the fix.
     """
-    from ._chrome_load import TraceTooLarge
-    from ._chrome_read import read_chrome_json_repaired
+    from ._export._chrome_load import TraceTooLarge
+    from ._export._chrome_read import read_chrome_json_repaired
 
     if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 1):
         msg = f"max_bytes={max_bytes!r} must be a positive number of bytes, or None for no limit"
@@ -76,7 +76,7 @@ def write_json(
     Raises:
         OSError: the file cannot be written.
     """
-    from ._chrome import write_chrome_json
+    from ._export._chrome import write_chrome_json
     from .testing import _as_trace
 
     write_chrome_json(_as_trace(trace), path, full_args=full_args)
@@ -102,7 +102,7 @@ def write_html(
         ValueError: ``max_lanes`` is smaller than 1.
         OSError: the file cannot be written.
     """
-    from ._html import write_html as _write_html
+    from ._export._html import write_html as _write_html
     from .testing import _as_trace
 
     found = _as_trace(trace)
@@ -154,7 +154,7 @@ def format_timeline(
         ValueError: ``width`` or ``max_rows`` is too small, ``depth`` is negative or
             ``window`` is empty.
     """
-    from ._terminal import render_timeline
+    from ._export._terminal import render_timeline
     from .testing import _as_trace
 
     return render_timeline(

@@ -2,7 +2,7 @@
 
 A :class:`Tracing` owns one recorder from ``start()`` to ``stop()``; at ``stop()`` it builds the
 :class:`~asynctrace.Trace` and writes the outputs it was asked for.  While it runs, a
-:class:`~asynctrace._flush.Flusher` streams the spans to the JSON file every ``flush_interval``
+:class:`~_flush.Flusher` streams the spans to the JSON file every ``flush_interval``
 seconds (or, without a file, holds memory to ``max_spans``).  An output that fails is reported
 once on stderr and skipped: it never raises into the program, and the other outputs are still
 written.  One tracing is active per process at a time.
@@ -16,19 +16,19 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _instrument
-from ._build import build_trace
-from ._coro import coro_name, safe_str
-from ._critical import mark_critical
-from ._files import BackgroundWrite
-from ._flush import DEFAULT_FLUSH_INTERVAL, Flusher
-from ._otlp import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
-from ._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
-from ._spans import Span, Trace, gc_paused
+from ._core import _instrument
+from ._core._coro import coro_name, safe_str
+from ._core._record import DEFAULT_BLOCKED_THRESHOLD, DEFAULT_MAX_SPANS, Recorder
+from ._export._files import BackgroundWrite
+from ._model._build import build_trace
+from ._model._critical import mark_critical
+from ._model._spans import Span, Trace, gc_paused
+from ._opentelemetry._otlp import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
+from ._stream._flush import DEFAULT_FLUSH_INTERVAL, Flusher
 
 if TYPE_CHECKING:
-    from ._chrome_stream import ChromeStream
-    from ._otlp_send import ExportReport
+    from ._opentelemetry._otlp_send import ExportReport
+    from ._stream._chrome_stream import ChromeStream
 
 Output = Callable[[Trace], None]
 
@@ -138,7 +138,7 @@ class Tracing:
         self.otlp_json = otlp_json
         self.otlp = None
         if otlp is not None:
-            from ._otlp_config import otlp_settings
+            from ._opentelemetry._otlp_config import otlp_settings
 
             self.otlp = otlp_settings(
                 endpoint=otlp or None,
@@ -168,12 +168,12 @@ class Tracing:
             raise RuntimeError(msg)
         _instrument.install()
         if self.virtual_time:
-            from ._virtual import install_virtual_time
+            from ._core._virtual import install_virtual_time
 
             if self.seed is None:
                 self._virtual = install_virtual_time(self.recorder)
             else:
-                from ._explore import ExploringLoop, Schedule
+                from ._schedules._explore import ExploringLoop, Schedule
 
                 schedule = Schedule(self.seed)
                 self._virtual = install_virtual_time(self.recorder, lambda: ExploringLoop(schedule))
@@ -206,7 +206,7 @@ class Tracing:
         path = self.json
         if path is None or (os.path.exists(path) and not os.path.isfile(path)):
             return None
-        from ._chrome_stream import ChromeStream
+        from ._stream._chrome_stream import ChromeStream
 
         stream = ChromeStream(
             path,
@@ -238,7 +238,7 @@ class Tracing:
 
     def _start_bridge(self) -> None:
         """Join OpenTelemetry: ids known now, live parents for other spans, delivery at stop."""
-        from ._otel import OtelBridge
+        from ._opentelemetry._otel import OtelBridge
 
         deliver = () if self.otlp_json is None else (self._write_otlp_json,)
         self._bridge = OtelBridge(
@@ -252,7 +252,7 @@ class Tracing:
     def _otlp_export(self) -> Any:
         """The run's OTLP export (made on first use): asynctrace's spans and the program's."""
         if not self._exports:
-            from ._otlp_send import OtlpExport
+            from ._opentelemetry._otlp_send import OtlpExport
 
             assert self.otlp is not None
             self._exports.append(OtlpExport(self.otlp))
@@ -260,7 +260,7 @@ class Tracing:
 
     def _program_spans(self) -> None:
         """Export the program's own spans too, when it set no TracerProvider."""
-        from ._otel_program import global_provider_unset, provide
+        from ._opentelemetry._otel_program import global_provider_unset, provide
 
         if global_provider_unset():
             self._program = provide(self._otlp_export())
@@ -290,8 +290,8 @@ class Tracing:
         return send
 
     def _write_otlp_json(self, trace: Trace, bridge: Any) -> None:
-        from ._otlp import write_otlp_json
-        from ._otlp_config import otlp_resource
+        from ._opentelemetry._otlp import write_otlp_json
+        from ._opentelemetry._otlp_config import otlp_resource
 
         path = str(self.otlp_json)
         try:
@@ -336,7 +336,7 @@ class Tracing:
                 if self._bridge is not None:
                     self._bridge.publish(self.trace)
             if self._program is not None:
-                from ._otel_program import withdraw
+                from ._opentelemetry._otel_program import withdraw
 
                 provider, processor = self._program
                 processor.flush()
@@ -409,7 +409,7 @@ class Tracing:
         the other outputs are made (see :meth:`wait_exports`)."""
         if self.json is not None and self._json_error is None:
             try:
-                from ._chrome import start_chrome_json
+                from ._export._chrome import start_chrome_json
 
                 self._json_write = start_chrome_json(trace, self.json)
             except Exception as exc:  # an output MUST NOT break the program or the others

@@ -24,15 +24,15 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from . import _critical
-from ._outline import Row, TreeMatcher, outline_size, parse_outline
-from ._spans import KINDS, Span, Trace
-from ._timeline import row_label
-from ._waits import WaitProfile
-from ._waits import wait_profile as _wait_profile
+from ._model import _critical
+from ._model._spans import KINDS, Span, Trace
+from ._model._timeline import row_label
+from ._model._waits import WaitProfile
+from ._model._waits import wait_profile as _wait_profile
+from ._testing._outline import Row, TreeMatcher, outline_size, parse_outline
 
 if TYPE_CHECKING:
-    from ._explore_search import ExploreFailure, explore
+    from ._schedules._explore_search import ExploreFailure, explore
 
 __all__ = [
     "ExploreFailure",
@@ -790,7 +790,7 @@ def __getattr__(name: str) -> Any:
     """``explore`` and ``ExploreFailure``, imported when first used: they bring in asyncio and
     the recorder, which the assertions alone do not need."""
     if name in ("ExploreFailure", "explore"):
-        from . import _explore_search
+        from ._schedules import _explore_search
 
         value = getattr(_explore_search, name)
         globals()[name] = value

@@ -274,7 +274,7 @@ def _leftover(steps: int) -> float:
     import asyncio
 
     import asynctrace
-    from asynctrace import _instrument
+    from asynctrace._core import _instrument
 
     async def stepper(go: asyncio.Event) -> None:
         await go.wait()

@@ -30,8 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asynctrace import VirtualTimeLoop
-from asynctrace._explore import Schedule
-from asynctrace._explore_search import run_schedule
+from asynctrace._schedules._explore import Schedule
+from asynctrace._schedules._explore_search import run_schedule
 from asynctrace.testing import ExploreFailure, explore
 from tests.race_programs import bank, cache, counter, deadline, fifo, ties
 

@@ -39,11 +39,11 @@ PURE_PYTHON_TARGET = 3.0  # pure Python / C
 CHILD = """\
 import contextlib, io, json, os, sys, time
 import asynctrace
-from asynctrace import _autotrace, _coro
-from asynctrace._build import build_trace
-from asynctrace._chrome import write_chrome_json
-from asynctrace._critical import mark_critical
-from asynctrace._spans import gc_paused, release
+from asynctrace._core import _autotrace, _coro
+from asynctrace._model._build import build_trace
+from asynctrace._export._chrome import write_chrome_json
+from asynctrace._model._critical import mark_critical
+from asynctrace._model._spans import gc_paused, release
 
 script, out = sys.argv[1], sys.argv[2]
 code = _autotrace.compile_script(script)

@@ -82,8 +82,8 @@ def whole_process(
 
 def reading(path: Path, repeat: int) -> tuple[float, int, float]:
     """Following ``path`` from its start: ms per MB, spans, and the median ms of a redraw."""
-    from asynctrace._follow import Follower
-    from asynctrace._live import LiveState
+    from asynctrace._stream._follow import Follower
+    from asynctrace._stream._live import LiveState
 
     follower = Follower(path)
     state = LiveState()

@@ -99,7 +99,7 @@ class Decorators(Mode):
         self.tracing = asynctrace.Tracing(**options).start()
 
     def finish(self) -> Metrics:
-        from asynctrace import _instrument
+        from asynctrace._core import _instrument
 
         t0 = time.perf_counter()
         trace = self.tracing.stop()
@@ -187,10 +187,10 @@ class AutoJson(Auto):
         self.path = scratch_path("asynctrace.json")
 
     def preload(self) -> None:
-        import asynctrace._chrome  # noqa: F401
+        import asynctrace._export._chrome  # noqa: F401
 
     def export(self, trace: Any) -> Metrics:
-        from asynctrace._chrome import write_chrome_json
+        from asynctrace._export._chrome import write_chrome_json
 
         t0 = time.perf_counter()
         write_chrome_json(trace, self.path)
@@ -227,7 +227,7 @@ class AutoOtlp(Auto):
             import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # noqa: F401
             import requests  # noqa: F401
 
-            from asynctrace import _otlp, _otlp_transport  # noqa: F401
+            from asynctrace._opentelemetry import _otlp, _otlp_transport  # noqa: F401
         except ImportError as exc:
             return f"OTLP export not importable: {exc}"
         if "otlp" not in inspect.signature(asynctrace_tracing()).parameters:
@@ -235,7 +235,7 @@ class AutoOtlp(Auto):
         return None
 
     def preload(self) -> None:
-        from asynctrace import _otlp_transport
+        from asynctrace._opentelemetry import _otlp_transport
         from bench.receiver import Receiver
 
         if self.receiver is None:
@@ -262,7 +262,7 @@ class AutoOtlp(Auto):
         return {"otlp": self.receiver.endpoint, "otlp_protocol": "http/protobuf", "otel": None}
 
     def finish(self) -> Metrics:
-        from asynctrace import _instrument
+        from asynctrace._core import _instrument
 
         self.threads.clear()
         t0 = time.perf_counter()

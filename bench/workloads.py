@@ -51,7 +51,7 @@ class Workload:
     def traced(self) -> Main:
         """The top coroutine function as ``asynctrace run`` compiles it: every ``async def``
         of ``program`` traced by the import hook's transformation."""
-        from asynctrace._autotrace import compile_traced
+        from asynctrace._core._autotrace import compile_traced
 
         namespace: dict[str, Any] = {}
         exec(compile_traced(self.program, f"<bench {self.name}>"), namespace)

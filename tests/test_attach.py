@@ -362,7 +362,7 @@ def test_a_python_without_remote_exec_says_what_attach_needs() -> None:
     code = (
         "import sys\n"
         "if hasattr(sys, 'remote_exec'): del sys.remote_exec\n"
-        "from asynctrace._cli import main\n"
+        "from asynctrace._commands._cli import main\n"
         f"main(['attach', '{os.getpid()}'])\n"
     )
     result = subprocess.run(

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _autotrace, _coro, testing
-from asynctrace._autotrace import (
+from asynctrace import testing
+from asynctrace._core import _autotrace, _coro
+from asynctrace._core._autotrace import (
     ProgramFinder,
     compile_traced,
     install_finder,
     remove_finder,
 )
-from asynctrace._decorator import is_traced
+from asynctrace._core._decorator import is_traced
 
 SOURCE = textwrap.dedent("""
     import asyncio

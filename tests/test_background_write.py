@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from asynctrace import _files
-from asynctrace._files import BackgroundWrite, Chunks
+from asynctrace._export import _files
+from asynctrace._export._files import BackgroundWrite, Chunks
 
 
 def _left_aside(directory: Path) -> list[str]:

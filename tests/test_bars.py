@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _bars
-from asynctrace._spans import Span
+from asynctrace._export import _bars
+from asynctrace._model._spans import Span
 
 try:
     from asynctrace._cbars import paint_rows as c_paint_rows

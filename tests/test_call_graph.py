@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _coro
-from asynctrace._spans import Span, Trace
+from asynctrace._core import _coro
+from asynctrace._model._spans import Span, Trace
 
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 14), reason="asyncio.capture_call_graph is new in Python 3.14"

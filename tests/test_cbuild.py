@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _coro, _spans
-from asynctrace._build import SpanBuilder
-from asynctrace._coro import copy_records
-from asynctrace._spans import Span, Trace
+from asynctrace._core import _coro
+from asynctrace._core._coro import copy_records
+from asynctrace._model import _spans
+from asynctrace._model._build import SpanBuilder
+from asynctrace._model._spans import Span, Trace
 from tests.test_speedups import WORKLOADS, Main
 
 needs_c = pytest.mark.skipif(_coro.speedups is None, reason="asynctrace._speedups is not built")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from asynctrace import _critical
-from asynctrace._build import build_trace
-from asynctrace._coro import speedups
-from asynctrace._spans import AWAITED_SPAN, Span, Trace
+from asynctrace._core._coro import speedups
+from asynctrace._model import _critical
+from asynctrace._model._build import build_trace
+from asynctrace._model._spans import AWAITED_SPAN, Span, Trace
 from tests.test_cbuild import MORE, _recorder
 from tests.test_critical import chain_deeper_than_the_cut, cycle_of_awaits
 from tests.test_critical import made as span

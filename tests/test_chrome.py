@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import asynctrace
-from asynctrace import _json
-from asynctrace._chrome import MARKER_CAT, activity, to_chrome, write_chrome_json
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._spans import Span, Trace
+from asynctrace._export import _json
+from asynctrace._export._chrome import MARKER_CAT, activity, to_chrome, write_chrome_json
+from asynctrace._export._chrome_read import read_chrome_json
+from asynctrace._model._spans import Span, Trace
 
 
 def blog_trace() -> Trace:

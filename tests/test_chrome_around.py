@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _chrome, _chrome_around
-from asynctrace._chrome import MAX_COUNTER_POINTS
-from asynctrace._sanitize import MAX_CHARS
-from asynctrace._spans import Span, Trace
-from asynctrace._timeline import activity, joins
+from asynctrace._export import _chrome, _chrome_around
+from asynctrace._export._chrome import MAX_COUNTER_POINTS
+from asynctrace._export._sanitize import MAX_CHARS
+from asynctrace._model._spans import Span, Trace
+from asynctrace._model._timeline import activity, joins
 from tests.test_cbuild import MORE
 from tests.test_chrome import blog_trace, wide_trace
 from tests.test_ctimeline import _hand_made_trace, _same, _Text

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace import _chrome, _chrome_text, _json
-from asynctrace._chrome_stream import ChromeStream
-from asynctrace._chrome_text import us_text
-from asynctrace._json import dumps
-from asynctrace._sanitize import MAX_CHARS
-from asynctrace._spans import KINDS, STATUSES, Span, Trace
+from asynctrace._export import _chrome, _chrome_text, _json
+from asynctrace._export._chrome_text import us_text
+from asynctrace._export._json import dumps
+from asynctrace._export._sanitize import MAX_CHARS
+from asynctrace._model._spans import KINDS, STATUSES, Span, Trace
+from asynctrace._stream._chrome_stream import ChromeStream
 
 needs_c = pytest.mark.skipif(
     _chrome._events_encoder() is None and not os.environ.get("CI"),

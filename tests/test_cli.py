@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._cli import _VALUE_OPTIONS
-from asynctrace._cli_args import UsageError, split_run_args
+from asynctrace._commands._cli import _VALUE_OPTIONS
+from asynctrace._commands._cli_args import UsageError, split_run_args
+from asynctrace._export._chrome_read import read_chrome_json
 
 TIMEOUT = 60
 PROGRAM = """\

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asynctrace._chrome import write_chrome_json
-from asynctrace._cli import _VALUE_OPTIONS, main
-from asynctrace._cli_args import UsageError, split_run_args
-from asynctrace._sanitize import shown
-from asynctrace._spans import Span, Trace
+from asynctrace._commands._cli import _VALUE_OPTIONS, main
+from asynctrace._commands._cli_args import UsageError, split_run_args
+from asynctrace._export._chrome import write_chrome_json
+from asynctrace._export._sanitize import shown
+from asynctrace._model._spans import Span, Trace
 
 ERROR_LINE = re.compile(r"^asynctrace: error: \S.*$")
 FUZZ = settings(

@@ -15,7 +15,7 @@ import pytest
 
 import asynctrace
 from asynctrace import testing
-from asynctrace._spans import Span, Trace
+from asynctrace._model._spans import Span, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:

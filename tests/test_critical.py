@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _critical, testing
-from asynctrace._critical import CRITICAL
-from asynctrace._spans import AWAITED_SPAN, Span, Trace
+from asynctrace import testing
+from asynctrace._model import _critical
+from asynctrace._model._critical import CRITICAL
+from asynctrace._model._spans import AWAITED_SPAN, Span, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:

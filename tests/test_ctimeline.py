@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from asynctrace import _timeline
-from asynctrace._spans import KINDS, Span, Trace
-from asynctrace._timeline import activity, await_keys, idle_waits, joins, spans_of_kind
+from asynctrace._model import _timeline
+from asynctrace._model._spans import KINDS, Span, Trace
+from asynctrace._model._timeline import activity, await_keys, idle_waits, joins, spans_of_kind
 from tests.test_cbuild import MORE
 from tests.test_examples import _run_scaled, run_example
 from tests.test_speedups import WORKLOADS, _run

@@ -17,9 +17,9 @@ import pytest
 
 import asynctrace
 from asynctrace import testing
-from asynctrace._autotrace import compile_script, exec_script, install_finder, remove_finder
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._spans import Trace
+from asynctrace._core._autotrace import compile_script, exec_script, install_finder, remove_finder
+from asynctrace._export._chrome_read import read_chrome_json
+from asynctrace._model._spans import Trace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asynctrace import Tracing, VirtualTimeDeadlock, VirtualTimeLoop
-from asynctrace._explore import ExploringLoop, Schedule
+from asynctrace._schedules._explore import ExploringLoop, Schedule
 from asynctrace.testing import ExploreFailure, explore
 from tests.race_programs import bank, cache, deadline
 

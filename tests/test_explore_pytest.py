@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import asynctrace._core._virtual
+
 # Kept across pytester's in-process runs: one copy of each module that holds state.
-import asynctrace._pytest_explore
-import asynctrace._virtual
+import asynctrace._testing._pytest_explore
 import asynctrace.testing
 
 assert asynctrace.testing.explore is not None

@@ -29,10 +29,10 @@ import pytest
 
 import asynctrace
 from asynctrace import Trace
-from asynctrace._chrome import write_chrome_json
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._html import write_html
-from asynctrace._terminal import render_timeline
+from asynctrace._export._chrome import write_chrome_json
+from asynctrace._export._chrome_read import read_chrome_json
+from asynctrace._export._html import write_html
+from asynctrace._export._terminal import render_timeline
 
 TIMEOUT = 120
 
@@ -384,8 +384,8 @@ def test_exporters_of_a_trace_deeper_than_the_recursion_limit(
     write_html(trace, tmp_path / "t.html", title="deep")
     assert "_chain" in render_timeline(trace, width=100, color=False)
     try:
-        from asynctrace._otlp import write_otlp_json
-        from asynctrace._otlp_config import otlp_resource
+        from asynctrace._opentelemetry._otlp import write_otlp_json
+        from asynctrace._opentelemetry._otlp_config import otlp_resource
     except ImportError:
         return
     written = write_otlp_json(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace._chrome_read import read_chrome_json
+from asynctrace._export._chrome_read import read_chrome_json
 
 SERVER = """
 import asyncio, sys
@@ -211,7 +211,7 @@ def test_a_file_that_stops_growing_is_reported_once_and_the_program_goes_on(
 def test_reading_the_live_tasks_from_another_thread_never_fails() -> None:
     """The flusher reads the running tasks while the loop starts new ones (a WeakSet's own
     iteration raises "Set changed size during iteration" there)."""
-    from asynctrace._build import open_codes
+    from asynctrace._model._build import open_codes
 
     errors: list[BaseException] = []
     done = threading.Event()
@@ -244,7 +244,8 @@ def test_reading_the_live_tasks_from_another_thread_never_fails() -> None:
 def test_a_run_that_ends_before_its_first_flush_is_built_once_and_written_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asynctrace import _build, _chrome_stream
+    from asynctrace._model import _build
+    from asynctrace._stream import _chrome_stream
 
     built: list[int] = []
     real_build = _build.SpanBuilder.build
@@ -280,7 +281,7 @@ def test_a_task_being_created_can_be_named_from_the_flushers_thread() -> None:
     # The flusher names the rows of live tasks; a task still inside create_task has only its
     # creation-time name getter, which asked asyncio for the running loop, in a thread that
     # has none: "could not stream the trace (a bug): RuntimeError('no running event loop')".
-    from asynctrace import _instrument
+    from asynctrace._core import _instrument
 
     names: list[str] = []
     reader = threading.Thread(target=lambda: names.append(_instrument._eager_task_name()))

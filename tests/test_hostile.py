@@ -25,14 +25,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import asynctrace
-from asynctrace._chrome import row_label, write_chrome_json
-from asynctrace._chrome_load import nesting_deeper_than
-from asynctrace._chrome_read import Cut, read_chrome_json, read_chrome_json_repaired
-from asynctrace._chrome_stream import ChromeStream
-from asynctrace._cli import main
-from asynctrace._sanitize import MAX_CHARS, cap, utf8, visible
-from asynctrace._spans import KINDS, STATUSES, Span, Trace
-from asynctrace._terminal import render_timeline
+from asynctrace._commands._cli import main
+from asynctrace._export._chrome import row_label, write_chrome_json
+from asynctrace._export._chrome_load import nesting_deeper_than
+from asynctrace._export._chrome_read import Cut, read_chrome_json, read_chrome_json_repaired
+from asynctrace._export._sanitize import MAX_CHARS, cap, utf8, visible
+from asynctrace._export._terminal import render_timeline
+from asynctrace._model._spans import KINDS, STATUSES, Span, Trace
+from asynctrace._stream._chrome_stream import ChromeStream
 from asynctrace.testing import assert_tree
 
 ERROR_LINE = re.compile(r"^asynctrace: error: .+; .+")
@@ -623,7 +623,7 @@ def test_terminal_shows_no_control_character(tmp_path: Path) -> None:
 
 
 def test_html_page_of_hostile_names_is_inert_and_capped() -> None:
-    from asynctrace._html import render_html
+    from asynctrace._export._html import render_html
 
     page = render_html(_hostile_trace(), title=EVIL)
     assert len(page) < 400_000
@@ -648,7 +648,7 @@ def test_otlp_of_hostile_names_encodes_as_protobuf() -> None:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
     from opentelemetry.sdk.resources import Resource
 
-    from asynctrace._otlp import otlp_json_dict, readable_spans
+    from asynctrace._opentelemetry._otlp import otlp_json_dict, readable_spans
 
     trace = _hostile_trace()
     resource = Resource.create({"service.name": "hostile"})
@@ -810,7 +810,7 @@ def test_any_document_reads_or_fails_with_a_value_error(
     array: bool,
     cut: int,
 ) -> None:
-    from asynctrace._html import render_html
+    from asynctrace._export._html import render_html
 
     path = tmp_path_factory.mktemp("doc") / "t.json"
     doc: object = events if array else {"traceEvents": events, "otherData": other}
@@ -832,8 +832,8 @@ def test_a_service_name_from_a_non_utf8_command_line_still_encodes() -> None:
     the OTLP request unencodable."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from asynctrace._otlp import readable_spans
-    from asynctrace._otlp_config import otlp_resource
+    from asynctrace._opentelemetry._otlp import readable_spans
+    from asynctrace._opentelemetry._otlp_config import otlp_resource
 
     resource = otlp_resource("svc\udcff", environ={})
     span = Span(

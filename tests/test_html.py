@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from browser import Page, launch
 
-from asynctrace._critical import mark_critical
-from asynctrace._html import render_html, write_html
-from asynctrace._spans import Span, Trace
+from asynctrace._export._html import render_html, write_html
+from asynctrace._model._critical import mark_critical
+from asynctrace._model._spans import Span, Trace
 
 IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 EVIL = "<script>alert(1)</script>"

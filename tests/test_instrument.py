@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _instrument, testing
-from asynctrace._spans import AWAITED_SPAN, Trace
+from asynctrace import testing
+from asynctrace._core import _instrument
+from asynctrace._model._spans import AWAITED_SPAN, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
@@ -369,7 +370,7 @@ def test_taskgroup_and_timeout_are_traced() -> None:
 
 
 def test_a_gathers_name_counts_its_childrens_names_in_order() -> None:
-    from asynctrace._build import _summarize
+    from asynctrace._model._build import _summarize
 
     assert _summarize(["b", "a", "b", "c", "d", "e", "f"]) == "b × 2, a, c, d, … 2 more"
     assert _summarize(["work"] * 3) == "work × 3"

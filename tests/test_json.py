@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from asynctrace import _json
+from asynctrace._export import _json
 
 ENCODERS = _json.available_encoders()
 

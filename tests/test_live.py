@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 import asynctrace
-from asynctrace import _flush
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._chrome_stream import OPEN_EVENT
-from asynctrace._follow import Follower
-from asynctrace._live import LiveState
+from asynctrace._export._chrome_read import read_chrome_json
+from asynctrace._stream import _flush
+from asynctrace._stream._chrome_stream import OPEN_EVENT
+from asynctrace._stream._follow import Follower
+from asynctrace._stream._live import LiveState
 
 SERVER = Path(__file__).resolve().parent / "live_programs" / "server.py"
 TMUX = shutil.which("tmux")

@@ -29,8 +29,8 @@ import pytest
 
 import asynctrace
 from asynctrace import Span, Trace
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._timeline import row_label
+from asynctrace._export._chrome_read import read_chrome_json
+from asynctrace._model._timeline import row_label
 
 # The program run in threads, in-process (exec) and as a script (asynctrace run).  Every task it
 # makes is named "<tag>:<what>", so that each span can be traced back to its thread.  Its main

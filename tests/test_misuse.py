@@ -16,7 +16,7 @@ import pytest
 
 import asynctrace
 from asynctrace import testing
-from asynctrace._spans import Trace
+from asynctrace._model._spans import Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from asynctrace import _otlp_send
-from asynctrace._otlp import (
+from asynctrace._model._spans import Span, Trace
+from asynctrace._opentelemetry import _otlp_send
+from asynctrace._opentelemetry._otlp import (
     new_span_id_base,
     new_trace_id,
     otel_span_id,
@@ -26,10 +27,9 @@ from asynctrace._otlp import (
     readable_spans,
     write_otlp_json,
 )
-from asynctrace._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
-from asynctrace._otlp_send import OtlpExport
-from asynctrace._otlp_transport import SendFailed
-from asynctrace._spans import Span, Trace
+from asynctrace._opentelemetry._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
+from asynctrace._opentelemetry._otlp_send import OtlpExport
+from asynctrace._opentelemetry._otlp_transport import SendFailed
 
 sys.path.insert(0, str(Path(__file__).parent))
 import otlp_receiver
@@ -132,8 +132,9 @@ def test_otel_span_id_is_unique_nonzero_and_64_bit() -> None:
 
 def test_import_asynctrace_does_not_import_opentelemetry() -> None:
     code = (
-        "import sys, asynctrace, asynctrace._otlp, asynctrace._otlp_config;"
-        " print(any(m.startswith('opentelemetry') for m in sys.modules))"
+        "import sys, asynctrace, asynctrace._opentelemetry._otlp;"
+        "import asynctrace._opentelemetry._otlp_config;"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -421,7 +422,7 @@ def test_gzip_compression(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     else:  # gRPC hides grpc-encoding from the server's metadata: check the channel's setting
         import grpc
 
-        from asynctrace._otlp_transport import make_transport
+        from asynctrace._opentelemetry._otlp_transport import make_transport
 
         transport = make_transport(settings)
         assert transport.compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
@@ -501,11 +502,11 @@ def test_process_exits_normally_with_a_stalling_receiver() -> None:
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_otlp import blog_trace
-from asynctrace._otlp import new_span_id_base, new_trace_id
-from asynctrace import _otlp_send
-from asynctrace._otlp_send import OtlpExport
-from asynctrace._otlp_transport import SendFailed
-from asynctrace._otlp_config import otlp_settings
+from asynctrace._opentelemetry._otlp import new_span_id_base, new_trace_id
+from asynctrace._opentelemetry import _otlp_send
+from asynctrace._opentelemetry._otlp_send import OtlpExport
+from asynctrace._opentelemetry._otlp_transport import SendFailed
+from asynctrace._opentelemetry._otlp_config import otlp_settings
 export = OtlpExport(otlp_settings({r.endpoint!r}, "grpc", timeout=0.5))
 export.submit(blog_trace(), trace_id=new_trace_id(), span_id_base=new_span_id_base())
 print("program output")

@@ -19,9 +19,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from asynctrace._otlp import new_span_id_base, new_trace_id, readable_spans
-from asynctrace._otlp_config import make_resource
-from asynctrace._otlp_proto import encode_request
+from asynctrace._opentelemetry._otlp import new_span_id_base, new_trace_id, readable_spans
+from asynctrace._opentelemetry._otlp_config import make_resource
+from asynctrace._opentelemetry._otlp_proto import encode_request
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_otlp import blog_trace, status_trace

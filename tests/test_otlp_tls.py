@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asynctrace._otlp_config import otlp_settings
+from asynctrace._opentelemetry._otlp_config import otlp_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 import otlp_receiver

@@ -27,11 +27,8 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _autotrace
-from asynctrace._otlp import new_span_id_base, new_trace_id
-from asynctrace._otlp_config import otlp_settings
-from asynctrace._otlp_send import OtlpExport
-from asynctrace._redact import (
+from asynctrace._core import _autotrace
+from asynctrace._core._redact import (
     DROPPED_KEY,
     MAX_ARGS,
     MAX_REPR,
@@ -42,7 +39,10 @@ from asynctrace._redact import (
     safe_repr,
     scrub,
 )
-from asynctrace._spans import Span, Trace
+from asynctrace._model._spans import Span, Trace
+from asynctrace._opentelemetry._otlp import new_span_id_base, new_trace_id
+from asynctrace._opentelemetry._otlp_config import otlp_settings
+from asynctrace._opentelemetry._otlp_send import OtlpExport
 
 sys.path.insert(0, str(Path(__file__).parent))
 import otlp_receiver

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 import asynctrace
-import asynctrace._virtual  # kept across pytester's in-process runs: one VirtualTimeLoop class
+
+# kept across pytester's in-process runs: one VirtualTimeLoop class
+import asynctrace._core._virtual
 import asynctrace.testing
-from asynctrace._chrome_read import read_chrome_json
-from asynctrace._decorator import is_traced
+from asynctrace._core._decorator import is_traced
+from asynctrace._export._chrome_read import read_chrome_json
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE.parent / "examples"
@@ -508,7 +510,7 @@ def test_no_spans_leak_between_tests_and_untraced_tests_are_untouched(
         test_at_iso="""
         import asyncio, inspect
         import blog_gather
-        from asynctrace._decorator import is_traced
+        from asynctrace._core._decorator import is_traced
 
         async def helper():
             await asyncio.sleep(1)
@@ -799,7 +801,7 @@ def test_fixture_objects_are_restored_after_the_blog_tests() -> None:
 
 
 def test_timeline_file_name_is_clean() -> None:
-    from asynctrace._pytest_output import timeline_name
+    from asynctrace._testing._pytest_output import timeline_name
 
     assert timeline_name("tests/test_a.py::TestX::test_y[1-a/b]") == (
         "tests_test_a.py.TestX.test_y_1-a_b.trace.json"

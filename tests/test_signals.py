@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from asynctrace._chrome_read import read_chrome_json
+from asynctrace._export._chrome_read import read_chrome_json
 
 SERVER = """
 import asyncio

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asynctrace._source import await_expression
+from asynctrace._model._source import await_expression
 
 
 @pytest.mark.parametrize(

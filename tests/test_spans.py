@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from asynctrace import _spans
-from asynctrace._spans import CUT_PARENT, Span, Trace, quick_span
+from asynctrace._model import _spans
+from asynctrace._model._spans import CUT_PARENT, Span, Trace, quick_span
 
 
 def test_quick_span_is_a_span_with_every_field_given() -> None:

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 import asynctrace
-from asynctrace import _coro, _decorator, _instrument, _record
-from asynctrace._spans import Trace
+from asynctrace._core import _coro, _decorator, _instrument, _record
+from asynctrace._model._spans import Trace
 
 # The accelerator as the package uses it: None when not built or ASYNCTRACE_NO_SPEEDUPS is set.
 _speedups: types.ModuleType | None = _coro.speedups
@@ -213,7 +213,7 @@ def test_the_extension_is_built() -> None:
 
 def test_no_speedups_selects_the_pure_python_path() -> None:
     script = (
-        "from asynctrace import _coro, _decorator\n"
+        "from asynctrace._core import _coro, _decorator\n"
         "print(_coro.speedups is None, _decorator._wrap is _decorator._wrap_python,"
         " _coro.TaskRoot.send is _coro.python_send)"
     )

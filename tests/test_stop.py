@@ -46,7 +46,7 @@ def test_no_collection_while_the_trace_is_built_and_written(tmp_path: Path) -> N
 def test_a_run_without_outputs_builds_its_trace_only_when_read(tmp_path: Path) -> None:
     """``asynctrace run --no-json --no-timeline``: nothing reads the trace, none is built;
     read later, it is the trace stop() gives (critical path marked), built once."""
-    from asynctrace._critical import CRITICAL
+    from asynctrace._model._critical import CRITICAL
 
     lazy = asynctrace.tracing(virtual_time=True, otel=False).start()
     asyncio.run(many_tasks())
@@ -76,7 +76,7 @@ def test_the_json_file_is_written_in_a_thread_until_waited_for(
     import json
     import threading
 
-    from asynctrace import _files
+    from asynctrace._export import _files
 
     writers: list[str] = []
     write_rest = _files._write_rest

@@ -7,8 +7,8 @@ import re
 import pytest
 from test_chrome import blog_trace
 
-from asynctrace._spans import Span, Trace
-from asynctrace._terminal import BLOCK, RUN, WAIT, render_timeline, sanitize, text_width
+from asynctrace._export._terminal import BLOCK, RUN, WAIT, render_timeline, sanitize, text_width
+from asynctrace._model._spans import Span, Trace
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -192,7 +192,7 @@ def test_each_row_looks_only_at_the_awaits_under_it(monkeypatch: pytest.MonkeyPa
     # One task making 2,000 calls in turn, each with its one await: 2,000 call rows grouped,
     # 2,000 awaits on the task's track.  Each call's cells need only its own await; asking
     # every await of the track for each call took 8 s for 20,000 calls.
-    from asynctrace import _bars
+    from asynctrace._export import _bars
 
     spans = [Span(1, None, "task", "main", 0.0, 2.0, 1, attributes={"asynctrace.task.name": "T"})]
     for i in range(2000):

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_chrome import blog_trace
 
-from asynctrace._spans import KINDS, Kind, Span, Status, Trace
-from asynctrace._terminal import OPEN, render_timeline
-from asynctrace._terminal_rows import by_key_python, call_depths_python, is_internal_path
+from asynctrace._export._terminal import OPEN, render_timeline
+from asynctrace._export._terminal_rows import by_key_python, call_depths_python, is_internal_path
+from asynctrace._model._spans import KINDS, Kind, Span, Status, Trace
 
 ASYNCIO = "/usr/lib/python3.11/asyncio/selector_events.py"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import asynctrace.testing as at
-from asynctrace._spans import Kind, Span, Trace
+from asynctrace._model._spans import Kind, Span, Trace
 from asynctrace.testing import (
     TraceAssertionError,
     assert_duration,

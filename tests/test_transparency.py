@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from asynctrace import Span, Trace
-from asynctrace._chrome_read import read_chrome_json
+from asynctrace._export._chrome_read import read_chrome_json
 from bench.process import bare_venv
 
 TESTS = Path(__file__).resolve().parent

@@ -1,4 +1,4 @@
-"""Tests for the virtual-time event loop (asynctrace/_virtual.py)."""
+"""Tests for the virtual-time event loop (asynctrace/_core/_virtual.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from asynctrace._virtual import (
+from asynctrace._core._virtual import (
     VirtualTimeDeadlock,
     VirtualTimeLoop,
     install_virtual_time,
@@ -588,7 +588,7 @@ def test_pytest_asyncio_runs_on_virtual_time(pytester: pytest.Pytester, how: str
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     if how == "loop_factories_hook":
         conftest = """
-from asynctrace._virtual import VirtualTimeLoop
+from asynctrace._core._virtual import VirtualTimeLoop
 
 def pytest_asyncio_loop_factories(config, item):
     return {"virtual": VirtualTimeLoop}

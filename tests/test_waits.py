@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import asynctrace
-from asynctrace import _waits, testing
-from asynctrace._spans import Span, Trace
+from asynctrace import testing
+from asynctrace._model import _waits
+from asynctrace._model._spans import Span, Trace
 
 
 def traced_run(main: Callable[[], Coroutine[Any, Any, Any]], **options: Any) -> Trace:
@@ -94,7 +95,7 @@ def test_blocked_and_idle_time_in_real_time() -> None:
 def test_every_output_of_a_run_shares_one_analysis(monkeypatch: Any, tmp_path: Path) -> None:
     """The JSON timeline, the terminal timeline and its summary, the HTML page: one trace's
     joins, wait profile and critical path are worked out once, however many outputs read them."""
-    from asynctrace import _critical, _timeline, _waits
+    from asynctrace._model import _critical, _timeline, _waits
 
     trace = traced_run(crawler)
     calls: dict[str, int] = {}
