@@ -211,6 +211,8 @@ def test_state_counts_and_in_flight_from_a_stream(tmp_path: Path) -> None:
     assert "last 10 s" in screen
     assert all(len(line) <= 100 for line in screen.splitlines())
     assert len(state.screen(state.open_wall_ns, "", 60, 12, color=False).splitlines()) <= 12
+    state.tasks = 1
+    assert " · 1 task in flight · " in state.line(state.open_wall_ns, "")
 
 
 HOSTILE = [
@@ -417,7 +419,7 @@ def test_run_live_leaves_output_and_status_as_python_does(tmp_path: Path) -> Non
     )
     assert (live.returncode, live.stdout) == (plain.returncode, plain.stdout) == (3, plain.stdout)
     # stderr is not a terminal: a line a second, then the timeline as always
-    lines = [line for line in live.stderr.splitlines() if "tasks in flight" in line]
+    lines = [line for line in live.stderr.splitlines() if " in flight · " in line]
     assert len(lines) >= 2, live.stderr
     assert "Task-1 main()" in live.stderr
 

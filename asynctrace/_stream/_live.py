@@ -194,10 +194,14 @@ class LiveState:
         blocked = f"blocked {self.blocked_seconds:.3f} s in {self.blocked:,} steps"
         return f"spans {self.spans:,} · errors {self.errors:,} · {blocked}"
 
+    def tasks_text(self) -> str:
+        """``1 task in flight``, ``5 tasks in flight``."""
+        return f"{self.tasks:,} task{'' if self.tasks == 1 else 's'} in flight"
+
     def line(self, wall_ns: int, status: str) -> str:
         """The one line a poll writes when the output is not a terminal."""
         now = self.now(wall_ns)
-        parts = [f"{now:.1f} s", f"{self.tasks:,} tasks in flight", self.counts()]
+        parts = [f"{now:.1f} s", self.tasks_text(), self.counts()]
         rows = self.waiting()
         if rows:
             task, aw, seconds = rows[0]
@@ -214,7 +218,7 @@ class LiveState:
         lines = [title + (f" · {status}" if status else ""), self.counts(), ""]
         rows = self.waiting()
         room = max(1, (height - 12) // 2)
-        head = f"{self.tasks:,} tasks in flight" if self.finished is None else "run finished"
+        head = self.tasks_text() if self.finished is None else "run finished"
         lines.append(head + (" (longest waiting first)" if rows else ""))
         shown_rows = [(sanitize(row_label(t)), a, sec) for t, a, sec in rows[:room]]
         widest = max((text_width(label) for label, _, _ in shown_rows), default=0)
