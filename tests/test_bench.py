@@ -114,7 +114,7 @@ def test_extra_sections(quick_run: tuple[str, dict[str, object]]) -> None:
     assert re.search(r"fanout: recorded \d+ bytes per span", stdout)
     assert re.search(r"\| asynctrace auto \+ every await \| \d+ \| \d+\.\d\dx \|", stdout)
     assert re.search(r"asynctrace adds -?\d+\.\d ms to Python's start", stdout)
-    assert "OpenTelemetry/gRPC/VizTracer imported: []" in stdout
+    assert "asyncio/OpenTelemetry/gRPC/VizTracer imported: []" in stdout
 
 
 def test_whole_process_rows(quick_run: tuple[str, dict[str, object]]) -> None:
