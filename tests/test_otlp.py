@@ -629,6 +629,47 @@ def test_a_trace_is_made_into_sdk_spans_one_batch_at_a_time() -> None:
     assert max(alive) <= 4, alive  # the whole trace's 9 were alive at once before
 
 
+def test_the_next_request_is_made_while_one_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a far receiver's round trip overlaps the making of the next request, not added to it
+    import threading
+
+    made: list[int] = []
+    real_encode = _otlp_send.encode_request
+
+    def counted(batch: Any) -> bytes:
+        made.append(len(batch))
+        return real_encode(batch)
+
+    monkeypatch.setattr(_otlp_send, "encode_request", counted)
+
+    class Slow:
+        """Waits, in each send but the last, for the next request to have been made."""
+
+        def __init__(self) -> None:
+            self.overlapped: list[bool] = []
+            self.threads: set[str] = set()
+
+        def send(self, body: bytes, deadline: float) -> None:
+            self.threads.add(threading.current_thread().name)
+            sent = len(self.overlapped) + 1
+            if sent < 3:  # 9 spans in batches of 4: three requests
+                wait_until = time.monotonic() + 10
+                while len(made) <= sent and time.monotonic() < wait_until:
+                    time.sleep(0.005)
+            self.overlapped.append(len(made) > sent or sent == 3)
+
+        def close(self) -> None:
+            pass
+
+    slow = Slow()
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, blog_trace(), batch_size=4, transport=slow)
+    assert (report.sent, err) == (9, "")
+    assert made == [4, 4, 1]
+    assert slow.overlapped == [True, True, True]
+    assert slow.threads == {"asynctrace-otlp-send"}
+
+
 def test_a_transport_that_raises_never_reaches_the_caller() -> None:
     class Raising:
         def send(self, body: bytes, deadline: float) -> None:

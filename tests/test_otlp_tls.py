@@ -68,7 +68,7 @@ def test_a_certificate_not_trusted_is_one_line_and_no_retry(
     sleep = time.sleep
 
     def noted(seconds: float) -> None:
-        if threading.current_thread().name == "asynctrace-otlp":
+        if threading.current_thread().name.startswith("asynctrace-otlp"):
             backoffs.append(seconds)
         sleep(seconds)
 

@@ -3,12 +3,13 @@
 Problem: an OTLP endpoint may be down, slow, refusing or far away; the program must neither
 wait on it nor hear of it, except for one line when spans were lost.
 
-Solution: :class:`OtlpExport` converts (:func:`~_otlp.readable_spans`), encodes
-(:func:`~_otlp_proto.encode_request`) and sends (``_otlp_transport``) on a daemon
-thread, in batches, counts the spans each request really confirmed, says in one line why it
-failed (with secrets scrubbed), stops sending after a failure, bounds what waits in its queue,
-and waits a bounded time at close.  Loggers of the libraries it sends with (grpc, urllib3) are
-silenced for its thread.
+Solution: :class:`OtlpExport` converts (:func:`~_otlp.readable_spans`) and encodes
+(:func:`~_otlp_proto.encode_request`) on a daemon thread, in batches, and sends
+(``_otlp_transport``) on a second one, :class:`_Sender`, so that a far receiver's round trip
+overlaps the making of the next request; it counts the spans each request really confirmed,
+says in one line why it failed (with secrets scrubbed), stops sending after a failure, bounds
+what waits in its queue, and waits a bounded time at close.  Loggers of the libraries it sends
+with (grpc, urllib3) are silenced for its threads.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 from ._otlp import readable_spans
 from ._otlp_config import OtlpSettings
 from ._otlp_proto import encode_request
-from ._otlp_transport import SendFailed, Transport, make_transport
+from ._otlp_transport import Rejected, SendFailed, Transport, make_transport
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -218,8 +219,10 @@ class OtlpExport:
     # The rest runs on the worker thread.
 
     def _run(self) -> None:
-        silencer = _Silencer(threading.get_ident())
+        silencer = _Silencer()
+        silencer.watch(threading.get_ident())
         transport: Transport | None = None
+        sender: _Sender | None = None
         try:
             import opentelemetry.sdk.trace  # noqa: F401  (its loggers, to silence)
 
@@ -230,20 +233,23 @@ class OtlpExport:
             else:
                 transport = make_transport(self.settings)
             silencer.install()
+            if transport is not None:
+                sender = _Sender(self, transport, silencer)
             while True:
                 job = self._queue.get()
                 if job is _STOP:
                     break
                 assert isinstance(job, _Job)
-                if self._reason is None:  # after a failure the rest is not sent, only counted
-                    assert transport is not None  # none is made only when it has failed
-                    self._send(transport, job)
+                if sender is not None:
+                    self._encode(job, sender)
                 with self._lock:
                     self._queued -= job.size
         except Exception as error:  # MUST NOT reach the program: it is reported
             self._fail(f"{type(error).__name__}: {error}")
         finally:
             try:
+                if sender is not None:
+                    sender.finish()
                 if transport is not None:
                     transport.close()
             except Exception:  # closing a failed transport: nothing to add
@@ -251,7 +257,9 @@ class OtlpExport:
             silencer.remove()
             self._done.set()
 
-    def _send(self, transport: Transport, job: _Job) -> None:
+    def _encode(self, job: _Job, sender: _Sender) -> None:
+        """Make ``job`` into requests, batch by batch, for ``sender``; after a failure the
+        rest is not made, only counted (as not sent)."""
         spans: Iterator[ReadableSpan] = iter(job.ready)
         if job.trace is not None:  # made batch by batch: one batch of them alive at a time
             spans = readable_spans(
@@ -263,23 +271,28 @@ class OtlpExport:
                 link_all=job.link_all,
             )
         deadline = time.monotonic() + self.settings.timeout
-        while batch := list(itertools.islice(spans, self._batch_size)):
+        while not self.failed and (batch := list(itertools.islice(spans, self._batch_size))):
             if time.monotonic() >= deadline:
                 self._fail(f"no answer within {self.settings.timeout:g} s")
                 return
-            try:
-                rejected = transport.send(encode_request(batch), deadline)
-            except SendFailed as failure:
-                # A refused or failing endpoint fails every batch the same way: stop here.
-                self._fail(str(failure))
-                return
-            taken = len(batch)
-            with self._lock:
-                if rejected is not None:  # the rest of the batch was taken: go on
-                    taken -= min(rejected.spans, taken)
-                    if self._rejected is None:
-                        self._rejected = self._scrub(rejected.message or "no reason given")
-                self._sent += taken
+            request = encode_request(batch)
+            count = len(batch)
+            del batch  # freed before the next is made
+            sender.put(request, count, deadline)
+
+    def _confirm(self, count: int, rejected: Rejected | None) -> None:
+        """Count a request's spans as sent, less those the receiver rejected."""
+        with self._lock:
+            if rejected is not None:  # the rest of the batch was taken: go on
+                count -= min(rejected.spans, count)
+                if self._rejected is None:
+                    self._rejected = self._scrub(rejected.message or "no reason given")
+            self._sent += count
+
+    @property
+    def failed(self) -> bool:
+        """Whether a request failed (the rest is then counted, not sent)."""
+        return self._reason is not None
 
     def _fail(self, reason: str) -> None:
         with self._lock:
@@ -288,6 +301,53 @@ class OtlpExport:
 
     def _scrub(self, text: str) -> str:
         return self.settings.scrub(text)
+
+
+class _Sender:
+    """Sends an export's requests on a thread of its own, one at a time, in order, while its
+    worker makes the next one: the receiver's answer and the making of a request overlap.
+
+    At most one request waits while one is sent (``put`` blocks until there is room): what is
+    alive is two encoded requests, not more SDK spans.  A request after a failure is dropped
+    (its spans are counted as not sent); the first failure is the export's reason.
+    """
+
+    def __init__(self, export: OtlpExport, transport: Transport, silencer: _Silencer) -> None:
+        self._export = export
+        self._transport = transport
+        self._silencer = silencer
+        self._requests: queue.Queue[tuple[bytes, int, float] | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="asynctrace-otlp-send", daemon=True)
+        self._thread.start()
+
+    def put(self, request: bytes, count: int, deadline: float) -> None:
+        """Queue one request of ``count`` spans, to be sent before ``deadline``."""
+        self._requests.put((request, count, deadline))
+
+    def finish(self) -> None:
+        """Wait for the requests queued to be sent (or dropped after a failure)."""
+        self._requests.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        self._silencer.watch(threading.get_ident())
+        export = self._export
+        while (item := self._requests.get()) is not None:
+            request, count, deadline = item
+            if export.failed:
+                continue
+            if time.monotonic() >= deadline:
+                export._fail(f"no answer within {export.settings.timeout:g} s")
+                continue
+            try:
+                rejected = self._transport.send(request, deadline)
+            except SendFailed as failure:
+                # A refused or failing endpoint fails every request the same way: stop here.
+                export._fail(str(failure))
+            except Exception as error:  # MUST NOT reach the program: it is reported
+                export._fail(f"{type(error).__name__}: {error}")
+            else:
+                export._confirm(count, rejected)
 
 
 def _nothing_listens(endpoint: str) -> bool:
@@ -352,13 +412,17 @@ class _Silencer(logging.Filter):
 
     _PREFIXES = ("opentelemetry", "grpc", "urllib3", "requests")
 
-    def __init__(self, thread_id: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.thread_id = thread_id
+        self._thread_ids: set[int | None] = set()
         self._loggers: list[logging.Logger] = []
 
+    def watch(self, thread_id: int | None) -> None:
+        """Silence the records made on this thread too."""
+        self._thread_ids.add(thread_id)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread != self.thread_id
+        return record.thread not in self._thread_ids
 
     def install(self) -> None:
         """On every logger of those libraries that exists now (a filter is not inherited:
