@@ -308,8 +308,9 @@ class _Sender:
     worker makes the next one: the receiver's answer and the making of a request overlap.
 
     At most one request waits while one is sent (``put`` blocks until there is room): what is
-    alive is two encoded requests, not more SDK spans.  A request after a failure is dropped
-    (its spans are counted as not sent); the first failure is the export's reason.
+    alive is at most three encoded requests (sent, waiting, just made), not more SDK spans.  A
+    request after a failure is dropped (its spans are counted as not sent); the first failure
+    is the export's reason.
     """
 
     def __init__(self, export: OtlpExport, transport: Transport, silencer: _Silencer) -> None:
