@@ -189,7 +189,8 @@ def test_lanes_rows_and_concurrency_are_computed_once() -> None:
     assert (conc["overlap"], conc["max"]) == (1.0, 3)  # task1 with task2; main only joins them
     assert conc["t"] == [0.0, 1.0, 2.0, 5.0]
     assert conc["n"] == [3, 2, 1, 0]
-    assert conc["w"] == [3, 2, 1, 0]  # every task is inside an await the whole time
+    # main waits on the gather (a join) until 2 s; task1 and task2 sleep: they run
+    assert conc["w"] == [1, 1, 0, 0]
 
 
 def test_tasks_run_one_after_the_other_do_not_overlap() -> None:
@@ -604,6 +605,35 @@ def test_empty_trace_and_thread_jobs_render(browser: Any, tmp_path: Path) -> Non
         assert page.errors == []
     finally:
         page.close()
+
+
+def test_tasks_queued_on_a_semaphore_wait_on_the_page_as_in_the_terminal() -> None:
+    """Six jobs behind ``Semaphore(2)``: two run at a time, the others wait in the queue, and
+    main waits on the gather; the page counts them as the terminal does."""
+    import asyncio
+    import threading
+
+    import asynctrace
+
+    async def job(sem: asyncio.Semaphore) -> None:
+        async with sem:
+            await asyncio.sleep(1)
+
+    async def main() -> None:
+        sem = asyncio.Semaphore(2)
+        await asyncio.gather(*(job(sem) for _ in range(6)))
+
+    with asynctrace.tracing(virtual_time=True, otel=False) as tracing:
+        runner = threading.Thread(target=asyncio.run, args=(main(),))
+        runner.start()
+        runner.join()
+    conc = json.loads(data_block(render_html(tracing.trace, title="t")))["concurrency"]
+    running = [n - w for n, w in zip(conc["n"], conc["w"], strict=True)]
+    assert (conc["n"][0], running[0]) == (7, 2)  # main and six jobs; two hold the semaphore
+    assert max(running) == 2
+    assert conc["overlap"] == 3.0
+    header = asynctrace.format_timeline(tracing.trace, width=100).splitlines()[1]
+    assert "overlap 3.000 s" in header, header
 
 
 def test_awaiting_a_task_with_a_name_of_its_own_is_a_join_not_overlap() -> None:

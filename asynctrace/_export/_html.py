@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 
 from .._model._spans import KINDS, STATUSES, Span, Trace
-from .._model._timeline import joins as joins_of
+from .._model._timeline import idle_waits
 from .._model._waits import WaitGroup, wait_profile
 from ._sanitize import cap, no_bidi, visible
 
@@ -223,7 +223,7 @@ def _pack(spans: list[Span]) -> tuple[dict[int, int], int]:
     return depth, max(len(row_end), 1)
 
 
-def _first(event: tuple[float, int, int, int]) -> float:
+def _first(event: tuple[float, int, int]) -> float:
     return event[0]
 
 
@@ -238,37 +238,33 @@ def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _in_flight(
-    owners: list[Span],
-    waits: dict[int, list[tuple[float, float]]],
-    joins: dict[int, list[tuple[float, float]]],
+    owners: list[Span], waits: dict[int, list[tuple[float, float]]]
 ) -> dict[str, object]:
     """The step series of how many ``owners`` were in flight and how many of those waited.
 
-    A task is in flight from its start to its end, and waits while it is inside one of its
-    own await spans (``waits`` by track).  The overlap, the time with two or more in flight,
-    leaves out a task while it waits for other tasks (``joins``): a ``main`` that gathers two
-    tasks that never overlap does not make them concurrent.
+    A task is in flight from its start to its end, and waits while it awaits another task or
+    a lock, semaphore, queue, event, condition or future (``waits`` by track: the terminal's
+    :func:`~_timeline.idle_waits`); it runs otherwise, a sleep or a socket included.  The
+    overlap is the time with two or more running: a ``main`` that gathers two tasks that never
+    overlap does not make them concurrent, nor do twenty tasks queued on ``Semaphore(1)``.
     """
-    events: list[tuple[float, int, int, int]] = []
+    events: list[tuple[float, int, int]] = []
     for s in owners:
-        events.append((s.start, 1, 0, 0))
-        events.append((s.end, -1, 0, 0))
+        events.append((s.start, 1, 0))
+        events.append((s.end, -1, 0))
         for start, end in _merge(waits.get(s.span_id, [])):
-            events.append((max(start, s.start), 0, 1, 0))
-            events.append((min(end, s.end), 0, -1, 0))
-        for start, end in _merge(joins.get(s.span_id, [])):
-            events.append((max(start, s.start), 0, 0, 1))
-            events.append((min(end, s.end), 0, 0, -1))
+            events.append((max(start, s.start), 0, 1))
+            events.append((min(end, s.end), 0, -1))
     events.sort(key=_first)
     times: list[float] = []
     flying: list[int] = []
     waiting: list[int] = []
-    n = w = j = top = 0
+    n = w = top = 0
     overlap = 0.0
-    busy = 0  # in flight and not joining, after the last step
-    for t, dn, dw, dj in events:
+    running = 0  # in flight and not waiting, after the last step
+    for t, dn, dw in events:
         if times and t != times[-1]:
-            if busy >= 2:
+            if running >= 2:
                 overlap += t - times[-1]
             times.append(t)
             flying.append(n)
@@ -279,10 +275,9 @@ def _in_flight(
             waiting.append(w)
         n += dn
         w += dw
-        j += dj
         flying[-1] = n  # every change at the same time is one step
         waiting[-1] = w
-        busy = n - j
+        running = n - w
         top = max(top, n)
     waiting = [min(max(x, 0), y) for x, y in zip(waiting, flying, strict=True)]
     return {
@@ -327,13 +322,8 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
             )
 
     waits: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    joins: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    join_ids = {s.span_id for s in joins_of(trace)}
-    for s in trace.spans:
-        if s.kind == "await":
-            waits[s.track].append((s.start, s.end))
-            if s.span_id in join_ids:
-                joins[s.track].append((s.start, s.end))
+    for s in idle_waits(trace):
+        waits[s.track].append((s.start, s.end))
     owners = [s for s in trace.spans if s.kind in _OWNER_KINDS]
     hidden_owners = [o for _, o in hidden if o is not None]
     start = min((s.start for s in trace.spans), default=0.0)
@@ -350,11 +340,11 @@ def _payload(trace: Trace, *, title: str, max_lanes: int) -> dict[str, object]:
         "program": _num(program),
         "lanes": lane_rows,
         "spans": rows,
-        "concurrency": _in_flight(owners, waits, joins),
+        "concurrency": _in_flight(owners, waits),
         "hidden": {
             "lanes": len(hidden),
             "spans": sum(1 for s in trace.spans if s.track not in lane_index),
-            "series": _in_flight(hidden_owners, waits, joins) if hidden_owners else None,
+            "series": _in_flight(hidden_owners, waits) if hidden_owners else None,
         },
         "waits": _waits_payload(trace),
         "summary": {
