@@ -31,6 +31,7 @@ import tempfile
 import time
 from typing import Any
 
+from .._native import PACKAGE_DIR
 from .._tracing import report
 
 WAKE_TIMEOUT = 5.0
@@ -114,9 +115,7 @@ def record(pid: int, duration: float | None, settings: dict[str, Any]) -> Any:
         server.bind(os.path.join(where, "control"))
         server.listen(1)
         script = os.path.join(where, "attach.py")
-        package_parent = os.path.dirname(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        )
+        package_parent = os.path.dirname(os.path.dirname(PACKAGE_DIR))  # "/x/asynctrace/" -> "/x"
         from ._attached import PROTOCOL
 
         settings = {"protocol": PROTOCOL, **settings}

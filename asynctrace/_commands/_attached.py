@@ -35,6 +35,7 @@ from typing import Any
 
 from .._core import _coro, _instrument
 from .._core._record import Recorder
+from .._native import PACKAGE_DIR
 from ._adopt import Adopter
 
 PROTOCOL = 1
@@ -45,7 +46,6 @@ TICK = 0.1
 """Seconds between two trims of the records to ``max_spans`` (a run has its flusher for it)."""
 TRACE_FILE = "trace.json"
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _session: Session | None = None
 
 
@@ -68,7 +68,7 @@ def begin(sock: socket.socket, where: str, options: dict[str, Any]) -> None:
     problem = None
     if options.get("protocol") != PROTOCOL:
         problem = (
-            f"it imported asynctrace from {_PACKAGE_DIR!r}, of another version;"
+            f"it imported asynctrace from {os.path.dirname(PACKAGE_DIR)!r}, of another version;"
             " attach with that asynctrace"
         )
     elif loop is None:

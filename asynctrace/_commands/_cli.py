@@ -24,6 +24,7 @@ from .._core._record import DEFAULT_MAX_SPANS
 from .._export import _terminal_rows
 from .._export._sanitize import shown, visible
 from .._model._spans import Trace, gc_paused, release
+from .._native import PACKAGE_DIR
 from .._opentelemetry._otlp import DEFAULT_MAX_TRACE_SPANS, TRACE_PER
 from .._stream._flush import DEFAULT_FLUSH_INTERVAL
 from .._tracing import Tracing, report
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from .._stream._live import LiveView
 
 USAGE_ERROR = 2
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # `run` options that take a value as the next word (everything else is a flag).
 _VALUE_OPTIONS = {
     "--json",
@@ -347,7 +347,7 @@ def _is_deadlock(exc: BaseException) -> bool:
 
 
 def _is_runner_frame(filename: str) -> bool:
-    return filename.startswith(_PACKAGE_DIR) or filename == runpy.__file__
+    return filename.startswith(PACKAGE_DIR) or filename == runpy.__file__
 
 
 def _check_module(module: str) -> None:

@@ -42,12 +42,12 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
+from .._native import PACKAGE_DIR
 from . import _coro
 from ._coro import FnInfo
 from ._decorator import span_name, trace
 
 _HOOK_MODULE = __name__
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 # ``asynctrace run --record-args``: set by :func:`install_finder`, read by :func:`auto` when a
 # program's ``def`` statement runs (import time), so one process-wide value is enough.
@@ -188,7 +188,7 @@ class ProgramFinder:
         self._excluded = [
             os.path.join(os.path.abspath(p), "")
             for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}
-        ] + [_PACKAGE_DIR]
+        ] + [PACKAGE_DIR]
 
     def is_program_file(self, path: str) -> bool:
         """True for a ``.py`` file under a root and not in an environment or asynctrace."""

@@ -25,12 +25,12 @@ import warnings
 from typing import Any
 
 from .._model._spans import DESTROYED_PENDING, NEVER_AWAITED, NEVER_RETRIEVED
+from .._native import PACKAGE_DIR
 from . import _coro
 from ._coro import K_MISUSE, TaskRoot, safe_str
 
 _orig_handler: Any = asyncio.base_events.BaseEventLoop.call_exception_handler
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
-_OURS = os.path.dirname(os.path.dirname(__file__)) + os.sep
 _installed = False
 
 _orig_showwarnmsg: Any = warnings._showwarnmsg  # type: ignore[attr-defined]
@@ -110,6 +110,6 @@ def uninstall() -> None:
 def _made_at(task: Any) -> str:
     """``file.py:LINE`` where the task was made, when asyncio's debug mode recorded it."""
     for frame in reversed(getattr(task, "_source_traceback", None) or ()):
-        if not frame.filename.startswith(_ASYNCIO_DIR) and not frame.filename.startswith(_OURS):
+        if not frame.filename.startswith((_ASYNCIO_DIR, PACKAGE_DIR)):
             return f"{os.path.basename(frame.filename)}:{frame.lineno}"
     return ""

@@ -272,8 +272,7 @@ class OtlpExport:
             )
         deadline = time.monotonic() + self.settings.timeout
         while not self.failed and (batch := list(itertools.islice(spans, self._batch_size))):
-            if time.monotonic() >= deadline:
-                self._fail(f"no answer within {self.settings.timeout:g} s")
+            if self._past(deadline):
                 return
             request = encode_request(batch)
             count = len(batch)
@@ -288,6 +287,13 @@ class OtlpExport:
                 if self._rejected is None:
                     self._rejected = self._scrub(rejected.message or "no reason given")
             self._sent += count
+
+    def _past(self, deadline: float) -> bool:
+        """Whether ``deadline`` has passed; the export then fails for want of an answer."""
+        if time.monotonic() < deadline:
+            return False
+        self._fail(f"no answer within {self.settings.timeout:g} s")
+        return True
 
     @property
     def failed(self) -> bool:
@@ -335,10 +341,7 @@ class _Sender:
         export = self._export
         while (item := self._requests.get()) is not None:
             request, count, deadline = item
-            if export.failed:
-                continue
-            if time.monotonic() >= deadline:
-                export._fail(f"no answer within {export.settings.timeout:g} s")
+            if export.failed or export._past(deadline):
                 continue
             try:
                 rejected = self._transport.send(request, deadline)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core._virtual import VirtualTimeLoop, _Event
+from .._native import PACKAGE_DIR
 
 DEFAULT_JITTER = 0.5
 DEFAULT_RUNS = 100
@@ -52,7 +53,6 @@ REVERSED = 1
 # 3.11, as_completed): kept exact.
 _DEADLINES = ("_on_timeout", "_release_waiter")
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _program_line() -> str:
     frame = sys._getframe(2)
     while frame is not None:
         path = frame.f_code.co_filename
-        if not path.startswith((_ASYNCIO_DIR, _PACKAGE_DIR)):
+        if not path.startswith((_ASYNCIO_DIR, PACKAGE_DIR)):
             name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
             return f"{name} ({os.path.basename(path)}:{frame.f_lineno})"
         frame = frame.f_back  # type: ignore[assignment]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._native import PACKAGE_DIR
 from .._schedules._explore import DEFAULT_JITTER, DEFAULT_RUNS, Schedule
 from .._schedules._explore_search import (
     ExploreFailure,
@@ -187,10 +188,7 @@ def _stem(nodeid: str) -> str:
     return timeline_name(nodeid)[: -len(".trace.json")]
 
 
-_HIDDEN = (
-    os.path.dirname(asyncio.__file__) + os.sep,
-    os.path.dirname(os.path.dirname(__file__)) + os.sep,
-)
+_HIDDEN = (os.path.dirname(asyncio.__file__) + os.sep, PACKAGE_DIR)
 
 
 def short_failure(

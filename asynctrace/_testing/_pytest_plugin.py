@@ -21,7 +21,6 @@ a worker thread.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -403,8 +402,6 @@ def pytest_pyfunc_call_async(pyfuncitem: pytest.Function) -> bool | None:
 
 # --- failure report -----------------------------------------------------------------------
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
 
 def _hide_own_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """Leave asynctrace's frames out of a failed test's traceback (``--fulltrace`` keeps them).
@@ -414,8 +411,10 @@ def _hide_own_frames(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseExcept
     """
     if item.config.getoption("fulltrace", False):
         return
+    from .._native import PACKAGE_DIR
+
     traceback = excinfo.traceback
-    kept = traceback.filter(lambda entry: not str(entry.path).startswith(_PACKAGE))
+    kept = traceback.filter(lambda entry: not str(entry.path).startswith(PACKAGE_DIR))
     if 0 < len(kept) < len(traceback):
         excinfo.traceback = kept
 
