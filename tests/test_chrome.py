@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +357,38 @@ def test_counter_for_the_gather_example() -> None:
     assert counter_at(doc, 3_000_001) == {"running": 1, "waiting": 0}  # main in sleep(3)
     assert counter_at(doc, 5_000_001) == {"running": 0, "waiting": 0}
     assert activity(blog_trace())[0] == (0.0, 2, 1)
+
+
+def semaphore_jobs_trace() -> Trace:
+    """Six jobs of 1 s behind ``Semaphore(2)``, gathered by main, under the virtual clock (on
+    a thread of its own: a test may leave an event loop in this one)."""
+
+    async def job(sem: asyncio.Semaphore) -> None:
+        async with sem:
+            await asyncio.sleep(1)
+
+    async def main() -> None:
+        sem = asyncio.Semaphore(2)
+        await asyncio.gather(*(job(sem) for _ in range(6)))
+
+    with asynctrace.tracing(virtual_time=True, otel=False) as tracing:
+        runner = threading.Thread(target=asyncio.run, args=(main(),))
+        runner.start()
+        runner.join()
+    return tracing.trace
+
+
+def test_tasks_queued_on_a_semaphore_are_counted_waiting_as_in_the_terminal() -> None:
+    """The file's counters say two jobs run and five tasks wait (four jobs in the semaphore's
+    queue, main on the gather), as the terminal's header does: a wait on a lock, queue or
+    semaphore is no concurrency."""
+    trace = semaphore_jobs_trace()
+    doc = to_chrome(trace)
+    start_us = min(e["ts"] for e in doc["traceEvents"] if e.get("cat") == "task")
+    assert counter_at(doc, start_us + 500_000) == {"running": 2, "waiting": 5}
+    assert counter_at(doc, start_us + 2_500_000) == {"running": 2, "waiting": 1}
+    header = asynctrace.format_timeline(trace, width=100).splitlines()[1]
+    assert "overlap 3.000 s" in header, header
 
 
 def test_counter_is_bounded_on_big_traces() -> None:

@@ -46,8 +46,8 @@ def _passes(trace: Trace) -> dict[str, Any]:
         "joins": joins(trace),
         "await_keys": await_keys(trace),
         "idle_waits": idle_waits(trace),
+        "join_activity": _timeline._activity_python(spans_of_kind(trace, "task"), joins(trace)),
         "activity": activity(trace),
-        "idle_activity": activity(trace, idle_waits(trace)),
     }
 
 
@@ -71,8 +71,8 @@ def _c_passes(trace: Trace) -> dict[str, Any]:
         "joins": found,
         "await_keys": keys,
         "idle_waits": idle,
-        "activity": c.activity(tasks, found),
-        "idle_activity": c.activity(tasks, idle),
+        "join_activity": c.activity(tasks, found),
+        "activity": c.activity(tasks, idle),
     }
 
 
@@ -170,7 +170,8 @@ def test_c_passes_are_the_python_ones_on_a_hand_made_trace(
     python = _check_recorded(trace, monkeypatch)
     assert [s.span_id for s in python["joins"]] == [13, 10, 14, 20, 11, 22, 12]  # start order
     assert [s.span_id for s in python["idle_waits"]] == [13, 10, 14, 20, 11, 22, 12, 17, 19, 15, 16]
-    assert _same(python["activity"][0], (-0.0, 1, 1))  # of equal times, the first one added
+    assert _same(python["join_activity"][0], (-0.0, 1, 1))  # of equal times, the first added
+    assert _same(python["activity"][0], (-0.0, 0, 2))  # task 3 in Queue.get() from 0.0
 
 
 class _Sub(Span):

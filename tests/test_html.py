@@ -610,29 +610,16 @@ def test_empty_trace_and_thread_jobs_render(browser: Any, tmp_path: Path) -> Non
 def test_tasks_queued_on_a_semaphore_wait_on_the_page_as_in_the_terminal() -> None:
     """Six jobs behind ``Semaphore(2)``: two run at a time, the others wait in the queue, and
     main waits on the gather; the page counts them as the terminal does."""
-    import asyncio
-    import threading
-
     import asynctrace
+    from tests.test_chrome import semaphore_jobs_trace
 
-    async def job(sem: asyncio.Semaphore) -> None:
-        async with sem:
-            await asyncio.sleep(1)
-
-    async def main() -> None:
-        sem = asyncio.Semaphore(2)
-        await asyncio.gather(*(job(sem) for _ in range(6)))
-
-    with asynctrace.tracing(virtual_time=True, otel=False) as tracing:
-        runner = threading.Thread(target=asyncio.run, args=(main(),))
-        runner.start()
-        runner.join()
-    conc = json.loads(data_block(render_html(tracing.trace, title="t")))["concurrency"]
+    trace = semaphore_jobs_trace()
+    conc = json.loads(data_block(render_html(trace, title="t")))["concurrency"]
     running = [n - w for n, w in zip(conc["n"], conc["w"], strict=True)]
     assert (conc["n"][0], running[0]) == (7, 2)  # main and six jobs; two hold the semaphore
     assert max(running) == 2
     assert conc["overlap"] == 3.0
-    header = asynctrace.format_timeline(tracing.trace, width=100).splitlines()[1]
+    header = asynctrace.format_timeline(trace, width=100).splitlines()[1]
     assert "overlap 3.000 s" in header, header
 
 

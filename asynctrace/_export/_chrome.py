@@ -515,7 +515,7 @@ def _layout(trace: Trace, full_args: bool, *, lazy: bool) -> _Layout:
     join_spans = joins(trace)
     layout.tail = [
         *around.flows(trace, spawned, tids, layout.rows, layout.after, join_spans),
-        *around.counter(trace, join_spans),
+        *around.counter(trace),
     ]
     if not lazy:
         items = {}

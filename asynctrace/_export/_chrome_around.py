@@ -212,10 +212,11 @@ def _waiter(child: Span, joins: list[Span], starts: list[float]) -> Span | None:
     return waiter if wanted in (waiter.name, waiter.attributes.get("asynctrace.awaited")) else None
 
 
-def counter(trace: Trace, join_spans: list[Span]) -> list[dict[str, Any]]:
-    """The ``tasks`` counter's events: :func:`_counter_python`, in C
-    (``_cflows.counter_events``) when it can."""
-    points = activity(trace, join_spans)
+def counter(trace: Trace) -> list[dict[str, Any]]:
+    """The ``tasks`` counter's events, from :func:`~asynctrace._model._timeline.activity` (as
+    the terminal counts): :func:`_counter_python`, in C (``_cflows.counter_events``) when it
+    can."""
+    points = activity(trace)
     module = _cflows()
     if module is not None:
         try:

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from itertools import compress
 
 from .._model._critical import critical_path, path_steps
-from .._model._spans import NEVER_AWAITED, STATUSES, Span, Trace, derived
-from .._model._timeline import activity, display_name, idle_waits, row_label, spans_of_kind
+from .._model._spans import NEVER_AWAITED, STATUSES, Span, Trace
+from .._model._timeline import activity, display_name, row_label, spans_of_kind
 from .._model._waits import wait_profile
 from ._bars import paint_rows, row_bounds
 from ._sanitize import cap
@@ -297,11 +297,6 @@ def render_timeline(
     return "\n".join(lines) + "\n"
 
 
-def _idle_activity(trace: Trace) -> list[tuple[float, int, int]]:
-    """Tasks running and waiting over time, a task in a lock or queue counted as waiting."""
-    return activity(trace, idle_waits(trace))
-
-
 _PATH_STEPS = 12  # critical path steps shown (the longest); the rest are counted
 _WAIT_GROUPS = 5  # wait profile lines shown
 
@@ -459,7 +454,7 @@ def _summary(trace: Trace) -> list[str]:
     first = trace.start
     wall = max(0.0, trace.end - first)
     scale, unit = _unit(wall) if wall > 0 else (1.0, "s")
-    points = derived(trace, "idle_activity", _idle_activity)
+    points = activity(trace)
     ends = [t for t, _, _ in points[1:]] + [trace.end] if points else []
     overlap = sum(
         end - t for (t, running, _), end in zip(points, ends, strict=True) if running >= 2
@@ -547,7 +542,7 @@ def _fold(hidden: list[Row], trace: Trace, scale: float, unit: str, width: int) 
     else:
         first = f"… {len(hidden):,} more rows"
     peak_t, peak, then = 0.0, 0, 0
-    for t, running, waiting in derived(trace, "idle_activity", _idle_activity):
+    for t, running, waiting in activity(trace):
         if running > peak:
             peak_t, peak, then = t, running, waiting
     second = (

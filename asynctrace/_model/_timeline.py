@@ -249,17 +249,22 @@ def _kind_positions_python(spans: list[Span]) -> dict[str, list[int]]:
     return positions
 
 
-def activity(trace: Trace, join_spans: list[Span] | None = None) -> list[tuple[float, int, int]]:
-    """How many tasks run and wait over time, as ``(time, running, waiting)`` change points.
+def activity(trace: Trace) -> list[tuple[float, int, int]]:
+    """How many tasks run and wait over time, as ``(time, running, waiting)`` change points:
+    what the terminal's header and the JSON file's ``tasks`` counters say.
 
-    A task is *waiting* while it awaits other tasks (a gather, a task: a join, whose time is
-    already drawn on the children's rows) and *running* while it is alive otherwise, including
-    while it awaits a sleep, a socket or a queue.  Why not count every await as waiting: only one
-    task executes Python at a time, so "running" in that sense could never exceed one and the
-    overlap would always be zero; what concurrency means for asyncio is tasks in flight at once.
+    A task is *waiting* while it is in one of :func:`idle_waits` (it awaits another task, a
+    lock, semaphore, condition, queue, event or bare future: it does nothing until another task
+    acts) and *running* while it is alive otherwise, including while it sleeps or awaits a
+    socket.  Why not count every await as waiting: only one task executes Python at a time, so
+    "running" in that sense could never exceed one and the overlap would always be zero; what
+    concurrency means for asyncio is tasks in flight at once.
     """
-    waits = joins(trace) if join_spans is None else join_spans
-    return _fastest("activity", _activity_python, spans_of_kind(trace, "task"), waits)
+    return derived(trace, "activity", _activity)
+
+
+def _activity(trace: Trace) -> list[tuple[float, int, int]]:
+    return _fastest("activity", _activity_python, spans_of_kind(trace, "task"), idle_waits(trace))
 
 
 def _activity_python(
