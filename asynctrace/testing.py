@@ -312,7 +312,9 @@ def _render_involved(trace: Trace, spans: Sequence[Span], mark: float | None = N
     digits = _precision(lo, hi)
     shown = unique[:_TIMELINE_LIMIT]
     labels = _labels(shown)
-    intervals = [_interval(s, _precision(s.start, s.end, lo, hi)) for s in shown]
+    # one precision for the whole table, so that its columns line up
+    table_digits = _precision(lo, hi, *(t for s in shown for t in (s.start, s.end)))
+    intervals = [_interval(s, table_digits) for s in shown]
     lw, iw = max(map(len, labels)), max(map(len, intervals))
     lines = [
         f"timeline ({trace.clock} clock, {_t(lo, digits)} s to {_t(hi, digits)} s,"

@@ -355,6 +355,19 @@ def test_times_that_differ_below_a_millisecond_are_printed_with_more_digits() ->
     )
 
 
+def test_the_timeline_prints_every_row_with_the_same_digits() -> None:
+    """One row needs a millisecond's digits, the other a microsecond's: both get six, so
+    that the columns line up."""
+    trace = Trace(
+        [mk(1, None, "task", "a", 0.0, 1.0, 1, 2), mk(2, None, "task", "b", 1.0004, 2.0, 3, 4)]
+    )
+    err = fail(assert_overlap, trace, "a", "b")
+    assert str(err).splitlines()[-2:] == [
+        "  a  [0.000000, 1.000000)  |####################....................|",
+        "  b  [1.000400, 2.000000)  |....................####################|",
+    ]
+
+
 # ---------------------------------------------------------------- sequential and order
 
 
