@@ -2,8 +2,9 @@
 
 Each binds 127.0.0.1 on a free port, decodes every ``ExportTraceServiceRequest`` it gets, keeps
 the requests and the headers they came with, and answers as told: ``"ok"``, an error
-(``"unavailable"`` / HTTP ``500`` or ``503``), or ``"stall"`` (holds the request until the
-receiver stops or ``stall_for`` seconds pass).
+(``"unavailable"`` / HTTP ``500`` or ``503``), ``"stall"`` (holds the request until the
+receiver stops or ``stall_for`` seconds pass), or ``"together"`` (holds each request until a
+second one has arrived: the client sends two at once, or its first gets no answer).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class _Receiver:
         self.headers: list[dict[str, str]] = []
         self.attempts = 0
         self._stop = threading.Event()
+        self._second = threading.Event()  # a second request has arrived
         self._lock = threading.Lock()
         self.port = 0
 
@@ -110,6 +112,15 @@ class _Receiver:
     def _count_attempt(self) -> None:
         with self._lock:
             self.attempts += 1
+            if self.attempts >= 2:
+                self._second.set()
+
+    def _hold(self) -> None:
+        """In mode "stall", until the receiver stops; in "together", until a second request."""
+        if self.mode == "stall":
+            self._stop.wait(self.stall_for)
+        elif self.mode == "together":
+            self._second.wait(self.stall_for)
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,7 +139,8 @@ class Tls:
 
 
 class GrpcReceiver(_Receiver):
-    """An OTLP/gRPC ``TraceService`` on 127.0.0.1.  Modes: ok, partial, unavailable, stall."""
+    """An OTLP/gRPC ``TraceService`` on 127.0.0.1.  Modes: ok, partial, unavailable, stall,
+    together."""
 
     protocol = "grpc"
 
@@ -140,8 +152,7 @@ class GrpcReceiver(_Receiver):
         class Service(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: Any) -> Any:
                 receiver._count_attempt()
-                if receiver.mode == "stall":
-                    receiver._stop.wait(receiver.stall_for)
+                receiver._hold()
                 if receiver.mode == "unavailable":
                     context.abort(grpc.StatusCode.UNAVAILABLE, "receiver told to refuse")
                 receiver._record(request, dict(context.invocation_metadata()))
@@ -168,7 +179,7 @@ class GrpcReceiver(_Receiver):
 
 class HttpReceiver(_Receiver):
     """OTLP/HTTP protobuf at ``POST /v1/traces`` on 127.0.0.1.  Modes: ok, partial, 500, 503,
-    stall."""
+    stall, together."""
 
     protocol = "http/protobuf"
 
@@ -189,8 +200,7 @@ class HttpReceiver(_Receiver):
                 if self.path != "/v1/traces":
                     self._answer(404, b"not found")
                     return
-                if receiver.mode == "stall":
-                    receiver._stop.wait(receiver.stall_for)
+                receiver._hold()
                 if receiver.mode in ("500", "503"):
                     self._answer(int(receiver.mode), b"receiver told to fail")
                     return

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from asynctrace._opentelemetry._otlp import (
 )
 from asynctrace._opentelemetry._otlp_config import DEFAULT_TIMEOUT, otlp_resource, otlp_settings
 from asynctrace._opentelemetry._otlp_send import OtlpExport
-from asynctrace._opentelemetry._otlp_transport import SendFailed
+from asynctrace._opentelemetry._otlp_transport import Rejected, SendFailed
 
 sys.path.insert(0, str(Path(__file__).parent))
 import otlp_receiver
@@ -575,30 +576,36 @@ def test_stalling_receiver_bounded_wait(protocol: str) -> None:
     assert elapsed < 0.5 + 1.0 + 2.0  # timeout + grace, plus slack for a loaded machine
 
 
+def span_names(body: bytes) -> list[str]:
+    """The names of the spans in one encoded ``ExportTraceServiceRequest``."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest.FromString(body)
+    return [span.name for span in request.resource_spans[0].scope_spans[0].spans]
+
+
+def wide_trace(tasks: int) -> Trace:
+    """A run span and ``tasks`` tasks under it, named t0, t1, ..."""
+    spans = [Span(1, None, "run", "wide.py", 0.0, 1.0, 1)]
+    spans += [Span(2 + n, 1, "task", f"t{n}", 0.0, 1.0, 2 + n) for n in range(tasks)]
+    return Trace(spans, epoch_ns=EPOCH_NS)
+
+
 def test_batches_are_counted_separately() -> None:
     class HalfBroken:
-        """A fake transport: confirms the first request, fails the rest."""
-
-        def __init__(self) -> None:
-            self.calls: list[int] = []
+        """A fake transport: confirms the request with the run span, fails the others."""
 
         def send(self, body: bytes, deadline: float) -> None:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                ExportTraceServiceRequest,
-            )
-
-            request = ExportTraceServiceRequest.FromString(body)
-            self.calls.append(len(request.resource_spans[0].scope_spans[0].spans))
-            if len(self.calls) > 1:
+            if "gather.py" not in span_names(body):
                 raise SendFailed("HTTP 500 Internal Server Error")
 
         def close(self) -> None:
             pass
 
-    fake = HalfBroken()
     settings = otlp_settings("http://127.0.0.1:9", environ={})
-    report, err, _, _ = send(settings, blog_trace(), batch_size=4, transport=fake)
-    assert fake.calls == [4, 4]  # stops after the first failed batch
+    report, err, _, _ = send(settings, blog_trace(), batch_size=4, transport=HalfBroken())
     assert (report.sent, report.not_sent) == (4, 5)
     assert err.endswith("failed: HTTP 500 Internal Server Error; 5 of 9 spans not sent\n")
 
@@ -631,8 +638,6 @@ def test_a_trace_is_made_into_sdk_spans_one_batch_at_a_time() -> None:
 
 def test_the_next_request_is_made_while_one_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     # a far receiver's round trip overlaps the making of the next request, not added to it
-    import threading
-
     made: list[int] = []
     real_encode = _otlp_send.encode_request
 
@@ -667,7 +672,108 @@ def test_the_next_request_is_made_while_one_is_sent(monkeypatch: pytest.MonkeyPa
     assert (report.sent, err) == (9, "")
     assert made == [4, 4, 1]
     assert slow.overlapped == [True, True, True]
-    assert slow.threads == {"asynctrace-otlp-send"}
+    assert all(name.startswith("asynctrace-otlp-send-") for name in slow.threads), slow.threads
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_requests_are_in_flight_together(protocol: str) -> None:
+    # a receiver that answers none until a second request has come: sent one at a time, the
+    # first would wait for an answer until the timeout
+    r = otlp_receiver.receiver(protocol, "together")
+    try:
+        report, err, _, _ = send(otlp_settings(r.endpoint, protocol), blog_trace(), batch_size=4)
+    finally:
+        r.stop()
+    assert (report.sent, report.reason, err) == (9, None, "")
+    assert len(r.requests) == 3
+
+
+class AllAtOnce:
+    """A fake transport: each request waits until as many as can be are in flight, then is
+    answered by ``answer(names of its spans)``: None (taken), a :class:`Rejected`, or raises."""
+
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+        self._all_in_flight = threading.Barrier(_otlp_send._IN_FLIGHT, timeout=30)
+        self.sent: list[list[str]] = []
+
+    def send(self, body: bytes, deadline: float) -> Any:
+        names = span_names(body)
+        self.sent.append(names)
+        self._all_in_flight.wait()
+        return self._answer(names)
+
+    def close(self) -> None:
+        pass
+
+
+def test_failures_at_once_are_reported_once_and_what_waits_is_dropped() -> None:
+    def failed(names: list[str]) -> None:
+        raise SendFailed(f"HTTP 500 for {names[0]}")
+
+    fake = AllAtOnce(failed)
+    # a request a span: all in flight, one waiting, one made; those two are never begun
+    trace = wide_trace(_otlp_send._IN_FLIGHT + 2)
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, trace, batch_size=1, transport=fake)
+    total = _otlp_send._IN_FLIGHT + 3
+    assert len(fake.sent) == _otlp_send._IN_FLIGHT  # none begun after the failures
+    assert (report.total, report.sent) == (total, 0)
+    assert report.reason in {f"HTTP 500 for {names[0]}" for names in fake.sent}
+    assert err.count("\n") == 1
+    assert err.endswith(f"failed: {report.reason}; {total} of {total} spans not sent\n")
+
+
+def test_each_request_in_flight_is_counted_as_its_receiver_answers() -> None:
+    # answered together: one fails, some are taken in part (OTLP's partial success), the rest
+    # are taken whole; what each confirmed is counted, the failure is the reason
+    def answer(names: list[str]) -> Rejected | None:
+        if "t0" in names:
+            raise SendFailed("HTTP 500 Internal Server Error")
+        if "t2" in names or "t4" in names:
+            return Rejected(1, "span too old")
+        return None
+
+    fake = AllAtOnce(answer)
+    in_flight = _otlp_send._IN_FLIGHT
+    trace = wide_trace(2 * in_flight - 1)  # with the run span: two a request, all in flight
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, trace, batch_size=2, transport=fake)
+    assert len(fake.sent) == in_flight
+    assert (report.total, report.sent) == (2 * in_flight, 2 * in_flight - 2 - 1 - 1)
+    assert report.reason == "HTTP 500 Internal Server Error"
+    assert err.count("\n") == 1
+
+
+def test_each_sending_thread_has_a_transport_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests.Session is not promised safe to share between threads
+    lock = threading.Lock()
+    calls: list[int] = []
+    used_by: dict[int, set[str]] = {}  # transport -> the threads it sent from
+    first_two_together = threading.Barrier(2, timeout=30)
+
+    class Recording:
+        def send(self, body: bytes, deadline: float) -> None:
+            with lock:
+                calls.append(id(self))
+                used_by.setdefault(id(self), set()).add(threading.current_thread().name)
+                number = len(calls)
+            if number <= 2:  # two in flight: on two threads
+                first_two_together.wait()
+
+        def close(self) -> None:
+            pass
+
+    def made(settings: Any) -> Recording:
+        return Recording()
+
+    monkeypatch.setattr(_otlp_send, "_nothing_listens", lambda endpoint: False)
+    monkeypatch.setattr(_otlp_send, "make_transport", made)
+    settings = otlp_settings("http://127.0.0.1:9", environ={})
+    report, err, _, _ = send(settings, blog_trace(), batch_size=4)
+    assert (report.sent, err) == (9, "")
+    assert len(used_by) >= 2, used_by
+    assert all(len(threads) == 1 for threads in used_by.values()), used_by
 
 
 def test_a_transport_that_raises_never_reaches_the_caller() -> None:
