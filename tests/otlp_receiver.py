@@ -109,17 +109,20 @@ class _Receiver:
         )
         return trace_service_pb2.ExportTraceServiceResponse(partial_success=partial)
 
-    def _count_attempt(self) -> None:
+    def _count_attempt(self) -> int:
+        """Count a request as it arrives; its number."""
         with self._lock:
             self.attempts += 1
             if self.attempts >= 2:
                 self._second.set()
+            return self.attempts
 
     def _hold(self) -> None:
-        """In mode "stall", until the receiver stops; in "together", until a second request."""
+        """In mode "stall", until the receiver stops; in "together" and "500 then 503", until
+        a second request has come."""
         if self.mode == "stall":
             self._stop.wait(self.stall_for)
-        elif self.mode == "together":
+        elif self.mode in ("together", "500 then 503"):
             self._second.wait(self.stall_for)
 
     def stop(self) -> None:
@@ -179,7 +182,8 @@ class GrpcReceiver(_Receiver):
 
 class HttpReceiver(_Receiver):
     """OTLP/HTTP protobuf at ``POST /v1/traces`` on 127.0.0.1.  Modes: ok, partial, 500, 503,
-    stall, together."""
+    "500 then 503" (the first request 500 once a second has come, the others 503), stall,
+    together."""
 
     protocol = "http/protobuf"
 
@@ -190,7 +194,7 @@ class HttpReceiver(_Receiver):
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                receiver._count_attempt()
+                attempt = receiver._count_attempt()
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 encoding = self.headers.get("Content-Encoding", "")
                 if encoding == "gzip":
@@ -203,6 +207,9 @@ class HttpReceiver(_Receiver):
                 receiver._hold()
                 if receiver.mode in ("500", "503"):
                     self._answer(int(receiver.mode), b"receiver told to fail")
+                    return
+                if receiver.mode == "500 then 503":
+                    self._answer(500 if attempt == 1 else 503, b"receiver told to fail")
                     return
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)

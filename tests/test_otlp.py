@@ -425,7 +425,7 @@ def test_gzip_compression(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> Non
 
         from asynctrace._opentelemetry._otlp_transport import make_transport
 
-        transport = make_transport(settings)
+        transport = make_transport(settings, threading.Event())
         assert transport.compression == grpc.Compression.Gzip  # type: ignore[attr-defined]
         transport.close()
 
@@ -707,6 +707,21 @@ class AllAtOnce:
         pass
 
 
+def test_a_request_in_flight_is_not_tried_again_after_another_failed() -> None:
+    # the first request is refused for good (HTTP 500) while a second one, in flight with it,
+    # is told to try again later (503): the export has failed, so the second gives up at once
+    # instead of trying again after 1 s and 3 s within the 5 s timeout
+    r = otlp_receiver.receiver("http/protobuf", "500 then 503")
+    try:
+        settings = otlp_settings(r.endpoint, "http/protobuf")
+        report, err, _, _ = send(settings, blog_trace(), batch_size=4)
+    finally:
+        r.stop()
+    assert (report.sent, report.reason) == (0, "HTTP 500 Internal Server Error")
+    assert err.count("\n") == 1
+    assert r.attempts in (2, 3), r.attempts  # each request tried once (the third may be dropped)
+
+
 def test_failures_at_once_are_reported_once_and_what_waits_is_dropped() -> None:
     def failed(names: list[str]) -> None:
         raise SendFailed(f"HTTP 500 for {names[0]}")
@@ -764,7 +779,7 @@ def test_each_sending_thread_has_a_transport_of_its_own(monkeypatch: pytest.Monk
         def close(self) -> None:
             pass
 
-    def made(settings: Any) -> Recording:
+    def made(settings: Any, given_up: threading.Event) -> Recording:
         return Recording()
 
     monkeypatch.setattr(_otlp_send, "_nothing_listens", lambda endpoint: False)

@@ -126,6 +126,7 @@ class OtlpExport:
         self._total = 0
         self._sent = 0
         self._reason: str | None = None
+        self._given_up = threading.Event()  # set with _reason: a retry in flight gives up
         self._rejected: str | None = None  # why the receiver refused spans it was sent
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -244,7 +245,7 @@ class OtlpExport:
                 # channels to one target share a connection, and over TLS each makes its own,
                 # the handshakes at once.
                 for _ in range(_IN_FLIGHT):
-                    transports.append(make_transport(self.settings))
+                    transports.append(make_transport(self.settings, self._given_up))
             silencer.install()  # after make_transport: its libraries' loggers exist now
             if transports:
                 senders = _Senders(self, transports, silencer)
@@ -317,6 +318,7 @@ class OtlpExport:
         with self._lock:
             if self._reason is None:
                 self._reason = self._scrub(reason)
+                self._given_up.set()
 
     def _scrub(self, text: str) -> str:
         return self.settings.scrub(text)

@@ -10,7 +10,8 @@ Solution: a request already encoded is sent as it is, over gRPC by a unary call 
 exporter: pooled connections, proxies from the environment, TLS).  What may pass on its own (a
 connection refused or lost, HTTP 429, 502, 503, 504, gRPC UNAVAILABLE and the like) is tried
 again after 1 s, 2 s, 4 s ... (+-20%) while that still ends before the deadline, as the SDK's
-exporters do.  A failure raises :class:`SendFailed` with its reason: ``connection refused``,
+exporters do, unless the export has failed meanwhile (another request in flight was refused):
+then at once.  A failure raises :class:`SendFailed` with its reason: ``connection refused``,
 ``HTTP 500 Internal Server Error``, ``gRPC UNAVAILABLE: ...``, ``no answer within 5 s``.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -74,26 +76,28 @@ def _rejected(answer: bytes) -> Rejected | None:
     return Rejected(max(0, partial.rejected_spans), _short(partial.error_message))
 
 
-def make_transport(settings: OtlpSettings) -> Transport:
-    """The transport for ``settings.protocol`` (imports grpc or requests)."""
+def make_transport(settings: OtlpSettings, given_up: threading.Event) -> Transport:
+    """The transport for ``settings.protocol`` (imports grpc or requests); once ``given_up``
+    is set (the export failed: another request's answer), it tries nothing again."""
     if settings.protocol == "grpc":
-        return _Grpc(settings)
-    return _Http(settings)
+        return _Grpc(settings, given_up)
+    return _Http(settings, given_up)
 
 
-def _retrying(attempt: Callable[[], bytes | tuple[str, bool]], deadline: float) -> bytes:
+def _retrying(
+    attempt: Callable[[], bytes | tuple[str, bool]], deadline: float, given_up: threading.Event
+) -> bytes:
     """Call ``attempt()`` (which returns the receiver's answer, or ``(reason, retry)`` on a
     failure) until it succeeds, or raise SendFailed when it may not be retried before
-    ``deadline``."""
+    ``deadline``, or ``given_up`` is set before the next try."""
     for tried in range(6):
         outcome = attempt()
         if isinstance(outcome, bytes):
             return outcome
         reason, retry = outcome
         backoff = 2**tried * random.uniform(0.8, 1.2)
-        if not retry or time.monotonic() + backoff >= deadline:
+        if not retry or time.monotonic() + backoff >= deadline or given_up.wait(backoff):
             raise SendFailed(_short(reason))
-        time.sleep(backoff)
     raise SendFailed(_short(reason))
 
 
@@ -127,9 +131,10 @@ def _tls_failure(text: str) -> str | None:
 
 
 class _Grpc:
-    def __init__(self, settings: OtlpSettings) -> None:
+    def __init__(self, settings: OtlpSettings, given_up: threading.Event) -> None:
         import grpc  # type: ignore[import-untyped,unused-ignore]
 
+        self._given_up = given_up
         self._grpc = grpc
         self._timeout = settings.timeout
         parts = urlsplit(settings.endpoint)
@@ -174,16 +179,17 @@ class _Grpc:
                 return f"gRPC {name}: {details}", name in _RETRIED_GRPC
             return answer
 
-        return _rejected(_retrying(attempt, deadline))
+        return _rejected(_retrying(attempt, deadline, self._given_up))
 
     def close(self) -> None:
         self._channel.close()
 
 
 class _Http:
-    def __init__(self, settings: OtlpSettings) -> None:
+    def __init__(self, settings: OtlpSettings, given_up: threading.Event) -> None:
         import requests
 
+        self._given_up = given_up
         self._requests = requests
         self._url = settings.endpoint
         self._timeout = settings.timeout
@@ -239,7 +245,7 @@ class _Http:
             code = response.status_code
             return f"HTTP {code} {response.reason or ''}".strip(), code in _RETRIED_HTTP
 
-        return _rejected(_retrying(attempt, deadline))
+        return _rejected(_retrying(attempt, deadline, self._given_up))
 
     def close(self) -> None:
         self._session.close()
