@@ -15,7 +15,7 @@ run's trace, which is cut by span id into parts of at most ``max_trace_spans`` i
 parent is in an earlier part starts its part, linked to that parent.  Each span gets
 ``otel.trace_id`` and ``otel.span_id`` (hex, as backends show them), ``otel.parent_span_id``
 when its OpenTelemetry parent is not its timeline parent, and ``otel.link`` when it starts a
-trace linked to another; :func:`~_otlp.readable_spans` reads them back.  Spans
+trace linked to another; :func:`~_otlp.otlp_spans` reads them back.  Spans
 whose timeline parent was an adoption mark get the mark's parent instead.  A streamed run
 forgets a registered place once the spans that need it are built.
 """

@@ -1,15 +1,17 @@
 """OTLP export: a :class:`~asynctrace._model._spans.Trace` as OpenTelemetry spans, sent or written.
 
-Problem: the recorder builds spans after the run, but OpenTelemetry backends want SDK spans with
+Problem: the recorder builds spans after the run, but OpenTelemetry backends want spans with
 ids that other instrumentation may already have seen live (an HTTP client's span whose parent is
 a recorded await), a service name, and a delivery that cannot hang or break the program when the
 collector is down.
 
-Solution: :func:`readable_spans` builds SDK ``ReadableSpan``\\ s after the fact, with explicit
-times and ids from :func:`otel_span_id` (the same function the live side uses);
+Solution: :func:`otlp_spans` makes each span what OTLP writes of it (an
+``_otlp_proto.OtlpSpan``) after the fact, with explicit times and ids from
+:func:`otel_span_id` (the same function the live side uses), and no SDK span object:
 ``_otlp_send.OtlpExport`` encodes and sends them; :func:`write_otlp_json` writes the OTLP/JSON
-file encoding.  OpenTelemetry is imported here
-only inside functions: ``import asynctrace`` MUST NOT import it (about 110 ms).
+file encoding; :func:`readable_spans` makes SDK ``ReadableSpan``\\ s of them for a
+TracerProvider of the program's.  OpenTelemetry is imported here only inside functions:
+``import asynctrace`` MUST NOT import it (about 110 ms).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .._export._files import write_whole
 from .._export._sanitize import clean
+from ._otlp_proto import OtlpEvent, OtlpLink, OtlpSpan
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -44,6 +47,8 @@ OTEL_KEYS = (TRACE_KEY, SPAN_KEY, PARENT_KEY, LINK_KEY)
 TRACE_PER = ("auto", "task", "run")
 DEFAULT_MAX_TRACE_SPANS = 10_000
 
+_INTERNAL = 1  # OTLP's SPAN_KIND_INTERNAL
+_UNSET, _ERROR = 0, 2  # OTLP's status codes
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # odd, so sid -> sid * _MIX is a bijection modulo 2**64
 _MIX_INVERSE = pow(_MIX, -1, 1 << 64)
@@ -75,7 +80,7 @@ def new_trace_id() -> int:
     return int.from_bytes(os.urandom(16), "big") or 1
 
 
-def readable_spans(
+def otlp_spans(
     trace: Trace,
     *,
     resource: Resource,
@@ -83,9 +88,9 @@ def readable_spans(
     span_id_base: int,
     parent_context: SpanContext | None = None,
     link_all: bool = False,
-) -> Iterator[ReadableSpan]:
-    """The trace's spans as SDK ``ReadableSpan``\\ s with explicit ids, parents and times, made
-    as they are taken (an export of a large trace holds one batch of them at a time).
+) -> Iterator[OtlpSpan]:
+    """The trace's spans as OTLP writes them, with explicit ids, parents and times, made as
+    they are taken (an export of a large trace holds one batch of them at a time).
 
     Args:
         trace: the spans; not modified.
@@ -100,40 +105,89 @@ def readable_spans(
         ValueError: ``trace_id`` differs from the parent context's (at once, not when
             the first span is taken).
     """
+    _check_trace_id(trace_id, parent_context)
+    return _otlp_spans(trace, resource, trace_id, span_id_base, parent_context, link_all)
+
+
+def readable_spans(
+    trace: Trace,
+    *,
+    resource: Resource,
+    trace_id: int,
+    span_id_base: int,
+    parent_context: SpanContext | None = None,
+) -> Iterator[ReadableSpan]:
+    """The trace's spans as SDK ``ReadableSpan``\\ s (for the program's own TracerProvider):
+    :func:`otlp_spans`' ids, parents, times and attributes.  Raises as :func:`otlp_spans`."""
+    _check_trace_id(trace_id, parent_context)
+    spans = _otlp_spans(trace, resource, trace_id, span_id_base, parent_context, False)
+    return _sdk_spans(spans, parent_context)
+
+
+def _check_trace_id(trace_id: int, parent_context: SpanContext | None) -> None:
     if parent_context is not None and parent_context.trace_id != trace_id:
         msg = (
             f"trace_id={trace_id:032x} differs from the parent context's trace id"
             f" {parent_context.trace_id:032x}; pass trace_id=parent_context.trace_id"
         )
         raise ValueError(msg)
-    return _readable_spans(trace, resource, trace_id, span_id_base, parent_context, link_all)
 
 
-def _readable_spans(
+def _sdk_spans(
+    spans: Iterator[OtlpSpan], parent_context: SpanContext | None
+) -> Iterator[ReadableSpan]:
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    for span in spans:
+        parent = None
+        if span.parent_id is not None:
+            # the same span id is the same span: the context given, with its flags and state
+            is_given = parent_context is not None and (
+                (span.parent_id, span.parent_remote)
+                == (parent_context.span_id, bool(parent_context.is_remote))
+            )
+            parent = (
+                parent_context
+                if is_given
+                else SpanContext(span.trace_id, span.parent_id, span.parent_remote, flags)
+            )
+        yield ReadableSpan(
+            name=span.name,
+            context=SpanContext(span.trace_id, span.span_id, False, flags),
+            links=[
+                Link(SpanContext(link.trace_id, link.span_id, link.is_remote, flags))
+                for link in span.links
+            ],
+            parent=parent,
+            resource=span.resource,
+            attributes=span.attributes,
+            events=[Event(e.name, e.attributes, e.time) for e in span.events],
+            kind=SpanKind(span.kind - 1),
+            status=Status(StatusCode(span.status_code), span.status_message),
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.scope,
+        )
+
+
+def _otlp_spans(
     trace: Trace,
     resource: Resource,
     trace_id: int,
     span_id_base: int,
     parent_context: SpanContext | None,
     link_all: bool,
-) -> Iterator[ReadableSpan]:
-    from opentelemetry.sdk.trace import Event, ReadableSpan
+) -> Iterator[OtlpSpan]:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
     scope = InstrumentationScope("asynctrace", __version__)
-    flags = TraceFlags(TraceFlags.SAMPLED)
     trace_end = trace.end
-    unset = Status(StatusCode.UNSET)
-
-    contexts: dict[tuple[int, int], SpanContext] = {}
-
-    def context(sid: int, in_trace: int) -> SpanContext:
-        found = contexts.get((sid, in_trace))
-        if found is None:
-            found = SpanContext(in_trace, otel_span_id(span_id_base, sid), False, flags)
-            contexts[sid, in_trace] = found
-        return found
+    by_id = trace.by_id
+    given: tuple[int | None, bool] = (None, False)  # the roots' parent: (span id, is remote)
+    if parent_context is not None:
+        given = (parent_context.span_id, bool(parent_context.is_remote))
 
     def ns(seconds: float) -> int:
         return trace.epoch_ns + round(seconds * 1e9)
@@ -143,57 +197,56 @@ def _readable_spans(
         start_ns = ns(span.start)
         end_ns = max(ns(end), start_ns)
         attrs = _attributes(span, trace)
-        events: list[Event] = []
-        status = unset
+        events: list[OtlpEvent] = []
+        status, message = _UNSET, None
         if span.status in ("error", "timeout"):
             exc_type, exc_message = _exception(span)
             attrs.setdefault("exception.type", exc_type)
             attrs.setdefault("exception.message", exc_message)
-            events.append(
-                Event(
-                    "exception",
-                    {"exception.type": exc_type, "exception.message": exc_message},
-                    end_ns,
-                )
-            )
-            description = f"{exc_type}: {exc_message}" if exc_message else exc_type
-            status = Status(StatusCode.ERROR, description)
+            exc = {"exception.type": exc_type, "exception.message": exc_message}
+            events.append(OtlpEvent(end_ns, "exception", exc, 0))
+            message = f"{exc_type}: {exc_message}" if exc_message else exc_type
+            status = _ERROR
         elif span.status == "cancelled":
-            events.append(Event("cancelled", {}, end_ns))
+            events.append(OtlpEvent(end_ns, "cancelled", {}, 0))
         attributes = span.attributes
         span_trace = trace_id
-        links: list[Link] = []
-        parent: SpanContext | None = parent_context
+        links: list[OtlpLink] = []
+        parent_id, parent_remote = given
         if TRACE_KEY in attributes:  # placed by _otel_traces.TraceMap: its own trace and parent
             span_trace = int(str(attributes[TRACE_KEY]), 16)
             for key in OTEL_KEYS:
                 attrs.pop(key, None)
             if LINK_KEY in attributes:
                 link_trace, _, link_span = str(attributes[LINK_KEY]).partition("-")
-                links.append(
-                    Link(SpanContext(int(link_trace, 16), int(link_span, 16), False, flags))
-                )
-                parent = None
+                links.append(OtlpLink(int(link_trace, 16), int(link_span, 16), None, 0, False))
+                parent_id, parent_remote = None, False
             elif PARENT_KEY in attributes:
-                parent_id = int(str(attributes[PARENT_KEY]), 16)
-                parent = SpanContext(span_trace, parent_id, False, flags)
-            elif span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
-                parent = context(span.parent_id, span_trace)
-        elif span.parent_id is not None and (link_all or span.parent_id in trace.by_id):
-            parent = context(span.parent_id, trace_id)
-        yield ReadableSpan(
-            name=clean(span.name),
-            context=context(span.span_id, span_trace),
-            links=links,
-            parent=parent,
-            resource=resource,
-            attributes=attrs,
-            events=events,
-            kind=SpanKind.INTERNAL,
-            status=status,
-            start_time=start_ns,
-            end_time=end_ns,
-            instrumentation_scope=scope,
+                parent_id, parent_remote = int(str(attributes[PARENT_KEY]), 16), False
+            elif span.parent_id is not None and (link_all or span.parent_id in by_id):
+                parent_id, parent_remote = otel_span_id(span_id_base, span.parent_id), False
+        elif span.parent_id is not None and (link_all or span.parent_id in by_id):
+            parent_id, parent_remote = otel_span_id(span_id_base, span.parent_id), False
+        yield OtlpSpan(
+            span_trace,
+            otel_span_id(span_id_base, span.span_id),
+            "",
+            parent_id,
+            parent_remote,
+            clean(span.name),
+            _INTERNAL,
+            start_ns,
+            end_ns,
+            attrs,
+            0,
+            events,
+            0,
+            links,
+            0,
+            status,
+            message,
+            resource,
+            scope,
         )
 
 
@@ -266,7 +319,7 @@ def otlp_json_dict(
     base64, and enums are integers.  Built directly, not through ``MessageToDict``, which takes
     over a millisecond per span.
     """
-    spans = readable_spans(
+    spans = otlp_spans(
         trace,
         resource=resource,
         trace_id=trace_id,
@@ -284,19 +337,17 @@ def otlp_json_dict(
     }
 
 
-def _json_span(span: ReadableSpan) -> dict[str, Any]:
-    context = span.get_span_context()
-    assert context is not None
+def _json_span(span: OtlpSpan) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "traceId": f"{context.trace_id:032x}",
-        "spanId": f"{context.span_id:016x}",
+        "traceId": f"{span.trace_id:032x}",
+        "spanId": f"{span.span_id:016x}",
     }
-    if span.parent is not None:
-        out["parentSpanId"] = f"{span.parent.span_id:016x}"
+    if span.parent_id is not None:
+        out["parentSpanId"] = f"{span.parent_id:016x}"
     # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE, and IS_REMOTE for a remote parent (as the SDK encodes).
-    out["flags"] = 0x100 | (0x200 if span.parent is not None and span.parent.is_remote else 0)
+    out["flags"] = 0x100 | (0x200 if span.parent_remote else 0)
     out["name"] = span.name
-    out["kind"] = span.kind.value + 1  # SDK INTERNAL=0 .. CONSUMER=4; OTLP INTERNAL=1 ..
+    out["kind"] = span.kind
     out["startTimeUnixNano"] = str(span.start_time)
     out["endTimeUnixNano"] = str(span.end_time)
     if span.attributes:
@@ -304,16 +355,16 @@ def _json_span(span: ReadableSpan) -> dict[str, Any]:
     if span.events:
         events = []
         for event in span.events:
-            item: dict[str, Any] = {"timeUnixNano": str(event.timestamp), "name": event.name}
+            item: dict[str, Any] = {"timeUnixNano": str(event.time), "name": event.name}
             if event.attributes:
                 item["attributes"] = _json_attributes(event.attributes)
             events.append(item)
         out["events"] = events
     status: dict[str, Any] = {}
-    if span.status.status_code.value:
-        status["code"] = span.status.status_code.value  # UNSET=0, OK=1, ERROR=2 in both
-    if span.status.description:
-        status["message"] = span.status.description
+    if span.status_code:
+        status["code"] = span.status_code  # UNSET=0, OK=1, ERROR=2
+    if span.status_message:
+        status["message"] = span.status_message
     out["status"] = status
     return out
 

@@ -3,8 +3,9 @@
 Problem: an OTLP endpoint may be down, slow, refusing or far away; the program must neither
 wait on it nor hear of it, except for one line when spans were lost.
 
-Solution: :class:`OtlpExport` converts (:func:`~_otlp.readable_spans`) and encodes
-(:func:`~_otlp_proto.encode_request`) on a daemon thread, in batches, and sends
+Solution: :class:`OtlpExport` makes a trace's spans (:func:`~_otlp.otlp_spans`) or the
+program's SDK spans (:func:`~_otlp_proto.from_sdk`) into what OTLP writes of each and encodes
+them (:func:`~_otlp_proto.encode_request`) on a daemon thread, in batches, and sends
 (``_otlp_transport``) on :data:`_IN_FLIGHT` more, :class:`_Senders`, so that a far receiver's
 round trips overlap each other and the making of the next request; it counts the spans each
 request really confirmed, says in one line why it failed (with secrets scrubbed), stops sending
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ._otlp import readable_spans
+from ._otlp import otlp_spans
 from ._otlp_config import OtlpSettings
-from ._otlp_proto import encode_request
+from ._otlp_proto import OtlpSpan, encode_request, from_sdk
 from ._otlp_transport import Rejected, SendFailed, Transport, make_transport
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class OtlpExport:
         """Queue a trace for sending; returns at once.  Called from any thread.
 
         ``link_all``: the trace is one batch of a run sent as it goes; a span's parent is
-        linked even when it is not in this batch (see :func:`readable_spans`).
+        linked even when it is not in this batch (see :func:`~_otlp.otlp_spans`).
         """
         self._queue_job(_Job(trace, trace_id, span_id_base, parent_context, link_all))
 
@@ -274,9 +275,10 @@ class OtlpExport:
     def _encode(self, job: _Job, senders: _Senders) -> None:
         """Make ``job`` into requests, batch by batch, for ``senders``; after a failure the
         rest is not made, only counted (as not sent)."""
-        spans: Iterator[ReadableSpan] = iter(job.ready)
-        if job.trace is not None:  # made batch by batch: one batch of them alive at a time
-            spans = readable_spans(
+        # made batch by batch: one batch of them alive at a time
+        spans: Iterator[OtlpSpan] = map(from_sdk, job.ready)
+        if job.trace is not None:
+            spans = otlp_spans(
                 job.trace,
                 resource=self.settings.resource(),
                 trace_id=job.trace_id,
@@ -331,7 +333,7 @@ class _Senders:
 
     At most one request waits while the others are sent (``put`` blocks until there is room):
     what is alive is at most ``len(transports) + 2`` encoded requests (sent, waiting, just
-    made), not more SDK spans.  A request not begun before a failure is dropped (its spans are
+    made), not more spans.  A request not begun before a failure is dropped (its spans are
     counted as not sent); one already sent is counted as its receiver answers; the first
     failure is the export's reason.
     """
