@@ -213,18 +213,17 @@ def _otlp_spans(
         span_trace = trace_id
         links: list[OtlpLink] = []
         parent_id, parent_remote = given
-        if TRACE_KEY in attributes:  # placed by _otel_traces.TraceMap: its own trace and parent
+        placed = TRACE_KEY in attributes  # by _otel_traces.TraceMap: its own trace and parent
+        if placed:
             span_trace = int(str(attributes[TRACE_KEY]), 16)
             for key in OTEL_KEYS:
                 attrs.pop(key, None)
-            if LINK_KEY in attributes:
-                link_trace, _, link_span = str(attributes[LINK_KEY]).partition("-")
-                links.append(OtlpLink(int(link_trace, 16), int(link_span, 16), None, 0, False))
-                parent_id, parent_remote = None, False
-            elif PARENT_KEY in attributes:
-                parent_id, parent_remote = int(str(attributes[PARENT_KEY]), 16), False
-            elif span.parent_id is not None and (link_all or span.parent_id in by_id):
-                parent_id, parent_remote = otel_span_id(span_id_base, span.parent_id), False
+        if placed and LINK_KEY in attributes:
+            link_trace, _, link_span = str(attributes[LINK_KEY]).partition("-")
+            links.append(OtlpLink(int(link_trace, 16), int(link_span, 16), None, 0, False))
+            parent_id, parent_remote = None, False
+        elif placed and PARENT_KEY in attributes:
+            parent_id, parent_remote = int(str(attributes[PARENT_KEY]), 16), False
         elif span.parent_id is not None and (link_all or span.parent_id in by_id):
             parent_id, parent_remote = otel_span_id(span_id_base, span.parent_id), False
         yield OtlpSpan(
